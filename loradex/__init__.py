@@ -1,0 +1,16 @@
+"""loradex: the name users import. Heavy parts load lazily."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Registry", "__version__"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Registry":
+        from registry.store import Registry
+
+        return Registry
+    raise AttributeError(f"module 'loradex' has no attribute {name!r}")

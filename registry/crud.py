@@ -1,0 +1,104 @@
+"""Database operations. Every function takes a keyword-only ``session``; lookups return ``X | None``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.models import Adapter, BaseFamily, Lineage, Tag
+
+
+def ensure_family(*, session: Session, family_id: str, kind: str = "unknown", label: str | None = None) -> BaseFamily:
+    fam = session.get(BaseFamily, family_id)
+    if fam is None:
+        fam = BaseFamily(id=family_id, kind=kind, label=label or family_id)
+        session.add(fam)
+        session.flush()
+    return fam
+
+
+def ensure_tags(*, session: Session, names: Sequence[str]) -> list[Tag]:
+    tags: list[Tag] = []
+    for raw in dict.fromkeys(n.strip().lower()[:100] for n in names if n and n.strip()):
+        tag = session.scalar(select(Tag).where(Tag.name == raw))
+        if tag is None:
+            tag = Tag(name=raw)
+            session.add(tag)
+            session.flush()
+        tags.append(tag)
+    return tags
+
+
+def create_adapter(*, session: Session, tags: Sequence[str] = (), **fields: Any) -> Adapter:
+    row = Adapter(**fields)
+    row.tags = ensure_tags(session=session, names=tags)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_lineage(*, session: Session, child_id: int, parent_id: int, weight: float, method: str) -> Lineage:
+    row = Lineage(child_id=child_id, parent_id=parent_id, weight=weight, method=method)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_adapter(*, session: Session, adapter_id: int) -> Adapter | None:
+    return session.get(Adapter, adapter_id)
+
+
+def get_by_sha(*, session: Session, sha256: str) -> Adapter | None:
+    return session.scalar(select(Adapter).where(Adapter.sha256 == sha256))
+
+
+def find_adapter(*, session: Session, ref: str | int) -> Adapter | None:
+    """By integer id, full sha256, or an unambiguous sha256 prefix (≥ 8 hex chars)."""
+    s = str(ref)
+    if s.isdigit() and len(s) < 12:
+        return get_adapter(session=session, adapter_id=int(s))
+    if len(s) == 64:
+        return get_by_sha(session=session, sha256=s)
+    if len(s) >= 8:
+        rows = session.scalars(select(Adapter).where(Adapter.sha256.startswith(s.lower())).limit(2)).all()
+        return rows[0] if len(rows) == 1 else None
+    return None
+
+
+def list_adapters(
+    *,
+    session: Session,
+    family: str | None = None,
+    format: str | None = None,
+    origin: str | None = None,
+    tag: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Adapter]:
+    q = select(Adapter).order_by(Adapter.id)
+    if family:
+        q = q.where(Adapter.family == family)
+    if format:
+        q = q.where(Adapter.format == format)
+    if origin:
+        q = q.where(Adapter.origin == origin)
+    if tag:
+        q = q.where(Adapter.tags.any(Tag.name == tag.strip().lower()))
+    if offset:
+        q = q.offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    return list(session.scalars(q).all())
+
+
+def count_adapters(*, session: Session) -> int:
+    return int(session.scalar(select(func.count(Adapter.id))) or 0)
+
+
+def delete_adapter(*, session: Session, adapter: Adapter) -> None:
+    """Delete the row with its lineage edges (both directions) and tag links."""
+    session.delete(adapter)
+    session.flush()

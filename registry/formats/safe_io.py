@@ -1,0 +1,166 @@
+"""Defensive loading of tensor files: safetensors (header validated first) and torch pickles.
+
+Every problem becomes an ``AdapterFormatError`` naming the file. Pickles are only ever
+opened with ``torch.load(weights_only=True)``: a pickle that would run code is refused,
+never executed.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry.errors import AdapterFormatError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own cap on the JSON header
+MAX_METADATA_VALUE_CHARS = 64 * 1024  # longer metadata strings are cut (tens of MB seen in the wild)
+MAX_METADATA_TOTAL_CHARS = 8 * 1024 * 1024
+# Keys whose values carry structure a reader needs (per-module alphas / ranks): a larger cap.
+STRUCTURAL_METADATA_KEYS = frozenset({"lora_adapter_metadata", "ss_network_args"})
+MAX_STRUCTURAL_VALUE_CHARS = 4 * 1024 * 1024
+_DTYPE_SIZES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+    "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "U32": 4, "U64": 8,
+}  # fmt: skip
+
+
+@dataclass
+class TensorFile:
+    """Tensors and string metadata read from one file."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+    truncated_metadata: list[str]  # metadata keys whose values were cut to the cap
+
+
+def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """Parse and validate a safetensors header without trusting any of its numbers.
+
+    Returns (tensor entries, metadata with long strings capped, names of capped keys).
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise AdapterFormatError(path, f"cannot read file: {e.strerror}") from e
+    if size == 0:
+        raise AdapterFormatError(path, "empty file")
+    if size < 8:
+        raise AdapterFormatError(path, f"truncated safetensors file ({size} bytes, no header length)")
+    with path.open("rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > MAX_HEADER_BYTES:
+            raise AdapterFormatError(path, f"safetensors header length {n} exceeds the cap of {MAX_HEADER_BYTES} bytes")
+        if 8 + n > size:
+            raise AdapterFormatError(
+                path, f"safetensors header length {n} is larger than the file ({size} bytes): truncated or corrupt"
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AdapterFormatError(path, f"safetensors header is not valid JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise AdapterFormatError(path, "safetensors header is not a JSON object")
+    raw_meta = header.pop("__metadata__", None) or {}
+    if not isinstance(raw_meta, dict):
+        raise AdapterFormatError(path, "safetensors __metadata__ is not an object of strings")
+    data_len = size - 8 - n
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+            raise AdapterFormatError(path, f"tensor {name!r}: malformed header entry")
+        dtype, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in _DTYPE_SIZES:
+            raise AdapterFormatError(path, f"tensor {name!r}: unknown dtype {dtype!r}")
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(d, int) and d >= 0 for d in shape)
+            or not isinstance(offs, list)
+            or len(offs) != 2
+            or not all(isinstance(o, int) for o in offs)
+        ):
+            raise AdapterFormatError(path, f"tensor {name!r}: malformed shape or data_offsets")
+        start, end = offs
+        if not 0 <= start <= end <= data_len:
+            raise AdapterFormatError(
+                path, f"tensor {name!r}: data offsets [{start}, {end}] lie outside the file's {data_len} data bytes"
+            )
+        count = 1
+        for d in shape:
+            count *= d
+        if count * _DTYPE_SIZES[dtype] != end - start:
+            raise AdapterFormatError(
+                path, f"tensor {name!r}: shape {shape} of {dtype} does not match its {end - start} data bytes"
+            )
+    meta, capped = _cap_metadata(path, raw_meta)
+    return header, meta, capped
+
+
+def _cap_metadata(path: Path, raw: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    meta: dict[str, str] = {}
+    capped: list[str] = []
+    total = 0
+    for k, v in raw.items():
+        s = v if isinstance(v, str) else json.dumps(v)
+        cap = MAX_STRUCTURAL_VALUE_CHARS if k in STRUCTURAL_METADATA_KEYS else MAX_METADATA_VALUE_CHARS
+        if len(s) > cap:
+            s = s[:cap]
+            capped.append(str(k))
+        if total + len(s) > MAX_METADATA_TOTAL_CHARS:
+            capped.append(str(k))
+            continue
+        total += len(s)
+        meta[str(k)[:256]] = s
+    return meta, capped
+
+
+def load_safetensors(path: Path) -> TensorFile:
+    """Validate the header, then load every tensor as float32 on CPU."""
+    header, meta, capped = read_safetensors_header(path)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise AdapterFormatError(path, f"safetensors cannot load the tensors ({e})") from e
+    missing = set(header) - set(tensors)
+    if missing:
+        raise AdapterFormatError(path, f"tensors listed but not loaded: {sorted(missing)[:3]}")
+    return TensorFile(path, tensors, meta, capped)
+
+
+def load_torch_pickle(path: Path) -> Any:
+    """``torch.load(weights_only=True)``: plain tensors, dicts and lists only; code never runs."""
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
+        raise AdapterFormatError(path, "empty file")
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unpickling refused"
+        raise AdapterFormatError(
+            path, f"refused to unpickle: the file holds objects other than tensors ({first[:200]})"
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as e:
+        raise AdapterFormatError(path, f"not a readable torch file ({str(e).splitlines()[0][:200]})") from e
+
+
+def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse NaN / Inf anywhere in the weights."""
+    import torch
+
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise AdapterFormatError(path, f"tensor {name!r} contains NaN or Inf values")

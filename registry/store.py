@@ -1,0 +1,288 @@
+"""``Registry``: database + blob store behind one object (what the CLI and services use)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from registry import crud
+from registry.db import default_home, default_url, is_initialized, make_engine, session_factory, transaction, upgrade
+from registry.errors import AdapterFormatError, AdapterNotFoundError, RegistryError
+from registry.index import VectorIndex, vector_to_bytes
+from registry.ingest import IngestReport, IngestResult, Prepared, Unit, discover, prepare
+from registry.models import Adapter, AdapterEmbedding
+from registry.storage import BlobStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+Progress = Callable[[IngestResult], None]
+
+
+class Embedder(Protocol):
+    """Makes one vector kind (``text``, ``weights``) for an adapter; injected by the service layer."""
+
+    kind: str
+    version: str
+
+    def embed(self, info: dict[str, Any], load: Callable[[], Any]) -> np.ndarray | None:
+        """A normalized (dim,) vector from the row info and/or the loaded ``LoraAdapter``, or None."""
+        ...
+
+
+class Registry:
+    """A registry rooted at ``home`` (blobs, SQLite db by default) with database ``db_url``."""
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        db_url: str | None = None,
+        *,
+        embedders: builtins.list[Embedder] = (),  # type: ignore[assignment]
+        index_type: str = "flat",
+    ) -> None:
+        self.home = Path(home).expanduser() if home else default_home()
+        self.db_url = db_url or default_url(self.home)
+        self.engine = make_engine(self.db_url)
+        self.sessions = session_factory(self.engine)
+        self.blobs = BlobStore(self.home / "blobs")
+        self.embedders = {e.kind: e for e in embedders}
+        self.indexes = {k: VectorIndex(self.home / "index", k, index_type) for k in self.embedders}
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def init(self) -> None:
+        """Create the data dir and upgrade the database to the newest migration."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        upgrade(self.engine)
+        self.sync_indexes()
+
+    def sync_indexes(self) -> dict[str, bool]:
+        """Embed adapters that lack a current embedding, then check each index against the
+        database, rebuilding any that is missing or stale. Returns kind → rebuilt."""
+        rebuilt = {}
+        for kind, index in self.indexes.items():
+            self.embed_missing(kind)
+            with self.sessions() as s:
+                rebuilt[kind] = index.sync(s, self.embedders[kind].version)
+        return rebuilt
+
+    def embed_missing(self, kind: str) -> int:
+        """(Re-)embed every adapter with no ``kind`` embedding of the current encoder version."""
+        emb = self.embedders[kind]
+        with self.sessions() as s:
+            have = set(
+                s.scalars(
+                    select(AdapterEmbedding.adapter_id).where(
+                        AdapterEmbedding.kind == kind, AdapterEmbedding.encoder_version == emb.version
+                    )
+                )
+            )
+            todo = [a for a in crud.list_adapters(session=s) if a.id not in have]
+            infos = [adapter_detail(a) for a in todo]
+        done = 0
+        for info in infos:
+            vec = emb.embed(info, lambda i=info["id"]: self.load(i))
+            with transaction(self.sessions) as s:
+                old = s.get(AdapterEmbedding, (info["id"], kind))
+                if old is not None:
+                    s.delete(old)
+                    s.flush()
+                if vec is not None:
+                    s.add(_embedding_row(info["id"], kind, emb.version, vec))
+                    done += 1
+        return done
+
+    @property
+    def initialized(self) -> bool:
+        return is_initialized(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- ingestion -----------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: list[str | Path],
+        *,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        """Parse in parallel, then commit each adapter in its own transaction."""
+        units = discover([Path(p) for p in paths])
+        if on_total:
+            on_total(len(units))
+        report = IngestReport()
+        n = workers or min(len(units), os.cpu_count() or 1) or 1
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for unit, outcome in zip(units, pool.map(_safe_prepare, units), strict=True):
+                if isinstance(outcome, Prepared):
+                    result = self._commit(outcome)
+                else:
+                    result = IngestResult(str(unit.path), "refused", reason=str(outcome))
+                report.results.append(result)
+                if progress:
+                    progress(result)
+        return report
+
+    def _commit(self, prep: Prepared) -> IngestResult:
+        a = prep.adapter
+        path = prep.source.display
+        with transaction(self.sessions) as s:
+            existing = crud.get_by_sha(session=s, sha256=prep.sha256)
+            if existing is not None:
+                return IngestResult(path, "duplicate", existing.id, existing.name, existing.family, existing.format,
+                                    reason=f"same sha256 as adapter {existing.id} ({existing.name})")  # fmt: skip
+        info = {**prep.row_fields(), "tags": list(a.tags)}
+        vecs = {k: e.embed(info, lambda: a) for k, e in self.embedders.items()}
+        created_blob = not self.blobs.exists(prep.sha256)
+        try:
+            self.blobs.put(prep.sha256, {p.name: p for p in prep.source.files})
+            with transaction(self.sessions) as s:
+                from registry.formats.detect import FAMILIES
+
+                kind, label = _family_info(FAMILIES, a.family)
+                crud.ensure_family(session=s, family_id=a.family, kind=kind, label=label)
+                row = crud.create_adapter(session=s, origin="ingested", tags=a.tags, **prep.row_fields())
+                for kind, vec in vecs.items():
+                    if vec is not None:
+                        s.add(_embedding_row(row.id, kind, self.embedders[kind].version, vec))
+                result = IngestResult(path, "ingested", row.id, row.name, row.family, row.format)
+        except IntegrityError:  # a concurrent ingest of the same content won the race
+            with transaction(self.sessions) as s:
+                existing = crud.get_by_sha(session=s, sha256=prep.sha256)
+            if existing is None:
+                if created_blob:
+                    self.blobs.remove(prep.sha256)
+                raise
+            return IngestResult(
+                path, "duplicate", existing.id, existing.name, reason=f"same sha256 as adapter {existing.id}"
+            )
+        except BaseException:
+            if created_blob:
+                self.blobs.remove(prep.sha256)
+            raise
+        self._index_added(result.adapter_id, vecs)  # type: ignore[arg-type]
+        return result
+
+    def _index_added(self, adapter_id: int, vecs: dict[str, np.ndarray | None]) -> None:
+        import numpy as np
+
+        for kind, vec in vecs.items():
+            if vec is not None:
+                index = self.indexes[kind]
+                index.add([adapter_id], np.asarray(vec, dtype=np.float32)[None, :], self.embedders[kind].version)
+                index.save()
+
+    # -- queries -------------------------------------------------------------------------
+    def list(self, **filters: Any) -> builtins.list[dict[str, Any]]:
+        with self.sessions() as s:
+            return [adapter_summary(a) for a in crud.list_adapters(session=s, **filters)]
+
+    def get(self, ref: str | int) -> dict[str, Any]:
+        with self.sessions() as s:
+            row = crud.find_adapter(session=s, ref=ref)
+            if row is None:
+                raise AdapterNotFoundError(ref)
+            return adapter_detail(row)
+
+    def count(self) -> int:
+        with self.sessions() as s:
+            return crud.count_adapters(session=s)
+
+    def blob_path(self, ref: str | int) -> Path:
+        """Path to the stored file (single-file adapters) or folder (PEFT)."""
+        info = self.get(ref)
+        folder = self.blobs.path(info["sha256"])
+        files = info["files"]
+        return folder if "adapter_config.json" in files else folder / files[0]
+
+    def load(self, ref: str | int):  # type: ignore[no-untyped-def]
+        """The canonical ``LoraAdapter`` of a registered adapter (read back from its blob)."""
+        from registry.formats import read_adapter
+
+        return read_adapter(self.blob_path(ref))
+
+    def export(self, ref: str | int, fmt: str, out_dir: str | Path) -> builtins.list[Path]:
+        from registry.formats import write_adapter
+
+        return write_adapter(self.load(ref), fmt, out_dir)
+
+    def remove(self, ref: str | int) -> dict[str, Any]:
+        """Remove the row, its lineage and tag links, and its blob, together."""
+        with transaction(self.sessions) as s:
+            row = crud.find_adapter(session=s, ref=ref)
+            if row is None:
+                raise AdapterNotFoundError(ref)
+            info = adapter_summary(row)
+            crud.delete_adapter(session=s, adapter=row)
+        for index in self.indexes.values():
+            index.remove([info["id"]])
+            index.save()
+        self.blobs.remove(info["sha256"])
+        return info
+
+
+def _embedding_row(adapter_id: int, kind: str, version: str, vec: np.ndarray) -> AdapterEmbedding:
+    return AdapterEmbedding(
+        adapter_id=adapter_id, kind=kind, encoder_version=version, dim=int(vec.shape[-1]), vector=vector_to_bytes(vec)
+    )
+
+
+def _safe_prepare(unit: Unit) -> Prepared | RegistryError:
+    try:
+        return prepare(unit)
+    except RegistryError as e:
+        return e
+    except Exception as e:  # a reader bug must not take down a whole batch; report it
+        return AdapterFormatError(unit.path, f"could not be read ({type(e).__name__}: {e})")
+
+
+def _family_info(families: dict[str, Any], family: str) -> tuple[str, str]:
+    info = families.get(family)
+    if info is None:
+        return "unknown", family
+    kind = getattr(info, "kind", None) or (info[0] if isinstance(info, tuple | list) else "unknown")
+    label = getattr(info, "label", None) or (info[1] if isinstance(info, tuple | list) else family)
+    return str(kind), str(label)
+
+
+def adapter_summary(a: Adapter) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "sha256": a.sha256,
+        "name": a.name,
+        "family": a.family,
+        "format": a.format,
+        "origin": a.origin,
+        "ranks": a.ranks,
+        "module_count": a.module_count,
+        "param_count": a.param_count,
+        "file_size": a.file_size,
+        "tags": a.tag_names,
+        "description": a.description,
+        "created_at": a.created_at.isoformat() if a.created_at else None,
+    }
+
+
+def adapter_detail(a: Adapter) -> dict[str, Any]:
+    return {
+        **adapter_summary(a),
+        "files": a.files,
+        "trigger_words": a.trigger_words,
+        "license": a.license,
+        "source": a.source,
+        "base_model": a.base_model,
+        "modules": a.modules,
+        "metadata": a.meta,
+        "warnings": a.warnings,
+        "parents": [{"id": e.parent_id, "weight": e.weight, "method": e.method} for e in a.parents],
+        "children": [{"id": e.child_id, "weight": e.weight, "method": e.method} for e in a.children],
+    }

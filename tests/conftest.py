@@ -1,0 +1,73 @@
+"""Shared pytest fixtures: real adapter fixtures, temporary registries."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_ADAPTERS = REPO.parent / "shared" / "fixtures" / "real_adapters"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def real_adapters() -> Path:
+    """Folder of the 12 real third-party adapters (beside the repo, never inside it)."""
+    if not REAL_ADAPTERS.is_dir():
+        if IN_CI:
+            pytest.fail(f"CI=true but the real adapter fixtures are missing at {REAL_ADAPTERS}")
+        pytest.skip(f"real adapter fixtures not found at {REAL_ADAPTERS} (they live in ../shared/fixtures)")
+    return REAL_ADAPTERS
+
+
+PG_URL = os.environ.get("LORADEX_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_schema_url(request: pytest.FixtureRequest) -> str:
+    """A fresh schema in the PostgreSQL test database; dropped after the test."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            schema = f"loradex_t_{uuid.uuid4().hex[:10]}"
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as e:
+        admin.dispose()
+        msg = f"PostgreSQL unreachable at {PG_URL}: {str(e).splitlines()[0]}"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every registry test runs on the embedded SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'loradex.db'}"
+    return _pg_schema_url(request)
+
+
+@pytest.fixture
+def registry(db_url: str, tmp_path: Path):
+    """A fresh, migrated registry (blobs under tmp_path) on each database."""
+    from registry.store import Registry
+
+    reg = Registry(home=tmp_path / "home", db_url=db_url)
+    reg.init()
+    yield reg
+    reg.close()
