@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -49,7 +49,7 @@ class TextEncoder:
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a sentence-transformers model folder (no modules.json / config.json)")
         self.path = path
-        self._model = None
+        self._model: Any = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.version = f"st:{path.name}:{_folder_digest(path)}"

@@ -226,9 +226,9 @@ class VectorIndex:
 
                 sel = faiss.IDSelectorBatch(np.asarray(sorted(allowed), dtype=np.int64))
                 params = (
-                    faiss.SearchParametersHNSW(sel=sel)
+                    faiss.SearchParametersHNSW(sel=sel)  # type: ignore[attr-defined]
                     if self.index_type == "hnsw"
-                    else faiss.SearchParameters(sel=sel)
+                    else faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
                 )
                 scores, ids = self._index.search(q, min(k, len(allowed)), params=params)
             else:

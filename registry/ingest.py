@@ -171,7 +171,7 @@ def _walk(root: Path) -> list[Unit]:
 
 def adapter_name(adapter: LoraAdapter, src: AdapterSource) -> str:
     meta = adapter.metadata
-    for key in ("modelspec.title", "ss_output_name", "name"):
+    for key in ("modelspec.title", "title", "ss_output_name", "name"):
         v = meta.get(key)
         if isinstance(v, str) and v.strip() and v.strip().lower() not in {"none", "null"}:
             return v.strip()

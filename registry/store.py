@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +89,7 @@ class Registry:
             infos = [adapter_detail(a) for a in todo]
         done = 0
         for info in infos:
-            vec = emb.embed(info, lambda i=info["id"]: self.load(i))
+            vec = emb.embed(info, functools.partial(self.load, info["id"]))
             with transaction(self.sessions) as s:
                 old = s.get(AdapterEmbedding, (info["id"], kind))
                 if old is not None:

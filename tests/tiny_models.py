@@ -9,8 +9,10 @@ Nothing touches a hub.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -95,6 +97,7 @@ def _tokenizer_dir() -> Path:
     vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_tokens))}
     assert len(vocab) <= TEXT_KWARGS["vocab_size"]
     d = Path(tempfile.mkdtemp(prefix="loradex-tiny-clip-tok-"))
+    atexit.register(shutil.rmtree, d, True)
     (d / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     (d / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     return d

@@ -58,23 +58,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(report.to_dict())
     else:
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title="ingestion")
-        for col in ("status", "id", "name", "family", "format", "path / reason"):
+        for col in ("status", "id", "name", "family", "format", "file"):
             table.add_column(col)
         style = {"ingested": "green", "duplicate": "yellow", "refused": "red"}
         for r in report.results:
             table.add_row(
                 f"[{style[r.status]}]{r.status}[/]",
                 str(r.adapter_id or ""),
-                r.name or "",
+                escape(r.name or ""),
                 r.family or "",
                 r.format or "",
-                r.reason if r.reason and r.status == "refused" else (r.reason or r.path),
+                escape(Path(r.path).name),
             )
         console = _console()
         console.print(table)
+        # Reasons name the full path and can be long: print them unwrapped under the table so
+        # they stay greppable and copyable whatever the terminal width.
+        for r in report.results:
+            if r.status != "ingested" and r.reason:
+                console.print(f"[{style[r.status]}]{r.status}[/] {escape(r.reason)}", soft_wrap=True)
         console.print(
             f"ingested {report.count('ingested')}, duplicate {report.count('duplicate')}, refused {report.count('refused')}"
         )

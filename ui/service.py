@@ -4,6 +4,7 @@ embedded, in-process form; the REST API and the Python client expose the same me
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ class LocalService:
     def ingest(self, paths: list[str | Path], **kw: Any) -> IngestReport:
         return self.registry.ingest(paths, **kw)
 
-    def list(self, **filters: Any) -> list[dict[str, Any]]:
+    def list(self, **filters: Any) -> builtins.list[dict[str, Any]]:
         return self.registry.list(**filters)
 
     def get(self, ref: str | int) -> dict[str, Any]:
@@ -55,7 +56,7 @@ class LocalService:
     def remove(self, ref: str | int) -> dict[str, Any]:
         return self.registry.remove(ref)
 
-    def export(self, ref: str | int, fmt: str, out_dir: str | Path) -> list[Path]:
+    def export(self, ref: str | int, fmt: str, out_dir: str | Path) -> builtins.list[Path]:
         return self.registry.export(ref, fmt, out_dir)
 
     # -- search ------------------------------------------------------------------------
@@ -68,8 +69,8 @@ class LocalService:
         family: str | None = None,
         format: str | None = None,
         origin: str | None = None,
-        tags: list[str] | None = None,
-    ) -> list[SearchHit]:
+        tags: builtins.list[str] | None = None,
+    ) -> builtins.list[SearchHit]:
         """Prompt → top-k adapters with a per-signal score breakdown."""
         if mode not in SEARCH_MODES:
             raise SearchError(f"unknown search mode {mode!r}; known: {', '.join(SEARCH_MODES)}")

@@ -153,8 +153,11 @@ def load_torch_pickle(path: Path) -> Any:
         raise AdapterFormatError(
             path, f"refused to unpickle: the file holds objects other than tensors ({first[:200]})"
         ) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as e:
-        raise AdapterFormatError(path, f"not a readable torch file ({str(e).splitlines()[0][:200]})") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, KeyError, TypeError) as e:
+        # A legacy (non-zip) load of arbitrary bytes fails in many ways: a text file named .bin
+        # reads its first bytes as a pickle opcode / magic number and raises KeyError or TypeError.
+        detail = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise AdapterFormatError(path, f"not a readable torch file ({type(e).__name__}: {detail})") from e
 
 
 def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:

@@ -84,3 +84,15 @@ def test_blob_store_atomic(tmp_path: Path) -> None:
     assert not any(x.name.startswith(".tmp-") for d in (tmp_path / "blobs").iterdir() for x in d.iterdir())
     store.remove(sha)
     assert store.listing() == []
+
+
+def test_models_match_migrations(registry) -> None:
+    """Alembic owns the schema: the migrated database has exactly what the models declare."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from registry.models import Base
+
+    with registry.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

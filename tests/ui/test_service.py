@@ -39,7 +39,10 @@ def test_text_search_finds_the_adapter(service: LocalService, prompt: str, expec
 def test_search_filters_and_errors(service: LocalService) -> None:
     hits = service.search("painting style", k=10, family="sd1")
     assert [h.adapter["family"] for h in hits] == ["sd1"]
-    assert {h.adapter["name"] for h in service.search("anything", k=10, tags=["style"])} == {"watercolor_sd15", "Pixel Art XL"}
+    assert {h.adapter["name"] for h in service.search("anything", k=10, tags=["style"])} == {
+        "watercolor_sd15",
+        "Pixel Art XL",
+    }
     assert service.search("anything", k=10, family="no-such-family") == []
     with pytest.raises(SearchError, match="unknown search mode"):
         service.search("x", mode="magic")
