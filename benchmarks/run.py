@@ -20,7 +20,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-FIXTURES = REPO.parent / "shared" / "fixtures" / "real_adapters"
+FIXTURES = Path(os.environ.get("LORADEX_FIXTURES", REPO.parent / "shared" / "fixtures" / "real_adapters"))
 
 Suite = Callable[[argparse.Namespace], dict[str, Any]]
 SUITES: dict[str, Suite] = {}

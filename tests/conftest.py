@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_ADAPTERS = REPO.parent / "shared" / "fixtures" / "real_adapters"
+REAL_ADAPTERS = Path(os.environ.get("LORADEX_FIXTURES", REPO.parent / "shared" / "fixtures" / "real_adapters"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

@@ -39,7 +39,7 @@ def test_ingest_list_show_export_remove(capsys, cli_home: list[str], tmp_path: P
     assert water["format"] == "kohya" and water["ranks"] == [4] and water["module_count"] == 6
     assert "watercolor" in (water["description"] or "").lower()
     code, out, _ = run(capsys, *cli_home, "list", "--json", "--family", "gpt2")
-    assert [r["name"] for r in json.loads(out)] == ["shakespeare_gpt2"]
+    assert [r["name"] for r in json.loads(out)] == ["Shakespeare GPT-2"]  # the README title wins over the folder name
     code, out, _ = run(capsys, *cli_home, "list", "--json", "--tag", "style")
     assert {r["name"] for r in json.loads(out)} >= {"watercolor_sd15", "Pixel Art XL"}
     code, out, _ = run(capsys, *cli_home, "show", str(water["id"]), "--json")

@@ -24,7 +24,7 @@ def service(tmp_path: Path, db_url: str) -> LocalService:
         ("a soft watercolor painting of a lake", "watercolor_sd15"),
         ("retro 16-bit game sprites", "Pixel Art XL"),
         ("write sql for my database table", "sql_helper_llama"),
-        ("talk like Shakespeare, thee and thou", "shakespeare_gpt2"),
+        ("talk like Shakespeare, thee and thou", "Shakespeare GPT-2"),
         ("black pen drawing with hatching", "ink_sketch_sd2"),
         ("glowing neon lights at night", "neon_glow_flux"),
     ],
