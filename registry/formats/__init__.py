@@ -11,6 +11,7 @@ Entry points: ``read_adapter(path)`` (file or PEFT folder) and
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ _READERS: dict[str, Reader] = {}
 READER_ORDER = ("cloneofsimo", "diffusers", "kohya", "peft")
 _WRITERS: dict[str, Writer] = {}
 _loaded = False
+_load_lock = threading.RLock()
 
 
 def register_reader(
@@ -59,12 +61,17 @@ def register_writer(name: str, write: Writer) -> None:
 
 
 def _load_builtin() -> None:
+    """Import the built-in readers/writers once. Ingestion reads from several threads: the flag
+    is set only after every module registered itself, under a lock, so no thread sees half a set."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    # Order matters: the first reader that claims a file reads it.
-    from registry.formats import cloneofsimo, diffusers, kohya, peft  # noqa: F401
+    with _load_lock:
+        if _loaded:
+            return
+        from registry.formats import cloneofsimo, diffusers, kohya, peft  # noqa: F401
+
+        _loaded = True
 
 
 def readers() -> list[str]:

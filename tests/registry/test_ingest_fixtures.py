@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "adapters"
+
 # name → (family, format, ranks, module count)
 EXPECTED = {
     "clos_disney_st": ("sd1", "cloneofsimo", [1], 192),
@@ -76,3 +78,23 @@ def test_export_real_diffusion_fixture(real_adapters: Path, tmp_path: Path, fmt:
     assert back.modules.keys() == orig.modules.keys()
     for name, m in orig.modules.items():
         torch.testing.assert_close(back.modules[name].delta(), m.delta(), rtol=1e-5, atol=1e-6)
+
+
+def test_first_reads_from_many_threads_see_every_reader(tmp_path: Path) -> None:
+    """The readers register on first use; concurrent first reads must not see a partial set."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, safetensors.torch, registry.formats.safe_io, registry.formats.detect  # as in a service\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from pathlib import Path\n"
+        "from registry.formats import read_adapter\n"
+        f"paths = [Path({str(SAMPLES)!r}) / n for n in ('shakespeare_gpt2', 'sql_helper_llama')] * 4\n"
+        "with ThreadPoolExecutor(8) as ex:\n"
+        "    print(sorted({a.format for a in ex.map(read_adapter, paths)}))\n"
+    )
+    for _ in range(3):  # a fresh interpreter each time: the race is in the first import
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.strip() == "['peft']"
