@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry.models import Adapter, BaseFamily, Lineage, Tag
+from registry.models import Adapter, BaseFamily, EncoderCheckpoint, Lineage, Tag
 
 
 def ensure_family(*, session: Session, family_id: str, kind: str = "unknown", label: str | None = None) -> BaseFamily:
@@ -102,3 +102,23 @@ def delete_adapter(*, session: Session, adapter: Adapter) -> None:
     """Delete the row with its lineage edges (both directions) and tag links."""
     session.delete(adapter)
     session.flush()
+
+
+def record_encoder(
+    *, session: Session, kind: str, family: str, version: str, path: str, metrics: dict[str, Any]
+) -> EncoderCheckpoint:
+    """Record a trained encoder checkpoint (idempotent on ``version``)."""
+    row = session.scalar(select(EncoderCheckpoint).where(EncoderCheckpoint.version == version))
+    if row is None:
+        row = EncoderCheckpoint(kind=kind, family=family, version=version, path=path, metrics=metrics)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def list_encoders(*, session: Session, kind: str | None = None) -> Sequence[EncoderCheckpoint]:
+    """Checkpoints, oldest first (a later one of the same family supersedes an earlier one)."""
+    q = select(EncoderCheckpoint).order_by(EncoderCheckpoint.id)
+    if kind is not None:
+        q = q.where(EncoderCheckpoint.kind == kind)
+    return session.scalars(q).all()

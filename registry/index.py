@@ -234,3 +234,15 @@ class VectorIndex:
             else:
                 scores, ids = self._index.search(q, min(k, len(self._ids)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def score_ids(self, query: np.ndarray, ids: list[int]) -> dict[int, float]:
+        """Exact cosine of the query (dim,) with the stored vectors of ``ids`` (those in the index)."""
+        import numpy as np
+
+        with self._lock:
+            have = [i for i in ids if i in self._ids]
+            if not have or self._index is None:
+                return {}
+            vecs = np.stack([self._index.reconstruct(int(i)) for i in have])  # (m, dim)
+        q = np.asarray(query, dtype=np.float32).reshape(-1)  # (dim,)
+        return {i: float(s) for i, s in zip(have, vecs @ q, strict=True)}

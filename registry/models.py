@@ -135,3 +135,17 @@ class AdapterEmbedding(Base):
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class EncoderCheckpoint(Base):
+    """A trained encoder (e.g. a weight encoder for one base family): where it lives and how well it did."""
+
+    __tablename__ = "encoder_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)  # weights
+    family: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[str] = mapped_column(String(128), unique=True)
+    path: Mapped[str] = mapped_column(Text)  # checkpoint folder (relative to the data dir when inside it)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

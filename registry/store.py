@@ -31,7 +31,11 @@ class Embedder(Protocol):
     """Makes one vector kind (``text``, ``weights``) for an adapter; injected by the service layer."""
 
     kind: str
-    version: str
+
+    @property
+    def version(self) -> str:
+        """Names the encoder (set) that made the vectors; a change re-embeds on the next sync."""
+        ...
 
     def embed(self, info: dict[str, Any], load: Callable[[], Any]) -> np.ndarray | None:
         """A normalized (dim,) vector from the row info and/or the loaded ``LoraAdapter``, or None."""
@@ -182,6 +186,28 @@ class Registry:
                 index.add([adapter_id], np.asarray(vec, dtype=np.float32)[None, :], self.embedders[kind].version)
                 index.save()
 
+    # -- encoder checkpoints ----------------------------------------------------------------
+    def record_encoder(self, kind: str, family: str, version: str, path: Path, metrics: dict[str, Any]) -> None:
+        """Record a trained encoder checkpoint; a path inside the data dir is stored relative to it."""
+        p = Path(path).resolve()
+        try:
+            stored = str(p.relative_to(self.home.resolve()))
+        except ValueError:
+            stored = str(p)
+        with transaction(self.sessions) as s:
+            crud.record_encoder(session=s, kind=kind, family=family, version=version, path=stored, metrics=metrics)
+
+    def encoders(self, kind: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Recorded checkpoints, oldest first, with absolute paths."""
+        with self.sessions() as s:
+            rows = crud.list_encoders(session=s, kind=kind)
+            return [
+                {"id": r.id, "kind": r.kind, "family": r.family, "version": r.version,
+                 "path": str(self.home / r.path) if not Path(r.path).is_absolute() else r.path,
+                 "metrics": r.metrics, "created_at": r.created_at}
+                for r in rows
+            ]  # fmt: skip
+
     # -- queries -------------------------------------------------------------------------
     def list(self, **filters: Any) -> builtins.list[dict[str, Any]]:
         with self.sessions() as s:
@@ -227,6 +253,13 @@ class Registry:
         for index in self.indexes.values():
             index.remove([info["id"]])
             index.save()
+        # Indexes this process has not opened (no embedder for their kind): drop the persisted
+        # files so that the next sync rebuilds them from the database instead of finding the id.
+        folder = self.home / "index"
+        for meta in folder.glob("*.json") if folder.is_dir() else []:
+            if meta.stem not in self.indexes:
+                meta.with_suffix(".faiss").unlink(missing_ok=True)
+                meta.unlink(missing_ok=True)
         self.blobs.remove(info["sha256"])
         return info
 

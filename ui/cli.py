@@ -46,7 +46,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    reg = _registry(args)
+    reg = _service(args).registry if args.embed else _registry(args)
     bar = tqdm(total=0, unit="adapter", desc="ingest", file=sys.stderr, disable=args.quiet)
 
     def on_total(n: int) -> None:
@@ -141,6 +141,83 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ui.service import LocalService
+
+    return LocalService(args.home, args.db, index_type=getattr(args, "index", "flat"))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    tags = [t for t in (args.tag or []) if t]
+    hits = svc.search(args.prompt, args.k, mode=args.mode, family=args.family, format=args.format,
+                      origin=args.origin, tags=tags or None)  # fmt: skip
+    if args.json:
+        _emit_json({"prompt": args.prompt, "mode": args.mode, "hits": [h.to_dict() for h in hits]})
+        return EXIT_OK
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{len(hits)} results for {args.prompt!r} ({args.mode})")
+    for col in ("#", "id", "name", "family", "score", "weights", "text", "why"):
+        table.add_column(col)
+    for n, h in enumerate(hits, 1):
+        fmt = {k: "" if v is None else f"{v:.3f}" for k, v in h.scores.items()}
+        table.add_row(str(n), str(h.adapter["id"]), escape(h.adapter["name"]), h.adapter["family"], f"{h.score:.3f}",
+                      fmt.get("weights", ""), fmt.get("text", ""), escape(h.why))  # fmt: skip
+    _console().print(table)
+    return EXIT_OK
+
+
+def cmd_train_encoder(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from encoders.weight.registry_training import load_texts_file
+    from encoders.weight.train import TrainConfig
+
+    svc = _service(args)
+    texts = load_texts_file(args.texts) if args.texts else None
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, val_fraction=args.val_fraction,
+                      seed=args.seed)  # fmt: skip
+    bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"train {args.family}", file=sys.stderr, disable=args.quiet)
+
+    def progress(epoch: int, total: int, m: dict[str, float]) -> None:
+        bar.n = epoch
+        bar.set_postfix(loss=f"{m['loss']:.3f}", **{k: f"{v:.2f}" for k, v in m.items() if k.startswith("val_recall")})
+
+    result = svc.train_encoder(args.family, texts=texts, only_listed=args.only_listed, train_config=cfg,
+                               progress=progress)  # fmt: skip
+    bar.close()
+    if args.json:
+        _emit_json(result)
+    else:
+        best = result["metrics"]["best"]
+        print(f"trained {result['version']} on {result['metrics']['adapters']} adapters → {result['path']}")
+        print("best: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in best.items()))
+    return EXIT_OK
+
+
+def cmd_encoders(args: argparse.Namespace) -> int:
+    rows = _registry(args).encoders()
+    if args.json:
+        _emit_json(rows)
+        return EXIT_OK
+    from encoders.weight import bundled_checkpoints
+
+    for b in bundled_checkpoints():
+        print(f"bundled  weights  {b.name:<12} {b}")
+    for r in rows:
+        best = ", ".join(f"{k}={v:.2f}" for k, v in r["metrics"].items() if "recall" in k)
+        print(f"trained  {r['kind']:<8} {r['family']:<12} {r['version']}  {best}")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.run import main as bench_main
+
+    return int(bench_main([*args.suites, "--repeats", str(args.repeats)]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loradex", description="LoRA adapter registry, retrieval and generation.")
     p.add_argument("--home", default=None, help="data dir (default $LORADEX_HOME or ~/.loradex)")
@@ -154,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="parallel parsers (default: CPU count)")
     s.add_argument("--json", action="store_true", help="one JSON document on stdout")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--no-embed",
+        dest="embed",
+        action="store_false",
+        help="skip embedding (faster; adapters are embedded at the next search / index sync)",
+    )
     s.set_defaults(fn=cmd_ingest)
 
     s = sub.add_parser("list", help="list adapters")
@@ -177,6 +260,39 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("remove", help="remove an adapter: row, blob and lineage together")
     s.add_argument("id")
     s.set_defaults(fn=cmd_remove)
+
+    s = sub.add_parser("search", help="find adapters for a prompt (weights + metadata text)")
+    s.add_argument("prompt")
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--mode", choices=["hybrid", "weights", "text"], default="hybrid")
+    for f in ("family", "format", "origin"):
+        s.add_argument(f"--{f}", default=None)
+    s.add_argument("--tag", action="append", help="required tag (repeatable)")
+    s.add_argument("--index", choices=["flat", "hnsw"], default="flat", help="FAISS index type")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_search)
+
+    s = sub.add_parser("train-encoder", help="train the weight encoder of a base family on described adapters")
+    s.add_argument("--family", required=True)
+    s.add_argument("--texts", type=Path, default=None, help="JSON: adapter name/sha256 → extra descriptions")
+    s.add_argument("--only-listed", action="store_true", help="train only on adapters named in --texts")
+    s.add_argument("--epochs", type=int, default=300)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--val-fraction", type=float, default=0.15)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(fn=cmd_train_encoder)
+
+    s = sub.add_parser("encoders", help="list bundled and trained encoders")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_encoders)
+
+    s = sub.add_parser("bench", help="run benchmark suites (benchmarks/run.py)")
+    s.add_argument("suites", nargs="*")
+    s.add_argument("--repeats", type=int, default=5)
+    s.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -34,13 +34,24 @@ class LocalService:
     """In-process service over one data dir / database."""
 
     def __init__(
-        self, home: str | Path | None = None, db_url: str | None = None, *, text_model: str | None = None
+        self,
+        home: str | Path | None = None,
+        db_url: str | None = None,
+        *,
+        text_model: str | None = None,
+        index_type: str = "flat",
     ) -> None:
         from encoders.text import MetadataTextEmbedder, get_text_encoder
+        from encoders.weight.embedder import WeightEmbedder
         from registry.store import Registry
 
         self.text_encoder = get_text_encoder(text_model)
-        self.registry = Registry(home, db_url, embedders=[MetadataTextEmbedder(self.text_encoder)])
+        self.weight_embedder = WeightEmbedder()
+        self.registry = Registry(
+            home, db_url, embedders=[MetadataTextEmbedder(self.text_encoder), self.weight_embedder],
+            index_type=index_type,
+        )  # fmt: skip
+        self.weight_embedder.set_sources(lambda: [Path(e["path"]) for e in self.registry.encoders("weights")])
         self.registry.init()
 
     # -- registry ----------------------------------------------------------------------
@@ -71,7 +82,12 @@ class LocalService:
         origin: str | None = None,
         tags: builtins.list[str] | None = None,
     ) -> builtins.list[SearchHit]:
-        """Prompt → top-k adapters with a per-signal score breakdown."""
+        """Prompt → top-k adapters with a per-signal score breakdown.
+
+        ``text``: cosine of the prompt with the adapter's metadata text; ``weights``: cosine with
+        its weight embedding (trained into the same space); ``hybrid``: the mean of the signals
+        an adapter has, each computed exactly for every candidate either index proposed.
+        """
         if mode not in SEARCH_MODES:
             raise SearchError(f"unknown search mode {mode!r}; known: {', '.join(SEARCH_MODES)}")
         if not prompt or not prompt.strip():
@@ -85,27 +101,42 @@ class LocalService:
                 want = {t.strip().lower() for t in tags}
                 rows = [r for r in rows if want <= set(r["tags"])]
             allowed = {r["id"] for r in rows}
-        q = self.text_encoder.encode([prompt])[0]  # (dim,)
-        signals: dict[str, dict[int, float]] = {}
-        for kind, index in self.registry.indexes.items():
-            if mode in (kind, "hybrid"):
-                signals[kind] = dict(index.search(q, k * 4 if mode == "hybrid" else k, allowed))
-        if mode == "weights" and "weights" not in signals:
+        kinds = [kd for kd in ("weights", "text") if mode in (kd, "hybrid")]
+        if mode == "weights" and not self.weight_embedder.families:
             raise SearchError("no weight encoder is trained yet: use --mode text or hybrid")
-        ids = set().union(*[s.keys() for s in signals.values()]) if signals else set()
+        q = self.text_encoder.encode([prompt])[0]  # (dim,)
+        pool = k * 4 if mode == "hybrid" else k
+        candidates: set[int] = set()
+        for kind in kinds:
+            candidates.update(i for i, _ in self.registry.indexes[kind].search(q, pool, allowed))
+        signals = {kind: self.registry.indexes[kind].score_ids(q, sorted(candidates)) for kind in kinds}
         ranked = []
-        for i in ids:
-            parts = {kind: sig.get(i) for kind, sig in signals.items()}
+        for i in candidates:
+            parts: dict[str, float | None] = {kind: signals[kind].get(i) for kind in kinds}
             present = [v for v in parts.values() if v is not None]
             ranked.append((sum(present) / len(present), i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
+        encoded = self.weight_embedder.families
         hits = []
         for score, i, parts in ranked[:k]:
             info = self.registry.get(i)
             summary = {key: info[key] for key in ("id", "name", "family", "format", "origin", "ranks", "description",
                                                   "trigger_words", "tags", "module_count", "sha256")}  # fmt: skip
             why = ", ".join(f"{kind} similarity {v:.2f}" for kind, v in parts.items() if v is not None)
-            if "weights" not in self.registry.indexes:
+            if info["family"] not in encoded:
                 why += f"; no weight encoder for family {info['family']}: matched by metadata text only"
-            hits.append(SearchHit(summary, round(score, 6), parts, why))
+            elif parts.get("text") is None and "text" in kinds:
+                why += "; no description: matched by its weights"
+            hits.append(SearchHit(summary, score, parts, why))
         return hits
+
+    # -- encoders ----------------------------------------------------------------------
+    def train_encoder(self, family: str, **kw: Any) -> dict[str, Any]:
+        """Train a weight encoder for ``family`` on the registry's described adapters, record it,
+        and re-embed (see ``encoders.weight.registry_training``)."""
+        from encoders.weight.registry_training import train_from_registry
+
+        result = train_from_registry(self.registry, family, self.text_encoder, **kw)
+        self.weight_embedder.reload()
+        self.registry.sync_indexes()
+        return result

@@ -45,3 +45,17 @@ def get_builder(name: str) -> Callable[..., dict[str, Any]]:
 
 register_builder("text", "benchmarks.zoo.text.build:build")
 register_builder("image", "benchmarks.zoo.image.build:build")  # to be written (image zoo)
+
+
+def training_texts(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A ``loradex train-encoder --texts`` document from a zoo manifest: for every adapter of a
+    *training* task, its canonical description and the training-split paraphrases, with the task
+    id and task family. Held-out tasks and held-out paraphrases are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for t in manifest["tasks"]:
+        if t["split"] != "train":
+            continue
+        texts = [t["canonical"]] + [p["text"] for p in t["paraphrases"] if p["split"] == "train"]
+        for a in t["adapters"]:
+            out[a["path"].rsplit("/", 1)[-1]] = {"texts": texts, "task": t["id"], "group": t["family"]}
+    return out

@@ -1,4 +1,5 @@
-"""``python -m benchmarks.zoo build {text,image} [--tiny] [--out DIR] [--device cpu|cuda] [--threads N] [--workers N]``."""
+"""``python -m benchmarks.zoo build {text,image} [--tiny] [--out DIR] [--device cpu|cuda] [--threads N] [--workers N]``
+and ``python -m benchmarks.zoo texts {text,image} --out FILE`` (the ``loradex train-encoder --texts`` file)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     b.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="CPU threads for torch")
     b.add_argument("--workers", type=int, default=None, help="training processes, where the builder supports them")
+    t = sub.add_parser("texts", help="write the train-encoder texts file (training tasks and paraphrases only)")
+    t.add_argument("zoo", choices=sorted(BUILDERS))
+    t.add_argument("--zoo-dir", type=Path, default=None, help="zoo folder (default: benchmarks/zoo/<zoo>/)")
+    t.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if args.command == "texts":
+        import json
+
+        from benchmarks.zoo import training_texts
+
+        folder = args.zoo_dir or Path(__file__).resolve().parent / args.zoo
+        doc = training_texts(json.loads((folder / "manifest.json").read_text()))
+        args.out.write_text(json.dumps(doc, indent=1))
+        print(f"wrote {len(doc)} adapters' texts to {args.out}")
+        return 0
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch

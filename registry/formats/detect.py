@@ -90,6 +90,9 @@ def decide(
     options = ", ".join(verdict.candidates) or "none known"
     if hint and hint[0] in verdict.candidates:
         return hint[0], f"metadata: {said}; shapes agree ({verdict.why})", None
+    shared = FAMILIES[hint[0]].layout if hint and hint[0] in FAMILIES else None
+    if hint and shared is not None and (shared == verdict.best or shared in verdict.candidates):
+        return hint[0], f"metadata: {said}; shapes have its {shared} layout ({verdict.why})", None
     if hint and verdict.best:
         warning = (
             f"metadata says {hint[0]} ({said}) but the weights are {verdict.best}-shaped ({verdict.why}); "

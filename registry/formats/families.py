@@ -22,6 +22,7 @@ class FamilyInfo(NamedTuple):
     kind: FamilyKind
     label: str  # human-readable name
     widths: tuple[int, ...]  # typical hidden (LLM) or cross-attention / hidden (diffusion) widths
+    layout: str | None = None  # a family whose key layout this one shares (its own widths may be any)
 
 
 FAMILIES: dict[str, FamilyInfo] = {
@@ -64,6 +65,9 @@ FAMILIES: dict[str, FamilyInfo] = {
     "deberta-v2": FamilyInfo("encoder", "DeBERTa v2/v3", (768, 1024, 1536)),
     "clip": FamilyInfo("encoder", "CLIP", (512, 768, 1024, 1280)),
     "vit": FamilyInfo("encoder", "ViT", (768, 1024)),
+    # the benchmark zoos' own small bases (benchmarks/zoo/): real families for the weight encoders
+    "zoo-text": FamilyInfo("llm", "loradex text zoo (char-level Llama)", (128,), layout="llama"),
+    "zoo-image": FamilyInfo("diffusion", "loradex image zoo (tiny UNet)", (64,), layout="sd1"),
 }
 
 # (pattern, family), first match wins, searched in a lower-cased name whose spaces, dots and
@@ -72,6 +76,8 @@ FAMILIES: dict[str, FamilyInfo] = {
 _B = r"(?:^|[-/])"  # word start
 _E = r"(?:[-/]|$)"  # word end
 _NAME_HINTS: tuple[tuple[str, str], ...] = (
+    (r"benchmarks/zoo/text|loradex-zoo-text", "zoo-text"),
+    (r"benchmarks/zoo/image|loradex-zoo-image", "zoo-image"),
     (r"flux", "flux"),
     (rf"{_B}(?:sd-?3|stable-diffusion-3){_E}|^sd3transformer", "sd3"),
     (rf"{_B}(?:sd-?xl|stable-diffusion-xl|pony|illustrious|noobai)", "sdxl"),

@@ -195,6 +195,16 @@ def test_tiny_rebuild(tmp_path: Path) -> None:
     task = next(t for t in tiny_tasks() if t.id == task_rec["id"])
     n = manifest["config"]["n_eval"]
     assert evaluate_tasks(peft_model, tok, [task], n=n) == [task_rec["adapters"][0]["accuracy"]]
+    # the registry reads the zoo adapters as their own family (Llama layout, zoo base named in the config)
+    from registry.store import Registry
+
+    reg = Registry(home=tmp_path / "reg")
+    reg.init()
+    report = reg.ingest([tmp_path / "adapters"])
+    assert [r.status for r in report.results] == ["ingested"] * len(adapters)
+    rows = reg.list()
+    assert {r["family"] for r in rows} == {"zoo-text"} and not reg.get(rows[0]["id"])["warnings"]
+    assert {r["description"] for r in rows} == {t["canonical"] for t in manifest["tasks"]}
 
 
 def test_unknown_and_missing_zoos() -> None:

@@ -118,3 +118,21 @@ def test_refused_ingest_leaves_index_unchanged(tmp_path: Path, db_url: str) -> N
     assert reg.ingest([bad]).results[0].status == "refused"
     assert (reg.indexes["text"].ids, (tmp_path / "home" / "index" / "text.json").read_text()) == before
     reg.close()
+
+
+def test_remove_without_embedders_invalidates_persisted_index(tmp_path: Path, db_url: str) -> None:
+    """The CLI removes through a bare registry: the persisted index must not keep the id."""
+    from registry.store import Registry
+
+    reg = make_registry(tmp_path, db_url)
+    ids = {r.adapter_id for r in reg.ingest([SAMPLES]).results}
+    vec = HashEmbedder().embed({"name": reg.get(min(ids))["name"]}, None)
+    scores = reg.indexes["text"].score_ids(vec, sorted(ids) + [10_000])
+    assert set(scores) == ids and scores[min(ids)] == pytest.approx(1.0, abs=1e-5)
+    reg.close()
+    bare = Registry(tmp_path / "home", db_url)
+    bare.remove(min(ids))
+    bare.close()
+    reg2 = make_registry(tmp_path, db_url)
+    assert reg2.indexes["text"].ids == ids - {min(ids)}
+    reg2.close()

@@ -1,0 +1,87 @@
+"""``WeightEmbedder``: the registry embedder of kind ``weights``.
+
+It holds one weight encoder per base family (bundled checkpoints, then the ones recorded in
+the registry; a later one of a family wins). Its ``version`` names the whole set, so training
+a new encoder re-embeds on the next index sync. Adapters of a family with no encoder get no
+weight embedding: they stay findable by their metadata text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from encoders.weight import bundled_checkpoints
+
+
+class WeightEmbedder:
+    kind = "weights"
+
+    def __init__(self, sources: Callable[[], list[Path]] | None = None, device: str | None = None) -> None:
+        self._sources = sources or (lambda: [])
+        self.device = device
+        self._lock = threading.Lock()
+        self._models: dict[str, Any] | None = None
+        self._versions: dict[str, str] = {}
+
+    def set_sources(self, sources: Callable[[], list[Path]]) -> None:
+        self._sources = sources
+        self.reload()
+
+    def reload(self) -> None:
+        with self._lock:
+            self._models = None
+
+    def _load(self) -> dict[str, Any]:
+        with self._lock:
+            if self._models is None:
+                from encoders.weight.model import WeightEncoder, checkpoint_version
+
+                models: dict[str, Any] = {}
+                versions: dict[str, str] = {}
+                for folder in [*bundled_checkpoints(), *self._sources()]:
+                    m = WeightEncoder.load(Path(folder), self.device)
+                    models[m.cfg.family] = m
+                    versions[m.cfg.family] = checkpoint_version(Path(folder))
+                self._models, self._versions = models, versions
+            return self._models
+
+    @property
+    def families(self) -> dict[str, str]:
+        """family → checkpoint version of the encoders in use."""
+        self._load()
+        return dict(self._versions)
+
+    @property
+    def version(self) -> str:
+        pairs = ";".join(f"{f}={v}" for f, v in sorted(self.families.items()))
+        return "weights:" + hashlib.sha256(pairs.encode()).hexdigest()[:16]
+
+    def encoder(self, family: str) -> Any:
+        return self._load().get(family)
+
+    def embed(self, info: dict[str, Any], load: Callable[[], Any]) -> np.ndarray | None:
+        model = self.encoder(str(info.get("family")))
+        if model is None:
+            return None
+        return self.embed_adapter(load(), model)
+
+    def embed_adapter(self, adapter: Any, model: Any = None) -> np.ndarray | None:
+        """The (dim,) unit vector of a ``LoraAdapter``, or None when no module fits the encoder."""
+        import torch
+
+        from encoders.weight.features import adapter_factors, collate
+
+        model = model or self.encoder(adapter.family)
+        if model is None:
+            return None
+        factors = adapter_factors(adapter, model.cfg)
+        if not factors.modules:
+            return None
+        with torch.no_grad():
+            return model(collate([factors], model.cfg))[0].cpu().numpy().astype(np.float32)

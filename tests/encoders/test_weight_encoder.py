@@ -1,0 +1,143 @@
+"""Weight encoder: invariances, masking of absent modules, checkpoints, and that training learns."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.weight.config import WeightEncoderConfig, module_type
+from encoders.weight.features import adapter_factors, collate, vocabulary
+from encoders.weight.model import WeightEncoder, checkpoint_version
+from registry.formats.canonical import LoraAdapter, LoraModule
+
+SHAPES = {"q_proj": (16, 16), "v_proj": (16, 16), "up_proj": (40, 16), "down_proj": (16, 40)}  # (out, in)
+
+
+def make_adapter(seed: int, rank: int = 4, layers: int = 2, skip: set[str] = frozenset()) -> LoraAdapter:
+    g = torch.Generator().manual_seed(seed)
+    mods = {}
+    for layer in range(layers):
+        for leaf, (o, i) in SHAPES.items():
+            name = f"model.model.layers.{layer}.{'mlp' if 'proj' in leaf and leaf[0] in 'ud' else 'self_attn'}.{leaf}"
+            if name in skip:
+                continue
+            mods[name] = LoraModule(name, torch.randn(rank, i, generator=g), torch.randn(o, rank, generator=g), 0.5)
+    return LoraAdapter(mods, family="toy", format="peft")
+
+
+def encoder_for(adapters: list[LoraAdapter]) -> WeightEncoder:
+    types, slots = vocabulary(adapters)
+    torch.manual_seed(0)
+    return WeightEncoder(WeightEncoderConfig("toy", types, slots, out_dim=12, n_probes=3, d_model=16)).eval()
+
+
+def embed(model: WeightEncoder, ad: LoraAdapter) -> np.ndarray:
+    with torch.no_grad():
+        return model(collate([adapter_factors(ad, model.cfg)], model.cfg))[0].numpy()
+
+
+def transformed(ad: LoraAdapter, how: str, seed: int = 1) -> LoraAdapter:
+    g = torch.Generator().manual_seed(seed)
+    mods = {}
+    for name, m in ad.modules.items():
+        a, b, s = m.down.clone(), m.up.clone(), m.scale
+        r = a.shape[0]
+        if how == "rescale":  # A·c, B/c, and the scale moved into the factors
+            c = 3.7
+            a, b, s = a * c, b / c * s * 2, 0.5
+        elif how == "rotate":  # A → R·A, B → B·Rᵀ with R orthogonal
+            q, _ = torch.linalg.qr(torch.randn(r, r, generator=g))
+            a, b = q @ a, b @ q.T
+        elif how == "permute":
+            p = torch.randperm(r, generator=g)
+            a, b = a[p], b[:, p]
+        elif how == "higher_rank":  # the same ΔW at rank 2r: duplicated components, halved, and another alpha
+            a, b = torch.cat([a, a]), torch.cat([b, b], dim=1) / 2 * (s / 0.25)
+            s = 0.25
+        mods[name] = LoraModule(name, a, b, s)
+    return LoraAdapter(mods, family=ad.family, format=ad.format)
+
+
+def test_module_type_strips_block_indices() -> None:
+    assert module_type("model.model.layers.12.self_attn.q_proj") == "model.model.layers.#.self_attn.q_proj"
+    assert module_type("unet.down_blocks.0.attentions.1.proj_in") == "unet.down_blocks.#.attentions.#.proj_in"
+
+
+@pytest.mark.parametrize("how", ["rescale", "rotate", "permute", "higher_rank"])
+def test_embedding_depends_on_delta_w_only(how: str) -> None:
+    ads = [make_adapter(s) for s in range(3)]
+    model = encoder_for(ads)
+    for ad in ads:
+        a, b = embed(model, ad), embed(model, transformed(ad, how))
+        assert 1 - float(a @ b) < 1e-4, how
+    # and it is not constant: different adapters are told apart
+    e = [embed(model, ad) for ad in ads]
+    assert max(float(e[0] @ e[1]), float(e[0] @ e[2])) < 1 - 1e-3
+
+
+def test_partial_coverage_and_batch_independence() -> None:
+    full = make_adapter(0)
+    part = make_adapter(1, skip={"model.model.layers.1.mlp.up_proj", "model.model.layers.0.self_attn.q_proj"})
+    model = encoder_for([full])
+    f = adapter_factors(part, model.cfg)
+    assert len(f.modules) == len(part.modules) and not f.skipped
+    with torch.no_grad():
+        together = model(collate([adapter_factors(full, model.cfg), f], model.cfg)).numpy()
+    # padding / masking: an adapter's vector does not depend on what else is in the batch
+    assert np.allclose(together[0], embed(model, full), atol=1e-5)
+    assert np.allclose(together[1], embed(model, part), atol=1e-5)
+    assert math.isclose(float(np.linalg.norm(together[1])), 1.0, rel_tol=1e-5)
+    # unknown modules are skipped, not guessed; an adapter with none of the known modules is refused
+    other = LoraAdapter({"x.lin": LoraModule("x.lin", torch.randn(2, 7), torch.randn(5, 2), 1.0)}, family="toy")
+    assert adapter_factors(other, model.cfg).skipped == ["x.lin"]
+    with pytest.raises(ValueError, match="none of the modules"):
+        model(collate([adapter_factors(other, model.cfg)], model.cfg))
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    ads = [make_adapter(s) for s in range(2)]
+    model = encoder_for(ads)
+    version = model.save(tmp_path / "ck", {"note": "test"})
+    assert version == checkpoint_version(tmp_path / "ck") and version.startswith("w:toy:")
+    again = WeightEncoder.load(tmp_path / "ck")
+    assert np.allclose(embed(model, ads[0]), embed(again, ads[0]), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="not a weight encoder checkpoint"):
+        WeightEncoder.load(tmp_path)
+
+
+def test_training_aligns_weights_with_descriptions() -> None:
+    """Eight toy tasks, three noisy seeds each: after training, each task's description finds its adapters."""
+    from encoders.text import get_text_encoder
+    from encoders.weight.train import TrainConfig, TrainItem, embed_all, recall_at, train_encoder
+
+    descriptions = [
+        "shift every letter by three places", "write the text backwards", "make every letter uppercase",
+        "repeat each character twice", "remove all vowels from the string", "sort the characters alphabetically",
+        "append the word ing at the end", "swap the case of each letter",
+    ]  # fmt: skip
+    items, adapters = [], []
+    for t, desc in enumerate(descriptions):
+        base = make_adapter(100 + t)
+        for seed in range(3):
+            noisy = transformed(base, "rotate", seed)
+            for m in noisy.modules.values():
+                m.up = m.up + 0.05 * torch.randn(m.up.shape, generator=torch.Generator().manual_seed(seed))
+            adapters.append(noisy)
+            items.append(TrainItem(None, [desc], task=f"t{t}", group="g" + str(t % 2)))  # type: ignore[arg-type]
+    text = get_text_encoder()
+    model, metrics = train_encoder(
+        [TrainItem(adapter_factors(a, cfg_probe := encoder_for(adapters).cfg), it.texts, it.task, it.group)
+         for a, it in zip(adapters, items, strict=True)],
+        "toy", text.encode, model_cfg={"n_probes": 3, "d_model": 32}, adapters_for_vocab=adapters,
+        cfg=TrainConfig(epochs=60, batch_size=12, val_fraction=0.0, eval_every=20, device="cpu"),
+    )  # fmt: skip
+    assert cfg_probe.slots == model.cfg.slots
+    assert metrics["best"]["all_recall@1"] >= 0.75, metrics["best"]
+    # the recorded metric is what the returned model does
+    g = embed_all(model, collate([adapter_factors(a, model.cfg) for a in adapters], model.cfg)).numpy()
+    r = recall_at(text.encode(descriptions), g, [f"t{t}" for t in range(8)], [it.task for it in items])
+    assert r["recall@1"] >= 0.75 and r["recall@5"] == 1.0
