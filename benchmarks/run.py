@@ -109,6 +109,22 @@ def suite_ingest(args: argparse.Namespace) -> dict[str, Any]:
 register_suite("ingest", suite_ingest)
 
 
+def _lazy(target: str) -> Suite:
+    """A suite living in another module, imported only when it runs."""
+
+    def run(args: argparse.Namespace) -> dict[str, Any]:
+        import importlib
+
+        module, fn = target.split(":")
+        return getattr(importlib.import_module(module), fn)(args)  # type: ignore[no-any-return]
+
+    return run
+
+
+register_suite("zoo", _lazy("benchmarks.zoo_suite:suite_zoo"))
+register_suite("retrieval", _lazy("benchmarks.retrieval:suite_retrieval"))
+
+
 # -- reporting -----------------------------------------------------------------------------
 def to_markdown(suite: str, result: dict[str, Any]) -> str:
     lines = [f"# {suite}", "", f"machine: `{json.dumps(result['machine'])}`", ""]
@@ -129,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--adapters", default=None, help="folder of adapters for the ingest suite")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--quick", action="store_true", help="smaller samples (smoke runs and tests)")
+    p.add_argument("--zoo-dir", default=None, help="text zoo folder (default: benchmarks/zoo/text)")
+    p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
     args = p.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:

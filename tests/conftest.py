@@ -71,3 +71,16 @@ def registry(db_url: str, tmp_path: Path):
     reg.init()
     yield reg
     reg.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_text_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny text zoo built from nothing (seconds): base, adapters, manifest."""
+    import torch
+
+    from benchmarks.zoo.text.build import build
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("tiny-text-zoo")
+    build(out, tiny=True, device="cpu")
+    return out

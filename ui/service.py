@@ -30,6 +30,27 @@ class SearchHit:
         return asdict(self)
 
 
+MIN_SPREAD = 0.05  # cosine spread below which a signal counts as uninformative for a query
+
+
+def fuse(signals: dict[str, dict[int, float]]) -> dict[int, float]:
+    """Hybrid score: per signal, cosines standardised over the candidate pool, then averaged over
+    the signals an adapter has. Standardising puts the weight encoder's wide cosines and the text
+    encoder's narrow ones on one scale, so a signal that singles out one adapter is not drowned
+    by one that finds everything roughly alike; the spread is floored at ``MIN_SPREAD`` so a
+    signal that is flat for this query (e.g. boilerplate metadata text) cannot reorder the other."""
+    z: dict[int, list[float]] = {}
+    for scores in signals.values():
+        if not scores:
+            continue
+        vals = list(scores.values())
+        mean = sum(vals) / len(vals)
+        std = max((sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, MIN_SPREAD)
+        for i, v in scores.items():
+            z.setdefault(i, []).append((v - mean) / std)
+    return {i: sum(v) / len(v) for i, v in z.items()}
+
+
 class LocalService:
     """In-process service over one data dir / database."""
 
@@ -85,8 +106,9 @@ class LocalService:
         """Prompt → top-k adapters with a per-signal score breakdown.
 
         ``text``: cosine of the prompt with the adapter's metadata text; ``weights``: cosine with
-        its weight embedding (trained into the same space); ``hybrid``: the mean of the signals
-        an adapter has, each computed exactly for every candidate either index proposed.
+        its weight embedding (trained into the same space); ``hybrid``: both signals computed
+        exactly for every candidate either index proposed, fused by ``fuse`` (the score is then
+        a standardised similarity, not a cosine; ``scores`` keeps the cosines).
         """
         if mode not in SEARCH_MODES:
             raise SearchError(f"unknown search mode {mode!r}; known: {', '.join(SEARCH_MODES)}")
@@ -110,11 +132,13 @@ class LocalService:
         for kind in kinds:
             candidates.update(i for i, _ in self.registry.indexes[kind].search(q, pool, allowed))
         signals = {kind: self.registry.indexes[kind].score_ids(q, sorted(candidates)) for kind in kinds}
+        live = [kind for kind in kinds if signals[kind]]
+        fused = fuse(signals) if len(live) > 1 else (signals[live[0]] if live else {})
         ranked = []
         for i in candidates:
             parts: dict[str, float | None] = {kind: signals[kind].get(i) for kind in kinds}
-            present = [v for v in parts.values() if v is not None]
-            ranked.append((sum(present) / len(present), i, parts))
+            if i in fused:
+                ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
         encoded = self.weight_embedder.families
         hits = []

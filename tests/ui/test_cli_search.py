@@ -5,31 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.ui.test_cli import SAMPLES, run
 
 
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from benchmarks.zoo.text.build import build
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("zoo")
-    build(out, tiny=True, device="cpu")
-    return out
-
-
-def test_train_encoder_then_search(capsys, tiny_zoo: Path, tmp_path: Path, db_url: str) -> None:
+def test_train_encoder_then_search(capsys, tiny_text_zoo: Path, tmp_path: Path, db_url: str) -> None:
     from benchmarks.zoo import training_texts
 
     home = ["--home", str(tmp_path / "home"), "--db", db_url]
-    manifest = json.loads((tiny_zoo / "manifest.json").read_text())
+    manifest = json.loads((tiny_text_zoo / "manifest.json").read_text())
     texts = tmp_path / "texts.json"
     texts.write_text(json.dumps(training_texts(manifest)))
-    code, out, _ = run(capsys, *home, "ingest", str(tiny_zoo / "adapters"), str(SAMPLES), "--json", "-q")
+    code, out, _ = run(capsys, *home, "ingest", str(tiny_text_zoo / "adapters"), str(SAMPLES), "--json", "-q")
     assert code == 0 and json.loads(out)["ingested"] == manifest["counts"]["adapters"] + 6
 
     # no encoder yet: weights mode refuses clearly, hybrid says why it matched

@@ -56,3 +56,19 @@ def test_removed_adapter_leaves_search(service: LocalService) -> None:
     top = service.search("watercolor", k=1)[0].adapter
     service.remove(top["id"])
     assert all(h.adapter["id"] != top["id"] for h in service.search("watercolor", k=10))
+
+
+def test_fuse_keeps_a_flat_signal_from_reordering() -> None:
+    from ui.service import fuse
+
+    weights = {1: 0.9, 2: 0.5, 3: 0.1}
+    flat_text = {1: 0.30, 2: 0.31, 3: 0.32}  # boilerplate text: every adapter alike
+    order = sorted(fuse({"weights": weights, "text": flat_text}).items(), key=lambda t: -t[1])
+    assert [i for i, _ in order] == [1, 2, 3]
+    # a text signal that singles out adapter 3 overrides weights that find 1 and 3 alike
+    peaked_text = {1: 0.1, 2: 0.1, 3: 0.8}
+    near = {1: 0.62, 2: 0.2, 3: 0.6}
+    fused = fuse({"weights": near, "text": peaked_text})
+    assert max(fused, key=fused.__getitem__) == 3
+    # an adapter with one signal only is scored on that one
+    assert set(fuse({"weights": {1: 0.5, 2: 0.4}, "text": {1: 0.2}})) == {1, 2}

@@ -161,3 +161,20 @@ def write_peft(
 
 def shape_json(shape: LoraShape) -> str:
     return json.dumps({**asdict(shape), "targets": list(shape.targets)})
+
+
+@torch.no_grad()
+def load_stacked(
+    model: nn.Module, folders: list[Path], shape: LoraShape
+) -> tuple[Routing, dict[str, StackedLoRALinear]]:
+    """Wrap ``model`` with the PEFT adapters in ``folders`` stacked (adapter ``i`` = ``folders[i]``),
+    so that one batched forward pass can route every row through its own adapter."""
+    from safetensors.torch import load_file
+
+    routing, wrapped = inject(model, len(folders), shape, list(range(len(folders))))
+    for i, folder in enumerate(folders):
+        state = load_file(str(Path(folder) / "adapter_model.safetensors"))
+        for name, w in wrapped.items():
+            w.A[i].copy_(state[f"base_model.model.{name}.lora_A.weight"].float())  # (r, in)
+            w.B[i].copy_(state[f"base_model.model.{name}.lora_B.weight"].float())  # (out, r)
+    return routing, wrapped

@@ -1,0 +1,218 @@
+"""Suite ``retrieval`` (quality on the zoos) and the zoo weight-encoder trainer.
+
+``python -m benchmarks.retrieval train-encoder text`` trains the ``zoo-text`` weight encoder
+through the registry (``train_from_registry``) on the zoo's *training* tasks and training
+paraphrases only, and writes it to ``encoders/weight/checkpoints/zoo-text/`` (bundled).
+
+The suite ingests the zoo into a fresh registry through ``LocalService`` and asks it, for
+every query, the rank of the first adapter of the query's task, in modes weights / text /
+hybrid, plus a random ranking. Query sets: paraphrases of training tasks that were held out
+of encoder training, and held-out tasks (never trained on). A second registry holds the same
+adapters with their descriptions removed (weights are all there is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+ZOO_TEXT = REPO / "benchmarks" / "zoo" / "text"
+BUNDLED = REPO / "encoders" / "weight" / "checkpoints"
+
+
+def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str = "zoo-text", *, epochs: int = 300,
+                      out: Path | None = None, val_fraction: float = 0.15, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Train the zoo's weight encoder via a scratch registry and copy it to the bundled folder."""
+    from tqdm import tqdm
+
+    from benchmarks.zoo import training_texts
+    from encoders.text import get_text_encoder
+    from encoders.weight.registry_training import train_from_registry
+    from encoders.weight.train import TrainConfig
+    from registry.store import Registry
+
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    out = out or BUNDLED / family
+    with tempfile.TemporaryDirectory() as d:
+        reg = Registry(home=d)
+        reg.init()
+        rep = reg.ingest([zoo / "adapters"])
+        if rep.refused:
+            raise RuntimeError(f"zoo adapters refused: {[r.reason for r in rep.results if r.status == 'refused']}")
+        bar = tqdm(total=epochs, unit="epoch", desc=f"train {family}")
+
+        def progress(epoch: int, total: int, m: dict[str, float]) -> None:
+            bar.n = epoch
+            bar.set_postfix(loss=f"{m['loss']:.3f}", r5=f"{m.get('val_recall@5', 0):.2f}")
+
+        result = train_from_registry(
+            reg, family, get_text_encoder(), texts=training_texts(manifest), only_listed=True,
+            train_config=TrainConfig(epochs=epochs, val_fraction=val_fraction, seed=seed), progress=progress,
+        )  # fmt: skip
+        bar.close()
+        reg.close()
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(result["path"], out)
+    return result
+
+
+def use_encoder(svc: Any, folder: Path) -> None:
+    """Record a weight-encoder checkpoint folder in the service's registry and re-embed."""
+    from encoders.weight.model import checkpoint_version
+
+    version = checkpoint_version(folder)
+    svc.registry.record_encoder("weights", version.split(":")[1], version, folder, {})
+    svc.weight_embedder.reload()
+    svc.registry.sync_indexes()
+
+
+def _queries(manifest: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """Query sets: name → [(text, task id)]."""
+    unseen_para, heldout = [], []
+    for t in manifest["tasks"]:
+        if t["split"] == "train":
+            unseen_para += [(p["text"], t["id"]) for p in t["paraphrases"] if p["split"] == "heldout"]
+        else:
+            heldout += [(t["canonical"], t["id"])] + [(p["text"], t["id"]) for p in t["paraphrases"]]
+    return {"unseen_paraphrases": unseen_para, "heldout_tasks": heldout}
+
+
+def _rank_metrics(first_ranks: list[int]) -> dict[str, float]:
+    n = len(first_ranks)
+    return {
+        "recall@1": sum(r < 1 for r in first_ranks) / n,
+        "recall@5": sum(r < 5 for r in first_ranks) / n,
+        "recall@10": sum(r < 10 for r in first_ranks) / n,
+        "mrr": sum(1 / (r + 1) for r in first_ranks) / n,
+    }
+
+
+def _strip_descriptions(src: Path, dst: Path) -> dict[str, str]:
+    """Copy the zoo adapters without description files and under opaque names (weights are all
+    that is left). Returns opaque name → original folder name."""
+    names = {}
+    for i, folder in enumerate(sorted(f for f in src.iterdir() if (f / "adapter_config.json").is_file())):
+        opaque = f"adapter_{i:04d}"
+        names[opaque] = folder.name
+        (dst / opaque).mkdir(parents=True)
+        for f in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy(folder / f, dst / opaque / f)
+    return names
+
+
+def adapter_tasks(manifest: dict[str, Any]) -> dict[str, str]:
+    """Adapter folder name → task id."""
+    return {a["path"].rsplit("/", 1)[-1]: t["id"] for t in manifest["tasks"] for a in t["adapters"]}
+
+
+def evaluate_registry(svc: Any, queries: dict[str, list[tuple[str, str]]], modes: list[str],
+                      folder_task: dict[str, str], seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:  # fmt: skip
+    """mode → query set → metrics, ranking the whole gallery."""
+    rows = svc.list(family="zoo-text")
+    task_of = {r["id"]: folder_task[r["name"]] for r in rows}
+    n = len(rows)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    rng = random.Random(seed)
+    for mode in [*modes, "random"]:
+        out[mode] = {}
+        for qname, qs in queries.items():
+            firsts = []
+            for text, task in qs:
+                if mode == "random":
+                    order = list(task_of)
+                    rng.shuffle(order)
+                else:
+                    order = [h.adapter["id"] for h in svc.search(text, n, mode=mode, family="zoo-text")]
+                ranks = [i for i, a in enumerate(order) if task_of.get(a) == task]
+                firsts.append(ranks[0] if ranks else n)
+            out[mode][qname] = _rank_metrics(firsts)
+    return out
+
+
+def suite_retrieval(args: argparse.Namespace) -> dict[str, Any]:
+    from registry.store import Registry
+    from ui.service import LocalService
+
+    zoo = Path(getattr(args, "zoo_dir", None) or ZOO_TEXT)
+    if not (zoo / "manifest.json").is_file():
+        return {"missing": f"{zoo} has no manifest.json: python -m benchmarks.zoo build text"}
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    queries = _queries(manifest)
+    if getattr(args, "quick", False):
+        queries = {k: v[:: max(1, len(v) // 20)] for k, v in queries.items()}
+    result: dict[str, Any] = {"zoo": "text", "queries": {k: len(v) for k, v in queries.items()}}
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        # ingestion throughput: bare registry vs the service (text + weight embeddings)
+        t0 = time.perf_counter()
+        bare = Registry(home=root / "bare")
+        bare.init()
+        bare.ingest([zoo / "adapters"])
+        t_bare = time.perf_counter() - t0
+        bare.close()
+        svc = LocalService(root / "described")
+        extra = getattr(args, "encoder_dir", None)
+        if extra:  # an encoder other than the bundled one (tests, experiments)
+            use_encoder(svc, Path(extra))
+        t0 = time.perf_counter()
+        rep = svc.ingest([zoo / "adapters"])
+        t_embed = time.perf_counter() - t0
+        n = rep.count("ingested")
+        if "zoo-text" not in svc.weight_embedder.families:
+            raise RuntimeError("no zoo-text weight encoder: python -m benchmarks.retrieval train-encoder text")
+        result["gallery"] = n
+        result["ingest"] = {"adapters": n, "bare_s": t_bare, "with_embedding_s": t_embed,
+                            "adapters_per_s_with_embedding": n / t_embed, "ratio_to_bare": t_embed / t_bare}  # fmt: skip
+        described = evaluate_registry(svc, queries, ["weights", "text", "hybrid"], adapter_tasks(manifest))
+        lat = []
+        for text, _ in queries["unseen_paraphrases"][:100]:
+            t0 = time.perf_counter()
+            svc.search(text + " ", 10)  # a fresh prompt each time: no cache hit
+            lat.append(time.perf_counter() - t0)
+        result["search_latency_ms"] = {"p50": statistics.median(lat) * 1e3,
+                                       "p99": sorted(lat)[int(0.99 * (len(lat) - 1))] * 1e3, "queries": len(lat)}  # fmt: skip
+        stripped = root / "stripped"
+        opaque = _strip_descriptions(zoo / "adapters", stripped)
+        svc2 = LocalService(root / "undescribed")
+        if extra:
+            use_encoder(svc2, Path(extra))
+        svc2.ingest([stripped])
+        folder_task = adapter_tasks(manifest)
+        undescribed = evaluate_registry(
+            svc2, queries, ["weights", "hybrid"], {o: folder_task[f] for o, f in opaque.items()}
+        )
+    rows = []
+    for setting, res in (("described", described), ("descriptions hidden", undescribed)):
+        for mode, sets in res.items():
+            for qname, m in sets.items():
+                rows.append({"registry": setting, "mode": mode, "queries": qname, **m})
+    result["rows"] = rows
+    result["encoder"] = svc.weight_embedder.families
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.retrieval")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train-encoder", help="train the bundled zoo weight encoder")
+    t.add_argument("zoo", choices=["text"])
+    t.add_argument("--epochs", type=int, default=300)
+    t.add_argument("--val-fraction", type=float, default=0.15)
+    t.add_argument("--zoo-dir", type=Path, default=ZOO_TEXT)
+    t.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    res = train_zoo_encoder(args.zoo_dir, epochs=args.epochs, out=args.out, val_fraction=args.val_fraction)
+    print(json.dumps({"version": res["version"], "best": res["metrics"]["best"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,17 @@
+"""Suite ``zoo``: the stacked re-evaluation reproduces the build's own accuracies."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def test_zoo_suite_reproduces_manifest(tiny_text_zoo: Path) -> None:
+    from benchmarks.zoo_suite import suite_zoo
+
+    out = suite_zoo(argparse.Namespace(quick=False, zoo_dir=str(tiny_text_zoo)))
+    text = out["zoos"]["text"]
+    assert text["matches_manifest"] == text["tasks"] > 0  # same strings, same adapters → same scores
+    assert {r["family"] for r in out["rows"]} == {"reverse", "caesar", "case", "append", "compose"}
+    assert {"oracle_mean", "random_adapter_mean", "base_mean", "below_bar"} <= set(text)
+    assert "missing" in out["zoos"]["image"]
