@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     b.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="CPU threads for torch")
     b.add_argument("--workers", type=int, default=None, help="training processes, where the builder supports them")
+    b.add_argument("--resume-base", action="store_true", help="reuse a finished pre-trained base in the output folder")
     t = sub.add_parser("texts", help="write the train-encoder texts file (training tasks and paraphrases only)")
     t.add_argument("zoo", choices=sorted(BUILDERS))
     t.add_argument("--zoo-dir", type=Path, default=None, help="zoo folder (default: benchmarks/zoo/<zoo>/)")
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotImplementedError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    extra = {"workers": args.workers} if args.workers is not None else {}
+    extra: dict[str, object] = {"workers": args.workers} if args.workers is not None else {}
+    if args.resume_base:
+        extra["resume_base"] = True
     manifest = build(args.out, tiny=args.tiny, device=args.device, **extra)
     print(f"built {args.zoo} zoo: {manifest.get('counts', {})}")
     return 0

@@ -261,3 +261,23 @@ def test_committed_zoo_reevaluates(committed_manifest: dict) -> None:
         assert acc >= 0.9, (rec["id"], acc)
         with model.disable_adapter():
             assert evaluate_tasks(model, tok, [by_id[rec["id"]]], n=50)[0] <= 0.1
+
+
+def test_resume_base_reuses_the_pretrained_base(tiny_text_zoo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from benchmarks.zoo.text.build import BuildConfig, build
+
+    out = tmp_path / "zoo"
+    shutil.copytree(tiny_text_zoo, out)
+    before = (out / "base" / "model.safetensors").read_bytes()
+    (out / "adapters" / "reverse" / "adapter_model.safetensors").unlink()
+    manifest = build(out, tiny=True, device="cpu", resume_base=True)
+    assert (out / "base" / "model.safetensors").read_bytes() == before  # not pre-trained again
+    assert (out / "adapters" / "reverse" / "adapter_model.safetensors").is_file()
+    assert manifest["counts"] == json.loads((tiny_text_zoo / "manifest.json").read_text())["counts"]
+    # a base pre-trained under another schedule is refused, not silently reused
+    cfg = BuildConfig.tiny_config()
+    cfg.pretrain.steps += 1
+    with pytest.raises(ValueError, match="another config"):
+        build(out, config=cfg, device="cpu", resume_base=True)

@@ -221,6 +221,7 @@ def build(
     device: str | None = None,
     workers: int | None = None,
     config: BuildConfig | None = None,
+    resume_base: bool = False,
 ) -> dict[str, Any]:
     """Build the zoo into ``out`` (default: this package's folder) and return the manifest.
 
@@ -233,7 +234,9 @@ def build(
     if workers is None:
         workers = 1 if (cfg.tiny or device.startswith("cuda")) else max(1, torch.get_num_threads())
     t_start = time.time()
-    for old in ("base", "adapters"):
+    base_done = out / "base" / "model.safetensors"
+    resume_base = resume_base and base_done.is_file()
+    for old in ("adapters",) if resume_base else ("base", "adapters"):
         shutil.rmtree(out / old, ignore_errors=True)
     for old in ("manifest.json", "RESULTS.md"):
         (out / old).unlink(missing_ok=True)
@@ -242,12 +245,24 @@ def build(
 
     tasks = tiny_tasks() if cfg.tiny else all_tasks(cfg.seed)
     tok = CharTokenizer.default()
-    model = build_model(cfg.model, tok, seed=cfg.seed).to(device)
-    t0 = time.time()
-    pretrain(model, tok, tasks, cfg.pretrain, device)
-    timings["pretrain_s"] = time.time() - t0
-    save_base(model, cfg.model, tok, out / "base")
-    (out / "base" / "zoo_pretrain_config.json").write_text(json.dumps(asdict(cfg.pretrain), indent=2))
+    if resume_base:  # the base of an interrupted build: same config, pre-training already done
+        saved = json.loads((out / "base" / "zoo_pretrain_config.json").read_text())
+        if saved != asdict(cfg.pretrain):
+            raise ValueError(f"{out / 'base'} was pre-trained with another config: {saved}")
+        model, tok = load_base(out / "base", device)
+        timings["pretrain_s"] = (
+            float(json.loads((out / "base" / "zoo_timings.json").read_text())["pretrain_s"])
+            if (out / "base" / "zoo_timings.json").is_file()
+            else float("nan")
+        )
+    else:
+        model = build_model(cfg.model, tok, seed=cfg.seed).to(device)
+        t0 = time.time()
+        pretrain(model, tok, tasks, cfg.pretrain, device)
+        timings["pretrain_s"] = time.time() - t0
+        save_base(model, cfg.model, tok, out / "base")
+        (out / "base" / "zoo_pretrain_config.json").write_text(json.dumps(asdict(cfg.pretrain), indent=2))
+        (out / "base" / "zoo_timings.json").write_text(json.dumps({"pretrain_s": timings["pretrain_s"]}))
 
     t0 = time.time()
     base_acc = evaluate_tasks(model, tok, tasks, n=cfg.n_eval, seed=cfg.seed)
