@@ -33,7 +33,8 @@ lint: setup
 bench: setup
 	$(PY) -m benchmarks.run
 
-serve: run
+serve: setup
+	$(VENV)/bin/loradex --home $(HOME_DIR) serve
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache .ruff_cache .mypy_cache

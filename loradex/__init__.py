@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Registry", "__version__"]
+__all__ = ["Client", "Registry", "__version__"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Client":
+        from loradex.client import Client
+
+        return Client
     if name == "Registry":
         from registry.store import Registry
 

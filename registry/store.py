@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -114,7 +114,7 @@ class Registry:
     # -- ingestion -----------------------------------------------------------------------
     def ingest(
         self,
-        paths: list[str | Path],
+        paths: Sequence[str | Path],
         *,
         workers: int | None = None,
         progress: Progress | None = None,

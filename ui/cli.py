@@ -218,6 +218,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return int(bench_main([*args.suites, "--repeats", str(args.repeats)]))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.server import serve
+
+    return serve(args.home, args.db, host=args.host, port=args.port, samples=args.samples,
+                 cors_origins=args.cors_origin, max_upload_bytes=args.max_upload_mb << 20)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loradex", description="LoRA adapter registry, retrieval and generation.")
     p.add_argument("--home", default=None, help="data dir (default $LORADEX_HOME or ~/.loradex)")
@@ -293,6 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("suites", nargs="*")
     s.add_argument("--repeats", type=int, default=5)
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("serve", help="run the REST API on localhost (a fresh data dir gets the sample adapters)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--no-samples", dest="samples", action="store_false", help="do not ingest the bundled samples")
+    s.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        help="allow this browser origin (repeatable; CORS is off by default)",
+    )
+    s.add_argument("--max-upload-mb", type=int, default=2048, help="largest ingest upload, in MiB")
+    s.set_defaults(fn=cmd_serve)
     return p
 
 

@@ -5,6 +5,7 @@ embedded, in-process form; the REST API and the Python client expose the same me
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ class LocalService:
         self.registry.init()
 
     # -- registry ----------------------------------------------------------------------
-    def ingest(self, paths: list[str | Path], **kw: Any) -> IngestReport:
+    def ingest(self, paths: Sequence[str | Path], **kw: Any) -> IngestReport:
         return self.registry.ingest(paths, **kw)
 
     def list(self, **filters: Any) -> builtins.list[dict[str, Any]]:
@@ -90,6 +91,18 @@ class LocalService:
 
     def export(self, ref: str | int, fmt: str, out_dir: str | Path) -> builtins.list[Path]:
         return self.registry.export(ref, fmt, out_dir)
+
+    def health(self) -> Any:
+        """``ui.models.Health`` (what ``GET /health`` answers)."""
+        from ui.models import Health
+
+        return Health.from_service(self)
+
+    def stats(self) -> Any:
+        """``ui.models.Stats``: counts by family / format / origin, index sizes, encoders."""
+        from ui.models import Stats
+
+        return Stats.from_service(self)
 
     # -- search ------------------------------------------------------------------------
     def search(

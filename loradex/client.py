@@ -1,0 +1,274 @@
+"""``Client``: the loradex REST API from Python, with the methods and return types of ``LocalService``.
+
+``list`` / ``get`` / ``remove`` return the same dicts, ``search`` the same ``SearchHit`` objects
+(equal to in-process ones), ``ingest`` the same ``IngestReport`` (paths are the caller's local
+paths, as with ``LocalService``), ``export`` the written files. ``health`` and ``stats`` return
+``ui.models`` dataclasses. Errors come back as the registry's exceptions
+(``AdapterNotFoundError``, ``SearchError``, ``ExportError``) or ``ClientError`` carrying the API's
+stable code. Importing this module does not import torch.
+
+    from loradex import Client
+    c = Client("http://127.0.0.1:7860", token=open(".loradex/admin_token").read().strip())
+    hits = c.search("a soft watercolor painting", k=5)
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from registry.errors import AdapterFormatError, AdapterNotFoundError, ExportError, RegistryError
+from registry.formats import resolve_source
+from registry.ingest import IngestReport, IngestResult, discover
+from ui.models import Health, Job, SearchHit, Stats, hit_from_dict
+from ui.service import SearchError
+
+LIST_FILTERS = ("family", "format", "origin", "tag", "limit", "offset")
+_CHUNK = 1 << 20
+
+
+class ClientError(RegistryError):
+    """An API error without a registry counterpart: ``status`` (0: no response), ``code``, ``message``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+        super().__init__(f"{code} ({status}): {message}" if status else f"{code}: {message}")
+
+
+class AuthError(ClientError):
+    """An admin call without a valid token (``unauthorized``) or on a server without one (``forbidden``)."""
+
+
+ErrorMap = dict[str, Callable[[str], Exception]]
+
+
+class Client:
+    """HTTP client of a loradex server. ``token`` is the admin token (needed by ingest / remove)."""
+
+    def __init__(
+        self, url: str, token: str | None = None, *, timeout: float = 120.0, http: httpx.Client | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._http = http if http is not None else httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -------------------------------------------------------------------------
+    def _request(self, method: str, path: str, *, admin: bool = False, errors: ErrorMap | None = None,
+                 stream: bool = False, **kw: Any) -> httpx.Response:  # fmt: skip
+        """Send; on an error response raise (``errors`` maps API codes to exceptions). With
+        ``stream`` the body is left unread: the caller iterates and closes the response."""
+        headers = {"Authorization": f"Bearer {self._token}"} if admin and self._token else {}
+        try:
+            r = self._http.send(self._http.build_request(method, path, headers=headers, **kw), stream=stream)
+            if r.is_success:
+                return r
+            r.read()
+            r.close()
+        except httpx.HTTPError as e:
+            raise ClientError(0, "unreachable", f"{self.url}{path}: {e}") from e
+        try:
+            err = r.json()["error"]
+            code, message = str(err["code"]), str(err["message"])
+        except (ValueError, KeyError, TypeError):
+            code, message = "http_error", r.text[:300] or r.reason_phrase
+        make = (errors or {}).get(code)
+        if make is not None:
+            raise make(message)
+        raise (AuthError if code in ("unauthorized", "forbidden") else ClientError)(r.status_code, code, message)
+
+    @staticmethod
+    def _ref(ref: str | int) -> str:
+        return quote(str(ref), safe="")
+
+    # -- meta ------------------------------------------------------------------------------
+    def health(self) -> Health:
+        return Health.from_dict(self._request("GET", "/health").json())
+
+    def stats(self) -> Stats:
+        return Stats.from_dict(self._request("GET", "/stats").json())
+
+    # -- registry --------------------------------------------------------------------------
+    def list(self, **filters: Any) -> builtins.list[dict[str, Any]]:
+        unknown = sorted(set(filters) - set(LIST_FILTERS))
+        if unknown:
+            raise TypeError(f"list() got unexpected filters {unknown}; known: {', '.join(LIST_FILTERS)}")
+        params = {k: v for k, v in filters.items() if v is not None}
+        return list(self._request("GET", "/adapters", params=params).json())
+
+    def get(self, ref: str | int) -> dict[str, Any]:
+        not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
+        return dict(self._request("GET", f"/adapters/{self._ref(ref)}", errors=not_found).json())
+
+    def remove(self, ref: str | int) -> dict[str, Any]:
+        not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
+        return dict(self._request("DELETE", f"/adapters/{self._ref(ref)}", admin=True, errors=not_found).json())
+
+    def export(self, ref: str | int, fmt: str, out_dir: str | Path) -> builtins.list[Path]:
+        """Download ``ref`` written as ``fmt`` and unpack it into ``out_dir``; the written files."""
+        errors: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref), "bad_request": ExportError,
+                            "refused": ExportError}  # fmt: skip
+        r = self._request("GET", f"/adapters/{self._ref(ref)}/download", params={"format": fmt}, errors=errors,
+                          stream=True)  # fmt: skip
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        root = out.resolve()
+        written = []
+        with tempfile.TemporaryFile() as tmp:
+            try:
+                for chunk in r.iter_bytes(_CHUNK):
+                    tmp.write(chunk)
+            except httpx.HTTPError as e:
+                raise ClientError(0, "unreachable", f"{self.url}: download interrupted ({e})") from e
+            finally:
+                r.close()
+            tmp.seek(0)
+            with zipfile.ZipFile(tmp) as z:
+                for info in z.infolist():
+                    parts = [p for p in info.filename.split("/") if p not in ("", ".")]
+                    target = out.joinpath(*parts)
+                    if info.is_dir() or ".." in parts or not target.resolve().is_relative_to(root):
+                        continue  # only plain files inside out_dir
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(info) as src, target.open("wb") as dst:
+                        while chunk := src.read(_CHUNK):
+                            dst.write(chunk)
+                    written.append(target)
+        return written
+
+    # -- search ----------------------------------------------------------------------------
+    def search(
+        self,
+        prompt: str,
+        k: int = 10,
+        *,
+        mode: str = "hybrid",
+        family: str | None = None,
+        format: str | None = None,
+        origin: str | None = None,
+        tags: builtins.list[str] | None = None,
+    ) -> builtins.list[SearchHit]:
+        body = {"prompt": prompt, "k": k, "mode": mode, "family": family, "format": format, "origin": origin,
+                "tags": tags}  # fmt: skip
+        r = self._request("POST", "/search", json=body, errors={"bad_request": SearchError})
+        return [hit_from_dict(h) for h in r.json()["hits"]]
+
+    # -- ingestion -------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: builtins.list[str | Path],
+        *,
+        workers: int | None = None,  # accepted for LocalService parity; the server decides
+        progress: Callable[[IngestResult], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+        poll: float = 0.1,
+        timeout: float | None = None,
+    ) -> IngestReport:
+        """Upload files and folders (each adapter with its sidecars, as one zip) and wait for the
+        server's ingestion job. The report lists the caller's paths, in ``LocalService`` order."""
+        units = discover([Path(p) for p in paths])
+        if on_total:
+            on_total(len(units))
+        local: dict[int, IngestResult] = {}
+        groups: dict[int, tuple[str, Path]] = {}  # unit index → (prefix in the upload, local folder)
+        with tempfile.SpooledTemporaryFile(max_size=64 << 20) as buf:
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+                for i, unit in enumerate(units):
+                    try:
+                        if unit.problem:
+                            raise AdapterFormatError(unit.path, unit.problem)
+                        src = resolve_source(unit.path)
+                    except AdapterFormatError as e:
+                        local[i] = IngestResult(str(unit.path), "refused", reason=str(e))
+                        if progress:
+                            progress(local[i])
+                        continue
+                    base = src.weights.parent
+                    prefix = f"{i:05d}/{base.resolve().name or 'adapter'}"
+                    groups[i] = (prefix, base)
+                    for f in [*src.files, *_sidecars(src.weights)]:
+                        z.write(f, f"{prefix}/{f.name}")
+            if not groups:
+                return IngestReport([local[i] for i in range(len(units))])
+            buf.seek(0)
+            r = self._request("POST", "/ingest", admin=True, files=[("files", ("upload.zip", buf, "application/zip"))])
+        job = self.wait(Job.from_dict(r.json()).id, poll=poll, timeout=timeout,
+                        on_result=(lambda res: progress(_to_local(res, groups))) if progress else None)  # fmt: skip
+        if job.status != "done" or job.result is None:
+            err = job.error
+            raise ClientError(0, err.code if err else "failed", err.message if err else f"ingest job {job.id} failed")
+        remote = {_group_of(res.path): _to_local(res, groups) for res in job.result.results}
+        return IngestReport(
+            [local[i] if i in local else remote[i] for i in range(len(units)) if i in local or i in remote]
+        )
+
+    def job(self, job_id: str) -> Job:
+        return Job.from_dict(self._request("GET", f"/jobs/{self._ref(job_id)}", admin=True).json())
+
+    def wait(self, job_id: str, *, poll: float = 0.1, timeout: float | None = None,
+             on_result: Callable[[IngestResult], None] | None = None) -> Job:  # fmt: skip
+        """Poll a job until it is done or failed (``on_result`` sees each new result once)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen, delay = 0, min(poll, 0.05)
+        while True:
+            job = self.job(job_id)
+            results = job.result.results if job.result else []
+            for res in results[seen:]:
+                if on_result:
+                    on_result(res)
+            seen = len(results)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s ({job.done}/{job.total})")
+            time.sleep(delay)
+            delay = min(delay * 2, max(poll, 0.05))
+
+
+def _sidecars(weights: Path) -> builtins.list[Path]:
+    """The files next to ``weights`` that ``registry.formats.sidecars`` reads."""
+    stem = weights.stem
+    names = (f"{stem}.description.txt", "description.txt", f"{stem}.civitai.info", f"{stem}.json", "README.md",
+             f"{stem}.md")  # fmt: skip
+    return [p for n in dict.fromkeys(names) if (p := weights.parent / n).is_file() and not p.is_symlink()]
+
+
+def _group_of(path: str) -> int:
+    head = path.split("/", 1)[0]
+    return int(head) if head.isdigit() else -1
+
+
+def _to_local(res: IngestResult, groups: dict[int, tuple[str, Path]]) -> IngestResult:
+    """A server result (paths relative to the upload) with the caller's paths put back."""
+    g = groups.get(_group_of(res.path))
+    if g is None:
+        return res
+    prefix, base = g
+
+    def local(s: str) -> str:
+        rest = s[len(prefix) :].lstrip("/")
+        return str(base / rest) if rest else str(base)
+
+    path = local(res.path) if res.path.startswith(prefix) else res.path
+    reason = res.reason
+    if reason and prefix in reason:
+        local_base = "" if str(base) == "." else f"{base}{os.sep}"
+        reason = reason.replace(f"{prefix}/", local_base).replace(prefix, str(base))
+    return IngestResult(path, res.status, res.adapter_id, res.name, res.family, res.format, reason)

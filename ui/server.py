@@ -1,0 +1,164 @@
+"""``loradex serve``: the REST API on localhost, ready on a fresh data dir.
+
+``prepare`` migrates the database, ingests the bundled sample adapters when the database was
+fresh, and finds the admin token (``LORADEX_ADMIN_TOKEN``, else ``<data dir>/admin_token``,
+generated at first start with mode 0600). ``serve`` then runs uvicorn, bound to 127.0.0.1
+unless told otherwise. ``BackgroundServer`` runs an app in a thread on a free port (tests,
+benchmarks, notebooks).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import stat
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from registry.ingest import IngestReport
+    from ui.service import LocalService
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+TOKEN_ENV = "LORADEX_ADMIN_TOKEN"
+TOKEN_FILE = "admin_token"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "adapters"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def admin_token(home: Path) -> tuple[str, Path | None]:
+    """(token, file it is stored in); the file is None when it comes from ``LORADEX_ADMIN_TOKEN``."""
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    if env:
+        return env, None
+    path = Path(home) / TOKEN_FILE
+    if path.is_file() and not path.is_symlink():
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(0o600)  # readable by others: tighten before trusting it
+        token = path.read_text().strip()
+        if token:
+            return token, path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (token + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return token, path
+
+
+@dataclass
+class Prepared:
+    service: LocalService
+    token: str
+    token_path: Path | None  # None: the token comes from LORADEX_ADMIN_TOKEN
+    fresh: bool  # the database had no schema before this start
+    samples: IngestReport | None  # the sample ingestion, when it ran
+
+
+def prepare(
+    home: str | Path | None = None,
+    db_url: str | None = None,
+    *,
+    samples: bool = True,
+    text_model: str | None = None,
+    index_type: str = "flat",
+) -> Prepared:
+    """Migrate, ingest the bundled samples on a fresh database, find or make the admin token."""
+    from registry.db import default_home, default_url, is_initialized, make_engine
+    from ui.service import LocalService
+
+    home = Path(home).expanduser() if home else default_home()
+    url = db_url or default_url(home)
+    engine = make_engine(url)
+    try:
+        fresh = not is_initialized(engine)
+    finally:
+        engine.dispose()
+    service = LocalService(home, url, text_model=text_model, index_type=index_type)  # runs the migrations
+    report = service.ingest([SAMPLES]) if fresh and samples and SAMPLES.is_dir() else None
+    token, token_path = admin_token(home)
+    return Prepared(service, token, token_path, fresh, report)
+
+
+def serve(
+    home: str | Path | None = None,
+    db_url: str | None = None,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    samples: bool = True,
+    cors_origins: Sequence[str] | None = None,
+    max_upload_bytes: int | None = None,
+    log_level: str = "info",
+    out: TextIO | None = None,
+) -> int:
+    """Run the API until interrupted. Prints the URL and where the admin token is."""
+    import uvicorn
+
+    from ui.api import DEFAULT_MAX_UPLOAD_BYTES, create_app
+
+    out = out or sys.stdout
+    prep = prepare(home, db_url, samples=samples)
+    app = create_app(prep.service, admin_token=prep.token, cors_origins=cors_origins,
+                     max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)  # fmt: skip
+    if prep.samples is not None:
+        r = prep.samples
+        print(f"fresh data dir: ingested {r.count('ingested')} sample adapters from {SAMPLES}", file=out)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"loradex: {prep.service.registry.count()} adapters, data dir {prep.service.registry.home}", file=out)
+    print(f"serving http://{shown}:{port}/  (API docs /docs, schema /openapi.json)", file=out)
+    where = f"{prep.token_path} (mode 0600)" if prep.token_path else f"${TOKEN_ENV}"
+    print(f"admin token: {where}", file=out)
+    if host not in LOOPBACK:
+        print(f"warning: bound to {host}: the API is reachable from other machines", file=out)
+    out.flush()
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    return 0
+
+
+class BackgroundServer:
+    """uvicorn serving ``app`` in a daemon thread on ``host`` and a free port; a context manager."""
+
+    def __init__(self, app: Any, host: str = DEFAULT_HOST, port: int = 0, log_level: str = "warning") -> None:
+        import uvicorn
+
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port = int(self._sock.getsockname()[1])
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server on {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
