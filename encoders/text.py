@@ -3,6 +3,16 @@
 Embeddings are L2-normalized float32 (n, dim). Every encoder has a ``version`` string that is
 stored beside each embedding it makes; a mismatch forces a re-embed, never a silent mix.
 A small LRU cache keeps repeated prompts (search boxes repeat a lot) off the model.
+
+``TextEncoderConfig(quantize=True)`` is the fast CPU path: the float model (the reference) with
+its Linear layers made int8 by dynamic quantization (int8 per-channel weights, activations
+quantized per forward pass), after a SmoothQuant-style rebalancing that moves activation
+outliers into the weights (plain dynamic int8 drops the cosine to the float vectors to ~0.97,
+rebalanced it is ≥ 0.99 on short prompts). Activation scales are per forward pass, so the
+int8 path encodes one text per pass: a vector never depends on its batch-mates. Its vectors
+carry their own ``version`` (suffix ``:int8-sq…``), so a registry never mixes them with float
+ones silently. ``benchmarks/retrieval_scale.py`` (suite ``scale``) measures its latency and
+its Recall@10 against the float model; it is opt-in (see ``benchmarks/results/scale.md``).
 """
 
 from __future__ import annotations
@@ -32,11 +42,17 @@ class TextEncoderConfig:
     model_path: str | None = None  # local sentence-transformers folder; None → the bundled MiniLM
     device: str | None = None  # "cpu" / "cuda"; None → CUDA when present
     cache_size: int = 4096  # prompts kept in the LRU embedding cache (0 disables it)
-    batch_size: int = 64  # texts per forward pass
+    batch_size: int = 64  # texts per forward pass (the int8 path always runs one)
+    quantize: bool = False  # int8 dynamic quantization of the Linear layers (CPU only); False → float reference
+    smooth_alpha: float = 0.65  # int8 only: share of activation range moved into the weights (0 = none)
 
     def __post_init__(self) -> None:
         if self.cache_size < 0 or self.batch_size < 1:
             raise ValueError(f"cache_size must be ≥ 0 and batch_size ≥ 1, got {self.cache_size}, {self.batch_size}")
+        if not 0.0 <= self.smooth_alpha < 1.0:
+            raise ValueError(f"smooth_alpha must be in [0, 1), got {self.smooth_alpha}")
+        if self.quantize and self.device not in (None, "cpu"):
+            raise ValueError(f"quantize=True runs on the CPU only, got device={self.device!r}")
 
 
 class TextEncoder:
@@ -53,6 +69,8 @@ class TextEncoder:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.version = f"st:{path.name}:{_folder_digest(path)}"
+        if self.config.quantize:
+            self.version += f":int8-sq{round(self.config.smooth_alpha * 100)}"
 
     @property
     def model(self):  # type: ignore[no-untyped-def]
@@ -62,8 +80,12 @@ class TextEncoder:
                     import torch
                     from sentence_transformers import SentenceTransformer
 
-                    device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-                    self._model = SentenceTransformer(str(self.path), device=device)
+                    if self.config.quantize:
+                        model = SentenceTransformer(str(self.path), device="cpu")
+                        self._model = quantize_int8(model, self.config.smooth_alpha)
+                    else:
+                        device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+                        self._model = SentenceTransformer(str(self.path), device=device)
         return self._model
 
     @property
@@ -76,26 +98,39 @@ class TextEncoder:
 
         texts = [str(t) for t in texts]
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        fresh: dict[str, np.ndarray] = {}
         if missing:
+            # int8: activation scales are per forward pass (padding included), so a text's vector
+            # would depend on its batch-mates; one text per pass keeps it a function of the text.
+            batch = 1 if self.config.quantize else self.config.batch_size
             vecs = self.model.encode(
-                missing, batch_size=self.config.batch_size, normalize_embeddings=True, convert_to_numpy=True
+                missing, batch_size=batch, normalize_embeddings=True, convert_to_numpy=True
             ).astype(np.float32)  # (m, dim)
+            fresh = dict(zip(missing, vecs, strict=True))
             with self._lock:
-                for t, v in zip(missing, vecs, strict=True):
-                    self._cache[t] = v
+                for t, vec in fresh.items():
+                    self._cache[t] = vec
                     if len(self._cache) > self.config.cache_size:
                         self._cache.popitem(last=False)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
         for t in texts:
-            v = self._cache.get(t)
-            if v is None:  # evicted by a concurrent call or cache disabled
+            v = fresh.get(t)
+            if v is None:
+                with self._lock:
+                    v = self._cache.get(t)
+                    if v is not None:
+                        self._cache.move_to_end(t)
+            if v is None:  # evicted by a concurrent call since the check above
                 v = self.model.encode([t], normalize_embeddings=True, convert_to_numpy=True)[0].astype(np.float32)
-            else:
-                self._cache.move_to_end(t)
             out.append(v)
         return np.stack(out)  # (n, dim)
+
+    def clear_cache(self) -> None:
+        """Forget every cached prompt (the next encode of each runs the model)."""
+        with self._lock:
+            self._cache.clear()
 
 
 def _folder_digest(path: Path) -> str:
@@ -111,14 +146,85 @@ def _folder_digest(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
+# -- int8 path -------------------------------------------------------------------------------
+# Calibration texts for the SmoothQuant rebalancing: short prompts and adapter-style
+# descriptions, like what the encoder sees. Fixed, so the int8 model is deterministic.
+CALIBRATION_TEXTS = (
+    "a lora for anime portraits with soft pastel colors",
+    "photorealistic landscapes at golden hour",
+    "pixel art sprites",
+    "makes the chatbot answer like a pirate",
+    "cyberpunk",
+    "translate legal contracts from english to german",
+    "oil painting in the style of the old masters, thick brush strokes",
+    "logo design, flat vector, minimal",
+    "summarize long emails into bullet points",
+    "dragon",
+    "knight in shining armor, fantasy concept art, highly detailed, 8k",
+    "lineart, black and white, manga style",
+)
+
+
+def quantize_int8(model: Any, smooth_alpha: float = 0.65) -> Any:
+    """Make a CPU SentenceTransformer's Linear layers int8 (in place) and return it.
+
+    SmoothQuant-style: per input channel j of each Linear, ``s_j = max|x_j|^α / max|W_:,j|^(1-α)``
+    (activation maxima from ``CALIBRATION_TEXTS``); the weights are scaled by ``s`` and the
+    input by ``1/s`` (a pre-hook), which leaves the float function unchanged but flattens the
+    activation outliers that per-tensor activation quantization cannot represent. Then
+    ``torch.ao.quantization.quantize_dynamic`` with per-channel int8 weights.
+    """
+    import warnings
+
+    import torch
+    from torch import nn
+
+    model.eval()
+    linears = {name: mod for name, mod in model.named_modules() if isinstance(mod, nn.Linear)}
+    amax: dict[str, torch.Tensor] = {}  # name → (in,) max |activation| per input channel
+
+    def observe(name: str):  # type: ignore[no-untyped-def]
+        def hook(_mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            x = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(0)  # (in,)
+            amax[name] = torch.maximum(amax[name], x) if name in amax else x
+
+        return hook
+
+    inv_scales: dict[str, torch.Tensor] = {}  # name → (in,)
+    if smooth_alpha > 0:
+        handles = [mod.register_forward_pre_hook(observe(name)) for name, mod in linears.items()]
+        try:
+            model.encode(list(CALIBRATION_TEXTS), batch_size=len(CALIBRATION_TEXTS), convert_to_numpy=True)
+        finally:
+            for h in handles:
+                h.remove()
+        with torch.no_grad():
+            for name, mod in linears.items():
+                if name not in amax:  # not on the embedding path (e.g. an unused pooler)
+                    continue
+                w_max = mod.weight.abs().amax(0).clamp(min=1e-5)  # (in,)
+                s = (amax[name].clamp(min=1e-5) ** smooth_alpha / w_max ** (1 - smooth_alpha)).clamp(min=1e-5)
+                mod.weight.mul_(s[None, :])  # (out, in)
+                inv_scales[name] = (1.0 / s).to(mod.weight.dtype)
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    for name, inv in inv_scales.items():
+        model.get_submodule(name).register_forward_pre_hook(lambda _m, args, inv=inv: (args[0] * inv, *args[1:]))
+    return model
+
+
 _SHARED: dict[str, TextEncoder] = {}
 
 
-def get_text_encoder(model_path: str | None = None) -> TextEncoder:
-    """One shared encoder per model folder (loading MiniLM takes seconds)."""
-    key = model_path or ""
+def get_text_encoder(model_path: str | None = None, *, quantize: bool = False) -> TextEncoder:
+    """One shared encoder per model folder and precision (loading MiniLM takes seconds)."""
+    key = (model_path or "") + ("#int8" if quantize else "")
     if key not in _SHARED:
-        _SHARED[key] = TextEncoder(TextEncoderConfig(model_path=model_path))
+        _SHARED[key] = TextEncoder(TextEncoderConfig(model_path=model_path, quantize=quantize))
     return _SHARED[key]
 
 

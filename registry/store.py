@@ -220,6 +220,14 @@ class Registry:
                 raise AdapterNotFoundError(ref)
             return adapter_detail(row)
 
+    def hits(self, ids: builtins.list[int]) -> dict[int, dict[str, Any]]:
+        """Summaries plus trigger words of ``ids`` in one query (what a search result shows)."""
+        if not ids:
+            return {}
+        with self.sessions() as s:
+            rows = s.scalars(select(Adapter).where(Adapter.id.in_(ids))).all()
+            return {a.id: {**adapter_summary(a), "trigger_words": a.trigger_words} for a in rows}
+
     def count(self) -> int:
         with self.sessions() as s:
             return crud.count_adapters(session=s)

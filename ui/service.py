@@ -154,9 +154,13 @@ class LocalService:
                 ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
         encoded = self.weight_embedder.families
+        top = ranked[:k]
+        rows = self.registry.hits([i for _, i, _ in top])  # one query for all hits
         hits = []
-        for score, i, parts in ranked[:k]:
-            info = self.registry.get(i)
+        for score, i, parts in top:
+            info = rows.get(i)
+            if info is None:  # removed between the index search and the fetch
+                continue
             summary = {key: info[key] for key in ("id", "name", "family", "format", "origin", "ranks", "description",
                                                   "trigger_words", "tags", "module_count", "sha256")}  # fmt: skip
             why = ", ".join(f"{kind} similarity {v:.2f}" for kind, v in parts.items() if v is not None)
