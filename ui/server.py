@@ -3,8 +3,9 @@
 ``prepare`` migrates the database, ingests the bundled sample adapters when the database was
 fresh, and finds the admin token (``LORADEX_ADMIN_TOKEN``, else ``<data dir>/admin_token``,
 generated at first start with mode 0600). ``serve`` then runs uvicorn, bound to 127.0.0.1
-unless told otherwise. ``BackgroundServer`` runs an app in a thread on a free port (tests,
-benchmarks, notebooks).
+unless told otherwise, with the Gradio web UI mounted at ``/ui`` of the API app (``mount_ui``:
+one process, one port; ``/`` redirects there). ``BackgroundServer`` runs an app in a thread on a
+free port (tests, benchmarks, notebooks).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ TOKEN_ENV = "LORADEX_ADMIN_TOKEN"
 TOKEN_FILE = "admin_token"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "adapters"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+UI_PATH = "/ui"
 
 
 def admin_token(home: Path) -> tuple[str, Path | None]:
@@ -93,6 +95,28 @@ def prepare(
     return Prepared(service, token, token_path, fresh, report)
 
 
+def mount_ui(app: Any, service: LocalService, admin_token: str | None, *, path: str = UI_PATH,
+             max_upload_bytes: int | None = None) -> Any:  # fmt: skip
+    """Mount the Gradio web UI (``ui.web.build_ui``) on the REST API's FastAPI ``app`` at ``path``;
+    ``GET /`` redirects to it. The API's routes stay as they are (they are matched first)."""
+    import gradio as gr
+    from fastapi.responses import RedirectResponse
+
+    from ui.api import UploadLimits
+    from ui.web import build_ui, page_options
+
+    limits = UploadLimits(max_unpacked_bytes=max(4 * max_upload_bytes, 1 << 30)) if max_upload_bytes else None
+    demo = build_ui(service, admin_token, api_root="..", limits=limits)
+    if path != "/":
+
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse(f"{path}/")
+
+    return gr.mount_gradio_app(app, demo, path=path, max_file_size=max_upload_bytes, footer_links=["api", "settings"],
+                               show_error=True, ssr_mode=False, **page_options())  # fmt: skip
+
+
 def serve(
     home: str | Path | None = None,
     db_url: str | None = None,
@@ -103,9 +127,11 @@ def serve(
     cors_origins: Sequence[str] | None = None,
     max_upload_bytes: int | None = None,
     log_level: str = "info",
+    ui: bool = True,
     out: TextIO | None = None,
 ) -> int:
-    """Run the API until interrupted. Prints the URL and where the admin token is."""
+    """Run the API (and the web UI at ``/ui`` unless ``ui=False``) until interrupted. Prints the
+    URL and where the admin token is."""
     import uvicorn
 
     from ui.api import DEFAULT_MAX_UPLOAD_BYTES, create_app
@@ -114,12 +140,15 @@ def serve(
     prep = prepare(home, db_url, samples=samples)
     app = create_app(prep.service, admin_token=prep.token, cors_origins=cors_origins,
                      max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)  # fmt: skip
+    if ui:
+        app = mount_ui(app, prep.service, prep.token, max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
     if prep.samples is not None:
         r = prep.samples
         print(f"fresh data dir: ingested {r.count('ingested')} sample adapters from {SAMPLES}", file=out)
     shown = f"[{host}]" if ":" in host else host
     print(f"loradex: {prep.service.registry.count()} adapters, data dir {prep.service.registry.home}", file=out)
-    print(f"serving http://{shown}:{port}/  (API docs /docs, schema /openapi.json)", file=out)
+    page = f"web UI http://{shown}:{port}{UI_PATH}/, " if ui else ""
+    print(f"serving http://{shown}:{port}/  ({page}API docs /docs, schema /openapi.json)", file=out)
     where = f"{prep.token_path} (mode 0600)" if prep.token_path else f"${TOKEN_ENV}"
     print(f"admin token: {where}", file=out)
     if host not in LOOPBACK:

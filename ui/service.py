@@ -155,10 +155,10 @@ class LocalService:
         ranked.sort(key=lambda t: (-t[0], t[1]))
         encoded = self.weight_embedder.families
         top = ranked[:k]
-        rows = self.registry.hits([i for _, i, _ in top])  # one query for all hits
+        found = self.registry.hits([i for _, i, _ in top])  # one query for all hits
         hits = []
         for score, i, parts in top:
-            info = rows.get(i)
+            info = found.get(i)
             if info is None:  # removed between the index search and the fetch
                 continue
             summary = {key: info[key] for key in ("id", "name", "family", "format", "origin", "ranks", "description",

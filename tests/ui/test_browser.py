@@ -1,0 +1,142 @@
+"""End to end in a real headless Chromium (Debian ``chromium`` driven by Playwright's sync API,
+never ``playwright install``): search from the page, open an adapter page, ingest a real
+fixture through the admin tab. Screenshots go to ``tests/artifacts/`` (ignored by git).
+
+Under ``CI=true`` a missing chromium or playwright fails these tests; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tests.conftest import IN_CI
+from tests.ui.test_web import TOKEN, by_name, web_server
+
+CHROMIUM = Path(os.environ.get("LORADEX_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+TIMEOUT_MS = 30_000
+
+
+def _missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    if not CHROMIUM.is_file():
+        return f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run does it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    reason = _missing()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def site(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    with web_server(tmp_path_factory.mktemp("browser")) as env:
+        yield env
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
+    page.goto(f"{site.url}/")  # redirects to the UI at /ui/
+    page.locator("#ldx-prompt textarea").fill("a soft watercolor painting of a lake")
+    page.locator("#ldx-search").click()
+    first = page.locator("#ldx-results .ldx-card").first
+    first.wait_for()
+    assert first.get_attribute("data-name") == "watercolor_sd15"
+    assert page.locator("#ldx-results .ldx-card .ldx-svg").count() >= 1  # fingerprints drawn
+    assert "1. watercolor_sd15" in page.locator("#ldx-map svg .ldx-svg-hit").all_text_contents()
+    href = first.locator("a.ldx-dl").first.get_attribute("href")
+    assert href and "/download?format=" in href
+    with page.expect_download() as dl:
+        first.locator("a.ldx-dl", has_text="kohya").click()
+    assert dl.value.suggested_filename == "watercolor_sd15-kohya.zip"
+    page.wait_for_timeout(300)
+    shot(page, "search.png")
+
+
+def test_adapter_page_in_the_browser(site: SimpleNamespace, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    info = by_name(site.svc, "Pixel Art XL")
+    page.goto(f"{site.url}/ui/?adapter={info['id']}")
+    detail = page.locator(f'#ldx-detail .ldx-detail[data-name="{info["name"]}"]')
+    detail.wait_for()
+    assert info["sha256"] in detail.inner_text()
+    assert page.locator("#ldx-detail .ldx-fp-big svg rect").count() == info["module_count"]
+    expect(page.locator("#ldx-modules")).to_contain_text("attn2.to_k")  # modules table filled
+    expect(page.locator("#ldx-detail .ldx-similar")).to_contain_text("watercolor_sd15")  # nearest by description
+    page.locator("#ldx-export").click()
+    page.locator('#ldx-download td.filename[aria-label="Pixel_Art_XL-diffusers.zip"]').wait_for()
+    page.wait_for_timeout(300)
+    shot(page, "adapter.png")
+
+
+def test_admin_ingests_a_real_fixture(site: SimpleNamespace, page: Any, real_adapters: Path) -> None:
+    from playwright.sync_api import expect
+
+    folder = real_adapters / "peft_gpt2_emotion"
+    files = [str(folder / n) for n in ("adapter_config.json", "adapter_model.safetensors", "description.txt")]
+    page.goto(f"{site.url}/ui/")
+    page.get_by_role("tab", name="Admin").click()
+    page.locator("#ldx-files input[type=file]").set_input_files(files)
+    expect(page.locator("#ldx-files td.filename")).to_have_count(len(files))  # uploaded
+    page.get_by_label("name for loose PEFT files").fill("peft_gpt2_emotion")
+
+    page.locator("#ldx-token input").fill("wrong token")
+    page.locator("#ldx-ingest").click()
+    toast = page.locator("[data-testid=toast-body]", has_text="wrong admin token")
+    toast.wait_for()
+    page.wait_for_timeout(400)  # let the toast finish sliding in
+    shot(page, "admin_refused.png")
+    toast.locator("[data-testid=toast-close]").click()
+    assert "peft_gpt2_emotion" not in {a["name"] for a in site.svc.list()}
+
+    page.locator("#ldx-token input").fill(TOKEN)
+    page.locator("#ldx-ingest").click()
+    page.locator("#ldx-summary", has_text="1 ingested").wait_for()
+    report = page.locator("#ldx-report")
+    expect(report).to_contain_text("peft_gpt2_emotion")
+    assert "ingested" in report.inner_text()
+    expect(page.locator("#ldx-ingest")).to_be_enabled()
+    page.wait_for_timeout(400)  # outputs fade in
+    shot(page, "admin_ingested.png")
+    added = by_name(site.svc, "peft_gpt2_emotion")
+    assert (added["family"], added["format"], added["module_count"]) == ("gpt2", "peft", 12)

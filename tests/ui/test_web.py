@@ -1,0 +1,223 @@
+"""Web UI (ui.web, ui.charts) through ``gradio_client`` against the real server: the REST API with
+the Gradio app mounted at /ui, served by uvicorn on a free 127.0.0.1 port (SQLite registry of the
+bundled samples). Plus the chart helpers on their own."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from tests.ui.test_api import variant
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "samples" / "adapters"
+TOKEN = "web-admin-token"
+SEARCH_DEFAULTS = ("any", "any", "any", "", "hybrid")
+
+
+def by_name(svc: object, name: str) -> dict:
+    (info,) = [svc.get(a["id"]) for a in svc.list() if a["name"] == name]  # type: ignore[attr-defined]
+    return info
+
+
+def card_names(cards: str) -> list[str]:
+    return re.findall(r'class="ldx-card" data-name="([^"]*)"', cards)
+
+
+@contextmanager
+def web_server(home: Path) -> Iterator[SimpleNamespace]:
+    """The samples registry in ``home``, served as API + UI (at /ui) on a free 127.0.0.1 port."""
+    from ui.api import create_app
+    from ui.server import BackgroundServer, mount_ui
+    from ui.service import LocalService
+
+    svc = LocalService(home, f"sqlite:///{home / 'loradex.db'}")
+    try:
+        svc.ingest([SAMPLES])
+        app = mount_ui(create_app(svc, admin_token=TOKEN), svc, TOKEN, max_upload_bytes=16 << 20)
+        with BackgroundServer(app) as server:
+            yield SimpleNamespace(svc=svc, url=server.url, home=home)
+    finally:
+        svc.registry.close()
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    from gradio_client import Client
+
+    home = tmp_path_factory.mktemp("web")
+    with web_server(home) as env:
+        env.client = Client(f"{env.url}/ui/", verbose=False, analytics_enabled=False,
+                            download_files=str(home / "downloads"))  # fmt: skip
+        try:
+            yield env
+        finally:
+            env.client.close()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [("a soft watercolor painting of a lake", "watercolor_sd15"), ("speak like Shakespeare", "Shakespeare GPT-2")],
+)
+def test_search_finds_the_sample(web: SimpleNamespace, prompt: str, expected: str) -> None:
+    cards, regmap = web.client.predict(prompt, *SEARCH_DEFAULTS, 5, api_name="/search")
+    names = card_names(cards)
+    assert names and names[0] == expected, names
+    assert 'class="ldx-svg"' in cards  # a fingerprint per card
+    assert "weights similarity" in cards or "text similarity" in cards  # the why line
+    assert "/download?format=" in cards
+    assert "<svg" in regmap and "your prompt" in regmap and f"1. {expected}" in regmap
+
+
+def test_search_filters(web: SimpleNamespace) -> None:
+    cards, _ = web.client.predict("a painting", "gpt2", "any", "any", "", "hybrid", 10, api_name="/search")
+    assert card_names(cards) == ["Shakespeare GPT-2"]
+    cards, _ = web.client.predict("a painting", "any", "nope", "any", "", "text", 10, api_name="/search")
+    assert card_names(cards) == [] and "No adapter matches" in cards
+
+
+def test_card_download_link_is_served(web: SimpleNamespace) -> None:
+    cards, _ = web.client.predict("a soft watercolor painting of a lake", *SEARCH_DEFAULTS, 1, api_name="/search")
+    href = re.search(r'href="\.\./(adapters/\d+/download\?format=kohya)"', cards)
+    assert href, cards
+    r = httpx.get(f"{web.url}/{href.group(1)}", timeout=60)  # ".." from /ui/ is the API root
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+
+
+def test_adapter_page_and_export(web: SimpleNamespace) -> None:
+    info = by_name(web.svc, "watercolor_sd15")
+    detail, modules, fmts = web.client.predict(f"{info['id']} · {info['name']}", api_name="/adapter")
+    assert 'data-name="watercolor_sd15"' in detail and info["sha256"] in detail and "<svg" in detail
+    assert len(modules["data"]) == info["module_count"]
+    assert all(isinstance(row[-1], float) and row[-1] > 0 for row in modules["data"])  # ‖ΔW‖ per module
+    similar = [int(i) for i in re.findall(r'<tr data-id="(\d+)">', detail)]
+    assert len(similar) == web.svc.registry.count() - 1 and info["id"] not in similar
+    by_typed_name, _, _ = web.client.predict("watercolor_sd15", api_name="/adapter")
+    assert by_typed_name == detail
+    path = web.client.predict(str(info["id"]), "kohya", api_name="/download")
+    with zipfile.ZipFile(path) as z:
+        assert any(n.endswith(".safetensors") for n in z.namelist())
+
+
+def test_admin_refuses_a_wrong_token(web: SimpleNamespace, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    before = web.svc.registry.count()
+    new = variant("web_wrong_token", tmp_path)
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("not-the-token", [handle_file(str(new))], "", api_name="/ingest_files")
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("", str(new), api_name="/ingest_folder")
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("not-the-token", "watercolor_sd15", api_name="/remove")
+    assert web.svc.registry.count() == before
+
+
+def test_admin_ingests_refuses_and_removes(web: SimpleNamespace, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    new = variant("web_uploaded", tmp_path)
+    bad = tmp_path / "junk.safetensors"
+    bad.write_bytes(b"not an adapter")
+    summary, table, _, header = web.client.predict(
+        TOKEN, [handle_file(str(new)), handle_file(str(bad))], "", api_name="/ingest_files"
+    )
+    status = {row[1]: row[0] for row in table["data"]}
+    assert status == {"web_uploaded.safetensors": "ingested", "junk.safetensors": "refused"}, table
+    assert "1 ingested" in summary and "1 refused" in summary and str(web.svc.registry.home) not in str(table)
+    assert "web_uploaded" in {a["name"] for a in web.svc.list()}
+    _, table, _, _ = web.client.predict(TOKEN, str(new), api_name="/ingest_folder")  # same bytes again
+    assert [row[0] for row in table["data"]] == ["duplicate"]
+    msg, _, _ = web.client.predict(TOKEN, "web_uploaded", api_name="/remove")
+    assert "removed" in msg and "web_uploaded" not in {a["name"] for a in web.svc.list()}
+
+
+def test_admin_upload_of_an_unsafe_zip_is_refused(web: SimpleNamespace, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../escape.safetensors", b"x")
+    with pytest.raises(AppError, match=r"climbs out"):
+        web.client.predict(TOKEN, [handle_file(str(evil))], "", api_name="/ingest_files")
+    assert not list((web.home / "uploads").glob("ui-*"))
+
+
+def test_api_routes_still_work_beside_the_ui(web: SimpleNamespace) -> None:
+    assert httpx.get(f"{web.url}/health").json()["status"] == "ok"
+    r = httpx.get(f"{web.url}/")
+    assert r.status_code in (302, 307) and r.headers["location"] == "/ui/"
+    assert "loradex" in httpx.get(f"{web.url}/ui/", follow_redirects=True).text
+    assert httpx.get(f"{web.url}/nope").json()["error"]["code"] == "not_found"
+
+
+# -- charts ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "block"),
+    [
+        ("unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_q", "unet down_blocks.1"),
+        ("unet.mid_block.attentions.0.proj_in", "unet mid_block"),
+        ("model.model.layers.7.self_attn.q_proj", "layers.7"),
+        ("model.transformer.h.0.attn.c_attn", "h.0"),
+        ("text_encoder.text_model.encoder.layers.0.self_attn.q_proj", "te1 layers.0"),
+        ("transformer.single_transformer_blocks.12.proj_out", "dit single_transformer_blocks.12"),
+        ("unet.conv_in", "unet"),
+    ],
+)
+def test_block_of(name: str, block: str) -> None:
+    from ui.charts import block_of
+
+    assert block_of(name) == block
+
+
+def test_module_norm_is_the_frobenius_norm_of_delta() -> None:
+    import torch
+
+    from registry.formats.canonical import LoraModule
+    from ui.charts import module_norm
+
+    g = torch.Generator().manual_seed(0)
+    lin = LoraModule("unet.a", torch.randn(4, 32, generator=g), torch.randn(16, 4, generator=g), scale=0.5)
+    conv = LoraModule("unet.b", torch.randn(4, 8, 3, 3, generator=g), torch.randn(6, 4, 1, 1, generator=g),
+                      scale=-2.0, kind="conv")  # fmt: skip
+    for m in (lin, conv):
+        assert module_norm(m) == pytest.approx(float(torch.linalg.norm(m.delta())), rel=1e-4)
+
+
+def test_fingerprint_and_map_svg() -> None:
+    import numpy as np
+
+    from ui.charts import MapData, fingerprint_svg, map_svg, pca_2d
+
+    fp = [("unet.down_blocks.0.x", "unet down_blocks.0", 1.0), ("unet.up_blocks.0.x", "unet up_blocks.0", 0.5)]
+    svg = fingerprint_svg(fp, labels=True)
+    assert svg.count("<rect") == 2 and "unet up_blocks.0" in svg and "2 modules in 2 blocks" in svg
+    assert "no modules" in fingerprint_svg([])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 16)).astype(np.float32)
+    x[:, 0] *= 10  # one dominant direction
+    mean, basis, shares = pca_2d(x)
+    assert basis.shape == (16, 2) and shares[0] > shares[1] > 0
+    assert abs(basis[0, 0]) > 0.9
+    data = MapData([1, 1, 2, 2, 3, 3], ["text", "weights"] * 3, {1: "a<b", 2: "b", 3: "c"}, {1: "sd1", 2: "sd1", 3: "gpt2"},
+                   (x - mean) @ basis, mean, basis, shares)  # fmt: skip
+    svg = map_svg(data, x[0], [1])
+    assert "1. a&lt;b" in svg and "your prompt" in svg and "gpt2" in svg
+    assert "nothing embedded" in map_svg(None)
+
+
+def test_export_formats() -> None:
+    from ui.web import export_formats
+
+    assert export_formats([{"name": "unet.a"}, {"name": "text_encoder.b"}]) == ["diffusers", "kohya"]
+    assert export_formats([{"name": "unet.a"}]) == ["diffusers", "peft", "kohya"]
+    assert export_formats([{"name": "model.transformer.h.0.attn.c_attn"}]) == ["peft"]

@@ -1,0 +1,558 @@
+"""The Gradio web UI: ``build_ui(service, admin_token)`` → ``gr.Blocks``.
+
+Mounted on the REST API's FastAPI app by ``ui.server.mount_ui`` (one process, one port).
+Tabs: **Search** (prompt, filters, result cards with score breakdown, weight fingerprint and
+download links, a 2-D map of the registry), **Adapter** (metadata, modules, lineage,
+fingerprint, similar adapters, export), **Admin** (token-checked upload / server-folder
+ingestion with progress, removal). Registry errors become ``gr.Error`` here and nowhere else.
+Uploads go through the REST API's own checks (``ui.api.stage_uploads``: bare file names, safe
+zips, caps). Theme and CSS are handed to ``mount_gradio_app`` / ``launch`` (``page_options``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import shutil
+import tempfile
+import uuid
+import zipfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from registry.errors import RegistryError
+from registry.formats.canonical import DIFFUSION_COMPONENTS
+from registry.ingest import IngestReport, IngestResult
+from ui.api import ApiError, UploadLimits, stage_uploads
+from ui.charts import FingerprintCache, RegistryMap, fingerprint_svg, map_svg
+from ui.service import SEARCH_MODES, LocalService, SearchHit
+
+ANY = "any"
+EXPORT_FORMATS = ("diffusers", "peft", "kohya")
+RESULT_HEADERS = ["status", "path", "id", "name", "family", "format", "reason"]
+MODULE_HEADERS = ["module", "block", "kind", "rank", "in", "out", "scale", "‖ΔW‖_F"]
+MAX_CHOICES = 1000  # adapters listed in the picker; others are reached by typing an id or name
+
+EXAMPLES = [["a soft watercolor painting of a lake"], ["pixel art game sprite"], ["write SQL queries"],
+            ["speak like Shakespeare"], ["glowing neon city at night"]]  # fmt: skip
+
+CSS = """
+.ldx-header {display:flex; align-items:baseline; gap:14px; padding:4px 2px 2px}
+.ldx-logo {font-size:1.6rem; font-weight:800; letter-spacing:-0.02em; color:var(--color-accent)}
+.ldx-sub {color:var(--body-text-color-subdued); font-size:0.92rem}
+.ldx-note {color:var(--body-text-color-subdued); padding:18px 4px}
+.ldx-muted {color:var(--body-text-color-subdued); font-style:italic}
+.ldx-cards {display:flex; flex-direction:column; gap:10px}
+.ldx-card {display:flex; gap:14px; justify-content:space-between; padding:12px 14px; border-radius:10px;
+  border:1px solid var(--border-color-primary); background:var(--block-background-fill);
+  box-shadow:0 1px 2px rgba(15,23,42,0.06)}
+.ldx-card-main {flex:1; min-width:0}
+.ldx-title {font-size:1.05rem; font-weight:650; display:flex; flex-wrap:wrap; align-items:center; gap:6px}
+.ldx-title a {color:var(--body-text-color); text-decoration:none}
+.ldx-title a:hover {text-decoration:underline}
+.ldx-rank {display:inline-flex; width:22px; height:22px; border-radius:11px; align-items:center;
+  justify-content:center; background:var(--color-accent); color:white; font-size:0.75rem}
+.ldx-badge {font-size:0.72rem; font-weight:500; padding:1px 7px; border-radius:9px;
+  background:var(--background-fill-secondary); border:1px solid var(--border-color-primary)}
+.ldx-badge.fam {background:#e0e7ff; border-color:#c7d2fe; color:#3730a3}
+.ldx-badge.fmt {background:#ecfdf5; border-color:#a7f3d0; color:#065f46}
+.ldx-desc {margin:6px 0 4px; font-size:0.9rem; line-height:1.35}
+.ldx-trig {font-size:0.82rem; margin:2px 0}
+.ldx-trig code {background:#fef3c7; padding:0 4px; border-radius:4px}
+.ldx-scores {display:flex; flex-wrap:wrap; gap:12px; align-items:center; font-size:0.8rem; margin:6px 0 2px}
+.ldx-score {font-weight:650}
+.ldx-bar {display:inline-flex; align-items:center; gap:5px}
+.ldx-track {display:inline-block; width:70px; height:7px; border-radius:4px; background:#e2e8f0; overflow:hidden}
+.ldx-fill {display:block; height:100%; background:#4e79a7}
+.ldx-fill.text {background:#59a14f}
+.ldx-why {font-size:0.76rem; color:var(--body-text-color-subdued)}
+.ldx-foot {display:flex; flex-wrap:wrap; gap:5px; align-items:center; margin-top:6px}
+.ldx-tag {font-size:0.7rem; padding:0 6px; border-radius:8px; background:var(--background-fill-secondary)}
+.ldx-dls {margin-left:auto; display:flex; gap:6px}
+.ldx-dl {font-size:0.75rem; padding:2px 8px; border-radius:6px; border:1px solid var(--border-color-primary);
+  text-decoration:none; color:var(--body-text-color)}
+.ldx-dl:hover {background:var(--background-fill-secondary)}
+.ldx-fp {flex:0 0 auto; text-align:center}
+.ldx-fp-cap {font-size:0.68rem; color:var(--body-text-color-subdued)}
+.ldx-svg-label {font-size:10px; fill:#64748b; font-family:sans-serif}
+.ldx-svg-note {font-size:11px; fill:#94a3b8; font-family:sans-serif}
+.ldx-svg-hit {font-size:12px; font-weight:600; fill:#1e293b; font-family:sans-serif; paint-order:stroke;
+  stroke:white; stroke-width:3px}
+.ldx-mapbox svg {width:100%; height:auto}
+.ldx-detail h2 {margin:4px 0}
+.ldx-detail-grid {display:grid; grid-template-columns:minmax(280px, 1fr) minmax(300px, 1.2fr); gap:18px}
+.ldx-kv {font-size:0.82rem; border-collapse:collapse; width:100%; border:none !important}
+.ldx-detail table, .ldx-detail tr {border:none !important}
+.ldx-detail h4 {margin:14px 0 4px; font-size:0.9rem}
+.ldx-similar .ldx-track {width:50px}
+.ldx-kv th, .ldx-kv td {border:none !important; border-bottom:1px solid var(--border-color-primary) !important;
+  padding:3px 10px 3px 0 !important; background:none !important; vertical-align:top}
+.ldx-kv th {text-align:left; color:var(--body-text-color-subdued); font-weight:500; white-space:nowrap}
+.ldx-kv td {word-break:break-all}
+.ldx-detail details {margin-top:10px; font-size:0.85rem}
+.ldx-searchbar {align-items:center}
+#ldx-prompt textarea {font-size:1.05rem; padding:12px 14px}
+.ldx-fp-big svg {width:100%; height:auto}
+.ldx-warn {font-size:0.8rem; background:#fff7ed; border:1px solid #fed7aa; border-radius:8px; padding:4px 10px}
+"""
+
+
+def theme() -> Any:
+    return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
+
+
+def page_options() -> dict[str, Any]:
+    """Theme and CSS for ``gr.mount_gradio_app`` / ``Blocks.launch`` (Gradio 6 takes them there)."""
+    return {"theme": theme(), "css": CSS}
+
+
+def export_formats(modules: list[dict[str, Any]]) -> list[str]:
+    """The writers that can hold an adapter with these modules (see ``registry.formats`` writers)."""
+    components = {str(m["name"]).split(".", 1)[0] for m in modules}
+    if not components:
+        return []
+    formats = []
+    if components <= set(DIFFUSION_COMPONENTS):
+        formats = ["diffusers"]
+        if not any(m.get("dora") for m in modules):
+            formats.append("kohya")
+    if len(components) == 1:
+        formats.append("peft")
+    return [f for f in EXPORT_FORMATS if f in formats]
+
+
+def _esc(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _ref(choice: str | int | None) -> str:
+    """An adapter reference from a picker value (``"12 · name"``) or a typed id / name / sha."""
+    text = str(choice or "").strip()
+    return text.split(" · ", 1)[0].strip() if " · " in text else text
+
+
+def _rows(report: IngestReport) -> list[list[Any]]:
+    return [[r.status, r.path, r.adapter_id or "", r.name or "", r.family or "", r.format or "", r.reason or ""]
+            for r in report.results]  # fmt: skip
+
+
+class WebUI:
+    """State and handlers behind the Blocks (one per app)."""
+
+    def __init__(self, service: LocalService, admin_token: str | None, *, api_root: str | None = "..",
+                 limits: UploadLimits | None = None) -> None:  # fmt: skip
+        self.service = service
+        self.registry = service.registry
+        self._token = admin_token.encode() if admin_token else None
+        self.api_root = api_root
+        self.limits = limits or UploadLimits()
+        self.fingerprints = FingerprintCache(Path(self.registry.home) / "cache" / "fingerprints")
+        self.map = RegistryMap(self.registry)
+        self._exports = Path(tempfile.mkdtemp(prefix="loradex-ui-export-"))
+
+    # -- shared --------------------------------------------------------------------------------
+    def check_token(self, token: str | None) -> None:
+        if self._token is None:
+            raise gr.Error("admin is disabled: the server has no admin token", title="Admin")
+        if not hmac.compare_digest((token or "").strip().encode(), self._token):
+            raise gr.Error("wrong admin token", title="Admin")
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """Adapter detail by id, sha256 (prefix) or exact name; ``gr.Error`` when there is none."""
+        from registry.errors import AdapterNotFoundError
+
+        try:
+            return self.service.get(ref)
+        except AdapterNotFoundError:
+            named = [a["id"] for a in self.registry.list() if a["name"] == ref]
+            if len(named) == 1:
+                return self.service.get(named[0])
+            if named:
+                raise gr.Error(f"{len(named)} adapters are named {ref!r} (ids {', '.join(map(str, named))}): "
+                               "use an id", title="Adapter") from None  # fmt: skip
+            raise gr.Error(
+                f"no adapter {ref!r} in the registry (give an id, a name or a sha256)", title="Adapter"
+            ) from None
+
+    def fingerprint(self, info: dict[str, Any], width: int = 220, height: int = 64, labels: bool = False) -> str:
+        try:
+            return fingerprint_svg(self.fingerprints.get(self.registry, info), width, height, labels=labels)
+        except (RegistryError, OSError) as e:
+            return f'<div class="ldx-note">fingerprint unavailable ({_esc(e)})</div>'
+
+    def choices(self) -> list[str]:
+        return [f"{a['id']} · {a['name']}" for a in self.registry.list(limit=MAX_CHOICES)]
+
+    def stats_html(self) -> str:
+        st = self.service.stats()
+        fams = ", ".join(f"{f} {n}" for f, n in st.families.items()) or "none"
+        idx = " · ".join(f"{i.kind} index {i.size}" for i in st.indexes)
+        return (f'<div class="ldx-header"><span class="ldx-logo">loradex</span>'
+                f'<span class="ldx-sub">LoRA adapter registry · <b>{st.adapters}</b> adapters · {_esc(fams)}'
+                f" · {_esc(idx)}</span></div>")  # fmt: skip
+
+    def filter_choices(self) -> tuple[list[str], list[str], list[str]]:
+        st = self.service.stats()
+        return [ANY, *st.families], [ANY, *st.formats], [ANY, *st.origins]
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, prompt: str, family: str, fmt: str, origin: str, tags: str, mode: str,
+               k: float) -> tuple[str, str]:  # fmt: skip
+        """Prompt → (result cards HTML, registry map SVG)."""
+        if not (prompt or "").strip():
+            return '<div class="ldx-note">Type what the adapter should do or look like.</div>', self.map_html()
+        tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()] or None
+        try:
+            hits = self.service.search(prompt, max(1, int(k)), mode=mode or "hybrid", tags=tag_list,
+                                       family=None if family in (None, "", ANY) else family,
+                                       format=None if fmt in (None, "", ANY) else fmt,
+                                       origin=None if origin in (None, "", ANY) else origin)  # fmt: skip
+        except RegistryError as e:
+            raise gr.Error(str(e), title="Search") from None
+        if not hits:
+            cards = '<div class="ldx-note">No adapter matches these filters.</div>'
+        else:
+            cards = "".join(self.card(h, i + 1) for i, h in enumerate(hits))
+        query = self.service.text_encoder.encode([prompt])[0]  # (dim,), from the encoder's LRU cache
+        return f'<div class="ldx-cards">{cards}</div>', self.map_html(query, [h.adapter["id"] for h in hits])
+
+    def map_html(self, query: Any = None, hits: list[int] | None = None) -> str:
+        return f'<div class="ldx-mapbox">{map_svg(self.map.data(), query, hits)}</div>'
+
+    def card(self, hit: SearchHit, rank: int) -> str:
+        a = hit.adapter
+        info = self.registry.get(a["id"])
+        ranks = "/".join(str(r) for r in a.get("ranks") or []) or "?"
+        badges = "".join(f'<span class="ldx-badge {c}">{_esc(t)}</span>' for c, t in
+                         (("fam", a["family"]), ("fmt", a["format"]), ("", f"rank {ranks}"),
+                          ("", f"{a.get('module_count', '?')} modules"), ("", a.get("origin", ""))) if t)  # fmt: skip
+        bars = "".join(self._score_bar(kind, v) for kind, v in hit.scores.items())
+        desc = a.get("description") or ""
+        desc_html = (f'<div class="ldx-desc">{_esc(desc[:400])}{"…" if len(desc) > 400 else ""}</div>' if desc
+                     else '<div class="ldx-desc ldx-muted">no description: found by its weights</div>')  # fmt: skip
+        trig = [str(t) for t in a.get("trigger_words") or []]
+        trig_html = (f'<div class="ldx-trig">trigger words: {" ".join(f"<code>{_esc(t)}</code>" for t in trig[:8])}</div>'
+                     if trig else "")  # fmt: skip
+        tags = "".join(f'<span class="ldx-tag">{_esc(t)}</span>' for t in (a.get("tags") or [])[:8])
+        links = ""
+        if self.api_root is not None:
+            fmts = export_formats(info["modules"])
+            links = "".join(f'<a class="ldx-dl" href="{self.api_root}/adapters/{a["id"]}/download?format={f}" '
+                            f'download>⬇ {f}</a>' for f in fmts)  # fmt: skip
+        return f"""
+<div class="ldx-card" data-name="{_esc(a["name"])}" data-id="{a["id"]}">
+  <div class="ldx-card-main">
+    <div class="ldx-title"><span class="ldx-rank">{rank}</span>
+      <a href="?adapter={a["id"]}" title="open the adapter page">{_esc(a["name"])}</a>{badges}</div>
+    {desc_html}{trig_html}
+    <div class="ldx-scores"><span class="ldx-score">score {hit.score:.2f}</span>{bars}</div>
+    <div class="ldx-why">{_esc(hit.why)}</div>
+    <div class="ldx-foot">{tags}<span class="ldx-dls">{links}</span></div>
+  </div>
+  <div class="ldx-fp" title="per-layer weight fingerprint">{self.fingerprint(info)}
+    <div class="ldx-fp-cap">‖ΔW‖ per module, by block</div></div>
+</div>"""
+
+    @staticmethod
+    def _score_bar(kind: str, v: float | None) -> str:
+        if v is None:
+            return f'<span class="ldx-bar ldx-muted">{_esc(kind)} –</span>'
+        pct = max(0.0, min(1.0, float(v))) * 100
+        return (f'<span class="ldx-bar" title="cosine of the prompt with the {_esc(kind)} embedding">{_esc(kind)}'
+                f'<span class="ldx-track"><span class="ldx-fill {_esc(kind)}" style="width:{pct:.0f}%"></span>'
+                f"</span>{v:.2f}</span>")  # fmt: skip
+
+    # -- adapter page --------------------------------------------------------------------------
+    def adapter(self, choice: str) -> tuple[str, list[list[Any]], Any]:
+        """(detail HTML with lineage and similar adapters, modules table, export format dropdown)."""
+        ref = _ref(choice)
+        if not ref:
+            return '<div class="ldx-note">Pick an adapter.</div>', [], gr.Dropdown(choices=[], value=None)
+        info = self.resolve(ref)
+        norms = {}
+        try:
+            norms = {n: v for n, _, v in self.fingerprints.get(self.registry, info)}
+        except (RegistryError, OSError):
+            pass
+        from ui.charts import block_of
+
+        modules = [[m["name"], block_of(m["name"]), m.get("kind", ""), m.get("rank", ""), m.get("in", ""),
+                    m.get("out", ""), round(float(m.get("scale") or 0), 4),
+                    round(norms[m["name"]], 5) if m["name"] in norms else ""] for m in info["modules"]]  # fmt: skip
+        fmts = export_formats(info["modules"])
+        dd = gr.Dropdown(choices=fmts, value=fmts[0] if fmts else None)
+        return self.detail_html(info), modules, dd
+
+    def detail_html(self, info: dict[str, Any]) -> str:
+        def names(links: list[dict[str, Any]]) -> str:
+            out = []
+            for ln in links:
+                try:
+                    name = self.registry.get(ln["id"])["name"]
+                except RegistryError:
+                    name = "?"
+                out.append(f'<a href="?adapter={ln["id"]}">{_esc(name)}</a> ({_esc(ln["method"])}, '
+                           f"weight {float(ln['weight']):.2f})")  # fmt: skip
+            return ", ".join(out) or "–"
+
+        meta_rows = [("id", info["id"]), ("family", info["family"]), ("format", info["format"]),
+                     ("origin", info["origin"]), ("ranks", ", ".join(map(str, info["ranks"]))),
+                     ("modules", info["module_count"]), ("parameters", f"{info['param_count']:,}"),
+                     ("file size", f"{info['file_size'] / 1024:,.0f} KiB"), ("files", ", ".join(info["files"])),
+                     ("base model", info.get("base_model") or "–"), ("license", info.get("license") or "–"),
+                     ("source", info.get("source") or "–"), ("sha256", info["sha256"]),
+                     ("added", info.get("created_at") or "–"), ("tags", ", ".join(info["tags"]) or "–"),
+                     ("trigger words", ", ".join(map(str, info["trigger_words"])) or "–")]  # fmt: skip
+        table = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in meta_rows)
+        warn = "".join(f"<li>{_esc(w)}</li>" for w in info.get("warnings") or [])
+        extra = {k: v for k, v in (info.get("metadata") or {}).items() if not str(k).startswith("peft_config")}
+        meta = "".join(
+            f"<tr><th>{_esc(k)}</th><td>{_esc(str(v)[:300])}</td></tr>" for k, v in sorted(extra.items())[:60]
+        )
+        return f"""
+<div class="ldx-detail" data-name="{_esc(info["name"])}">
+  <h2>{_esc(info["name"])}</h2>
+  <div class="ldx-desc">{_esc(info.get("description") or "no description")}</div>
+  <div class="ldx-detail-grid">
+    <table class="ldx-kv">{table}</table>
+    <div><div class="ldx-fp-big">{self.fingerprint(info, 520, 150, labels=True)}</div>
+      <div class="ldx-fp-cap">weight fingerprint: ‖ΔW‖_F per module (bars), grouped by block</div>
+      <p><b>made from:</b> {names(info["parents"])}<br><b>used by:</b> {names(info["children"])}</p>
+      {f'<div class="ldx-warn"><b>warnings</b><ul>{warn}</ul></div>' if warn else ""}
+      <h4>similar adapters <span class="ldx-muted">(nearest by its own weight / text embeddings)</span></h4>
+      {self.similar_html(self.similar(info))}</div>
+  </div>
+  <details><summary>metadata ({len(extra)} fields)</summary><table class="ldx-kv">{meta}</table></details>
+</div>"""
+
+    def similar_html(self, rows: list[list[Any]]) -> str:
+        if not rows:
+            return '<div class="ldx-note">nothing else is embedded yet</div>'
+        body = "".join(
+            f'<tr data-id="{i}"><td><a href="?adapter={i}">{_esc(name)}</a></td><td>{_esc(fam)}</td>'
+            f"<td>{self._score_bar('weights', w if w != '' else None)}</td>"
+            f"<td>{self._score_bar('text', t if t != '' else None)}</td></tr>"
+            for i, name, fam, w, t in rows
+        )
+        return f'<table class="ldx-kv ldx-similar"><tr><th>name</th><th>family</th><th colspan="2">cosine</th></tr>{body}</table>'
+
+    def similar(self, info: dict[str, Any], k: int = 8) -> list[list[Any]]:
+        """Nearest adapters by this adapter's own stored embeddings (weights and text)."""
+        from sqlalchemy import select
+
+        from registry.index import bytes_to_vector
+        from registry.models import AdapterEmbedding
+
+        with self.registry.sessions() as s:
+            rows = s.execute(select(AdapterEmbedding.kind, AdapterEmbedding.dim, AdapterEmbedding.vector)
+                             .where(AdapterEmbedding.adapter_id == info["id"])).all()  # fmt: skip
+        own = {kind: bytes_to_vector(vec, dim) for kind, dim, vec in rows if kind in self.registry.indexes}
+        candidates: set[int] = set()
+        for kind, vec in own.items():
+            candidates.update(i for i, _ in self.registry.indexes[kind].search(vec, k + 1) if i != info["id"])
+        cos = {kind: self.registry.indexes[kind].score_ids(vec, sorted(candidates)) for kind, vec in own.items()}
+        out = []
+        for i in candidates:
+            parts = [cos[kind].get(i) for kind in ("weights", "text") if kind in cos]
+            vals = [p for p in parts if p is not None]
+            try:
+                other = self.registry.get(i)
+            except RegistryError:
+                continue
+            w, t = cos.get("weights", {}).get(i), cos.get("text", {}).get(i)
+            out.append((sum(vals) / len(vals) if vals else -1.0, [i, other["name"], other["family"],
+                        round(w, 3) if w is not None else "", round(t, 3) if t is not None else ""]))  # fmt: skip
+        out.sort(key=lambda t: -t[0])
+        return [row for _, row in out[:k]]
+
+    def download(self, choice: str, fmt: str) -> str:
+        """Export as ``fmt`` and zip; the path goes to a ``gr.File``."""
+        ref = _ref(choice)
+        if not ref or not fmt:
+            raise gr.Error("pick an adapter and a format", title="Download")
+        info = self.resolve(ref)
+        try:
+            for old in sorted(self._exports.iterdir())[:-8]:  # keep the last few exports
+                shutil.rmtree(old, ignore_errors=True)
+            tmp = self._exports / f"{uuid.uuid4().hex}"
+            files = self.service.export(info["id"], fmt, tmp / "out")
+        except RegistryError as e:
+            raise gr.Error(str(e), title="Download") from None
+        name = (
+            "".join(c if c.isalnum() or c in "-_." else "_" for c in info["name"]).strip("._")
+            or f"adapter-{info['id']}"
+        )
+        archive = tmp / f"{name}-{fmt}.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+            for f in files:
+                z.write(f, Path(f).relative_to(tmp / "out").as_posix())
+        return str(archive)
+
+    # -- admin ---------------------------------------------------------------------------------
+    def _ingest(self, paths: list[Path], progress: gr.Progress, strip: Path | None = None) -> IngestReport:
+        total = [0]
+        done: list[IngestResult] = []
+        prefix = f"{strip}/" if strip else ""
+
+        def on_result(r: IngestResult) -> None:
+            done.append(r)
+            progress((len(done), total[0] or None), desc=f"{r.status}: {Path(r.path).name}", unit="adapters")
+
+        def on_total(n: int) -> None:
+            total[0] = n
+            progress((0, n), desc=f"found {n} adapter(s)", unit="adapters")
+
+        try:
+            report = self.service.ingest(paths, progress=on_result, on_total=on_total)
+        except RegistryError as e:
+            raise gr.Error(str(e).replace(prefix, ""), title="Ingest") from None
+        if strip is not None:
+            for r in report.results:
+                p = Path(r.path)
+                r.path = p.relative_to(strip).as_posix() if p.is_relative_to(strip) else r.path
+                r.reason = r.reason.replace(prefix, "") if r.reason else r.reason
+        return report
+
+    def _after_ingest(self, report: IngestReport) -> tuple[str, list[list[Any]], Any, str]:
+        counts = ", ".join(f"{n} {s}" for s in ("ingested", "duplicate", "refused") if (n := report.count(s)))
+        summary = f"**{len(report.results)} unit(s):** {counts or 'nothing found'}"
+        return summary, _rows(report), gr.Dropdown(choices=self.choices()), self.stats_html()
+
+    def ingest_files(self, token: str, files: list[str] | None, folder: str,
+                     progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], Any, str]:  # noqa: B008  # fmt: skip
+        """Admin: ingest uploaded files / zips (checked and staged like ``POST /ingest``)."""
+        self.check_token(token)
+        if not files:
+            raise gr.Error("no files: drop adapter files, sidecars or a zip first", title="Ingest")
+        root = Path(self.registry.home) / "uploads" / f"ui-{uuid.uuid4().hex}"
+        try:
+            with ExitStack() as stack:
+                parts = [(Path(f).name, stack.enter_context(open(f, "rb"))) for f in files]  # noqa: SIM115
+                stage_uploads(parts, root, self.limits, (folder or "").strip() or None)
+        except ApiError as e:
+            raise gr.Error(e.message, title="Upload refused") from None
+        try:
+            report = self._ingest([root], progress, strip=root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return self._after_ingest(report)
+
+    def ingest_folder(self, token: str, folder: str,
+                      progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], Any, str]:  # noqa: B008  # fmt: skip
+        """Admin: ingest a file or folder that is already on the server."""
+        self.check_token(token)
+        path = Path((folder or "").strip()).expanduser()
+        if not str(folder or "").strip() or not path.exists():
+            raise gr.Error(f"no such file or folder on the server: {folder!r}", title="Ingest")
+        return self._after_ingest(self._ingest([path], progress))
+
+    def remove(self, token: str, choice: str) -> tuple[str, Any, str]:
+        self.check_token(token)
+        ref = _ref(choice)
+        if not ref:
+            raise gr.Error("name the adapter to remove (id, name or sha256)", title="Remove")
+        try:
+            info = self.service.remove(self.resolve(ref)["id"])
+        except RegistryError as e:
+            raise gr.Error(str(e), title="Remove") from None
+        return (
+            f"removed **{_esc(info['name'])}** (id {info['id']})",
+            gr.Dropdown(choices=self.choices()),
+            self.stats_html(),
+        )
+
+    # -- page load -----------------------------------------------------------------------------
+    def on_load(self, request: gr.Request) -> tuple[Any, ...]:
+        """Fresh stats / choices / map; ``?adapter=<id>`` opens that adapter's page."""
+        fams, fmts, origins = self.filter_choices()
+        wanted = (request.query_params.get("adapter") or "").strip() if request is not None else ""
+        choices = self.choices()
+        value = next((c for c in choices if _ref(c) == wanted), wanted or None)
+        tab = gr.Tabs(selected="adapter") if wanted else gr.Tabs()
+        return (self.stats_html(), gr.Dropdown(choices=fams), gr.Dropdown(choices=fmts), gr.Dropdown(choices=origins),
+                self.map_html(), gr.Dropdown(choices=choices, value=value), tab)  # fmt: skip
+
+
+def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | None = "..",
+             limits: UploadLimits | None = None) -> gr.Blocks:  # fmt: skip
+    """The web UI of ``service``. ``admin_token=None`` disables the admin tab's actions.
+    ``api_root``: where the REST API is, relative to the UI page (``..`` when the UI is mounted at
+    ``/ui`` of the API app); None hides the download links (no API beside the UI)."""
+    ui = WebUI(service, admin_token, api_root=api_root, limits=limits)
+    fams, fmts, origins = ui.filter_choices()
+    with gr.Blocks(title="loradex", analytics_enabled=False) as demo:
+        header = gr.HTML(ui.stats_html())
+        with gr.Tabs() as tabs:
+            with gr.Tab("Search", id="search"):
+                with gr.Row(equal_height=True, elem_classes="ldx-searchbar"):
+                    prompt = gr.Textbox(show_label=False, container=False, scale=6, lines=1, elem_id="ldx-prompt",
+                                        placeholder="What should the adapter do or look like? e.g. a soft watercolor "
+                                        "painting of a lake")  # fmt: skip
+                    go = gr.Button("Search", variant="primary", scale=1, min_width=120, elem_id="ldx-search")
+                with gr.Row():
+                    family = gr.Dropdown(fams, value=ANY, label="family", allow_custom_value=True, min_width=120)
+                    fmt = gr.Dropdown(fmts, value=ANY, label="format", allow_custom_value=True, min_width=120)
+                    origin = gr.Dropdown(origins, value=ANY, label="origin", allow_custom_value=True, min_width=120)
+                    tags = gr.Textbox(label="tags (all required)", placeholder="style, anime", min_width=140)
+                    mode = gr.Radio(list(SEARCH_MODES), value="hybrid", label="signal", min_width=220)
+                    k = gr.Slider(1, 50, value=8, step=1, label="results", min_width=140)
+                gr.Examples(EXAMPLES, inputs=[prompt], label="try")
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        cards = gr.HTML('<div class="ldx-note">Results appear here.</div>', elem_id="ldx-results")
+                    with gr.Column(scale=2):
+                        gr.Markdown("**Registry map** · PCA of the text and weight embeddings", elem_classes="ldx-h")
+                        regmap = gr.HTML(elem_id="ldx-map")
+            with gr.Tab("Adapter", id="adapter"):
+                with gr.Row(equal_height=True):
+                    pick = gr.Dropdown(ui.choices(), label="adapter (pick, or type an id / name)", scale=4,
+                                       allow_custom_value=True, elem_id="ldx-pick")  # fmt: skip
+                    dl_fmt = gr.Dropdown([], label="export as", min_width=110, scale=1)
+                    dl_btn = gr.Button("Export zip", min_width=110, scale=1, elem_id="ldx-export")
+                    dl_file = gr.File(
+                        label="download", interactive=False, height=60, min_width=200, scale=2, elem_id="ldx-download"
+                    )
+                detail = gr.HTML(elem_id="ldx-detail")
+                modules = gr.Dataframe(headers=MODULE_HEADERS, label="modules and ranks", interactive=False,
+                                       max_height=420, elem_id="ldx-modules",
+                                       column_widths=["44%", "16%", "7%", "6%", "6%", "6%", "7%", "8%"])  # fmt: skip
+            with gr.Tab("Admin", id="admin"):
+                token = gr.Textbox(label="admin token", type="password", elem_id="ldx-token",
+                                   placeholder="LORADEX_ADMIN_TOKEN or <data dir>/admin_token")  # fmt: skip
+                with gr.Row():
+                    with gr.Column():
+                        gr.Markdown("**Upload** adapter files, sidecars (.txt/.json) or a zip")
+                        files = gr.File(file_count="multiple", label="files", elem_id="ldx-files")
+                        folder = gr.Textbox(label="name for loose PEFT files (their folder name)",
+                                            placeholder="peft_adapter")  # fmt: skip
+                        up_btn = gr.Button("Ingest uploads", variant="primary", elem_id="ldx-ingest")
+                    with gr.Column():
+                        gr.Markdown("**Server folder**: a file or folder already on this machine")
+                        server_path = gr.Textbox(label="path on the server", placeholder="/data/loras")
+                        dir_btn = gr.Button("Ingest folder")
+                        gr.Markdown("**Remove** an adapter")
+                        victim = gr.Textbox(label="adapter id, name or sha256", elem_id="ldx-victim")
+                        rm_btn = gr.Button("Remove", variant="stop", elem_id="ldx-remove")
+                        rm_msg = gr.Markdown()
+                summary = gr.Markdown(elem_id="ldx-summary")
+                table = gr.Dataframe(headers=RESULT_HEADERS, label="ingestion report", interactive=False,
+                                     wrap=True, elem_id="ldx-report")  # fmt: skip
+
+        search_in = [prompt, family, fmt, origin, tags, mode, k]
+        go.click(ui.search, search_in, [cards, regmap], api_name="search")
+        prompt.submit(ui.search, search_in, [cards, regmap], api_visibility="private")
+        adapter_out = [detail, modules, dl_fmt]
+        pick.change(ui.adapter, [pick], adapter_out, api_name="adapter")
+        dl_btn.click(ui.download, [pick, dl_fmt], [dl_file], api_name="download")
+        ingest_out = [summary, table, pick, header]
+        up_btn.click(
+            ui.ingest_files, [token, files, folder], ingest_out, api_name="ingest_files", show_progress_on=table
+        )
+        dir_btn.click(ui.ingest_folder, [token, server_path], ingest_out, api_name="ingest_folder",
+                      show_progress_on=table)  # fmt: skip
+        rm_btn.click(ui.remove, [token, victim], [rm_msg, pick, header], api_name="remove", show_progress_on=rm_msg)
+        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs], api_visibility="private")
+    return demo
