@@ -3,8 +3,9 @@
 Text zoo: every task is decoded three ways in stacked, batched passes over the committed
 PEFT adapters: through its own adapter (oracle), through the adapter of another task
 (random adapter), and through the bare base (base). Exact match on the zoo's held-out
-strings; per-family table and the adapters below the bar. The image zoo reports itself
-missing until it is built.
+strings; per-family table and the adapters below the bar. Image zoo
+(``benchmarks.zoo.image.suite``): style hit and content kept of oracle, random adapter and base
+per family, and a grid of base vs adapter samples; it reports itself missing until it is built.
 """
 
 from __future__ import annotations
@@ -87,7 +88,13 @@ def suite_zoo(args: argparse.Namespace) -> dict[str, Any]:
         out["rows"] = [{"zoo": "text", **r} for r in out["zoos"]["text"].pop("rows")]
     else:
         out["zoos"]["text"] = {"missing": f"{text_dir} has no manifest.json: python -m benchmarks.zoo build text"}
-    image_dir = ZOO / "image"
-    if not (image_dir / "manifest.json").is_file():
+    image_dir = Path(getattr(args, "image_zoo_dir", None) or ZOO / "image")
+    if (image_dir / "manifest.json").is_file():
+        from benchmarks.zoo.image.suite import image_zoo_quality
+
+        results = getattr(args, "out", None)
+        grid = Path(results) / "zoo_image_samples.png" if results else None
+        out["zoos"]["image"] = image_zoo_quality(image_dir, n_eval=8 if quick else None, grid=grid)
+    else:
         out["zoos"]["image"] = {"missing": "the image zoo is not built yet (python -m benchmarks.zoo build image)"}
     return out

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from registry.formats.canonical import DIFFUSION_COMPONENTS, LoraModule
+from registry.formats.families import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ def _unet_verdict(mods: list[LoraModule]) -> ShapeVerdict | None:
     text2 = [m for m in mods if m.component == "text_encoder_2"]
     if unet and not any({m.in_features, m.out_features} & SD_CHANNELS for m in unet):
         width = _mode(m.out_features for m in unet)
+        cross = _mode(m.in_features for m in unet if m.name.endswith(_CROSS))
+        own = [f for f, info in FAMILIES.items() if info.layout in SD_UNETS and cross in info.widths]
+        if own:  # a small base with SD's key layout (the image zoo): its cross-attention width decides
+            return _verdict(own, f"UNet cross-attention width {cross} of {'/'.join(own)} (SD key layout)")
         return _verdict([], f"UNet channels ({width}) of no Stable Diffusion model")
     if not (unet or text or text2):
         return None

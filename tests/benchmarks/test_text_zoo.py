@@ -214,10 +214,7 @@ def test_unknown_and_missing_zoos() -> None:
         get_builder("audio")
     with pytest.raises(ValueError, match="already registered"):
         register_builder("text", "x:y")
-    try:
-        get_builder("image")
-    except NotImplementedError as e:
-        assert "does not exist yet" in str(e)
+    assert callable(get_builder("image"))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,147 @@
+"""Captions of procedural scenes, and the image zoo's adapters with their descriptions and splits.
+
+Prompts describe content only (``"a red circle on a navy background"``): an adapter supplies the
+style or teaches the new shape word, the prompt never names a style. Adapters come in four
+families: ``palette`` (10), ``texture`` (8), ``shape`` (6 shapes the base never saw) and ``combo``
+(a pixel palette together with a texture; some combos are held-out tasks). Each adapter has
+one canonical description and at least 7 paraphrases written in varied natural language;
+combos combine short hand-written phrases of their palette and texture through several
+sentence structures. Per training adapter two paraphrases are held out; every paraphrase of a
+held-out adapter is held out.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.zoo.image.descriptions import PALETTE_TEXT, SHAPE_TEXT, TEXTURE_TEXT, combo_sentences
+from benchmarks.zoo.image.shapes import (
+    BACKGROUNDS,
+    FOREGROUNDS,
+    MASK_PALETTES,
+    NEW_SHAPES,
+    PALETTES,
+    SHAPES,
+    TEXTURES,
+    Scene,
+)
+
+TEMPLATES = (
+    "{a} {colour} {shape} on a {background} background",
+    "{colour} {shape}, {background} background",
+    "a {shape} in {colour} on {background}",
+    "a picture of {a} {colour} {shape} against a {background} background",
+    "{background} background with {a} {colour} {shape}",
+)
+CAPTION_WORDS = ("a", "an", "on", "in", "of", "with", "picture", "against", "background")
+N_HELDOUT_PARAPHRASES = 2  # held-out paraphrases per training adapter
+
+
+def vocabulary() -> list[str]:
+    """Every word a caption can contain (the tokenizer gives each one token)."""
+    return list(dict.fromkeys([*CAPTION_WORDS, *FOREGROUNDS, *BACKGROUNDS, *SHAPES]))
+
+
+def caption(scene: Scene, template: int = 0) -> str:
+    """The content caption of ``scene``; style and texture are never named."""
+    article = "an" if scene.colour[0] in "aeiou" else "a"
+    return TEMPLATES[template].format(a=article, colour=scene.colour, shape=scene.shape, background=scene.background)
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """One adapter of the zoo: what its training images show and how it is described."""
+
+    id: str
+    family: str  # palette | texture | shape | combo
+    palette: str | None = None
+    texture: str | None = None
+    shape: str | None = None  # a new shape (family "shape")
+    split: str = "train"  # train | heldout
+
+    def __post_init__(self) -> None:
+        if self.family not in ("palette", "texture", "shape", "combo"):
+            raise ValueError(f"unknown adapter family {self.family!r}")
+        if self.split not in ("train", "heldout"):
+            raise ValueError(f"split must be train or heldout, got {self.split!r}")
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in (("palette", self.palette), ("texture", self.texture), ("shape", self.shape)) if v}
+
+    def scene(self, base: Scene) -> Scene:
+        """``base`` (a content scene) as this adapter's training images show it."""
+        shape = self.shape or base.shape
+        return Scene(shape, base.colour, base.background, self.texture, self.palette)
+
+    def descriptions(self) -> list[str]:
+        """Canonical description first, then the paraphrases (all distinct)."""
+        if self.family == "palette":
+            return PALETTE_TEXT[self.palette][0]  # type: ignore[index]
+        if self.family == "texture":
+            return TEXTURE_TEXT[self.texture][0]  # type: ignore[index]
+        if self.family == "shape":
+            return SHAPE_TEXT[self.shape]  # type: ignore[index]
+        return combo_sentences(self.palette, self.texture)  # type: ignore[arg-type]
+
+    def record(self) -> dict[str, Any]:
+        """``canonical`` and ``paraphrases`` (each ``{"text", "split"}``) for the manifest."""
+        texts = self.descriptions()
+        rng = random.Random(f"paraphrase-split-{self.id}")
+        held = set(rng.sample(range(1, len(texts)), N_HELDOUT_PARAPHRASES))
+        paraphrases = [
+            {"text": t, "split": "heldout" if (self.split == "heldout" or i in held) else "train"}
+            for i, t in enumerate(texts)
+            if i > 0
+        ]
+        return {"canonical": texts[0], "paraphrases": paraphrases}
+
+
+def combo_id(palette: str, texture: str) -> str:
+    return f"{palette}_{texture}"
+
+
+def all_adapters(seed: int = 0, n_combos: int = 54, n_heldout: int = 14) -> list[AdapterSpec]:
+    """The full zoo: every palette, texture and new shape, plus ``n_combos`` palette × texture pairs
+    (drawn with ``seed``), of which ``n_heldout`` are held-out tasks."""
+    pixel = [p for p in PALETTES if p not in MASK_PALETTES]
+    pairs = [(p, t) for p in pixel for t in TEXTURES]
+    if not n_heldout < n_combos <= len(pairs):
+        raise ValueError(f"need n_heldout < n_combos <= {len(pairs)}, got {n_heldout}, {n_combos}")
+    rng = random.Random(f"combos-{seed}")
+    chosen = rng.sample(pairs, n_combos)
+    held = set(_spread(chosen, n_heldout, rng))
+    out = [AdapterSpec(p, "palette", palette=p) for p in PALETTES]
+    out += [AdapterSpec(t, "texture", texture=t) for t in TEXTURES]
+    out += [AdapterSpec(s, "shape", shape=s) for s in NEW_SHAPES]
+    for p, t in sorted(chosen, key=lambda pt: (pixel.index(pt[0]), TEXTURES.index(pt[1]))):
+        split = "heldout" if (p, t) in held else "train"
+        out.append(AdapterSpec(combo_id(p, t), "combo", palette=p, texture=t, split=split))
+    return out
+
+
+def _spread(pairs: list[tuple[str, str]], n: int, rng: random.Random) -> list[tuple[str, str]]:
+    """``n`` pairs covering as many palettes and textures as possible (greedy, seeded)."""
+    order = list(pairs)
+    rng.shuffle(order)
+    picked: list[tuple[str, str]] = []
+    while len(picked) < n:
+        used_p = {p for p, _ in picked}
+        used_t = {t for _, t in picked}
+        best = max(
+            (pt for pt in order if pt not in picked), key=lambda pt: (pt[0] not in used_p) + (pt[1] not in used_t)
+        )
+        picked.append(best)
+    return picked
+
+
+def tiny_adapters() -> list[AdapterSpec]:
+    """A handful for smoke builds: one of each family, one held out."""
+    return [
+        AdapterSpec("grayscale", "palette", palette="grayscale"),
+        AdapterSpec("hstripes", "texture", texture="hstripes"),
+        AdapterSpec("heart", "shape", shape="heart"),
+        AdapterSpec(combo_id("sepia", "dots"), "combo", palette="sepia", texture="dots", split="heldout"),
+    ]
