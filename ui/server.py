@@ -30,7 +30,20 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 TOKEN_ENV = "LORADEX_ADMIN_TOKEN"
 TOKEN_FILE = "admin_token"
-SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "adapters"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples" / "adapters"
+
+
+def bundled_adapters() -> list[Path]:
+    """What a fresh data dir starts with: the sample adapters and the built zoos' adapters."""
+    dirs = [
+        SAMPLES,
+        REPO / "benchmarks" / "zoo" / "text" / "adapters",
+        REPO / "benchmarks" / "zoo" / "image" / "adapters",
+    ]
+    return [d for d in dirs if d.is_dir()]
+
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 UI_PATH = "/ui"
 
@@ -90,7 +103,8 @@ def prepare(
     finally:
         engine.dispose()
     service = LocalService(home, url, text_model=text_model, index_type=index_type)  # runs the migrations
-    report = service.ingest([SAMPLES]) if fresh and samples and SAMPLES.is_dir() else None
+    bundled = bundled_adapters()
+    report = service.ingest(bundled) if fresh and samples and bundled else None
     token, token_path = admin_token(home)
     return Prepared(service, token, token_path, fresh, report)
 
@@ -144,7 +158,8 @@ def serve(
         app = mount_ui(app, prep.service, prep.token, max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
     if prep.samples is not None:
         r = prep.samples
-        print(f"fresh data dir: ingested {r.count('ingested')} sample adapters from {SAMPLES}", file=out)
+        where = ", ".join(str(d.relative_to(REPO)) for d in bundled_adapters())
+        print(f"fresh data dir: ingested {r.count('ingested')} bundled adapters from {where}", file=out)
     shown = f"[{host}]" if ":" in host else host
     print(f"loradex: {prep.service.registry.count()} adapters, data dir {prep.service.registry.home}", file=out)
     page = f"web UI http://{shown}:{port}{UI_PATH}/, " if ui else ""

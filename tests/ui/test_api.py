@@ -367,12 +367,14 @@ def test_remove_needs_admin_and_removes(env: SimpleNamespace, tmp_path: Path) ->
 
 # -- loradex serve -----------------------------------------------------------------------------
 def test_prepare_fresh_data_dir(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ui.server import TOKEN_FILE, prepare
+    from registry.ingest import discover
+    from ui.server import TOKEN_FILE, bundled_adapters, prepare
 
     monkeypatch.delenv("LORADEX_ADMIN_TOKEN", raising=False)
     home = tmp_path / "home"
     first = prepare(home, db_url)
-    assert first.fresh and first.samples is not None and first.samples.count("ingested") == 6
+    bundled = [u for u in discover(bundled_adapters()) if u.problem is None]  # samples + built zoos
+    assert first.fresh and first.samples is not None and first.samples.count("ingested") == len(bundled) >= 6
     assert first.token_path == home / TOKEN_FILE and len(first.token) >= 32
     assert stat.S_IMODE(os.stat(first.token_path).st_mode) == 0o600
     assert first.token_path.read_text().strip() == first.token
