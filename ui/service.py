@@ -31,7 +31,7 @@ class SearchHit:
         return asdict(self)
 
 
-MIN_SPREAD = 0.05  # cosine spread below which a signal counts as uninformative for a query
+MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
 
 
 def fuse(signals: dict[str, dict[int, float]]) -> dict[int, float]:
@@ -137,8 +137,14 @@ class LocalService:
                 rows = [r for r in rows if want <= set(r["tags"])]
             allowed = {r["id"] for r in rows}
         kinds = [kd for kd in ("weights", "text") if mode in (kd, "hybrid")]
-        if mode == "weights" and not self.weight_embedder.families:
-            raise SearchError("no weight encoder is trained yet: use --mode text or hybrid")
+        if mode == "weights":
+            weighed = self.registry.indexes["weights"].ids
+            if not (weighed & allowed if allowed is not None else weighed):
+                have = ", ".join(sorted(self.weight_embedder.families)) or "none yet"
+                raise SearchError(
+                    "no weight encoder covers these adapters (families with one: "
+                    f"{have}); use --mode text or hybrid, or train one with loradex train-encoder"
+                )
         q = self.text_encoder.encode([prompt])[0]  # (dim,)
         pool = k * 4 if mode == "hybrid" else k
         candidates: set[int] = set()

@@ -72,3 +72,16 @@ def test_fuse_keeps_a_flat_signal_from_reordering() -> None:
     assert max(fused, key=fused.__getitem__) == 3
     # an adapter with one signal only is scored on that one
     assert set(fuse({"weights": {1: 0.5, 2: 0.4}, "text": {1: 0.2}})) == {1, 2}
+
+
+def test_real_fixtures_are_found_by_their_descriptions(real_adapters: Path, tmp_path: Path) -> None:
+    svc = LocalService(tmp_path / "home")
+    report = svc.ingest([real_adapters])
+    assert report.count("ingested") == 12
+    described = [a for a in svc.list() if (a["description"] or "").strip()]
+    assert len(described) >= 4
+    for a in described:
+        hits = svc.search(a["description"][:300], k=3)
+        assert a["id"] in [h.adapter["id"] for h in hits], (a["name"], [h.adapter["name"] for h in hits])
+        mine = next(h for h in hits if h.adapter["id"] == a["id"])
+        assert mine.scores["text"] is not None and "metadata text only" in mine.why  # no encoder for these families
