@@ -92,6 +92,23 @@ def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     shot(page, "search.png")
 
 
+def test_finds_a_zoo_adapter_by_its_weights(site: SimpleNamespace, page: Any) -> None:
+    """The bundled text zoo has a weight encoder: the hit shows its weights score, and downloads as PEFT."""
+    if not site.svc.list(family="zoo-text"):
+        pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
+    page.goto(f"{site.url}/ui/")
+    page.locator("#ldx-prompt textarea").fill("write the string backwards")
+    page.locator("#ldx-search").click()
+    first = page.locator("#ldx-results .ldx-card").first
+    first.wait_for()
+    assert first.get_attribute("data-name") == "reverse"
+    assert "weights similarity" in first.inner_text()
+    with page.expect_download() as dl:
+        first.locator("a.ldx-dl", has_text="peft").click()
+    assert dl.value.suggested_filename == "reverse-peft.zip"
+    shot(page, "search_zoo.png")
+
+
 def test_adapter_page_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     from playwright.sync_api import expect
 
