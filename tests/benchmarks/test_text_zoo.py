@@ -278,3 +278,15 @@ def test_resume_base_reuses_the_pretrained_base(tiny_text_zoo: Path, tmp_path: P
     cfg.pretrain.steps += 1
     with pytest.raises(ValueError, match="another config"):
         build(out, config=cfg, device="cpu", resume_base=True)
+
+
+def test_committed_zoo_matches_its_recipe(committed_manifest: dict) -> None:
+    """The builder still derives the committed zoo's task list, splits and extra-seed tasks."""
+    from benchmarks.zoo.text.build import seed_tasks
+    from benchmarks.zoo.text.tasks import all_tasks
+
+    cfg = committed_manifest["config"]
+    tasks = all_tasks(cfg["seed"])
+    assert [(t.id, t.split) for t in tasks] == [(t["id"], t["split"]) for t in committed_manifest["tasks"]]
+    seeded = {t.id for t in seed_tasks(tasks, cfg["n_seed_tasks"], cfg["seed"])}
+    assert seeded == {t["id"] for t in committed_manifest["tasks"] if len(t["seeds"]) > 1}

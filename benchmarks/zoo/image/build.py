@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import random
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.zoo.common import adapter_name as common_name
+from benchmarks.zoo.common import spread_over_families
 from benchmarks.zoo.image.captions import AdapterSpec, all_adapters, tiny_adapters
 from benchmarks.zoo.image.classifiers import (
     ClassifierConfig,
@@ -109,24 +110,12 @@ class BuildConfig:
 
 
 def adapter_name(spec: AdapterSpec, seed: int) -> str:
-    return spec.id if seed == 0 else f"{spec.id}_s{seed}"
+    return common_name(spec.id, seed)
 
 
 def seed_adapters(specs: list[AdapterSpec], n: int, seed: int) -> list[AdapterSpec]:
     """``n`` training adapters for the extra seeds, spread over families (round-robin)."""
-    rng = random.Random(f"seed-adapters-{seed}")
-    by_family: dict[str, list[AdapterSpec]] = {}
-    for s in specs:
-        if s.split == "train":
-            by_family.setdefault(s.family, []).append(s)
-    for v in by_family.values():
-        rng.shuffle(v)
-    out: list[AdapterSpec] = []
-    while len(out) < n and any(by_family.values()):
-        for fam in sorted(by_family):
-            if by_family[fam] and len(out) < n:
-                out.append(by_family[fam].pop())
-    return out
+    return spread_over_families(specs, n, f"seed-adapters-{seed}")
 
 
 def passes(r: dict[str, Any], cfg: BuildConfig) -> bool:

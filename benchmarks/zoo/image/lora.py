@@ -12,7 +12,6 @@ the base layer's kernel, stride and padding, ``lora_B`` a 1×1 conv), so ``write
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.zoo.common import lora_parameters, stable_seed  # noqa: F401 (re-exported)
+from benchmarks.zoo.common import round_to_storage as _round
 from benchmarks.zoo.image.model import BASE_NAME
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
@@ -55,10 +56,6 @@ class Routing:
     group: int | None = None  # rows per adapter when rows are contiguous equal groups of all n adapters
     rows: torch.Tensor | None = None  # (batch,) adapter index per row (-1: none), used when group is None
     enabled: bool = field(default=True)  # False: plain base model
-
-
-def stable_seed(*parts: Any) -> int:
-    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 class StackedLoRA(nn.Module):
@@ -149,17 +146,9 @@ def remove(unet: nn.Module, wrapped: dict[str, StackedLoRA]) -> None:
         setattr(unet.get_submodule(parent) if parent else unet, leaf, w.base)
 
 
-def lora_parameters(wrapped: dict[str, StackedLoRA]) -> list[nn.Parameter]:
-    return [p for w in wrapped.values() for p in (w.A, w.B)]
-
-
-@torch.no_grad()
 def round_to_storage(wrapped: dict[str, StackedLoRA], shape: LoraShape) -> None:
-    """Round the factors to the storage dtype in place, so evaluation sees what is written."""
-    dt = getattr(torch, shape.dtype)
-    for w in wrapped.values():
-        w.A.copy_(w.A.to(dt).float())
-        w.B.copy_(w.B.to(dt).float())
+    """Round the factors to the shape's storage dtype in place, so evaluation sees what is written."""
+    _round(wrapped, shape.dtype)
 
 
 @torch.no_grad()

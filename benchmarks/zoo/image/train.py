@@ -9,7 +9,6 @@ shows the style as well).
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from benchmarks.zoo.common import lr_at  # noqa: F401 (used below, re-exported)
 from benchmarks.zoo.image.captions import TEMPLATES, AdapterSpec, caption
 from benchmarks.zoo.image.lora import LoraShape, StackedLoRA, inject, lora_parameters, stable_seed
 from benchmarks.zoo.image.model import tokenize
@@ -63,13 +63,6 @@ class AdapterTrainConfig:
     def __post_init__(self) -> None:
         if min(self.steps, self.per_adapter, self.chunk) <= 0:
             raise ValueError(f"steps, per_adapter and chunk must be positive: {self}")
-
-
-def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def images_and_captions(scenes: list[Scene], rng: np.random.Generator, uncond: float) -> tuple[torch.Tensor, list[str]]:

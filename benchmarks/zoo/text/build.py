@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import random
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,6 +22,8 @@ from typing import Any
 
 import torch
 
+from benchmarks.zoo.common import adapter_name as common_name
+from benchmarks.zoo.common import spread_over_families
 from benchmarks.zoo.text.descriptions import description_record
 from benchmarks.zoo.text.evaluate import N_EVAL, evaluate_tasks
 from benchmarks.zoo.text.lora import LoraShape, adapter_state, round_to_storage, write_peft
@@ -90,24 +91,12 @@ class BuildConfig:
 
 
 def adapter_name(task: Task, seed: int) -> str:
-    return task.id if seed == 0 else f"{task.id}_s{seed}"
+    return common_name(task.id, seed)
 
 
 def seed_tasks(tasks: list[Task], n: int, seed: int) -> list[Task]:
     """``n`` training tasks for the extra seeds, spread over families (round-robin)."""
-    rng = random.Random(f"seed-tasks-{seed}")
-    by_family: dict[str, list[Task]] = {}
-    for t in tasks:
-        if t.split == "train":
-            by_family.setdefault(t.family, []).append(t)
-    for v in by_family.values():
-        rng.shuffle(v)
-    out: list[Task] = []
-    while len(out) < n and any(by_family.values()):
-        for fam in sorted(by_family):
-            if by_family[fam] and len(out) < n:
-                out.append(by_family[fam].pop())
-    return out
+    return spread_over_families(tasks, n, f"seed-tasks-{seed}")
 
 
 def _train_chunk(

@@ -9,14 +9,15 @@ lora_A.weight * lora_alpha / r``, so ``write_peft`` saves folders ``PeftModel.fr
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
+
+from benchmarks.zoo.common import lora_parameters, stable_seed  # noqa: F401 (re-exported)
+from benchmarks.zoo.common import round_to_storage as _round
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -47,10 +48,6 @@ class Routing:
     group: int | None = None  # rows per adapter when rows are contiguous, equal groups of all n adapters
     rows: torch.Tensor | None = None  # (batch,) adapter index per row, used when group is None
     enabled: bool = field(default=True)  # False: plain base model
-
-
-def stable_seed(*parts: Any) -> int:
-    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 class StackedLoRALinear(nn.Module):
@@ -113,17 +110,9 @@ def remove(model: nn.Module, wrapped: dict[str, StackedLoRALinear]) -> None:
         setattr(model.get_submodule(parent_name), leaf, w.base)
 
 
-def lora_parameters(wrapped: dict[str, StackedLoRALinear]) -> list[nn.Parameter]:
-    return [p for w in wrapped.values() for p in (w.A, w.B)]
-
-
-@torch.no_grad()
 def round_to_storage(wrapped: dict[str, StackedLoRALinear], shape: LoraShape) -> None:
-    """Round the factors to the storage dtype in place, so evaluation sees what is written."""
-    dt = getattr(torch, shape.dtype)
-    for w in wrapped.values():
-        w.A.copy_(w.A.to(dt).float())
-        w.B.copy_(w.B.to(dt).float())
+    """Round the factors to the shape's storage dtype in place, so evaluation sees what is written."""
+    _round(wrapped, shape.dtype)
 
 
 @torch.no_grad()

@@ -7,7 +7,6 @@ it, so no attention mask is needed.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from benchmarks.zoo.common import lr_at  # noqa: F401 (used below, re-exported)
 from benchmarks.zoo.text.evaluate import eval_inputs
 from benchmarks.zoo.text.lora import LoraShape, Routing, StackedLoRALinear, inject, lora_parameters, stable_seed
 from benchmarks.zoo.text.tasks import LOWER, MAX_LEN, MIN_LEN, Task
@@ -63,13 +63,6 @@ class AdapterTrainConfig:
             raise ValueError(f"steps, per_adapter and chunk must be positive: {self}")
         if self.distill < 0:
             raise ValueError(f"distill must be >= 0, got {self.distill}")
-
-
-def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def encode(
