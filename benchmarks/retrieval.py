@@ -30,7 +30,8 @@ BUNDLED = REPO / "encoders" / "weight" / "checkpoints"
 
 def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str = "zoo-text", *, epochs: int = 300,
                       out: Path | None = None, val_fraction: float = 0.15, seed: int = 0,
-                      model_config: dict[str, Any] | None = None, lr: float = 2e-3) -> dict[str, Any]:  # fmt: skip
+                      model_config: dict[str, Any] | None = None, lr: float = 2e-3,
+                      val_paraphrases: int = 0) -> dict[str, Any]:  # fmt: skip
     """Train the zoo's weight encoder via a scratch registry and copy it to the bundled folder."""
     from tqdm import tqdm
 
@@ -56,7 +57,8 @@ def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str = "zoo-text", *, epochs:
 
         result = train_from_registry(
             reg, family, get_text_encoder(), texts=training_texts(manifest), only_listed=True,
-            train_config=TrainConfig(epochs=epochs, val_fraction=val_fraction, seed=seed, lr=lr), progress=progress,
+            train_config=TrainConfig(epochs=epochs, val_fraction=val_fraction, seed=seed, lr=lr,
+                                     val_paraphrases=val_paraphrases), progress=progress,
             model_config=model_config,
         )  # fmt: skip
         bar.close()
@@ -211,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--zoo-dir", type=Path, default=ZOO_TEXT)
     t.add_argument("--out", type=Path, default=None)
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--val-paraphrases", type=int, default=0, help="per task, training texts held out for selection")
     t.add_argument("--model-config", type=json.loads, default=None, help='e.g. {"n_probes": 4, "d_model": 64}')
     args = p.parse_args(argv)
     res = train_zoo_encoder(args.zoo_dir, epochs=args.epochs, out=args.out, val_fraction=args.val_fraction,
-                            model_config=args.model_config, lr=args.lr)  # fmt: skip
+                            model_config=args.model_config, lr=args.lr, val_paraphrases=args.val_paraphrases)  # fmt: skip
     print(json.dumps({"version": res["version"], "best": res["metrics"]["best"]}, indent=1))
     return 0
 

@@ -39,7 +39,8 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
-    val_fraction: float = 0.15  # share of tasks held out for validation (0: none, keep the last epoch)
+    val_fraction: float = 0.15  # share of tasks held out for validation (0: none)
+    val_paraphrases: int = 0  # per task, texts (never the canonical one) held out as validation queries
     eval_every: int = 5  # epochs
     patience: int = 60  # epochs without validation gain before stopping
     seed: int = 0
@@ -149,6 +150,8 @@ def train_encoder(
     data = collate([it.factors for it in items], wcfg)  # every adapter, once
     tv = torch.from_numpy(tvec).to(device)
     train_idx, val_idx = split_tasks(items, cfg.val_fraction, cfg.seed)
+    held = held_out_texts(items, cfg.val_paraphrases)  # task → validation texts
+    train_texts = [[t for t in it.texts if t not in held.get(it.task, ())] for it in items]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     task_ids = {t: i for i, t in enumerate(sorted({it.task for it in items}))}
     task_of = torch.tensor([task_ids[it.task] for it in items])
@@ -159,7 +162,7 @@ def train_encoder(
         losses = []
         for b in _batches(items, train_idx, cfg.batch_size, rng):
             idx = torch.tensor(b)
-            pick = [tid[rng.choice(items[i].texts)] for i in b]
+            pick = [tid[rng.choice(train_texts[i])] for i in b]
             w = model(_slice(data, idx))  # (B, dim)
             t = tv[pick]  # (B, dim)
             logits = model.logit_scale.exp().clamp(max=100) * w @ t.T  # (B, B)
@@ -177,9 +180,14 @@ def train_encoder(
         if epoch % cfg.eval_every and epoch != cfg.epochs:
             continue
         m = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0}
-        m.update(_evaluate(model, data, items, val_idx, tv, tid))
+        m.update(_evaluate(model, data, items, val_idx, tv, tid, held))
         history.append(m)
-        key = (m.get("val_recall@5", 0.0), m.get("val_recall@1", 0.0)) if val_idx else (float(epoch), 0.0)
+        if val_idx:
+            key = (m["val_recall@5"], m["val_recall@1"])
+        elif held:
+            key = (m["para_recall@1"], m["para_recall@5"])
+        else:
+            key = (float(epoch), 0.0)
         if best is None or key > best[0]:
             best = (key, m, {k: v.detach().clone() for k, v in model.state_dict().items()})
             since_best = 0
@@ -187,7 +195,7 @@ def train_encoder(
             since_best += cfg.eval_every
         if progress:
             progress(epoch, cfg.epochs, m)
-        if val_idx and since_best >= cfg.patience:
+        if (val_idx or held) and since_best >= cfg.patience:
             break
     assert best is not None
     model.load_state_dict(best[2])
@@ -207,8 +215,19 @@ def train_encoder(
     return model.cpu(), metrics
 
 
+def held_out_texts(items: list[TrainItem], k: int) -> dict[str, list[str]]:
+    """Per task, its last ``k`` texts (never the canonical first one, and only when two remain)."""
+    out: dict[str, list[str]] = {}
+    if k <= 0:
+        return out
+    for it in items:
+        if it.task not in out and len(it.texts) >= k + 2:
+            out[it.task] = it.texts[-k:]
+    return out
+
+
 def _evaluate(model: WeightEncoder, data: list[TypeBatch], items: list[TrainItem], val_idx: list[int],
-              tv: torch.Tensor, tid: dict[str, int]) -> dict[str, float]:  # fmt: skip
+              tv: torch.Tensor, tid: dict[str, int], held: dict[str, list[str]]) -> dict[str, float]:  # fmt: skip
     """Text → adapter recall over the whole gallery, for validation tasks' texts (and all tasks' canonical texts)."""
     g = embed_all(model, data).numpy()  # (n, dim)
     tasks = [it.task for it in items]
@@ -216,6 +235,11 @@ def _evaluate(model: WeightEncoder, data: list[TypeBatch], items: list[TrainItem
     canon_q = tv[[tid[it.texts[0]] for it in items]].cpu().numpy()
     for k, v in recall_at(canon_q, g, tasks, tasks).items():
         out[f"all_{k}"] = v
+    if held:  # texts of training tasks that training never sampled
+        pq = [(tid[t], task) for task, ts in held.items() for t in ts]
+        qv = tv[[a for a, _ in pq]].cpu().numpy()
+        for k, v in recall_at(qv, g, [b for _, b in pq], tasks).items():
+            out[f"para_{k}"] = v
     if val_idx:
         q = [(tid[t], items[i].task) for i in val_idx for t in items[i].texts]
         qv = tv[[a for a, _ in q]].cpu().numpy()

@@ -127,17 +127,27 @@ def test_training_aligns_weights_with_descriptions() -> None:
             for m in noisy.modules.values():
                 m.up = m.up + 0.05 * torch.randn(m.up.shape, generator=torch.Generator().manual_seed(seed))
             adapters.append(noisy)
-            items.append(TrainItem(None, [desc], task=f"t{t}", group="g" + str(t % 2)))  # type: ignore[arg-type]
+            texts = [desc, f"please {desc}", f"{desc}, thanks"]
+            items.append(TrainItem(None, texts, task=f"t{t}", group="g" + str(t % 2)))  # type: ignore[arg-type]
     text = get_text_encoder()
     model, metrics = train_encoder(
         [TrainItem(adapter_factors(a, cfg_probe := encoder_for(adapters).cfg), it.texts, it.task, it.group)
          for a, it in zip(adapters, items, strict=True)],
         "toy", text.encode, model_cfg={"n_probes": 3, "d_model": 32}, adapters_for_vocab=adapters,
-        cfg=TrainConfig(epochs=60, batch_size=12, val_fraction=0.0, eval_every=20, device="cpu"),
+        cfg=TrainConfig(epochs=60, batch_size=12, val_fraction=0.0, val_paraphrases=1, eval_every=20, device="cpu"),
     )  # fmt: skip
     assert cfg_probe.slots == model.cfg.slots
+    assert "para_recall@1" in metrics["best"]  # the held-out paraphrase of each task picked the checkpoint
     assert metrics["best"]["all_recall@1"] >= 0.75, metrics["best"]
     # the recorded metric is what the returned model does
     g = embed_all(model, collate([adapter_factors(a, model.cfg) for a in adapters], model.cfg)).numpy()
     r = recall_at(text.encode(descriptions), g, [f"t{t}" for t in range(8)], [it.task for it in items])
     assert r["recall@1"] >= 0.75 and r["recall@5"] == 1.0
+
+
+def test_held_out_texts_never_take_the_canonical_one() -> None:
+    from encoders.weight.train import TrainItem, held_out_texts
+
+    items = [TrainItem(None, ["a", "b", "c"], "t1"), TrainItem(None, ["x", "y"], "t2")]  # type: ignore[arg-type]
+    assert held_out_texts(items, 1) == {"t1": ["c"]}  # t2 would keep only its canonical text
+    assert held_out_texts(items, 0) == {}
