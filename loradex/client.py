@@ -219,6 +219,22 @@ class Client:
             [local[i] if i in local else remote[i] for i in range(len(units)) if i in local or i in remote]
         )
 
+    def train_encoder(self, family: str, *, texts: dict[str, Any] | None = None, train_config: Any = None,
+                      poll: float = 0.2, timeout: float | None = None, **_: Any) -> dict[str, Any]:  # fmt: skip
+        """Train ``family``'s weight encoder on the server (a job) and wait; returns family, version and
+        the best metrics. ``texts``: adapter name or sha256 → extra descriptions (or ``{"texts": [...]}``)."""
+        body: dict[str, Any] = {"family": family}
+        if train_config is not None:
+            body.update(epochs=train_config.epochs, val_fraction=train_config.val_fraction, seed=train_config.seed)
+        if texts:
+            body["texts"] = {k: (v["texts"] if isinstance(v, dict) else list(v)) for k, v in texts.items()}
+        r = self._request("POST", "/encoders/train", admin=True, json=body)
+        job = self.wait(Job.from_dict(r.json()).id, poll=poll, timeout=timeout)
+        if job.status != "done" or job.encoder is None:
+            err = job.error
+            raise ClientError(0, err.code if err else "failed", err.message if err else f"training job {job.id} failed")
+        return job.encoder
+
     def job(self, job_id: str) -> Job:
         return Job.from_dict(self._request("GET", f"/jobs/{self._ref(job_id)}", admin=True).json())
 

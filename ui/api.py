@@ -268,6 +268,14 @@ def stage_uploads(parts: Sequence[tuple[str, IO[bytes]]], root: Path, limits: Up
 
 
 # -- jobs ------------------------------------------------------------------------------------
+class TrainEncoderRequest(BaseModel):
+    family: str = Field(min_length=1, max_length=64)
+    epochs: int = Field(default=300, ge=1, le=5000)
+    val_fraction: float = Field(default=0.15, ge=0.0, lt=1.0)
+    seed: int = 0
+    texts: dict[str, list[str]] | None = None
+
+
 class JobStore:
     """In-memory jobs run one at a time on a worker thread (SQLite has one writer anyway).
     Jobs live in the process that ran them; the newest ``keep`` are kept."""
@@ -331,6 +339,31 @@ class JobStore:
                          error=ErrorInfo("internal", "ingestion failed (details are in the server log)"))  # fmt: skip
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+    def submit_train(self, service: LocalService, family: str, train_config: Any, texts: Any) -> Job:
+        job = Job(uuid.uuid4().hex, "train-encoder", "queued", total=train_config.epochs, created_at=time.time())
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > self.keep:
+                self._jobs.popitem(last=False)
+            snap = _snapshot(job)
+        self._pool.submit(self._run_train, job, service, family, train_config, texts)
+        return snap
+
+    def _run_train(self, job: Job, service: LocalService, family: str, train_config: Any, texts: Any) -> None:
+        try:
+            self._update(job.id, status="running")
+            out = service.train_encoder(family, texts=texts, only_listed=bool(texts), train_config=train_config,
+                                        progress=lambda epoch, total, m: self._update(job.id, done=epoch))  # fmt: skip
+            summary = {"family": out["family"], "version": out["version"], "best": out["metrics"]["best"]}
+            self._update(job.id, status="done", encoder=summary, finished_at=time.time())
+        except RegistryError as e:
+            _, code = _registry_error(e)
+            self._update(job.id, status="failed", error=ErrorInfo(code, str(e)), finished_at=time.time())
+        except Exception:
+            log.exception("train-encoder job %s failed", job.id)
+            self._update(job.id, status="failed", finished_at=time.time(),
+                         error=ErrorInfo("internal", "training failed (details are in the server log)"))  # fmt: skip
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -544,6 +577,19 @@ def create_app(
             named = [(p.filename or "", p.file) for p in parts]
             await run_in_threadpool(stage_uploads, named, root, limits, folder if isinstance(folder, str) else None)
         job = jobs.submit_ingest(job_id, service, root)
+        response.headers["Location"] = f"/jobs/{job.id}"
+        return job
+
+    @app.post("/encoders/train", status_code=202, response_model=Job, tags=["admin"], dependencies=admin,
+              responses=ERRORS)  # fmt: skip
+    def train_encoder(req: TrainEncoderRequest, response: Response) -> Job:
+        """Train the weight encoder of ``family`` on its described adapters (plus ``texts``: adapter
+        name or sha256 → extra descriptions); runs as a job: poll ``GET /jobs/{id}``."""
+        from encoders.weight.train import TrainConfig
+
+        cfg = TrainConfig(epochs=req.epochs, val_fraction=req.val_fraction, seed=req.seed)
+        texts = {k: {"texts": v, "task": None, "group": None} for k, v in (req.texts or {}).items()} or None
+        job = jobs.submit_train(service, req.family, cfg, texts)
         response.headers["Location"] = f"/jobs/{job.id}"
         return job
 

@@ -139,10 +139,10 @@ class Stats:
 
 @dataclass
 class Job:
-    """A long operation run by the server (ingestion of an upload); poll ``GET /jobs/{id}``."""
+    """A long operation run by the server (ingestion of an upload, training an encoder); poll ``GET /jobs/{id}``."""
 
     id: str
-    kind: str  # ingest
+    kind: str  # ingest | train-encoder
     status: str  # one of JOB_STATES
     done: int = 0  # units finished
     total: int | None = None  # units found (None until discovery has run)
@@ -150,6 +150,7 @@ class Job:
     error: ErrorInfo | None = None  # set when status is "failed"
     created_at: float = 0.0  # unix time
     finished_at: float | None = None
+    encoder: dict[str, Any] | None = None  # train-encoder: family, version, path, best metrics
 
     @property
     def finished(self) -> bool:
@@ -167,6 +168,7 @@ class Job:
             error=ErrorInfo(**d["error"]) if d.get("error") else None,
             created_at=float(d.get("created_at") or 0.0),
             finished_at=d.get("finished_at"),
+            encoder=d.get("encoder"),
         )
 
 

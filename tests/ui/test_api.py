@@ -409,3 +409,38 @@ def test_serve_binds_localhost_and_says_where_the_token_is(tmp_path: Path, monke
     assert "http://127.0.0.1:8123/" in text and f"admin token: {tmp_path / 'home' / 'admin_token'}" in text
     paths = TestClient(seen["app"]).get("/openapi.json").json()["paths"]
     assert "/search" in paths
+
+
+def test_train_encoder_job_refuses_without_enough_data(env: SimpleNamespace) -> None:
+    """The samples hold one adapter per family: the job fails with a clear, coded error."""
+    assert_error(env.http.post("/encoders/train", json={"family": "sd1"}), 401, "unauthorized")
+    r = env.http.post("/encoders/train", json={"family": "sd1", "epochs": 2}, headers=AUTH)
+    assert r.status_code == 202 and r.headers["Location"] == f"/jobs/{r.json()['id']}"
+    job = wait_job(env.http, r.json()["id"])
+    assert job["status"] == "failed" and job["kind"] == "train-encoder"
+    from ui.models import ERROR_CODES
+
+    assert "at least 4" in job["error"]["message"] and job["error"]["code"] in ERROR_CODES
+    assert_error(env.http.post("/encoders/train", json={"family": "", "epochs": 2}, headers=AUTH), 400, "bad_request")
+
+
+def test_train_encoder_through_the_client(tiny_text_zoo: Path, tmp_path: Path) -> None:
+    """A trained encoder over HTTP: the job reports progress, the client gets the version, search uses it."""
+    import json
+
+    from benchmarks.zoo import training_texts
+    from encoders.weight.train import TrainConfig
+    from loradex.client import Client
+    from ui.server import BackgroundServer
+
+    svc = LocalService(tmp_path / "home")
+    svc.ingest([tiny_text_zoo / "adapters"])
+    texts = training_texts(json.loads((tiny_text_zoo / "manifest.json").read_text()))
+    with BackgroundServer(create_app(svc, admin_token=TOKEN)) as server:
+        client = Client(server.url, token=TOKEN)
+        out = client.train_encoder("zoo-text", texts=texts, train_config=TrainConfig(epochs=5, val_fraction=0.0))
+        assert out["family"] == "zoo-text" and out["version"].startswith("w:zoo-text:")
+        assert out["version"] in svc.weight_embedder.families.values()
+        hits = client.search("Reverse the string.", k=3, mode="weights")
+        assert hits and all(h.scores["weights"] is not None for h in hits)
+    svc.registry.close()
