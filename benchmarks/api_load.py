@@ -146,15 +146,19 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.Popen([sys.executable, "-m", "benchmarks.api_load", "--serve", home, str(port)], cwd=REPO)
         try:
             _wait_ready(url, proc)
+            health = httpx.get(f"{url}/health", timeout=10).json()
             runs = [load(url, s, args.seconds, args.concurrency, args.warmup) for s in args.scenarios]
         finally:
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    doc = {"suite": "api_load", "endpoint": "POST /search (k=5, hybrid, 6 sample adapters, SQLite)",
+    served = "its own server (sample adapters)" if args.url is None else f"the server at {args.url}"
+    endpoint = f"POST /search (k=5, hybrid) on {served}: {health['adapters']} adapters, {health['database']}"
+    doc = {"suite": "api_load", "endpoint": endpoint,
            "machine": {**machine(), "cpu_affinity": affinity, "omp_threads": os.environ.get("OMP_NUM_THREADS")},
-           "note": "server and load generator share the CPUs listed in cpu_affinity", "runs": runs}  # fmt: skip
+           "note": "cpu_affinity is the load generator's; with --url the server runs wherever it was started",
+           "runs": runs}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     lines = [
@@ -164,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {r['scenario']} | {r['concurrency']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p90_ms']} | "
               f"{r['p99_ms']} | {sum(r['errors'].values())} |" for r in runs]  # fmt: skip
     table = "\n".join(lines)
-    args.out.with_suffix(".md").write_text(f"# API search load\n\n{doc['endpoint']}; CPUs {affinity}\n\n{table}\n")
+    args.out.with_suffix(".md").write_text(
+        f"# API search load\n\n{doc['endpoint']}; load generator CPUs {affinity}\n\n{table}\n"
+    )
     print(table)
     return 0
 
