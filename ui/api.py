@@ -25,7 +25,7 @@ import uuid
 import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -301,17 +301,32 @@ class JobStore:
             for k, v in changes.items():
                 setattr(job, k, v)
 
-    def submit_ingest(self, job_id: str, service: LocalService, root: Path) -> Job:
-        job = Job(job_id, "ingest", "queued", result=IngestReport(), created_at=time.time())
+    def _submit(self, job: Job, work: Callable[[Job], None], what: str, clean: Callable[[str], str] = str) -> Job:
+        """Register ``job`` (keeping the newest ``keep``) and run ``work(job)`` on the worker thread;
+        a failure marks the job failed with a coded error (``clean`` scrubs server paths from it)."""
         with self._lock:
-            self._jobs[job_id] = job
+            self._jobs[job.id] = job
             while len(self._jobs) > self.keep:
                 self._jobs.popitem(last=False)
             snap = _snapshot(job)
-        self._pool.submit(self._run_ingest, job, service, root)
+
+        def run() -> None:
+            try:
+                self._update(job.id, status="running")
+                work(job)
+                self._update(job.id, status="done", finished_at=time.time())
+            except RegistryError as e:
+                _, code = _registry_error(e)
+                self._update(job.id, status="failed", error=ErrorInfo(code, clean(str(e))), finished_at=time.time())
+            except Exception:
+                log.exception("%s job %s failed", job.kind, job.id)
+                self._update(job.id, status="failed", finished_at=time.time(),
+                             error=ErrorInfo("internal", f"{what} failed (details are in the server log)"))  # fmt: skip
+
+        self._pool.submit(run)
         return snap
 
-    def _run_ingest(self, job: Job, service: LocalService, root: Path) -> None:
+    def submit_ingest(self, job_id: str, service: LocalService, root: Path) -> Job:
         prefix = f"{root}{os.sep}"
 
         def relative(r: IngestResult) -> IngestResult:
@@ -319,51 +334,30 @@ class JobStore:
             rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else r.path
             return replace(r, path=rel, reason=r.reason.replace(prefix, "") if r.reason else r.reason)
 
-        def progress(r: IngestResult) -> None:
-            with self._lock:
-                assert job.result is not None
-                job.result.results.append(relative(r))
-                job.done += 1
+        def work(job: Job) -> None:
+            def progress(r: IngestResult) -> None:
+                with self._lock:
+                    assert job.result is not None
+                    job.result.results.append(relative(r))
+                    job.done += 1
 
-        try:
-            self._update(job.id, status="running")
-            service.ingest([root], progress=progress, on_total=lambda n: self._update(job.id, total=n))
-            self._update(job.id, status="done", finished_at=time.time())
-        except RegistryError as e:
-            status, code = _registry_error(e)
-            self._update(job.id, status="failed", error=ErrorInfo(code, str(e).replace(prefix, "")),
-                         finished_at=time.time())  # fmt: skip
-        except Exception:
-            log.exception("ingest job %s failed", job.id)
-            self._update(job.id, status="failed", finished_at=time.time(),
-                         error=ErrorInfo("internal", "ingestion failed (details are in the server log)"))  # fmt: skip
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+            try:
+                service.ingest([root], progress=progress, on_total=lambda n: self._update(job.id, total=n))
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+
+        job = Job(job_id, "ingest", "queued", result=IngestReport(), created_at=time.time())
+        return self._submit(job, work, "ingestion", clean=lambda m: m.replace(prefix, ""))
 
     def submit_train(self, service: LocalService, family: str, train_config: Any, texts: Any) -> Job:
-        job = Job(uuid.uuid4().hex, "train-encoder", "queued", total=train_config.epochs, created_at=time.time())
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > self.keep:
-                self._jobs.popitem(last=False)
-            snap = _snapshot(job)
-        self._pool.submit(self._run_train, job, service, family, train_config, texts)
-        return snap
-
-    def _run_train(self, job: Job, service: LocalService, family: str, train_config: Any, texts: Any) -> None:
-        try:
-            self._update(job.id, status="running")
+        def work(job: Job) -> None:
             out = service.train_encoder(family, texts=texts, only_listed=bool(texts), train_config=train_config,
                                         progress=lambda epoch, total, m: self._update(job.id, done=epoch))  # fmt: skip
-            summary = {"family": out["family"], "version": out["version"], "best": out["metrics"]["best"]}
-            self._update(job.id, status="done", encoder=summary, finished_at=time.time())
-        except RegistryError as e:
-            _, code = _registry_error(e)
-            self._update(job.id, status="failed", error=ErrorInfo(code, str(e)), finished_at=time.time())
-        except Exception:
-            log.exception("train-encoder job %s failed", job.id)
-            self._update(job.id, status="failed", finished_at=time.time(),
-                         error=ErrorInfo("internal", "training failed (details are in the server log)"))  # fmt: skip
+            self._update(job.id, encoder={"family": out["family"], "version": out["version"],
+                                          "best": out["metrics"]["best"]})  # fmt: skip
+
+        job = Job(uuid.uuid4().hex, "train-encoder", "queued", total=train_config.epochs, created_at=time.time())
+        return self._submit(job, work, "training")
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
