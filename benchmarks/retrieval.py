@@ -68,16 +68,6 @@ def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str = "zoo-text", *, epochs:
     return result
 
 
-def use_encoder(svc: Any, folder: Path) -> None:
-    """Record a weight-encoder checkpoint folder in the service's registry and re-embed."""
-    from encoders.weight.model import checkpoint_version
-
-    version = checkpoint_version(folder)
-    svc.registry.record_encoder("weights", version.split(":")[1], version, folder, {})
-    svc.weight_embedder.reload()
-    svc.registry.sync_indexes()
-
-
 def _queries(manifest: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
     """Query sets: name → [(text, task id)]."""
     unseen_para, heldout = [], []
@@ -165,7 +155,7 @@ def suite_retrieval(args: argparse.Namespace) -> dict[str, Any]:
         svc = LocalService(root / "described")
         extra = getattr(args, "encoder_dir", None)
         if extra:  # an encoder other than the bundled one (tests, experiments)
-            use_encoder(svc, Path(extra))
+            svc.add_encoder(Path(extra))
         t0 = time.perf_counter()
         rep = svc.ingest([zoo / "adapters"])
         t_embed = time.perf_counter() - t0
@@ -187,7 +177,7 @@ def suite_retrieval(args: argparse.Namespace) -> dict[str, Any]:
         opaque = _strip_descriptions(zoo / "adapters", stripped)
         svc2 = LocalService(root / "undescribed")
         if extra:
-            use_encoder(svc2, Path(extra))
+            svc2.add_encoder(Path(extra))
         svc2.ingest([stripped])
         folder_task = adapter_tasks(manifest)
         undescribed = evaluate_registry(

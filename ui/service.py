@@ -184,6 +184,15 @@ class LocalService:
         from encoders.weight.registry_training import train_from_registry
 
         result = train_from_registry(self.registry, family, self.text_encoder, **kw)
+        self.add_encoder(Path(result["path"]), result["metrics"]["best"])
+        return result
+
+    def add_encoder(self, folder: Path, metrics: dict[str, Any] | None = None) -> str:
+        """Record a weight-encoder checkpoint folder in the registry, load it and re-embed; its version."""
+        from encoders.weight.model import checkpoint_version
+
+        version = checkpoint_version(folder)
+        self.registry.record_encoder("weights", version.split(":")[1], version, folder, metrics or {})
         self.weight_embedder.reload()
         self.registry.sync_indexes()
-        return result
+        return version

@@ -6,8 +6,8 @@ Training data: the family's adapters that have a description, plus optional extr
     {"caesar_3": {"texts": ["shift each letter three places", ...], "task": "caesar_3", "group": "caesar"},
      "reverse": ["write it backwards", ...]}
 
-The checkpoint goes to ``<data dir>/encoders/weights/<family>/<version hash>/`` and is recorded
-in the database; the service then re-embeds the registry with it.
+The checkpoint goes to ``<data dir>/encoders/weights/<family>/<version hash>/``; the service
+records it in the database and re-embeds the registry with it (``LocalService.add_encoder``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def train_from_registry(
     model_config: dict[str, Any] | None = None,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    from encoders.weight.features import adapter_factors
+    from encoders.weight.config import WeightEncoderConfig
+    from encoders.weight.features import adapter_factors, vocabulary
     from encoders.weight.train import TrainItem, train_encoder
 
     texts = texts or {}
@@ -76,18 +77,15 @@ def train_from_registry(
             "(its adapters stay searchable by metadata text)"
         )
     adapters = [registry.load(info["id"]) for info, *_ in chosen]
-    from encoders.weight.config import WeightEncoderConfig
-    from encoders.weight.features import vocabulary
-
     types, slots = vocabulary(adapters)
-    probe_cfg = WeightEncoderConfig(family=family, types=types, slots=slots)
+    slot_cfg = WeightEncoderConfig(family=family, types=types, slots=slots)  # what adapter_factors needs
     items = [
-        TrainItem(adapter_factors(ad, probe_cfg), t, task, group, info["name"])
+        TrainItem(adapter_factors(ad, slot_cfg), t, task, group, info["name"])
         for ad, (info, t, task, group) in zip(adapters, chosen, strict=True)
     ]
     model, metrics = train_encoder(
         items, family, text_encoder.encode, model_cfg=model_config, cfg=train_config,
-        text_model=text_encoder.version, adapters_for_vocab=adapters, progress=progress,
+        text_model=text_encoder.version, vocab=(types, slots), progress=progress,
     )  # fmt: skip
     metrics["adapter_ids"] = [info["id"] for info, *_ in chosen]
     root = registry.home / "encoders" / "weights" / family
@@ -103,5 +101,4 @@ def train_from_registry(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    registry.record_encoder("weights", family, version, final, metrics["best"])
     return {"family": family, "version": version, "path": str(final), "metrics": metrics}

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from encoders.weight.config import WeightEncoderConfig
-from encoders.weight.features import Factors, TypeBatch, collate, vocabulary
+from encoders.weight.config import ModuleTypeSpec, WeightEncoderConfig
+from encoders.weight.features import Factors, TypeBatch, collate
 from encoders.weight.model import WeightEncoder
 
 
@@ -126,13 +126,13 @@ def train_encoder(
     model_cfg: dict[str, Any] | None = None,
     cfg: TrainConfig | None = None,
     text_model: str = "",
-    adapters_for_vocab: Sequence[Any] = (),
+    vocab: tuple[list[ModuleTypeSpec], list[str]],
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> tuple[WeightEncoder, dict[str, Any]]:
     """Train on ``items``; returns the best model and its metrics.
 
     ``encode_texts`` maps strings to unit vectors (n, dim) in the target space (the text encoder).
-    The module vocabulary comes from ``adapters_for_vocab`` (``LoraAdapter`` objects).
+    ``vocab`` is the (module types, slots) the items' factors were taken with (``features.vocabulary``).
     """
     cfg = cfg or TrainConfig()
     if len(items) < 4:
@@ -140,7 +140,7 @@ def train_encoder(
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    types, slots = vocabulary(adapters_for_vocab)
+    types, slots = vocab
     texts = sorted({t for it in items for t in it.texts})
     tvec = np.asarray(encode_texts(texts), dtype=np.float32)  # (T, dim)
     tid = {t: i for i, t in enumerate(texts)}

@@ -133,7 +133,7 @@ def test_training_aligns_weights_with_descriptions() -> None:
     model, metrics = train_encoder(
         [TrainItem(adapter_factors(a, cfg_probe := encoder_for(adapters).cfg), it.texts, it.task, it.group)
          for a, it in zip(adapters, items, strict=True)],
-        "toy", text.encode, model_cfg={"n_probes": 3, "d_model": 32}, adapters_for_vocab=adapters,
+        "toy", text.encode, model_cfg={"n_probes": 3, "d_model": 32}, vocab=vocabulary(adapters),
         cfg=TrainConfig(epochs=60, batch_size=12, val_fraction=0.0, val_paraphrases=1, eval_every=20, device="cpu"),
     )  # fmt: skip
     assert cfg_probe.slots == model.cfg.slots
