@@ -82,18 +82,19 @@ class Registry:
         """(Re-)embed every adapter with no ``kind`` embedding of the current encoder version."""
         emb = self.embedders[kind]
         with self.sessions() as s:
-            have = set(
-                s.scalars(
-                    select(AdapterEmbedding.adapter_id).where(
-                        AdapterEmbedding.kind == kind, AdapterEmbedding.encoder_version == emb.version
-                    )
+            rows = s.execute(
+                select(AdapterEmbedding.adapter_id, AdapterEmbedding.encoder_version).where(
+                    AdapterEmbedding.kind == kind
                 )
             )
-            todo = [a for a in crud.list_adapters(session=s) if a.id not in have]
+            stored = {i: v for i, v in rows}  # adapter id → version of its stored vector
+            todo = [a for a in crud.list_adapters(session=s) if stored.get(a.id) != emb.version]
             infos = [adapter_detail(a) for a in todo]
         done = 0
         for info in infos:
             vec = emb.embed(info, functools.partial(self.load, info["id"]))
+            if vec is None and info["id"] not in stored:
+                continue  # nothing stored and nothing to store (e.g. no encoder for its family): no write
             with transaction(self.sessions) as s:
                 old = s.get(AdapterEmbedding, (info["id"], kind))
                 if old is not None:

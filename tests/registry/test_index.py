@@ -136,3 +136,40 @@ def test_remove_without_embedders_invalidates_persisted_index(tmp_path: Path, db
     reg2 = make_registry(tmp_path, db_url)
     assert reg2.indexes["text"].ids == ids - {min(ids)}
     reg2.close()
+
+
+class PartialEmbedder(HashEmbedder):
+    """Embeds only adapters whose name is in ``names`` (like a weight embedder with encoders for some families)."""
+
+    def __init__(self, version: str, names: set[str]) -> None:
+        super().__init__(version)
+        self.names = names
+        self.calls = 0
+
+    def embed(self, info, load):
+        self.calls += 1
+        return super().embed(info, load) if info["name"] in self.names else None
+
+
+def test_sync_drops_stale_vectors_the_new_encoder_does_not_cover(tmp_path: Path, db_url: str) -> None:
+    from registry.models import AdapterEmbedding
+    from registry.store import Registry
+
+    reg = make_registry(tmp_path, db_url)
+    reg.ingest([SAMPLES])  # every sample embedded by hash-v1
+    names = {r["name"] for r in reg.list()}
+    assert len(names) == 6
+    reg.close()
+    keep = {"watercolor_sd15"}
+    emb = PartialEmbedder("hash-v2", keep)
+    reg2 = Registry(tmp_path / "home", db_url, embedders=[emb])
+    reg2.init()
+    with reg2.sessions() as s:
+        rows = s.query(AdapterEmbedding).all()
+    assert {(r.encoder_version) for r in rows} == {"hash-v2"} and len(rows) == 1  # stale v1 vectors are gone
+    assert {reg2.get(i)["name"] for i in reg2.indexes["text"].ids} == keep
+    assert emb.calls == len(names)
+    emb.calls = 0
+    reg2.init()  # again: the uncovered adapters are asked again (cheap) but nothing changes
+    assert reg2.indexes["text"].ids == {r.adapter_id for r in rows}
+    reg2.close()
