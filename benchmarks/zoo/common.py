@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import random
@@ -19,6 +20,7 @@ class _Split(Protocol):
 
 
 T = TypeVar("T", bound=_Split)
+D = TypeVar("D")
 
 
 def stable_seed(*parts: Any) -> int:
@@ -68,3 +70,20 @@ def spread_over_families(items: Iterable[T], n: int, label: str) -> list[T]:
             if by_family[fam] and len(out) < n:
                 out.append(by_family[fam].pop())
     return out
+
+
+def check_lora_shape(r: int, targets: tuple[str, ...], valid: tuple[str, ...], dtype: str) -> None:
+    """The checks every zoo's ``LoraShape`` makes: positive rank, known targets, a storage dtype."""
+    if r <= 0:
+        raise ValueError(f"rank must be positive, got {r}")
+    unknown = set(targets) - set(valid)
+    if unknown:
+        raise ValueError(f"unknown target modules {sorted(unknown)}; valid: {valid}")
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
+
+
+def from_known_fields(cls: type[D], d: dict[str, Any]) -> D:
+    """A dataclass from a saved dict, ignoring keys it does not have (configs saved by newer code)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in d.items() if k in names})

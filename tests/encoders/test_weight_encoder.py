@@ -72,7 +72,12 @@ def test_embedding_depends_on_delta_w_only(how: str) -> None:
     ads = [make_adapter(s) for s in range(3)]
     model = encoder_for(ads)
     for ad in ads:
-        a, b = embed(model, ad), embed(model, transformed(ad, how))
+        other = transformed(ad, how)
+        for name, m in ad.modules.items():  # the factors really changed, ΔW did not
+            t = other.modules[name]
+            assert t.down.shape != m.down.shape or not torch.allclose(t.down, m.down), how
+            assert torch.allclose(t.delta(), m.delta(), atol=1e-4), how
+        a, b = embed(model, ad), embed(model, other)
         assert 1 - float(a @ b) < 1e-4, how
     # and it is not constant: different adapters are told apart
     e = [embed(model, ad) for ad in ads]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.zoo.common import lora_parameters, stable_seed  # noqa: F401 (re-exported)
+from benchmarks.zoo.common import check_lora_shape, lora_parameters, stable_seed  # noqa: F401 (re-exported)
 from benchmarks.zoo.common import round_to_storage as _round
 from benchmarks.zoo.image.model import BASE_NAME
 
@@ -40,13 +40,7 @@ class LoraShape:
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
-        if self.r <= 0:
-            raise ValueError(f"rank must be positive, got {self.r}")
-        unknown = set(self.targets) - set(TARGETS)
-        if unknown:
-            raise ValueError(f"unknown target modules {sorted(unknown)}; valid: {TARGETS}")
-        if self.dtype not in ("float16", "float32"):
-            raise ValueError(f"dtype must be float16 or float32, got {self.dtype!r}")
+        check_lora_shape(self.r, self.targets, TARGETS, self.dtype)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.zoo.common import lora_parameters, stable_seed  # noqa: F401 (re-exported)
+from benchmarks.zoo.common import check_lora_shape, lora_parameters, stable_seed  # noqa: F401 (re-exported)
 from benchmarks.zoo.common import round_to_storage as _round
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -32,13 +32,7 @@ class LoraShape:
     dtype: str = "float16"  # storage dtype of adapter_model.safetensors
 
     def __post_init__(self) -> None:
-        if self.r <= 0:
-            raise ValueError(f"rank must be positive, got {self.r}")
-        unknown = set(self.targets) - set(TARGETS)
-        if unknown:
-            raise ValueError(f"unknown target modules {sorted(unknown)}; valid: {TARGETS}")
-        if self.dtype not in ("float16", "float32"):
-            raise ValueError(f"dtype must be float16 or float32, got {self.dtype!r}")
+        check_lora_shape(self.r, self.targets, TARGETS, self.dtype)
 
 
 @dataclass

@@ -7,10 +7,11 @@ tokenizer as ``tokenizer.json`` and the zoo's own ``ModelConfig`` as ``zoo_model
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.zoo.common import from_known_fields
 from benchmarks.zoo.text.tasks import LOWER, SYMBOLS, UPPER, code_vocab
 
 if TYPE_CHECKING:
@@ -88,8 +89,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return from_known_fields(cls, d)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
