@@ -1,10 +1,11 @@
 """Suite ``retrieval`` (quality on the zoos) and the zoo weight-encoder trainer.
 
-``python -m benchmarks.retrieval train-encoder text`` trains the ``zoo-text`` weight encoder
-through the registry (``train_from_registry``) on the zoo's *training* tasks and training
-paraphrases only, and writes it to ``encoders/weight/checkpoints/zoo-text/`` (bundled).
+``python -m benchmarks.retrieval train-encoder text|image`` trains the ``zoo-text`` /
+``zoo-image`` weight encoder through the registry (``train_from_registry``) on the zoo's
+*training* tasks and training paraphrases only, and writes it to
+``encoders/weight/checkpoints/zoo-<kind>/`` (bundled).
 
-The suite ingests the zoo into a fresh registry through ``LocalService`` and asks it, for
+For each built zoo, the suite ingests it into a fresh registry through ``LocalService`` and asks it, for
 every query, the rank of the first adapter of the query's task, in modes weights / text /
 hybrid, plus a random ranking. Query sets: paraphrases of training tasks that were held out
 of encoder training, and held-out tasks (never trained on). A second registry holds the same
@@ -25,10 +26,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_TEXT = REPO / "benchmarks" / "zoo" / "text"
+ZOO_IMAGE = REPO / "benchmarks" / "zoo" / "image"
+ZOOS = {"text": ZOO_TEXT, "image": ZOO_IMAGE}
 BUNDLED = REPO / "encoders" / "weight" / "checkpoints"
+# safetensors metadata keys the registry reads as a name or as descriptive text
+TEXT_KEYS = ("modelspec.title", "modelspec.description", "modelspec.tags", "modelspec.trigger_phrase",
+             "ss_output_name", "title", "name")  # fmt: skip
+SIDECARS = ("description.txt", "README.md")
 
 
-def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str = "zoo-text", *, epochs: int = 300,
+def zoo_family(manifest: dict[str, Any]) -> str:
+    """The registry base family of a zoo's adapters (``zoo-text``, ``zoo-image``)."""
+    return f"zoo-{manifest['kind']}"
+
+
+def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str | None = None, *, epochs: int = 300,
                       out: Path | None = None, val_fraction: float = 0.15, seed: int = 0,
                       model_config: dict[str, Any] | None = None, lr: float = 2e-3,
                       val_paraphrases: int = 0) -> dict[str, Any]:  # fmt: skip
@@ -42,6 +54,7 @@ def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str = "zoo-text", *, epochs:
     from registry.store import Registry
 
     manifest = json.loads((zoo / "manifest.json").read_text())
+    family = family or zoo_family(manifest)
     out = out or BUNDLED / family
     with tempfile.TemporaryDirectory() as d:
         reg = Registry(home=d)
@@ -90,15 +103,26 @@ def _rank_metrics(first_ranks: list[int]) -> dict[str, float]:
 
 
 def _strip_descriptions(src: Path, dst: Path) -> dict[str, str]:
-    """Copy the zoo adapters without description files and under opaque names (weights are all
-    that is left). Returns opaque name → original folder name."""
+    """Copy the zoo adapters without description files, without naming or descriptive
+    safetensors metadata, under opaque folder names (weights are all that is left).
+    Returns opaque name → original folder name."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
     names = {}
-    for i, folder in enumerate(sorted(f for f in src.iterdir() if (f / "adapter_config.json").is_file())):
+    for i, folder in enumerate(sorted(f for f in src.iterdir() if f.is_dir())):
         opaque = f"adapter_{i:04d}"
         names[opaque] = folder.name
         (dst / opaque).mkdir(parents=True)
-        for f in ("adapter_config.json", "adapter_model.safetensors"):
-            shutil.copy(folder / f, dst / opaque / f)
+        for f in sorted(folder.iterdir()):
+            if f.name in SIDECARS:
+                continue
+            if f.suffix != ".safetensors":
+                shutil.copy(f, dst / opaque / f.name)
+                continue
+            with safe_open(str(f), "np") as fh:
+                meta = {k: v for k, v in (fh.metadata() or {}).items() if k not in TEXT_KEYS}
+            save_file(load_file(str(f)), str(dst / opaque / f.name), metadata=meta)
     return names
 
 
@@ -108,9 +132,10 @@ def adapter_tasks(manifest: dict[str, Any]) -> dict[str, str]:
 
 
 def evaluate_registry(svc: Any, queries: dict[str, list[tuple[str, str]]], modes: list[str],
-                      folder_task: dict[str, str], seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:  # fmt: skip
-    """mode → query set → metrics, ranking the whole gallery."""
-    rows = svc.list(family="zoo-text")
+                      folder_task: dict[str, str], family: str,
+                      seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:  # fmt: skip
+    """mode → query set → metrics, ranking the whole gallery of ``family``."""
+    rows = svc.list(family=family)
     task_of = {r["id"]: folder_task[r["name"]] for r in rows}
     n = len(rows)
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -124,7 +149,7 @@ def evaluate_registry(svc: Any, queries: dict[str, list[tuple[str, str]]], modes
                     order = list(task_of)
                     rng.shuffle(order)
                 else:
-                    order = [h.adapter["id"] for h in svc.search(text, n, mode=mode, family="zoo-text")]
+                    order = [h.adapter["id"] for h in svc.search(text, n, mode=mode, family=family)]
                 ranks = [i for i, a in enumerate(order) if task_of.get(a) == task]
                 firsts.append(ranks[0] if ranks else n)
             out[mode][qname] = _rank_metrics(firsts)
@@ -132,17 +157,36 @@ def evaluate_registry(svc: Any, queries: dict[str, list[tuple[str, str]]], modes
 
 
 def suite_retrieval(args: argparse.Namespace) -> dict[str, Any]:
+    """Every built zoo (or only ``--zoo-dir``): one block of rows per zoo, tagged ``zoo``."""
+    dirs = [Path(args.zoo_dir)] if getattr(args, "zoo_dir", None) else list(ZOOS.values())
+    result: dict[str, Any] = {"zoos": {}, "rows": []}
+    for zoo in dirs:
+        if not (zoo / "manifest.json").is_file():
+            result["zoos"][zoo.name] = {"missing": f"{zoo} has no manifest.json: python -m benchmarks.zoo build"}
+            continue
+        one = _suite_zoo(zoo, args)
+        result["rows"] += [{"zoo": one["zoo"], **r} for r in one.pop("rows")]
+        result["zoos"][one["zoo"]] = one
+    if not result["rows"]:
+        result["missing"] = "no zoo is built: python -m benchmarks.zoo build text|image"
+    return result
+
+
+def _suite_zoo(zoo: Path, args: argparse.Namespace) -> dict[str, Any]:
     from registry.store import Registry
     from ui.service import LocalService
 
-    zoo = Path(getattr(args, "zoo_dir", None) or ZOO_TEXT)
-    if not (zoo / "manifest.json").is_file():
-        return {"missing": f"{zoo} has no manifest.json: python -m benchmarks.zoo build text"}
     manifest = json.loads((zoo / "manifest.json").read_text())
+    family = zoo_family(manifest)
     queries = _queries(manifest)
     if getattr(args, "quick", False):
         queries = {k: v[:: max(1, len(v) // 20)] for k, v in queries.items()}
-    result: dict[str, Any] = {"zoo": "text", "queries": {k: len(v) for k, v in queries.items()}}
+    result: dict[str, Any] = {
+        "zoo": manifest["kind"],
+        "family": family,
+        "queries": {k: len(v) for k, v in queries.items()},
+    }
+    extra = getattr(args, "encoder_dir", None)  # an encoder other than the bundled one (tests, experiments)
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         # ingestion throughput: bare registry vs the service (text + weight embeddings)
@@ -153,19 +197,21 @@ def suite_retrieval(args: argparse.Namespace) -> dict[str, Any]:
         t_bare = time.perf_counter() - t0
         bare.close()
         svc = LocalService(root / "described")
-        extra = getattr(args, "encoder_dir", None)
-        if extra:  # an encoder other than the bundled one (tests, experiments)
+        if extra:
             svc.add_encoder(Path(extra))
         t0 = time.perf_counter()
         rep = svc.ingest([zoo / "adapters"])
         t_embed = time.perf_counter() - t0
         n = rep.count("ingested")
-        if "zoo-text" not in svc.weight_embedder.families:
-            raise RuntimeError("no zoo-text weight encoder: python -m benchmarks.retrieval train-encoder text")
+        if family not in svc.weight_embedder.families:
+            raise RuntimeError(
+                f"no {family} weight encoder: python -m benchmarks.retrieval train-encoder {manifest['kind']}"
+            )
         result["gallery"] = n
         result["ingest"] = {"adapters": n, "bare_s": t_bare, "with_embedding_s": t_embed,
                             "adapters_per_s_with_embedding": n / t_embed, "ratio_to_bare": t_embed / t_bare}  # fmt: skip
-        described = evaluate_registry(svc, queries, ["weights", "text", "hybrid"], adapter_tasks(manifest))
+        folder_task = adapter_tasks(manifest)
+        described = evaluate_registry(svc, queries, ["weights", "text", "hybrid"], folder_task, family)
         lat = []
         for text, _ in queries["unseen_paraphrases"][:100]:
             t0 = time.perf_counter()
@@ -173,15 +219,15 @@ def suite_retrieval(args: argparse.Namespace) -> dict[str, Any]:
             lat.append(time.perf_counter() - t0)
         result["search_latency_ms"] = {"p50": statistics.median(lat) * 1e3,
                                        "p99": sorted(lat)[int(0.99 * (len(lat) - 1))] * 1e3, "queries": len(lat)}  # fmt: skip
+        result["encoder"] = svc.weight_embedder.families[family]
         stripped = root / "stripped"
         opaque = _strip_descriptions(zoo / "adapters", stripped)
         svc2 = LocalService(root / "undescribed")
         if extra:
             svc2.add_encoder(Path(extra))
         svc2.ingest([stripped])
-        folder_task = adapter_tasks(manifest)
         undescribed = evaluate_registry(
-            svc2, queries, ["weights", "hybrid"], {o: folder_task[f] for o, f in opaque.items()}
+            svc2, queries, ["weights", "hybrid"], {o: folder_task[f] for o, f in opaque.items()}, family
         )
     rows = []
     for setting, res in (("described", described), ("descriptions hidden", undescribed)):
@@ -189,7 +235,6 @@ def suite_retrieval(args: argparse.Namespace) -> dict[str, Any]:
             for qname, m in sets.items():
                 rows.append({"registry": setting, "mode": mode, "queries": qname, **m})
     result["rows"] = rows
-    result["encoder"] = svc.weight_embedder.families
     return result
 
 
@@ -197,16 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.retrieval")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train-encoder", help="train the bundled zoo weight encoder")
-    t.add_argument("zoo", choices=["text"])
+    t.add_argument("zoo", choices=sorted(ZOOS))
     t.add_argument("--epochs", type=int, default=300)
     t.add_argument("--val-fraction", type=float, default=0.15)
-    t.add_argument("--zoo-dir", type=Path, default=ZOO_TEXT)
+    t.add_argument("--zoo-dir", type=Path, default=None, help="default: the committed zoo of that kind")
     t.add_argument("--out", type=Path, default=None)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--val-paraphrases", type=int, default=0, help="per task, training texts held out for selection")
     t.add_argument("--model-config", type=json.loads, default=None, help='e.g. {"n_probes": 4, "d_model": 64}')
     args = p.parse_args(argv)
-    res = train_zoo_encoder(args.zoo_dir, epochs=args.epochs, out=args.out, val_fraction=args.val_fraction,
+    res = train_zoo_encoder(args.zoo_dir or ZOOS[args.zoo], epochs=args.epochs, out=args.out, val_fraction=args.val_fraction,
                             model_config=args.model_config, lr=args.lr, val_paraphrases=args.val_paraphrases)  # fmt: skip
     print(json.dumps({"version": res["version"], "best": res["metrics"]["best"]}, indent=1))
     return 0

@@ -84,3 +84,16 @@ def tiny_text_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-text-zoo")
     build(out, tiny=True, device="cpu")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_image_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny image zoo built from nothing by the CLI (seconds): base, judge, adapters, manifest."""
+    import torch
+
+    from benchmarks.zoo.__main__ import main
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("tiny-image-zoo")
+    assert main(["build", "image", "--tiny", "--out", str(out), "--device", "cpu", "--threads", "1"]) == 0
+    return out

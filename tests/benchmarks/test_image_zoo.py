@@ -214,18 +214,6 @@ def test_pixel_shuffle_vae_is_lossless() -> None:
 
 
 # ---------------------------------------------------------------- tiny rebuild
-@pytest.fixture(scope="module")
-def tiny_image_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from benchmarks.zoo.__main__ import main
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("tiny-image-zoo")
-    assert main(["build", "image", "--tiny", "--out", str(out), "--device", "cpu", "--threads", "1"]) == 0
-    return out
-
-
 def test_tiny_rebuild_layout_and_manifest(tiny_image_zoo: Path) -> None:
     m = json.loads((tiny_image_zoo / "manifest.json").read_text())
     assert MANIFEST_KEYS <= set(m) and m["kind"] == "image"

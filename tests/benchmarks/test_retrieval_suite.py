@@ -1,4 +1,4 @@
-"""Suite ``retrieval`` end to end on the tiny zoo, with a zoo encoder trained through the registry."""
+"""Suite ``retrieval`` end to end on the tiny zoos, with zoo encoders trained through the registry."""
 
 from __future__ import annotations
 
@@ -6,19 +6,27 @@ import argparse
 import json
 from pathlib import Path
 
+import pytest
 
-def test_retrieval_suite_on_tiny_zoo(tiny_text_zoo: Path, tmp_path: Path) -> None:
+
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_retrieval_suite_on_tiny_zoo(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     from benchmarks.retrieval import suite_retrieval, train_zoo_encoder
 
-    trained = train_zoo_encoder(tiny_text_zoo, epochs=10, out=tmp_path / "enc", val_fraction=0.0)
+    zoo: Path = request.getfixturevalue(f"tiny_{kind}_zoo")
+    trained = train_zoo_encoder(zoo, epochs=10, out=tmp_path / "enc", val_fraction=0.0)
+    assert trained["family"] == f"zoo-{kind}"
     assert (tmp_path / "enc" / "model.safetensors").is_file()
-    manifest = json.loads((tiny_text_zoo / "manifest.json").read_text())
+    manifest = json.loads((zoo / "manifest.json").read_text())
     train_adapters = sum(len(t["adapters"]) for t in manifest["tasks"] if t["split"] == "train")
     assert trained["metrics"]["adapters"] == train_adapters  # held-out tasks never reach the encoder
 
-    out = suite_retrieval(argparse.Namespace(zoo_dir=str(tiny_text_zoo), encoder_dir=str(tmp_path / "enc")))
+    res = suite_retrieval(argparse.Namespace(zoo_dir=str(zoo), encoder_dir=str(tmp_path / "enc")))
+    out = res["zoos"][kind]
+    assert out["family"] == f"zoo-{kind}" and out["encoder"] == trained["version"]
     assert out["gallery"] == manifest["counts"]["adapters"]
-    got = {(r["registry"], r["mode"], r["queries"]): r for r in out["rows"]}
+    assert {r["zoo"] for r in res["rows"]} == {kind}
+    got = {(r["registry"], r["mode"], r["queries"]): r for r in res["rows"]}
     for mode in ("weights", "text", "hybrid", "random"):
         for q in ("unseen_paraphrases", "heldout_tasks"):
             r = got[("described", mode, q)]
@@ -28,3 +36,34 @@ def test_retrieval_suite_on_tiny_zoo(tiny_text_zoo: Path, tmp_path: Path) -> Non
         w, h = got[("descriptions hidden", "weights", q)], got[("descriptions hidden", "hybrid", q)]
         assert {k: w[k] for k in ("recall@1", "mrr")} == {k: h[k] for k in ("recall@1", "mrr")}
     assert out["ingest"]["ratio_to_bare"] > 0 and out["search_latency_ms"]["p50"] > 0
+
+
+def test_stripped_image_adapters_carry_no_text(tiny_image_zoo: Path, tmp_path: Path) -> None:
+    """The hidden-descriptions registry sees weights only: no sidecar, no title, no description."""
+    from safetensors import safe_open
+
+    from benchmarks.retrieval import TEXT_KEYS, _strip_descriptions
+    from registry.store import Registry
+
+    names = _strip_descriptions(tiny_image_zoo / "adapters", tmp_path / "stripped")
+    assert sorted(names.values()) == sorted(p.name for p in (tiny_image_zoo / "adapters").iterdir())
+    for opaque, original in names.items():
+        files = sorted(p.name for p in (tmp_path / "stripped" / opaque).iterdir())
+        assert files == ["pytorch_lora_weights.safetensors"], files
+        src = tiny_image_zoo / "adapters" / original / "pytorch_lora_weights.safetensors"
+        dst = tmp_path / "stripped" / opaque / "pytorch_lora_weights.safetensors"
+        with safe_open(str(src), "np") as a, safe_open(str(dst), "np") as b:
+            assert a.metadata()["modelspec.title"] == original
+            assert not set(TEXT_KEYS) & set(b.metadata())
+            assert b.metadata()["modelspec.architecture"] == a.metadata()["modelspec.architecture"]
+            assert sorted(a.keys()) == sorted(b.keys())
+            k = sorted(a.keys())[0]
+            assert (a.get_tensor(k) == b.get_tensor(k)).all()
+    reg = Registry(home=tmp_path / "home")
+    reg.init()
+    rep = reg.ingest([tmp_path / "stripped"])
+    assert rep.count("ingested") == len(names)
+    rows = reg.list()
+    assert {r["name"] for r in rows} == set(names) and all(not r["description"] for r in rows)
+    assert {r["family"] for r in rows} == {"zoo-image"}
+    reg.close()
