@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adapters", default=None, help="folder of adapters for the ingest suite")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--quick", action="store_true", help="smaller samples (smoke runs and tests)")
-    p.add_argument("--zoo-dir", default=None, help="text zoo folder (default: benchmarks/zoo/text)")
+    p.add_argument("--zoo-dir", default=None, help="one zoo folder (default: every built zoo under benchmarks/zoo/)")
     p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
     args = p.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
