@@ -30,6 +30,7 @@ from registry.errors import AdapterFormatError, AdapterNotFoundError, ExportErro
 from registry.formats import resolve_source
 from registry.ingest import IngestReport, IngestResult, discover
 from ui.models import Health, Job, SearchHit, Stats, hit_from_dict
+from ui.previews import PreviewUnavailableError
 from ui.service import SearchError
 
 LIST_FILTERS = ("family", "format", "origin", "tag", "limit", "offset")
@@ -120,6 +121,12 @@ class Client:
     def remove(self, ref: str | int) -> dict[str, Any]:
         not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
         return dict(self._request("DELETE", f"/adapters/{self._ref(ref)}", admin=True, errors=not_found).json())
+
+    def preview(self, ref: str | int) -> bytes:
+        """The adapter's preview PNG (see ``LocalService.preview``)."""
+        errors: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref),
+                            "no_preview": lambda m: PreviewUnavailableError("", [], m)}  # fmt: skip
+        return self._request("GET", f"/adapters/{self._ref(ref)}/preview.png", errors=errors).content
 
     def export(self, ref: str | int, fmt: str, out_dir: str | Path) -> builtins.list[Path]:
         """Download ``ref`` written as ``fmt`` and unpack it into ``out_dir``; the written files."""

@@ -52,6 +52,7 @@ from registry.errors import (
 )
 from registry.ingest import IngestReport, IngestResult
 from ui.models import ERROR_CODES, ErrorInfo, Health, Job, SearchHit, Stats
+from ui.previews import PreviewUnavailableError
 from ui.service import LocalService, SearchError
 
 log = logging.getLogger("loradex.api")
@@ -374,6 +375,8 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 def _registry_error(e: RegistryError) -> tuple[int, str]:
     if isinstance(e, AdapterNotFoundError):
         return 404, "not_found"
+    if isinstance(e, PreviewUnavailableError):
+        return 404, "no_preview"
     if isinstance(e, DuplicateAdapterError):
         return 409, "conflict"
     if isinstance(e, ExportError | AdapterFormatError):
@@ -549,6 +552,15 @@ def create_app(
         name = re.sub(r"[^\w.-]+", "_", info["name"]).strip("._")[:100] or f"adapter-{info['id']}"
         return FileResponse(archive, media_type="application/zip", filename=f"{name}-{format}.zip",
                             background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))  # fmt: skip
+
+    @app.get("/adapters/{ref}/preview.png", tags=["adapters"], response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "base (top row) vs adapter (bottom row)"},
+                        **ERRORS})  # fmt: skip
+    def preview(ref: str) -> Response:
+        """The adapter rendered through its family's base pipeline, under the bare base; rendered
+        once, then cached. ``no_preview`` (404) for families without a pipeline."""
+        png = service.preview(ref)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.post("/search", response_model=SearchResponse, tags=["search"], responses=ERRORS)
     def search(req: SearchRequest) -> SearchResponse:

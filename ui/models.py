@@ -42,6 +42,7 @@ ERROR_CODES: dict[str, int] = {
     "unauthorized": 401,  # admin endpoint without a valid bearer token
     "forbidden": 403,  # admin endpoints disabled (the server has no admin token)
     "not_found": 404,  # no such adapter / job / route
+    "no_preview": 404,  # the adapter's family has no preview pipeline (its fingerprint is the picture)
     "method_not_allowed": 405,
     "conflict": 409,  # same content already registered
     "too_large": 413,  # upload over the size limit; zip over the member-count or unpacked-size cap

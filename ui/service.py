@@ -75,6 +75,9 @@ class LocalService:
         )  # fmt: skip
         self.weight_embedder.set_sources(lambda: [Path(e["path"]) for e in self.registry.encoders("weights")])
         self.registry.init()
+        from ui.previews import Previewer
+
+        self.previews = Previewer(Path(self.registry.home) / "cache" / "previews")
 
     # -- registry ----------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], **kw: Any) -> IngestReport:
@@ -91,6 +94,11 @@ class LocalService:
 
     def export(self, ref: str | int, fmt: str, out_dir: str | Path) -> builtins.list[Path]:
         return self.registry.export(ref, fmt, out_dir)
+
+    def preview(self, ref: str | int) -> bytes:
+        """PNG: the adapter rendered through its family's base pipeline (bottom row) under the bare
+        base (top row). ``ui.previews.PreviewUnavailableError`` when the family has no pipeline."""
+        return self.previews.png(self.registry, self.registry.get(ref))
 
     def health(self) -> Any:
         """``ui.models.Health`` (what ``GET /health`` answers)."""

@@ -77,6 +77,8 @@ CSS = """
 .ldx-dl:hover {background:var(--background-fill-secondary)}
 .ldx-fp {flex:0 0 auto; text-align:center}
 .ldx-fp-cap {font-size:0.68rem; color:var(--body-text-color-subdued)}
+.ldx-preview {image-rendering:pixelated; border-radius:6px; border:1px solid var(--border-color-primary); display:block}
+.ldx-preview-big {width:100%; max-width:520px; height:auto}
 .ldx-svg-label {font-size:10px; fill:#64748b; font-family:sans-serif}
 .ldx-svg-note {font-size:11px; fill:#94a3b8; font-family:sans-serif}
 .ldx-svg-hit {font-size:12px; font-weight:600; fill:#1e293b; font-family:sans-serif; paint-order:stroke;
@@ -252,9 +254,26 @@ class WebUI:
     <div class="ldx-why">{_esc(hit.why)}</div>
     <div class="ldx-foot">{tags}<span class="ldx-dls">{links}</span></div>
   </div>
-  <div class="ldx-fp" title="per-layer weight fingerprint">{self.fingerprint(info)}
-    <div class="ldx-fp-cap">‖ΔW‖ per module, by block</div></div>
+  {self.picture(info)}
 </div>"""
+
+    def preview_src(self, info: dict[str, Any]) -> str | None:
+        """URL of the adapter's preview image, when its family has a preview pipeline and the API is mounted."""
+        if self.api_root is None or not self.service.previews.available(info["family"]):
+            return None
+        return f"{self.api_root}/adapters/{info['id']}/preview.png"
+
+    def picture(self, info: dict[str, Any]) -> str:
+        """A card's picture: the preview (base row above, adapter row below) or the weight fingerprint."""
+        src = self.preview_src(info)
+        if src is not None:
+            return (f'<div class="ldx-fp" title="top: base model, bottom: with this adapter">'
+                    f'<img class="ldx-preview" src="{src}" alt="preview of {_esc(info["name"])}" width="220" '
+                    f'loading="lazy"><div class="ldx-fp-cap">base (top) · with adapter (bottom)</div></div>')  # fmt: skip
+        return (
+            f'<div class="ldx-fp" title="per-layer weight fingerprint">{self.fingerprint(info)}'
+            '<div class="ldx-fp-cap">‖ΔW‖ per module, by block</div></div>'
+        )
 
     @staticmethod
     def _score_bar(kind: str, v: float | None) -> str:
@@ -318,7 +337,7 @@ class WebUI:
   <div class="ldx-desc">{_esc(info.get("description") or "no description")}</div>
   <div class="ldx-detail-grid">
     <table class="ldx-kv">{table}</table>
-    <div><div class="ldx-fp-big">{self.fingerprint(info, 520, 150, labels=True)}</div>
+    <div>{self.preview_block(info)}<div class="ldx-fp-big">{self.fingerprint(info, 520, 150, labels=True)}</div>
       <div class="ldx-fp-cap">weight fingerprint: ‖ΔW‖_F per module (bars), grouped by block</div>
       <p><b>made from:</b> {names(info["parents"])}<br><b>used by:</b> {names(info["children"])}</p>
       {f'<div class="ldx-warn"><b>warnings</b><ul>{warn}</ul></div>' if warn else ""}
@@ -327,6 +346,14 @@ class WebUI:
   </div>
   <details><summary>metadata ({len(extra)} fields)</summary><table class="ldx-kv">{meta}</table></details>
 </div>"""
+
+    def preview_block(self, info: dict[str, Any]) -> str:
+        src = self.preview_src(info)
+        if src is None:
+            return ""
+        return (f'<img class="ldx-preview ldx-preview-big" src="{src}" alt="preview of {_esc(info["name"])}">'
+                '<div class="ldx-fp-cap">rendered by the base pipeline: without (top) and with the adapter (bottom), '
+                "same prompts and seeds</div>")  # fmt: skip
 
     def similar_html(self, rows: list[list[Any]]) -> str:
         if not rows:

@@ -145,3 +145,15 @@ def tiny_adapters() -> list[AdapterSpec]:
         AdapterSpec("heart", "shape", shape="heart"),
         AdapterSpec(combo_id("sepia", "dots"), "combo", palette="sepia", texture="dots", split="heldout"),
     ]
+
+
+PREVIEW_SCENES = (("circle", "red", "navy"), ("square", "yellow", "black"), ("triangle", "green", "brown"),
+                  ("diamond", "cyan", "teal"))  # fmt: skip
+
+
+def preview_prompts(info: dict[str, Any], default: list[str] | None = None) -> list[str]:
+    """Content prompts for an adapter's preview (``ui.previews``): the base shapes, or, for a
+    new-shape adapter (its name is a new shape, e.g. ``star`` or ``star_s1``), that shape in each colour."""
+    words = set(str(info.get("name", "")).lower().replace("-", "_").split("_"))
+    shape = next((s for s in NEW_SHAPES if s in words), None)
+    return [caption(Scene(shape or s, c, b)) for s, c, b in PREVIEW_SCENES]

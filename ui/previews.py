@@ -1,0 +1,269 @@
+"""Preview images: an adapter rendered through its family's base pipeline, next to the bare base.
+
+A family has previews when a diffusers pipeline is registered for it
+(``register_preview_pipeline``); the image zoo's tiny ``StableDiffusionPipeline`` is registered
+for ``zoo-image`` whenever it is built. Other families keep the weight fingerprint.
+
+A preview is a PNG grid: the top row is the base pipeline on a few content prompts, the bottom
+row the same prompts and seeds with the adapter loaded. Rendering never fuses: the adapter is
+exported in diffusers format, loaded into the shared pipeline as a named PEFT adapter, used, and
+deleted again, so the base weights stay pristine in a long-running server (diffusers #5604).
+Previews are cached on disk by adapter sha256 and pipeline key.
+
+Importing this module does not import torch or diffusers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry.errors import RegistryError
+
+REPO = Path(__file__).resolve().parents[1]
+ZOO_IMAGE_BASE = REPO / "benchmarks" / "zoo" / "image" / "base"
+
+
+class PreviewUnavailableError(RegistryError):
+    """The adapter's family has no registered preview pipeline (or the pipeline folder is gone)."""
+
+    def __init__(self, family: str, known: list[str], why: str = "") -> None:
+        self.family = family
+        have = ", ".join(known) or "none"
+        super().__init__(why or f"no preview pipeline for family {family!r} (families with one: {have})")
+
+
+@dataclass(frozen=True)
+class PreviewPipeline:
+    """How to render one family's previews."""
+
+    family: str  # registry base family the pipeline serves (e.g. "zoo-image")
+    folder: Path  # a diffusers pipeline folder (model_index.json)
+    loader: str = "ui.previews:load_diffusers"  # "module:function", (folder, device) -> pipeline
+    prompts: tuple[str, ...] = ("a photo of a cat", "a landscape", "a portrait", "a city street")  # one column each
+    prompt_fn: str | None = None  # "module:function", (adapter info, prompts) -> prompts for that adapter
+    steps: int = 20  # inference steps
+    guidance: float = 4.0  # classifier-free guidance scale
+    seed: int = 0  # column i uses torch.Generator().manual_seed(seed + i)
+    cell: int = 96  # each image is resized (nearest) to cell x cell pixels
+    extra: dict[str, Any] = field(default_factory=dict)  # further keyword arguments of the pipeline call
+
+    def __post_init__(self) -> None:
+        if not self.prompts:
+            raise ValueError(f"preview pipeline for {self.family!r} needs at least one prompt")
+        if self.steps < 1 or self.cell < 8:
+            raise ValueError(f"steps must be ≥ 1 and cell ≥ 8, got {self.steps}, {self.cell}")
+        for ref in (self.loader, self.prompt_fn):
+            if ref is not None and ":" not in ref:
+                raise ValueError(f"{ref!r} is not a 'module:function' reference")
+
+    def key(self) -> str:
+        """Changes whenever the pipeline's files or the rendering settings change (cache key)."""
+        d = asdict(self)
+        d["folder"] = str(self.folder)
+        marks = [
+            (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(self.folder.rglob("*")) if p.is_file()
+        ]
+        blob = json.dumps([d, marks], sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+_PIPELINES: dict[str, PreviewPipeline] = {}
+_LOCK = threading.Lock()
+
+
+def register_preview_pipeline(spec: PreviewPipeline, *, replace: bool = False) -> None:
+    """Make ``spec.family`` previewable; a second registration for a family is refused unless ``replace``."""
+    with _LOCK:
+        if spec.family in _PIPELINES and not replace:
+            raise ValueError(f"a preview pipeline for {spec.family!r} is already registered")
+        _PIPELINES[spec.family] = spec
+
+
+def unregister_preview_pipeline(family: str) -> None:
+    with _LOCK:
+        _PIPELINES.pop(family, None)
+
+
+def _builtin() -> None:
+    if "zoo-image" not in _PIPELINES and (ZOO_IMAGE_BASE / "model_index.json").is_file():
+        register_preview_pipeline(zoo_image_pipeline(ZOO_IMAGE_BASE))
+
+
+def zoo_image_pipeline(folder: Path) -> PreviewPipeline:
+    """The image zoo's base (``benchmarks/zoo/image``) as the ``zoo-image`` preview pipeline."""
+    return PreviewPipeline(
+        family="zoo-image",
+        folder=Path(folder),
+        loader="benchmarks.zoo.image.model:load_base",
+        prompts=(
+            "a red circle on a navy background",
+            "a yellow square on a black background",
+            "a green triangle on a brown background",
+            "a cyan diamond on a teal background",
+        ),  # fmt: skip
+        prompt_fn="benchmarks.zoo.image.captions:preview_prompts",
+        steps=20,
+        guidance=4.0,
+        cell=64,
+    )
+
+
+def preview_pipeline(family: str) -> PreviewPipeline:
+    """The registered pipeline of ``family``; ``PreviewUnavailableError`` names the families that have one."""
+    _builtin()
+    spec = _PIPELINES.get(family)
+    if spec is None:
+        raise PreviewUnavailableError(family, sorted(_PIPELINES))
+    if not (spec.folder / "model_index.json").is_file():
+        raise PreviewUnavailableError(family, sorted(_PIPELINES), f"preview pipeline folder {spec.folder} is missing")
+    return spec
+
+
+def preview_families() -> list[str]:
+    _builtin()
+    return sorted(f for f, s in _PIPELINES.items() if (s.folder / "model_index.json").is_file())
+
+
+def _resolve(ref: str) -> Callable[..., Any]:
+    module, _, name = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+def load_diffusers(folder: Path, device: str) -> Any:
+    """Default loader: ``DiffusionPipeline.from_pretrained`` of a local folder, progress bar off."""
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class Previewer:
+    """Renders and caches previews; one instance per service (it holds the loaded pipelines)."""
+
+    def __init__(self, cache_dir: Path | None = None, device: str | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.device = device
+        self._pipes: dict[str, tuple[str, Any]] = {}  # family -> (spec key, pipeline)
+        self._base_rows: dict[tuple[str, tuple[str, ...]], Any] = {}  # (spec key, prompts) -> base images
+        self._lock = threading.Lock()  # one render at a time: the pipeline is shared
+
+    def available(self, family: str) -> bool:
+        return family in preview_families()
+
+    def png(self, registry: Any, info: dict[str, Any]) -> bytes:
+        """The preview PNG of registered adapter ``info`` (rendered once, then from the cache)."""
+        spec = preview_pipeline(info["family"])
+        key = spec.key()
+        path = self.cache_dir / f"{info['sha256']}-{key}.png" if self.cache_dir else None
+        if path is not None and path.is_file():
+            return path.read_bytes()
+        with self._lock:
+            if path is not None and path.is_file():
+                return path.read_bytes()
+            data = self._render(registry, info, spec, key)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        return data
+
+    def _pipe(self, spec: PreviewPipeline, key: str) -> Any:
+        have = self._pipes.get(spec.family)
+        if have is None or have[0] != key:
+            import torch
+
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self._pipes[spec.family] = (key, _resolve(spec.loader)(spec.folder, device))
+        return self._pipes[spec.family][1]
+
+    def _run(self, pipe: Any, spec: PreviewPipeline, prompts: list[str]) -> Any:
+        import torch
+
+        gens = [torch.Generator().manual_seed(spec.seed + i) for i in range(len(prompts))]
+        with torch.no_grad():
+            out = pipe(prompts, num_inference_steps=spec.steps, guidance_scale=spec.guidance, generator=gens,
+                       output_type="pt", **spec.extra)  # fmt: skip
+        return out.images.float().clamp(0, 1).cpu()  # (n, 3, H, W) in [0, 1]
+
+    def images(self, registry: Any, info: dict[str, Any]) -> tuple[Any, Any]:
+        """``(base, with_adapter)``, each ``(n, 3, H, W)`` in [0, 1]: the preview's two rows, uncached."""
+        spec = preview_pipeline(info["family"])
+        with self._lock:
+            return self._images(registry, info, spec, spec.key())
+
+    def _render(self, registry: Any, info: dict[str, Any], spec: PreviewPipeline, key: str) -> bytes:
+        return grid_png(*self._images(registry, info, spec, key), spec.cell)
+
+    def _images(self, registry: Any, info: dict[str, Any], spec: PreviewPipeline, key: str) -> tuple[Any, Any]:
+        pipe = self._pipe(spec, key)
+        prompts = list(spec.prompts)
+        if spec.prompt_fn:
+            prompts = list(_resolve(spec.prompt_fn)(info, prompts)) or prompts
+        row_key = (key, tuple(prompts))
+        if row_key not in self._base_rows:
+            self._base_rows[row_key] = self._run(pipe, spec, prompts)
+        name = f"preview_{info['id']}"
+        with tempfile.TemporaryDirectory(prefix="loradex-preview-") as d:
+            files = registry.export(info["id"], "diffusers", d)
+            weights = next(Path(f) for f in files if str(f).endswith(".safetensors"))
+            from diffusers.utils import logging as diffusers_logging
+
+            level = diffusers_logging.get_verbosity()
+            diffusers_logging.set_verbosity_error()  # "no LoRA keys for the text encoder" is expected for UNet-only adapters
+            try:
+                pipe.load_lora_weights(str(weights.parent), weight_name=weights.name, adapter_name=name)
+            finally:
+                diffusers_logging.set_verbosity(level)
+            try:
+                pipe.set_adapters([name], adapter_weights=[1.0])
+                styled = self._run(pipe, spec, prompts)
+            finally:
+                pipe.delete_adapters(name)
+        return self._base_rows[row_key], styled
+
+
+def grid_png(top: Any, bottom: Any, cell: int) -> bytes:
+    """Two rows of images ``(n, 3, H, W)`` in [0, 1] as one PNG, each resized to ``cell`` px, 2 px apart."""
+    import numpy as np
+    from PIL import Image
+
+    n, gap = top.shape[0], 2
+    canvas = Image.new("RGB", (n * cell + (n - 1) * gap, 2 * cell + gap), (255, 255, 255))
+    for r, row in enumerate((top, bottom)):
+        for i in range(n):
+            arr = (row[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # (H, W, 3)
+            img = Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST)
+            canvas.paste(img, (i * (cell + gap), r * (cell + gap)))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+__all__ = [
+    "PreviewPipeline",
+    "PreviewUnavailableError",
+    "Previewer",
+    "grid_png",
+    "preview_families",
+    "preview_pipeline",
+    "register_preview_pipeline",
+    "unregister_preview_pipeline",
+    "zoo_image_pipeline",
+]
