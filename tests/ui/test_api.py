@@ -97,7 +97,8 @@ def no_uploads_left(env: SimpleNamespace) -> bool:
 def test_openapi_lists_every_endpoint(env: SimpleNamespace) -> None:
     doc = env.http.get("/openapi.json").json()
     paths = doc["paths"]
-    for path in ("/health", "/stats", "/adapters", "/adapters/{ref}", "/adapters/{ref}/download", "/search",
+    for path in ("/health", "/stats", "/adapters", "/adapters/{ref}", "/adapters/{ref}/download",
+                 "/adapters/{ref}/preview.png", "/search",
                  "/ingest", "/jobs", "/jobs/{job_id}"):  # fmt: skip
         assert path in paths, path
     assert "delete" in paths["/adapters/{ref}"]

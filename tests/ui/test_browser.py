@@ -111,6 +111,30 @@ def test_finds_a_zoo_adapter_by_its_weights(site: SimpleNamespace, page: Any) ->
     shot(page, "search_zoo.png")
 
 
+def test_image_zoo_adapters_show_their_preview(site: SimpleNamespace, page: Any) -> None:
+    """Image-zoo hits carry a preview rendered by the zoo's base pipeline (base row, adapter row)."""
+    import json
+
+    zoo = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "image"
+    if not site.svc.list(family="zoo-image") or not (zoo / "manifest.json").is_file():
+        pytest.skip("the image zoo is not built (python -m benchmarks.zoo build image)")
+    (task,) = [t for t in json.loads((zoo / "manifest.json").read_text())["tasks"] if t["id"] == "hstripes"]
+    page.goto(f"{site.url}/ui/")
+    page.locator("#ldx-prompt textarea").fill(task["canonical"])
+    page.locator("#ldx-search").click()
+    first = page.locator("#ldx-results .ldx-card").first
+    first.wait_for()
+    assert first.get_attribute("data-name") == "hstripes"
+    img = first.locator("img.ldx-preview")
+    img.wait_for()
+    page.wait_for_function(
+        "el => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=120_000
+    )  # rendered on first request (CPU), then cached
+    assert img.evaluate("el => [el.naturalWidth, el.naturalHeight]") == [4 * 64 + 3 * 2, 2 * 64 + 2]
+    page.wait_for_timeout(300)
+    shot(page, "search_image_zoo.png")
+
+
 def test_adapter_page_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     from playwright.sync_api import expect
 
