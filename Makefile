@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 # The main job on the embedded defaults: a SQLite registry in ./.loradex with the bundled samples.
 run: setup
 	$(VENV)/bin/loradex --home $(HOME_DIR) init
-	$(VENV)/bin/loradex --home $(HOME_DIR) ingest samples/adapters $(wildcard benchmarks/zoo/*/adapters); test $$? -le 1
+	$(VENV)/bin/loradex --home $(HOME_DIR) ingest samples/adapters $(patsubst %/manifest.json,%/adapters,$(wildcard benchmarks/zoo/*/manifest.json)); test $$? -le 1
 	$(VENV)/bin/loradex --home $(HOME_DIR) list
 
 test: setup

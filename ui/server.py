@@ -35,12 +35,10 @@ SAMPLES = REPO / "samples" / "adapters"
 
 
 def bundled_adapters() -> list[Path]:
-    """What a fresh data dir starts with: the sample adapters and the built zoos' adapters."""
-    dirs = [
-        SAMPLES,
-        REPO / "benchmarks" / "zoo" / "text" / "adapters",
-        REPO / "benchmarks" / "zoo" / "image" / "adapters",
-    ]
+    """What a fresh data dir starts with: the sample adapters and the finished zoos' adapters (a zoo
+    is finished when its build wrote ``manifest.json``; a half-built one is not bundled)."""
+    zoos = [REPO / "benchmarks" / "zoo" / kind for kind in ("text", "image")]
+    dirs = [SAMPLES, *(z / "adapters" for z in zoos if (z / "manifest.json").is_file())]
     return [d for d in dirs if d.is_dir()]
 
 

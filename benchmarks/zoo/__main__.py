@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="CPU threads for torch")
     b.add_argument("--workers", type=int, default=None, help="training processes, where the builder supports them")
     b.add_argument("--resume-base", action="store_true", help="reuse a finished pre-trained base in the output folder")
+    b.add_argument(
+        "--resume",
+        action="store_true",
+        help="--resume-base, and keep the adapters an interrupted build wrote (judged again, not retrained)",
+    )
     t = sub.add_parser("texts", help="write the train-encoder texts file (training tasks and paraphrases only)")
     t.add_argument("zoo", choices=sorted(BUILDERS))
     t.add_argument("--zoo-dir", type=Path, default=None, help="zoo folder (default: benchmarks/zoo/<zoo>/)")
@@ -50,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     extra: dict[str, object] = {"workers": args.workers} if args.workers is not None else {}
     if args.resume_base:
         extra["resume_base"] = True
+    if args.resume:
+        if args.zoo != "image":
+            print(
+                f"error: --resume is supported by the image zoo only; use --resume-base for {args.zoo}", file=sys.stderr
+            )
+            return 2
+        extra["resume"] = True
     manifest = build(args.out, tiny=args.tiny, device=args.device, **extra)
     print(f"built {args.zoo} zoo: {manifest.get('counts', {})}")
     return 0

@@ -307,6 +307,50 @@ def test_resume_base_reuses_the_pretrained_base(tiny_image_zoo: Path, tmp_path: 
         build(out, config=cfg, device="cpu", resume_base=True)
 
 
+def test_resume_keeps_the_adapters_an_interrupted_build_wrote(tiny_image_zoo: Path, tmp_path: Path) -> None:
+    from benchmarks.zoo.image.build import build
+
+    out = tmp_path / "zoo"
+    shutil.copytree(tiny_image_zoo, out)
+    original = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").unlink()  # interrupted before the manifest
+    kept = {n: (out / "adapters" / n / "pytorch_lora_weights.safetensors").read_bytes() for n in ("grayscale", "heart")}
+    shutil.rmtree(out / "adapters" / "hstripes")  # its chunk never finished
+    half = out / "adapters" / "sepia_dots" / "pytorch_lora_weights.safetensors"
+    half.write_bytes(half.read_bytes()[:100])  # cut off while writing
+    manifest = build(out, tiny=True, device="cpu", resume=True)
+    for name, data in kept.items():  # judged again, not retrained
+        assert (out / "adapters" / name / "pytorch_lora_weights.safetensors").read_bytes() == data
+    from safetensors.torch import load_file
+
+    assert load_file(str(half))  # retrained and whole again
+    assert (out / "adapters" / "hstripes" / "pytorch_lora_weights.safetensors").is_file()
+    assert manifest["counts"] == original["counts"]
+    by_id = {t["id"]: t for t in original["tasks"]}
+    for t in manifest["tasks"]:
+        first = t["adapters"][0]
+        if t["id"] == "grayscale":  # re-judging reproduces the build's own scores
+            assert first.get("resumed") is True
+            assert (first["style_hit"], first["content_kept"]) == (
+                by_id[t["id"]]["adapters"][0]["style_hit"],
+                by_id[t["id"]]["adapters"][0]["content_kept"],
+            )
+        if t["id"] == "hstripes" and first["round"] == 0:
+            assert not first.get("resumed")
+
+
+def test_half_built_zoos_are_not_bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.server
+
+    for kind in ("text", "image"):
+        (tmp_path / "benchmarks" / "zoo" / kind / "adapters").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "zoo" / "text" / "manifest.json").write_text("{}")
+    (tmp_path / "samples").mkdir()
+    monkeypatch.setattr(ui.server, "REPO", tmp_path)
+    monkeypatch.setattr(ui.server, "SAMPLES", tmp_path / "samples")
+    assert ui.server.bundled_adapters() == [tmp_path / "samples", tmp_path / "benchmarks" / "zoo" / "text" / "adapters"]
+
+
 def test_zoo_suite_reports_the_image_zoo(tiny_image_zoo: Path, tmp_path: Path) -> None:
     import argparse
 

@@ -38,7 +38,15 @@ from benchmarks.zoo.image.classifiers import (
     train_classifier,
 )
 from benchmarks.zoo.image.evaluate import N_EVAL, base_content_accuracy, evaluate
-from benchmarks.zoo.image.lora import LoraShape, adapter_state, round_to_storage, shape_dict, write_diffusers
+from benchmarks.zoo.image.lora import (
+    WEIGHT_NAME,
+    LoraShape,
+    adapter_state,
+    load_stacked,
+    round_to_storage,
+    shape_dict,
+    write_diffusers,
+)
 from benchmarks.zoo.image.model import ModelConfig, build_pipeline, count_params, load_base, save_base
 from benchmarks.zoo.image.report import family_table, results_markdown, sample_grid
 from benchmarks.zoo.image.train import AdapterTrainConfig, PretrainConfig, pretrain, train_adapters
@@ -203,6 +211,42 @@ def _train_round(
             collect(futures[fut], fut.result())
 
 
+def _judge_existing(
+    out: Path, jobs: list[tuple[AdapterSpec, int]], cfg: BuildConfig, device: str,
+    results: dict[tuple[str, int], dict[str, Any]],
+) -> list[tuple[AdapterSpec, int]]:  # fmt: skip
+    """Adapters of ``jobs`` already written by an interrupted build: judged again (same prompts and
+    seeds as the build) instead of retrained. Unreadable leftovers are removed and retrained."""
+    from safetensors import safe_open
+
+    found: list[tuple[AdapterSpec, int]] = []
+    for spec, seed in jobs:
+        folder = out / "adapters" / adapter_name(spec, seed)
+        try:
+            with safe_open(str(folder / WEIGHT_NAME), "pt") as fh:
+                fh.keys()
+            found.append((spec, seed))
+        except Exception:  # missing or half-written (any safetensors error): train it again
+            shutil.rmtree(folder, ignore_errors=True)
+    if not found:
+        return []
+    pipe = load_base(out / "base", device)
+    judge = load_classifier(out / "classifiers", device)
+    folders = [out / "adapters" / adapter_name(s, k) for s, k in found]
+    routing, _ = load_stacked(pipe.unet, folders, cfg.lora)
+    scores = evaluate(pipe, judge, [s for s, _ in found], routing=routing, adapters=list(range(len(found))),
+                      n=cfg.n_eval, steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed,
+                      return_images=True)  # fmt: skip
+    for (spec, seed), sc in zip(found, scores, strict=True):
+        name = adapter_name(spec, seed)
+        results[(spec.id, seed)] = {"seed": seed, "path": f"adapters/{name}", "style_hit": sc["style_hit"],
+                                    "content_kept": sc["content_kept"], "round": None, "steps": None, "lr": None,
+                                    "final_loss": None, "resumed": True,
+                                    "images": (sc["images"][:4].numpy() * 255).round().astype(np.uint8)}  # fmt: skip
+    print(f"[resume] judged {len(found)} adapters found on disk", flush=True)
+    return found
+
+
 def _base_and_judge(
     cfg: BuildConfig, out: Path, device: str, resume_base: bool, timings: dict[str, float]
 ) -> tuple[Any, Any, dict[str, float]]:
@@ -246,13 +290,16 @@ def build(
     workers: int | None = None,
     config: BuildConfig | None = None,
     resume_base: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Build the zoo into ``out`` (default: this package's folder) and return the manifest.
 
     ``workers``: processes for adapter training (default: 1 on CUDA or for ``tiny``, else
     ``torch.get_num_threads()``, one thread each). ``resume_base`` reuses a base (and judge)
-    pre-trained with the same config in ``out``.
+    pre-trained with the same config in ``out``. ``resume`` does that and also keeps the adapters
+    an interrupted build already wrote: they are judged again instead of retrained.
     """
+    resume_base = resume_base or resume
     cfg = config or (BuildConfig.tiny_config() if tiny else BuildConfig())
     out = Path(out) if out is not None else ZOO_DIR
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -260,7 +307,8 @@ def build(
         workers = 1 if (cfg.tiny or device.startswith("cuda")) else max(1, torch.get_num_threads())
     t_start = time.time()
     resume_base = resume_base and (out / "base" / "model_index.json").is_file()
-    for old in ("adapters",) if resume_base else ("base", "adapters", "classifiers"):
+    resume = resume and resume_base
+    for old in () if resume else ("adapters",) if resume_base else ("base", "adapters", "classifiers"):
         shutil.rmtree(out / old, ignore_errors=True)
     for old in ("manifest.json", "RESULTS.md", "samples.png"):
         (out / old).unlink(missing_ok=True)
@@ -281,7 +329,10 @@ def build(
     jobs = [(s, 0) for s in specs] + [(s, k) for k in cfg.extra_seeds for s in extra]
     results: dict[tuple[str, int], dict[str, Any]] = {}
     t0 = time.time()
-    _train_round(jobs, cfg, cfg.adapters, 0, device, out, results, "adapters", workers)
+    done = set(_judge_existing(out, jobs, cfg, device, results)) if resume else set()
+    todo = [j for j in jobs if j not in done]
+    if todo:
+        _train_round(todo, cfg, cfg.adapters, 0, device, out, results, "adapters", workers)
     for r, rr in enumerate(cfg.retrain, start=1):
         todo = [(s, k) for s, k in jobs if not passes(results[(s.id, k)], cfg)]
         if not todo:
