@@ -308,7 +308,7 @@ def test_resume_base_reuses_the_pretrained_base(tiny_image_zoo: Path, tmp_path: 
 
 
 def test_resume_keeps_the_adapters_an_interrupted_build_wrote(tiny_image_zoo: Path, tmp_path: Path) -> None:
-    from benchmarks.zoo.image.build import build
+    from benchmarks.zoo.image.build import BuildConfig, build
 
     out = tmp_path / "zoo"
     shutil.copytree(tiny_image_zoo, out)
@@ -326,6 +326,10 @@ def test_resume_keeps_the_adapters_an_interrupted_build_wrote(tiny_image_zoo: Pa
     assert load_file(str(half))  # retrained and whole again
     assert (out / "adapters" / "hstripes" / "pytorch_lora_weights.safetensors").is_file()
     assert manifest["counts"] == original["counts"]
+    cfg = BuildConfig.tiny_config()
+    cfg.adapters.steps += 1
+    with pytest.raises(ValueError, match="another recipe"):  # kept adapters must come from the same recipe
+        build(out, config=cfg, device="cpu", resume=True)
     by_id = {t["id"]: t for t in original["tasks"]}
     for t in manifest["tasks"]:
         first = t["adapters"][0]

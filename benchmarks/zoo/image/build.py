@@ -53,6 +53,7 @@ from benchmarks.zoo.image.train import AdapterTrainConfig, PretrainConfig, pretr
 
 ZOO_DIR = Path(__file__).resolve().parent
 MANIFEST_VERSION = 1
+ADAPTER_RECIPE = "zoo_adapter_recipe.json"  # training config of the adapters in adapters/ (checked by --resume)
 
 
 @dataclass
@@ -308,8 +309,14 @@ def build(
     t_start = time.time()
     resume_base = resume_base and (out / "base" / "model_index.json").is_file()
     resume = resume and resume_base
+    recipe = {"adapters": asdict(cfg.adapters), "lora": shape_dict(cfg.lora), "seed": cfg.seed}
+    if resume and (out / ADAPTER_RECIPE).is_file() and json.loads((out / ADAPTER_RECIPE).read_text()) != recipe:
+        raise ValueError(f"{out / 'adapters'} was trained with another recipe ({out / ADAPTER_RECIPE}): "
+                         "use --resume-base to train the adapters again")  # fmt: skip
     for old in () if resume else ("adapters",) if resume_base else ("base", "adapters", "classifiers"):
         shutil.rmtree(out / old, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ADAPTER_RECIPE).write_text(json.dumps(recipe, indent=1))  # what --resume checks kept adapters against
     for old in ("manifest.json", "RESULTS.md", "samples.png"):
         (out / old).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
