@@ -42,6 +42,7 @@ def bundled_adapters() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
+BUNDLED_PENDING = "bundled_ingest.pending"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 UI_PATH = "/ui"
 
@@ -102,7 +103,12 @@ def prepare(
         engine.dispose()
     service = LocalService(home, url, text_model=text_model, index_type=index_type)  # runs the migrations
     bundled = bundled_adapters()
-    report = service.ingest(bundled) if fresh and samples and bundled else None
+    pending = home / BUNDLED_PENDING  # written before the bundled ingestion, removed once it is complete
+    report = None
+    if (fresh or pending.is_file()) and samples and bundled:
+        pending.write_text("the first start's ingestion of the bundled adapters has not finished\n")
+        report = service.ingest(bundled)  # idempotent: an interrupted first start is completed here
+        pending.unlink()
     token, token_path = admin_token(home)
     return Prepared(service, token, token_path, fresh, report)
 

@@ -390,6 +390,30 @@ def test_prepare_fresh_data_dir(db_url: str, tmp_path: Path, monkeypatch: pytest
         p.service.registry.close()
 
 
+def test_interrupted_first_start_completes_the_bundled_ingestion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ui.server import BUNDLED_PENDING, prepare
+
+    real_ingest = LocalService.ingest
+
+    def killed(self: LocalService, paths: Any, **kw: Any) -> Any:
+        real_ingest(self, [SAMPLES / "watercolor_sd15.safetensors"])  # some rows land, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ui.server.bundled_adapters", lambda: [SAMPLES])
+    monkeypatch.setattr(LocalService, "ingest", killed)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(tmp_path, f"sqlite:///{tmp_path / 'loradex.db'}")
+    assert (tmp_path / BUNDLED_PENDING).is_file()
+    monkeypatch.setattr(LocalService, "ingest", real_ingest)
+    again = prepare(tmp_path, f"sqlite:///{tmp_path / 'loradex.db'}")
+    assert not again.fresh and again.samples is not None  # not fresh, yet the bundled ingestion ran again
+    assert again.samples.count("duplicate") == 1 and not again.samples.refused
+    assert again.service.registry.count() == len(again.samples.results) and not (tmp_path / BUNDLED_PENDING).exists()
+    assert prepare(tmp_path, f"sqlite:///{tmp_path / 'loradex.db'}").samples is None  # complete: not again
+
+
 def test_serve_binds_localhost_and_says_where_the_token_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 
