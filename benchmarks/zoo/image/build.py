@@ -135,6 +135,11 @@ def _score(r: dict[str, Any], cfg: BuildConfig) -> tuple[bool, float]:
     return passes(r, cfg), r["style_hit"] + r["content_kept"]
 
 
+def _thumbs(images: torch.Tensor) -> np.ndarray:
+    """The first 4 judged images ``(n, 3, H, W)`` in [0, 1] as uint8, kept for the sample grid."""
+    return (images[:4].numpy() * 255).round().astype(np.uint8)
+
+
 def _train_chunk(
     out: Path,
     jobs: list[tuple[AdapterSpec, int]],
@@ -160,7 +165,7 @@ def _train_chunk(
                       return_images=True)  # fmt: skip
     return [
         {"style_hit": sc["style_hit"], "content_kept": sc["content_kept"], "final_loss": loss,
-         "images": (sc["images"][:4].numpy() * 255).round().astype(np.uint8), "state": adapter_state(wrapped, i, cfg.lora)}
+         "images": _thumbs(sc["images"]), "state": adapter_state(wrapped, i, cfg.lora)}
         for i, (sc, loss) in enumerate(zip(scores, losses, strict=True))
     ]  # fmt: skip
 
@@ -221,19 +226,20 @@ def _judge_existing(
     from safetensors import safe_open
 
     found: list[tuple[AdapterSpec, int]] = []
+    folders: list[Path] = []
     for spec, seed in jobs:
         folder = out / "adapters" / adapter_name(spec, seed)
         try:
             with safe_open(str(folder / WEIGHT_NAME), "pt") as fh:
                 fh.keys()
             found.append((spec, seed))
+            folders.append(folder)
         except Exception:  # missing or half-written (any safetensors error): train it again
             shutil.rmtree(folder, ignore_errors=True)
     if not found:
         return []
     pipe = load_base(out / "base", device)
     judge = load_classifier(out / "classifiers", device)
-    folders = [out / "adapters" / adapter_name(s, k) for s, k in found]
     routing, _ = load_stacked(pipe.unet, folders, cfg.lora)
     scores = evaluate(pipe, judge, [s for s, _ in found], routing=routing, adapters=list(range(len(found))),
                       n=cfg.n_eval, steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed,
@@ -243,7 +249,7 @@ def _judge_existing(
         results[(spec.id, seed)] = {"seed": seed, "path": f"adapters/{name}", "style_hit": sc["style_hit"],
                                     "content_kept": sc["content_kept"], "round": None, "steps": None, "lr": None,
                                     "final_loss": None, "resumed": True,
-                                    "images": (sc["images"][:4].numpy() * 255).round().astype(np.uint8)}  # fmt: skip
+                                    "images": _thumbs(sc["images"])}  # fmt: skip
     print(f"[resume] judged {len(found)} adapters found on disk", flush=True)
     return found
 
@@ -315,11 +321,10 @@ def build(
                          "use --resume-base to train the adapters again")  # fmt: skip
     for old in () if resume else ("adapters",) if resume_base else ("base", "adapters", "classifiers"):
         shutil.rmtree(out / old, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ADAPTER_RECIPE).write_text(json.dumps(recipe, indent=1))  # what --resume checks kept adapters against
     for old in ("manifest.json", "RESULTS.md", "samples.png"):
         (out / old).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    (out / ADAPTER_RECIPE).write_text(json.dumps(recipe, indent=1))  # what --resume checks kept adapters against
     timings: dict[str, float] = {}
     specs = cfg.specs()
     pipe, judge, judge_acc = _base_and_judge(cfg, out, device, resume_base, timings)
@@ -353,7 +358,7 @@ def build(
     records, grid_rows = [], []
     for spec, base in zip(specs, base_scores, strict=True):
         adapters = sorted((v for (sid, _), v in results.items() if sid == spec.id), key=lambda a: a["seed"])
-        grid_rows.append((spec.id, (base["images"][:4].numpy() * 255).round().astype(np.uint8), adapters[0]["images"]))
+        grid_rows.append((spec.id, _thumbs(base["images"]), adapters[0]["images"]))
         adapters = [{k: v for k, v in a.items() if k != "images"} for a in adapters]
         records.append({
             "id": spec.id, "family": spec.family, "params": spec.params, "split": spec.split, **spec.record(),
