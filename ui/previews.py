@@ -160,15 +160,23 @@ class Previewer:
         self.device = device
         self._pipes: dict[str, tuple[str, Any]] = {}  # family -> (spec key, pipeline)
         self._base_rows: dict[tuple[str, tuple[str, ...]], Any] = {}  # (spec key, prompts) -> base images
+        self._keys: dict[str, tuple[PreviewPipeline, str]] = {}  # family -> (spec, its key): walked once per spec
         self._lock = threading.Lock()  # one render at a time: the pipeline is shared
 
     def available(self, family: str) -> bool:
         return family in preview_families()
 
+    def _key(self, spec: PreviewPipeline) -> str:
+        """``spec.key()`` without walking the pipeline folder on every request (a new registration re-keys)."""
+        have = self._keys.get(spec.family)
+        if have is None or have[0] is not spec:
+            have = self._keys[spec.family] = (spec, spec.key())
+        return have[1]
+
     def png(self, registry: Any, info: dict[str, Any]) -> bytes:
         """The preview PNG of registered adapter ``info`` (rendered once, then from the cache)."""
         spec = preview_pipeline(info["family"])
-        key = spec.key()
+        key = self._key(spec)
         path = self.cache_dir / f"{info['sha256']}-{key}.png" if self.cache_dir else None
         if path is not None and path.is_file():
             return path.read_bytes()
@@ -206,7 +214,7 @@ class Previewer:
         """``(base, with_adapter)``, each ``(n, 3, H, W)`` in [0, 1]: the preview's two rows, uncached."""
         spec = preview_pipeline(info["family"])
         with self._lock:
-            return self._images(registry, info, spec, spec.key())
+            return self._images(registry, info, spec, self._key(spec))
 
     def _render(self, registry: Any, info: dict[str, Any], spec: PreviewPipeline, key: str) -> bytes:
         return grid_png(*self._images(registry, info, spec, key), spec.cell)
