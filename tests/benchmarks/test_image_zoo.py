@@ -59,6 +59,23 @@ def test_shapes_textures_palettes_are_distinct() -> None:
         Scene("circle", "red", "black", palette="vaporwave")
 
 
+def test_combos_texture_the_background_and_keep_the_shape_plain() -> None:
+    """With a palette, the texture covers only the background: inside the shape the pixels are the
+    palette's plain colour; a texture alone covers the shape too."""
+    from benchmarks.zoo.image.shapes import apply_palette
+
+    geom = np.array([[16.0, 16.0, 11.0]])
+    inside = masks(["square"], geom)[0] == 1.0  # (32, 32) fully covered pixels
+    outside = masks(["square"], geom)[0] == 0.0
+    plain = render([Scene("square", "orange", "navy")], rng_for("p"), geom)[0]
+    combo = render([Scene("square", "orange", "navy", "hstripes", "sepia")], rng_for("p"), geom)[0]
+    tinted = apply_palette(plain, "sepia", masks(["square"], geom)[0], np.zeros(3, np.float32))
+    assert np.allclose(combo[inside], tinted[inside], atol=1e-6)  # the shape is a plain sepia silhouette
+    assert np.abs(combo[outside] - tinted[outside]).max() > 0.3  # the background carries the stripes
+    texture_only = render([Scene("square", "orange", "navy", "hstripes")], rng_for("p"), geom)[0]
+    assert np.abs(texture_only[inside] - plain[inside]).max() > 0.3
+
+
 def test_colour_pairs_keep_styles_apart_from_plain() -> None:
     """Dark backgrounds only (an inverted image is never plain), chromatic foregrounds (a grayscale one
     neither), and every pair keeps a luminance gap so shapes survive the luminance palettes."""
@@ -326,9 +343,11 @@ def test_resume_keeps_the_adapters_an_interrupted_build_wrote(tiny_image_zoo: Pa
     assert load_file(str(half))  # retrained and whole again
     assert (out / "adapters" / "hstripes" / "pytorch_lora_weights.safetensors").is_file()
     assert manifest["counts"] == original["counts"]
+    from benchmarks.zoo.image.lora import LoraShape
+
     cfg = BuildConfig.tiny_config()
-    cfg.adapters.steps += 1
-    with pytest.raises(ValueError, match="another recipe"):  # kept adapters must come from the same recipe
+    cfg.lora = LoraShape(r=2)
+    with pytest.raises(ValueError, match="another recipe"):  # another LoRA shape invalidates every adapter
         build(out, config=cfg, device="cpu", resume=True)
     by_id = {t["id"]: t for t in original["tasks"]}
     for t in manifest["tasks"]:
@@ -341,6 +360,36 @@ def test_resume_keeps_the_adapters_an_interrupted_build_wrote(tiny_image_zoo: Pa
             )
         if t["id"] == "hstripes" and first["round"] == 0:
             assert not first.get("resumed")
+
+
+def test_resume_trains_again_only_the_families_whose_recipe_changed(tiny_image_zoo: Path, tmp_path: Path) -> None:
+    """A recipe file of the first format (one schedule for all, combos textured all over) keeps the
+    palette, texture and shape adapters and retrains the combos; unlisted folders are removed."""
+    from dataclasses import asdict
+
+    from benchmarks.zoo.image.build import ADAPTER_RECIPE, BuildConfig, build
+    from benchmarks.zoo.image.lora import shape_dict
+
+    out = tmp_path / "zoo"
+    shutil.copytree(tiny_image_zoo, out)
+    (out / "manifest.json").unlink()
+    cfg = BuildConfig.tiny_config()
+    old = {"adapters": asdict(cfg.adapters), "lora": shape_dict(cfg.lora), "seed": cfg.seed}
+    (out / ADAPTER_RECIPE).write_text(json.dumps(old))
+    weights = "pytorch_lora_weights.safetensors"
+    before = {n: (out / "adapters" / n / weights).read_bytes() for n in ("grayscale", "heart", "sepia_dots")}
+    shutil.copytree(out / "adapters" / "heart", out / "adapters" / "inverted_grid")  # no longer in the list
+    manifest = build(out, config=cfg, device="cpu", resume=True)
+    assert (out / "adapters" / "grayscale" / weights).read_bytes() == before["grayscale"]
+    assert (out / "adapters" / "heart" / weights).read_bytes() == before["heart"]
+    assert (out / "adapters" / "sepia_dots" / weights).read_bytes() != before["sepia_dots"]
+    assert not (out / "adapters" / "inverted_grid").exists()
+    by_id = {t["id"]: t for t in manifest["tasks"]}
+    assert by_id["grayscale"]["adapters"][0].get("resumed") is True
+    assert not by_id["sepia_dots"]["adapters"][0].get("resumed")
+    saved = json.loads((out / ADAPTER_RECIPE).read_text())
+    assert saved == cfg.recipe() and saved["families"]["combo"]["data"] == {"texture_region": "background"}
+    assert saved["families"]["combo"]["train"]["steps"] == cfg.adapters.steps * cfg.combo_steps_factor
 
 
 def test_half_built_zoos_are_not_bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ import multiprocessing
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +49,20 @@ from benchmarks.zoo.image.lora import (
 )
 from benchmarks.zoo.image.model import ModelConfig, build_pipeline, count_params, load_base, save_base
 from benchmarks.zoo.image.report import family_table, results_markdown, sample_grid
+from benchmarks.zoo.image.shapes import COMBO_TEXTURE_REGION
 from benchmarks.zoo.image.train import AdapterTrainConfig, PretrainConfig, pretrain, train_adapters
 
 ZOO_DIR = Path(__file__).resolve().parent
 MANIFEST_VERSION = 1
 ADAPTER_RECIPE = "zoo_adapter_recipe.json"  # training config of the adapters in adapters/ (checked by --resume)
+FAMILIES = ("palette", "texture", "shape", "combo")
 
 
 @dataclass
 class RetrainRound:
     """An extra round for adapters still below a bar: a fresh start from another seed, trained longer."""
 
-    steps_factor: int  # steps = first-round steps x this factor
+    steps_factor: int  # steps = first-round steps x this factor (at least the family's first-round steps)
     lr_factor: float = 1.0  # learning rate x this factor
 
 
@@ -74,8 +76,9 @@ class BuildConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)  # the judge
     adapters: AdapterTrainConfig = field(default_factory=AdapterTrainConfig)  # first round of LoRA training
     lora: LoraShape = field(default_factory=LoraShape)  # rank, alpha, targets, storage dtype
-    n_combos: int = 54  # palette x texture combination adapters
-    n_heldout: int = 14  # of which held-out tasks
+    n_combos: int = 48  # palette x texture combination adapters
+    combo_steps_factor: int = 2  # combos learn a palette and a texture at once: trained this many times longer
+    n_heldout: int = 12  # of which held-out tasks
     extra_seeds: tuple[int, ...] = (1,)  # further seeds trained for a subset of training adapters
     n_seed_adapters: int = 8  # how many training adapters get the extra seeds
     n_eval: int = N_EVAL  # evaluation prompts per adapter
@@ -109,6 +112,19 @@ class BuildConfig:
 
     def specs(self) -> list[AdapterSpec]:
         return tiny_adapters() if self.tiny else all_adapters(self.seed, self.n_combos, self.n_heldout)
+
+    def family_train(self, family: str, base: AdapterTrainConfig | None = None) -> AdapterTrainConfig:
+        """The schedule of ``family``'s adapters in a round whose other adapters follow ``base``."""
+        base = base or self.adapters
+        if family != "combo":
+            return base
+        return replace(base, steps=max(base.steps, self.adapters.steps * self.combo_steps_factor))
+
+    def recipe(self) -> dict[str, Any]:
+        """What the written adapters depend on besides the base: per family, its schedule and its data."""
+        data = {"combo": {"texture_region": COMBO_TEXTURE_REGION}}
+        return {"lora": shape_dict(self.lora), "seed": self.seed,
+                "families": {f: {"train": asdict(self.family_train(f)), "data": data.get(f, {})} for f in FAMILIES}}  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -217,6 +233,36 @@ def _train_round(
             collect(futures[fut], fut.result())
 
 
+def _stale_families(out: Path, recipe: dict[str, Any]) -> set[str]:
+    """Families whose adapters in ``out`` were trained with another recipe than ``recipe`` (retrained
+    on ``--resume``). Another LoRA shape or seed invalidates every adapter: that is refused."""
+    path = out / ADAPTER_RECIPE
+    if not path.is_file():
+        return set()
+    saved = json.loads(path.read_text())
+    if "families" not in saved:  # first format: one schedule for every family, no data options
+        saved = {"lora": saved["lora"], "seed": saved["seed"],
+                 "families": {f: {"train": saved["adapters"], "data": {}} for f in FAMILIES}}  # fmt: skip
+    if (saved["lora"], saved["seed"]) != (recipe["lora"], recipe["seed"]):
+        raise ValueError(f"{out / 'adapters'} was trained with another recipe ({path}): "
+                         "use --resume-base to train the adapters again")  # fmt: skip
+    stale = {f for f, r in recipe["families"].items() if saved["families"].get(f) != r}
+    if stale:
+        print(f"[resume] recipe changed for {sorted(stale)}: their adapters are trained again", flush=True)
+    return stale
+
+
+def _by_schedule(
+    jobs: list[tuple[AdapterSpec, int]], cfg: BuildConfig, base: AdapterTrainConfig
+) -> list[tuple[AdapterTrainConfig, list[tuple[AdapterSpec, int]]]]:
+    """``jobs`` grouped by their family's schedule in a round following ``base`` (one stack each)."""
+    groups: dict[str, tuple[AdapterTrainConfig, list[tuple[AdapterSpec, int]]]] = {}
+    for job in jobs:
+        train_cfg = cfg.family_train(job[0].family, base)
+        groups.setdefault(json.dumps(asdict(train_cfg), sort_keys=True), (train_cfg, []))[1].append(job)
+    return list(groups.values())
+
+
 def _judge_existing(
     out: Path, jobs: list[tuple[AdapterSpec, int]], cfg: BuildConfig, device: str,
     results: dict[tuple[str, int], dict[str, Any]],
@@ -315,18 +361,22 @@ def build(
     t_start = time.time()
     resume_base = resume_base and (out / "base" / "model_index.json").is_file()
     resume = resume and resume_base
-    recipe = {"adapters": asdict(cfg.adapters), "lora": shape_dict(cfg.lora), "seed": cfg.seed}
-    if resume and (out / ADAPTER_RECIPE).is_file() and json.loads((out / ADAPTER_RECIPE).read_text()) != recipe:
-        raise ValueError(f"{out / 'adapters'} was trained with another recipe ({out / ADAPTER_RECIPE}): "
-                         "use --resume-base to train the adapters again")  # fmt: skip
+    recipe = cfg.recipe()
+    stale = _stale_families(out, recipe) if resume else set()
     for old in () if resume else ("adapters",) if resume_base else ("base", "adapters", "classifiers"):
         shutil.rmtree(out / old, ignore_errors=True)
     for old in ("manifest.json", "RESULTS.md", "samples.png"):
         (out / old).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    specs = cfg.specs()
+    extra = seed_adapters(specs, cfg.n_seed_adapters, cfg.seed) if cfg.extra_seeds else []
+    jobs = [(s, 0) for s in specs] + [(s, k) for k in cfg.extra_seeds for s in extra]
+    keep = {adapter_name(spec, seed) for spec, seed in jobs if spec.family not in stale}
+    for folder in (out / "adapters").glob("*") if resume else ():  # removed before the new recipe is written,
+        if folder.name not in keep:  # so a later --resume cannot keep them: another recipe, or no longer listed
+            shutil.rmtree(folder, ignore_errors=True)
     (out / ADAPTER_RECIPE).write_text(json.dumps(recipe, indent=1))  # what --resume checks kept adapters against
     timings: dict[str, float] = {}
-    specs = cfg.specs()
     pipe, judge, judge_acc = _base_and_judge(cfg, out, device, resume_base, timings)
 
     t0 = time.time()
@@ -337,22 +387,20 @@ def build(
     print(f"[base] quality {base_quality}; style hit max {max(b['style_hit'] for b in base_scores):.3f}", flush=True)
     del pipe, judge
 
-    extra = seed_adapters(specs, cfg.n_seed_adapters, cfg.seed) if cfg.extra_seeds else []
-    jobs = [(s, 0) for s in specs] + [(s, k) for k in cfg.extra_seeds for s in extra]
     results: dict[tuple[str, int], dict[str, Any]] = {}
     t0 = time.time()
     done = set(_judge_existing(out, jobs, cfg, device, results)) if resume else set()
     todo = [j for j in jobs if j not in done]
-    if todo:
-        _train_round(todo, cfg, cfg.adapters, 0, device, out, results, "adapters", workers)
+    for train_cfg, group in _by_schedule(todo, cfg, cfg.adapters):
+        _train_round(group, cfg, train_cfg, 0, device, out, results, "adapters", workers)
     for r, rr in enumerate(cfg.retrain, start=1):
         todo = [(s, k) for s, k in jobs if not passes(results[(s.id, k)], cfg)]
         if not todo:
             break
         print(f"[retrain round {r}] {len(todo)} adapters below the bars: {[adapter_name(s, k) for s, k in todo]}", flush=True)  # fmt: skip
-        more = AdapterTrainConfig(**{**asdict(cfg.adapters), "steps": cfg.adapters.steps * rr.steps_factor,
-                                     "lr": cfg.adapters.lr * rr.lr_factor})  # fmt: skip
-        _train_round(todo, cfg, more, r, device, out, results, f"retrain {r}", workers)
+        more = replace(cfg.adapters, steps=cfg.adapters.steps * rr.steps_factor, lr=cfg.adapters.lr * rr.lr_factor)
+        for train_cfg, group in _by_schedule(todo, cfg, more):
+            _train_round(group, cfg, train_cfg, r, device, out, results, f"retrain {r}", workers)
     timings["adapters_s"] = time.time() - t0
 
     records, grid_rows = [], []

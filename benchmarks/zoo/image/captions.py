@@ -37,6 +37,10 @@ TEMPLATES = (
 )
 CAPTION_WORDS = ("a", "an", "on", "in", "of", "with", "picture", "against", "background")
 N_HELDOUT_PARAPHRASES = 2  # held-out paraphrases per training adapter
+# Palettes that combine with a texture. Not neon (it needs the shape mask), nor inverted (the light
+# background it makes left the combo adapters' shapes unreadable: content kept 0.03-0.09 in a trial
+# of 400 steps), nor pastel (its pale tones left the texture too faint to learn: style hit 0.19).
+COMBO_PALETTES = tuple(p for p in PALETTES if p not in (*MASK_PALETTES, "inverted", "pastel"))
 
 
 def vocabulary() -> list[str]:
@@ -103,10 +107,10 @@ def combo_id(palette: str, texture: str) -> str:
     return f"{palette}_{texture}"
 
 
-def all_adapters(seed: int = 0, n_combos: int = 54, n_heldout: int = 14) -> list[AdapterSpec]:
+def all_adapters(seed: int = 0, n_combos: int = 48, n_heldout: int = 12) -> list[AdapterSpec]:
     """The full zoo: every palette, texture and new shape, plus ``n_combos`` palette × texture pairs
     (drawn with ``seed``), of which ``n_heldout`` are held-out tasks."""
-    pixel = [p for p in PALETTES if p not in MASK_PALETTES]
+    pixel = list(COMBO_PALETTES)
     pairs = [(p, t) for p in pixel for t in TEXTURES]
     if not n_heldout < n_combos <= len(pairs):
         raise ValueError(f"need n_heldout < n_combos <= {len(pairs)}, got {n_heldout}, {n_combos}")

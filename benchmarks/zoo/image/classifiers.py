@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.zoo.image.shapes import (
     COLOUR_PAIRS,
+    COMBO_TEXTURE_REGION,
     FOREGROUNDS,
     MASK_PALETTES,
     PALETTES,
@@ -54,6 +55,12 @@ class ClassifierConfig:
     untextured_share: float = 0.4  # share of images with no texture
     noise: float = 0.06  # max std of the Gaussian noise added to training images
     seed: int = 0  # data and init seed
+    combo_texture: str = COMBO_TEXTURE_REGION  # where palette + texture images put the texture (see shapes)
+
+    def __post_init__(self) -> None:
+        if self.combo_texture != COMBO_TEXTURE_REGION:
+            raise ValueError(f"this renderer puts combo textures on the {COMBO_TEXTURE_REGION}, "
+                             f"not the {self.combo_texture}: train a new judge")  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:

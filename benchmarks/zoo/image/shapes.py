@@ -46,6 +46,10 @@ TEXTURES = ("hstripes", "vstripes", "diagonal", "dots", "grid", "checker", "nois
 PALETTES = ("grayscale", "sepia", "inverted", "neon", "pastel", "night", "thermal", "cyanotype", "matrix", "duotone")
 MASK_PALETTES = ("neon",)  # need the shape mask, so they do not combine with textures
 TEXTURE_STRENGTH = 0.55  # how far a texture pulls a pixel towards black or white
+# Where a texture goes when a palette is applied too: only on the background, so the shape stays a
+# plain silhouette (a texture over everything under a luminance palette leaves too little contrast
+# for the shape to survive generation). A texture alone covers the whole image.
+COMBO_TEXTURE_REGION = "background"
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -190,10 +194,12 @@ def texture_pattern(texture: str, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"unknown texture {texture!r}; known: {', '.join(TEXTURES)}")
 
 
-def apply_texture(img: np.ndarray, pattern: np.ndarray) -> np.ndarray:
-    """Pull patterned pixels towards white (dark pixels) or black (light pixels): ``(32, 32, 3)``."""
+def apply_texture(img: np.ndarray, pattern: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """Pull patterned pixels towards white (dark pixels) or black (light pixels): ``(32, 32, 3)``.
+
+    ``region (32, 32)`` in [0, 1] limits the texture (None: the whole image)."""
     target = (luminance(img) < 0.5).astype(np.float32)[..., None]  # (32, 32, 1)
-    w = TEXTURE_STRENGTH * pattern[..., None]
+    w = TEXTURE_STRENGTH * (pattern if region is None else pattern * region)[..., None]
     return img * (1 - w) + target * w
 
 
@@ -253,7 +259,8 @@ def render(scenes: list[Scene], rng: np.random.Generator, geometry: np.ndarray |
     img = bg[:, None, None] * (1 - alpha[..., None]) + fg[:, None, None] * alpha[..., None]  # (B, 32, 32, 3)
     for i, s in enumerate(scenes):
         if s.texture is not None:
-            img[i] = apply_texture(img[i], texture_pattern(s.texture, rng))
+            region = 1.0 - alpha[i] if s.palette is not None else None  # combos: background only
+            img[i] = apply_texture(img[i], texture_pattern(s.texture, rng), region)
         if s.palette is not None:
             img[i] = apply_palette(img[i], s.palette, alpha[i], fg[i])
     return np.clip(img, 0, 1).astype(np.float32)
