@@ -113,6 +113,17 @@ def prepare(
     return Prepared(service, token, token_path, fresh, report)
 
 
+def bundled_message(prep: Prepared) -> str:
+    """What the start did with the bundled adapters (a fresh data dir, or finishing an interrupted start)."""
+    r = prep.samples
+    assert r is not None, "no bundled ingestion ran"
+    where = ", ".join(str(d.relative_to(REPO)) if d.is_relative_to(REPO) else str(d) for d in bundled_adapters())
+    if prep.fresh:
+        return f"fresh data dir: ingested {r.count('ingested')} bundled adapters from {where}"
+    return (f"finished the interrupted first start: ingested {r.count('ingested')} more bundled adapters "
+            f"({r.count('duplicate')} already in the registry) from {where}")  # fmt: skip
+
+
 def mount_ui(app: Any, service: LocalService, admin_token: str | None, *, path: str = UI_PATH,
              max_upload_bytes: int | None = None) -> Any:  # fmt: skip
     """Mount the Gradio web UI (``ui.web.build_ui``) on the REST API's FastAPI ``app`` at ``path``;
@@ -161,9 +172,7 @@ def serve(
     if ui:
         app = mount_ui(app, prep.service, prep.token, max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
     if prep.samples is not None:
-        r = prep.samples
-        where = ", ".join(str(d.relative_to(REPO)) for d in bundled_adapters())
-        print(f"fresh data dir: ingested {r.count('ingested')} bundled adapters from {where}", file=out)
+        print(bundled_message(prep), file=out)
     shown = f"[{host}]" if ":" in host else host
     print(f"loradex: {prep.service.registry.count()} adapters, data dir {prep.service.registry.home}", file=out)
     page = f"web UI http://{shown}:{port}{UI_PATH}/, " if ui else ""

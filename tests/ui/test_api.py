@@ -393,7 +393,7 @@ def test_prepare_fresh_data_dir(db_url: str, tmp_path: Path, monkeypatch: pytest
 def test_interrupted_first_start_completes_the_bundled_ingestion(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ui.server import BUNDLED_PENDING, prepare
+    from ui.server import BUNDLED_PENDING, bundled_message, prepare
 
     real_ingest = LocalService.ingest
 
@@ -411,6 +411,8 @@ def test_interrupted_first_start_completes_the_bundled_ingestion(
     assert not again.fresh and again.samples is not None  # not fresh, yet the bundled ingestion ran again
     assert again.samples.count("duplicate") == 1 and not again.samples.refused
     assert again.service.registry.count() == len(again.samples.results) and not (tmp_path / BUNDLED_PENDING).exists()
+    said = bundled_message(again)
+    assert said.startswith("finished the interrupted first start") and "(1 already in the registry)" in said
     assert prepare(tmp_path, f"sqlite:///{tmp_path / 'loradex.db'}").samples is None  # complete: not again
 
 
