@@ -324,7 +324,10 @@ def test_resume_base_reuses_the_pretrained_base(tiny_image_zoo: Path, tmp_path: 
         build(out, config=cfg, device="cpu", resume_base=True)
 
 
-def test_resume_keeps_the_adapters_an_interrupted_build_wrote(tiny_image_zoo: Path, tmp_path: Path) -> None:
+def test_resume_keeps_the_adapters_an_interrupted_build_wrote(
+    tiny_image_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import benchmarks.zoo.image.build as build_module
     from benchmarks.zoo.image.build import BuildConfig, build
 
     out = tmp_path / "zoo"
@@ -343,6 +346,22 @@ def test_resume_keeps_the_adapters_an_interrupted_build_wrote(tiny_image_zoo: Pa
     assert load_file(str(half))  # retrained and whole again
     assert (out / "adapters" / "hstripes" / "pytorch_lora_weights.safetensors").is_file()
     assert manifest["counts"] == original["counts"]
+    rounds = json.loads((out / "zoo_rounds.json").read_text())  # the last retrain round each adapter went through
+    assert set(rounds) == {p.name for p in (out / "adapters").iterdir()}
+    assert manifest["counts"]["below_bars"] > 0  # the tiny zoo has adapters a resume would retrain
+    below = next(a["path"].rsplit("/", 1)[-1] for t in manifest["tasks"] for a in t["adapters"]
+                 if a["style_hit"] < 0.8 or a["content_kept"] < 0.7)  # fmt: skip
+    last = len(BuildConfig.tiny_config().retrain)
+    (out / "zoo_rounds.json").write_text(json.dumps({n: 0 if n == below else last for n in rounds}))
+    (out / "manifest.json").unlink()
+    trained: list[list[str]] = []
+    real = build_module._train_round
+    monkeypatch.setattr(build_module, "_train_round",
+                        lambda jobs, *a, **kw: (trained.append([j[0].id for j in jobs]), real(jobs, *a, **kw))[1])  # fmt: skip
+    again = build(out, tiny=True, device="cpu", resume=True)  # seeded rounds already tried are not replayed
+    assert trained == [[below]] * last  # only the adapter whose record says it never went through a retrain round
+    assert again["counts"] == manifest["counts"]
+
     from benchmarks.zoo.image.lora import LoraShape
 
     cfg = BuildConfig.tiny_config()

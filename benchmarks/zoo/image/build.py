@@ -56,6 +56,7 @@ ZOO_DIR = Path(__file__).resolve().parent
 MANIFEST_VERSION = 1
 ADAPTER_RECIPE = "zoo_adapter_recipe.json"  # training config of the adapters in adapters/ (checked by --resume)
 FAMILIES = ("palette", "texture", "shape", "combo")
+ROUNDS_FILE = "zoo_rounds.json"  # adapter name -> the last retrain round it went through (--resume skips those)
 
 
 @dataclass
@@ -375,6 +376,11 @@ def build(
     for folder in (out / "adapters").glob("*") if resume else ():  # removed before the new recipe is written,
         if folder.name not in keep:  # so a later --resume cannot keep them: another recipe, or no longer listed
             shutil.rmtree(folder, ignore_errors=True)
+    rounds_file = out / ROUNDS_FILE
+    tried: dict[str, int] = {}  # the rounds are seeded: one an adapter went through would only reproduce it
+    if resume and rounds_file.is_file():
+        tried = {n: r for n, r in json.loads(rounds_file.read_text()).items() if n in keep}
+    rounds_file.write_text(json.dumps(tried, indent=1, sort_keys=True))
     (out / ADAPTER_RECIPE).write_text(json.dumps(recipe, indent=1))  # what --resume checks kept adapters against
     timings: dict[str, float] = {}
     pipe, judge, judge_acc = _base_and_judge(cfg, out, device, resume_base, timings)
@@ -391,16 +397,25 @@ def build(
     t0 = time.time()
     done = set(_judge_existing(out, jobs, cfg, device, results)) if resume else set()
     todo = [j for j in jobs if j not in done]
+
+    def went_through(jobs_done: list[tuple[AdapterSpec, int]], r: int) -> None:
+        tried.update({adapter_name(s, k): r for s, k in jobs_done})
+        rounds_file.write_text(json.dumps(tried, indent=1, sort_keys=True))
+
     for train_cfg, group in _by_schedule(todo, cfg, cfg.adapters):
         _train_round(group, cfg, train_cfg, 0, device, out, results, "adapters", workers)
+        went_through(group, 0)
     for r, rr in enumerate(cfg.retrain, start=1):
-        todo = [(s, k) for s, k in jobs if not passes(results[(s.id, k)], cfg)]
-        if not todo:
+        failing = [(s, k) for s, k in jobs if not passes(results[(s.id, k)], cfg)]
+        if not failing:
             break
-        print(f"[retrain round {r}] {len(todo)} adapters below the bars: {[adapter_name(s, k) for s, k in todo]}", flush=True)  # fmt: skip
+        todo = [(s, k) for s, k in failing if tried.get(adapter_name(s, k), 0) < r]
+        print(f"[retrain round {r}] {len(failing)} adapters below the bars, {len(failing) - len(todo)} of them went "
+              f"through this round before: {[adapter_name(s, k) for s, k in todo]}", flush=True)  # fmt: skip
         more = replace(cfg.adapters, steps=cfg.adapters.steps * rr.steps_factor, lr=cfg.adapters.lr * rr.lr_factor)
         for train_cfg, group in _by_schedule(todo, cfg, more):
             _train_round(group, cfg, train_cfg, r, device, out, results, f"retrain {r}", workers)
+            went_through(group, r)
     timings["adapters_s"] = time.time() - t0
 
     records, grid_rows = [], []
