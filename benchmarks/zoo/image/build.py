@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.zoo.common import adapter_name as common_name
 from benchmarks.zoo.common import spread_over_families
-from benchmarks.zoo.image.captions import AdapterSpec, all_adapters, tiny_adapters
+from benchmarks.zoo.image.captions import FAMILIES, AdapterSpec, all_adapters, tiny_adapters
 from benchmarks.zoo.image.classifiers import (
     ClassifierConfig,
     holdout_accuracy,
@@ -55,7 +55,6 @@ from benchmarks.zoo.image.train import AdapterTrainConfig, PretrainConfig, pretr
 ZOO_DIR = Path(__file__).resolve().parent
 MANIFEST_VERSION = 1
 ADAPTER_RECIPE = "zoo_adapter_recipe.json"  # training config of the adapters in adapters/ (checked by --resume)
-FAMILIES = ("palette", "texture", "shape", "combo")
 ROUNDS_FILE = "zoo_rounds.json"  # adapter name -> the last retrain round it went through (--resume skips those)
 
 

@@ -37,6 +37,7 @@ TEMPLATES = (
 )
 CAPTION_WORDS = ("a", "an", "on", "in", "of", "with", "picture", "against", "background")
 N_HELDOUT_PARAPHRASES = 2  # held-out paraphrases per training adapter
+FAMILIES = ("palette", "texture", "shape", "combo")  # adapter families
 # Palettes that combine with a texture. Not neon (it needs the shape mask), nor inverted (the light
 # background it makes left the combo adapters' shapes unreadable: content kept 0.03-0.09 in a trial
 # of 400 steps), nor pastel (its pale tones left the texture too faint to learn: style hit 0.19).
@@ -66,7 +67,7 @@ class AdapterSpec:
     split: str = "train"  # train | heldout
 
     def __post_init__(self) -> None:
-        if self.family not in ("palette", "texture", "shape", "combo"):
+        if self.family not in FAMILIES:
             raise ValueError(f"unknown adapter family {self.family!r}")
         if self.split not in ("train", "heldout"):
             raise ValueError(f"split must be train or heldout, got {self.split!r}")
@@ -110,8 +111,7 @@ def combo_id(palette: str, texture: str) -> str:
 def all_adapters(seed: int = 0, n_combos: int = 48, n_heldout: int = 12) -> list[AdapterSpec]:
     """The full zoo: every palette, texture and new shape, plus ``n_combos`` palette × texture pairs
     (drawn with ``seed``), of which ``n_heldout`` are held-out tasks."""
-    pixel = list(COMBO_PALETTES)
-    pairs = [(p, t) for p in pixel for t in TEXTURES]
+    pairs = [(p, t) for p in COMBO_PALETTES for t in TEXTURES]
     if not n_heldout < n_combos <= len(pairs):
         raise ValueError(f"need n_heldout < n_combos <= {len(pairs)}, got {n_heldout}, {n_combos}")
     rng = random.Random(f"combos-{seed}")
@@ -120,7 +120,7 @@ def all_adapters(seed: int = 0, n_combos: int = 48, n_heldout: int = 12) -> list
     out = [AdapterSpec(p, "palette", palette=p) for p in PALETTES]
     out += [AdapterSpec(t, "texture", texture=t) for t in TEXTURES]
     out += [AdapterSpec(s, "shape", shape=s) for s in NEW_SHAPES]
-    for p, t in sorted(chosen, key=lambda pt: (pixel.index(pt[0]), TEXTURES.index(pt[1]))):
+    for p, t in sorted(chosen, key=lambda pt: (COMBO_PALETTES.index(pt[0]), TEXTURES.index(pt[1]))):
         split = "heldout" if (p, t) in held else "train"
         out.append(AdapterSpec(combo_id(p, t), "combo", palette=p, texture=t, split=split))
     return out
