@@ -33,6 +33,7 @@ from benchmarks.zoo.image.captions import FAMILIES, AdapterSpec, all_adapters, t
 from benchmarks.zoo.image.classifiers import (
     ClassifierConfig,
     holdout_accuracy,
+    judge_heads,
     load_classifier,
     save_classifier,
     train_classifier,
@@ -86,7 +87,7 @@ class BuildConfig:
     guidance: float = 4.0  # classifier-free guidance scale when judging
     style_bar: float = 0.8  # an oracle adapter must reach this style hit rate ...
     content_bar: float = 0.7  # ... with at least this share of content kept, or it is retrained
-    retrain: tuple[RetrainRound, ...] = (RetrainRound(2), RetrainRound(3, 0.5))  # extra rounds
+    retrain: tuple[RetrainRound, ...] = (RetrainRound(2), RetrainRound(3, 0.5), RetrainRound(4, 0.5))  # extra rounds
     tiny: bool = False  # smoke build: few adapters, tiny model, few steps
 
     def __post_init__(self) -> None:
@@ -321,7 +322,8 @@ def _base_and_judge(
         (out / "base" / "zoo_timings.json").write_text(json.dumps({"pretrain_s": timings["pretrain_s"]}))
         pipe = load_base(out / "base", device)  # evaluate exactly what was saved
     judge_cfg = out / "classifiers" / "config.json"
-    if resume_base and judge_cfg.is_file() and json.loads(judge_cfg.read_text())["config"] == asdict(cfg.classifier):
+    saved_judge = json.loads(judge_cfg.read_text()) if resume_base and judge_cfg.is_file() else {}
+    if saved_judge.get("config") == asdict(cfg.classifier) and saved_judge.get("heads") == judge_heads():
         judge = load_classifier(out / "classifiers", device)
         acc = json.loads(judge_cfg.read_text())["holdout_accuracy"]
         timings["classifier_s"] = 0.0

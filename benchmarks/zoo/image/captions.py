@@ -38,10 +38,11 @@ TEMPLATES = (
 CAPTION_WORDS = ("a", "an", "on", "in", "of", "with", "picture", "against", "background")
 N_HELDOUT_PARAPHRASES = 2  # held-out paraphrases per training adapter
 FAMILIES = ("palette", "texture", "shape", "combo")  # adapter families
-# Palettes that combine with a texture. Not neon (it needs the shape mask), nor inverted (the light
-# background it makes left the combo adapters' shapes unreadable: content kept 0.03-0.09 in a trial
-# of 400 steps), nor pastel (its pale tones left the texture too faint to learn: style hit 0.19).
-COMBO_PALETTES = tuple(p for p in PALETTES if p not in (*MASK_PALETTES, "inverted", "pastel"))
+# Palettes that combine with a texture. Not neon (it needs the shape mask), nor pastel (its pale
+# tones left the texture too faint to learn: style hit 0.19 in a trial of 400 steps), nor redscale
+# (it replaced the inverted palette after the combos were drawn; letting it combine would redraw
+# every combo). Inverted combos had lost the shape (content kept 0.03-0.09).
+COMBO_PALETTES = tuple(p for p in PALETTES if p not in (*MASK_PALETTES, "pastel", "redscale"))
 
 
 def vocabulary() -> list[str]:

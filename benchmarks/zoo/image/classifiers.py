@@ -174,12 +174,17 @@ def holdout_accuracy(model: ZooClassifier, cfg: ClassifierConfig, n: int = 2000)
     return acc
 
 
+def judge_heads() -> dict[str, list[str]]:
+    """The judge's classes per head, as ``config.json`` records them (a judge for other classes is retrained)."""
+    return {k: list(v) for k, v in HEADS.items()}
+
+
 def save_classifier(model: ZooClassifier, cfg: ClassifierConfig, folder: Path, extra: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_FILE))
-    doc = {"config": asdict(cfg), "heads": {k: list(v) for k, v in HEADS.items()}, **extra}
+    doc = {"config": asdict(cfg), "heads": judge_heads(), **extra}
     (folder / CONFIG_FILE).write_text(json.dumps(doc, indent=1))
 
 
@@ -188,7 +193,7 @@ def load_classifier(folder: str | Path, device: str = "cpu") -> ZooClassifier:
 
     folder = Path(folder)
     doc = json.loads((folder / CONFIG_FILE).read_text())
-    if doc["heads"] != {k: list(v) for k, v in HEADS.items()}:
+    if doc["heads"] != judge_heads():
         raise ValueError(f"{folder} was trained for other classes: {doc['heads']}")
     model = ZooClassifier(ClassifierConfig.from_dict(doc["config"]).width)
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))

@@ -7,7 +7,7 @@ texture phase, noise) comes from the caller's ``numpy.random.Generator``, so a s
 every pixel.
 
 Colour sets are chosen so that a styled image is never a plain one: every background is dark
-(an inverted image has a light background), no foreground colour is grey or white (a grayscale
+(a pastel image has a light background), no foreground colour is grey or white (a grayscale
 image has no hue), and each foreground/background pair differs in luminance, so shapes stay
 visible under the luminance palettes (grayscale, sepia, thermal, cyanotype, matrix, duotone).
 """
@@ -43,7 +43,7 @@ BASE_SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")  # dr
 NEW_SHAPES = ("star", "heart", "crescent", "arrow", "hourglass", "house")  # only ever taught by adapters
 SHAPES = BASE_SHAPES + NEW_SHAPES
 TEXTURES = ("hstripes", "vstripes", "diagonal", "dots", "grid", "checker", "noise", "waves")
-PALETTES = ("grayscale", "sepia", "inverted", "neon", "pastel", "night", "thermal", "cyanotype", "matrix", "duotone")
+PALETTES = ("grayscale", "sepia", "redscale", "neon", "pastel", "night", "thermal", "cyanotype", "matrix", "duotone")
 MASK_PALETTES = ("neon",)  # need the shape mask, so they do not combine with textures
 TEXTURE_STRENGTH = 0.55  # how far a texture pulls a pixel towards black or white
 # Where a texture goes when a palette is applied too: only on the background, so the shape stays a
@@ -226,8 +226,8 @@ def apply_palette(img: np.ndarray, palette: str, alpha: np.ndarray, fg: np.ndarr
     if palette == "sepia":
         m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], dtype=np.float32)
         return np.clip(0.12 + 0.85 * img @ m.T, 0, 1)
-    if palette == "inverted":
-        return 1.0 - img
+    if palette == "redscale":  # red monochrome, as under a darkroom safelight
+        return _ramp(lum, [(0.02, 0.0, 0.0), (0.85, 0.05, 0.03), (1.0, 0.55, 0.45)])
     if palette == "neon":
         edge = alpha * (1 - np.minimum.reduce([np.roll(alpha, s, axis=a) for s in (-1, 1) for a in (0, 1)]))
         glow = np.clip(edge + 0.8 * _blur3(edge), 0, 1)[..., None]
