@@ -210,27 +210,42 @@ class VectorIndex:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def search(self, query: np.ndarray, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
-        """Top-k (adapter id, cosine) for one normalized query vector (dim,)."""
+    def search(
+        self, query: np.ndarray, k: int, allowed: set[int] | None = None, excluded: set[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k (adapter id, cosine) for one normalized query vector (dim,), over ``allowed`` ids
+        (None: all) minus ``excluded`` ones."""
         import numpy as np
 
         with self._lock:
             if self._index is None or not self._ids or k <= 0:
                 return []
             q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)  # (1, dim)
-            if allowed is not None:
-                allowed = allowed & self._ids
-                if not allowed:
-                    return []
+            if allowed is not None and excluded:
+                allowed, excluded = allowed - excluded, None
+            if allowed is not None or excluded:
                 import faiss
 
-                sel = faiss.IDSelectorBatch(np.asarray(sorted(allowed), dtype=np.int64))
+                if allowed is not None:
+                    allowed = allowed & self._ids
+                    if not allowed:
+                        return []
+                    sel = faiss.IDSelectorBatch(np.asarray(sorted(allowed), dtype=np.int64))
+                    n = len(allowed)
+                else:
+                    assert excluded is not None
+                    batch = faiss.IDSelectorBatch(np.asarray(sorted(excluded), dtype=np.int64))
+                    sel = faiss.IDSelectorNot(batch)
+                    sel.keep_alive = batch  # type: ignore[attr-defined]  # the Python object owns the C++ one
+                    n = len(self._ids - excluded)
+                    if not n:
+                        return []
                 params = (
                     faiss.SearchParametersHNSW(sel=sel)  # type: ignore[attr-defined]
                     if self.index_type == "hnsw"
                     else faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
                 )
-                scores, ids = self._index.search(q, min(k, len(allowed)), params=params)
+                scores, ids = self._index.search(q, min(k, n), params=params)
             else:
                 scores, ids = self._index.search(q, min(k, len(self._ids)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]

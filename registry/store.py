@@ -229,6 +229,16 @@ class Registry:
             rows = s.scalars(select(Adapter).where(Adapter.id.in_(ids))).all()
             return {a.id: {**adapter_summary(a), "trigger_words": a.trigger_words} for a in rows}
 
+    def ids_of_families(self, families: builtins.list[str]) -> dict[str, set[int]]:
+        """family → ids of its adapters (one indexed query; no rows are loaded)."""
+        out: dict[str, set[int]] = {f: set() for f in families}
+        if not families:
+            return out
+        with self.sessions() as s:
+            for i, fam in s.execute(select(Adapter.id, Adapter.family).where(Adapter.family.in_(families))):
+                out[fam].add(int(i))
+        return out
+
     def count(self) -> int:
         with self.sessions() as s:
             return crud.count_adapters(session=s)

@@ -185,8 +185,9 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         bar.n = epoch
         bar.set_postfix(loss=f"{m['loss']:.3f}", **{k: f"{v:.2f}" for k, v in m.items() if k.startswith("val_recall")})
 
+    model_config = {"query_hidden": args.query_hidden} if args.query_hidden else None
     result = svc.train_encoder(args.family, texts=texts, only_listed=args.only_listed, train_config=cfg,
-                               progress=progress)  # fmt: skip
+                               progress=progress, model_config=model_config)  # fmt: skip
     bar.close()
     if args.json:
         _emit_json(result)
@@ -288,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=2e-3)
     s.add_argument("--val-fraction", type=float, default=0.15)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--query-hidden", type=int, default=0,
+                   help="train a query head of this width with the encoder (0: none); pays off with many paraphrases per task")  # fmt: skip
     s.add_argument("--json", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(fn=cmd_train_encoder)

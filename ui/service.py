@@ -155,10 +155,20 @@ class LocalService:
                 )
         q = self.text_encoder.encode([prompt])[0]  # (dim,)
         pool = k * 4 if mode == "hybrid" else k
+        # kind → [(query vector, ids it may score (None: all allowed), ids it must not score)]
+        queries = {kind: [(q, allowed, None)] for kind in kinds}
+        if "weights" in kinds:
+            queries["weights"] = self._weight_queries(q, allowed)
         candidates: set[int] = set()
         for kind in kinds:
-            candidates.update(i for i, _ in self.registry.indexes[kind].search(q, pool, allowed))
-        signals = {kind: self.registry.indexes[kind].score_ids(q, sorted(candidates)) for kind in kinds}
+            for vec, ids, excluded in queries[kind]:
+                candidates.update(i for i, _ in self.registry.indexes[kind].search(vec, pool, ids, excluded))
+        signals: dict[str, dict[int, float]] = {}
+        for kind in kinds:
+            signals[kind] = {}
+            for vec, ids, excluded in queries[kind]:
+                mine = [i for i in sorted(candidates) if (ids is None or i in ids) and not (excluded and i in excluded)]
+                signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
         live = [kind for kind in kinds if signals[kind]]
         fused = fuse(signals) if len(live) > 1 else (signals[live[0]] if live else {})
         ranked = []
@@ -184,6 +194,24 @@ class LocalService:
                 why += "; no description: matched by its weights"
             hits.append(SearchHit(summary, score, parts, why))
         return hits
+
+    def _weight_queries(
+        self, q: Any, allowed: set[int] | None
+    ) -> builtins.list[tuple[Any, set[int] | None, set[int] | None]]:
+        """The weights signal's queries: families whose encoder has a query head score the prompt
+        through it (each against its own adapters only); every other adapter gets the prompt as is."""
+        heads = self.weight_embedder.query_families()
+        by_family = self.registry.ids_of_families(heads) if heads else {}
+        headed: set[int] = set().union(*by_family.values())
+        if not headed:
+            return [(q, allowed, None)]
+        out: builtins.list[tuple[Any, set[int] | None, set[int] | None]] = []
+        for family, ids in by_family.items():
+            mine = ids if allowed is None else ids & allowed
+            if mine:
+                out.append((self.weight_embedder.query(family, q), mine, None))
+        out.append((q, allowed, headed))
+        return out
 
     # -- encoders ----------------------------------------------------------------------
     def train_encoder(self, family: str, **kw: Any) -> dict[str, Any]:

@@ -65,6 +65,22 @@ class WeightEmbedder:
     def encoder(self, family: str) -> Any:
         return self._load().get(family)
 
+    def query_families(self) -> list[str]:
+        """Families whose encoder scores prompts through a query head (``WeightEncoder.encode_query``)."""
+        return sorted(f for f, m in self._load().items() if m.query_head is not None)
+
+    def query(self, family: str, prompt_vec: np.ndarray) -> np.ndarray:
+        """The (dim,) unit vector a prompt embedding (dim,) becomes for ``family``'s weight embeddings."""
+        import torch
+
+        model = self.encoder(family)
+        q = np.asarray(prompt_vec, dtype=np.float32).reshape(-1)
+        if model is None or model.query_head is None:
+            return q
+        dev = next(model.parameters()).device
+        with torch.no_grad():
+            return model.encode_query(torch.from_numpy(q)[None].to(dev))[0].cpu().numpy().astype(np.float32)
+
     def embed(self, info: dict[str, Any], load: Callable[[], Any]) -> np.ndarray | None:
         model = self.encoder(str(info.get("family")))
         if model is None:

@@ -4,7 +4,8 @@ Per targeted module a token is computed from ΔW = B·A·scale only, through lea
 both sides (ΔW·P and ΔWᵀ·Q, never forming ΔW), normalised by ‖ΔW‖_F with log‖ΔW‖_F as an
 extra feature. Tokens get a slot (position) and a module-type embedding, go through a small
 transformer that masks absent modules, are mean-pooled over the present ones, projected to
-the text space and L2-normalised.
+the text space and L2-normalised. An optional query head (``encode_query``) maps prompt
+embeddings to the vectors the weight embeddings are scored against.
 
 A checkpoint is a folder: ``config.json`` (``WeightEncoderConfig``), ``model.safetensors``,
 ``metrics.json``; its version is ``w:<family>:<sha256 of the weights, 12 hex>``.
@@ -50,6 +51,14 @@ class WeightEncoder(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.out_dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # learned temperature
+        self.query_head: nn.Module | None = None
+        if cfg.query_hidden:
+            h = cfg.query_hidden
+            self.query_head = nn.Sequential(
+                nn.Linear(cfg.out_dim, h), nn.GELU(), nn.Dropout(cfg.query_dropout), nn.Linear(h, cfg.out_dim)
+            )
+            nn.init.zeros_(self.query_head[-1].weight)  # starts as the identity: prompts as the text encoder gives them
+            nn.init.zeros_(self.query_head[-1].bias)
 
     def tokens(self, batch: list[TypeBatch]) -> tuple[torch.Tensor, torch.Tensor]:
         """(tokens (n, S, d), present (n, S)) over every slot of every type."""
@@ -83,6 +92,15 @@ class WeightEncoder(nn.Module):
         w = present.to(h.dtype)[..., None]  # (n, S, 1)
         pooled = (h * w).sum(1) / w.sum(1)  # (n, d)
         return nn.functional.normalize(self.head(pooled), dim=-1)  # (n, out_dim)
+
+    def encode_query(self, text: torch.Tensor) -> torch.Tensor:
+        """Prompt embeddings (n, out_dim) from the text encoder → the unit vectors this family's weight
+        embeddings are scored against. A residual MLP (``query_hidden``) trained with the weight side:
+        a linear map would add nothing, since the weight side can absorb it, but a non-linear one can
+        pull apart prompts the text encoder puts close together (e.g. shifts by 3 and by 4)."""
+        if self.query_head is None:
+            return nn.functional.normalize(text, dim=-1)
+        return nn.functional.normalize(text + self.query_head(text), dim=-1)  # (n, out_dim)
 
     # -- checkpoints -----------------------------------------------------------------------
     def save(self, folder: Path, metrics: dict[str, Any] | None = None) -> str:

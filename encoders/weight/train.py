@@ -164,7 +164,7 @@ def train_encoder(
             idx = torch.tensor(b)
             pick = [tid[rng.choice(train_texts[i])] for i in b]
             w = model(_slice(data, idx))  # (B, dim)
-            t = tv[pick]  # (B, dim)
+            t = model.encode_query(tv[pick])  # (B, dim)
             logits = model.logit_scale.exp().clamp(max=100) * w @ t.T  # (B, B)
             same = (task_of[idx][:, None] == task_of[idx][None, :]).float().to(device)  # (B, B) positives
             target = same / same.sum(1, keepdim=True)
@@ -230,6 +230,8 @@ def _evaluate(model: WeightEncoder, data: list[TypeBatch], items: list[TrainItem
               tv: torch.Tensor, tid: dict[str, int], held: dict[str, list[str]]) -> dict[str, float]:  # fmt: skip
     """Text → adapter recall over the whole gallery, for validation tasks' texts (and all tasks' canonical texts)."""
     g = embed_all(model, data).numpy()  # (n, dim)
+    with torch.no_grad():
+        tv = model.encode_query(tv)  # (T, dim): prompts as search scores them
     tasks = [it.task for it in items]
     out: dict[str, float] = {}
     canon_q = tv[[tid[it.texts[0]] for it in items]].cpu().numpy()

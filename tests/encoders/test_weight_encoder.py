@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -158,3 +159,31 @@ def test_held_out_texts_never_take_the_canonical_one() -> None:
     items = [TrainItem(None, ["a", "b", "c"], "t1"), TrainItem(None, ["x", "y"], "t2")]  # type: ignore[arg-type]
     assert held_out_texts(items, 1) == {"t1": ["c"]}  # t2 would keep only its canonical text
     assert held_out_texts(items, 0) == {}
+
+
+def test_query_head_starts_as_the_identity_and_survives_a_checkpoint(tmp_path: Path) -> None:
+    ads = [make_adapter(s) for s in range(2)]
+    types, slots = vocabulary(ads)
+    model = WeightEncoder(WeightEncoderConfig("toy", types, slots, out_dim=12, n_probes=3, d_model=16,
+                                              query_hidden=24)).eval()  # fmt: skip
+    prompts = torch.randn(5, 12, generator=torch.Generator().manual_seed(3))  # (5, 12)
+    unit = torch.nn.functional.normalize(prompts, dim=-1)
+    assert torch.allclose(model.encode_query(prompts), unit, atol=1e-6)  # untrained: prompts pass unchanged
+    with torch.no_grad():
+        for p in model.query_head.parameters():  # type: ignore[union-attr]
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(4)))
+    moved = model.encode_query(prompts)
+    assert not torch.allclose(moved, unit, atol=1e-2) and torch.allclose(moved.norm(dim=-1), torch.ones(5))
+    model.save(tmp_path / "ck")
+    again = WeightEncoder.load(tmp_path / "ck")
+    assert again.cfg.query_hidden == 24 and torch.allclose(again.encode_query(prompts), moved, atol=1e-6)
+    # a checkpoint written before query heads existed has none, and scores prompts as they are
+    plain = encoder_for(ads)
+    plain.save(tmp_path / "old")
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    cfg.pop("query_hidden"), cfg.pop("query_dropout")
+    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    old = WeightEncoder.load(tmp_path / "old")
+    assert old.query_head is None and torch.allclose(old.encode_query(prompts), unit, atol=1e-6)
+    with pytest.raises(ValueError, match="query_hidden"):
+        WeightEncoderConfig("toy", types, slots, query_hidden=-1)

@@ -61,6 +61,11 @@ def test_index_follows_ingest_and_remove(tmp_path: Path, db_url: str, index_type
     # Filtered search only returns allowed ids.
     allowed = set(sorted(ids - {victim})[:2])
     assert {i for i, _ in index.search(vec, 10, allowed)} == allowed
+    # ... and excluded ids never, with or without an allowed set
+    rest = ids - {victim}
+    assert {i for i, _ in index.search(vec, 10, excluded=allowed)} == rest - allowed
+    assert {i for i, _ in index.search(vec, 10, rest, excluded=allowed)} == rest - allowed
+    assert index.search(vec, 10, excluded=rest) == [] and index.search(vec, 10, allowed, allowed) == []
     reg.close()
     # A new process sees the persisted index, consistent with the database: no rebuild.
     reg2 = make_registry(tmp_path, db_url, index_type=index_type)

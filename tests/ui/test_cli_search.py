@@ -52,3 +52,42 @@ def test_train_encoder_then_search(capsys, tiny_text_zoo: Path, tmp_path: Path, 
     # human output is a table
     code, out, _ = run(capsys, *home, "search", "pixel art sprites", "-k", "2")
     assert code == 0 and "Pixel Art XL" in out
+
+
+def test_a_query_head_scores_prompts_for_its_family_only(capsys, tiny_text_zoo: Path, tmp_path: Path) -> None:
+    """An encoder trained with ``--query-hidden`` scores a prompt through its head against its own
+    family's adapters; the sample adapters (no encoder) are untouched by it."""
+    import numpy as np
+
+    from benchmarks.zoo import training_texts
+    from ui.service import LocalService
+
+    home = ["--home", str(tmp_path / "home")]
+    manifest = json.loads((tiny_text_zoo / "manifest.json").read_text())
+    texts = tmp_path / "texts.json"
+    texts.write_text(json.dumps(training_texts(manifest)))
+    run(capsys, *home, "ingest", str(tiny_text_zoo / "adapters"), str(SAMPLES), "-q")
+    code, out, _ = run(capsys, *home, "train-encoder", "--family", "zoo-text", "--texts", str(texts), "--only-listed",
+                       "--epochs", "30", "--val-fraction", "0", "--query-hidden", "64", "--json", "-q")  # fmt: skip
+    assert code == 0, out
+    assert json.loads(Path(json.loads(out)["path"], "config.json").read_text())["query_hidden"] == 64
+    svc = LocalService(tmp_path / "home")
+    try:
+        assert svc.weight_embedder.query_families() == ["zoo-text"]
+        prompt = "Reverse the string."
+        q = svc.text_encoder.encode([prompt])[0]
+        headed = svc.weight_embedder.query("zoo-text", q)
+        assert abs(float(np.linalg.norm(headed)) - 1) < 1e-5 and float(headed @ q) < 0.9999  # the head moved it
+        hits = svc.search(prompt, 50, mode="weights")
+        assert {h.adapter["family"] for h in hits} == {"zoo-text"}
+        assert len(hits) == manifest["counts"]["adapters"]
+        for h in hits:  # the score is the cosine with the head's query, recomputed from the adapter file
+            e = svc.weight_embedder.embed_adapter(svc.registry.load(h.adapter["id"]))
+            assert abs(h.scores["weights"] - float(e @ headed)) < 1e-4
+        assert hits[0].adapter["name"] == "reverse"
+        # hybrid still ranks the other families by their text, and a family filter keeps the head's family out
+        top = svc.search("a soft watercolor painting", 3)
+        assert top[0].adapter["name"] == "watercolor_sd15"
+        assert all(h.adapter["family"] == "sd1" for h in svc.search("Reverse the string.", 5, family="sd1"))
+    finally:
+        svc.registry.close()
