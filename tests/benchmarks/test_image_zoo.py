@@ -29,7 +29,7 @@ from benchmarks.zoo.image.shapes import (
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "image"
 MANIFEST_KEYS = {"version", "kind", "base", "prompt_format", "metric", "bars", "judge", "base_quality", "config",
-                 "device", "timings", "counts", "table", "tasks"}  # fmt: skip
+                 "device", "timings", "counts", "dropped", "table", "tasks"}  # fmt: skip
 TASK_KEYS = {"id", "family", "params", "split", "canonical", "paraphrases", "seeds", "adapters", "oracle_style_hit",
              "oracle_content_kept", "base_style_hit", "base_content_kept"}  # fmt: skip
 
@@ -457,7 +457,10 @@ def committed_manifest() -> dict:
 
 def test_committed_zoo_quality(committed_manifest: dict) -> None:
     m = committed_manifest
-    assert m["counts"]["train_tasks"] >= 60 and m["counts"]["heldout_tasks"] >= 12
+    assert m["counts"]["train_adapters"] >= 60 and m["counts"]["heldout_tasks"] >= 12
+    listed = {a["path"].rsplit("/", 1)[-1] for t in m["tasks"] for a in t["adapters"]}
+    assert {f.name for f in (ZOO / "adapters").iterdir()} == listed  # dropped adapters left no folder behind
+    assert not listed & {d["adapter"] for d in m["dropped"]}
     for t in m["tasks"]:
         assert t["base_style_hit"] <= 0.2, t["id"]
         assert t["adapters"], t["id"]
@@ -492,3 +495,39 @@ def test_committed_zoo_reevaluates(committed_manifest: dict) -> None:
                       guidance_scale=cfg["guidance"], generator=gens, output_type="pt").images  # fmt: skip
         hits = style_hits(spec, predict(judge, images), list(range(n)))
         assert sum(hits) / n >= 0.7, (rec["id"], hits)
+
+
+def test_adapters_no_round_brought_over_the_bars_are_dropped(tmp_path: Path) -> None:
+    """``finalize.drop_below_bars``: failing adapters leave (folder and all), a task with no adapter
+    left leaves, and the next combo in the seeded held-out order takes a dropped held-out task's place."""
+    from benchmarks.zoo.image.captions import all_adapters, heldout_order
+    from benchmarks.zoo.image.finalize import counts, drop_below_bars
+
+    specs = all_adapters()
+    order = heldout_order()
+    held = [s.id for s in specs if s.split == "heldout"]
+    assert set(held) == set(order[:12])
+    bars = {"oracle_style_hit": 0.8, "oracle_content_kept": 0.7, "base_style_hit": 0.2}
+    good, bad = {"style_hit": 0.9, "content_kept": 0.9}, {"style_hit": 0.9, "content_kept": 0.5}
+    victim, weak_seed = order[0], next(s.id for s in specs if s.split == "train" and s.family == "palette")
+    records = []
+    for s in specs:
+        ads = [{"seed": 0, "path": f"adapters/{s.id}", **(bad if s.id == victim else good)}]
+        if s.id == weak_seed:
+            ads.append({"seed": 1, "path": f"adapters/{s.id}_s1", **bad})
+        for a in ads:
+            (tmp_path / a["path"]).mkdir(parents=True)
+        records.append({"id": s.id, "family": s.family, "params": s.params, "split": s.split, **s.record(),
+                        "seeds": [a["seed"] for a in ads], "adapters": ads})  # fmt: skip
+    kept, dropped = drop_below_bars(records, bars, tmp_path, seed=0, n_combos=48, n_heldout=12,
+                                    rounds={victim: 3})  # fmt: skip
+    assert [(d["adapter"], d["last_round"]) for d in dropped] == [(f"{weak_seed}_s1", None), (victim, 3)]
+    assert not (tmp_path / "adapters" / victim).exists() and not (tmp_path / "adapters" / f"{weak_seed}_s1").exists()
+    by_id = {r["id"]: r for r in kept}
+    assert victim not in by_id and [a["seed"] for a in by_id[weak_seed]["adapters"]] == [0]
+    now_held = {r["id"] for r in kept if r["split"] == "heldout"}
+    assert now_held == set(order[1:13])  # the next combo in the order replaced the dropped one
+    newcomer = by_id[order[12]]
+    assert all(p["split"] == "heldout" for p in newcomer["paraphrases"])  # its paraphrases follow its split
+    c = counts(kept, dropped)
+    assert (c["tasks"], c["heldout_tasks"], c["dropped"]) == (len(specs) - 1, 12, 2)

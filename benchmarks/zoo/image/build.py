@@ -39,6 +39,7 @@ from benchmarks.zoo.image.classifiers import (
     train_classifier,
 )
 from benchmarks.zoo.image.evaluate import N_EVAL, base_content_accuracy, evaluate
+from benchmarks.zoo.image.finalize import counts, drop_below_bars
 from benchmarks.zoo.image.lora import (
     WEIGHT_NAME,
     LoraShape,
@@ -88,6 +89,7 @@ class BuildConfig:
     style_bar: float = 0.8  # an oracle adapter must reach this style hit rate ...
     content_bar: float = 0.7  # ... with at least this share of content kept, or it is retrained
     retrain: tuple[RetrainRound, ...] = (RetrainRound(2), RetrainRound(3, 0.5), RetrainRound(4, 0.5))  # extra rounds
+    drop_below_bars: bool = True  # leave out adapters still below a bar after the last round (see finalize)
     tiny: bool = False  # smoke build: few adapters, tiny model, few steps
 
     def __post_init__(self) -> None:
@@ -108,6 +110,7 @@ class BuildConfig:
             n_eval=4,
             eval_steps=4,
             retrain=(RetrainRound(2),),
+            drop_below_bars=False,  # a smoke build's adapters are not meant to pass
             tiny=True,
         )
 
@@ -430,6 +433,11 @@ def build(
             "oracle_style_hit": adapters[0]["style_hit"], "oracle_content_kept": adapters[0]["content_kept"],
             "base_style_hit": base["style_hit"], "base_content_kept": base["content_kept"],
         })  # fmt: skip
+    dropped: list[dict[str, Any]] = []
+    bars = {"oracle_style_hit": cfg.style_bar, "oracle_content_kept": cfg.content_bar, "base_style_hit": 0.2}
+    if cfg.drop_below_bars:
+        records, dropped = drop_below_bars(records, bars, out, seed=cfg.seed, n_combos=cfg.n_combos,
+                                           n_heldout=cfg.n_heldout, rounds=tried)  # fmt: skip
     rows = family_table(records)
     timings["total_s"] = time.time() - t_start
     base_pipe = load_base(out / "base")
@@ -443,15 +451,15 @@ def build(
         "metric": (f"{cfg.n_eval} prompts per adapter, DDIM {cfg.eval_steps} steps, guidance {cfg.guidance}; "
                    "style hit = judge sees the adapter's palette/texture/shape; content kept = judge sees the "
                    "prompt's shape (style adapters) or colour (new shapes)"),
-        "bars": {"oracle_style_hit": cfg.style_bar, "oracle_content_kept": cfg.content_bar, "base_style_hit": 0.2},
+        "bars": bars,
         "judge": {"path": "classifiers", "holdout_accuracy": judge_acc},
         "base_quality": base_quality,
         "config": cfg.to_dict(),
         "device": torch.cuda.get_device_name(0) if device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads, {workers} workers)",
         "timings": timings,
-        "counts": {"tasks": len(specs), "train_tasks": sum(s.split == "train" for s in specs),
-                   "heldout_tasks": sum(s.split == "heldout" for s in specs), "adapters": len(results),
+        "counts": {**counts(records, dropped),
                    "below_bars": sum(not passes(a, cfg) for t in records for a in t["adapters"])},
+        "dropped": dropped,
         "table": rows,
         "tasks": records,
     }  # fmt: skip

@@ -112,12 +112,10 @@ def combo_id(palette: str, texture: str) -> str:
 def all_adapters(seed: int = 0, n_combos: int = 48, n_heldout: int = 12) -> list[AdapterSpec]:
     """The full zoo: every palette, texture and new shape, plus ``n_combos`` palette × texture pairs
     (drawn with ``seed``), of which ``n_heldout`` are held-out tasks."""
-    pairs = [(p, t) for p in COMBO_PALETTES for t in TEXTURES]
-    if not n_heldout < n_combos <= len(pairs):
-        raise ValueError(f"need n_heldout < n_combos <= {len(pairs)}, got {n_heldout}, {n_combos}")
-    rng = random.Random(f"combos-{seed}")
-    chosen = rng.sample(pairs, n_combos)
-    held = set(_spread(chosen, n_heldout, rng))
+    if not 0 < n_heldout < n_combos:
+        raise ValueError(f"need 0 < n_heldout < n_combos, got {n_heldout}, {n_combos}")
+    chosen, order = _draw_combos(seed, n_combos)
+    held = set(order[:n_heldout])
     out = [AdapterSpec(p, "palette", palette=p) for p in PALETTES]
     out += [AdapterSpec(t, "texture", texture=t) for t in TEXTURES]
     out += [AdapterSpec(s, "shape", shape=s) for s in NEW_SHAPES]
@@ -125,6 +123,22 @@ def all_adapters(seed: int = 0, n_combos: int = 48, n_heldout: int = 12) -> list
         split = "heldout" if (p, t) in held else "train"
         out.append(AdapterSpec(combo_id(p, t), "combo", palette=p, texture=t, split=split))
     return out
+
+
+def _draw_combos(seed: int, n_combos: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(the ``n_combos`` drawn palette × texture pairs, the same pairs in held-out order)."""
+    pairs = [(p, t) for p in COMBO_PALETTES for t in TEXTURES]
+    if not 0 < n_combos <= len(pairs):
+        raise ValueError(f"need 0 < n_combos <= {len(pairs)}, got {n_combos}")
+    rng = random.Random(f"combos-{seed}")
+    chosen = rng.sample(pairs, n_combos)
+    return chosen, _spread(chosen, n_combos, rng)  # greedy: its first n are what _spread(chosen, n) picks
+
+
+def heldout_order(seed: int = 0, n_combos: int = 48) -> list[str]:
+    """Combo ids in the order they become held-out tasks: the first ``n_heldout`` are held out
+    (``all_adapters``); when a build drops one, the next takes its place (``finalize``)."""
+    return [combo_id(p, t) for p, t in _draw_combos(seed, n_combos)[1]]
 
 
 def _spread(pairs: list[tuple[str, str]], n: int, rng: random.Random) -> list[tuple[str, str]]:
