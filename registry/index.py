@@ -226,6 +226,7 @@ class VectorIndex:
             if allowed is not None or excluded:
                 import faiss
 
+                sel: Any
                 if allowed is not None:
                     allowed = allowed & self._ids
                     if not allowed:
@@ -237,7 +238,7 @@ class VectorIndex:
                     batch = faiss.IDSelectorBatch(np.asarray(sorted(excluded), dtype=np.int64))
                     sel = faiss.IDSelectorNot(batch)
                     sel.keep_alive = batch  # type: ignore[attr-defined]  # the Python object owns the C++ one
-                    n = len(self._ids - excluded)
+                    n = len(self._ids) - len(self._ids & excluded)
                     if not n:
                         return []
                 params = (

@@ -156,6 +156,7 @@ class LocalService:
         q = self.text_encoder.encode([prompt])[0]  # (dim,)
         pool = k * 4 if mode == "hybrid" else k
         # kind → [(query vector, ids it may score (None: all allowed), ids it must not score)]
+        queries: dict[str, builtins.list[tuple[Any, set[int] | None, set[int] | None]]]
         queries = {kind: [(q, allowed, None)] for kind in kinds}
         if "weights" in kinds:
             queries["weights"] = self._weight_queries(q, allowed)
@@ -164,10 +165,11 @@ class LocalService:
             for vec, ids, excluded in queries[kind]:
                 candidates.update(i for i, _ in self.registry.indexes[kind].search(vec, pool, ids, excluded))
         signals: dict[str, dict[int, float]] = {}
+        pooled = sorted(candidates)
         for kind in kinds:
             signals[kind] = {}
             for vec, ids, excluded in queries[kind]:
-                mine = [i for i in sorted(candidates) if (ids is None or i in ids) and not (excluded and i in excluded)]
+                mine = [i for i in pooled if (ids is None or i in ids) and not (excluded and i in excluded)]
                 signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
         live = [kind for kind in kinds if signals[kind]]
         fused = fuse(signals) if len(live) > 1 else (signals[live[0]] if live else {})

@@ -46,9 +46,7 @@ class WeightEncoderConfig:
     n_heads: int = 4
     ff_mult: int = 2  # feed-forward width = ff_mult · d_model
     dropout: float = 0.1
-    query_hidden: int = (
-        0  # width of the query head's hidden layer (0: none, prompts are used as the text encoder gives them)
-    )
+    query_hidden: int = 0  # hidden width of the query head (0: none; prompts are scored as encoded)
     query_dropout: float = 0.3  # dropout inside the query head while training
     text_model: str = ""  # version string of the text encoder whose space the output lives in
 

@@ -54,11 +54,10 @@ class WeightEncoder(nn.Module):
         self.query_head: nn.Module | None = None
         if cfg.query_hidden:
             h = cfg.query_hidden
-            self.query_head = nn.Sequential(
-                nn.Linear(cfg.out_dim, h), nn.GELU(), nn.Dropout(cfg.query_dropout), nn.Linear(h, cfg.out_dim)
-            )
-            nn.init.zeros_(self.query_head[-1].weight)  # starts as the identity: prompts as the text encoder gives them
-            nn.init.zeros_(self.query_head[-1].bias)
+            first, last = nn.Linear(cfg.out_dim, h), nn.Linear(h, cfg.out_dim)  # created in this order (seeded init)
+            nn.init.zeros_(last.weight)  # starts as the identity: prompts as the text encoder gives them
+            nn.init.zeros_(last.bias)
+            self.query_head = nn.Sequential(first, nn.GELU(), nn.Dropout(cfg.query_dropout), last)
 
     def tokens(self, batch: list[TypeBatch]) -> tuple[torch.Tensor, torch.Tensor]:
         """(tokens (n, S, d), present (n, S)) over every slot of every type."""

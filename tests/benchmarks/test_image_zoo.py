@@ -529,5 +529,5 @@ def test_adapters_no_round_brought_over_the_bars_are_dropped(tmp_path: Path) -> 
     assert now_held == set(order[1:13])  # the next combo in the order replaced the dropped one
     newcomer = by_id[order[12]]
     assert all(p["split"] == "heldout" for p in newcomer["paraphrases"])  # its paraphrases follow its split
-    c = counts(kept, dropped)
-    assert (c["tasks"], c["heldout_tasks"], c["dropped"]) == (len(specs) - 1, 12, 2)
+    c = counts(kept, dropped, bars)
+    assert (c["tasks"], c["heldout_tasks"], c["dropped"], c["below_bars"]) == (len(specs) - 1, 12, 2, 0)

@@ -328,7 +328,7 @@ def _base_and_judge(
     saved_judge = json.loads(judge_cfg.read_text()) if resume_base and judge_cfg.is_file() else {}
     if saved_judge.get("config") == asdict(cfg.classifier) and saved_judge.get("heads") == judge_heads():
         judge = load_classifier(out / "classifiers", device)
-        acc = json.loads(judge_cfg.read_text())["holdout_accuracy"]
+        acc = saved_judge["holdout_accuracy"]
         timings["classifier_s"] = 0.0
     else:
         t0 = time.time()
@@ -457,8 +457,7 @@ def build(
         "config": cfg.to_dict(),
         "device": torch.cuda.get_device_name(0) if device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads, {workers} workers)",
         "timings": timings,
-        "counts": {**counts(records, dropped),
-                   "below_bars": sum(not passes(a, cfg) for t in records for a in t["adapters"])},
+        "counts": counts(records, dropped, bars),
         "dropped": dropped,
         "table": rows,
         "tasks": records,

@@ -17,16 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.zoo.image.captions import AdapterSpec, heldout_order
-from benchmarks.zoo.image.report import family_table, results_markdown
-
-
-def _passes(a: dict[str, Any], bars: dict[str, float]) -> bool:
-    return a["style_hit"] >= bars["oracle_style_hit"] and a["content_kept"] >= bars["oracle_content_kept"]
-
-
-def _spec(record: dict[str, Any]) -> AdapterSpec:
-    return AdapterSpec(record["id"], record["family"], split=record["split"], **record["params"])
+from benchmarks.zoo.image.captions import heldout_order
+from benchmarks.zoo.image.report import family_table, passes_bars, results_markdown
+from benchmarks.zoo.image.suite import spec_of
 
 
 def drop_below_bars(
@@ -37,9 +30,10 @@ def drop_below_bars(
     dropped: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     for rec in records:
-        good = [a for a in rec["adapters"] if _passes(a, bars)]
+        good = []
         for a in rec["adapters"]:
-            if a in good:
+            if passes_bars(a, bars):
+                good.append(a)
                 continue
             name = a["path"].rsplit("/", 1)[-1]
             dropped.append({"task": rec["id"], "adapter": name, "seed": a["seed"], "style_hit": a["style_hit"],
@@ -55,11 +49,11 @@ def drop_below_bars(
             continue
         split = "heldout" if rec["id"] in held else "train"
         if split != rec["split"]:
-            kept[i] = {**rec, "split": split, **replace(_spec(rec), split=split).record()}
+            kept[i] = {**rec, "split": split, **replace(spec_of(rec), split=split).record()}
     return kept, dropped
 
 
-def counts(records: list[dict[str, Any]], dropped: list[dict[str, Any]]) -> dict[str, int]:
+def counts(records: list[dict[str, Any]], dropped: list[dict[str, Any]], bars: dict[str, float]) -> dict[str, int]:
     train = [r for r in records if r["split"] == "train"]
     return {
         "tasks": len(records),
@@ -68,22 +62,24 @@ def counts(records: list[dict[str, Any]], dropped: list[dict[str, Any]]) -> dict
         "adapters": sum(len(r["adapters"]) for r in records),
         "train_adapters": sum(len(r["adapters"]) for r in train),
         "dropped": len(dropped),
-        "below_bars": 0,
+        "below_bars": sum(not passes_bars(a, bars) for r in records for a in r["adapters"]),
     }
 
 
 def finalize_written(out: Path) -> dict[str, Any]:
     """Apply ``drop_below_bars`` to the manifest a build wrote in ``out`` (same scores, no re-judging)."""
+    from benchmarks.zoo.image.build import ROUNDS_FILE
+
     manifest = json.loads((out / "manifest.json").read_text())
     cfg = manifest["config"]
-    rounds_file = out / "zoo_rounds.json"
+    rounds_file = out / ROUNDS_FILE
     rounds = json.loads(rounds_file.read_text()) if rounds_file.is_file() else {}
     records, dropped = drop_below_bars(manifest["tasks"], manifest["bars"], out, seed=cfg["seed"],
                                        n_combos=cfg["n_combos"], n_heldout=cfg["n_heldout"], rounds=rounds)  # fmt: skip
     manifest["config"]["drop_below_bars"] = True
     manifest["dropped"] = manifest.get("dropped", []) + dropped
     manifest["tasks"], manifest["table"] = records, family_table(records)
-    manifest["counts"] = counts(records, manifest["dropped"])
+    manifest["counts"] = counts(records, manifest["dropped"], manifest["bars"])
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     (out / "RESULTS.md").write_text(results_markdown(manifest))
     return manifest

@@ -29,7 +29,7 @@ def image_zoo_quality(zoo: Path, n_eval: int | None = None, grid: Path | None = 
     from benchmarks.zoo.image.evaluate import evaluate
     from benchmarks.zoo.image.lora import LoraShape, load_stacked, remove
     from benchmarks.zoo.image.model import load_base
-    from benchmarks.zoo.image.report import sample_grid
+    from benchmarks.zoo.image.report import passes_bars, sample_grid
 
     manifest = json.loads((zoo / "manifest.json").read_text())
     cfg = manifest["config"]
@@ -67,7 +67,7 @@ def image_zoo_quality(zoo: Path, n_eval: int | None = None, grid: Path | None = 
         })  # fmt: skip
     bars = manifest["bars"]
     below = [(r["id"], o["style_hit"], o["content_kept"]) for r, o in zip(records, oracle, strict=True)
-             if o["style_hit"] < bars["oracle_style_hit"] or o["content_kept"] < bars["oracle_content_kept"]]  # fmt: skip
+             if not passes_bars(o, bars)]  # fmt: skip
     if grid is not None:
         to8 = lambda t: (t[:4].numpy() * 255).round().astype(np.uint8)  # noqa: E731
         sample_grid([(r["id"], to8(b["images"]), to8(o["images"])) for r, b, o in zip(records, base, oracle, strict=True)], grid)  # fmt: skip
