@@ -3,7 +3,10 @@
 ``python -m benchmarks.retrieval train-encoder text|image`` trains the ``zoo-text`` /
 ``zoo-image`` weight encoder through the registry (``train_from_registry``) on the zoo's
 *training* tasks and training paraphrases only, and writes it to
-``encoders/weight/checkpoints/zoo-<kind>/`` (bundled).
+``encoders/weight/checkpoints/zoo-<kind>/`` (bundled). Its defaults are the bundled encoders'
+recipe (``BUNDLED_RECIPE``): 100 epochs, no validation split, a query head of width 256 whose
+search query keeps half the prompt as encoded, trained on both query forms. Training is
+deterministic on CPU: the command rewrites the bundled checkpoint bit for bit.
 
 For each built zoo, the suite ingests it into a fresh registry through ``LocalService`` and asks it, for
 every query, the rank of the first adapter of the query's task, in modes weights / text /
@@ -33,6 +36,13 @@ BUNDLED = REPO / "encoders" / "weight" / "checkpoints"
 TEXT_KEYS = ("modelspec.title", "modelspec.description", "modelspec.tags", "modelspec.trigger_phrase",
              "ss_output_name", "title", "name")  # fmt: skip
 SIDECARS = ("description.txt", "README.md")
+# how the bundled zoo encoders were trained (``python -m benchmarks.retrieval train-encoder text|image``)
+BUNDLED_RECIPE: dict[str, Any] = {
+    "epochs": 100,
+    "val_fraction": 0.0,
+    "model_config": {"query_hidden": 256, "query_dropout": 0.5, "query_raw_share": 0.5},
+    "raw_query_weight": 2.0,
+}
 
 
 def zoo_family(manifest: dict[str, Any]) -> str:
@@ -43,7 +53,7 @@ def zoo_family(manifest: dict[str, Any]) -> str:
 def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str | None = None, *, epochs: int = 300,
                       out: Path | None = None, val_fraction: float = 0.15, seed: int = 0,
                       model_config: dict[str, Any] | None = None, lr: float = 2e-3,
-                      val_paraphrases: int = 0) -> dict[str, Any]:  # fmt: skip
+                      val_paraphrases: int = 0, raw_query_weight: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """Train the zoo's weight encoder via a scratch registry and copy it to the bundled folder."""
     from tqdm import tqdm
 
@@ -71,7 +81,8 @@ def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str | None = None, *, epochs
         result = train_from_registry(
             reg, family, get_text_encoder(), texts=training_texts(manifest), only_listed=True,
             train_config=TrainConfig(epochs=epochs, val_fraction=val_fraction, seed=seed, lr=lr,
-                                     val_paraphrases=val_paraphrases), progress=progress,
+                                     val_paraphrases=val_paraphrases, raw_query_weight=raw_query_weight),
+            progress=progress,
             model_config=model_config,
         )  # fmt: skip
         bar.close()
@@ -243,16 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train-encoder", help="train the bundled zoo weight encoder")
     t.add_argument("zoo", choices=sorted(ZOOS))
-    t.add_argument("--epochs", type=int, default=300)
-    t.add_argument("--val-fraction", type=float, default=0.15)
+    t.add_argument("--epochs", type=int, default=BUNDLED_RECIPE["epochs"])
+    t.add_argument("--val-fraction", type=float, default=BUNDLED_RECIPE["val_fraction"])
     t.add_argument("--zoo-dir", type=Path, default=None, help="default: the committed zoo of that kind")
     t.add_argument("--out", type=Path, default=None)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--val-paraphrases", type=int, default=0, help="per task, training texts held out for selection")
-    t.add_argument("--model-config", type=json.loads, default=None, help='e.g. {"n_probes": 4, "d_model": 64}')
+    t.add_argument("--model-config", type=json.loads, default=BUNDLED_RECIPE["model_config"],
+                   help='JSON, e.g. {"n_probes": 4, "d_model": 64, "query_hidden": 0}')  # fmt: skip
+    t.add_argument("--raw-query-weight", type=float, default=BUNDLED_RECIPE["raw_query_weight"],
+                   help="with a query head: loss weight on prompts as encoded")  # fmt: skip
     args = p.parse_args(argv)
     res = train_zoo_encoder(args.zoo_dir or ZOOS[args.zoo], epochs=args.epochs, out=args.out, val_fraction=args.val_fraction,
-                            model_config=args.model_config, lr=args.lr, val_paraphrases=args.val_paraphrases)  # fmt: skip
+                            model_config=args.model_config, lr=args.lr, val_paraphrases=args.val_paraphrases,
+                            raw_query_weight=args.raw_query_weight)  # fmt: skip
     print(json.dumps({"version": res["version"], "best": res["metrics"]["best"]}, indent=1))
     return 0
 

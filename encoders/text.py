@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from registry.formats.meta import TASK_TAGS
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -228,16 +231,39 @@ def get_text_encoder(model_path: str | None = None, *, quantize: bool = False) -
     return _SHARED[key]
 
 
+# Words that name no adapter in particular: default file and folder names (adapter_model,
+# pytorch_lora_weights, lora_0012, checkpoint-500) are made of these and numbers only.
+GENERIC_NAME_WORDS = frozenset(
+    "adapter adapters model models lora loras lycoris locon peft pytorch weights weight checkpoint ckpt "
+    "safetensors final last best step steps epoch output out v".split()
+)
+# Tags the registry derives from the file format (the PEFT task type): every adapter of the kind has them.
+DERIVED_TAGS = frozenset(TASK_TAGS.values())
+METADATA_TEXT_RULES = "meta2"  # bump when what metadata_text() returns changes: stored text vectors re-embed
+_WORDS = re.compile(r"[a-z]+|\d+")
+
+
+def is_generic_name(name: str) -> bool:
+    """True when a name says nothing about what the adapter does (``adapter_0012``, ``adapter_model``)."""
+    words = _WORDS.findall(name.lower())
+    return all(w.isdigit() or w in GENERIC_NAME_WORDS for w in words)
+
+
 def metadata_text(info: dict) -> str:
-    """The text an adapter is findable by: name, description, trigger words and tags."""
+    """The text an adapter is findable by: name, description, trigger words and tags.
+
+    Empty when none of it is about this adapter (a generic name, at most format-derived tags):
+    such boilerplate is nearly the same for every adapter of a kind, so its similarity to a prompt
+    would only add noise to the ranking; the adapter is then found by its weights."""
     parts: list[str] = []
     desc = (info.get("description") or "").strip()
     words = [str(w) for w in info.get("trigger_words") or []]
     tags = [str(t) for t in info.get("tags") or []]
-    if not (desc or words or tags):
-        return ""
     name = str(info.get("name") or "").replace("_", " ").strip()
-    if name:
+    named = bool(name) and not is_generic_name(name)
+    if not (desc or words or named or any(t.lower() not in DERIVED_TAGS for t in tags)):
+        return ""
+    if named:
         parts.append(name)
     if desc:
         parts.append(desc[:1000])
@@ -255,7 +281,7 @@ class MetadataTextEmbedder:
 
     def __init__(self, encoder: TextEncoder) -> None:
         self.encoder = encoder
-        self.version = encoder.version
+        self.version = f"{encoder.version}+{METADATA_TEXT_RULES}"
 
     def embed(self, info: dict, load: object = None) -> np.ndarray | None:
         text = metadata_text(info)

@@ -178,14 +178,17 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     svc = _service(args)
     texts = load_texts_file(args.texts) if args.texts else None
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, val_fraction=args.val_fraction,
-                      seed=args.seed)  # fmt: skip
+                      seed=args.seed, raw_query_weight=args.raw_query_weight if args.query_hidden else 0.0)  # fmt: skip
     bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"train {args.family}", file=sys.stderr, disable=args.quiet)
 
     def progress(epoch: int, total: int, m: dict[str, float]) -> None:
         bar.n = epoch
         bar.set_postfix(loss=f"{m['loss']:.3f}", **{k: f"{v:.2f}" for k, v in m.items() if k.startswith("val_recall")})
 
-    model_config = {"query_hidden": args.query_hidden} if args.query_hidden else None
+    model_config = None
+    if args.query_hidden:
+        model_config = {"query_hidden": args.query_hidden, "query_dropout": args.query_dropout,
+                        "query_raw_share": args.query_raw_share}  # fmt: skip
     result = svc.train_encoder(args.family, texts=texts, only_listed=args.only_listed, train_config=cfg,
                                progress=progress, model_config=model_config)  # fmt: skip
     bar.close()
@@ -291,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--query-hidden", type=int, default=0,
                    help="train a query head of this width with the encoder (0: none); pays off with many paraphrases per task")  # fmt: skip
+    s.add_argument("--query-dropout", type=float, default=0.5, help="dropout inside the query head")
+    s.add_argument("--query-raw-share", type=float, default=0.5,
+                   help="share of the prompt as encoded in the search query, beside the head's output")  # fmt: skip
+    s.add_argument("--raw-query-weight", type=float, default=2.0,
+                   help="weight of the loss on prompts as encoded, beside the head's (keeps both aligned)")  # fmt: skip
     s.add_argument("--json", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(fn=cmd_train_encoder)

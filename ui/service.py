@@ -32,24 +32,32 @@ class SearchHit:
 
 
 MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
+# How much each signal counts in hybrid search. The weight encoder is trained for its family's
+# adapters and separates sibling tasks the generic text encoder puts close together, so it leads;
+# metadata text still breaks ties and finds adapters of tasks the encoder never saw.
+SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
 
 
-def fuse(signals: dict[str, dict[int, float]]) -> dict[int, float]:
-    """Hybrid score: per signal, cosines standardised over the candidate pool, then averaged over
-    the signals an adapter has. Standardising puts the weight encoder's wide cosines and the text
-    encoder's narrow ones on one scale, so a signal that singles out one adapter is not drowned
-    by one that finds everything roughly alike; the spread is floored at ``MIN_SPREAD`` so a
-    signal that is flat for this query (e.g. boilerplate metadata text) cannot reorder the other."""
-    z: dict[int, list[float]] = {}
-    for scores in signals.values():
+def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None) -> dict[int, float]:
+    """Hybrid score: per signal, cosines standardised over the candidate pool, then a weighted mean
+    (``SIGNAL_WEIGHTS``) over the signals an adapter has. Standardising puts the weight encoder's wide
+    cosines and the text encoder's narrow ones on one scale, so a signal that singles out one adapter
+    is not drowned by one that finds everything roughly alike; the spread is floored at ``MIN_SPREAD``
+    so a signal that is flat for this query cannot reorder the other."""
+    weights = SIGNAL_WEIGHTS if weights is None else weights
+    num: dict[int, float] = {}
+    den: dict[int, float] = {}
+    for kind, scores in signals.items():
         if not scores:
             continue
+        w = weights.get(kind, 1.0)
         vals = list(scores.values())
         mean = sum(vals) / len(vals)
         std = max((sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, MIN_SPREAD)
         for i, v in scores.items():
-            z.setdefault(i, []).append((v - mean) / std)
-    return {i: sum(v) / len(v) for i, v in z.items()}
+            num[i] = num.get(i, 0.0) + w * (v - mean) / std
+            den[i] = den.get(i, 0.0) + w
+    return {i: num[i] / den[i] for i in num}
 
 
 class LocalService:

@@ -48,6 +48,7 @@ class WeightEncoderConfig:
     dropout: float = 0.1
     query_hidden: int = 0  # hidden width of the query head (0: none; prompts are scored as encoded)
     query_dropout: float = 0.3  # dropout inside the query head while training
+    query_raw_share: float = 0.0  # share of the prompt as encoded in the search query (0: the head's output only)
     text_model: str = ""  # version string of the text encoder whose space the output lives in
 
     def __post_init__(self) -> None:
@@ -55,8 +56,8 @@ class WeightEncoderConfig:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if min(self.out_dim, self.n_probes, self.d_model, self.n_layers, self.n_heads, self.ff_mult) <= 0:
             raise ValueError(f"weight encoder sizes must be positive: {self}")
-        if self.query_hidden < 0 or not 0 <= self.query_dropout < 1:
-            raise ValueError(f"query_hidden must be ≥ 0 and query_dropout in [0, 1): {self}")
+        if self.query_hidden < 0 or not 0 <= self.query_dropout < 1 or not 0 <= self.query_raw_share < 1:
+            raise ValueError(f"query_hidden must be ≥ 0, query_dropout and query_raw_share in [0, 1): {self}")
         self.types = [t if isinstance(t, ModuleTypeSpec) else ModuleTypeSpec(**t) for t in self.types]
         keys = [t.key for t in self.types]
         if len(set(keys)) != len(keys):

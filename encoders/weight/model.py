@@ -92,14 +92,27 @@ class WeightEncoder(nn.Module):
         pooled = (h * w).sum(1) / w.sum(1)  # (n, d)
         return nn.functional.normalize(self.head(pooled), dim=-1)  # (n, out_dim)
 
-    def encode_query(self, text: torch.Tensor) -> torch.Tensor:
-        """Prompt embeddings (n, out_dim) from the text encoder → the unit vectors this family's weight
-        embeddings are scored against. A residual MLP (``query_hidden``) trained with the weight side:
-        a linear map would add nothing, since the weight side can absorb it, but a non-linear one can
-        pull apart prompts the text encoder puts close together (e.g. shifts by 3 and by 4)."""
+    def headed(self, text: torch.Tensor) -> torch.Tensor:
+        """Prompt embeddings (n, out_dim) through the query head: unit vectors (n, out_dim). A residual
+        MLP (``query_hidden``) trained with the weight side: a linear map would add nothing, since the
+        weight side can absorb it, but a non-linear one can pull apart prompts the text encoder puts
+        close together (e.g. shifts by 3 and by 4). Without a head, the prompts as encoded."""
         if self.query_head is None:
             return nn.functional.normalize(text, dim=-1)
         return nn.functional.normalize(text + self.query_head(text), dim=-1)  # (n, out_dim)
+
+    def encode_query(self, text: torch.Tensor) -> torch.Tensor:
+        """Prompt embeddings (n, out_dim) from the text encoder → the unit vectors this family's weight
+        embeddings are scored against at search: the head's output, blended with the prompt as encoded
+        by ``query_raw_share``. The head sharpens prompts near the training texts, but maps a prompt of
+        a task never trained on towards the nearest trained one; the prompt as encoded (which training
+        with ``raw_query_weight`` keeps aligned too) holds such prompts in place."""
+        out = self.headed(text)  # (n, out_dim)
+        share = self.cfg.query_raw_share
+        if self.query_head is None or not share:
+            return out
+        raw = nn.functional.normalize(text, dim=-1)  # (n, out_dim)
+        return nn.functional.normalize(share * raw + (1 - share) * out, dim=-1)  # (n, out_dim)
 
     # -- checkpoints -----------------------------------------------------------------------
     def save(self, folder: Path, metrics: dict[str, Any] | None = None) -> str:

@@ -43,6 +43,7 @@ class TrainConfig:
     val_paraphrases: int = 0  # per task, texts (never the canonical one) held out as validation queries
     eval_every: int = 5  # epochs
     patience: int = 60  # epochs without validation gain before stopping
+    raw_query_weight: float = 0.0  # with a query head: weight of the same loss on the prompts as encoded
     seed: int = 0
     device: str | None = None
 
@@ -164,14 +165,12 @@ def train_encoder(
             idx = torch.tensor(b)
             pick = [tid[rng.choice(train_texts[i])] for i in b]
             w = model(_slice(data, idx))  # (B, dim)
-            t = model.encode_query(tv[pick])  # (B, dim)
-            logits = model.logit_scale.exp().clamp(max=100) * w @ t.T  # (B, B)
             same = (task_of[idx][:, None] == task_of[idx][None, :]).float().to(device)  # (B, B) positives
             target = same / same.sum(1, keepdim=True)
-            loss = 0.5 * (
-                torch.sum(-target * logits.log_softmax(1), 1).mean()
-                + torch.sum(-target.T * logits.T.log_softmax(1), 1).mean()
-            )
+            loss = _info_nce(model, w, model.headed(tv[pick]), target)
+            if cfg.raw_query_weight and model.query_head is not None:
+                raw = nn.functional.normalize(tv[pick], dim=-1)  # (B, dim)
+                loss = loss + cfg.raw_query_weight * _info_nce(model, w, raw, target)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -213,6 +212,15 @@ def train_encoder(
         "train_config": asdict(cfg),
     }
     return model.cpu(), metrics
+
+
+def _info_nce(model: WeightEncoder, w: torch.Tensor, t: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE of adapter vectors w (B, dim) against text vectors t (B, dim); target (B, B)
+    spreads each row's probability over its positives."""
+    logits = model.logit_scale.exp().clamp(max=100) * w @ t.T  # (B, B)
+    return 0.5 * (
+        torch.sum(-target * logits.log_softmax(1), 1).mean() + torch.sum(-target.T * logits.T.log_softmax(1), 1).mean()
+    )
 
 
 def held_out_texts(items: list[TrainItem], k: int) -> dict[str, list[str]]:

@@ -67,3 +67,17 @@ def test_stripped_image_adapters_carry_no_text(tiny_image_zoo: Path, tmp_path: P
     assert {r["name"] for r in rows} == set(names) and all(not r["description"] for r in rows)
     assert {r["family"] for r in rows} == {"zoo-image"}
     reg.close()
+
+
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_bundled_zoo_encoders_follow_the_recipe(kind: str) -> None:
+    """The bundled checkpoints are what ``python -m benchmarks.retrieval train-encoder KIND`` writes."""
+    from benchmarks.retrieval import BUNDLED, BUNDLED_RECIPE
+
+    folder = BUNDLED / f"zoo-{kind}"
+    config = json.loads((folder / "config.json").read_text())
+    trained = json.loads((folder / "metrics.json").read_text())["train_config"]
+    assert {k: config[k] for k in BUNDLED_RECIPE["model_config"]} == BUNDLED_RECIPE["model_config"]
+    assert (trained["epochs"], trained["val_fraction"], trained["raw_query_weight"]) == (
+        BUNDLED_RECIPE["epochs"], BUNDLED_RECIPE["val_fraction"], BUNDLED_RECIPE["raw_query_weight"],
+    )  # fmt: skip

@@ -117,40 +117,83 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         WeightEncoder.load(tmp_path)
 
 
-def test_training_aligns_weights_with_descriptions() -> None:
-    """Eight toy tasks, three noisy seeds each: after training, each task's description finds its adapters."""
-    from encoders.text import get_text_encoder
-    from encoders.weight.train import TrainConfig, TrainItem, embed_all, recall_at, train_encoder
+TOY_TASKS = [
+    "shift every letter by three places", "write the text backwards", "make every letter uppercase",
+    "repeat each character twice", "remove all vowels from the string", "sort the characters alphabetically",
+    "append the word ing at the end", "swap the case of each letter",
+]  # fmt: skip
 
-    descriptions = [
-        "shift every letter by three places", "write the text backwards", "make every letter uppercase",
-        "repeat each character twice", "remove all vowels from the string", "sort the characters alphabetically",
-        "append the word ing at the end", "swap the case of each letter",
-    ]  # fmt: skip
+
+def toy_training_set() -> tuple[list[LoraAdapter], list]:
+    """Eight toy tasks, three noisy seeds each, three texts per task: (adapters, TrainItems)."""
+    from encoders.weight.train import TrainItem
+
     items, adapters = [], []
-    for t, desc in enumerate(descriptions):
+    for t in range(len(TOY_TASKS)):
         base = make_adapter(100 + t)
         for seed in range(3):
             noisy = transformed(base, "rotate", seed)
             for m in noisy.modules.values():
                 m.up = m.up + 0.05 * torch.randn(m.up.shape, generator=torch.Generator().manual_seed(seed))
             adapters.append(noisy)
-            texts = [desc, f"please {desc}", f"{desc}, thanks"]
-            items.append(TrainItem(None, texts, task=f"t{t}", group="g" + str(t % 2)))  # type: ignore[arg-type]
+    probe = encoder_for(adapters).cfg
+    for i, a in enumerate(adapters):
+        t, desc = i // 3, TOY_TASKS[i // 3]
+        texts = [desc, f"please {desc}", f"{desc}, thanks"]
+        items.append(TrainItem(adapter_factors(a, probe), texts, task=f"t{t}", group="g" + str(t % 2)))
+    return adapters, items
+
+
+def test_training_aligns_weights_with_descriptions() -> None:
+    """After training, each task's description finds its adapters."""
+    from encoders.text import get_text_encoder
+    from encoders.weight.train import TrainConfig, embed_all, recall_at, train_encoder
+
+    adapters, items = toy_training_set()
     text = get_text_encoder()
     model, metrics = train_encoder(
-        [TrainItem(adapter_factors(a, cfg_probe := encoder_for(adapters).cfg), it.texts, it.task, it.group)
-         for a, it in zip(adapters, items, strict=True)],
-        "toy", text.encode, model_cfg={"n_probes": 3, "d_model": 32}, vocab=vocabulary(adapters),
+        items, "toy", text.encode, model_cfg={"n_probes": 3, "d_model": 32}, vocab=vocabulary(adapters),
         cfg=TrainConfig(epochs=60, batch_size=12, val_fraction=0.0, val_paraphrases=1, eval_every=20, device="cpu"),
     )  # fmt: skip
-    assert cfg_probe.slots == model.cfg.slots
+    assert encoder_for(adapters).cfg.slots == model.cfg.slots
     assert "para_recall@1" in metrics["best"]  # the held-out paraphrase of each task picked the checkpoint
     assert metrics["best"]["all_recall@1"] >= 0.75, metrics["best"]
     # the recorded metric is what the returned model does
     g = embed_all(model, collate([adapter_factors(a, model.cfg) for a in adapters], model.cfg)).numpy()
-    r = recall_at(text.encode(descriptions), g, [f"t{t}" for t in range(8)], [it.task for it in items])
+    r = recall_at(text.encode(TOY_TASKS), g, [f"t{t}" for t in range(8)], [it.task for it in items])
     assert r["recall@1"] >= 0.75 and r["recall@5"] == 1.0
+
+
+def test_a_query_head_trained_with_raw_prompts_blends_both() -> None:
+    """With ``raw_query_weight`` the weight side stays aligned with prompts as encoded as well as with
+    the head's output, and the search query mixes the two by ``query_raw_share``."""
+    from encoders.text import get_text_encoder
+    from encoders.weight.train import TrainConfig, embed_all, recall_at, train_encoder
+
+    adapters, items = toy_training_set()
+    text = get_text_encoder()
+    model, _ = train_encoder(
+        items, "toy", text.encode, vocab=vocabulary(adapters),
+        model_cfg={"n_probes": 3, "d_model": 32, "query_hidden": 32, "query_dropout": 0.5, "query_raw_share": 0.5},
+        cfg=TrainConfig(epochs=60, batch_size=12, val_fraction=0.0, eval_every=20, device="cpu", raw_query_weight=2.0),
+    )  # fmt: skip
+    g = embed_all(model, collate([adapter_factors(a, model.cfg) for a in adapters], model.cfg)).numpy()
+    prompts = torch.from_numpy(text.encode(TOY_TASKS))  # (8, 384)
+    tasks, gallery = [f"t{t}" for t in range(8)], [it.task for it in items]
+    with torch.no_grad():
+        raw, headed, query = (
+            torch.nn.functional.normalize(prompts, dim=-1),
+            model.headed(prompts),
+            model.encode_query(prompts),
+        )
+    assert not torch.allclose(headed, raw, atol=1e-3)  # the head moved the prompts
+    expected = torch.nn.functional.normalize(0.5 * raw + 0.5 * headed, dim=-1)
+    assert torch.allclose(query, expected, atol=1e-6)
+    for form in (raw, headed, query):  # every form finds each task's adapters
+        r = recall_at(form.numpy(), g, tasks, gallery)
+        assert r["recall@1"] >= 0.75 and r["recall@5"] == 1.0, r
+    with pytest.raises(ValueError, match="query_raw_share"):
+        WeightEncoderConfig("toy", *vocabulary(adapters), query_hidden=8, query_raw_share=1.0)
 
 
 def test_held_out_texts_never_take_the_canonical_one() -> None:

@@ -70,10 +70,13 @@ def test_a_query_head_scores_prompts_for_its_family_only(capsys, tiny_text_zoo: 
     code, out, _ = run(capsys, *home, "train-encoder", "--family", "zoo-text", "--texts", str(texts), "--only-listed",
                        "--epochs", "30", "--val-fraction", "0", "--query-hidden", "64", "--json", "-q")  # fmt: skip
     assert code == 0, out
-    assert json.loads(Path(json.loads(out)["path"], "config.json").read_text())["query_hidden"] == 64
+    result = json.loads(out)
+    config = json.loads(Path(result["path"], "config.json").read_text())
+    assert (config["query_hidden"], config["query_raw_share"]) == (64, 0.5)  # the head's query keeps half the prompt
+    assert result["metrics"]["train_config"]["raw_query_weight"] == 2.0  # trained on prompts as encoded too
     svc = LocalService(tmp_path / "home")
     try:
-        assert svc.weight_embedder.query_families() == ["zoo-text"]
+        assert "zoo-text" in svc.weight_embedder.query_families()  # (the bundled zoo-image has a head too)
         prompt = "Reverse the string."
         q = svc.text_encoder.encode([prompt])[0]
         headed = svc.weight_embedder.query("zoo-text", q)

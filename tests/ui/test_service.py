@@ -72,6 +72,12 @@ def test_fuse_keeps_a_flat_signal_from_reordering() -> None:
     assert max(fused, key=fused.__getitem__) == 3
     # an adapter with one signal only is scored on that one
     assert set(fuse({"weights": {1: 0.5, 2: 0.4}, "text": {1: 0.2}})) == {1, 2}
+    # signals that disagree as strongly: the heavier one decides (weights by default)
+    w_says_1, t_says_2 = {1: 0.9, 2: 0.1, 3: 0.5}, {1: 0.1, 2: 0.9, 3: 0.5}
+    fused = fuse({"weights": w_says_1, "text": t_says_2})
+    assert max(fused, key=fused.__getitem__) == 1
+    fused = fuse({"weights": w_says_1, "text": t_says_2}, {"weights": 0.3, "text": 0.7})
+    assert max(fused, key=fused.__getitem__) == 2
 
 
 def test_real_fixtures_are_found_by_their_descriptions(real_adapters: Path, tmp_path: Path) -> None:
@@ -85,3 +91,28 @@ def test_real_fixtures_are_found_by_their_descriptions(real_adapters: Path, tmp_
         assert a["id"] in [h.adapter["id"] for h in hits], (a["name"], [h.adapter["name"] for h in hits])
         mine = next(h for h in hits if h.adapter["id"] == a["id"])
         assert mine.scores["text"] is not None and "metadata text only" in mine.why  # no encoder for these families
+
+
+def test_an_adapter_with_only_boilerplate_text_is_found_by_its_weights(tmp_path: Path) -> None:
+    """A generic folder name and a format-derived tag say nothing about an adapter: it gets no text
+    embedding (its similarity would be noise), keeps the tag as a filter, and is found by its weights."""
+    import shutil
+
+    zoo = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text" / "adapters"
+    src = tmp_path / "adapters"
+    shutil.copytree(zoo / "append_abc", src / "adapter_0001", ignore=shutil.ignore_patterns("description.txt"))
+    shutil.copytree(zoo / "reverse", src / "reverse")
+    svc = LocalService(tmp_path / "home")
+    try:
+        assert svc.ingest([src]).count("ingested") == 2
+        rows = {r["name"]: r for r in svc.list()}
+        opaque, described = rows["adapter_0001"], rows["reverse"]
+        assert opaque["tags"] == ["causal-lm"] and not opaque["description"]
+        text_ids = svc.registry.indexes["text"].ids
+        assert opaque["id"] not in text_ids and described["id"] in text_ids
+        assert {opaque["id"], described["id"]} <= svc.registry.indexes["weights"].ids
+        hits = svc.search("add abc at the end of the text", 2, tags=["causal-lm"])
+        assert hits[0].adapter["id"] == opaque["id"]
+        assert hits[0].scores["text"] is None and "no description: matched by its weights" in hits[0].why
+    finally:
+        svc.registry.close()
