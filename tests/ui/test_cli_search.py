@@ -8,13 +8,23 @@ from pathlib import Path
 from tests.ui.test_cli import SAMPLES, run
 
 
+def train_zoo_text(capsys, home: list[str], zoo: Path, tmp_path: Path, *extra: str) -> dict:
+    """``loradex train-encoder --family zoo-text`` on the zoo's training texts (30 epochs); its JSON result."""
+    from benchmarks.zoo import training_texts
+
+    texts = tmp_path / "texts.json"
+    texts.write_text(json.dumps(training_texts(json.loads((zoo / "manifest.json").read_text()))))
+    code, out, _ = run(capsys, *home, "train-encoder", "--family", "zoo-text", "--texts", str(texts), "--only-listed",
+                       "--epochs", "30", "--val-fraction", "0", *extra, "--json", "-q")  # fmt: skip
+    assert code == 0, out
+    return json.loads(out)
+
+
 def test_train_encoder_then_search(capsys, tiny_text_zoo: Path, tmp_path: Path, db_url: str) -> None:
     from benchmarks.zoo import training_texts
 
     home = ["--home", str(tmp_path / "home"), "--db", db_url]
     manifest = json.loads((tiny_text_zoo / "manifest.json").read_text())
-    texts = tmp_path / "texts.json"
-    texts.write_text(json.dumps(training_texts(manifest)))
     code, out, _ = run(capsys, *home, "ingest", str(tiny_text_zoo / "adapters"), str(SAMPLES), "--json", "-q")
     assert code == 0 and json.loads(out)["ingested"] == manifest["counts"]["adapters"] + 6
 
@@ -25,10 +35,7 @@ def test_train_encoder_then_search(capsys, tiny_text_zoo: Path, tmp_path: Path, 
     hit = json.loads(out)["hits"][0]
     assert hit["adapter"]["name"] == "watercolor_sd15" and "no weight encoder for family sd1" in hit["why"]
 
-    code, out, _ = run(capsys, *home, "train-encoder", "--family", "zoo-text", "--texts", str(texts),
-                       "--only-listed", "--epochs", "30", "--val-fraction", "0", "--json", "-q")  # fmt: skip
-    assert code == 0, out
-    result = json.loads(out)
+    result = train_zoo_text(capsys, home, tiny_text_zoo, tmp_path)
     assert result["version"].startswith("w:zoo-text:") and Path(result["path"], "model.safetensors").is_file()
     assert result["metrics"]["adapters"] == len(training_texts(manifest))  # held-out tasks were not trained on
     code, out, _ = run(capsys, *home, "encoders", "--json")
@@ -59,18 +66,12 @@ def test_a_query_head_scores_prompts_for_its_family_only(capsys, tiny_text_zoo: 
     family's adapters; the sample adapters (no encoder) are untouched by it."""
     import numpy as np
 
-    from benchmarks.zoo import training_texts
     from ui.service import LocalService
 
     home = ["--home", str(tmp_path / "home")]
     manifest = json.loads((tiny_text_zoo / "manifest.json").read_text())
-    texts = tmp_path / "texts.json"
-    texts.write_text(json.dumps(training_texts(manifest)))
     run(capsys, *home, "ingest", str(tiny_text_zoo / "adapters"), str(SAMPLES), "-q")
-    code, out, _ = run(capsys, *home, "train-encoder", "--family", "zoo-text", "--texts", str(texts), "--only-listed",
-                       "--epochs", "30", "--val-fraction", "0", "--query-hidden", "64", "--json", "-q")  # fmt: skip
-    assert code == 0, out
-    result = json.loads(out)
+    result = train_zoo_text(capsys, home, tiny_text_zoo, tmp_path, "--query-hidden", "64")
     config = json.loads(Path(result["path"], "config.json").read_text())
     assert (config["query_hidden"], config["query_raw_share"]) == (64, 0.5)  # the head's query keeps half the prompt
     assert result["metrics"]["train_config"]["raw_query_weight"] == 2.0  # trained on prompts as encoded too
