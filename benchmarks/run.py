@@ -129,14 +129,19 @@ register_suite("scale", _lazy("benchmarks.retrieval_scale:suite_scale"))
 # -- reporting -----------------------------------------------------------------------------
 def to_markdown(suite: str, result: dict[str, Any]) -> str:
     lines = [f"# {suite}", "", f"machine: `{json.dumps(result['machine'])}`", ""]
-    rows = result.get("rows") or []
-    if rows:
+    tables: list[list[dict[str, Any]]] = []  # runs of rows with the same columns: one table each
+    for r in result.get("rows") or []:
+        if not tables or list(tables[-1][0]) != list(r):
+            tables.append([])
+        tables[-1].append(r)
+    for rows in tables:
         cols = list(rows[0])
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
             lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+        lines.append("")
     extra = {k: v for k, v in result.items() if k not in {"rows", "machine", "runs"}}
-    lines += ["", "```json", json.dumps(extra, indent=2), "```", ""]
+    lines += ["```json", json.dumps(extra, indent=2), "```", ""]
     return "\n".join(lines)
 
 

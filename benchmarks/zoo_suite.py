@@ -95,6 +95,7 @@ def suite_zoo(args: argparse.Namespace) -> dict[str, Any]:
         results = getattr(args, "out", None)
         grid = Path(results) / "zoo_image_samples.png" if results else None
         out["zoos"]["image"] = image_zoo_quality(image_dir, n_eval=8 if quick else None, grid=grid)
+        out["rows"] = [*out.get("rows", []), *({"zoo": "image", **r} for r in out["zoos"]["image"].pop("rows"))]
     else:
         out["zoos"]["image"] = {"missing": "the image zoo is not built yet (python -m benchmarks.zoo build image)"}
     return out

@@ -436,11 +436,11 @@ def test_zoo_suite_reports_the_image_zoo(tiny_image_zoo: Path, tmp_path: Path) -
 
     args = argparse.Namespace(quick=False, zoo_dir=str(tmp_path / "no-text-zoo"), image_zoo_dir=str(tiny_image_zoo),
                               out=str(tmp_path))  # fmt: skip
-    image = suite_zoo(args)["zoos"]["image"]
+    result = suite_zoo(args)
+    image = result["zoos"]["image"]
     m = json.loads((tiny_image_zoo / "manifest.json").read_text())
-    assert image["tasks"] == len(m["tasks"]) and {r["family"] for r in image["rows"]} == {
-        t["family"] for t in m["tasks"]
-    }
+    rows = [r for r in result["rows"] if r["zoo"] == "image"]  # the image rows join the suite's table rows
+    assert image["tasks"] == len(m["tasks"]) and {r["family"] for r in rows} == {t["family"] for t in m["tasks"]}
     assert {"oracle_style_mean", "random_adapter_style_mean", "base_style_mean", "below_bars"} <= set(image)
     assert image["matches_manifest"] >= len(m["tasks"]) - 1  # same prompts, seeds and adapters as the build
     assert (tmp_path / "zoo_image_samples.png").is_file()
