@@ -235,12 +235,13 @@ class VectorIndex:
                     n = len(allowed)
                 else:
                     assert excluded is not None
-                    batch = faiss.IDSelectorBatch(np.asarray(sorted(excluded), dtype=np.int64))
-                    sel = faiss.IDSelectorNot(batch)
-                    sel.keep_alive = batch  # type: ignore[attr-defined]  # the Python object owns the C++ one
-                    n = len(self._ids) - len(self._ids & excluded)
+                    present = self._ids & excluded  # only ids in the index need excluding
+                    n = len(self._ids) - len(present)
                     if not n:
                         return []
+                    batch = faiss.IDSelectorBatch(np.asarray(sorted(present), dtype=np.int64))
+                    sel = faiss.IDSelectorNot(batch)
+                    sel.keep_alive = batch  # type: ignore[attr-defined]  # the Python object owns the C++ one
                 params = (
                     faiss.SearchParametersHNSW(sel=sel)  # type: ignore[attr-defined]
                     if self.index_type == "hnsw"
