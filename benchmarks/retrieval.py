@@ -27,11 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from encoders.weight import BUNDLED  # the bundled checkpoint folders, one per family
+from encoders.weight.config import QUERY_HEAD_RECIPE, RAW_QUERY_WEIGHT
+
 REPO = Path(__file__).resolve().parents[1]
 ZOO_TEXT = REPO / "benchmarks" / "zoo" / "text"
 ZOO_IMAGE = REPO / "benchmarks" / "zoo" / "image"
 ZOOS = {"text": ZOO_TEXT, "image": ZOO_IMAGE}
-BUNDLED = REPO / "encoders" / "weight" / "checkpoints"
 # safetensors metadata keys the registry reads as a name or as descriptive text
 TEXT_KEYS = ("modelspec.title", "modelspec.description", "modelspec.tags", "modelspec.trigger_phrase",
              "ss_output_name", "title", "name")  # fmt: skip
@@ -40,8 +42,8 @@ SIDECARS = ("description.txt", "README.md")
 BUNDLED_RECIPE: dict[str, Any] = {
     "epochs": 100,
     "val_fraction": 0.0,
-    "model_config": {"query_hidden": 256, "query_dropout": 0.5, "query_raw_share": 0.5},
-    "raw_query_weight": 2.0,
+    "model_config": {"query_hidden": 256, **QUERY_HEAD_RECIPE},
+    "raw_query_weight": RAW_QUERY_WEIGHT,
 }
 
 

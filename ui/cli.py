@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from encoders.weight.config import QUERY_HEAD_RECIPE, RAW_QUERY_WEIGHT
 from registry.errors import RegistryError
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -294,10 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--query-hidden", type=int, default=0,
                    help="train a query head of this width with the encoder (0: none); pays off with many paraphrases per task")  # fmt: skip
-    s.add_argument("--query-dropout", type=float, default=0.5, help="dropout inside the query head")
-    s.add_argument("--query-raw-share", type=float, default=0.5,
+    s.add_argument("--query-dropout", type=float, default=QUERY_HEAD_RECIPE["query_dropout"],
+                   help="dropout inside the query head")  # fmt: skip
+    s.add_argument("--query-raw-share", type=float, default=QUERY_HEAD_RECIPE["query_raw_share"],
                    help="share of the prompt as encoded in the search query, beside the head's output")  # fmt: skip
-    s.add_argument("--raw-query-weight", type=float, default=2.0,
+    s.add_argument("--raw-query-weight", type=float, default=RAW_QUERY_WEIGHT,
                    help="weight of the loss on prompts as encoded, beside the head's (keeps both aligned)")  # fmt: skip
     s.add_argument("--json", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true")

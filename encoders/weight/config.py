@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 _LAYER_INDEX = re.compile(r"\.\d+(?=\.|$)")
+# The query head as measured on both zoos (benchmarks/results/retrieval.md): what
+# ``loradex train-encoder --query-hidden N`` trains by default, and the bundled zoo encoders' head.
+QUERY_HEAD_RECIPE: dict[str, float] = {"query_dropout": 0.5, "query_raw_share": 0.5}
+RAW_QUERY_WEIGHT = 2.0  # the TrainConfig.raw_query_weight that goes with it
 
 
 def module_type(name: str) -> str:
