@@ -77,7 +77,7 @@ def test_a_query_head_scores_prompts_for_its_family_only(capsys, tiny_text_zoo: 
     assert result["metrics"]["train_config"]["raw_query_weight"] == 2.0  # trained on prompts as encoded too
     svc = LocalService(tmp_path / "home")
     try:
-        assert "zoo-text" in svc.weight_embedder.query_families()  # (the bundled zoo-image has a head too)
+        assert svc.weight_embedder.query_families() == ["zoo-image", "zoo-text"]  # the bundled zoo-image has one too
         prompt = "Reverse the string."
         q = svc.text_encoder.encode([prompt])[0]
         headed = svc.weight_embedder.query("zoo-text", q)
