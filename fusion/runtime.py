@@ -100,27 +100,30 @@ class FusedLayer(nn.Module):
     def handle(self) -> FusionHandle:
         return self._handle[0]
 
+    def _conv_down(self, x: torch.Tensor) -> torch.Tensor:
+        """A x for all k adapters as one convolution: (N, k·r, H, W)."""
+        conv = self.base
+        a = self.lora_A.reshape(self.k * self.r, *self.lora_A.shape[2:])  # (k·r, in, kh, kw)
+        return nn.functional.conv2d(x, a, None, conv.stride, conv.padding, conv.dilation)
+
     def _project_down(self, x: torch.Tensor) -> torch.Tensor:
         """h = A x for all k at once: (N, …, k, r) channel-last."""
         if self.kind == "linear":
             a = self.lora_A.reshape(self.k * self.r, -1)  # (k·r, in)
             h = x @ a.T  # (N, …, k·r)
         else:
-            conv = self.base
-            a = self.lora_A.reshape(self.k * self.r, *self.lora_A.shape[2:])  # (k·r, in, kh, kw)
-            h = nn.functional.conv2d(x, a, None, conv.stride, conv.padding, conv.dilation)  # (N, k·r, H, W)
-            h = h.permute(0, 2, 3, 1)  # (N, H, W, k·r)
+            h = self._conv_down(x).permute(0, 2, 3, 1)  # (N, H, W, k·r)
         return h.reshape(*h.shape[:-1], self.k, self.r)
 
-    def coefficients(self, n: int) -> torch.Tensor:
-        """Static weight × row weight × scale: (N|1, k)."""
-        c = (self.static * self.lora_s)[None]  # (1, k)
+    def weights(self, n: int) -> torch.Tensor:
+        """Static weight × row weight: (N|1, k) (what the trace records)."""
+        w = self.static[None]  # (1, k)
         rows = self.handle.row_weights
         if rows is not None:
             if rows.shape[0] != n:
                 raise FusionError(f"row weights for {rows.shape[0]} rows, but the batch at {self.name} has {n}")
-            c = c * rows.to(c)  # (N, k)
-        return c
+            w = w * rows.to(w)  # (N, k)
+        return w
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         y = self.base(x, *args, **kwargs)  # (N, …, out) or (N, out, H, W)
@@ -128,16 +131,23 @@ class FusedLayer(nn.Module):
         if not handle.enabled:
             return y
         n = x.shape[0]
-        c = self.coefficients(n)  # (N|1, k)
+        w = self.weights(n)  # (N|1, k)
+        c = w * self.lora_s  # (N|1, k): scales folded in
         h = self._project_down(x)  # (N, …, k, r)
         mid = (1,) * (h.dim() - 3)  # the dims between batch and (k, r)
         gate = handle.gate
+        if gate is None and self.kind == "conv":
+            hc = self._conv_down(x) * c.repeat_interleave(self.r, dim=1)[:, :, None, None]  # (N, k·r, H, W)
+            bcat = self.lora_B.permute(1, 0, 2).reshape(self.lora_B.shape[1], self.k * self.r, 1, 1)  # (out, k·r, 1, 1)
+            if handle.recording:
+                handle._record(self.name, w.mean(dim=0))
+            return y + nn.functional.conv2d(hc, bcat).to(y.dtype)  # (N, out, H, W)
         if gate is None:
             hc = h * c.reshape(c.shape[0], *mid, self.k, 1)  # (N, …, k, r)
             bcat = self.lora_B.permute(1, 0, 2).reshape(self.lora_B.shape[1], self.k * self.r)  # (out, k·r)
             delta = hc.reshape(*hc.shape[:-2], self.k * self.r) @ bcat.T  # (N, …, out)
             if handle.recording:
-                handle._record(self.name, c.mean(dim=0))
+                handle._record(self.name, w.mean(dim=0))
         else:
             o = torch.einsum("...kr,kor->...ko", h, self.lora_B)  # (N, …, k, out)
             y_last = y if self.kind == "linear" else y.permute(0, 2, 3, 1)  # (N, …, out)
@@ -148,9 +158,9 @@ class FusedLayer(nn.Module):
                     raise FusionError(f"gate at {self.name} returned shape {tuple(g.shape)}; expected (N|1, k, out|1)")
                 coef = coef * g.reshape(g.shape[0], *mid, self.k, g.shape[-1])  # (N, …, k, out|1)
                 if handle.recording:
-                    handle._record(self.name, (c[..., None] * g).mean(dim=(0, 2)))
+                    handle._record(self.name, (w[..., None] * g).mean(dim=(0, 2)))
             elif handle.recording:
-                handle._record(self.name, c.mean(dim=0))
+                handle._record(self.name, w.mean(dim=0))
             delta = (o * coef).sum(dim=-2)  # (N, …, out)
         if self.kind == "conv":
             delta = delta.permute(0, 3, 1, 2)  # (N, out, H, W)
