@@ -1,0 +1,404 @@
+"""High-level composition: ``compose_images`` (diffusion pipelines) and ``compose_text`` (causal LMs).
+
+Both take already-loaded models and ``LoraAdapter`` objects, install the adapters side by side
+(``fusion.runtime``), run, and remove them again (the model is left as it was). Strategies:
+
+* ``gate`` (default): the family's gate (``gate_dir``; else the training-free description gate)
+  weighs each adapter by how well its description matches the request, per layer, channel and
+  timestep for a trained image gate;
+* ``linear``: static weights (diffusers ``set_adapters``), default 1 each;
+* ``switch`` (LoRA Switch): one adapter active per denoising step, cycling every
+  ``switch_every`` steps;
+* ``composite`` (LoRA Composite): classifier-free guidance computed with each adapter alone, the
+  guided predictions averaged (one batched pass: rows routed to their adapter);
+* ``merge:S``: the adapters merged with strategy ``S`` of ``fusion.merge``, then applied alone;
+* ``chain`` (text only): the adapters applied one after another, each to the previous output.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from fusion.errors import FusionError, UnknownStrategyError
+from fusion.runtime import FusionHandle, install
+
+if TYPE_CHECKING:  # pragma: no cover
+    from registry.formats.canonical import LoraAdapter
+
+IMAGE_STRATEGIES = ("gate", "linear", "switch", "composite", "merge:<strategy>")
+TEXT_STRATEGIES = ("gate", "linear", "chain", "merge:<strategy>")
+DEFAULT_STEPS = 20
+DEFAULT_GUIDANCE = 7.5
+
+
+@dataclass
+class ComposeResult:
+    images: list[Any] = field(default_factory=list)  # PIL images (image families)
+    outputs: list[str] = field(default_factory=list)  # one output per input (text families)
+    gate_trace: dict[str, Any] = field(
+        default_factory=dict
+    )  # adapters, layers, timesteps, values[layer][step][adapter]
+    weights: list[float] = field(default_factory=list)  # per adapter: routed / static weight
+    info: dict[str, Any] = field(default_factory=dict)  # strategy, steps, guidance, scores, merge info …
+    tensor: torch.Tensor | None = None  # (n, 3, H, W) in [0, 1] (image families)
+
+
+def adapter_description(adapter: LoraAdapter) -> str:
+    """The text a gate routes by: the description, else metadata, else the trigger words / title."""
+    for v in (adapter.description, adapter.metadata.get("modelspec.description"), adapter.metadata.get("description")):
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    words = " ".join(adapter.trigger_words + adapter.tags)
+    title = adapter.metadata.get("modelspec.title") or adapter.metadata.get("name") or ""
+    return (f"{title} {words}").strip() or "an adapter"
+
+
+def similarity(request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
+    """Cosine of the request with each description (k,), by the shared text encoder."""
+    if text_encoder is None:
+        from encoders.text import get_text_encoder
+
+        text_encoder = get_text_encoder()
+    emb = torch.as_tensor(text_encoder.encode([request, *descriptions]), dtype=torch.float32)  # (1+k, d)
+    emb = torch.nn.functional.normalize(emb, dim=-1)
+    return emb[1:] @ emb[0]  # (k,)
+
+
+def _gate_for(adapters: list[LoraAdapter], gate_dir: str | Path | None, kind: str) -> Any:
+    from fusion.gate import bundled_gate_dir, load_gate
+
+    family = adapters[0].family
+    folder = gate_dir if gate_dir is not None else bundled_gate_dir(family)
+    gate = load_gate(folder, kind=kind, family=family)
+    if gate.config.kind != kind:
+        raise FusionError(f"the gate at {folder} is a {gate.config.kind} gate; this is a {kind} composition")
+    return gate
+
+
+def _check_weights(weights: list[float] | None, k: int) -> list[float]:
+    w = [1.0] * k if weights is None else [float(x) for x in weights]
+    if len(w) != k:
+        raise FusionError(f"{len(w)} weights for {k} adapters")
+    return w
+
+
+def _merged(
+    adapters: list[LoraAdapter], weights: list[float], strategy: str, options: dict[str, Any]
+) -> tuple[LoraAdapter, dict[str, Any]]:
+    from fusion.merge import merge
+
+    res = merge(adapters, weights, strategy=strategy.split(":", 1)[1], missing="zero", **options)
+    return res.adapter, res.info
+
+
+# ------------------------------------------------------------------------------------ images
+@torch.no_grad()
+def encode_prompts(pipe: Any, prompts: list[str]) -> torch.Tensor:
+    """Text states (B, tokens, width) as ``StableDiffusionPipeline`` computes them."""
+    tok = pipe.tokenizer
+    ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+    return pipe.text_encoder(ids.input_ids.to(pipe.text_encoder.device))[0]
+
+
+def initial_latents(pipe: Any, seeds: list[int]) -> torch.Tensor:
+    """(B, C, H, W) as ``pipe(..., generator=[Generator().manual_seed(s) …])`` draws them."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    c = pipe.unet.config
+    shape = (len(seeds), c.in_channels, c.sample_size, c.sample_size)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    return randn_tensor(shape, generator=gens, device=torch.device("cpu"), dtype=torch.float32)
+
+
+@torch.no_grad()
+def sample_images(
+    pipe: Any,
+    prompts: list[str],
+    seeds: list[int],
+    *,
+    steps: int,
+    guidance: float,
+    handle: FusionHandle | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    composite: bool = False,
+) -> torch.Tensor:
+    """The pipeline's own denoising loop with classifier-free guidance → (B, 3, H, W) in [0, 1].
+
+    ``on_step(i, steps, t01)`` runs before step i (t01 = t / train timesteps, 1 = noise).
+    ``composite``: each installed adapter gets its own guided prediction (rows routed to it),
+    and the predictions are averaged (LoRA Composite).
+    """
+    device = pipe.unet.device
+    sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    step_kw = {"eta": 0.0} if "eta" in inspect.signature(sched.step).parameters else {}
+    b = len(prompts)
+    cond = encode_prompts(pipe, prompts).to(device)  # (b, tokens, width)
+    uncond = encode_prompts(pipe, [""] * b).to(device)
+    k = handle.k if (composite and handle is not None) else 1
+    states = torch.cat([uncond, cond] * k)  # (2bk, tokens, width): per adapter [uncond; cond]
+    if composite and handle is not None:
+        eye = torch.eye(k)
+        handle.set_row_weights(eye.repeat_interleave(2 * b, dim=0))  # (2bk, k): block i → adapter i
+    latents = initial_latents(pipe, seeds).to(device) * sched.init_noise_sigma  # (b, C, H, W)
+    sched.set_timesteps(steps, device=device)
+    n_train = float(sched.config.num_train_timesteps)
+    try:
+        for i, t in enumerate(sched.timesteps):
+            t01 = float(t) / n_train
+            if handle is not None:
+                handle.context["t"] = t01
+                handle.context["step"] = i
+            if on_step is not None:
+                on_step(i, steps, t01)
+            model_in = sched.scale_model_input(torch.cat([latents] * (2 * k)), t)
+            pred = pipe.unet(model_in, t, encoder_hidden_states=states).sample  # (2bk, C, H, W)
+            pred = pred.reshape(k, 2, b, *pred.shape[1:])  # (k, 2, b, C, H, W)
+            u, c = pred[:, 0], pred[:, 1]
+            guided = (u + guidance * (c - u)).mean(dim=0)  # (b, C, H, W)
+            latents = sched.step(guided, t, latents, **step_kw).prev_sample
+    finally:
+        if composite and handle is not None:
+            handle.set_row_weights(None)
+    scale = getattr(pipe.vae.config, "scaling_factor", 1.0)
+    image = pipe.vae.decode(latents / scale).sample  # (b, 3, H, W) in [-1, 1]
+    return (image / 2 + 0.5).clamp(0, 1).float().cpu()
+
+
+def to_pil(images: torch.Tensor) -> list[Any]:
+    from PIL import Image
+
+    arr = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (n, H, W, 3)
+    return [Image.fromarray(a) for a in arr]
+
+
+def _trace(handle: FusionHandle, timesteps: list[float]) -> dict[str, Any]:
+    layers = list(handle.trace)
+    return {
+        "adapters": list(handle.names),
+        "layers": layers,
+        "timesteps": timesteps,
+        "values": [handle.trace[n] for n in layers],  # [layer][step][adapter]
+    }
+
+
+def compose_images(
+    pipe: Any,
+    adapters: list[LoraAdapter],
+    prompt: str | list[str],
+    *,
+    strategy: str = "gate",
+    weights: list[float] | None = None,
+    gate_dir: str | Path | None = None,
+    seed: int = 0,
+    n_images: int = 1,
+    steps: int | None = None,
+    text_encoder: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    request: str | None = None,
+    descriptions: list[str] | None = None,
+    names: list[str] | None = None,
+    guidance: float | None = None,
+    seeds: list[int] | None = None,
+    switch_every: int = 1,
+    merge_options: dict[str, Any] | None = None,
+    scores: torch.Tensor | None = None,
+) -> ComposeResult:
+    """Render ``n_images`` per prompt with ``adapters`` composed by ``strategy``.
+
+    ``request``: the text the gate routes by (default: the prompt; give it when the pipeline's
+    prompt holds only the content, e.g. a zoo caption, and the styles are asked for in words).
+    ``scores`` (k,): precomputed description similarities (skips the text encoder).
+    Steps and guidance default to the family gate's sampling defaults, else 20 and 7.5.
+    """
+    if not adapters:
+        raise FusionError("compose needs at least one adapter")
+    k = len(adapters)
+    w = _check_weights(weights, k)
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    all_prompts = [p for p in prompts for _ in range(n_images)]
+    seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(all_prompts))]
+    if len(seeds) != len(all_prompts):
+        raise FusionError(f"{len(seeds)} seeds for {len(all_prompts)} images")
+    kind = strategy.split(":", 1)[0]
+    if kind not in ("gate", "linear", "switch", "composite", "merge"):
+        raise UnknownStrategyError("composition", strategy, list(IMAGE_STRATEGIES))
+    gate = _gate_for(adapters, gate_dir, "image")
+    steps = steps or gate.config.steps or DEFAULT_STEPS
+    guidance = guidance if guidance is not None else (gate.config.guidance or DEFAULT_GUIDANCE)
+    names = names or [f"adapter_{i}" for i in range(k)]
+    info: dict[str, Any] = {
+        "strategy": strategy,
+        "steps": steps,
+        "guidance": guidance,
+        "seeds": seeds,
+        "adapters": names,
+    }
+    installed = adapters
+    if kind == "merge":
+        merged, minfo = _merged(adapters, w, strategy, merge_options or {})
+        installed, info["merge"] = [merged], minfo
+    handle = install(pipe, installed, names if kind != "merge" else ["merged"])
+    routed = w
+    try:
+        gate_fn = None
+        if kind == "gate":
+            if scores is None:
+                descs = descriptions or [adapter_description(a) for a in adapters]
+                scores = similarity(request or prompts[0], descs, text_encoder)
+            routed_t = gate.route(scores) * torch.tensor(w)
+            routed = [float(x) for x in routed_t]
+            gate_fn = gate.gate_fn(scores)
+            if hasattr(gate, "check_layers"):
+                gate.check_layers(list(handle.layers))
+            info["scores"] = [float(x) for x in scores]
+            info["gate"] = "trained" if gate.trained else "description"
+            handle.set_weights(routed)
+            handle.set_gate(gate_fn)
+        elif kind in ("linear", "composite"):
+            handle.set_weights(w)
+        elif kind == "merge":
+            handle.set_weights([1.0])
+
+        timesteps: list[float] = []
+
+        def on_step(i: int, n: int, t01: float) -> None:
+            timesteps.append(t01)
+            if kind == "switch":
+                j = (i // max(1, switch_every)) % k
+                handle.set_weights([w[a] if a == j else 0.0 for a in range(k)])
+            if progress is not None:
+                progress(i, n)
+
+        handle.start_trace()
+        images = sample_images(
+            pipe, all_prompts, seeds, steps=steps, guidance=guidance, handle=handle, on_step=on_step,
+            composite=kind == "composite",
+        )  # fmt: skip
+        handle.stop_trace()
+        trace = _trace(handle, timesteps)
+    finally:
+        handle.remove()
+    if progress is not None:
+        progress(steps, steps)
+    return ComposeResult(images=to_pil(images), gate_trace=trace, weights=routed, info=info, tensor=images)
+
+
+# -------------------------------------------------------------------------------------- text
+@torch.no_grad()
+def greedy_generate(model: Any, tokenizer: Any, inputs: list[str], *, max_new_tokens: int = 64) -> list[str]:
+    """Greedy continuation of each input until the end token (no padding: rows grouped by length).
+
+    Tokenizers with a ``prompt(text)`` method (the text zoo's) build their own prompts; others
+    are called as Hugging Face tokenizers.
+    """
+    if hasattr(tokenizer, "prompt"):
+        prompts = [tokenizer.prompt(s) for s in inputs]
+        eos = tokenizer.eos_id
+
+        def decode(ids: list[int]) -> str:
+            return str(tokenizer.decode(ids))
+    else:
+        prompts = [list(tokenizer(s)["input_ids"]) for s in inputs]
+        eos = tokenizer.eos_token_id
+
+        def decode(ids: list[int]) -> str:
+            if eos in ids:
+                ids = ids[: ids.index(eos)]
+            return str(tokenizer.decode(ids, skip_special_tokens=True))
+
+    device = next(model.parameters()).device
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(len(p), []).append(i)
+    out = [""] * len(inputs)
+    for idx in groups.values():
+        ids = torch.tensor([prompts[i] for i in idx], device=device)  # (b, len)
+        done = torch.zeros(len(idx), dtype=torch.bool, device=device)
+        gen = ids.new_empty(len(idx), 0)
+        for _ in range(max_new_tokens):
+            logits = model(input_ids=torch.cat([ids, gen], dim=1)).logits[:, -1]  # (b, vocab)
+            nxt = torch.where(done, torch.full_like(logits[:, 0], eos, dtype=torch.long), logits.argmax(-1))
+            gen = torch.cat([gen, nxt[:, None]], dim=1)
+            done |= nxt == eos
+            if bool(done.all()):
+                break
+        for row, i in enumerate(idx):
+            out[i] = decode(gen[row].tolist())
+    return out
+
+
+def compose_text(
+    model: Any,
+    tokenizer: Any,
+    adapters: list[LoraAdapter],
+    task: str,
+    inputs: list[str],
+    *,
+    strategy: str = "gate",
+    weights: list[float] | None = None,
+    gate_dir: str | Path | None = None,
+    text_encoder: Any = None,
+    generate_fn: Callable[[Any, Any, list[str]], list[str]] | None = None,
+    descriptions: list[str] | None = None,
+    names: list[str] | None = None,
+    merge_options: dict[str, Any] | None = None,
+    scores: torch.Tensor | None = None,
+) -> ComposeResult:
+    """Run ``inputs`` through ``model`` with ``adapters`` composed for ``task`` (a description).
+
+    ``gate`` routes by the similarity of ``task`` to each adapter's description (softmax at the
+    gate's temperature; a trained text gate maps the embeddings first). ``chain`` applies the
+    adapters in order, each to the previous output (two-step tasks from one-step adapters).
+    ``generate_fn(model, tokenizer, inputs) → outputs`` defaults to ``greedy_generate``.
+    """
+    if not adapters:
+        raise FusionError("compose needs at least one adapter")
+    k = len(adapters)
+    w = _check_weights(weights, k)
+    kind = strategy.split(":", 1)[0]
+    if kind not in ("gate", "linear", "chain", "merge"):
+        raise UnknownStrategyError("composition", strategy, list(TEXT_STRATEGIES))
+    gen = generate_fn or greedy_generate
+    names = names or [f"adapter_{i}" for i in range(k)]
+    info: dict[str, Any] = {"strategy": strategy, "adapters": names}
+    if kind == "chain":
+        outs = list(inputs)
+        for a, n in zip(adapters, names, strict=True):
+            with install(model, [a], [n]):
+                outs = gen(model, tokenizer, outs)
+        return ComposeResult(outputs=outs, weights=w, info=info)
+    installed, routed = adapters, w
+    if kind == "merge":
+        merged, info["merge"] = _merged(adapters, w, strategy, merge_options or {})
+        installed, routed = [merged], [1.0]
+    elif kind == "gate":
+        gate = _gate_for(adapters, gate_dir, "text")
+        if scores is None:
+            descs = descriptions or [adapter_description(a) for a in adapters]
+            scores = gate_scores(gate, task, descs, text_encoder)
+        routed = [float(x) for x in gate.route(scores) * torch.tensor(w)]
+        info["scores"] = [float(x) for x in scores]
+        info["gate"] = "trained" if gate.trained else "description"
+    with install(model, installed, names if kind != "merge" else ["merged"]) as handle:
+        handle.set_weights(routed)
+        outs = gen(model, tokenizer, list(inputs))
+    trace = {"adapters": names, "layers": ["all"], "timesteps": [0.0], "values": [[routed]]}
+    return ComposeResult(outputs=outs, gate_trace=trace, weights=routed, info=info)
+
+
+def gate_scores(gate: Any, request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
+    """Description similarities (k,), through the gate's own embedding map when it has one."""
+    if hasattr(gate, "scores"):
+        if text_encoder is None:
+            from encoders.text import get_text_encoder
+
+            text_encoder = get_text_encoder()
+        emb = torch.as_tensor(text_encoder.encode([request, *descriptions]), dtype=torch.float32)
+        return gate.scores(emb[0], emb[1:])
+    return similarity(request, descriptions, text_encoder)

@@ -1,0 +1,59 @@
+"""Gate configuration, saved as ``config.json`` next to ``model.safetensors``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from fusion.errors import GateError
+
+KINDS = ("image", "text")
+SCHEDULES = ("flat", "early", "late")
+
+
+@dataclass
+class GateConfig:
+    kind: str = "image"  # image (per layer, channel and timestep) | text (per task description)
+    family: str = "unknown"  # base family the gate was trained for (zoo-image, zoo-text, …)
+    temperature: float = 0.05  # of the description-similarity relevance logit z = (cos − best + margin) / T
+    margin: float = 0.1  # an adapter within this cosine of the best match counts as asked for
+    schedule: str = "flat"  # training-free timestep schedule of the gate: flat | early | late
+    g_max: float = 1.0  # gate values lie in (0, g_max)
+    layers: list[str] = field(default_factory=list)  # fused layer names of a trained gate (empty: training-free)
+    channels: list[int] = field(default_factory=list)  # output channels per layer (same order)
+    t_features: int = 8  # sinusoidal timestep features of a trained image gate
+    steps: int | None = None  # sampling defaults of the family (None: the caller's)
+    guidance: float | None = None
+    text_encoder: str = "all-MiniLM-L6-v2"  # what embedded requests and descriptions in training
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise GateError(f"gate kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.schedule not in SCHEDULES:
+            raise GateError(f"gate schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.temperature <= 0:
+            raise GateError(f"temperature must be positive, got {self.temperature}")
+        if self.g_max <= 0:
+            raise GateError(f"g_max must be positive, got {self.g_max}")
+        if len(self.layers) != len(self.channels):
+            raise GateError(f"{len(self.layers)} layers but {len(self.channels)} channel counts")
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / "config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GateConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})  # unknown keys dropped
+
+    @classmethod
+    def load(cls, folder: str | Path) -> GateConfig:
+        path = Path(folder) / "config.json"
+        if not path.is_file():
+            raise GateError(f"no gate config at {path}")
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,360 @@
+"""Generator interface, registry, checkpoints and training entry point.
+
+A generator turns a task description (and optionally a few input → output examples) into a
+``LoraAdapter`` of one family, in the family's native format. Every method works on the
+canonical parameterization (``generators.canonical``) and keeps its state as tensors in
+``model.safetensors`` beside ``config.json`` (method, family, layout, template adapter fields,
+the method's dataclass config) and ``metrics.json``; ``load_generator`` rebuilds any of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from generators.errors import (
+    GeneratorCheckpointError,
+    GeneratorTrainingError,
+    UnknownGeneratorError,
+    check_description,
+    check_examples,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+    from generators.canonical import Layout
+    from registry.formats.canonical import LoraAdapter
+
+CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
+Factors = dict[str, tuple["torch.Tensor", "torch.Tensor"]]  # module → (A (r, in_flat), B (out, r))
+# Scores candidate adapters on the caller's examples (higher is better); the library never runs a base model.
+ScoreCandidates = Callable[[list["LoraAdapter"]], list[float]]
+
+
+@dataclass
+class GeneratedAdapter:
+    adapter: LoraAdapter  # canonical adapter in the family's native format (write_adapter(adapter, adapter.format, d))
+    lineage: dict[str, Any]  # generator, version, method, seed, rank, experts [{"name", "weight"}], …
+
+
+@dataclass
+class TrainItem:
+    """One training adapter."""
+
+    name: str  # adapter name (unique)
+    adapter: LoraAdapter  # its weights
+    descriptions: list[str]  # canonical description and training paraphrases (never held-out ones)
+    task: str  # groups the seeds of one task
+    examples: list[tuple[str, str]] = field(default_factory=list)  # optional (input, output) pairs of the task
+
+
+@dataclass
+class TrainData:
+    """What every method's ``fit`` gets: canonical params, embeddings, task grouping."""
+
+    layout: Layout
+    names: list[str]  # item names, in the order of the stacked tensors
+    tasks: list[str]  # task of each item
+    factors: Factors  # module → (A (n, r, in_flat), B (n, out, r))
+    desc_emb: list[np.ndarray]  # per item: (n_desc, d) embeddings of its descriptions
+    example_emb: list[np.ndarray | None]  # per item: (n_examples, d) embeddings of "in => out" texts, or None
+    text_dim: int  # text embedding width
+
+
+def example_text(inp: str, out: str) -> str:
+    """How one in-context example is embedded by the text encoder."""
+    return f"{inp} => {out}"
+
+
+class Generator:
+    """Base class: subclasses set ``method`` and ``config_cls`` and implement ``fit`` and ``factors``."""
+
+    method: ClassVar[str] = ""
+    config_cls: ClassVar[type] = object
+
+    def __init__(
+        self,
+        *,
+        family: str,
+        layout: Layout,
+        template: dict[str, Any],
+        config: Any,
+        state: dict[str, torch.Tensor],
+        info: dict[str, Any],
+        text_encoder: Any = None,
+        version: str = "",
+    ) -> None:
+        self.family = family
+        self.layout = layout
+        self.template = template
+        self.config = config
+        self.state = state
+        self.info = info  # JSON-safe extras saved in config.json (item names, text model …)
+        self._text_encoder = text_encoder
+        self.version = version
+        self.setup()
+
+    # -- to implement ------------------------------------------------------------------
+    def setup(self) -> None:
+        """Build modules from ``self.state`` (called once after construction)."""
+
+    @classmethod
+    def fit(
+        cls, data: TrainData, config: Any, progress: Callable[[int, int], None] | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+        """Train: (state tensors, JSON info, metrics)."""
+        raise NotImplementedError
+
+    def factors(self, emb: torch.Tensor, example_emb: torch.Tensor | None, seed: int) -> tuple[Factors, dict[str, Any]]:
+        """Canonical factors for one description embedding (d,) (+ examples (m, d)), and lineage extras."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------
+    @property
+    def text_encoder(self) -> Any:
+        if self._text_encoder is None:
+            from encoders.text import get_text_encoder
+
+            self._text_encoder = get_text_encoder()
+        return self._text_encoder
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(self.text_encoder.encode(texts)).float()  # (n, d)
+
+    def generate(
+        self,
+        description: str,
+        *,
+        examples: list[tuple[str, str]] | None = None,
+        seed: int = 0,
+        rank: int | None = None,
+        score_candidates: ScoreCandidates | None = None,
+    ) -> GeneratedAdapter:
+        """A new adapter for ``description``; same arguments ⇒ bit-identical tensors.
+
+        With ``examples`` and ``score_candidates``, the generated adapter competes with the
+        nearest library experts (methods that keep a library) on the caller's scoring of the
+        examples, and the best-scoring one is returned (lineage says which).
+        """
+        import torch
+
+        from generators.canonical import recanonical, to_adapter
+
+        text = check_description(description)
+        exs = check_examples(examples)
+        r = self.layout.rank if rank is None else int(rank)
+        if r < 1 or r > 256:
+            raise GeneratorTrainingError(f"rank {rank!r} is out of range; use 1 … 256")
+        emb = self.embed([text])[0]  # (d,)
+        ex_emb = self.embed([example_text(i, o) for i, o in exs]) if exs else None  # (m, d)
+        with torch.no_grad():
+            facs, extra = self.factors(emb, ex_emb, int(seed))
+        chosen = "generated"
+        if exs and score_candidates is not None:
+            cands = [("generated", facs, extra)] + self.candidates(emb, ex_emb)
+            adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
+            scores = [float(s) for s in score_candidates(adapters)]
+            best = max(range(len(cands)), key=lambda i: (scores[i], -i))
+            chosen, facs, extra = cands[best]
+            extra = {**extra, "candidates": [{"name": c[0], "score": s} for c, s in zip(cands, scores, strict=True)]}
+        facs = recanonical(facs, r)
+        adapter = to_adapter(facs, self.layout, self.template, text)
+        lineage = {
+            "generator": f"{self.family}/{self.method}",
+            "version": self.version,
+            "method": self.method,
+            "family": self.family,
+            "seed": int(seed),
+            "rank": r,
+            "description": text,
+            "examples": [list(e) for e in exs],
+            "experts": [],
+            "chosen": chosen,
+            **extra,
+        }
+        return GeneratedAdapter(adapter, lineage)
+
+    def candidates(self, emb: torch.Tensor, ex_emb: torch.Tensor | None) -> list[tuple[str, Factors, dict[str, Any]]]:
+        """Alternatives to try on examples (library experts); none by default."""
+        return []
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, folder: str | Path, metrics: dict[str, Any] | None = None) -> str:
+        """config.json + model.safetensors (+ metrics.json); returns the content version."""
+        from safetensors.torch import save_file
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            "checkpoint_format": CHECKPOINT_FORMAT,
+            "method": self.method,
+            "family": self.family,
+            "config": asdict(self.config),
+            "layout": self.layout.to_json(),
+            "template": self.template,
+            "info": self.info,
+        }
+        cfg_text = json.dumps(cfg, indent=1, sort_keys=True)
+        (out / "config.json").write_text(cfg_text + "\n")
+        tensors = {k: v.detach().cpu().contiguous() for k, v in sorted(self.state.items())}
+        save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+        self.version = checkpoint_version(out)
+        if metrics is not None:
+            (out / "metrics.json").write_text(json.dumps({**metrics, "version": self.version}, indent=1) + "\n")
+        return self.version
+
+
+def checkpoint_version(folder: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        h.update((folder / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+# -- registry ---------------------------------------------------------------------------------
+_GENERATORS: dict[str, type[Generator]] = {}
+_loaded = False
+
+
+def register_generator(name: str, cls: type[Generator]) -> None:
+    if name in _GENERATORS:
+        raise ValueError(f"generator {name!r} is already registered")
+    _GENERATORS[name] = cls
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if not _loaded:
+        import importlib
+
+        for mod in ("generators.baselines", "generators.hypernet", "generators.semantic", "generators.cvae"):
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError as e:  # a method folder not built yet
+                if e.name != mod:
+                    raise
+        _loaded = True
+
+
+def generator_methods() -> list[str]:
+    _load_builtin()
+    return list(_GENERATORS)
+
+
+def get_generator_class(method: str) -> type[Generator]:
+    _load_builtin()
+    if method not in _GENERATORS:
+        raise UnknownGeneratorError(method, list(_GENERATORS))
+    return _GENERATORS[method]
+
+
+def make_config(cls: type[Generator], config: dict[str, Any] | None) -> Any:
+    """The method's dataclass config; unknown keys are dropped."""
+    known = {f.name for f in fields(cls.config_cls)}
+    return cls.config_cls(**{k: v for k, v in (config or {}).items() if k in known})
+
+
+def load_generator(folder: str | Path, *, text_encoder: Any = None) -> Generator:
+    """Rebuild a generator from ``config.json`` + ``model.safetensors``."""
+    from safetensors.torch import load_file
+
+    from generators.canonical import Layout
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise GeneratorCheckpointError(f"{folder}: a generator checkpoint needs config.json and model.safetensors")
+    cfg = json.loads((folder / "config.json").read_text())
+    if cfg.get("checkpoint_format") != CHECKPOINT_FORMAT:
+        raise GeneratorCheckpointError(
+            f"{folder}: checkpoint format {cfg.get('checkpoint_format')!r}, expected {CHECKPOINT_FORMAT}"
+        )
+    cls = get_generator_class(cfg["method"])
+    return cls(
+        family=cfg["family"],
+        layout=Layout.from_json(cfg["layout"]),
+        template=cfg["template"],
+        config=make_config(cls, cfg["config"]),
+        state=load_file(str(folder / "model.safetensors")),
+        info=cfg.get("info") or {},
+        text_encoder=text_encoder,
+        version=checkpoint_version(folder),
+    )
+
+
+def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) -> TrainData:
+    """Canonical params and description embeddings of the training items."""
+    from generators.canonical import Layout, stack
+
+    if len(items) < 2:
+        raise GeneratorTrainingError(f"{len(items)} training adapters; a generator needs at least 2")
+    names = [it.name for it in items]
+    if len(set(names)) != len(names):
+        raise GeneratorTrainingError("training adapter names must be unique")
+    for it in items:
+        if not [d for d in it.descriptions if d.strip()]:
+            raise GeneratorTrainingError(f"training adapter {it.name!r} has no description")
+    adapters = [it.adapter for it in items]
+    layout = Layout.from_adapters(adapters, rank)
+    desc_emb = [text_encoder.encode([d for d in it.descriptions if d.strip()]) for it in items]
+    ex_emb = [
+        text_encoder.encode([example_text(i, o) for i, o in it.examples]) if it.examples else None for it in items
+    ]
+    return TrainData(
+        layout=layout,
+        names=names,
+        tasks=[it.task for it in items],
+        factors=stack(adapters, layout),
+        desc_emb=desc_emb,
+        example_emb=ex_emb,
+        text_dim=int(desc_emb[0].shape[1]),
+    )
+
+
+def train_generator(
+    method: str,
+    family: str,
+    items: list[TrainItem],
+    out_dir: str | Path,
+    *,
+    config: dict[str, Any] | None = None,
+    text_encoder: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``method`` on ``items`` and save the checkpoint in ``out_dir``.
+
+    Returns ``{"path", "version", "metrics", "seconds"}``.
+    """
+    from generators.canonical import template_of
+
+    cls = get_generator_class(method)
+    cfg = make_config(cls, config)
+    if text_encoder is None:
+        from encoders.text import get_text_encoder
+
+        text_encoder = get_text_encoder()
+    t0 = time.perf_counter()
+    data = prepare(items, text_encoder, getattr(cfg, "rank", None))
+    state, info, metrics = cls.fit(data, cfg, progress)
+    info = {**info, "items": data.names, "text_model": getattr(text_encoder, "version", "unknown")}
+    gen = cls(
+        family=family,
+        layout=data.layout,
+        template=template_of(items[0].adapter),
+        config=cfg,
+        state=state,
+        info=info,
+        text_encoder=text_encoder,
+    )
+    seconds = time.perf_counter() - t0
+    metrics = {**metrics, "seconds": round(seconds, 2), "items": len(items), "tasks": len(set(data.tasks))}
+    version = gen.save(out_dir, metrics)
+    return {"path": str(Path(out_dir)), "version": version, "metrics": metrics, "seconds": seconds}

@@ -1,0 +1,131 @@
+"""Baseline generators: ``nearest`` expert, weighted ``topk_mean`` of experts, ``mean_all``.
+
+They keep the expert library (canonical factors + description embeddings) in the checkpoint
+and pick or mix experts by description cosine. Mixing is the exact ΔW sum (never A and B
+averaged separately), re-expressed at the target rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from generators.base import Factors, Generator, TrainData, register_generator
+from generators.errors import GeneratorTrainingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@dataclass
+class BaselineConfig:
+    k: int = 4  # experts mixed by topk_mean (and tried as candidates on examples)
+    temperature: float = 0.05  # softmax temperature over description cosines
+    rank: int | None = None  # canonical rank (None: the largest rank among the training adapters)
+    mean_rank: int = 16  # rank at which mean_all keeps the mean of every adapter
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise GeneratorTrainingError(f"k must be ≥ 1, got {self.k}")
+        if self.temperature <= 0:
+            raise GeneratorTrainingError(f"temperature must be > 0, got {self.temperature}")
+        if self.rank is not None and self.rank < 1:
+            raise GeneratorTrainingError(f"rank must be ≥ 1, got {self.rank}")
+        if self.mean_rank < 1:
+            raise GeneratorTrainingError(f"mean_rank must be ≥ 1, got {self.mean_rank}")
+
+
+class _LibraryGenerator(Generator):
+    config_cls = BaselineConfig
+    uses_library = True
+
+    def setup(self) -> None:
+        from generators.library import Library
+
+        if self.uses_library:
+            self.library = Library(self.state, self.info["experts"], self.layout.names)
+
+    @classmethod
+    def fit(
+        cls, data: TrainData, config: Any, progress: Callable[[int, int], None] | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+        from generators.library import library_state
+
+        state, info = library_state(data)
+        if progress:
+            progress(1, 1)
+        size = sum(int(t.numel() * t.element_size()) for t in state.values())
+        return state, info, {"library_bytes": size, "experts": len(info["experts"])}
+
+    def candidates(self, emb: torch.Tensor, ex_emb: torch.Tensor | None) -> list[tuple[str, Factors, dict[str, Any]]]:
+        if not self.uses_library:
+            return []
+        idx, _ = self.library.top(emb, max(self.config.k, 8), self.config.temperature)
+        return [
+            (
+                self.library.names[i],
+                self.library.expert(i),
+                {"experts": [{"name": self.library.names[i], "weight": 1.0}]},
+            )
+            for i in idx
+        ]
+
+
+class NearestGenerator(_LibraryGenerator):
+    """The expert whose descriptions are closest to the query."""
+
+    method = "nearest"
+
+    def factors(self, emb: torch.Tensor, example_emb: torch.Tensor | None, seed: int) -> tuple[Factors, dict[str, Any]]:
+        s = self.library.scores(emb)
+        i = int(s.argmax())
+        return self.library.expert(i), {"experts": [{"name": self.library.names[i], "weight": 1.0}]}
+
+
+class TopKMeanGenerator(_LibraryGenerator):
+    """softmax(cos / τ)-weighted exact ΔW sum of the top-K experts."""
+
+    method = "topk_mean"
+
+    def factors(self, emb: torch.Tensor, example_emb: torch.Tensor | None, seed: int) -> tuple[Factors, dict[str, Any]]:
+        idx, w = self.library.top(emb, self.config.k, self.config.temperature)
+        experts = [{"name": self.library.names[i], "weight": float(x)} for i, x in zip(idx, w, strict=True)]
+        return self.library.mix(idx, w, self.layout.rank * len(idx)), {"experts": experts}
+
+
+class MeanAllGenerator(_LibraryGenerator):
+    """The mean ΔW of every training task's adapter (ignores the description)."""
+
+    method = "mean_all"
+    uses_library = False
+
+    @classmethod
+    def fit(
+        cls, data: TrainData, config: Any, progress: Callable[[int, int], None] | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+        import torch
+
+        from generators.canonical import combine
+        from generators.library import experts_of
+
+        idx = experts_of(data)
+        w = torch.full((len(idx),), 1.0 / len(idx))
+        sub = {m: (a[idx], b[idx]) for m, (a, b) in data.factors.items()}
+        mean = combine(sub, w, config.mean_rank)
+        state = {}
+        for m, (a, b) in mean.items():
+            state[f"mean.{m}.A"], state[f"mean.{m}.B"] = a, b
+        if progress:
+            progress(1, 1)
+        return state, {"experts": [data.names[i] for i in idx]}, {"experts": len(idx)}
+
+    def factors(self, emb: torch.Tensor, example_emb: torch.Tensor | None, seed: int) -> tuple[Factors, dict[str, Any]]:
+        facs = {m: (self.state[f"mean.{m}.A"], self.state[f"mean.{m}.B"]) for m in self.layout.names}
+        n = len(self.info["experts"])
+        return facs, {"experts": [{"name": e, "weight": 1.0 / n} for e in self.info["experts"]]}
+
+
+register_generator("nearest", NearestGenerator)
+register_generator("topk_mean", TopKMeanGenerator)
+register_generator("mean_all", MeanAllGenerator)
