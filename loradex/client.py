@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from loradex.errors import (
+    ERROR_CODES,
     AdapterFormatError,
     AdapterNotFoundError,
     AuthError,
@@ -36,7 +37,19 @@ from loradex.errors import (
     PreviewUnavailableError,
     SearchError,
 )
-from loradex.types import Filters, Health, IngestReport, IngestResult, Job, SearchHit, Stats, hit_from_dict
+from loradex.types import (
+    ComposeResult,
+    Filters,
+    GenerateResult,
+    Health,
+    IngestReport,
+    IngestResult,
+    Job,
+    MergeOutcome,
+    SearchHit,
+    Stats,
+    hit_from_dict,
+)
 from registry.formats import resolve_source
 from registry.ingest import discover
 
@@ -225,6 +238,51 @@ class Client:
             err = job.error
             raise ClientError(0, err.code if err else "failed", err.message if err else f"training job {job.id} failed")
         return job.encoder
+
+    # -- generation and composition (jobs on the server) --------------------------------------
+    def generators(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """family → method → version, source, metrics (like ``LocalService.generators``, without paths)."""
+        return dict(self._request("GET", "/generators").json())
+
+    def generate(self, description: str, *, family: str, method: str | None = None,
+                 examples: Sequence[tuple[str, str]] | None = None, seed: int = 0, rank: int | None = None,
+                 poll: float = 0.1, timeout: float | None = None, **_: Any) -> GenerateResult:  # fmt: skip
+        """Generate and register an adapter on the server (a job) and wait for it."""
+        body = {"description": description, "family": family, "method": method, "seed": seed, "rank": rank,
+                "examples": [list(e) for e in examples] if examples else None}  # fmt: skip
+        return GenerateResult.from_dict(self._job_output("/generate", body, poll, timeout))
+
+    def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
+              rank: int | None = None, seed: int = 0, name: str | None = None, poll: float = 0.1,
+              timeout: float | None = None) -> MergeOutcome:  # fmt: skip
+        """Merge registered adapters into a new registered adapter on the server (a job)."""
+        body = {"adapters": [str(r) for r in refs], "weights": list(weights) if weights is not None else None,
+                "strategy": strategy, "rank": rank, "seed": seed, "name": name}  # fmt: skip
+        return MergeOutcome.from_dict(self._job_output("/merge", body, poll, timeout))
+
+    def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
+                strategy: str = "gate", weights: Sequence[float] | None = None,
+                inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
+                steps: int | None = None, poll: float = 0.1, timeout: float | None = None,
+                **_: Any) -> ComposeResult:  # fmt: skip
+        """Compose adapters at run time on the server (a job): images or outputs, and the gate plot."""
+        body = {"prompt": prompt, "adapters": [str(a) for a in adapters] if adapters else None, "auto": auto,
+                "strategy": strategy, "weights": list(weights) if weights is not None else None,
+                "inputs": list(inputs) if inputs else None, "family": family, "seed": seed, "n_images": n_images,
+                "steps": steps}  # fmt: skip
+        return ComposeResult.from_dict(self._job_output("/compose", body, poll, timeout))
+
+    def _job_output(self, path: str, body: dict[str, Any], poll: float, timeout: float | None) -> dict[str, Any]:
+        """POST ``body``, wait for the job, return its output; a failed job raises like an error response."""
+        r = self._request("POST", path, admin=True, json=body)
+        job = self.wait(Job.from_dict(r.json()).id, poll=poll, timeout=timeout)
+        if job.status != "done" or job.output is None:
+            err = job.error
+            code, message = (err.code, err.message) if err else ("failed", f"job {job.id} failed")
+            if code == "not_found":
+                raise AdapterNotFoundError(message)
+            raise ClientError(ERROR_CODES.get(code, 0), code, message)
+        return job.output
 
     def job(self, job_id: str) -> Job:
         not_found: ErrorMap = {"not_found": lambda _: JobNotFoundError(job_id)}

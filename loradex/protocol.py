@@ -12,7 +12,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from loradex.types import Filters, Health, IngestReport, IngestResult, SearchHit, Stats
+from loradex.types import (
+    ComposeResult,
+    Filters,
+    GenerateResult,
+    Health,
+    IngestReport,
+    IngestResult,
+    MergeOutcome,
+    SearchHit,
+    Stats,
+)
 
 
 @runtime_checkable
@@ -64,6 +74,28 @@ class Service(Protocol):
 
     def train_encoder(self, family: str, **kw: Any) -> dict[str, Any]:
         """Train ``family``'s weight encoder on its described adapters; family, version, best metrics."""
+        ...
+
+    def generators(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """family → method → version, source (bundled | trained), metrics."""
+        ...
+
+    def generate(self, description: str, *, family: str, method: str | None = None,
+                 examples: Sequence[tuple[str, str]] | None = None, seed: int = 0,
+                 rank: int | None = None) -> GenerateResult:  # fmt: skip
+        """A new registered adapter for ``description`` (and examples) from ``family``'s generator."""
+        ...
+
+    def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
+              rank: int | None = None, seed: int = 0, name: str | None = None) -> MergeOutcome:  # fmt: skip
+        """Registered adapters merged in weight space into a new registered adapter."""
+        ...
+
+    def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
+                strategy: str = "gate", weights: Sequence[float] | None = None,
+                inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
+                steps: int | None = None) -> ComposeResult:  # fmt: skip
+        """Adapters composed at run time in the family's base: images, or outputs for ``inputs``."""
         ...
 
 

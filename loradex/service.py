@@ -20,7 +20,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loradex.types import EncoderInfo, Filters, Health, IndexInfo, IngestReport, IngestResult, SearchHit, Stats
+from loradex.types import (
+    ComposeResult,
+    EncoderInfo,
+    Filters,
+    GenerateResult,
+    Health,
+    IndexInfo,
+    IngestReport,
+    IngestResult,
+    MergeOutcome,
+    SearchHit,
+    Stats,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from loradex.previews import Previewer
@@ -243,6 +255,51 @@ class LocalService:
         self.weight_embedder.reload()
         self.registry.sync_indexes()
         return version
+
+    # -- generation (loradex.generation) -----------------------------------------------------
+    def generators(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """family → method → {path, version, source: bundled | trained, metrics}."""
+        from loradex import generation
+
+        return generation.catalog(self)
+
+    def generate(self, description: str, *, family: str, method: str | None = None,
+                 examples: builtins.list[tuple[str, str]] | None = None, seed: int = 0, rank: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> GenerateResult:  # fmt: skip
+        """A new adapter for ``description`` (and input → output ``examples``) from ``family``'s
+        generator, written in the family's native format and registered with its lineage."""
+        from loradex import generation
+
+        return generation.generate(self, description, family=family, method=method, examples=examples, seed=seed,
+                                   rank=rank, progress=progress)  # fmt: skip
+
+    def train_generator(self, family: str, method: str, **kw: Any) -> dict[str, Any]:
+        """Train and record ``method`` for ``family`` on the registry's described adapters."""
+        from loradex import generation
+
+        return generation.train(self, family, method, **kw)
+
+    # -- composition (loradex.composition) ---------------------------------------------------
+    def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
+              rank: int | None = None, seed: int = 0, name: str | None = None) -> MergeOutcome:  # fmt: skip
+        """Merge registered adapters in weight space into a new registered adapter (``origin=merged``)."""
+        from loradex import composition
+
+        return composition.merge(self, builtins.list(refs), None if weights is None else builtins.list(weights),
+                                 strategy=strategy, rank=rank, seed=seed, name=name)  # fmt: skip
+
+    def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
+                strategy: str = "gate", weights: Sequence[float] | None = None,
+                inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
+                steps: int | None = None, progress: Any = None) -> ComposeResult:  # fmt: skip
+        """Render (diffusion) or run ``inputs`` (language) with several adapters composed at run time."""
+        from loradex import composition
+
+        return composition.compose(
+            self, prompt, refs=builtins.list(adapters) if adapters else None, auto=auto, strategy=strategy,
+            weights=None if weights is None else builtins.list(weights), inputs=builtins.list(inputs or []),
+            family=family, seed=seed, n_images=n_images, steps=steps, progress=progress,
+        )  # fmt: skip
 
 
 def _counts(values: Any) -> dict[str, int]:

@@ -24,6 +24,9 @@ __all__ = [
     "IngestReport",
     "IngestResult",
     "Job",
+    "ComposeResult",
+    "GenerateResult",
+    "MergeOutcome",
     "SearchHit",
     "Stats",
     "hit_from_dict",
@@ -145,3 +148,80 @@ def report_from_dict(d: dict[str, Any]) -> IngestReport:
 
 def hit_from_dict(d: dict[str, Any]) -> SearchHit:
     return SearchHit(dict(d["adapter"]), float(d["score"]), dict(d.get("scores") or {}), str(d.get("why") or ""))
+
+
+@dataclass
+class GenerateResult:
+    """A generated adapter, registered (``origin=generated``)."""
+
+    adapter: dict[str, Any]  # the registered adapter's detail (id, name, sha256, parents …)
+    lineage: dict[str, Any]  # generator, version, method, seed, rank, experts [{name, weight}], chosen …
+    seconds: float = 0.0  # generation time (the generator's forward pass), without writing and ingesting
+    duplicate: bool = False  # the same bytes were already registered (same request, same seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GenerateResult:
+        return cls(dict(d["adapter"]), dict(d.get("lineage") or {}), float(d.get("seconds") or 0.0),
+                   bool(d.get("duplicate")))  # fmt: skip
+
+
+@dataclass
+class MergeOutcome:
+    """A merge of registered adapters, registered itself (``origin=merged``)."""
+
+    adapter: dict[str, Any]  # the merged adapter's detail, with its parents (weight, method)
+    info: dict[str, Any]  # strategy, weights, rank, relative_error (when approximated), warnings
+    seconds: float = 0.0
+    duplicate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MergeOutcome:
+        return cls(dict(d["adapter"]), dict(d.get("info") or {}), float(d.get("seconds") or 0.0),
+                   bool(d.get("duplicate")))  # fmt: skip
+
+
+@dataclass
+class ComposeResult:
+    """Adapters composed at run time in their family's base pipeline (nothing is registered)."""
+
+    adapters: list[dict[str, Any]]  # id, name, family, format, description of each composed adapter
+    family: str
+    strategy: str  # gate | linear | switch | composite | chain | merge:<strategy>
+    weights: list[float] = field(default_factory=list)  # per adapter: routed or static weight
+    images: list[bytes] = field(default_factory=list)  # PNG per image (diffusion families)
+    outputs: list[str] = field(default_factory=list)  # one per input (language families)
+    gate_png: bytes | None = None  # gate values per layer over timesteps, when a gate ran
+    info: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: PNGs as base64 strings."""
+        import base64
+
+        d = asdict(self)
+        d["images"] = [base64.b64encode(b).decode() for b in self.images]
+        d["gate_png"] = base64.b64encode(self.gate_png).decode() if self.gate_png is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ComposeResult:
+        import base64
+
+        gate = d.get("gate_png")
+        return cls(
+            adapters=[dict(a) for a in d.get("adapters") or []],
+            family=str(d["family"]),
+            strategy=str(d["strategy"]),
+            weights=[float(x) for x in d.get("weights") or []],
+            images=[base64.b64decode(s) for s in d.get("images") or []],
+            outputs=[str(s) for s in d.get("outputs") or []],
+            gate_png=base64.b64decode(gate) if gate else None,
+            info=dict(d.get("info") or {}),
+            seconds=float(d.get("seconds") or 0.0),
+        )

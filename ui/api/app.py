@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from loradex.errors import ERROR_CODES
 from loradex.jobs import JobRunner
-from ui.api import adapters, admin, meta, search
+from ui.api import adapters, admin, create, meta, search
 from ui.api.errors import BodyLimit, install_error_handlers
 from ui.api.uploads import UploadLimits
 
@@ -56,6 +56,6 @@ def create_app(
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST", "DELETE"],  # type: ignore[arg-type]
                            allow_headers=["Authorization", "Content-Type"])  # fmt: skip
-    for module in (meta, adapters, search, admin):
+    for module in (meta, adapters, search, admin, create):
         app.include_router(module.router)
     return app

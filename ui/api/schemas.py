@@ -92,3 +92,37 @@ INGEST_BODY = {
         },
     }
 }  # fmt: skip
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(max_length=4000, description="what the new adapter should do or look like")
+    family: str = Field(description="base family (GET /generators lists those with a generator)")
+    method: str | None = Field(None, description="generator method; default: the family's best available")
+    examples: list[tuple[str, str]] | None = Field(None, max_length=32, description="input → output pairs")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    rank: int | None = Field(None, ge=1, le=256)
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    adapters: list[str] = Field(min_length=2, max_length=16, description="ids or sha256 prefixes")
+    weights: list[float] | None = Field(None, description="one per adapter (negative: subtract); default equal")
+    strategy: str = Field("cat", description="cat | svd | ties | dare_linear | dare_ties | magnitude_prune | lego")
+    rank: int | None = Field(None, ge=1, le=1024)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    name: str | None = Field(None, max_length=120, pattern=r"^[A-Za-z0-9._-]+$")
+
+
+class ComposeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(max_length=4000, description="what to render, or the task for a language model")
+    adapters: list[str] | None = Field(None, max_length=8, description="ids; or leave empty and set auto")
+    auto: int | None = Field(None, ge=1, le=8, description="retrieve the top K adapters for the prompt")
+    strategy: str = Field("gate", description="gate | linear | switch | composite | chain | merge:<strategy>")
+    weights: list[float] | None = None
+    inputs: list[str] | None = Field(None, max_length=64, description="language families: inputs to run")
+    family: str | None = None
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    n_images: int = Field(1, ge=1, le=8)
+    steps: int | None = Field(None, ge=1, le=200)

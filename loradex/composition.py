@@ -1,0 +1,155 @@
+"""Composition wired into the service: weight-space merges registered as new adapters, and
+runtime fusion of several adapters in their family's base pipeline.
+
+``merge`` loads the adapters, merges them with a ``fusion.merge`` strategy, writes the result in
+the family's native format and ingests it with ``origin=merged`` and lineage to every input (its
+weight and ``merge:<strategy>``). ``compose`` installs the adapters side by side in the family's
+registered base (``loradex.bases``) — never fusing into the base weights — and renders images
+(diffusion families) or runs an input (language families), routed by the prompt; ``auto=K``
+retrieves the adapters for the prompt first. Trained gates are read from
+``fusion/checkpoints/<family>/``; other families get the training-free gate.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loradex.errors import SearchError
+from loradex.types import ComposeResult, MergeOutcome
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loradex.service import LocalService
+
+GATES = Path(__file__).resolve().parents[1] / "fusion" / "checkpoints"
+MAX_COMPOSE = 8  # adapters one composition installs at most
+
+
+def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None = None, *, strategy: str = "cat",
+          rank: int | None = None, seed: int = 0, name: str | None = None) -> MergeOutcome:  # fmt: skip
+    """Merge registered adapters into a new registered one (see module doc)."""
+    from fusion.errors import FusionError
+    from fusion.merge import merge as merge_adapters
+    from registry.formats import write_adapter
+
+    if len(refs) < 2:
+        raise FusionError(f"a merge needs at least two adapters, got {len(refs)}")
+    rows = [svc.get(r) for r in refs]
+    w = [1.0 / len(rows)] * len(rows) if weights is None else [float(x) for x in weights]
+    if len(w) != len(rows):
+        raise FusionError(f"{len(w)} weights for {len(rows)} adapters; give one weight per adapter")
+    adapters = [svc.load(r["id"]) for r in rows]
+    t0 = time.perf_counter()
+    res = merge_adapters(adapters, w, strategy=strategy, rank=rank, seed=seed)
+    seconds = time.perf_counter() - t0
+    out = res.adapter
+    label = " + ".join(f"{x:g}·{r['name']}" for x, r in zip(w, rows, strict=True))
+    out.description = f"merge ({strategy}) of {label}"
+    out.metadata = {**out.metadata, "loradex.origin": "merged",
+                    "loradex.merge": json.dumps({"strategy": strategy, "weights": w, "rank": rank, "seed": seed,
+                                                 "parents": [r["sha256"] for r in rows]}, sort_keys=True)}  # fmt: skip
+    stem = name or f"merge-{strategy}-" + "-".join(str(r["id"]) for r in rows)
+    staging = svc.home / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=staging, prefix=".merge-"))
+    try:
+        folder = tmp / stem
+        folder.mkdir()
+        files = write_adapter(out, out.format, folder)
+        target = folder if (folder / "adapter_config.json").is_file() else files[0]
+        edges = [{"parent": r["id"], "weight": x, "method": f"merge:{strategy}"} for r, x in zip(rows, w, strict=True)]
+        report = svc.ingest([target], origin="merged", lineage=edges)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    (r,) = report.results
+    if r.status == "refused" or r.adapter_id is None:
+        raise FusionError(f"the merged adapter could not be registered: {r.reason}")
+    info = {k: v for k, v in res.info.items() if k != "per_module"}
+    return MergeOutcome(adapter=svc.get(r.adapter_id), info=info, seconds=seconds, duplicate=r.status == "duplicate")
+
+
+def _png(img: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, auto: int | None,
+                  family: str | None) -> list[dict[str, Any]]:  # fmt: skip
+    """The adapters to compose: the given ones, or the top ``auto`` search hits of one family."""
+    if refs:
+        rows = [svc.get(r) for r in refs]
+    elif auto:
+        hits = svc.search(prompt, k=max(auto * 3, auto), family=family)
+        if not hits:
+            raise SearchError(f"no adapter found for {prompt!r}" + (f" in family {family!r}" if family else ""))
+        fam = family or hits[0].adapter["family"]
+        rows = [svc.get(h.adapter["id"]) for h in hits if h.adapter["family"] == fam][:auto]
+    else:
+        raise SearchError("name the adapters to compose, or ask for the top K with auto")
+    if not 1 <= len(rows) <= MAX_COMPOSE:
+        raise SearchError(f"compose takes 1 … {MAX_COMPOSE} adapters, got {len(rows)}")
+    families = sorted({r["family"] for r in rows})
+    if len(families) > 1:
+        raise SearchError(f"adapters of different families cannot be composed: {', '.join(families)}")
+    return rows
+
+
+def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = None, auto: int | None = None,
+            strategy: str = "gate", weights: list[float] | None = None, inputs: list[str] | None = None,
+            family: str | None = None, seed: int = 0, n_images: int = 1, steps: int | None = None,
+            progress: Any = None) -> ComposeResult:  # fmt: skip
+    """Run ``prompt`` through the family's base with the adapters composed by ``strategy``."""
+    from loradex.bases import get_base, load_base
+
+    if not prompt or not prompt.strip():
+        raise SearchError("empty prompt: say what to render, or for a language model what task to do")
+    rows = pick_adapters(svc, prompt, refs, auto, family)
+    fam = rows[0]["family"]
+    base = get_base(fam)
+    adapters = [svc.load(r["id"]) for r in rows]
+    names = [r["name"] for r in rows]
+    descriptions = [r.get("description") or r["name"] for r in rows]
+    gate_dir = GATES / fam if (GATES / fam / "config.json").is_file() else None
+    t0 = time.perf_counter()
+    images: list[bytes] = []
+    outputs: list[str] = []
+    if base.kind == "text":
+        from fusion.compose import compose_text
+
+        if not inputs:
+            raise SearchError(f"family {fam!r} is a language model: give an input to run (--input TEXT)")
+        model, tok = load_base(fam)
+        res = compose_text(model, tok, adapters, prompt, list(inputs), strategy=strategy, weights=weights,
+                           gate_dir=gate_dir, text_encoder=svc.text_encoder, names=names,
+                           descriptions=descriptions)  # fmt: skip
+        outputs = list(res.outputs)
+    else:
+        from fusion.compose import compose_images
+
+        pipe = load_base(fam)
+        res = compose_images(pipe, adapters, prompt, strategy=strategy, weights=weights, gate_dir=gate_dir, seed=seed,
+                             n_images=n_images, steps=steps, text_encoder=svc.text_encoder, progress=progress,
+                             names=names, descriptions=descriptions)  # fmt: skip
+        images = [_png(im) for im in res.images]
+    seconds = time.perf_counter() - t0
+    gate_png = None
+    if res.gate_trace and res.gate_trace.get("values"):
+        from fusion.plot import plot_gates
+
+        with tempfile.TemporaryDirectory() as d:
+            gate_png = plot_gates(res.gate_trace, Path(d) / "gates.png").read_bytes()
+    summaries = [{k: r[k] for k in ("id", "name", "family", "format", "description")} for r in rows]
+    info = json.loads(json.dumps(res.info, default=str))
+    return ComposeResult(adapters=summaries, family=fam, strategy=strategy, weights=[float(x) for x in res.weights],
+                         images=images, outputs=outputs, gate_png=gate_png, info=info, seconds=seconds)  # fmt: skip
+
+
+def b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode() if data is not None else None

@@ -1,0 +1,208 @@
+"""Generation wired into the service: which generators a family has, generating a registered
+adapter from a description (and examples), and training a generator from the registry.
+
+Generators come from the checkpoints committed under ``generators/checkpoints/<family>/<method>``
+and from ``loradex train-generator`` runs, which are recorded in the registry (``encoder_checkpoints``
+rows of kind ``generator``; the newest of a family and method wins over the bundled one).
+
+A generated adapter is written in its family's native format (the generator's template: PEFT
+for language models, diffusers for diffusion), ingested with ``origin=generated`` and lineage to
+the library adapters it drew on (experts and their weights), and its generator, version, method
+and seed are kept in the adapter's metadata. Same arguments ⇒ same bytes ⇒ same sha256: a second
+identical request answers with the adapter already registered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loradex.types import GenerateResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loradex.service import LocalService
+
+GENERATOR_KIND = "generator"  # encoder_checkpoints.kind of a trained generator
+_CACHE: dict[str, Any] = {}  # checkpoint folder → loaded generator
+_LOCK = threading.Lock()
+
+
+def catalog(svc: LocalService) -> dict[str, dict[str, dict[str, Any]]]:
+    """family → method → {"path", "version", "source": bundled | trained, "metrics"}."""
+    from generators import BUNDLED, bundled_generators
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for family, methods in bundled_generators().items():
+        for m in methods:
+            folder = BUNDLED / family / m
+            out.setdefault(family, {})[m] = {"path": str(folder), "version": _version(folder), "source": "bundled",
+                                             "metrics": _metrics(folder)}  # fmt: skip
+    for rec in svc.registry.encoders(GENERATOR_KIND):  # oldest first: a later one replaces
+        method = str((rec.get("metrics") or {}).get("method") or "")
+        if method and Path(rec["path"]).is_dir():
+            out.setdefault(rec["family"], {})[method] = {"path": rec["path"], "version": rec["version"],
+                                                         "source": "trained", "metrics": rec["metrics"]}  # fmt: skip
+    return out
+
+
+def _version(folder: Path) -> str:
+    from generators.base import checkpoint_version
+
+    return checkpoint_version(folder)
+
+
+def _metrics(folder: Path) -> dict[str, Any]:
+    f = folder / "metrics.json"
+    try:
+        return dict(json.loads(f.read_text())) if f.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def pick(svc: LocalService, family: str, method: str | None) -> tuple[str, dict[str, Any]]:
+    """(method, catalog entry) for ``family``; ``UntrainedFamilyError`` names what exists."""
+    from generators import DEFAULT_METHODS, UnknownGeneratorError, UntrainedFamilyError, generator_methods
+
+    if method is not None and method not in generator_methods():
+        raise UnknownGeneratorError(method, generator_methods())
+    have = catalog(svc)
+    methods = have.get(family, {})
+    if not methods:
+        raise UntrainedFamilyError(family, method, [f"{f}: {', '.join(sorted(m))}" for f, m in sorted(have.items())])
+    if method is None:
+        method = next((m for m in DEFAULT_METHODS if m in methods), sorted(methods)[0])
+    if method not in methods:
+        raise UntrainedFamilyError(family, method, sorted(methods))
+    return method, methods[method]
+
+
+def load(svc: LocalService, path: str) -> Any:
+    from generators import load_generator
+
+    with _LOCK:
+        if path not in _CACHE:
+            _CACHE[path] = load_generator(path, text_encoder=svc.text_encoder)
+        return _CACHE[path]
+
+
+def example_scorer(family: str, examples: list[tuple[str, str]]) -> Callable[[list[Any]], list[float]] | None:
+    """For a family whose registered base is a language model: candidates are run on the examples'
+    inputs and scored by the fraction of outputs that match exactly. None for other families."""
+    from loradex.bases import base_families, get_base, load_base
+
+    if not examples or family not in base_families() or get_base(family).kind != "text":
+        return None
+
+    def score(adapters: list[Any]) -> list[float]:
+        from fusion.compose import compose_text
+
+        model, tok = load_base(family)
+        inputs = [i for i, _ in examples]
+        out = []
+        for a in adapters:
+            got = compose_text(model, tok, [a], "", inputs, strategy="linear").outputs
+            out.append(sum(g == o for g, (_, o) in zip(got, examples, strict=True)) / len(examples))
+        return out
+
+    return score
+
+
+def _slug(text: str, n: int = 40) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return s[:n].rstrip("-") or "adapter"
+
+
+def generate(
+    svc: LocalService,
+    description: str,
+    *,
+    family: str,
+    method: str | None = None,
+    examples: list[tuple[str, str]] | None = None,
+    seed: int = 0,
+    rank: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerateResult:
+    """Generate, write in the family's native format, register (``origin=generated``); see module doc."""
+    from registry.formats import write_adapter
+
+    t0 = time.perf_counter()
+    method, entry = pick(svc, family, method)
+    gen = load(svc, entry["path"])
+    exs = [(str(i), str(o)) for i, o in (examples or [])]
+    out = gen.generate(description, examples=exs or None, seed=seed, rank=rank,
+                       score_candidates=example_scorer(family, exs))  # fmt: skip
+    seconds = time.perf_counter() - t0
+    lineage = dict(out.lineage)
+    adapter = out.adapter
+    adapter.description = str(lineage.get("description") or description).strip()
+    adapter.metadata = {**adapter.metadata, "loradex.origin": "generated",
+                        "loradex.generator": json.dumps(_file_lineage(lineage), sort_keys=True)}  # fmt: skip
+    if progress:
+        progress(1, 2)
+    name = f"gen-{_slug(adapter.description)}-{method}-s{seed}"
+    staging = svc.home / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=staging, prefix=".gen-"))
+    try:
+        folder = tmp / name
+        folder.mkdir()
+        files = write_adapter(adapter, adapter.format, folder)
+        target = folder if (folder / "adapter_config.json").is_file() else files[0]
+        edges = _expert_edges(svc, lineage, method)
+        report = svc.ingest([target], origin="generated", lineage=edges)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    (res,) = report.results
+    if res.status == "refused" or res.adapter_id is None:
+        from generators import GeneratorError
+
+        raise GeneratorError(f"the generated adapter could not be registered: {res.reason}")
+    if progress:
+        progress(2, 2)
+    return GenerateResult(adapter=svc.get(res.adapter_id), lineage=lineage, seconds=seconds,
+                          duplicate=res.status == "duplicate")  # fmt: skip
+
+
+def _file_lineage(lineage: dict[str, Any]) -> dict[str, Any]:
+    """What the file itself records (no timings: the bytes must not depend on when it ran)."""
+    keep = ("generator", "version", "method", "family", "seed", "rank", "experts", "chosen")
+    return {k: lineage[k] for k in keep if k in lineage}
+
+
+def _expert_edges(svc: LocalService, lineage: dict[str, Any], method: str) -> list[dict[str, Any]]:
+    """Lineage rows to the registered adapters the generator drew on (by name, when unambiguous)."""
+    experts = lineage.get("experts") or []
+    if not experts:
+        return []
+    family = str(lineage.get("family") or "")
+    by_name: dict[str, list[int]] = {}
+    for row in svc.registry.list(family=family) if family else []:
+        by_name.setdefault(row["name"], []).append(int(row["id"]))
+    edges = []
+    for e in experts:
+        ids = by_name.get(str(e.get("name")), [])
+        if len(ids) == 1:
+            edges.append({"parent": ids[0], "weight": float(e.get("weight", 0.0)), "method": f"generate:{method}"})
+    return edges
+
+
+def train(svc: LocalService, family: str, method: str, *, texts: str | Path | None = None,
+          config: dict[str, Any] | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train ``method`` for ``family`` on the registry's described adapters and record it."""
+    from generators.registry_training import load_texts_file, train_from_registry
+
+    table = load_texts_file(texts) if texts else None
+    res = train_from_registry(svc.registry, family, method, svc.text_encoder, texts=table, config=config,
+                              progress=progress)  # fmt: skip
+    metrics = {**(res.get("metrics") or {}), "method": method, "seconds": res.get("seconds")}
+    svc.registry.record_encoder(GENERATOR_KIND, family, res["version"], Path(res["path"]), metrics)
+    return {k: res[k] for k in ("family", "method", "version", "path", "seconds") if k in res} | {
+        "metrics": metrics, "items": len(res.get("items") or [])}  # fmt: skip
