@@ -144,8 +144,13 @@ class Registry:
         with transaction(self.sessions) as s:
             existing = crud.get_by_sha(session=s, sha256=prep.sha256)
             if existing is not None:
+                reason = f"same sha256 as adapter {existing.id} ({existing.name})"
+                if not self.blobs.exists(prep.sha256):  # lost blob (see fsck): same bytes restore it
+                    with self.blobs.lock(prep.sha256):
+                        self.blobs.put_new(prep.sha256, {p.name: p for p in prep.source.files})
+                    reason += "; its missing blob was restored from this file"
                 return IngestResult(path, "duplicate", existing.id, existing.name, existing.family, existing.format,
-                                    reason=f"same sha256 as adapter {existing.id} ({existing.name})")  # fmt: skip
+                                    reason=reason)  # fmt: skip
         info = {**prep.row_fields(), "tags": list(a.tags)}
         vecs = {k: e.embed(info, lambda: a) for k, e in self.embedders.items()}
         with self.blobs.lock(prep.sha256):
@@ -286,6 +291,12 @@ class Registry:
         with self.blobs.lock(info["sha256"]):
             self._remove_unreferenced_blob(info["sha256"])
         return info
+
+    def fsck(self, *, repair: bool = False) -> Any:
+        """``registry.fsck.FsckReport``: rows vs blobs vs embeddings vs index entries."""
+        from registry.fsck import fsck
+
+        return fsck(self, repair=repair)
 
     def _remove_unreferenced_blob(self, sha256: str) -> None:
         """Delete a blob unless a row references it (call with ``blobs.lock(sha256)`` held)."""

@@ -192,3 +192,67 @@ def test_all_zero_adapter_is_ingested_with_a_warning(registry, tmp_path: Path) -
     assert ZERO_ADAPTER_WARNING in registry.get(res.adapter_id)["warnings"]
     (ok,) = registry.ingest([kohya_file(tmp_path / "trained.safetensors", 1)]).results
     assert ZERO_ADAPTER_WARNING not in ok.warnings
+
+
+# -- fsck ---------------------------------------------------------------------------------------
+class _NormEmbedder:
+    """A real (if simple) embedder: the normalized first 8 values of the first module's ΔW."""
+
+    kind = "weights"
+
+    def __init__(self, version: str = "norm-v1") -> None:
+        self._version = version
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def embed(self, info, load):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        a = load()
+        v = next(iter(a.modules.values())).delta().flatten()[:8].numpy().astype(np.float32)
+        return v / np.linalg.norm(v)
+
+
+def test_fsck_finds_and_repairs(db_url: str, tmp_path: Path) -> None:
+    import shutil
+
+    from registry.store import Registry
+
+    reg = Registry(tmp_path / "home", db_url, embedders=[_NormEmbedder()])
+    reg.init()
+    ids = [reg.ingest([kohya_file(tmp_path / f"a{i}.safetensors", i)]).results[0].adapter_id for i in range(4)]
+    clean = reg.fsck()
+    assert clean.problems == 0 and clean.adapters == 4 and clean.blobs == 4
+    # Damage: a lost blob, an orphan blob, a stale temp folder, an index entry gone, a stale version.
+    lost = reg.get(ids[0])["sha256"]
+    shutil.rmtree(reg.blobs.path(lost))
+    src = tmp_path / "x.bin"
+    src.write_bytes(b"orphan")
+    reg.blobs.put("ff" * 32, {"x.bin": src})
+    temp = reg.blobs.root / "ff" / ".tmp-dead"
+    temp.mkdir()
+    reg.indexes["weights"].remove([ids[1]])
+    found = reg.fsck()
+    assert [m["id"] for m in found.missing_blobs] == [ids[0]]
+    assert found.orphan_blobs == ["ff" * 32]
+    assert found.index_drift == {"weights": {"extra": [], "missing": [ids[1]]}}
+    assert found.stale_temps == []  # too young to be called stale
+    from registry.fsck import fsck
+
+    fixed = fsck(reg, repair=True, temp_age=0.0)
+    assert str(temp) in fixed.stale_temps and fixed.repaired
+    after = reg.fsck()
+    assert after.problems == after.unrepairable == 1  # only the lost blob is left
+    assert not temp.exists() and not reg.blobs.exists("ff" * 32)
+    # Ingesting the original file again restores the lost blob; then all is clean.
+    (res,) = reg.ingest([tmp_path / "a0.safetensors"]).results
+    assert res.status == "duplicate" and "restored" in res.reason
+    assert reg.fsck().problems == 0
+    reg.load(ids[0])
+    # A new encoder version: its vectors are stale until repaired.
+    reg2 = Registry(tmp_path / "home", db_url, embedders=[_NormEmbedder("norm-v2")])
+    assert reg2.fsck().stale_embeddings == {"weights": 4}
+    reg2.fsck(repair=True)
+    assert reg2.fsck().problems == 0
