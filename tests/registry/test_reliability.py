@@ -256,3 +256,68 @@ def test_fsck_finds_and_repairs(db_url: str, tmp_path: Path) -> None:
     assert reg2.fsck().stale_embeddings == {"weights": 4}
     reg2.fsck(repair=True)
     assert reg2.fsck().problems == 0
+
+
+# -- 7. operational causes become one line ---------------------------------------------------------
+def test_read_only_data_dir_is_explained_in_one_line(tmp_path: Path) -> None:
+    import os
+
+    from registry.errors import StorageError, explain
+    from registry.store import Registry
+
+    home = tmp_path / "home"
+    Registry(home).init()
+    db = home / "loradex.db"
+    os.chmod(home, 0o555)
+    os.chmod(db, 0o444)
+    try:
+        if os.access(db, os.W_OK):
+            pytest.skip("running with privileges that ignore file modes (root): checked through EROFS below")
+        reg = Registry(home)
+        with pytest.raises(Exception) as e:
+            reg.ingest([kohya_file(tmp_path / "a.safetensors", 1)])
+        err = explain(e.value, home)
+        assert isinstance(err, StorageError) and "\n" not in str(err)
+    finally:
+        os.chmod(home, 0o755)
+        os.chmod(db, 0o644)
+
+
+@pytest.mark.parametrize(
+    ("exc", "phrase"),
+    [
+        (OSError(30, "Read-only file system", "/data/blobs"), "read-only file system: cannot write /data/blobs"),
+        (OSError(28, "No space left on device", "/data/x"), "no space left"),
+        (PermissionError(13, "Permission denied", "/data/loradex.db"), "permission denied: /data/loradex.db"),
+    ],
+)
+def test_explain_os_errors(exc: OSError, phrase: str) -> None:
+    from registry.errors import explain
+
+    assert phrase in str(explain(exc))
+    try:  # found through the cause chain, as when a library wraps it
+        raise RuntimeError("wrapper") from exc
+    except RuntimeError as wrapped:
+        assert phrase in str(explain(wrapped))
+    assert explain(ValueError("a bug")) is None
+
+
+def test_explain_database_errors(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from registry.errors import DatabaseUnavailableError, StorageError, explain
+
+    db = tmp_path / "x.db"
+    sqlite3.connect(db).execute("create table t (x int)")
+    os_ro = create_engine(f"sqlite:///file:{db}?mode=ro&uri=true")
+    with pytest.raises(OperationalError) as e, os_ro.begin() as c:
+        c.execute(text("insert into t values (1)"))
+    assert isinstance(explain(e.value), StorageError) and "read-only" in str(explain(e.value))
+    dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
+    with pytest.raises(OperationalError) as e2, dead.connect():
+        pass
+    err = explain(e2.value, "postgresql://127.0.0.1:1")
+    assert isinstance(err, DatabaseUnavailableError) and "cannot be reached" in str(err)
