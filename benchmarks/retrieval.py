@@ -186,8 +186,8 @@ def suite_retrieval(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _suite_zoo(zoo: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from loradex.service import LocalService
     from registry.store import Registry
-    from ui.service import LocalService
 
     manifest = json.loads((zoo / "manifest.json").read_text())
     family = zoo_family(manifest)
@@ -209,7 +209,7 @@ def _suite_zoo(zoo: Path, args: argparse.Namespace) -> dict[str, Any]:
         bare.ingest([zoo / "adapters"])
         t_bare = time.perf_counter() - t0
         bare.close()
-        svc = LocalService(root / "described")
+        svc = LocalService.open(root / "described")
         if extra:
             svc.add_encoder(Path(extra))
         t0 = time.perf_counter()
@@ -235,7 +235,7 @@ def _suite_zoo(zoo: Path, args: argparse.Namespace) -> dict[str, Any]:
         result["encoder"] = svc.weight_embedder.families[family]
         stripped = root / "stripped"
         opaque = _strip_descriptions(zoo / "adapters", stripped)
-        svc2 = LocalService(root / "undescribed")
+        svc2 = LocalService.open(root / "undescribed")
         if extra:
             svc2.add_encoder(Path(extra))
         svc2.ingest([stripped])

@@ -220,13 +220,11 @@ class _NoWeightEncoders:
 
 
 def text_service(reg: Registry, encoder: TextEncoder) -> Any:
-    """The real ``LocalService.search`` over a bulk-built registry (skipping its ``__init__``,
-    whose ``init()`` would re-check all N adapters for missing embeddings before every run)."""
-    from ui.service import LocalService
+    """The real ``LocalService.search`` over a bulk-built registry, opened from these ready-made parts
+    without a sync (which would re-check all N adapters for missing embeddings before every run)."""
+    from loradex.service import LocalService
 
-    svc = LocalService.__new__(LocalService)
-    svc.text_encoder, svc.weight_embedder, svc.registry = encoder, _NoWeightEncoders(), reg
-    return svc
+    return LocalService.open(registry=reg, text_encoder=encoder, weight_embedder=_NoWeightEncoders(), sync=False)
 
 
 # -- prompts and descriptions ------------------------------------------------------------------

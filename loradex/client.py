@@ -1,10 +1,10 @@
-"""``Client``: the loradex REST API from Python, with the methods and return types of ``LocalService``.
+"""``Client``: the loradex REST API from Python; implements ``loradex.protocol.Service`` like ``LocalService``.
 
 ``list`` / ``get`` / ``remove`` return the same dicts, ``search`` the same ``SearchHit`` objects
 (equal to in-process ones), ``ingest`` the same ``IngestReport`` (paths are the caller's local
 paths, as with ``LocalService``), ``export`` the written files. ``health`` and ``stats`` return
-``ui.models`` dataclasses. Errors come back as the registry's exceptions
-(``AdapterNotFoundError``, ``SearchError``, ``ExportError``) or ``ClientError`` carrying the API's
+``loradex.types`` dataclasses. Errors come back as the exceptions of ``loradex.errors``
+(``AdapterNotFoundError``, ``SearchError``, ``ExportError`` …) or ``ClientError`` carrying the API's
 stable code. Importing this module does not import torch.
 
     from loradex import Client
@@ -19,35 +19,30 @@ import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from registry.errors import AdapterFormatError, AdapterNotFoundError, ExportError, RegistryError
+from loradex.errors import (
+    AdapterFormatError,
+    AdapterNotFoundError,
+    AuthError,
+    ClientError,
+    ExportError,
+    JobNotFoundError,
+    PreviewUnavailableError,
+    SearchError,
+)
+from loradex.types import Filters, Health, IngestReport, IngestResult, Job, SearchHit, Stats, hit_from_dict
 from registry.formats import resolve_source
-from registry.ingest import IngestReport, IngestResult, discover
-from ui.models import Health, Job, SearchHit, Stats, hit_from_dict
-from ui.previews import PreviewUnavailableError
-from ui.service import SearchError
+from registry.ingest import discover
 
-LIST_FILTERS = ("family", "format", "origin", "tag", "limit", "offset")
 _CHUNK = 1 << 20
 
-
-class ClientError(RegistryError):
-    """An API error without a registry counterpart: ``status`` (0: no response), ``code``, ``message``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        self.status, self.code, self.message = status, code, message
-        super().__init__(f"{code} ({status}): {message}" if status else f"{code}: {message}")
-
-
-class AuthError(ClientError):
-    """An admin call without a valid token (``unauthorized``) or on a server without one (``forbidden``)."""
-
+__all__ = ["AuthError", "Client", "ClientError"]
 
 ErrorMap = dict[str, Callable[[str], Exception]]
 
@@ -107,12 +102,11 @@ class Client:
         return Stats.from_dict(self._request("GET", "/stats").json())
 
     # -- registry --------------------------------------------------------------------------
-    def list(self, **filters: Any) -> builtins.list[dict[str, Any]]:
-        unknown = sorted(set(filters) - set(LIST_FILTERS))
-        if unknown:
-            raise TypeError(f"list() got unexpected filters {unknown}; known: {', '.join(LIST_FILTERS)}")
-        params = {k: v for k, v in filters.items() if v is not None}
-        return list(self._request("GET", "/adapters", params=params).json())
+    def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0,
+             **kw: Any) -> builtins.list[dict[str, Any]]:  # fmt: skip
+        params: dict[str, Any] = {**Filters.of(filters, **kw).to_dict(), "limit": limit, "offset": offset or None}
+        params["tag"] = params.pop("tags", None)
+        return list(self._request("GET", "/adapters", params={k: v for k, v in params.items() if v}).json())
 
     def get(self, ref: str | int) -> dict[str, Any]:
         not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
@@ -161,26 +155,16 @@ class Client:
         return written
 
     # -- search ----------------------------------------------------------------------------
-    def search(
-        self,
-        prompt: str,
-        k: int = 10,
-        *,
-        mode: str = "hybrid",
-        family: str | None = None,
-        format: str | None = None,
-        origin: str | None = None,
-        tags: builtins.list[str] | None = None,
-    ) -> builtins.list[SearchHit]:
-        body = {"prompt": prompt, "k": k, "mode": mode, "family": family, "format": format, "origin": origin,
-                "tags": tags}  # fmt: skip
+    def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
+               **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
+        body = {"prompt": prompt, "k": k, "mode": mode, **Filters.of(filters, **kw).to_dict()}
         r = self._request("POST", "/search", json=body, errors={"bad_request": SearchError})
         return [hit_from_dict(h) for h in r.json()["hits"]]
 
     # -- ingestion -------------------------------------------------------------------------
     def ingest(
         self,
-        paths: builtins.list[str | Path],
+        paths: Sequence[str | Path],
         *,
         workers: int | None = None,  # accepted for LocalService parity; the server decides
         progress: Callable[[IngestResult], None] | None = None,
@@ -243,7 +227,8 @@ class Client:
         return job.encoder
 
     def job(self, job_id: str) -> Job:
-        return Job.from_dict(self._request("GET", f"/jobs/{self._ref(job_id)}", admin=True).json())
+        not_found: ErrorMap = {"not_found": lambda _: JobNotFoundError(job_id)}
+        return Job.from_dict(self._request("GET", f"/jobs/{self._ref(job_id)}", admin=True, errors=not_found).json())
 
     def wait(self, job_id: str, *, poll: float = 0.1, timeout: float | None = None,
              on_result: Callable[[IngestResult], None] | None = None) -> Job:  # fmt: skip

@@ -11,12 +11,14 @@ from registry.errors import (
     RegistryError,
     UnsupportedAdapterError,
 )
+from registry.filters import Filters
 
 __all__ = [
     "AdapterFormatError",
     "AdapterNotFoundError",
     "DuplicateAdapterError",
     "ExportError",
+    "Filters",
     "RegistryError",
     "UnsupportedAdapterError",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from registry.filters import Filters
 from registry.models import Adapter, BaseFamily, EncoderCheckpoint, Lineage, Tag
 
 MAX_ROWS = 2**62  # offsets and limits past this are beyond any table (and past what drivers accept)
@@ -74,24 +75,19 @@ def find_adapter(*, session: Session, ref: str | int) -> Adapter | None:
 
 
 def list_adapters(
-    *,
-    session: Session,
-    family: str | None = None,
-    format: str | None = None,
-    origin: str | None = None,
-    tag: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
+    *, session: Session, filters: Filters | None = None, limit: int | None = None, offset: int = 0
 ) -> list[Adapter]:
+    """Adapters by id that pass ``filters`` (every tag in ``filters.tags`` required)."""
     q = select(Adapter).order_by(Adapter.id)
-    if family:
-        q = q.where(Adapter.family == family)
-    if format:
-        q = q.where(Adapter.format == format)
-    if origin:
-        q = q.where(Adapter.origin == origin)
-    if tag:
-        q = q.where(Adapter.tags.any(Tag.name == tag.strip().lower()))
+    f = filters or Filters()
+    if f.family:
+        q = q.where(Adapter.family == f.family)
+    if f.format:
+        q = q.where(Adapter.format == f.format)
+    if f.origin:
+        q = q.where(Adapter.origin == f.origin)
+    for tag in f.tags:
+        q = q.where(Adapter.tags.any(Tag.name == tag))
     if offset >= MAX_ROWS or (limit is not None and limit <= 0):
         return []  # past any row (a 64-bit overflow in the database driver otherwise)
     if offset > 0:

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from registry import crud
 from registry.db import default_home, default_url, is_initialized, make_engine, session_factory, transaction, upgrade
 from registry.errors import AdapterFormatError, AdapterNotFoundError, RegistryError
-from registry.index import VectorIndex, vector_to_bytes
+from registry.filters import Filters
+from registry.index import VectorIndex, bytes_to_vector, vector_to_bytes
 from registry.ingest import IngestReport, IngestResult, Prepared, Unit, discover, prepare
 from registry.models import Adapter, AdapterEmbedding
 from registry.storage import BlobStore
@@ -120,8 +121,13 @@ class Registry:
         workers: int | None = None,
         progress: Progress | None = None,
         on_total: Callable[[int], None] | None = None,
+        origin: str = "ingested",
+        lineage: builtins.list[dict[str, Any]] | None = None,
     ) -> IngestReport:
-        """Parse in parallel, then commit each adapter in its own transaction."""
+        """Parse in parallel, then commit each adapter in its own transaction. ``origin`` is stored on
+        each new row (ingested | generated | merged …); ``lineage`` entries ``{"parent": id, "weight":
+        float, "method": str}`` are written in the same transaction as the new row."""
+        edges = self._check_lineage(lineage or [])
         units = discover([Path(p) for p in paths])
         if on_total:
             on_total(len(units))
@@ -130,7 +136,7 @@ class Registry:
         with ThreadPoolExecutor(max_workers=n) as pool:
             for unit, outcome in zip(units, pool.map(_safe_prepare, units), strict=True):
                 if isinstance(outcome, Prepared):
-                    result = self._commit(outcome)
+                    result = self._commit(outcome, origin, edges)
                 else:
                     result = IngestResult(str(unit.path), "refused", reason=str(outcome))
                 report.results.append(result)
@@ -138,7 +144,20 @@ class Registry:
                     progress(result)
         return report
 
-    def _commit(self, prep: Prepared) -> IngestResult:
+    def _check_lineage(self, lineage: builtins.list[dict[str, Any]]) -> builtins.list[tuple[int, float, str]]:
+        """(parent id, weight, method) of each entry; the parents must exist."""
+        edges = []
+        for entry in lineage:
+            unknown = sorted(set(entry) - {"parent", "weight", "method"})
+            if unknown or "parent" not in entry:
+                raise RegistryError(f"lineage entry {entry!r}: keys are parent, weight, method")
+            parent = self.get(entry["parent"])["id"]
+            edges.append((int(parent), float(entry.get("weight", 1.0)), str(entry.get("method", "unknown"))))
+        return edges
+
+    def _commit(
+        self, prep: Prepared, origin: str = "ingested", edges: Sequence[tuple[int, float, str]] = ()
+    ) -> IngestResult:
         a = prep.adapter
         path = prep.source.display
         with transaction(self.sessions) as s:
@@ -164,7 +183,9 @@ class Registry:
 
                     kind, label = _family_info(FAMILIES, a.family)
                     crud.ensure_family(session=s, family_id=a.family, kind=kind, label=label)
-                    row = crud.create_adapter(session=s, origin="ingested", tags=a.tags, **prep.row_fields())
+                    row = crud.create_adapter(session=s, origin=origin, tags=a.tags, **prep.row_fields())
+                    for parent, weight, method in edges:
+                        crud.add_lineage(session=s, child_id=row.id, parent_id=parent, weight=weight, method=method)
                     for kind, vec in vecs.items():
                         if vec is not None:
                             s.add(_embedding_row(row.id, kind, self.embedders[kind].version, vec))
@@ -219,9 +240,14 @@ class Registry:
             ]  # fmt: skip
 
     # -- queries -------------------------------------------------------------------------
-    def list(self, **filters: Any) -> builtins.list[dict[str, Any]]:
+    def list(
+        self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0, **kw: Any
+    ) -> builtins.list[dict[str, Any]]:
+        """Adapter summaries passing ``filters`` (keywords ``family``, ``format``, ``origin``, ``tag``,
+        ``tags`` refine it, see ``Filters.of``)."""
+        f = Filters.of(filters, **kw)
         with self.sessions() as s:
-            return [adapter_summary(a) for a in crud.list_adapters(session=s, **filters)]
+            return [adapter_summary(a) for a in crud.list_adapters(session=s, filters=f, limit=limit, offset=offset)]
 
     def get(self, ref: str | int) -> dict[str, Any]:
         with self.sessions() as s:
@@ -246,6 +272,27 @@ class Registry:
         with self.sessions() as s:
             for i, fam in s.execute(select(Adapter.id, Adapter.family).where(Adapter.family.in_(families))):
                 out[fam].add(int(i))
+        return out
+
+    def embeddings_of(self, adapter_id: int) -> dict[str, np.ndarray]:
+        """kind → the adapter's stored vector (dim,), for the kinds this registry indexes."""
+        with self.sessions() as s:
+            rows = s.execute(select(AdapterEmbedding.kind, AdapterEmbedding.dim, AdapterEmbedding.vector)
+                             .where(AdapterEmbedding.adapter_id == adapter_id)).all()  # fmt: skip
+        return {kind: bytes_to_vector(vec, dim) for kind, dim, vec in rows if kind in self.indexes}
+
+    def current_embeddings(self) -> builtins.list[tuple[int, str, np.ndarray]]:
+        """(adapter id, kind, vector) of every embedding made by the current encoder of each index."""
+        out = []
+        with self.sessions() as s:
+            for kind, index in sorted(self.indexes.items()):
+                q = select(AdapterEmbedding.adapter_id, AdapterEmbedding.dim, AdapterEmbedding.vector).where(
+                    AdapterEmbedding.kind == kind, AdapterEmbedding.encoder_version == index.version
+                )
+                out += [
+                    (int(i), kind, bytes_to_vector(vec, dim))
+                    for i, dim, vec in s.execute(q.order_by(AdapterEmbedding.adapter_id))
+                ]
         return out
 
     def count(self) -> int:
@@ -330,35 +377,23 @@ def _family_info(families: dict[str, Any], family: str) -> tuple[str, str]:
     return str(kind), str(label)
 
 
+# key in the summary / detail dict → column attribute of ``Adapter`` (in output order)
+SUMMARY_FIELDS = {"id": "id", "sha256": "sha256", "name": "name", "family": "family", "format": "format",
+                  "origin": "origin", "ranks": "ranks", "module_count": "module_count", "param_count": "param_count",
+                  "file_size": "file_size", "tags": "tag_names", "description": "description"}  # fmt: skip
+DETAIL_FIELDS = {"files": "files", "trigger_words": "trigger_words", "license": "license", "source": "source",
+                 "base_model": "base_model", "modules": "modules", "metadata": "meta", "warnings": "warnings"}  # fmt: skip
+
+
 def adapter_summary(a: Adapter) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "sha256": a.sha256,
-        "name": a.name,
-        "family": a.family,
-        "format": a.format,
-        "origin": a.origin,
-        "ranks": a.ranks,
-        "module_count": a.module_count,
-        "param_count": a.param_count,
-        "file_size": a.file_size,
-        "tags": a.tag_names,
-        "description": a.description,
-        "created_at": a.created_at.isoformat() if a.created_at else None,
-    }
+    out = {key: getattr(a, attr) for key, attr in SUMMARY_FIELDS.items()}
+    out["created_at"] = a.created_at.isoformat() if a.created_at else None
+    return out
 
 
 def adapter_detail(a: Adapter) -> dict[str, Any]:
-    return {
-        **adapter_summary(a),
-        "files": a.files,
-        "trigger_words": a.trigger_words,
-        "license": a.license,
-        "source": a.source,
-        "base_model": a.base_model,
-        "modules": a.modules,
-        "metadata": a.meta,
-        "warnings": a.warnings,
-        "parents": [{"id": e.parent_id, "weight": e.weight, "method": e.method} for e in a.parents],
-        "children": [{"id": e.child_id, "weight": e.weight, "method": e.method} for e in a.children],
-    }
+    """The summary, the detail columns, and the lineage: parents and children with weight and method."""
+    out = {**adapter_summary(a), **{key: getattr(a, attr) for key, attr in DETAIL_FIELDS.items()}}
+    out["parents"] = [{"id": e.parent_id, "weight": e.weight, "method": e.method} for e in a.parents]
+    out["children"] = [{"id": e.child_id, "weight": e.weight, "method": e.method} for e in a.children]
+    return out

@@ -1,4 +1,6 @@
-"""``loradex`` command line: init, ingest, list, show, export, remove.
+"""``loradex`` command line: init, ingest, list, show, export, remove, search, train-encoder,
+encoders, bench, serve. Every command goes through ``loradex.LocalService``; commands that need no
+encoder open it with ``embed=False`` (no torch).
 
 Registry errors are translated here (the edge) into a one-line message and exit status 2.
 Every reporting command takes ``--json``: one JSON document on stdout.
@@ -8,24 +10,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from encoders.weight.config import QUERY_HEAD_RECIPE, RAW_QUERY_WEIGHT
-from registry.errors import RegistryError
+from loradex.errors import RegistryError
+from loradex.service import LocalService
+from loradex.types import Filters
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
 
-def _registry(args: argparse.Namespace, *, init: bool = True):  # type: ignore[no-untyped-def]
-    from registry.store import Registry
-
-    reg = Registry(home=args.home, db_url=args.db)
-    if init:
-        reg.init()
-    return reg
+def _service(args: argparse.Namespace, *, embed: bool = True) -> LocalService:
+    """The service over ``--home`` / ``--db``; ``embed=False``: the bare registry, no encoders loaded."""
+    return LocalService.open(args.home, args.db, embed=embed, index_type=getattr(args, "index", "flat"))
 
 
 def _console():  # type: ignore[no-untyped-def]
@@ -39,7 +40,7 @@ def _emit_json(doc: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    reg = _service(args, embed=False).registry
     print(f"registry ready at {reg.home} (database {reg.engine.url.render_as_string(hide_password=True)})")
     return EXIT_OK
 
@@ -47,14 +48,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    reg = _service(args).registry if args.embed else _registry(args)
+    svc = _service(args, embed=args.embed)
     bar = tqdm(total=0, unit="adapter", desc="ingest", file=sys.stderr, disable=args.quiet)
 
     def on_total(n: int) -> None:
         bar.total = n
         bar.refresh()
 
-    report = reg.ingest(args.paths, workers=args.workers, progress=lambda r: bar.update(1), on_total=on_total)
+    report = svc.ingest(args.paths, workers=args.workers, progress=lambda r: bar.update(1), on_total=on_total)
     bar.close()
     if args.json:
         _emit_json(report.to_dict())
@@ -89,7 +90,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = _registry(args).list(family=args.family, format=args.format, origin=args.origin, tag=args.tag)
+    filters = Filters(family=args.family, format=args.format, origin=args.origin, tags=tuple(args.tag or ()))
+    rows = _service(args, embed=False).list(filters)
     if args.json:
         _emit_json(rows)
         return EXIT_OK
@@ -108,7 +110,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    info = _registry(args).get(args.id)
+    info = _service(args, embed=False).get(args.id)
     if args.json:
         _emit_json(info)
         return EXIT_OK
@@ -130,29 +132,22 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    files = _registry(args).export(args.id, args.format, args.out)
+    files = _service(args, embed=False).export(args.id, args.format, args.out)
     for f in files:
         print(f)
     return EXIT_OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    info = _registry(args).remove(args.id)
+    info = _service(args, embed=False).remove(args.id)
     print(f"removed adapter {info['id']} ({info['name']})")
     return EXIT_OK
 
 
-def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from ui.service import LocalService
-
-    return LocalService(args.home, args.db, index_type=getattr(args, "index", "flat"))
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     svc = _service(args)
-    tags = [t for t in (args.tag or []) if t]
-    hits = svc.search(args.prompt, args.k, mode=args.mode, family=args.family, format=args.format,
-                      origin=args.origin, tags=tags or None)  # fmt: skip
+    filters = Filters(family=args.family, format=args.format, origin=args.origin, tags=tuple(args.tag or ()))
+    hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters)
     if args.json:
         _emit_json({"prompt": args.prompt, "mode": args.mode, "hits": [h.to_dict() for h in hits]})
         return EXIT_OK
@@ -203,7 +198,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 
 
 def cmd_encoders(args: argparse.Namespace) -> int:
-    rows = _registry(args).encoders()
+    rows = _service(args, embed=False).encoders()
     if args.json:
         _emit_json(rows)
         return EXIT_OK
@@ -218,9 +213,13 @@ def cmd_encoders(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.run import main as bench_main
-
-    return int(bench_main([*args.suites, "--repeats", str(args.repeats)]))
+    """The benchmark harness of a source checkout, in its own process (the product does not import it)."""
+    cmd = [sys.executable, "-m", "benchmarks.run", *args.suites, "--repeats", str(args.repeats)]
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    except OSError as e:
+        print(f"loradex: error: cannot run the benchmarks ({e})", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -252,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_ingest)
 
     s = sub.add_parser("list", help="list adapters")
-    for f in ("family", "format", "origin", "tag"):
+    for f in ("family", "format", "origin"):
         s.add_argument(f"--{f}", default=None)
+    s.add_argument("--tag", action="append", help="required tag (repeatable)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_list)
 
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_encoders)
 
-    s = sub.add_parser("bench", help="run benchmark suites (benchmarks/run.py)")
+    s = sub.add_parser("bench", help="run benchmark suites (python -m benchmarks.run, in a source checkout)")
     s.add_argument("suites", nargs="*")
     s.add_argument("--repeats", type=int, default=5)
     s.set_defaults(fn=cmd_bench)

@@ -1,7 +1,8 @@
 """``loradex serve``: the REST API on localhost, ready on a fresh data dir.
 
-``prepare`` migrates the database, ingests the bundled sample adapters when the database was
-fresh, and finds the admin token (``LORADEX_ADMIN_TOKEN``, else ``<data dir>/admin_token``,
+``prepare`` migrates the database, ingests the bundled adapter sets (``loradex.settings``:
+the samples and whatever sets installed distributions declare, plus ``LORADEX_ADAPTER_DIRS``) when
+the database was fresh, and finds the admin token (``LORADEX_ADMIN_TOKEN``, else ``<data dir>/admin_token``,
 generated at first start with mode 0600). ``serve`` then runs uvicorn, bound to 127.0.0.1
 unless told otherwise, with the Gradio web UI mounted at ``/ui`` of the API app (``mount_ui``:
 one process, one port; ``/`` redirects there). ``BackgroundServer`` runs an app in a thread on a
@@ -22,24 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from loradex.settings import Settings
+
 if TYPE_CHECKING:  # pragma: no cover
-    from registry.ingest import IngestReport
-    from ui.service import LocalService
+    from loradex.service import LocalService
+    from loradex.types import IngestReport
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 TOKEN_ENV = "LORADEX_ADMIN_TOKEN"
 TOKEN_FILE = "admin_token"
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "samples" / "adapters"
 
 
-def bundled_adapters() -> list[Path]:
-    """What a fresh data dir starts with: the sample adapters and the finished zoos' adapters (a zoo
-    is finished when its build wrote ``manifest.json``; a half-built one is not bundled)."""
-    zoos = [REPO / "benchmarks" / "zoo" / kind for kind in ("text", "image")]
-    dirs = [SAMPLES, *(z / "adapters" for z in zoos if (z / "manifest.json").is_file())]
-    return [d for d in dirs if d.is_dir()]
+def bundled_adapters(settings: Settings | None = None) -> list[Path]:
+    """What a fresh data dir starts with (``Settings.bundled_adapters``): the sample adapters, the
+    folders of the other registered adapter sets (a zoo's, once it is built), ``LORADEX_ADAPTER_DIRS``."""
+    return (settings or Settings.from_env()).bundled_adapters()
 
 
 BUNDLED_PENDING = "bundled_ingest.pending"
@@ -91,17 +91,13 @@ def prepare(
     index_type: str = "flat",
 ) -> Prepared:
     """Migrate, ingest the bundled samples on a fresh database, find or make the admin token."""
-    from registry.db import default_home, default_url, is_initialized, make_engine
-    from ui.service import LocalService
+    from loradex.service import LocalService
 
-    home = Path(home).expanduser() if home else default_home()
-    url = db_url or default_url(home)
-    engine = make_engine(url)
-    try:
-        fresh = not is_initialized(engine)
-    finally:
-        engine.dispose()
-    service = LocalService(home, url, text_model=text_model, index_type=index_type)  # runs the migrations
+    service = LocalService(home, db_url, text_model=text_model, index_type=index_type)
+    service.setup(sync=False)  # builds the parts; nothing is migrated yet
+    fresh = not service.registry.initialized
+    service.registry.init()  # migrations and index sync
+    home = service.home
     bundled = bundled_adapters()
     pending = home / BUNDLED_PENDING  # written before the bundled ingestion, removed once it is complete
     report = None

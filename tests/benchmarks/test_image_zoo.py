@@ -418,15 +418,18 @@ def test_resume_trains_again_only_the_families_whose_recipe_changed(tiny_image_z
 
 
 def test_half_built_zoos_are_not_bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ui.server
+    import benchmarks.zoo.plugins
+    import loradex.settings
+    from loradex.settings import Settings
 
     for kind in ("text", "image"):
-        (tmp_path / "benchmarks" / "zoo" / kind / "adapters").mkdir(parents=True)
-    (tmp_path / "benchmarks" / "zoo" / "text" / "manifest.json").write_text("{}")
-    (tmp_path / "samples").mkdir()
-    monkeypatch.setattr(ui.server, "REPO", tmp_path)
-    monkeypatch.setattr(ui.server, "SAMPLES", tmp_path / "samples")
-    assert ui.server.bundled_adapters() == [tmp_path / "samples", tmp_path / "benchmarks" / "zoo" / "text" / "adapters"]
+        (tmp_path / "zoo" / kind / "adapters").mkdir(parents=True)
+    (tmp_path / "zoo" / "text" / "manifest.json").write_text("{}")
+    (tmp_path / "samples" / "adapters").mkdir(parents=True)
+    monkeypatch.setattr(benchmarks.zoo.plugins, "ZOO", tmp_path / "zoo")
+    monkeypatch.setattr(loradex.settings, "REPO", tmp_path)
+    assert set(loradex.settings.adapter_sets()) >= {"samples", "zoo-text", "zoo-image"}  # the entry points
+    assert Settings().bundled_adapters() == [tmp_path / "samples" / "adapters", tmp_path / "zoo" / "text" / "adapters"]
 
 
 def test_zoo_suite_reports_the_image_zoo(tiny_image_zoo: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import inspect, text
 
 from registry import crud
 from registry.db import downgrade, transaction, upgrade
+from registry.errors import AdapterNotFoundError, RegistryError
 from registry.storage import BlobStore, sha256_files
 
 TABLES = {"adapters", "base_families", "tags", "adapter_tags", "lineage", "alembic_version"}
@@ -96,3 +97,21 @@ def test_models_match_migrations(registry) -> None:
     with registry.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_ingest_with_origin_and_lineage(registry) -> None:
+    samples = Path(__file__).resolve().parents[2] / "samples" / "adapters"
+    (parent,) = registry.ingest([samples / "watercolor_sd15.safetensors"]).results
+    with pytest.raises(AdapterNotFoundError):
+        registry.ingest([samples / "pixel_art_sdxl.safetensors"], lineage=[{"parent": 999999}])
+    assert registry.count() == 1  # a bad parent is refused before anything is written
+    lineage = [{"parent": parent.adapter_id, "weight": 0.75, "method": "merge:linear"}]
+    (child,) = registry.ingest([samples / "pixel_art_sdxl.safetensors"], origin="merged", lineage=lineage).results
+    info = registry.get(child.adapter_id)
+    assert info["origin"] == "merged"
+    assert info["parents"] == [{"id": parent.adapter_id, "weight": 0.75, "method": "merge:linear"}]
+    assert registry.get(parent.adapter_id)["children"] == [{"id": child.adapter_id, "weight": 0.75,
+                                                            "method": "merge:linear"}]  # fmt: skip
+    assert [r["name"] for r in registry.list(origin="merged")] == [info["name"]]
+    with pytest.raises(RegistryError, match="keys are parent, weight, method"):
+        registry.ingest([samples / "neon_glow_flux.safetensors"], lineage=[{"parent": 1, "bogus": 2}])

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from loradex.service import LocalService
 from tests.conftest import _pg_schema_url
 from ui.api import UploadLimits, create_app
-from ui.service import LocalService
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "adapters"
 WATERCOLOR = SAMPLES / "watercolor_sd15.safetensors"
@@ -36,7 +36,7 @@ def module_db_url(request: pytest.FixtureRequest, folder: Path) -> str:
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     home = tmp_path_factory.mktemp("api")
-    svc = LocalService(home, module_db_url(request, home))
+    svc = LocalService.open(home, module_db_url(request, home))
     svc.ingest([SAMPLES])
     app = create_app(svc, admin_token=TOKEN, max_upload_bytes=MAX_UPLOAD, limits=LIMITS)
     with TestClient(app, raise_server_exceptions=False) as http:
@@ -186,7 +186,7 @@ def test_unknown_routes_and_methods_are_json(env: SimpleNamespace) -> None:
 
 def test_unexpected_errors_hide_the_details(tmp_path: Path) -> None:
     class Broken:
-        registry = SimpleNamespace(home=tmp_path)
+        home = tmp_path
 
         def list(self, **_: Any) -> list[dict[str, Any]]:
             raise RuntimeError("secret detail at /srv/private/path")
@@ -199,16 +199,16 @@ def test_unexpected_errors_hide_the_details(tmp_path: Path) -> None:
 
 # -- admin: token ------------------------------------------------------------------------------
 def test_admin_endpoints_need_the_token(env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ui.api
+    import ui.api.deps
 
     calls: list[tuple[bytes, bytes]] = []
-    real = ui.api.hmac.compare_digest
+    real = ui.api.deps.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(ui.api.hmac, "compare_digest", spy)
+    monkeypatch.setattr(ui.api.deps.hmac, "compare_digest", spy)
     target = env.svc.list()[0]["id"]
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
                     {"Authorization": TOKEN}):  # fmt: skip
@@ -223,7 +223,7 @@ def test_admin_endpoints_need_the_token(env: SimpleNamespace, monkeypatch: pytes
 
 
 def test_admin_endpoints_are_off_without_a_token(tmp_path: Path) -> None:
-    http = TestClient(create_app(SimpleNamespace(registry=SimpleNamespace(home=tmp_path))))  # type: ignore[arg-type]
+    http = TestClient(create_app(SimpleNamespace(home=tmp_path)))
     assert_error(http.delete("/adapters/1", headers=AUTH), 403, "forbidden")
     assert_error(upload(http, ("a.safetensors", b"x")), 403, "forbidden")
 
@@ -350,7 +350,7 @@ def test_cors_is_off_by_default(env: SimpleNamespace, tmp_path: Path) -> None:
     assert "access-control-allow-origin" not in env.http.get("/health", headers=origin).headers
     pre = env.http.options("/search", headers={**origin, "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in pre.headers
-    svc = SimpleNamespace(registry=SimpleNamespace(home=tmp_path))
+    svc = SimpleNamespace(home=tmp_path)
     http = TestClient(create_app(svc, cors_origins=["http://ok.example"]))  # type: ignore[arg-type]
     pre = http.options("/search", headers={"Origin": "http://ok.example", "Access-Control-Request-Method": "POST"})
     assert pre.headers["access-control-allow-origin"] == "http://ok.example"
@@ -445,7 +445,7 @@ def test_train_encoder_job_refuses_without_enough_data(env: SimpleNamespace) -> 
     assert r.status_code == 202 and r.headers["Location"] == f"/jobs/{r.json()['id']}"
     job = wait_job(env.http, r.json()["id"])
     assert job["status"] == "failed" and job["kind"] == "train-encoder"
-    from ui.models import ERROR_CODES
+    from loradex.errors import ERROR_CODES
 
     assert "at least 4" in job["error"]["message"] and job["error"]["code"] in ERROR_CODES
     assert_error(env.http.post("/encoders/train", json={"family": "", "epochs": 2}, headers=AUTH), 400, "bad_request")
@@ -460,7 +460,7 @@ def test_train_encoder_through_the_client(tiny_text_zoo: Path, tmp_path: Path) -
     from loradex.client import Client
     from ui.server import BackgroundServer
 
-    svc = LocalService(tmp_path / "home")
+    svc = LocalService.open(tmp_path / "home")
     svc.ingest([tiny_text_zoo / "adapters"])
     texts = training_texts(json.loads((tiny_text_zoo / "manifest.json").read_text()))
     with BackgroundServer(create_app(svc, admin_token=TOKEN)) as server:

@@ -66,7 +66,7 @@ def test_a_query_head_scores_prompts_for_its_family_only(capsys, tiny_text_zoo: 
     family's adapters; the sample adapters (no encoder) are untouched by it."""
     import numpy as np
 
-    from ui.service import LocalService
+    from loradex.service import LocalService
 
     home = ["--home", str(tmp_path / "home")]
     manifest = json.loads((tiny_text_zoo / "manifest.json").read_text())
@@ -75,7 +75,7 @@ def test_a_query_head_scores_prompts_for_its_family_only(capsys, tiny_text_zoo: 
     config = json.loads(Path(result["path"], "config.json").read_text())
     assert (config["query_hidden"], config["query_raw_share"]) == (64, 0.5)  # the head's query keeps half the prompt
     assert result["metrics"]["train_config"]["raw_query_weight"] == 2.0  # trained on prompts as encoded too
-    svc = LocalService(tmp_path / "home")
+    svc = LocalService.open(tmp_path / "home")
     try:
         assert svc.weight_embedder.query_families() == ["zoo-image", "zoo-text"]  # the bundled zoo-image has one too
         prompt = "Reverse the string."

@@ -1,4 +1,4 @@
-"""Web UI (ui.web, ui.charts) through ``gradio_client`` against the real server: the REST API with
+"""Web UI (ui.web, ui.web.charts) through ``gradio_client`` against the real server: the REST API with
 the Gradio app mounted at /ui, served by uvicorn on a free 127.0.0.1 port (SQLite registry of the
 bundled samples). Plus the chart helpers on their own."""
 
@@ -35,11 +35,11 @@ def card_names(cards: str) -> list[str]:
 def web_server(home: Path) -> Iterator[SimpleNamespace]:
     """The bundled registry (samples + built zoos, as ``loradex serve`` starts) in ``home``,
     served as API + UI (at /ui) on a free 127.0.0.1 port."""
+    from loradex.service import LocalService
     from ui.api import create_app
     from ui.server import BackgroundServer, bundled_adapters, mount_ui
-    from ui.service import LocalService
 
-    svc = LocalService(home, f"sqlite:///{home / 'loradex.db'}")
+    svc = LocalService.open(home, f"sqlite:///{home / 'loradex.db'}")
     try:
         svc.ingest(bundled_adapters())
         app = mount_ui(create_app(svc, admin_token=TOKEN), svc, TOKEN, max_upload_bytes=16 << 20)
@@ -175,7 +175,7 @@ def test_api_routes_still_work_beside_the_ui(web: SimpleNamespace) -> None:
     ],
 )
 def test_block_of(name: str, block: str) -> None:
-    from ui.charts import block_of
+    from ui.web.charts import block_of
 
     assert block_of(name) == block
 
@@ -184,7 +184,7 @@ def test_module_norm_is_the_frobenius_norm_of_delta() -> None:
     import torch
 
     from registry.formats.canonical import LoraModule
-    from ui.charts import module_norm
+    from ui.web.charts import module_norm
 
     g = torch.Generator().manual_seed(0)
     lin = LoraModule("unet.a", torch.randn(4, 32, generator=g), torch.randn(16, 4, generator=g), scale=0.5)
@@ -197,7 +197,7 @@ def test_module_norm_is_the_frobenius_norm_of_delta() -> None:
 def test_fingerprint_and_map_svg() -> None:
     import numpy as np
 
-    from ui.charts import MapData, fingerprint_svg, map_svg, pca_2d
+    from ui.web.charts import MapData, fingerprint_svg, map_svg, pca_2d
 
     fp = [("unet.down_blocks.0.x", "unet down_blocks.0", 1.0), ("unet.up_blocks.0.x", "unet up_blocks.0", 0.5)]
     svg = fingerprint_svg(fp, labels=True)

@@ -1,8 +1,9 @@
 """Preview images: an adapter rendered through its family's base pipeline, next to the bare base.
 
-A family has previews when a diffusers pipeline is registered for it
-(``register_preview_pipeline``); the image zoo's tiny ``StableDiffusionPipeline`` is registered
-for ``zoo-image`` whenever it is built. Other families keep the weight fingerprint.
+A family has previews when a diffusers pipeline is registered for it: ``register_preview_pipeline``,
+or an entry point in the group ``loradex.previews`` of an installed distribution (name: the
+family; value: a callable returning a ``PreviewPipeline``, or None while its files are not built),
+read lazily. Other families keep the weight fingerprint.
 
 A preview is a PNG grid: the top row is the base pipeline on a few content prompts, the bottom
 row the same prompts and seeds with the adapter loaded. Rendering never fuses: the adapter is
@@ -27,19 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.errors import RegistryError
+from loradex.errors import PreviewUnavailableError
 
-REPO = Path(__file__).resolve().parents[1]
-ZOO_IMAGE_BASE = REPO / "benchmarks" / "zoo" / "image" / "base"
-
-
-class PreviewUnavailableError(RegistryError):
-    """The adapter's family has no registered preview pipeline (or the pipeline folder is gone)."""
-
-    def __init__(self, family: str, known: list[str], why: str = "") -> None:
-        self.family = family
-        have = ", ".join(known) or "none"
-        super().__init__(why or f"no preview pipeline for family {family!r} (families with one: {have})")
+ENTRY_POINT_GROUP = "loradex.previews"
 
 
 @dataclass(frozen=True)
@@ -48,7 +39,7 @@ class PreviewPipeline:
 
     family: str  # registry base family the pipeline serves (e.g. "zoo-image")
     folder: Path  # a diffusers pipeline folder (model_index.json)
-    loader: str = "ui.previews:load_diffusers"  # "module:function", (folder, device) -> pipeline
+    loader: str = "loradex.previews:load_diffusers"  # "module:function", (folder, device) -> pipeline
     prompts: tuple[str, ...] = ("a photo of a cat", "a landscape", "a portrait", "a city street")  # one column each
     prompt_fn: str | None = None  # "module:function", (adapter info, prompts) -> prompts for that adapter
     steps: int = 20  # inference steps
@@ -94,28 +85,22 @@ def unregister_preview_pipeline(family: str) -> None:
         _PIPELINES.pop(family, None)
 
 
+_ENTRY_POINTS_READ = False
+
+
 def _builtin() -> None:
-    if "zoo-image" not in _PIPELINES and (ZOO_IMAGE_BASE / "model_index.json").is_file():
-        register_preview_pipeline(zoo_image_pipeline(ZOO_IMAGE_BASE))
+    """Register the preview pipelines installed distributions declare (once; an explicit
+    registration of a family wins)."""
+    global _ENTRY_POINTS_READ
+    if _ENTRY_POINTS_READ:
+        return
+    from importlib.metadata import entry_points
 
-
-def zoo_image_pipeline(folder: Path) -> PreviewPipeline:
-    """The image zoo's base (``benchmarks/zoo/image``) as the ``zoo-image`` preview pipeline."""
-    return PreviewPipeline(
-        family="zoo-image",
-        folder=Path(folder),
-        loader="benchmarks.zoo.image.model:load_base",
-        prompts=(
-            "a red circle on a navy background",
-            "a yellow square on a black background",
-            "a green triangle on a brown background",
-            "a cyan diamond on a teal background",
-        ),  # fmt: skip
-        prompt_fn="benchmarks.zoo.image.captions:preview_prompts",
-        steps=20,
-        guidance=4.0,
-        cell=64,
-    )
+    with _LOCK:
+        _ENTRY_POINTS_READ = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name not in _PIPELINES and (spec := ep.load()()) is not None:
+                _PIPELINES[ep.name] = spec
 
 
 def preview_pipeline(family: str) -> PreviewPipeline:
@@ -273,5 +258,4 @@ __all__ = [
     "preview_pipeline",
     "register_preview_pipeline",
     "unregister_preview_pipeline",
-    "zoo_image_pipeline",
 ]

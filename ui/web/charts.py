@@ -13,7 +13,6 @@ numpy is imported inside functions; torch only when a fingerprint has to be comp
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import math
@@ -27,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from loradex.service import LocalService
     from registry.formats.canonical import LoraAdapter
-    from registry.store import Registry
 
 # Categorical palette (Tableau 10): families in the map, blocks in fingerprints.
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
@@ -88,7 +87,7 @@ class FingerprintCache:
         self._mem: OrderedDict[str, list[tuple[str, str, float]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, registry: Registry, info: dict[str, Any]) -> list[tuple[str, str, float]]:
+    def get(self, service: LocalService, info: dict[str, Any]) -> list[tuple[str, str, float]]:
         sha = str(info["sha256"])
         with self._lock:
             if sha in self._mem:
@@ -96,7 +95,7 @@ class FingerprintCache:
                 return self._mem[sha]
         fp = self._read(sha)
         if fp is None:
-            fp = fingerprint_of(registry.load(info["id"]))
+            fp = fingerprint_of(service.load(info["id"]))
             self._write(sha, fp)
         with self._lock:
             self._mem[sha] = fp
@@ -219,44 +218,24 @@ def pca_2d(x: np.ndarray, max_fit: int = 5000) -> tuple[np.ndarray, np.ndarray, 
 
 
 class RegistryMap:
-    """Projects the registry's current embeddings; recomputed only when the indexes changed."""
+    """Projects the service's current embeddings; recomputed only when the indexes changed."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    def __init__(self, service: LocalService) -> None:
+        self.service = service
         self._key: str | None = None
         self._data: MapData | None = None
         self._lock = threading.Lock()
 
-    def _state(self) -> str:
-        h = hashlib.sha256()
-        for kind, index in sorted(self.registry.indexes.items()):
-            h.update(f"{kind}:{index.version}:".encode())
-            h.update(",".join(map(str, sorted(index.ids))).encode())
-        return h.hexdigest()
-
     def data(self) -> MapData | None:
         """None when nothing is embedded yet."""
         import numpy as np
-        from sqlalchemy import select
 
-        from registry.index import bytes_to_vector
-        from registry.models import Adapter, AdapterEmbedding
-
-        key = self._state()
+        key = self.service.index_state()
         with self._lock:
             if key == self._key:
                 return self._data
-            ids, kinds, vecs = [], [], []
-            with self.registry.sessions() as s:
-                for kind, index in sorted(self.registry.indexes.items()):
-                    q = select(AdapterEmbedding.adapter_id, AdapterEmbedding.dim, AdapterEmbedding.vector).where(
-                        AdapterEmbedding.kind == kind, AdapterEmbedding.encoder_version == index.version
-                    )
-                    for aid, dim, vec in s.execute(q.order_by(AdapterEmbedding.adapter_id)):
-                        ids.append(int(aid))
-                        kinds.append(kind)
-                        vecs.append(bytes_to_vector(vec, dim))
-                rows = s.execute(select(Adapter.id, Adapter.name, Adapter.family)).all()
+            rows = self.service.embeddings()
+            ids, kinds, vecs = [i for i, _, _ in rows], [k for _, k, _ in rows], [v for _, _, v in rows]
             if len({v.shape[0] for v in vecs}) > 1:  # spaces that cannot share a plot: keep the text one
                 keep = [j for j, kd in enumerate(kinds) if kd == "text"]
                 ids, kinds, vecs = [ids[j] for j in keep], [kinds[j] for j in keep], [vecs[j] for j in keep]
@@ -265,8 +244,9 @@ class RegistryMap:
                 return None
             x = np.stack(vecs).astype(np.float32)  # (n, dim)
             mean, basis, shares = pca_2d(x)
-            names = {int(i): str(n) for i, n, _ in rows}
-            fams = {int(i): str(f) for i, _, f in rows}
+            adapters = self.service.list()
+            names = {int(a["id"]): str(a["name"]) for a in adapters}
+            fams = {int(a["id"]): str(a["family"]) for a in adapters}
             self._data = MapData(ids, kinds, names, fams, (x - mean) @ basis, mean, basis, shares)
             self._key = key
             return self._data

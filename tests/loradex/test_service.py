@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from ui.service import LocalService, SearchError
+from loradex.errors import SearchError
+from loradex.service import LocalService
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "adapters"
 
 
 @pytest.fixture
 def service(tmp_path: Path, db_url: str) -> LocalService:
-    svc = LocalService(tmp_path / "home", db_url)
+    svc = LocalService.open(tmp_path / "home", db_url)
     svc.ingest([SAMPLES])
     return svc
 
@@ -59,7 +60,7 @@ def test_removed_adapter_leaves_search(service: LocalService) -> None:
 
 
 def test_fuse_keeps_a_flat_signal_from_reordering() -> None:
-    from ui.service import fuse
+    from loradex.search import fuse
 
     weights = {1: 0.9, 2: 0.5, 3: 0.1}
     flat_text = {1: 0.30, 2: 0.31, 3: 0.32}  # boilerplate text: every adapter alike
@@ -81,7 +82,7 @@ def test_fuse_keeps_a_flat_signal_from_reordering() -> None:
 
 
 def test_real_fixtures_are_found_by_their_descriptions(real_adapters: Path, tmp_path: Path) -> None:
-    svc = LocalService(tmp_path / "home")
+    svc = LocalService.open(tmp_path / "home")
     report = svc.ingest([real_adapters])
     assert report.count("ingested") == 12
     described = [a for a in svc.list() if (a["description"] or "").strip()]
@@ -102,7 +103,7 @@ def test_an_adapter_with_only_boilerplate_text_is_found_by_its_weights(tmp_path:
     src = tmp_path / "adapters"
     shutil.copytree(zoo / "append_abc", src / "adapter_0001", ignore=shutil.ignore_patterns("description.txt"))
     shutil.copytree(zoo / "reverse", src / "reverse")
-    svc = LocalService(tmp_path / "home")
+    svc = LocalService.open(tmp_path / "home")
     try:
         assert svc.ingest([src]).count("ingested") == 2
         rows = {r["name"]: r for r in svc.list()}
@@ -116,3 +117,33 @@ def test_an_adapter_with_only_boilerplate_text_is_found_by_its_weights(tmp_path:
         assert hits[0].scores["text"] is None and "no description: matched by its weights" in hits[0].why
     finally:
         svc.registry.close()
+
+
+def test_constructing_is_cheap_and_opening_is_explicit(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    svc = LocalService(tmp_path / "home")
+    with pytest.raises(RuntimeError, match="not open"):
+        svc.list()
+    assert not (tmp_path / "home").exists()  # nothing created, nothing migrated
+    code = ("import sys, json; from loradex import LocalService; "
+            f"s = LocalService.open({str(tmp_path / 'bare')!r}, embed=False); "
+            "print(json.dumps([len(s.list()), 'torch' in sys.modules]))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [0, False]  # the bare registry: migrated, no encoder loaded
+
+
+def test_ingest_passes_origin_and_lineage(service: LocalService) -> None:
+    import tempfile
+
+    parent = next(r for r in service.list() if r["name"] == "watercolor_sd15")
+    with tempfile.TemporaryDirectory() as d:
+        service.export(parent["id"], "diffusers", d)  # other bytes: a new adapter
+        lineage = [{"parent": parent["id"], "weight": 1.0, "method": "copy"}]
+        (res,) = service.ingest([d], origin="generated", lineage=lineage).results
+    info = service.get(res.adapter_id)
+    assert res.status == "ingested" and info["origin"] == "generated"
+    assert info["parents"] == [{"id": parent["id"], "weight": 1.0, "method": "copy"}]
+    assert service.list(origin="generated")[0]["id"] == res.adapter_id

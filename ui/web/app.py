@@ -1,5 +1,9 @@
 """The Gradio web UI: ``build_ui(service, admin_token)`` → ``gr.Blocks``.
 
+Everything it shows comes from the service (``loradex.LocalService``); it opens no database
+session and touches no index. Its CSS is ``style.css`` and its larger HTML pieces are templates
+in ``templates/`` (``string.Template``), both beside this file.
+
 Mounted on the REST API's FastAPI app by ``ui.server.mount_ui`` (one process, one port).
 Tabs: **Search** (prompt, filters, result cards with score breakdown, weight fingerprint and
 download links, a 2-D map of the registry), **Adapter** (metadata, modules, lineage,
@@ -18,17 +22,21 @@ import tempfile
 import uuid
 import zipfile
 from contextlib import ExitStack
+from functools import cache
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import gradio as gr
 
-from registry.errors import RegistryError
+from loradex.errors import AdapterNotFoundError, RegistryError
+from loradex.service import LocalService
+from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, SearchHit
 from registry.formats.canonical import DIFFUSION_COMPONENTS
-from registry.ingest import IngestReport, IngestResult
 from ui.api import ApiError, UploadLimits, stage_uploads
-from ui.charts import FingerprintCache, RegistryMap, fingerprint_svg, map_svg
-from ui.service import SEARCH_MODES, LocalService, SearchHit
+from ui.web.charts import FingerprintCache, RegistryMap, block_of, fingerprint_svg, map_svg
+
+HERE = Path(__file__).resolve().parent
 
 ANY = "any"
 EXPORT_FORMATS = ("diffusers", "peft", "kohya")
@@ -39,67 +47,16 @@ MAX_CHOICES = 1000  # adapters listed in the picker; others are reached by typin
 EXAMPLES = [["a soft watercolor painting of a lake"], ["pixel art game sprite"], ["write SQL queries"],
             ["speak like Shakespeare"], ["glowing neon city at night"]]  # fmt: skip
 
-CSS = """
-.ldx-header {display:flex; align-items:baseline; gap:14px; padding:4px 2px 2px}
-.ldx-logo {font-size:1.6rem; font-weight:800; letter-spacing:-0.02em; color:var(--color-accent)}
-.ldx-sub {color:var(--body-text-color-subdued); font-size:0.92rem}
-.ldx-note {color:var(--body-text-color-subdued); padding:18px 4px}
-.ldx-muted {color:var(--body-text-color-subdued); font-style:italic}
-.ldx-cards {display:flex; flex-direction:column; gap:10px}
-.ldx-card {display:flex; gap:14px; justify-content:space-between; padding:12px 14px; border-radius:10px;
-  border:1px solid var(--border-color-primary); background:var(--block-background-fill);
-  box-shadow:0 1px 2px rgba(15,23,42,0.06)}
-.ldx-card-main {flex:1; min-width:0}
-.ldx-title {font-size:1.05rem; font-weight:650; display:flex; flex-wrap:wrap; align-items:center; gap:6px}
-.ldx-title a {color:var(--body-text-color); text-decoration:none}
-.ldx-title a:hover {text-decoration:underline}
-.ldx-rank {display:inline-flex; width:22px; height:22px; border-radius:11px; align-items:center;
-  justify-content:center; background:var(--color-accent); color:white; font-size:0.75rem}
-.ldx-badge {font-size:0.72rem; font-weight:500; padding:1px 7px; border-radius:9px;
-  background:var(--background-fill-secondary); border:1px solid var(--border-color-primary)}
-.ldx-badge.fam {background:#e0e7ff; border-color:#c7d2fe; color:#3730a3}
-.ldx-badge.fmt {background:#ecfdf5; border-color:#a7f3d0; color:#065f46}
-.ldx-desc {margin:6px 0 4px; font-size:0.9rem; line-height:1.35}
-.ldx-trig {font-size:0.82rem; margin:2px 0}
-.ldx-trig code {background:#fef3c7; padding:0 4px; border-radius:4px}
-.ldx-scores {display:flex; flex-wrap:wrap; gap:12px; align-items:center; font-size:0.8rem; margin:6px 0 2px}
-.ldx-score {font-weight:650}
-.ldx-bar {display:inline-flex; align-items:center; gap:5px}
-.ldx-track {display:inline-block; width:70px; height:7px; border-radius:4px; background:#e2e8f0; overflow:hidden}
-.ldx-fill {display:block; height:100%; background:#4e79a7}
-.ldx-fill.text {background:#59a14f}
-.ldx-why {font-size:0.76rem; color:var(--body-text-color-subdued)}
-.ldx-foot {display:flex; flex-wrap:wrap; gap:5px; align-items:center; margin-top:6px}
-.ldx-tag {font-size:0.7rem; padding:0 6px; border-radius:8px; background:var(--background-fill-secondary)}
-.ldx-dls {margin-left:auto; display:flex; gap:6px}
-.ldx-dl {font-size:0.75rem; padding:2px 8px; border-radius:6px; border:1px solid var(--border-color-primary);
-  text-decoration:none; color:var(--body-text-color)}
-.ldx-dl:hover {background:var(--background-fill-secondary)}
-.ldx-fp {flex:0 0 auto; text-align:center}
-.ldx-fp-cap {font-size:0.68rem; color:var(--body-text-color-subdued)}
-.ldx-preview {image-rendering:pixelated; border-radius:6px; border:1px solid var(--border-color-primary); display:block}
-.ldx-preview-big {width:100%; max-width:520px; height:auto}
-.ldx-svg-label {font-size:10px; fill:#64748b; font-family:sans-serif}
-.ldx-svg-note {font-size:11px; fill:#94a3b8; font-family:sans-serif}
-.ldx-svg-hit {font-size:12px; font-weight:600; fill:#1e293b; font-family:sans-serif; paint-order:stroke;
-  stroke:white; stroke-width:3px}
-.ldx-mapbox svg {width:100%; height:auto}
-.ldx-detail h2 {margin:4px 0}
-.ldx-detail-grid {display:grid; grid-template-columns:minmax(280px, 1fr) minmax(300px, 1.2fr); gap:18px}
-.ldx-kv {font-size:0.82rem; border-collapse:collapse; width:100%; border:none !important}
-.ldx-detail table, .ldx-detail tr {border:none !important}
-.ldx-detail h4 {margin:14px 0 4px; font-size:0.9rem}
-.ldx-similar .ldx-track {width:50px}
-.ldx-kv th, .ldx-kv td {border:none !important; border-bottom:1px solid var(--border-color-primary) !important;
-  padding:3px 10px 3px 0 !important; background:none !important; vertical-align:top}
-.ldx-kv th {text-align:left; color:var(--body-text-color-subdued); font-weight:500; white-space:nowrap}
-.ldx-kv td {word-break:break-all}
-.ldx-detail details {margin-top:10px; font-size:0.85rem}
-.ldx-searchbar {align-items:center}
-#ldx-prompt textarea {font-size:1.05rem; padding:12px 14px}
-.ldx-fp-big svg {width:100%; height:auto}
-.ldx-warn {font-size:0.8rem; background:#fff7ed; border:1px solid #fed7aa; border-radius:8px; padding:4px 10px}
-"""
+
+@cache
+def template(name: str) -> Template:
+    """``templates/<name>.html`` as a ``string.Template`` (``$field`` placeholders)."""
+    return Template((HERE / "templates" / f"{name}.html").read_text(encoding="utf-8").rstrip("\n"))
+
+
+@cache
+def css() -> str:
+    return (HERE / "style.css").read_text(encoding="utf-8")
 
 
 def theme() -> Any:
@@ -108,7 +65,7 @@ def theme() -> Any:
 
 def page_options() -> dict[str, Any]:
     """Theme and CSS for ``gr.mount_gradio_app`` / ``Blocks.launch`` (Gradio 6 takes them there)."""
-    return {"theme": theme(), "css": CSS}
+    return {"theme": theme(), "css": css()}
 
 
 def export_formats(modules: list[dict[str, Any]]) -> list[str]:
@@ -147,12 +104,11 @@ class WebUI:
     def __init__(self, service: LocalService, admin_token: str | None, *, api_root: str | None = "..",
                  limits: UploadLimits | None = None) -> None:  # fmt: skip
         self.service = service
-        self.registry = service.registry
         self._token = admin_token.encode() if admin_token else None
         self.api_root = api_root
         self.limits = limits or UploadLimits()
-        self.fingerprints = FingerprintCache(Path(self.registry.home) / "cache" / "fingerprints")
-        self.map = RegistryMap(self.registry)
+        self.fingerprints = FingerprintCache(service.home / "cache" / "fingerprints")
+        self.map = RegistryMap(service)
         self._exports = Path(tempfile.mkdtemp(prefix="loradex-ui-export-"))
 
     # -- shared --------------------------------------------------------------------------------
@@ -164,12 +120,10 @@ class WebUI:
 
     def resolve(self, ref: str) -> dict[str, Any]:
         """Adapter detail by id, sha256 (prefix) or exact name; ``gr.Error`` when there is none."""
-        from registry.errors import AdapterNotFoundError
-
         try:
             return self.service.get(ref)
         except AdapterNotFoundError:
-            named = [a["id"] for a in self.registry.list() if a["name"] == ref]
+            named = [a["id"] for a in self.service.list() if a["name"] == ref]
             if len(named) == 1:
                 return self.service.get(named[0])
             if named:
@@ -181,12 +135,12 @@ class WebUI:
 
     def fingerprint(self, info: dict[str, Any], width: int = 220, height: int = 64, labels: bool = False) -> str:
         try:
-            return fingerprint_svg(self.fingerprints.get(self.registry, info), width, height, labels=labels)
+            return fingerprint_svg(self.fingerprints.get(self.service, info), width, height, labels=labels)
         except (RegistryError, OSError) as e:
             return f'<div class="ldx-note">fingerprint unavailable ({_esc(e)})</div>'
 
     def choices(self) -> list[str]:
-        return [f"{a['id']} · {a['name']}" for a in self.registry.list(limit=MAX_CHOICES)]
+        return [f"{a['id']} · {a['name']}" for a in self.service.list(limit=MAX_CHOICES)]
 
     def stats_html(self) -> str:
         st = self.service.stats()
@@ -206,19 +160,19 @@ class WebUI:
         """Prompt → (result cards HTML, registry map SVG)."""
         if not (prompt or "").strip():
             return '<div class="ldx-note">Type what the adapter should do or look like.</div>', self.map_html()
-        tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()] or None
+        filters = Filters(family=None if family in (None, "", ANY) else family,
+                          format=None if fmt in (None, "", ANY) else fmt,
+                          origin=None if origin in (None, "", ANY) else origin,
+                          tags=tuple(t for t in (tags or "").split(",") if t.strip()))  # fmt: skip
         try:
-            hits = self.service.search(prompt, max(1, int(k)), mode=mode or "hybrid", tags=tag_list,
-                                       family=None if family in (None, "", ANY) else family,
-                                       format=None if fmt in (None, "", ANY) else fmt,
-                                       origin=None if origin in (None, "", ANY) else origin)  # fmt: skip
+            hits = self.service.search(prompt, max(1, int(k)), mode=mode or "hybrid", filters=filters)
         except RegistryError as e:
             raise gr.Error(str(e), title="Search") from None
         if not hits:
             cards = '<div class="ldx-note">No adapter matches these filters.</div>'
         else:
             cards = "".join(self.card(h, i + 1) for i, h in enumerate(hits))
-        query = self.service.text_encoder.encode([prompt])[0]  # (dim,), from the encoder's LRU cache
+        query = self.service.embed_prompt(prompt)  # (dim,), from the encoder's LRU cache
         return f'<div class="ldx-cards">{cards}</div>', self.map_html(query, [h.adapter["id"] for h in hits])
 
     def map_html(self, query: Any = None, hits: list[int] | None = None) -> str:
@@ -226,7 +180,7 @@ class WebUI:
 
     def card(self, hit: SearchHit, rank: int) -> str:
         a = hit.adapter
-        info = self.registry.get(a["id"])
+        info = self.service.get(a["id"])
         ranks = "/".join(str(r) for r in a.get("ranks") or []) or "?"
         badges = "".join(f'<span class="ldx-badge {c}">{_esc(t)}</span>' for c, t in
                          (("fam", a["family"]), ("fmt", a["format"]), ("", f"rank {ranks}"),
@@ -244,22 +198,14 @@ class WebUI:
             fmts = export_formats(info["modules"])
             links = "".join(f'<a class="ldx-dl" href="{self.api_root}/adapters/{a["id"]}/download?format={f}" '
                             f'download>⬇ {f}</a>' for f in fmts)  # fmt: skip
-        return f"""
-<div class="ldx-card" data-name="{_esc(a["name"])}" data-id="{a["id"]}">
-  <div class="ldx-card-main">
-    <div class="ldx-title"><span class="ldx-rank">{rank}</span>
-      <a href="?adapter={a["id"]}" title="open the adapter page">{_esc(a["name"])}</a>{badges}</div>
-    {desc_html}{trig_html}
-    <div class="ldx-scores"><span class="ldx-score">score {hit.score:.2f}</span>{bars}</div>
-    <div class="ldx-why">{_esc(hit.why)}</div>
-    <div class="ldx-foot">{tags}<span class="ldx-dls">{links}</span></div>
-  </div>
-  {self.picture(info)}
-</div>"""
+        return template("card").substitute(name=_esc(a["name"]), id=a["id"], rank=rank, badges=badges,
+                                           desc_html=desc_html, trig_html=trig_html, score=f"{hit.score:.2f}",
+                                           bars=bars, why=_esc(hit.why), tags=tags, links=links,
+                                           picture=self.picture(info))  # fmt: skip
 
     def preview_src(self, info: dict[str, Any]) -> str | None:
         """URL of the adapter's preview image, when its family has a preview pipeline and the API is mounted."""
-        if self.api_root is None or not self.service.previews.available(info["family"]):
+        if self.api_root is None or not self.service.has_preview(info["family"]):
             return None
         return f"{self.api_root}/adapters/{info['id']}/preview.png"
 
@@ -293,11 +239,9 @@ class WebUI:
         info = self.resolve(ref)
         norms = {}
         try:
-            norms = {n: v for n, _, v in self.fingerprints.get(self.registry, info)}
+            norms = {n: v for n, _, v in self.fingerprints.get(self.service, info)}
         except (RegistryError, OSError):
             pass
-        from ui.charts import block_of
-
         modules = [[m["name"], block_of(m["name"]), m.get("kind", ""), m.get("rank", ""), m.get("in", ""),
                     m.get("out", ""), round(float(m.get("scale") or 0), 4),
                     round(norms[m["name"]], 5) if m["name"] in norms else ""] for m in info["modules"]]  # fmt: skip
@@ -310,7 +254,7 @@ class WebUI:
             out = []
             for ln in links:
                 try:
-                    name = self.registry.get(ln["id"])["name"]
+                    name = self.service.get(ln["id"])["name"]
                 except RegistryError:
                     name = "?"
                 out.append(f'<a href="?adapter={ln["id"]}">{_esc(name)}</a> ({_esc(ln["method"])}, '
@@ -331,21 +275,13 @@ class WebUI:
         meta = "".join(
             f"<tr><th>{_esc(k)}</th><td>{_esc(str(v)[:300])}</td></tr>" for k, v in sorted(extra.items())[:60]
         )
-        return f"""
-<div class="ldx-detail" data-name="{_esc(info["name"])}">
-  <h2>{_esc(info["name"])}</h2>
-  <div class="ldx-desc">{_esc(info.get("description") or "no description")}</div>
-  <div class="ldx-detail-grid">
-    <table class="ldx-kv">{table}</table>
-    <div>{self.preview_block(info)}<div class="ldx-fp-big">{self.fingerprint(info, 520, 150, labels=True)}</div>
-      <div class="ldx-fp-cap">weight fingerprint: ‖ΔW‖_F per module (bars), grouped by block</div>
-      <p><b>made from:</b> {names(info["parents"])}<br><b>used by:</b> {names(info["children"])}</p>
-      {f'<div class="ldx-warn"><b>warnings</b><ul>{warn}</ul></div>' if warn else ""}
-      <h4>similar adapters <span class="ldx-muted">(nearest by its own weight / text embeddings)</span></h4>
-      {self.similar_html(self.similar(info))}</div>
-  </div>
-  <details><summary>metadata ({len(extra)} fields)</summary><table class="ldx-kv">{meta}</table></details>
-</div>"""
+        return template("detail").substitute(
+            name=_esc(info["name"]), description=_esc(info.get("description") or "no description"), table=table,
+            preview=self.preview_block(info), fingerprint=self.fingerprint(info, 520, 150, labels=True),
+            parents=names(info["parents"]), children=names(info["children"]),
+            warnings=f'<div class="ldx-warn"><b>warnings</b><ul>{warn}</ul></div>' if warn else "",
+            similar=self.similar_html(self.similar(info)), n_meta=len(extra), meta=meta,
+        )  # fmt: skip
 
     def preview_block(self, info: dict[str, Any]) -> str:
         src = self.preview_src(info)
@@ -367,33 +303,13 @@ class WebUI:
         return f'<table class="ldx-kv ldx-similar"><tr><th>name</th><th>family</th><th colspan="2">cosine</th></tr>{body}</table>'
 
     def similar(self, info: dict[str, Any], k: int = 8) -> list[list[Any]]:
-        """Nearest adapters by this adapter's own stored embeddings (weights and text)."""
-        from sqlalchemy import select
-
-        from registry.index import bytes_to_vector
-        from registry.models import AdapterEmbedding
-
-        with self.registry.sessions() as s:
-            rows = s.execute(select(AdapterEmbedding.kind, AdapterEmbedding.dim, AdapterEmbedding.vector)
-                             .where(AdapterEmbedding.adapter_id == info["id"])).all()  # fmt: skip
-        own = {kind: bytes_to_vector(vec, dim) for kind, dim, vec in rows if kind in self.registry.indexes}
-        candidates: set[int] = set()
-        for kind, vec in own.items():
-            candidates.update(i for i, _ in self.registry.indexes[kind].search(vec, k + 1) if i != info["id"])
-        cos = {kind: self.registry.indexes[kind].score_ids(vec, sorted(candidates)) for kind, vec in own.items()}
-        out = []
-        for i in candidates:
-            parts = [cos[kind].get(i) for kind in ("weights", "text") if kind in cos]
-            vals = [p for p in parts if p is not None]
-            try:
-                other = self.registry.get(i)
-            except RegistryError:
-                continue
-            w, t = cos.get("weights", {}).get(i), cos.get("text", {}).get(i)
-            out.append((sum(vals) / len(vals) if vals else -1.0, [i, other["name"], other["family"],
-                        round(w, 3) if w is not None else "", round(t, 3) if t is not None else ""]))  # fmt: skip
-        out.sort(key=lambda t: -t[0])
-        return [row for _, row in out[:k]]
+        """Nearest adapters by this adapter's own stored embeddings: [id, name, family, weights cos, text cos]."""
+        rows = []
+        for near in self.service.similar(info["id"], k):
+            a, w, t = near["adapter"], near["scores"].get("weights"), near["scores"].get("text")
+            rows.append([a["id"], a["name"], a["family"], round(w, 3) if w is not None else "",
+                         round(t, 3) if t is not None else ""])  # fmt: skip
+        return rows
 
     def download(self, choice: str, fmt: str) -> str:
         """Export as ``fmt`` and zip; the path goes to a ``gr.File``."""
@@ -454,7 +370,7 @@ class WebUI:
         self.check_token(token)
         if not files:
             raise gr.Error("no files: drop adapter files, sidecars or a zip first", title="Ingest")
-        root = Path(self.registry.home) / "uploads" / f"ui-{uuid.uuid4().hex}"
+        root = self.service.home / "uploads" / f"ui-{uuid.uuid4().hex}"
         try:
             with ExitStack() as stack:
                 parts = [(Path(f).name, stack.enter_context(open(f, "rb"))) for f in files]  # noqa: SIM115

@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 
 from loradex.client import AuthError, Client, ClientError
+from loradex.errors import SearchError
+from loradex.service import LocalService
+from loradex.types import Health, SearchHit, Stats
 from registry.errors import AdapterNotFoundError, ExportError
 from registry.ingest import IngestReport, IngestResult, discover
 from tests.conftest import _pg_schema_url
-from ui.models import Health, SearchHit, Stats
-from ui.service import LocalService, SearchError
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "adapters"
@@ -82,7 +83,7 @@ def face(request: pytest.FixtureRequest, db_kind: str, tmp_path_factory: pytest.
 
     home = tmp_path_factory.mktemp(f"{request.param}-{db_kind}")
     url = f"sqlite:///{home / 'loradex.db'}" if db_kind == "sqlite" else _pg_schema_url(request)
-    svc = LocalService(home, url)
+    svc = LocalService.open(home, url)
     if request.param == "local":
         yield Face("local", svc, svc, svc.ingest([SAMPLES]))
     else:
@@ -93,6 +94,12 @@ def face(request: pytest.FixtureRequest, db_kind: str, tmp_path_factory: pytest.
 
 
 # -- the contract: the same assertions on both faces -------------------------------------------
+def test_both_faces_implement_the_protocol(face: Face) -> None:
+    from loradex.protocol import Service
+
+    assert isinstance(face.api, Service)
+
+
 def test_ingest_report(face: Face) -> None:
     assert isinstance(face.report, IngestReport)
     assert [r.path for r in face.report.results] == [str(u.path) for u in discover([SAMPLES])]
@@ -236,7 +243,7 @@ def test_client_results_equal_the_services(face: Face) -> None:
     assert api.list() == svc.list() and api.list(format="peft") == svc.list(format="peft")
     for row in svc.list():
         assert api.get(row["id"]) == svc.get(row["id"])
-    assert api.health() == Health.from_service(svc) and api.stats() == Stats.from_service(svc)
+    assert api.health() == svc.health() and api.stats() == svc.stats()
 
 
 def test_client_without_token_cannot_administer(face: Face, tmp_path: Path) -> None:
@@ -261,7 +268,10 @@ def test_client_reports_an_unreachable_server() -> None:
     assert e.value.code == "unreachable" and e.value.status == 0
 
 
-@pytest.mark.parametrize("module", ["loradex.client", "ui.models", "ui.server"])
+@pytest.mark.parametrize(
+    "module",
+    ["loradex", "loradex.client", "loradex.types", "loradex.service", "loradex.jobs", "loradex.bases", "ui.server"],
+)
 def test_client_import_is_cheap(module: str) -> None:
     heavy = ["torch", "faiss", "diffusers", "transformers", "peft", "sentence_transformers", "gradio"]
     code = f"import sys, json, {module}; print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))"

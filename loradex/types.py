@@ -1,30 +1,24 @@
-"""Types shared by the REST API (``ui.api``) and the HTTP client (``loradex.client``).
+"""Public types of loradex: what ``LocalService`` and ``Client`` take and return.
 
-Plain dataclasses (no pydantic, no torch) so that the client stays cheap to import; FastAPI
-turns them into the OpenAPI schema. ``SearchHit`` and ``IngestReport`` are the very classes
-``LocalService`` returns, so results from the client compare equal to in-process ones.
-Each type has ``from_dict`` (JSON → object, for the client) and, where the service has no
-method for it yet, ``from_service`` (what ``LocalService`` would return).
+Plain dataclasses (no pydantic, no torch), so the client stays cheap to import; FastAPI turns
+them into the OpenAPI schema. Results from the client compare equal to in-process ones. Each
+type read from JSON has ``from_dict``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from registry.filters import Filters
 from registry.ingest import IngestReport, IngestResult
-from ui.service import SEARCH_MODES, SearchHit
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ui.service import LocalService
 
 __all__ = [
-    "ERROR_CODES",
     "JOB_STATES",
     "SEARCH_MODES",
     "EncoderInfo",
     "ErrorInfo",
+    "Filters",
     "Health",
     "IndexInfo",
     "IngestReport",
@@ -36,27 +30,24 @@ __all__ = [
     "report_from_dict",
 ]
 
-# Stable error codes of the REST API → HTTP status. Clients switch on the code, never on the text.
-ERROR_CODES: dict[str, int] = {
-    "bad_request": 400,  # malformed or invalid request (bad search mode, unknown export format …)
-    "unauthorized": 401,  # admin endpoint without a valid bearer token
-    "forbidden": 403,  # admin endpoints disabled (the server has no admin token)
-    "not_found": 404,  # no such adapter / job / route
-    "no_preview": 404,  # the adapter's family has no preview pipeline (its fingerprint is the picture)
-    "method_not_allowed": 405,
-    "conflict": 409,  # same content already registered
-    "too_large": 413,  # upload over the size limit; zip over the member-count or unpacked-size cap
-    "refused": 422,  # unsafe upload (absolute path, '..', symlink, encrypted zip) or unreadable adapter
-    "internal": 500,  # a bug: details are in the server log, never in the response
-    "unavailable": 503,  # the database cannot be reached
-}
-
+SEARCH_MODES = ("hybrid", "weights", "text")
 JOB_STATES = ("queued", "running", "done", "failed")
 
 
 @dataclass
+class SearchHit:
+    adapter: dict[str, Any]  # adapter summary (id, name, family, format, ranks, description …)
+    score: float  # the ranking score for the requested mode
+    scores: dict[str, float | None] = field(default_factory=dict)  # per signal: weights / text
+    why: str = ""  # one line saying why this result is here
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class ErrorInfo:
-    code: str  # one of ERROR_CODES
+    code: str  # one of loradex.errors.ERROR_CODES
     message: str  # one human sentence; names the bad value and the valid choices
 
 
@@ -66,12 +57,6 @@ class Health:
     version: str  # loradex version
     database: str  # SQLAlchemy dialect: sqlite | postgresql
     adapters: int  # adapters in the registry
-
-    @classmethod
-    def from_service(cls, svc: LocalService) -> Health:
-        from loradex import __version__
-
-        return cls("ok", __version__, svc.registry.engine.dialect.name, svc.registry.count())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Health:
@@ -105,28 +90,6 @@ class Stats:
     encoders: list[EncoderInfo] = field(default_factory=list)
 
     @classmethod
-    def from_service(cls, svc: LocalService) -> Stats:
-        rows = svc.registry.list()
-        indexes = [
-            IndexInfo(kind, len(ix), ix.dim, ix.version, ix.index_type)
-            for kind, ix in sorted(svc.registry.indexes.items())
-        ]
-        trained = {e["version"] for e in svc.registry.encoders("weights")}
-        encoders = [EncoderInfo("text", None, svc.text_encoder.version, "bundled")]
-        encoders += [
-            EncoderInfo("weights", fam, ver, "trained" if ver in trained else "bundled")
-            for fam, ver in sorted(svc.weight_embedder.families.items())
-        ]
-        return cls(
-            adapters=len(rows),
-            families=_counts(r["family"] for r in rows),
-            formats=_counts(r["format"] for r in rows),
-            origins=_counts(r["origin"] for r in rows),
-            indexes=indexes,
-            encoders=encoders,
-        )
-
-    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Stats:
         return cls(
             adapters=int(d["adapters"]),
@@ -140,18 +103,19 @@ class Stats:
 
 @dataclass
 class Job:
-    """A long operation run by the server (ingestion of an upload, training an encoder); poll ``GET /jobs/{id}``."""
+    """A long operation run on the job runner (``loradex.jobs``); poll ``job(id)`` / ``GET /jobs/{id}``."""
 
     id: str
-    kind: str  # ingest | train-encoder
+    kind: str  # ingest | train-encoder | any kind a caller submits
     status: str  # one of JOB_STATES
     done: int = 0  # units finished
-    total: int | None = None  # units found (None until discovery has run)
-    result: IngestReport | None = None  # results so far (paths relative to the upload)
+    total: int | None = None  # units found (None until known)
+    result: IngestReport | None = None  # ingest: results so far (paths relative to the upload)
     error: ErrorInfo | None = None  # set when status is "failed"
     created_at: float = 0.0  # unix time
     finished_at: float | None = None
-    encoder: dict[str, Any] | None = None  # train-encoder: family, version, path, best metrics
+    encoder: dict[str, Any] | None = None  # train-encoder: family, version, best metrics
+    output: dict[str, Any] | None = None  # other kinds: what the job made (JSON)
 
     @property
     def finished(self) -> bool:
@@ -170,6 +134,7 @@ class Job:
             created_at=float(d.get("created_at") or 0.0),
             finished_at=d.get("finished_at"),
             encoder=d.get("encoder"),
+            output=d.get("output"),
         )
 
 
@@ -180,7 +145,3 @@ def report_from_dict(d: dict[str, Any]) -> IngestReport:
 
 def hit_from_dict(d: dict[str, Any]) -> SearchHit:
     return SearchHit(dict(d["adapter"]), float(d["score"]), dict(d.get("scores") or {}), str(d.get("why") or ""))
-
-
-def _counts(values: Any) -> dict[str, int]:
-    return dict(sorted(Counter(str(v) for v in values).items()))

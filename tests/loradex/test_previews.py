@@ -1,4 +1,4 @@
-"""Preview images (ui.previews) on a tiny image zoo built from nothing: the two rows are exactly the
+"""Preview images (loradex.previews) on a tiny image zoo built from nothing: the two rows are exactly the
 base pipeline without and with the adapter (as diffusers loads the original file), rendering leaves
 the base weights pristine, previews are cached, and families without a pipeline get a clear refusal
 through the service, the REST API, the client and the web UI."""
@@ -14,8 +14,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ui import previews
-from ui.previews import PreviewUnavailableError, grid_png, register_preview_pipeline, zoo_image_pipeline
+from benchmarks.zoo.plugins import zoo_image_pipeline
+from loradex import previews
+from loradex.errors import PreviewUnavailableError
+from loradex.previews import grid_png, register_preview_pipeline
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "adapters"
 STEPS = 4  # enough to exercise the pipeline; the tiny base is untrained anyway
@@ -23,13 +25,13 @@ STEPS = 4  # enough to exercise the pipeline; the tiny base is untrained anyway
 
 @pytest.fixture(scope="module")
 def zoo(tiny_image_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    from ui.service import LocalService
+    from loradex.service import LocalService
 
     saved = dict(previews._PIPELINES)
     spec = dataclasses.replace(zoo_image_pipeline(tiny_image_zoo / "base"), steps=STEPS, cell=32)
     register_preview_pipeline(spec, replace=True)
     home = tmp_path_factory.mktemp("previews")
-    svc = LocalService(home, f"sqlite:///{home / 'loradex.db'}")
+    svc = LocalService.open(home, f"sqlite:///{home / 'loradex.db'}")
     try:
         svc.ingest([tiny_image_zoo / "adapters", SAMPLES / "watercolor_sd15.safetensors"])
         by = {a["name"]: a for a in svc.list()}
@@ -145,7 +147,7 @@ def test_preview_over_the_api_and_the_client(zoo: SimpleNamespace) -> None:
 
 
 def test_web_cards_show_previews_where_a_pipeline_exists(zoo: SimpleNamespace) -> None:
-    from ui.service import SearchHit
+    from loradex.types import SearchHit
     from ui.web import WebUI
 
     ui = WebUI(zoo.svc, admin_token=None)

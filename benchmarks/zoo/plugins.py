@@ -1,0 +1,76 @@
+"""The zoos as plug-ins of loradex, declared as entry points in pyproject.toml, the way a user's
+own base pipelines and adapter folders plug in (the product never names ``benchmarks``):
+
+* ``loradex.bases``: ``zoo-image`` (the 32×32 diffusers pipeline) and ``zoo-text`` (the char Llama
+  and its tokenizer), loaded from the committed ``base/`` folders;
+* ``loradex.adapter_sets``: each zoo's ``adapters/`` once its build wrote ``manifest.json``;
+* ``loradex.previews``: the ``zoo-image`` preview pipeline (content prompts per adapter).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from loradex.bases import Base
+from loradex.previews import PreviewPipeline
+
+ZOO = Path(__file__).resolve().parent
+IMAGE_BASE = ZOO / "image" / "base"
+TEXT_BASE = ZOO / "text" / "base"
+
+
+def load_zoo_image(device: str = "cpu") -> Any:
+    """The image zoo's ``StableDiffusionPipeline``."""
+    from benchmarks.zoo.image.model import load_base
+
+    return load_base(IMAGE_BASE, device)
+
+
+def load_zoo_text(device: str = "cpu") -> Any:
+    """The text zoo's ``(LlamaForCausalLM, CharTokenizer)``."""
+    from benchmarks.zoo.text.model import load_base
+
+    return load_base(TEXT_BASE, device)
+
+
+ZOO_IMAGE = Base("zoo-image", load_zoo_image, kind="image", folder=IMAGE_BASE / "model_index.json")
+ZOO_TEXT = Base("zoo-text", load_zoo_text, kind="text", folder=TEXT_BASE)
+
+
+def _built(kind: str) -> list[Path]:
+    """A zoo's adapters, once its build is finished (it wrote ``manifest.json``)."""
+    zoo = ZOO / kind
+    return [zoo / "adapters"] if (zoo / "manifest.json").is_file() else []
+
+
+def text_adapters() -> list[Path]:
+    return _built("text")
+
+
+def image_adapters() -> list[Path]:
+    return _built("image")
+
+
+def zoo_image_pipeline(folder: Path) -> PreviewPipeline:
+    """The image zoo's base in ``folder`` as the ``zoo-image`` preview pipeline."""
+    return PreviewPipeline(
+        family="zoo-image",
+        folder=Path(folder),
+        loader="benchmarks.zoo.image.model:load_base",
+        prompts=(
+            "a red circle on a navy background",
+            "a yellow square on a black background",
+            "a green triangle on a brown background",
+            "a cyan diamond on a teal background",
+        ),  # fmt: skip
+        prompt_fn="benchmarks.zoo.image.captions:preview_prompts",
+        steps=20,
+        guidance=4.0,
+        cell=64,
+    )
+
+
+def zoo_image_preview() -> PreviewPipeline | None:
+    """The committed image zoo's preview pipeline, or None while its base is not built."""
+    return zoo_image_pipeline(IMAGE_BASE) if (IMAGE_BASE / "model_index.json").is_file() else None

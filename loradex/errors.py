@@ -1,0 +1,115 @@
+"""Every exception loradex raises, in one module, and the stable error codes they map to.
+
+Each is a ``RegistryError`` (the registry's base error), so a surface catches one class. The
+REST API answers ``{"error": {"code", "message"}}`` with ``code = error_code(exc)`` and the HTTP
+status ``ERROR_CODES[code]``; the client turns codes back into these classes. A new exception
+gets its code by one entry in ``EXCEPTION_CODES`` (most specific class first).
+"""
+
+from __future__ import annotations
+
+from encoders.weight.registry_training import EncoderTrainingError
+from registry.errors import (
+    AdapterFormatError,
+    AdapterNotFoundError,
+    DuplicateAdapterError,
+    ExportError,
+    RegistryError,
+    UnsupportedAdapterError,
+)
+
+__all__ = [
+    "ERROR_CODES",
+    "EXCEPTION_CODES",
+    "AdapterFormatError",
+    "AdapterNotFoundError",
+    "AuthError",
+    "ClientError",
+    "DuplicateAdapterError",
+    "EncoderTrainingError",
+    "ExportError",
+    "JobNotFoundError",
+    "PreviewUnavailableError",
+    "RegistryError",
+    "SearchError",
+    "UnknownBaseError",
+    "UnsupportedAdapterError",
+    "error_code",
+]
+
+
+class SearchError(RegistryError):
+    """A search request that cannot be answered (bad mode, empty prompt …)."""
+
+
+class PreviewUnavailableError(RegistryError):
+    """The adapter's family has no registered preview pipeline (or the pipeline folder is gone)."""
+
+    def __init__(self, family: str, known: list[str], why: str = "") -> None:
+        self.family = family
+        have = ", ".join(known) or "none"
+        super().__init__(why or f"no preview pipeline for family {family!r} (families with one: {have})")
+
+
+class UnknownBaseError(RegistryError):
+    """No base pipeline is registered for a family (``loradex.bases``)."""
+
+    def __init__(self, family: str, known: list[str], why: str = "") -> None:
+        self.family = family
+        have = ", ".join(known) or "none"
+        super().__init__(why or f"no base pipeline for family {family!r} (families with one: {have})")
+
+
+class JobNotFoundError(RegistryError):
+    """No job with that id (jobs are kept in memory by the process that ran them)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id!r} (jobs are kept in memory by the server that ran them)")
+
+
+class ClientError(RegistryError):
+    """An API error without a registry counterpart: ``status`` (0: no response), ``code``, ``message``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+        super().__init__(f"{code} ({status}): {message}" if status else f"{code}: {message}")
+
+
+class AuthError(ClientError):
+    """An admin call without a valid token (``unauthorized``) or on a server without one (``forbidden``)."""
+
+
+# Stable error codes of the REST API → HTTP status. Clients switch on the code, never on the text.
+ERROR_CODES: dict[str, int] = {
+    "bad_request": 400,  # malformed or invalid request (bad search mode, unknown export format …)
+    "unauthorized": 401,  # admin endpoint without a valid bearer token
+    "forbidden": 403,  # admin endpoints disabled (the server has no admin token)
+    "not_found": 404,  # no such adapter / job / route
+    "no_preview": 404,  # the adapter's family has no preview pipeline (its fingerprint is the picture)
+    "method_not_allowed": 405,
+    "conflict": 409,  # same content already registered
+    "too_large": 413,  # upload over the size limit; zip over the member-count or unpacked-size cap
+    "refused": 422,  # unsafe upload (absolute path, '..', symlink, encrypted zip) or unreadable adapter
+    "internal": 500,  # a bug: details are in the server log, never in the response
+    "unavailable": 503,  # the database cannot be reached
+}
+
+# Exception class → error code, most specific first; any other RegistryError is "bad_request".
+EXCEPTION_CODES: list[tuple[type[Exception], str]] = [
+    (AdapterNotFoundError, "not_found"),
+    (JobNotFoundError, "not_found"),
+    (PreviewUnavailableError, "no_preview"),
+    (DuplicateAdapterError, "conflict"),
+    (ExportError, "refused"),
+    (AdapterFormatError, "refused"),
+]
+
+
+def error_code(e: BaseException) -> str:
+    """The stable code of an exception: ``EXCEPTION_CODES``, else ``bad_request`` for request-level
+    refusals (``RegistryError``: ``SearchError``, ``EncoderTrainingError`` …), else ``internal``."""
+    for cls, code in EXCEPTION_CODES:
+        if isinstance(e, cls):
+            return code
+    return "bad_request" if isinstance(e, RegistryError) else "internal"

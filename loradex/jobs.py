@@ -1,0 +1,168 @@
+"""The job runner: long operations (ingesting an upload, training an encoder, generating …) run
+one at a time on a worker thread, polled by id. Jobs live in the process that ran them; the
+newest ``keep`` are kept.
+
+A new kind of job is one ``submit`` call; ``work(handle)`` reports through the handle and returns
+the job's ``output`` (a JSON dict, or None):
+
+    def work(h: JobHandle) -> dict[str, Any]:
+        h.update(total=steps)
+        for i in range(steps):
+            ...
+            h.update(done=i + 1)
+        return {"adapter_id": new_id}
+
+    job = runner.submit("generate", work)     # a snapshot: status "queued"
+    runner.get(job.id)                        # poll: status, done/total, output, error
+
+A failure marks the job failed with ``ErrorInfo(error_code(exc), message)``; an unexpected
+exception is logged and reported as ``internal`` without its details.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from loradex.errors import JobNotFoundError, error_code
+from loradex.types import ErrorInfo, IngestReport, IngestResult, Job
+from registry.errors import RegistryError
+
+log = logging.getLogger("loradex.jobs")
+
+
+class JobHandle:
+    """What a running job's work sees: ``update`` its fields, ``add_result`` for ingest results."""
+
+    def __init__(self, runner: JobRunner, job: Job) -> None:
+        self._runner, self.job = runner, job
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    def update(self, **changes: Any) -> None:
+        self._runner._update(self.job.id, **changes)
+
+    def add_result(self, result: IngestResult) -> None:
+        with self._runner._lock:
+            assert self.job.result is not None
+            self.job.result.results.append(result)
+            self.job.done += 1
+
+
+class JobRunner:
+    """In-memory jobs run one at a time on a worker thread (SQLite has one writer anyway)."""
+
+    def __init__(self, keep: int = 200) -> None:
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.keep = keep
+
+    def get(self, job_id: str) -> Job:
+        """A snapshot of the job; ``JobNotFoundError`` when there is none."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise JobNotFoundError(job_id)
+            return _snapshot(job)
+
+    def list(self) -> list[Job]:
+        """Snapshots, newest first."""
+        with self._lock:
+            return [_snapshot(j) for j in reversed(self._jobs.values())]
+
+    def _update(self, job_id: str, **changes: Any) -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            for k, v in changes.items():
+                setattr(job, k, v)
+
+    def submit(self, kind: str, work: Callable[[JobHandle], dict[str, Any] | None], *, job_id: str | None = None,
+               total: int | None = None, what: str | None = None, clean: Callable[[str], str] = str,
+               result: IngestReport | None = None) -> Job:  # fmt: skip
+        """Register a job of ``kind`` and run ``work(handle)`` on the worker thread; its return value
+        becomes ``job.output``. ``clean`` scrubs server paths from error messages; ``what`` names the
+        operation in the message of an unexpected failure."""
+        job = Job(job_id or uuid.uuid4().hex, kind, "queued", total=total, result=result, created_at=time.time())
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > self.keep:
+                self._jobs.popitem(last=False)
+            snap = _snapshot(job)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loradex-job")
+            pool = self._pool
+
+        def run() -> None:
+            try:
+                self._update(job.id, status="running")
+                output = work(JobHandle(self, job))
+                self._update(job.id, status="done", finished_at=time.time(),
+                             **({"output": output} if output is not None else {}))  # fmt: skip
+            except RegistryError as e:
+                self._update(job.id, status="failed", error=ErrorInfo(error_code(e), clean(str(e))),
+                             finished_at=time.time())  # fmt: skip
+            except Exception:
+                log.exception("%s job %s failed", job.kind, job.id)
+                self._update(job.id, status="failed", finished_at=time.time(),
+                             error=ErrorInfo("internal", f"{what or kind} failed (details are in the server log)"))  # fmt: skip
+
+        pool.submit(run)
+        return snap
+
+    def shutdown(self) -> None:
+        """Stop the worker (queued jobs are dropped); a later ``submit`` starts a new one."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def submit_ingest(runner: JobRunner, service: Any, root: Path, job_id: str | None = None) -> Job:
+    """Ingest the staged upload folder ``root`` as a job; results carry paths relative to ``root``,
+    and ``root`` is removed afterwards."""
+    prefix = f"{root}{os.sep}"
+
+    def relative(r: IngestResult) -> IngestResult:
+        path = Path(r.path)
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else r.path
+        return replace(r, path=rel, reason=r.reason.replace(prefix, "") if r.reason else r.reason)
+
+    def work(h: JobHandle) -> None:
+        try:
+            service.ingest([root], progress=lambda r: h.add_result(relative(r)), on_total=lambda n: h.update(total=n))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    return runner.submit("ingest", work, job_id=job_id, what="ingestion", result=IngestReport(),
+                         clean=lambda m: m.replace(prefix, ""))  # fmt: skip
+
+
+def submit_train_encoder(runner: JobRunner, service: Any, family: str, train_config: Any, texts: Any) -> Job:
+    """Train ``family``'s weight encoder as a job (``done`` counts epochs; ``encoder`` holds the result)."""
+
+    def work(h: JobHandle) -> None:
+        out = service.train_encoder(family, texts=texts, only_listed=bool(texts), train_config=train_config,
+                                    progress=lambda epoch, total, m: h.update(done=epoch))  # fmt: skip
+        h.update(encoder={"family": out["family"], "version": out["version"], "best": out["metrics"]["best"]})
+
+    return runner.submit("train-encoder", work, total=train_config.epochs, what="training")
+
+
+def _snapshot(job: Job) -> Job:
+    return replace(job, result=IngestReport(list(job.result.results)) if job.result is not None else None)
+
+
+__all__ = ["JobHandle", "JobRunner", "submit_ingest", "submit_train_encoder"]

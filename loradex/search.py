@@ -1,0 +1,152 @@
+"""Search: prompt → ranked adapters from the text and weights indexes, fused (``fuse``).
+
+``Searcher`` holds nothing but the parts it reads (registry, text encoder, weight embedder); the
+service builds one when it opens. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loradex.errors import SearchError
+from loradex.types import SEARCH_MODES, Filters, SearchHit
+
+MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
+# How much each signal counts in hybrid search. The weight encoder is trained for its family's
+# adapters and separates sibling tasks the generic text encoder puts close together, so it leads;
+# metadata text still breaks ties and finds adapters of tasks the encoder never saw.
+SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
+HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
+              "module_count", "sha256")  # fmt: skip
+
+# one query of a signal: (query vector, ids it may score (None: all allowed), ids it must not score)
+Query = tuple[Any, set[int] | None, set[int] | None]
+
+
+def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None) -> dict[int, float]:
+    """Hybrid score: per signal, cosines standardised over the candidate pool, then a weighted mean
+    (``SIGNAL_WEIGHTS``) over the signals an adapter has. Standardising puts the weight encoder's wide
+    cosines and the text encoder's narrow ones on one scale, so a signal that singles out one adapter
+    is not drowned by one that finds everything roughly alike; the spread is floored at ``MIN_SPREAD``
+    so a signal that is flat for this query cannot reorder the other."""
+    weights = SIGNAL_WEIGHTS if weights is None else weights
+    num: dict[int, float] = {}
+    den: dict[int, float] = {}
+    for kind, scores in signals.items():
+        if not scores:
+            continue
+        w = weights.get(kind, 1.0)
+        vals = list(scores.values())
+        mean = sum(vals) / len(vals)
+        std = max((sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, MIN_SPREAD)
+        for i, v in scores.items():
+            num[i] = num.get(i, 0.0) + w * (v - mean) / std
+            den[i] = den.get(i, 0.0) + w
+    return {i: num[i] / den[i] for i in num}
+
+
+class Searcher:
+    """Prompt → top-k adapters with a per-signal score breakdown.
+
+    ``text``: cosine of the prompt with the adapter's metadata text; ``weights``: cosine with its
+    weight embedding (trained into the same space); ``hybrid``: both signals computed exactly for
+    every candidate either index proposed, fused by ``fuse`` (the score is then a standardised
+    similarity, not a cosine; ``scores`` keeps the cosines)."""
+
+    def __init__(self, registry: Any, text_encoder: Any, weight_embedder: Any) -> None:
+        self.registry, self.text_encoder, self.weight_embedder = registry, text_encoder, weight_embedder
+
+    def search(self, prompt: str, k: int, mode: str, filters: Filters) -> list[SearchHit]:
+        if mode not in SEARCH_MODES:
+            raise SearchError(f"unknown search mode {mode!r}; known: {', '.join(SEARCH_MODES)}")
+        if not prompt or not prompt.strip():
+            raise SearchError("empty prompt")
+        if k < 1:
+            raise SearchError(f"k must be ≥ 1, got {k}")
+        allowed = {r["id"] for r in self.registry.list(filters)} if filters else None
+        kinds = [kd for kd in ("weights", "text") if mode in (kd, "hybrid")]
+        if mode == "weights":
+            weighed = self.registry.indexes["weights"].ids
+            if not (weighed & allowed if allowed is not None else weighed):
+                have = ", ".join(sorted(self.weight_embedder.families)) or "none yet"
+                raise SearchError(
+                    "no weight encoder covers these adapters (families with one: "
+                    f"{have}); use --mode text or hybrid, or train one with loradex train-encoder"
+                )
+        q = self.text_encoder.encode([prompt])[0]  # (dim,)
+        pool = k * 4 if mode == "hybrid" else k
+        queries: dict[str, list[Query]] = {kind: [(q, allowed, None)] for kind in kinds}
+        if "weights" in kinds:
+            queries["weights"] = self._weight_queries(q, allowed)
+        candidates: set[int] = set()
+        for kind in kinds:
+            for vec, ids, excluded in queries[kind]:
+                candidates.update(i for i, _ in self.registry.indexes[kind].search(vec, pool, ids, excluded))
+        signals: dict[str, dict[int, float]] = {}
+        pooled = sorted(candidates)
+        for kind in kinds:
+            signals[kind] = {}
+            for vec, ids, excluded in queries[kind]:
+                mine = [i for i in pooled if (ids is None or i in ids) and not (excluded and i in excluded)]
+                signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
+        live = [kind for kind in kinds if signals[kind]]
+        fused = fuse(signals) if len(live) > 1 else (signals[live[0]] if live else {})
+        ranked = []
+        for i in candidates:
+            parts: dict[str, float | None] = {kind: signals[kind].get(i) for kind in kinds}
+            if i in fused:
+                ranked.append((fused[i], i, parts))
+        ranked.sort(key=lambda t: (-t[0], t[1]))
+        return self._hits(ranked[:k], kinds)
+
+    def _hits(self, top: list[tuple[float, int, dict[str, float | None]]], kinds: list[str]) -> list[SearchHit]:
+        encoded = self.weight_embedder.families
+        found = self.registry.hits([i for _, i, _ in top])  # one query for all hits
+        hits = []
+        for score, i, parts in top:
+            info = found.get(i)
+            if info is None:  # removed between the index search and the fetch
+                continue
+            summary = {key: info[key] for key in HIT_FIELDS}
+            why = ", ".join(f"{kind} similarity {v:.2f}" for kind, v in parts.items() if v is not None)
+            if info["family"] not in encoded:
+                why += f"; no weight encoder for family {info['family']}: matched by metadata text only"
+            elif parts.get("text") is None and "text" in kinds:
+                why += "; no description: matched by its weights"
+            hits.append(SearchHit(summary, score, parts, why))
+        return hits
+
+    def _weight_queries(self, q: Any, allowed: set[int] | None) -> list[Query]:
+        """The weights signal's queries: families whose encoder has a query head score the prompt
+        through it (each against its own adapters only); every other adapter gets the prompt as is."""
+        heads = self.weight_embedder.query_families()
+        by_family = self.registry.ids_of_families(heads) if heads else {}
+        headed: set[int] = set().union(*by_family.values())
+        if not headed:
+            return [(q, allowed, None)]
+        out: list[Query] = []
+        for family, ids in by_family.items():
+            mine = ids if allowed is None else ids & allowed
+            if mine:
+                out.append((self.weight_embedder.query(family, q), mine, None))
+        out.append((q, allowed, headed))
+        return out
+
+    def similar(self, info: dict[str, Any], k: int = 8) -> list[dict[str, Any]]:
+        """Nearest adapters by ``info``'s own stored embeddings: ``{"adapter": summary, "score": mean
+        cosine, "scores": {"weights": …, "text": …}}``, best first."""
+        own = self.registry.embeddings_of(info["id"])
+        candidates: set[int] = set()
+        for kind, vec in own.items():
+            candidates.update(i for i, _ in self.registry.indexes[kind].search(vec, k + 1) if i != info["id"])
+        cos = {kind: self.registry.indexes[kind].score_ids(vec, sorted(candidates)) for kind, vec in own.items()}
+        found = self.registry.hits(sorted(candidates))
+        out = []
+        for i in candidates:
+            if i not in found:
+                continue
+            scores = {kind: cos[kind].get(i) for kind in ("weights", "text") if kind in cos}
+            vals = [v for v in scores.values() if v is not None]
+            out.append({"adapter": found[i], "score": sum(vals) / len(vals) if vals else -1.0, "scores": scores})
+        out.sort(key=lambda d: -d["score"])
+        return out[:k]

@@ -1,0 +1,249 @@
+"""``LocalService``: the one place where the registry, the encoders (and generators, fusion) are
+wired. Every surface (CLI, REST API, web UI) and the in-process user call it; ``loradex.Client``
+has the same methods over HTTP (``loradex.protocol.Service``).
+
+Constructing is cheap; ``open`` builds what was not handed in, runs the migrations and syncs the
+indexes:
+
+    svc = LocalService.open("~/.loradex")                    # or LocalService(home).setup()
+    svc = LocalService.open(home, registry=reg, text_encoder=enc, weight_embedder=emb, sync=False)
+
+``embed=False`` opens the bare registry (no encoders, no torch): listing, showing, exporting and
+removing need nothing more; a later full open embeds what it missed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loradex.types import EncoderInfo, Filters, Health, IndexInfo, IngestReport, IngestResult, SearchHit, Stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loradex.previews import Previewer
+    from loradex.search import Searcher
+    from registry.store import Registry
+
+
+class LocalService:
+    """In-process service over one data dir / database."""
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        db_url: str | None = None,
+        *,
+        text_model: str | None = None,
+        index_type: str = "flat",
+        embed: bool = True,
+        registry: Registry | None = None,
+        text_encoder: Any = None,
+        weight_embedder: Any = None,
+    ) -> None:
+        """Cheap: remembers the settings and the ready-made parts; nothing is loaded or migrated."""
+        self._home, self._db_url = home, db_url
+        self.text_model, self.index_type, self.embed = text_model, index_type, embed
+        self._registry = registry
+        self.text_encoder = text_encoder
+        self.weight_embedder = weight_embedder
+        self._previews: Previewer | None = None
+        self._searcher: Searcher | None = None
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, db_url: str | None = None, *, sync: bool = True,
+             **kw: Any) -> LocalService:  # fmt: skip
+        """``LocalService(home, db_url, **kw).setup(sync=sync)``."""
+        return cls(home, db_url, **kw).setup(sync=sync)
+
+    def setup(self, *, sync: bool = True) -> LocalService:
+        """Build the parts not handed in, migrate the database to head and (``sync``) embed what is
+        missing and rebuild stale indexes."""
+        if self.embed and self.text_encoder is None:
+            from encoders.text import get_text_encoder
+
+            self.text_encoder = get_text_encoder(self.text_model)
+        if self.embed and self.weight_embedder is None:
+            from encoders.weight.embedder import WeightEmbedder
+
+            self.weight_embedder = WeightEmbedder()
+        if self._registry is None:
+            from registry.store import Registry
+
+            embedders: list[Any] = []
+            if self.embed:
+                from encoders.text import MetadataTextEmbedder
+
+                embedders = [MetadataTextEmbedder(self.text_encoder), self.weight_embedder]
+            self._registry = Registry(self._home, self._db_url, embedders=embedders, index_type=self.index_type)
+        reg = self._registry
+        if hasattr(self.weight_embedder, "set_sources"):
+            self.weight_embedder.set_sources(lambda: [Path(e["path"]) for e in reg.encoders("weights")])
+        if sync:
+            reg.init()
+        return self
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("the service is not open: use LocalService.open(home) or svc.setup()")
+        return self._registry
+
+    @property
+    def home(self) -> Path:
+        """The data dir (database, blobs, indexes, caches, uploads)."""
+        return Path(self.registry.home)
+
+    @property
+    def previews(self) -> Previewer:
+        if self._previews is None:
+            from loradex.previews import Previewer
+
+            self._previews = Previewer(self.home / "cache" / "previews")
+        return self._previews
+
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            from loradex.search import Searcher
+
+            self._searcher = Searcher(self.registry, self.text_encoder, self.weight_embedder)
+        return self._searcher
+
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+
+    # -- registry ----------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        workers: int | None = None,
+        progress: Callable[[IngestResult], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+        origin: str = "ingested",
+        lineage: builtins.list[dict[str, Any]] | None = None,
+    ) -> IngestReport:
+        """Files and folders into the registry (see ``Registry.ingest``); ``lineage`` entries
+        ``{"parent": id, "weight": float, "method": str}`` link each new adapter to its parents."""
+        return self.registry.ingest(paths, workers=workers, progress=progress, on_total=on_total, origin=origin,
+                                    lineage=lineage)  # fmt: skip
+
+    def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0,
+             **kw: Any) -> builtins.list[dict[str, Any]]:  # fmt: skip
+        """Adapter summaries by id; ``kw``: ``family``, ``format``, ``origin``, ``tag``, ``tags`` (``Filters.of``)."""
+        return self.registry.list(Filters.of(filters, **kw), limit=limit, offset=offset)
+
+    def get(self, ref: str | int) -> dict[str, Any]:
+        """Adapter detail (modules, metadata, lineage) by id or sha256 (prefix)."""
+        return self.registry.get(ref)
+
+    def remove(self, ref: str | int) -> dict[str, Any]:
+        return self.registry.remove(ref)
+
+    def export(self, ref: str | int, fmt: str, out_dir: str | Path) -> builtins.list[Path]:
+        return self.registry.export(ref, fmt, out_dir)
+
+    def load(self, ref: str | int) -> Any:
+        """The canonical ``LoraAdapter`` of a registered adapter."""
+        return self.registry.load(ref)
+
+    def preview(self, ref: str | int) -> bytes:
+        """PNG: the adapter rendered through its family's base pipeline (bottom row) under the bare
+        base (top row). ``PreviewUnavailableError`` when the family has no pipeline."""
+        return self.previews.png(self.registry, self.registry.get(ref))
+
+    def has_preview(self, family: str) -> bool:
+        return self.previews.available(family)
+
+    def health(self) -> Health:
+        """What ``GET /health`` answers."""
+        from loradex import __version__
+
+        return Health("ok", __version__, self.registry.engine.dialect.name, self.registry.count())
+
+    def stats(self) -> Stats:
+        """Counts by family / format / origin, index sizes, encoders."""
+        rows = self.registry.list()
+        indexes = [
+            IndexInfo(kind, len(ix), ix.dim, ix.version, ix.index_type)
+            for kind, ix in sorted(self.registry.indexes.items())
+        ]
+        encoders = []
+        if self.text_encoder is not None:
+            encoders.append(EncoderInfo("text", None, self.text_encoder.version, "bundled"))
+        if self.weight_embedder is not None:
+            trained = {e["version"] for e in self.registry.encoders("weights")}
+            encoders += [
+                EncoderInfo("weights", fam, ver, "trained" if ver in trained else "bundled")
+                for fam, ver in sorted(self.weight_embedder.families.items())
+            ]
+        return Stats(
+            adapters=len(rows),
+            families=_counts(r["family"] for r in rows),
+            formats=_counts(r["format"] for r in rows),
+            origins=_counts(r["origin"] for r in rows),
+            indexes=indexes,
+            encoders=encoders,
+        )
+
+    # -- search ------------------------------------------------------------------------
+    def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
+               **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
+        """Prompt → top-k adapters with a per-signal score breakdown (``loradex.search.Searcher``);
+        ``kw``: ``family``, ``format``, ``origin``, ``tags`` refine ``filters``."""
+        return self.searcher.search(prompt, k, mode, Filters.of(filters, **kw))
+
+    def similar(self, ref: str | int, k: int = 8) -> builtins.list[dict[str, Any]]:
+        """Nearest adapters by this adapter's own stored embeddings (weights and text), best first:
+        ``{"adapter": summary, "score": mean cosine, "scores": {kind: cosine | None}}``."""
+        return self.searcher.similar(self.registry.get(ref), k)
+
+    def embed_prompt(self, prompt: str) -> Any:
+        """The prompt as the text encoder sees it: a normalized (dim,) vector (LRU-cached)."""
+        return self.text_encoder.encode([prompt])[0]
+
+    def index_state(self) -> str:
+        """Changes whenever an index's encoder version or membership changes (a cache key)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for kind, index in sorted(self.registry.indexes.items()):
+            h.update(f"{kind}:{index.version}:".encode())
+            h.update(",".join(map(str, sorted(index.ids))).encode())
+        return h.hexdigest()
+
+    def embeddings(self) -> builtins.list[tuple[int, str, Any]]:
+        """(adapter id, kind, vector) of every current embedding, by kind then id."""
+        return self.registry.current_embeddings()
+
+    # -- encoders ----------------------------------------------------------------------
+    def encoders(self) -> builtins.list[dict[str, Any]]:
+        """Trained encoder checkpoints recorded in the registry, oldest first."""
+        return self.registry.encoders()
+
+    def train_encoder(self, family: str, **kw: Any) -> dict[str, Any]:
+        """Train a weight encoder for ``family`` on the registry's described adapters, record it,
+        and re-embed (see ``encoders.weight.registry_training``)."""
+        from encoders.weight.registry_training import train_from_registry
+
+        result = train_from_registry(self.registry, family, self.text_encoder, **kw)
+        self.add_encoder(Path(result["path"]), result["metrics"]["best"])
+        return result
+
+    def add_encoder(self, folder: Path, metrics: dict[str, Any] | None = None) -> str:
+        """Record a weight-encoder checkpoint folder in the registry, load it and re-embed; its version."""
+        from encoders.weight.model import checkpoint_version
+
+        version = checkpoint_version(folder)
+        self.registry.record_encoder("weights", version.split(":")[1], version, folder, metrics or {})
+        self.weight_embedder.reload()
+        self.registry.sync_indexes()
+        return version
+
+
+def _counts(values: Any) -> dict[str, int]:
+    return dict(sorted(Counter(str(v) for v in values).items()))

@@ -1,0 +1,99 @@
+"""Settings: where the data lives and which bundled adapter sets a fresh data dir starts with.
+
+``Settings.from_env()`` reads ``LORADEX_HOME`` (data dir, default ``~/.loradex``),
+``LORADEX_DB_URL`` (default SQLite in the data dir), ``LORADEX_ADAPTER_SETS`` (comma-separated
+names of the sets to bundle; default every registered set) and ``LORADEX_ADAPTER_DIRS`` (extra
+folders, ``os.pathsep``-separated). Base pipelines are configured in ``loradex.bases``.
+
+An adapter set is a named callable returning the folders to ingest: ``register_adapter_set``, or
+an entry point in the group ``loradex.adapter_sets`` of an installed distribution (read lazily).
+loradex itself declares ``samples`` (``samples/adapters`` of the source tree).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+ADAPTER_SETS_GROUP = "loradex.adapter_sets"
+REPO = Path(__file__).resolve().parents[1]
+
+_SETS: dict[str, Callable[[], list[Path]]] = {}
+_SETS_READ = False
+
+
+@dataclass
+class Settings:
+    home: Path | None = None  # data dir (None: $LORADEX_HOME or ~/.loradex)
+    db_url: str | None = None  # SQLAlchemy URL (None: $LORADEX_DB_URL or SQLite in the data dir)
+    adapter_sets: tuple[str, ...] | None = None  # bundled sets to ingest on a fresh data dir (None: all)
+    adapter_dirs: tuple[Path, ...] = field(default=())  # further folders a fresh data dir ingests
+    index_type: str = "flat"  # FAISS index type: flat | hnsw
+    text_model: str | None = None  # text encoder (None: the bundled MiniLM)
+
+    def __post_init__(self) -> None:
+        if self.index_type not in ("flat", "hnsw"):
+            raise ValueError(f"index_type {self.index_type!r}; known: flat, hnsw")
+        self.home = Path(self.home).expanduser() if self.home else None
+        self.adapter_dirs = tuple(Path(p).expanduser() for p in self.adapter_dirs)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from the environment; keyword arguments that are not None win."""
+        env_sets = os.environ.get("LORADEX_ADAPTER_SETS")
+        env_dirs = os.environ.get("LORADEX_ADAPTER_DIRS", "")
+        values: dict[str, object] = {
+            "home": os.environ.get("LORADEX_HOME") or None,
+            "db_url": os.environ.get("LORADEX_DB_URL") or None,
+            "adapter_sets": tuple(s.strip() for s in env_sets.split(",") if s.strip())
+            if env_sets is not None
+            else None,
+            "adapter_dirs": tuple(Path(p) for p in env_dirs.split(os.pathsep) if p.strip()),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def bundled_adapters(self) -> list[Path]:
+        """The folders a fresh data dir ingests: the chosen adapter sets' folders, then ``adapter_dirs``;
+        only those that exist, each once."""
+        known = adapter_sets()
+        chosen = list(known) if self.adapter_sets is None else list(self.adapter_sets)
+        missing = [n for n in chosen if n not in known]
+        if missing:
+            raise ValueError(f"unknown adapter sets {missing}; known: {', '.join(known) or 'none'}")
+        dirs = [d for name in chosen for d in known[name]()] + list(self.adapter_dirs)
+        return [d for d in dict.fromkeys(dirs) if d.is_dir()]
+
+
+def register_adapter_set(name: str, folders: Callable[[], list[Path]], *, replace: bool = False) -> None:
+    """Make ``name`` a bundled adapter set: ``folders()`` lists what to ingest (an unbuilt set returns [])."""
+    _read_entry_points()
+    if name in _SETS and not replace:
+        raise ValueError(f"an adapter set {name!r} is already registered")
+    _SETS[name] = folders
+
+
+def adapter_sets() -> dict[str, Callable[[], list[Path]]]:
+    """name → folders callable: ``samples`` first, then the others in registration order."""
+    _read_entry_points()
+    return dict(sorted(_SETS.items(), key=lambda kv: kv[0] != "samples"))
+
+
+def sample_adapters() -> list[Path]:
+    """The sample adapters of the source tree (a few real formats and families)."""
+    return [REPO / "samples" / "adapters"]
+
+
+def _read_entry_points() -> None:
+    global _SETS_READ
+    if _SETS_READ:
+        return
+    _SETS_READ = True
+    for ep in entry_points(group=ADAPTER_SETS_GROUP):
+        _SETS.setdefault(ep.name, ep.load())
+
+
+__all__ = ["Settings", "adapter_sets", "register_adapter_set", "sample_adapters"]

@@ -1,0 +1,77 @@
+"""``/adapters``: list, detail, removal (admin), download as a zip of an export, preview PNG."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from ui.api.deps import ADMIN, ServiceDep
+from ui.api.errors import ApiError
+from ui.api.schemas import ERRORS, AdapterDetail, AdapterSummary
+
+router = APIRouter(prefix="/adapters", tags=["adapters"], responses=ERRORS)
+
+
+@router.get("", response_model=list[AdapterSummary])
+def list_adapters(
+    service: ServiceDep,
+    family: str | None = None,
+    format: str | None = None,
+    origin: str | None = None,
+    tag: Annotated[list[str] | None, Query(description="required tag (repeatable)")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    return service.list(family=family, format=format, origin=origin, tags=tag, limit=limit, offset=offset)  # type: ignore[no-any-return]
+
+
+@router.get("/{ref}", response_model=AdapterDetail)
+def get_adapter(ref: str, service: ServiceDep) -> dict[str, Any]:
+    return service.get(ref)  # type: ignore[no-any-return]
+
+
+@router.delete("/{ref}", response_model=AdapterSummary, tags=["admin"], dependencies=ADMIN)
+def remove_adapter(ref: str, service: ServiceDep) -> dict[str, Any]:
+    return service.remove(ref)  # type: ignore[no-any-return]
+
+
+@router.get("/{ref}/download", response_class=FileResponse,
+            responses={200: {"content": {"application/zip": {}}, "description": "zip of the exported files"}})  # fmt: skip
+def download(ref: str, service: ServiceDep,
+             format: Annotated[str, Query(description="diffusers | peft | kohya")]) -> FileResponse:  # fmt: skip
+    from registry.formats import writers
+
+    if format not in writers():
+        raise ApiError(400, "bad_request", f"unknown export format {format!r}; known: {', '.join(sorted(writers()))}")
+    info = service.get(ref)
+    tmp = Path(tempfile.mkdtemp(prefix="loradex-export-"))
+    try:
+        out = tmp / "out"
+        files = service.export(info["id"], format, out)
+        archive = tmp / "export.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+            for f in files:
+                z.write(f, Path(f).relative_to(out).as_posix())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    name = re.sub(r"[^\w.-]+", "_", info["name"]).strip("._")[:100] or f"adapter-{info['id']}"
+    return FileResponse(archive, media_type="application/zip", filename=f"{name}-{format}.zip",
+                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))  # fmt: skip
+
+
+@router.get("/{ref}/preview.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "base (top row) vs adapter (bottom row)"}})  # fmt: skip
+def preview(ref: str, service: ServiceDep) -> Response:
+    """The adapter rendered through its family's base pipeline, under the bare base; rendered
+    once, then cached. ``no_preview`` (404) for families without a pipeline."""
+    png = service.preview(ref)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})

@@ -1,0 +1,61 @@
+"""``create_app(service)``: the REST API of a ``LocalService`` (FastAPI), routes by resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from loradex.errors import ERROR_CODES
+from loradex.jobs import JobRunner
+from ui.api import adapters, admin, meta, search
+from ui.api.errors import BodyLimit, install_error_handlers
+from ui.api.uploads import UploadLimits
+
+DEFAULT_MAX_UPLOAD_BYTES = 2 << 30  # one request body (a Flux LoRA is ~1 GiB)
+UPLOAD_PATHS = ("/ingest",)
+
+
+def create_app(
+    service: Any,
+    *,
+    admin_token: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    limits: UploadLimits | None = None,
+    cors_origins: Sequence[str] | None = None,
+    jobs: JobRunner | None = None,
+) -> FastAPI:
+    """The REST API of ``service``. ``admin_token=None`` disables the admin endpoints (403). Jobs run
+    on ``jobs`` (default: a runner of this app's own, stopped when the app shuts down)."""
+    from loradex import __version__
+
+    runner = jobs or JobRunner()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if jobs is None:
+            runner.shutdown()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="loradex",
+        version=__version__,
+        description='LoRA adapter registry and search. Errors: `{"error": {"code", "message"}}`; '
+        f"codes: {', '.join(ERROR_CODES)}.",
+    )
+    app.state.service, app.state.jobs = service, runner
+    app.state.limits = limits or UploadLimits(max_unpacked_bytes=max(4 * max_upload_bytes, 1 << 30))
+    app.state.admin_token = admin_token.encode() if admin_token else None
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=max_upload_bytes, paths=UPLOAD_PATHS)  # type: ignore[arg-type]
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST", "DELETE"],  # type: ignore[arg-type]
+                           allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+    for module in (meta, adapters, search, admin):
+        app.include_router(module.router)
+    return app
