@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from registry.filters import Filters
 from registry.models import Adapter, BaseFamily, EncoderCheckpoint, Lineage, Tag
 
+MAX_ROWS = 2**62  # offsets and limits past this are beyond any table (and past what drivers accept)
+
 
 def ensure_family(*, session: Session, family_id: str, kind: str = "unknown", label: str | None = None) -> BaseFamily:
     fam = session.get(BaseFamily, family_id)
@@ -59,10 +61,13 @@ def get_by_sha(*, session: Session, sha256: str) -> Adapter | None:
 def find_adapter(*, session: Session, ref: str | int) -> Adapter | None:
     """By integer id, full sha256, or an unambiguous sha256 prefix (≥ 8 hex chars)."""
     s = str(ref)
-    if s.isdigit() and len(s) < 12:
+    # ASCII digits only: str.isdigit() accepts '１' (fullwidth) and '²', and int() reads them as ids.
+    if s.isascii() and s.isdigit() and len(s) < 12:
         return get_adapter(session=session, adapter_id=int(s))
     if len(s) == 64:
         return get_by_sha(session=session, sha256=s)
+    if not (s.isascii() and all(c in "0123456789abcdefABCDEF" for c in s)):
+        return None
     if len(s) >= 8:
         rows = session.scalars(select(Adapter).where(Adapter.sha256.startswith(s.lower())).limit(2)).all()
         return rows[0] if len(rows) == 1 else None
@@ -83,10 +88,12 @@ def list_adapters(
         q = q.where(Adapter.origin == f.origin)
     for tag in f.tags:
         q = q.where(Adapter.tags.any(Tag.name == tag))
-    if offset:
+    if offset >= MAX_ROWS or (limit is not None and limit <= 0):
+        return []  # past any row (a 64-bit overflow in the database driver otherwise)
+    if offset > 0:
         q = q.offset(offset)
     if limit is not None:
-        q = q.limit(limit)
+        q = q.limit(min(limit, MAX_ROWS))
     return list(session.scalars(q).all())
 
 

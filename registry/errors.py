@@ -40,3 +40,50 @@ class DuplicateAdapterError(RegistryError):
 
 class ExportError(RegistryError):
     """An adapter cannot be written in the requested format."""
+
+
+class StorageError(RegistryError):
+    """The data dir or database cannot be written or reached: an operator's problem, not a bug.
+    ``explain`` builds one from a low-level exception; the edges show its one line."""
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database server cannot be reached (or a SQLite file stays locked)."""
+
+
+def explain(exc: BaseException, where: object = None) -> StorageError | None:
+    """A one-line ``StorageError`` for a known operational cause (read-only data dir, disk full,
+    permission denied, database locked or unreachable), or None for anything else (a bug, to be
+    logged with its traceback). Matches on class names so importing this stays cheap."""
+    import errno
+
+    place = f" ({where})" if where else ""
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    for e in chain:
+        text = str(e).lower()
+        if isinstance(e, OSError) and e.errno is not None:
+            name = getattr(e, "filename", None) or where
+            if e.errno == errno.EROFS:
+                return StorageError(f"the data dir is on a read-only file system: cannot write {name}")
+            if e.errno == errno.ENOSPC:
+                return StorageError(f"no space left on the device: cannot write {name}")
+            if e.errno == errno.EDQUOT:
+                return StorageError(f"disk quota exceeded: cannot write {name}")
+            if e.errno in (errno.EACCES, errno.EPERM):
+                return StorageError(f"permission denied: {name}")
+        if type(e).__name__ in ("OperationalError", "InterfaceError") or "psycopg" in type(e).__module__:
+            if "readonly database" in text or "read-only" in text:
+                return StorageError(f"the database is read-only{place}: check the data dir's permissions")
+            if "unable to open database file" in text:
+                return StorageError(f"cannot open the database file{place}: the data dir is missing or not writable")
+            if "database is locked" in text:
+                return DatabaseUnavailableError(f"the database is locked by another process{place}; try again")
+            if "disk i/o error" in text or "database or disk is full" in text:
+                return StorageError(f"the database cannot be written (disk full or I/O error){place}")
+            if "connection" in text and ("refused" in text or "failed" in text or "could not" in text):
+                return DatabaseUnavailableError(f"the database server cannot be reached{place}")
+    return None

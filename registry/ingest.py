@@ -47,9 +47,10 @@ class IngestResult:
     family: str | None = None
     format: str | None = None
     reason: str | None = None
+    warnings: list[str] = field(default_factory=list)  # ingested, but worth saying (e.g. an all-zero adapter)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "warnings": list(self.warnings)}
 
 
 @dataclass
@@ -181,6 +182,15 @@ def adapter_name(adapter: LoraAdapter, src: AdapterSource) -> str:
     return stem
 
 
+ZERO_ADAPTER_WARNING = (
+    "every module's weights are zero (ΔW = B·A = 0): this adapter changes nothing (an untrained PEFT adapter has B = 0)"
+)
+
+
+def _is_zero(t: Any) -> bool:
+    return not bool(t.any())
+
+
 def prepare(unit: Unit) -> Prepared:
     """Read, validate and describe one unit (no database, no blob writes)."""
     if unit.problem:
@@ -191,5 +201,7 @@ def prepare(unit: Unit) -> Prepared:
     src = resolve_source(unit.path)
     adapter = read_adapter(unit.path)
     extract_metadata(adapter, src.weights)
+    if adapter.modules and all(_is_zero(m.up) or _is_zero(m.down) for m in adapter.modules.values()):
+        adapter.warnings.append(ZERO_ADAPTER_WARNING)
     sha = sha256_files(src.files)
     return Prepared(src, adapter, sha, adapter_name(adapter, src))

@@ -70,6 +70,9 @@ class Adapter(Base):
     """One registered adapter; its files live in the blob store under ``sha256``."""
 
     __tablename__ = "adapters"
+    # SQLite reuses the largest rowid after a delete without AUTOINCREMENT: a removed adapter's id
+    # would name the next one ingested, so a retried DELETE or a cached id acts on the wrong adapter.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)

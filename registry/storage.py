@@ -7,14 +7,19 @@ under its final name.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CHUNK = 1 << 20
+_LOCKS_GUARD = threading.Lock()
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
 
 
 def sha256_files(files: Iterable[Path]) -> str:
@@ -52,9 +57,15 @@ class BlobStore:
 
     def put(self, sha256: str, files: dict[str, Path]) -> Path:
         """Copy ``files`` (name in blob → source path) under ``sha256``; idempotent."""
+        return self.put_new(sha256, files)[0]
+
+    def put_new(self, sha256: str, files: dict[str, Path]) -> tuple[Path, bool]:
+        """``put``, also saying whether this call created the blob (False: it was already there,
+        possibly written a moment ago by a concurrent writer of the same content). Only the
+        writer that created a blob may remove it when its own operation fails."""
         final = self.path(sha256)
         if final.is_dir():
-            return final
+            return final, False
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=final.parent))
         try:
@@ -67,14 +78,41 @@ class BlobStore:
                     fo.flush()
                     os.fsync(fo.fileno())
             _fsync_dir(tmp)
-            os.rename(tmp, final)
+            try:
+                os.rename(tmp, final)
+            except OSError as e:
+                # Another writer renamed the same content into place first (ENOTEMPTY / EEXIST):
+                # same sha256, same bytes, so its blob is ours too. Never touch it.
+                if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and final.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final, False
+                raise
             _fsync_dir(final.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            if final.is_dir() and not any(final.iterdir()):
-                final.rmdir()
             raise
-        return final
+        return final, True
+
+    @contextmanager
+    def lock(self, sha256: str) -> Iterator[None]:
+        """An exclusive lock on one content address, across threads and processes: held while a
+        writer stores the blob and commits its row, and while a remover checks that no row
+        references the blob and deletes it, so neither can undo the other."""
+        import fcntl
+
+        folder = self.root / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._thread_lock(sha256), (folder / sha256).open("a") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def _thread_lock(self, sha256: str) -> threading.Lock:
+        # flock is per open file description, so threads of one process also take a plain lock.
+        with _LOCKS_GUARD:
+            return _THREAD_LOCKS.setdefault(sha256, threading.Lock())
 
     def remove(self, sha256: str) -> None:
         p = self.path(sha256)
@@ -84,6 +122,21 @@ class BlobStore:
             p.parent.rmdir()  # drop the empty fan-out folder
         except OSError:
             pass
+
+    def orphan_temps(self, older_than: float = 3600.0) -> list[Path]:
+        """Temporary folders left by writers that died mid-copy, older than ``older_than`` s."""
+        import time
+
+        if not self.root.is_dir():
+            return []
+        now = time.time()
+        return sorted(
+            p
+            for d in self.root.iterdir()
+            if d.is_dir()
+            for p in d.iterdir()
+            if p.name.startswith(".tmp-") and now - p.stat().st_mtime > older_than
+        )
 
     def listing(self) -> list[str]:
         """Every sha256 stored (ignores temporary folders)."""

@@ -163,39 +163,48 @@ class Registry:
         with transaction(self.sessions) as s:
             existing = crud.get_by_sha(session=s, sha256=prep.sha256)
             if existing is not None:
+                reason = f"same sha256 as adapter {existing.id} ({existing.name})"
+                if not self.blobs.exists(prep.sha256):  # lost blob (see fsck): same bytes restore it
+                    with self.blobs.lock(prep.sha256):
+                        self.blobs.put_new(prep.sha256, {p.name: p for p in prep.source.files})
+                    reason += "; its missing blob was restored from this file"
                 return IngestResult(path, "duplicate", existing.id, existing.name, existing.family, existing.format,
-                                    reason=f"same sha256 as adapter {existing.id} ({existing.name})")  # fmt: skip
+                                    reason=reason)  # fmt: skip
         info = {**prep.row_fields(), "tags": list(a.tags)}
         vecs = {k: e.embed(info, lambda: a) for k, e in self.embedders.items()}
-        created_blob = not self.blobs.exists(prep.sha256)
-        try:
-            self.blobs.put(prep.sha256, {p.name: p for p in prep.source.files})
-            with transaction(self.sessions) as s:
-                from registry.formats.detect import FAMILIES
+        with self.blobs.lock(prep.sha256):
+            # Under the content address's lock: a concurrent remover of the same content cannot
+            # delete the blob between our write and our row, and only a blob this call created
+            # is removed when the row cannot be written.
+            _, created_blob = self.blobs.put_new(prep.sha256, {p.name: p for p in prep.source.files})
+            try:
+                with transaction(self.sessions) as s:
+                    from registry.formats.detect import FAMILIES
 
-                kind, label = _family_info(FAMILIES, a.family)
-                crud.ensure_family(session=s, family_id=a.family, kind=kind, label=label)
-                row = crud.create_adapter(session=s, origin=origin, tags=a.tags, **prep.row_fields())
-                for parent, weight, method in edges:
-                    crud.add_lineage(session=s, child_id=row.id, parent_id=parent, weight=weight, method=method)
-                for kind, vec in vecs.items():
-                    if vec is not None:
-                        s.add(_embedding_row(row.id, kind, self.embedders[kind].version, vec))
-                result = IngestResult(path, "ingested", row.id, row.name, row.family, row.format)
-        except IntegrityError:  # a concurrent ingest of the same content won the race
-            with transaction(self.sessions) as s:
-                existing = crud.get_by_sha(session=s, sha256=prep.sha256)
-            if existing is None:
+                    kind, label = _family_info(FAMILIES, a.family)
+                    crud.ensure_family(session=s, family_id=a.family, kind=kind, label=label)
+                    row = crud.create_adapter(session=s, origin=origin, tags=a.tags, **prep.row_fields())
+                    for parent, weight, method in edges:
+                        crud.add_lineage(session=s, child_id=row.id, parent_id=parent, weight=weight, method=method)
+                    for kind, vec in vecs.items():
+                        if vec is not None:
+                            s.add(_embedding_row(row.id, kind, self.embedders[kind].version, vec))
+                    result = IngestResult(path, "ingested", row.id, row.name, row.family, row.format,
+                                          warnings=list(a.warnings))  # fmt: skip
+            except IntegrityError:  # a concurrent ingest of the same content won the race
+                with transaction(self.sessions) as s:
+                    existing = crud.get_by_sha(session=s, sha256=prep.sha256)
+                if existing is None:
+                    if created_blob:
+                        self._remove_unreferenced_blob(prep.sha256)
+                    raise
+                return IngestResult(
+                    path, "duplicate", existing.id, existing.name, reason=f"same sha256 as adapter {existing.id}"
+                )
+            except BaseException:
                 if created_blob:
-                    self.blobs.remove(prep.sha256)
+                    self._remove_unreferenced_blob(prep.sha256)
                 raise
-            return IngestResult(
-                path, "duplicate", existing.id, existing.name, reason=f"same sha256 as adapter {existing.id}"
-            )
-        except BaseException:
-            if created_blob:
-                self.blobs.remove(prep.sha256)
-            raise
         self._index_added(result.adapter_id, vecs)  # type: ignore[arg-type]
         return result
 
@@ -326,8 +335,22 @@ class Registry:
             if meta.stem not in self.indexes:
                 meta.with_suffix(".faiss").unlink(missing_ok=True)
                 meta.unlink(missing_ok=True)
-        self.blobs.remove(info["sha256"])
+        with self.blobs.lock(info["sha256"]):
+            self._remove_unreferenced_blob(info["sha256"])
         return info
+
+    def fsck(self, *, repair: bool = False) -> Any:
+        """``registry.fsck.FsckReport``: rows vs blobs vs embeddings vs index entries."""
+        from registry.fsck import fsck
+
+        return fsck(self, repair=repair)
+
+    def _remove_unreferenced_blob(self, sha256: str) -> None:
+        """Delete a blob unless a row references it (call with ``blobs.lock(sha256)`` held)."""
+        with self.sessions() as s:
+            if crud.get_by_sha(session=s, sha256=sha256) is not None:
+                return
+        self.blobs.remove(sha256)
 
 
 def _embedding_row(adapter_id: int, kind: str, version: str, vec: np.ndarray) -> AdapterEmbedding:

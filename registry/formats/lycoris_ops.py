@@ -106,8 +106,11 @@ def truncate(f: Factors, scale: float, *, tol: float = APPROX_TOL, max_rank: int
     import torch
 
     u, s, vh = f
-    order = torch.argsort(s, descending=True)
-    u, s, vh = u[:, order], s[order], vh[order]
+    if u.shape[1] == s.shape[0]:
+        order = torch.argsort(s, descending=True)
+        u, s, vh = u[:, order], s[order], vh[order]
+    # else: partial factors (``lokr_factors``): s is the whole spectrum sorted descending, and
+    # u / vh hold only its leading columns, as many as any rank ≤ max_rank needs.
     k, err = choose_rank(s, tol=tol, max_rank=max_rank)
     root = (s[:k].clamp_min(0) * abs(scale)).sqrt()  # (k,)
     up = u[:, :k] * root * (-1.0 if scale < 0 else 1.0)  # (m, k)
@@ -167,15 +170,21 @@ def lokr_rank(p: Mapping[str, torch.Tensor]) -> int | None:
     return None
 
 
-def lokr_factors(p: Mapping[str, torch.Tensor]) -> Factors:
+def lokr_factors(p: Mapping[str, torch.Tensor], max_rank: int = APPROX_MAX_RANK) -> Factors:
     """SVD factors of the unscaled kron(w1, w2) (out, in·k·k) from the SVDs of w1 and w2."""
     import torch
 
     u1, s1, vh1 = _lokr_part(p, 1)  # w1 (a, c)
     u2, s2, vh2 = _lokr_part(p, 2)  # w2 (b, d·k·k)
     s = torch.outer(s1, s2).reshape(-1)  # pair (i, j) at i·len(s2) + j
-    u = torch.einsum("ai, bj -> abij", u1, u2).reshape(u1.shape[0] * u2.shape[0], -1)  # kron columns
-    vh = torch.einsum("ic, jn -> ijcn", vh1, vh2).reshape(-1, vh1.shape[1] * vh2.shape[1])  # kron rows
+    order = torch.argsort(s, descending=True)
+    s = s[order]  # the whole spectrum, sorted: what the rank choice and its error need
+    # Only the leading pairs' singular vectors are ever kept (rank ≤ max_rank): forming all
+    # len(s1)·len(s2) Kronecker columns costs (out · in) per pair, most of them thrown away.
+    top = order[:max_rank]
+    i, j = top // len(s2), top % len(s2)
+    u = (u1[:, i][:, None, :] * u2[:, j][None, :, :]).reshape(u1.shape[0] * u2.shape[0], -1)  # (a·b, m) kron columns
+    vh = (vh1[i][:, :, None] * vh2[j][:, None, :]).reshape(len(top), -1)  # (m, c·d·k·k) kron rows
     return u, s, vh
 
 

@@ -8,6 +8,7 @@ never executed.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,24 @@ from registry.errors import AdapterFormatError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own cap on the JSON header
+
+def _env_bytes(name: str, default: int) -> int:
+    v = os.environ.get(name)
+    try:
+        return int(v) if v else default
+    except ValueError:
+        return default
+
+
+# Resource caps, checked before any work that their size would drive (each settable by env).
+# safetensors itself allows a 100 MB header; no adapter needs more than a few MB (10k tensors'
+# entries plus kohya's training metadata), and a 50 MB metadata string only costs time and memory.
+MAX_HEADER_BYTES = _env_bytes("LORADEX_MAX_HEADER_BYTES", 16 * 1024 * 1024)
+# Unpacked size of a torch zip (.bin / .pt): its entries may be deflated, and a 2 MB file can
+# inflate to GBs in memory. The largest real adapters are a few GB.
+MAX_UNPACKED_BYTES = _env_bytes("LORADEX_MAX_UNPACKED_BYTES", 4 * 1024**3)
+MAX_COMPRESSION_RATIO = 50  # torch.save stores entries uncompressed; a deflated 50:1 entry is a bomb
+MAX_TENSORS = _env_bytes("LORADEX_MAX_TENSORS", 100_000)
 MAX_METADATA_VALUE_CHARS = 64 * 1024  # longer metadata strings are cut (tens of MB seen in the wild)
 MAX_METADATA_TOTAL_CHARS = 8 * 1024 * 1024
 # Keys whose values carry structure a reader needs (per-module alphas / ranks): a larger cap.
@@ -55,8 +73,20 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str],
         raise AdapterFormatError(path, f"truncated safetensors file ({size} bytes, no header length)")
     with path.open("rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
+        first = f.read(1)
+        if first != b"{":  # every safetensors header is a JSON object right after its length
+            kind = _sniff(struct.pack("<Q", n) + first)
+            raise AdapterFormatError(
+                path,
+                f"not a safetensors file ({kind}; a safetensors file starts with a header length and a JSON header)",
+            )
+        f.seek(8)
         if n > MAX_HEADER_BYTES:
-            raise AdapterFormatError(path, f"safetensors header length {n} exceeds the cap of {MAX_HEADER_BYTES} bytes")
+            raise AdapterFormatError(
+                path,
+                f"safetensors header of {n} bytes exceeds the cap of {MAX_HEADER_BYTES} bytes "
+                "(LORADEX_MAX_HEADER_BYTES); no adapter needs a header this large",
+            )
         if 8 + n > size:
             raise AdapterFormatError(
                 path, f"safetensors header length {n} is larger than the file ({size} bytes): truncated or corrupt"
@@ -68,6 +98,10 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str],
         raise AdapterFormatError(path, f"safetensors header is not valid JSON ({e})") from e
     if not isinstance(header, dict):
         raise AdapterFormatError(path, "safetensors header is not a JSON object")
+    if len(header) > MAX_TENSORS + 1:
+        raise AdapterFormatError(
+            path, f"{len(header) - 1} tensors exceed the cap of {MAX_TENSORS} (LORADEX_MAX_TENSORS)"
+        )
     raw_meta = header.pop("__metadata__", None) or {}
     if not isinstance(raw_meta, dict):
         raise AdapterFormatError(path, "safetensors __metadata__ is not an object of strings")
@@ -100,6 +134,17 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str],
             )
     meta, capped = _cap_metadata(path, raw_meta)
     return header, meta, capped
+
+
+_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"PK\x03\x04": "a zip archive",
+          b"GIF8": "a GIF image", b"%PDF": "a PDF document", b"\x80\x02": "a pickle", b"\x1f\x8b": "a gzip file"}  # fmt: skip
+
+
+def _sniff(head: bytes) -> str:
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return f"it looks like {kind}"
+    return "its first bytes are not a safetensors header"
 
 
 def _cap_metadata(path: Path, raw: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -146,6 +191,7 @@ def load_torch_pickle(path: Path) -> Any:
 
     import torch
 
+    check_zip_size(path)
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -158,6 +204,39 @@ def load_torch_pickle(path: Path) -> Any:
         # reads its first bytes as a pickle opcode / magic number and raises KeyError or TypeError.
         detail = (str(e).splitlines() or [type(e).__name__])[0][:200]
         raise AdapterFormatError(path, f"not a readable torch file ({type(e).__name__}: {detail})") from e
+
+
+def check_zip_size(path: Path) -> None:
+    """Refuse a torch zip whose entries would inflate past ``MAX_UNPACKED_BYTES`` or that holds a
+    deflated entry with a bomb-like ratio, before anything is decompressed. Legacy (non-zip)
+    pickles are stored raw: their size is the file's."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise AdapterFormatError(path, f"not a readable torch file (broken zip: {e})") from e
+    if len(infos) > MAX_TENSORS * 2 + 16:
+        raise AdapterFormatError(path, f"torch zip holds {len(infos)} entries, over the cap (LORADEX_MAX_TENSORS)")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNPACKED_BYTES:
+        raise AdapterFormatError(
+            path,
+            f"torch zip would unpack to {total} bytes, over the cap of {MAX_UNPACKED_BYTES} "
+            "(LORADEX_MAX_UNPACKED_BYTES)",
+        )
+    for i in infos:
+        if i.compress_type != zipfile.ZIP_STORED and i.file_size > (1 << 20):
+            ratio = i.file_size / max(i.compress_size, 1)
+            if ratio > MAX_COMPRESSION_RATIO:
+                raise AdapterFormatError(
+                    path,
+                    f"torch zip entry {i.filename!r} inflates {ratio:.0f}:1 ({i.compress_size} → {i.file_size} bytes); "
+                    f"refused as a decompression bomb (cap {MAX_COMPRESSION_RATIO}:1)",
+                )
 
 
 def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:

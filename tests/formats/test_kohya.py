@@ -285,7 +285,7 @@ def test_lokr_fixture_delta_matches_direct_kron(lokr: LoraAdapter, lokr_path: Pa
         r = p["lokr_w1_b"].shape[0]
         want = torch.kron(p["lokr_w1_a"] @ p["lokr_w1_b"], p["lokr_w2_a"] @ p["lokr_w2_b"]) * float(p["alpha"]) / r
         torch.testing.assert_close(lokr_delta(p) * float(p["alpha"]) / r, want)
-        up, down, err = truncate(lokr_factors(p), float(p["alpha"]) / r, tol=0.0, max_rank=10**6)
+        up, down, err = truncate(lokr_factors(p, max_rank=10**6), float(p["alpha"]) / r, tol=0.0, max_rank=10**6)
         assert err < 1e-9 and rel_err(up.double() @ down.double(), want) < 1e-5  # factored SVD is exact
         m = lokr.modules[kohya_to_dotted(flat)]
         got = m.delta().reshape(m.out_features, -1).double()

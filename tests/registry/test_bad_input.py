@@ -105,7 +105,7 @@ def make_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
     cases["peft_config_not_json"] = (tmp / "cfg_json", "not valid JSON")
     cases["peft_r_not_numeric"] = (tmp / "cfg_r", "'r'")
     (tmp / "photo.safetensors").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 200)
-    cases["png_named_safetensors"] = (tmp / "photo.safetensors", "header length")
+    cases["png_named_safetensors"] = (tmp / "photo.safetensors", "not a safetensors file (it looks like a PNG image")
     (tmp / "notes.bin").write_text("just some text, not a torch file\n" * 10)
     cases["text_named_bin"] = (tmp / "notes.bin", "not a readable torch file")
     return cases
@@ -134,7 +134,8 @@ def test_bad_input_refused_registry_unchanged(registry, tmp_path: Path, case: st
 
 def test_huge_metadata_is_capped(registry, tmp_path: Path) -> None:
     p = write_kohya(
-        tmp_path / "big.safetensors", metadata={"ss_training_comment": "x" * 20_000_000, "ss_output_name": "big"}
+        tmp_path / "big.safetensors",
+        metadata={"ss_training_comment": "x" * 12_000_000, "ss_output_name": "big"},  # under the header cap
     )
     report = registry.ingest([p])
     assert [r.status for r in report.results] == ["ingested"]
