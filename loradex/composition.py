@@ -63,6 +63,7 @@ def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None 
         folder.mkdir()
         files = write_adapter(out, out.format, folder)
         target = folder if (folder / "adapter_config.json").is_file() else files[0]
+        (folder / "description.txt").write_text(f"{out.description}\n")  # the sidecar ingestion reads
         edges = [{"parent": r["id"], "weight": x, "method": f"merge:{strategy}"} for r, x in zip(rows, w, strict=True)]
         report = svc.ingest([target], origin="merged", lineage=edges)
     finally:

@@ -156,6 +156,7 @@ def generate(
         folder.mkdir()
         files = write_adapter(adapter, adapter.format, folder)
         target = folder if (folder / "adapter_config.json").is_file() else files[0]
+        (folder / "description.txt").write_text(f"{adapter.description}\n")  # the sidecar ingestion reads
         edges = _expert_edges(svc, lineage, method)
         report = svc.ingest([target], origin="generated", lineage=edges)
     finally:

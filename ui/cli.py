@@ -326,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--max-upload-mb", type=int, default=2048, help="largest ingest upload, in MiB")
     s.set_defaults(fn=cmd_serve)
+
+    from ui.cli_make import add_commands
+
+    add_commands(sub)
     return p
 
 
@@ -335,6 +339,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args))
     except RegistryError as e:
         print(f"loradex: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:
+        from registry.errors import explain
+
+        known = explain(e, args.home or args.db)  # read-only data dir, disk full, database down …
+        if known is None:
+            raise
+        print(f"loradex: error: {known}", file=sys.stderr)
         return EXIT_ERROR
 
 

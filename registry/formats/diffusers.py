@@ -166,7 +166,7 @@ def read(tf: TensorFile, config: dict[str, Any] | None) -> LoraAdapter:
 
 def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
     """``pytorch_lora_weights.safetensors`` in the layout ``load_lora_weights`` reads."""
-    from safetensors.torch import save_file
+    from registry.formats.safe_io import save_safetensors as save_file
 
     by_component: dict[str, list[LoraModule]] = defaultdict(list)
     for module in adapter.modules.values():
@@ -196,7 +196,9 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
             meta[key] = sorted({_leaf(p) for p in meta[key]})
         text = json.dumps(meta, sort_keys=True, separators=(",", ":"))
     out = Path(out_dir) / WEIGHT_NAME
-    save_file(tensors, str(out), metadata={"format": "pt", METADATA_KEY: text})
+    from registry.formats.meta import carried_metadata
+
+    save_file(tensors, str(out), metadata={"format": "pt", METADATA_KEY: text, **carried_metadata(adapter.metadata)})
     return [out]
 
 

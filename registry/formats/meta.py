@@ -185,3 +185,11 @@ def _cap_items(items: list[str], what: str, capped: list[str]) -> list[str]:
     if len(out) > MAX_ITEMS:
         capped.append(f"{what} {len(out)} → {MAX_ITEMS}")
     return out[:MAX_ITEMS]
+
+
+CARRIED_PREFIX = "loradex."  # metadata loradex itself wrote (origin, generator, merge): kept by every writer
+
+
+def carried_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    """The ``loradex.*`` string entries of an adapter's metadata, for a writer's file header."""
+    return {k: v for k, v in metadata.items() if k.startswith(CARRIED_PREFIX) and isinstance(v, str)}

@@ -142,7 +142,7 @@ def _saved_modules(extra: list[str]) -> list[str]:
 
 def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
     """``adapter_config.json`` + ``adapter_model.safetensors`` with ``base_model.model.<path>`` keys."""
-    from safetensors.torch import save_file
+    from registry.formats.safe_io import save_safetensors as save_file
 
     components = adapter.components
     if len(components) != 1:
@@ -172,7 +172,9 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
     }
     out = Path(out_dir)
     weights = out / WEIGHTS_NAME
-    save_file(tensors, str(weights), metadata={"format": "pt"})
+    from registry.formats.meta import carried_metadata
+
+    save_file(tensors, str(weights), metadata={"format": "pt", **carried_metadata(adapter.metadata)})
     cfg_file = out / CONFIG_NAME
     cfg_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return [weights, cfg_file]

@@ -246,3 +246,36 @@ def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise AdapterFormatError(path, f"tensor {name!r} contains NaN or Inf values")
+
+
+_DTYPE_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+                "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}  # fmt: skip
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """A safetensors file whose bytes depend only on the tensors and metadata: tensors in name
+    order, header keys sorted. (``safetensors.torch.save_file`` writes the metadata map in hash
+    order, which changes between processes, so the same adapter would get another sha256.)"""
+    import torch
+
+    entries: dict[str, Any] = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        dtype = _DTYPE_NAMES.get(str(t.dtype).removeprefix("torch."))
+        if dtype is None:
+            raise ValueError(f"tensor {name!r}: dtype {t.dtype} cannot be written to safetensors here")
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""  # native order: little-endian
+        entries[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    header: dict[str, Any] = {"__metadata__": dict(sorted((metadata or {}).items()))} if metadata else {}
+    header.update(entries)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format aligns the data on 8 bytes
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in blobs:
+            f.write(raw)

@@ -1,0 +1,183 @@
+"""Generation, merging and composition through the service, the CLI, the REST API and the client,
+on real zoo adapters in a real registry (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loradex.client import Client, ClientError
+from loradex.service import LocalService
+from registry.errors import RegistryError
+
+REPO = Path(__file__).resolve().parents[2]
+TEXT = REPO / "benchmarks" / "zoo" / "text" / "adapters"
+IMAGE = REPO / "benchmarks" / "zoo" / "image" / "adapters"
+TEXT_TASKS = ("reverse", "upper", "lower", "caesar_1", "caesar_2", "append_ing")
+TOKEN = "make-token"
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> LocalService:
+    if not (TEXT / "reverse").is_dir():
+        pytest.skip("the text zoo is not built")
+    home = tmp_path_factory.mktemp("make")
+    s = LocalService.open(home / "home")
+    report = s.ingest([TEXT / t for t in TEXT_TASKS])
+    assert report.count("ingested") == len(TEXT_TASKS)
+    s.train_generator("zoo-text", "nearest")
+    return s
+
+
+def _id(svc: LocalService, name: str) -> int:
+    (row,) = [r for r in svc.list(family="zoo-text") if r["name"] == name]
+    return int(row["id"])
+
+
+def test_generate_registers_a_peft_adapter_with_lineage(svc: LocalService) -> None:
+    out = svc.generate("flip the string around so it reads from the end", family="zoo-text", method="nearest")
+    a = out.adapter
+    assert (a["origin"], a["family"], a["format"]) == ("generated", "zoo-text", "peft")
+    assert a["description"] == "flip the string around so it reads from the end"
+    assert a["parents"] == [{"id": _id(svc, "reverse"), "weight": 1.0, "method": "generate:nearest"}]
+    recorded = json.loads(a["metadata"]["loradex.generator"])
+    assert recorded["method"] == "nearest" and recorded["seed"] == 0 and recorded["version"]
+    # The registered file is the generated adapter: ΔW is the expert it copied (stored int8 in the library).
+    got, expert = svc.load(a["id"]), svc.load(_id(svc, "reverse"))
+    for name, m in expert.modules.items():
+        assert (got.modules[name].delta() - m.delta()).abs().max() < 0.02 * m.delta().abs().max()
+
+
+def test_same_request_same_bytes_across_processes(svc: LocalService) -> None:
+    first = svc.generate("make every letter uppercase", family="zoo-text", method="nearest", seed=7)
+    again = svc.generate("make every letter uppercase", family="zoo-text", method="nearest", seed=7)
+    assert again.duplicate and again.adapter["sha256"] == first.adapter["sha256"]
+    # Another process writes the same bytes (safetensors headers are written in a fixed order).
+    out = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "--home", str(svc.home), "generate", "make every letter uppercase",
+         "--family", "zoo-text", "--method", "nearest", "--seed", "7", "--json", "-q"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["duplicate"] is True and doc["adapter"]["sha256"] == first.adapter["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "phrase"),
+    [
+        ({"description": "   ", "family": "zoo-text"}, "description is empty"),
+        ({"description": "x" * 5000, "family": "zoo-text"}, "at most"),
+        ({"description": "shift", "family": "no-such-family"}, "zoo-text: nearest"),
+        ({"description": "shift", "family": "zoo-text", "method": "bogus"}, "known: "),
+    ],
+)
+def test_generate_refuses_with_what_exists(svc: LocalService, kwargs: dict, phrase: str) -> None:
+    before = svc.registry.count()
+    with pytest.raises(RegistryError, match=phrase):
+        svc.generate(**kwargs)
+    assert svc.registry.count() == before
+
+
+def test_merge_is_the_exact_weighted_sum_and_registered(svc: LocalService) -> None:
+    a, b = _id(svc, "caesar_1"), _id(svc, "caesar_2")
+    out = svc.merge([a, b], [1.0, -0.5], strategy="cat")
+    m = out.adapter
+    assert m["origin"] == "merged" and out.info["exact"] is True
+    assert sorted((p["id"], p["weight"]) for p in m["parents"]) == sorted([(a, 1.0), (b, -0.5)])
+    got, da, db = svc.load(m["id"]), svc.load(a), svc.load(b)
+    for name in da.modules:
+        want = da.modules[name].delta() - 0.5 * db.modules[name].delta()
+        assert (got.modules[name].delta() - want).abs().max() < 1e-2 * want.abs().max() + 1e-6
+    zero = svc.merge([a, a], [1.0, -1.0], strategy="cat", name="nothing")
+    assert all(float(mod.delta().abs().max()) < 1e-3 for mod in svc.load(zero.adapter["id"]).modules.values())
+
+
+def test_merge_refuses_unknown_strategy_and_single_input(svc: LocalService) -> None:
+    a = _id(svc, "upper")
+    with pytest.raises(RegistryError, match="strategy"):
+        svc.merge([a, _id(svc, "lower")], strategy="average-everything")
+    with pytest.raises(RegistryError, match="at least two"):
+        svc.merge([a])
+
+
+def test_compose_routes_a_language_task_by_its_description(svc: LocalService) -> None:
+    ids = [_id(svc, n) for n in ("reverse", "upper", "append_ing")]
+    res = svc.compose("write the text backwards", adapters=ids, inputs=["hello", "abc"])
+    assert res.outputs == ["olleh", "cba"]
+    assert res.weights[0] == max(res.weights)
+    auto = svc.compose("capitalize all letters", auto=2, family="zoo-text", inputs=["hello"])
+    assert auto.outputs == ["HELLO"] and auto.adapters[0]["name"] == "upper"
+    with pytest.raises(RegistryError, match="give an input"):
+        svc.compose("reverse", adapters=ids)
+
+
+def test_compose_renders_images_with_a_gate_plot(tmp_path: Path) -> None:
+    from PIL import Image
+
+    if not (IMAGE / "grayscale").is_dir():
+        pytest.skip("the image zoo is not built")
+    svc = LocalService.open(tmp_path / "home")
+    svc.ingest([IMAGE / "grayscale", IMAGE / "dots"])
+    ids = [r["id"] for r in svc.list(family="zoo-image")]
+    res = svc.compose("a circle in grayscale with polka dots", adapters=ids, strategy="gate", steps=3, n_images=2)
+    assert len(res.images) == 2 and res.family == "zoo-image"
+    import io
+
+    img = Image.open(io.BytesIO(res.images[0]))
+    assert img.size[0] >= 32 and img.mode in ("RGB", "RGBA")
+    assert res.gate_png is not None and Image.open(io.BytesIO(res.gate_png)).size[0] > 0
+    lin = svc.compose("a circle in grayscale with polka dots", adapters=ids, strategy="linear", steps=3)
+    assert len(lin.images) == 1 and lin.strategy == "linear" and lin.weights == [1.0, 1.0]
+
+
+def test_api_and_client_generate_merge_compose(svc: LocalService) -> None:
+    from fastapi.testclient import TestClient
+
+    from ui.api import create_app
+
+    app = create_app(svc, admin_token=TOKEN)
+    with TestClient(app) as http:
+        assert "nearest" in http.get("/generators").json()["zoo-text"]
+        assert "path" not in http.get("/generators").json()["zoo-text"]["nearest"]
+        assert http.post("/generate", json={"description": "x", "family": "zoo-text"}).status_code == 401
+        c = Client("http://testserver", token=TOKEN, http=http)
+        local = svc.generate("add ing at the end of the word", family="zoo-text", method="nearest", seed=2)
+        remote = c.generate("add ing at the end of the word", family="zoo-text", method="nearest", seed=2)
+        assert remote.adapter["sha256"] == local.adapter["sha256"] and remote.duplicate
+        merged = c.merge([str(_id(svc, "upper")), str(_id(svc, "lower"))], [0.5, 0.5], strategy="cat")
+        assert merged.adapter["origin"] == "merged"
+        res = c.compose("spell the word backwards", adapters=[_id(svc, "reverse"), _id(svc, "upper")],
+                        inputs=["hello"])  # fmt: skip
+        assert res.outputs == ["olleh"]
+        with pytest.raises(ClientError, match="description is empty"):
+            c.generate(" ", family="zoo-text")
+        r = http.post("/compose", json={"prompt": "x", "strategy": "gate"}, headers={"Authorization": f"Bearer {TOKEN}"})
+        job = r.json()
+        for _ in range(200):
+            job = http.get(f"/jobs/{job['id']}", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+            if job["status"] in ("done", "failed"):
+                break
+            time.sleep(0.05)
+        assert job["status"] == "failed" and "auto" in job["error"]["message"]
+
+
+def test_cli_merge_and_fsck(svc: LocalService) -> None:
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ui.cli", "--home", str(svc.home), *argv], capture_output=True,
+                              text=True, cwd=REPO, timeout=600)  # fmt: skip
+
+    out = cli("merge", str(_id(svc, "reverse")), str(_id(svc, "upper")), "--strategy", "svd", "--rank", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["info"]["strategy"] == "svd" and 0.0 <= doc["info"]["relative_error"] < 1.0
+    assert doc["adapter"]["ranks"] == [2]
+    fsck = cli("fsck", "--json")
+    assert fsck.returncode == 0 and json.loads(fsck.stdout)["problems"] == 0
+    bad = cli("generate", "shift", "--family", "zoo-text", "--example", "no separator")
+    assert bad.returncode == 2 and "INPUT=>OUTPUT" in bad.stderr
