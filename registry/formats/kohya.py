@@ -242,6 +242,7 @@ def _full(path: Path, name: str, p: dict[str, torch.Tensor], warnings: list[str]
 def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
     """``<out_dir>/adapter.safetensors`` in kohya naming, loadable by A1111 / ComfyUI / diffusers."""
     import torch
+
     from registry.formats.safe_io import save_safetensors as save_file
 
     foreign = sorted({m.component for m in adapter.modules.values()} - set(DIFFUSION_COMPONENTS))
