@@ -57,8 +57,9 @@ class Service(Protocol):
         ...
 
     def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
-               **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
-        """Prompt → top-k hits (mode: hybrid | weights | text); ``SearchError``."""
+               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
+        """Prompt → top-k hits (mode: hybrid | weights | text); with ``examples`` the candidates are
+        run and ranked by the examples they reproduce; ``SearchError``."""
         ...
 
     def ingest(

@@ -204,9 +204,16 @@ class LocalService:
 
     # -- search ------------------------------------------------------------------------
     def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
-               **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
+               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
         """Prompt → top-k adapters with a per-signal score breakdown (``loradex.search.Searcher``);
-        ``kw``: ``family``, ``format``, ``origin``, ``tags`` refine ``filters``."""
+        ``kw``: ``family``, ``format``, ``origin``, ``tags`` refine ``filters``. With ``examples``
+        (input → output pairs) the candidates are run on the family's base and ranked by how many
+        examples they reproduce (``loradex.verify``); the prompt may then be empty."""
+        if examples:
+            from loradex.verify import search_by_example
+
+            pairs = [(str(i), str(o)) for i, o in examples]
+            return search_by_example(self, prompt or "", pairs, k, Filters.of(filters, **kw))
         return self.searcher.search(prompt, k, mode, Filters.of(filters, **kw))
 
     def similar(self, ref: str | int, k: int = 8) -> builtins.list[dict[str, Any]]:

@@ -147,14 +147,17 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     svc = _service(args)
     filters = Filters(family=args.family, format=args.format, origin=args.origin, tags=tuple(args.tag or ()))
-    hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters)
+    from ui.cli_make import parse_example
+
+    examples = [parse_example(e) for e in args.example or []] or None
+    hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, examples=examples)
     if args.json:
         _emit_json({"prompt": args.prompt, "mode": args.mode, "hits": [h.to_dict() for h in hits]})
         return EXIT_OK
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{len(hits)} results for {args.prompt!r} ({args.mode})")
+    table = Table(title=f"{len(hits)} results for {args.prompt!r} ({'examples' if examples else args.mode})")
     for col in ("#", "id", "name", "family", "score", "weights", "text", "why"):
         table.add_column(col)
     for n, h in enumerate(hits, 1):
@@ -273,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s.set_defaults(fn=cmd_remove)
 
-    s = sub.add_parser("search", help="find adapters for a prompt (weights + metadata text)")
-    s.add_argument("prompt")
+    s = sub.add_parser("search", help="find adapters for a prompt (weights + metadata text) or by examples")
+    s.add_argument("prompt", nargs="?", default="", help="what the adapter should do (optional with --example)")
+    s.add_argument("--example", action="append", help="INPUT=>OUTPUT: rank by running candidates on it (repeatable)")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--mode", choices=["hybrid", "weights", "text"], default="hybrid")
     for f in ("family", "format", "origin"):

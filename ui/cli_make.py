@@ -52,7 +52,9 @@ def parse_example(text: str) -> tuple[str, str]:
 
 
 def _summary(a: dict[str, Any]) -> str:
-    return f"adapter {a['id']} {a['name']} ({a['family']}, {a['format']}, origin {a['origin']}, sha256 {a['sha256'][:12]})"
+    return (
+        f"adapter {a['id']} {a['name']} ({a['family']}, {a['format']}, origin {a['origin']}, sha256 {a['sha256'][:12]})"
+    )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -188,7 +190,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--rank", type=int, default=None)
     s.add_argument("--out", type=Path, default=None, help="also write the adapter files here")
-    s.add_argument("--format", default=None, choices=["diffusers", "peft", "kohya"], help="with --out (default: native)")
+    s.add_argument(
+        "--format", default=None, choices=["diffusers", "peft", "kohya"], help="with --out (default: native)"
+    )
     s.add_argument("--json", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(fn=cmd_generate)
@@ -209,7 +213,9 @@ def add_commands(sub: Any) -> None:
     s = sub.add_parser("merge", help="merge adapters in weight space into a new registered adapter")
     s.add_argument("ids", nargs="+")
     s.add_argument("--weights", type=float, nargs="+", default=None, help="one per adapter (default: equal)")
-    s.add_argument("--strategy", default="cat", help="cat | svd | ties | dare_linear | dare_ties | magnitude_prune | lego")
+    s.add_argument(
+        "--strategy", default="cat", help="cat | svd | ties | dare_linear | dare_ties | magnitude_prune | lego"
+    )
     s.add_argument("--rank", type=int, default=None)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--name", default=None)

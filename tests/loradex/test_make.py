@@ -157,7 +157,9 @@ def test_api_and_client_generate_merge_compose(svc: LocalService) -> None:
         assert res.outputs == ["olleh"]
         with pytest.raises(ClientError, match="description is empty"):
             c.generate(" ", family="zoo-text")
-        r = http.post("/compose", json={"prompt": "x", "strategy": "gate"}, headers={"Authorization": f"Bearer {TOKEN}"})
+        r = http.post(
+            "/compose", json={"prompt": "x", "strategy": "gate"}, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         job = r.json()
         for _ in range(200):
             job = http.get(f"/jobs/{job['id']}", headers={"Authorization": f"Bearer {TOKEN}"}).json()
@@ -181,3 +183,29 @@ def test_cli_merge_and_fsck(svc: LocalService) -> None:
     assert fsck.returncode == 0 and json.loads(fsck.stdout)["problems"] == 0
     bad = cli("generate", "shift", "--family", "zoo-text", "--example", "no separator")
     assert bad.returncode == 2 and "INPUT=>OUTPUT" in bad.stderr
+
+
+def test_search_by_example_runs_the_candidates(svc: LocalService) -> None:
+    hits = svc.search("", 3, examples=[("hello", "olleh"), ("abc", "cba"), ("zoo", "ooz")], family="zoo-text")
+    assert hits[0].adapter["name"] == "reverse" and hits[0].score == 1.0
+    assert hits[0].scores == {"examples": 1.0} and "reproduces 3/3 examples" in hits[0].why
+    assert all(h.score < 1.0 for h in hits[1:] if h.adapter["origin"] == "ingested")
+    shift = svc.search("", 1, examples=[("hello", "ifmmp"), ("xyz", "yza")], family="zoo-text")
+    assert shift[0].adapter["name"] == "caesar_1"
+    with pytest.raises(RegistryError, match="INPUT=>OUTPUT|examples"):
+        svc.search("", 1, examples=[("a", "b")] * 20, family="zoo-text")
+    with pytest.raises(RegistryError, match="no registered language-model base"):
+        svc.search("", 1, examples=[("a", "b")], family="sd1")
+
+
+def test_search_by_example_through_the_cli(svc: LocalService) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "--home", str(svc.home), "search", "--example", "hello=>HELLO",
+         "--example", "abc=>ABC", "--example", "Hi=>HI", "--family", "zoo-text", "-k", "2", "--json"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    names = [h["adapter"]["name"] for h in json.loads(out.stdout)["hits"]]
+    assert "upper" in names and all(
+        h["score"] == 1.0 for h in json.loads(out.stdout)["hits"] if h["adapter"]["name"] == "upper"
+    )

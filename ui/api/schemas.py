@@ -18,6 +18,11 @@ class SearchRequest(BaseModel):
     format: str | None = None
     origin: str | None = None
     tags: list[str] | None = Field(None, description="every one of these tags is required")
+    examples: list[tuple[str, str]] | None = Field(
+        None,
+        max_length=16,
+        description="input → output pairs: candidates are run and ranked by how many they reproduce",
+    )
 
 
 class SearchResponse(BaseModel):

@@ -14,5 +14,5 @@ router = APIRouter(tags=["search"], responses=ERRORS)
 @router.post("/search", response_model=SearchResponse)
 def search(req: SearchRequest, service: ServiceDep) -> SearchResponse:
     filters = Filters(family=req.family, format=req.format, origin=req.origin, tags=tuple(req.tags or ()))
-    hits = service.search(req.prompt, req.k, mode=req.mode, filters=filters)
+    hits = service.search(req.prompt, req.k, mode=req.mode, filters=filters, examples=req.examples)
     return SearchResponse(prompt=req.prompt, mode=req.mode, hits=hits)
