@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from loradex.types import Filters, Health, IngestReport, IngestResult, SearchHit, Stats
 
@@ -65,6 +65,14 @@ class Service(Protocol):
     def train_encoder(self, family: str, **kw: Any) -> dict[str, Any]:
         """Train ``family``'s weight encoder on its described adapters; family, version, best metrics."""
         ...
+
+
+if TYPE_CHECKING:  # pragma: no cover - mypy checks that both faces implement the protocol
+    from loradex.client import Client
+    from loradex.service import LocalService
+
+    def _faces(local: LocalService, client: Client) -> tuple[Service, Service]:
+        return local, client
 
 
 __all__ = ["Service"]
