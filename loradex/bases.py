@@ -17,11 +17,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from loradex.errors import UnknownBaseError
+from loradex.plugins import read_entry_points
 
 ENTRY_POINT_GROUP = "loradex.bases"
 BASE_KINDS = ("image", "text", "unknown")
@@ -48,7 +48,6 @@ class Base:
 _BASES: dict[str, Base] = {}
 _LOADED: dict[tuple[str, str], Any] = {}
 _LOCK = threading.RLock()
-_ENTRY_POINTS_READ = False
 
 
 def register_base(family: str, loader: Callable[..., Any], *, kind: str, folder: Path | None = None,
@@ -105,15 +104,11 @@ def load_base(family: str, device: str = "cpu") -> Any:
 
 def _read_entry_points() -> None:
     """Register the bases installed distributions declare (once; an explicit registration wins)."""
-    global _ENTRY_POINTS_READ
-    if _ENTRY_POINTS_READ:
-        return
-    _ENTRY_POINTS_READ = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _BASES:
-            continue
-        obj = ep.load()
-        _BASES[ep.name] = obj if isinstance(obj, Base) else Base(ep.name, obj)
+
+    def add(name: str, obj: Any) -> None:
+        _BASES.setdefault(name, obj if isinstance(obj, Base) else Base(name, obj))
+
+    read_entry_points(ENTRY_POINT_GROUP, add)
 
 
 __all__ = ["Base", "base_families", "get_base", "load_base", "register_base", "unregister_base"]

@@ -9,31 +9,22 @@ gets its code by one entry in ``EXCEPTION_CODES`` (most specific class first).
 from __future__ import annotations
 
 from encoders.weight.registry_training import EncoderTrainingError
-from registry.errors import (
-    AdapterFormatError,
-    AdapterNotFoundError,
-    DuplicateAdapterError,
-    ExportError,
-    RegistryError,
-    UnsupportedAdapterError,
-)
+from registry.errors import *  # noqa: F403 - one module for every exception: the registry's are re-exported
+from registry.errors import AdapterFormatError, AdapterNotFoundError, DuplicateAdapterError, ExportError, RegistryError
+from registry.errors import __all__ as _registry_errors
 
 __all__ = [
+    *_registry_errors,
     "ERROR_CODES",
     "EXCEPTION_CODES",
-    "AdapterFormatError",
-    "AdapterNotFoundError",
     "AuthError",
     "ClientError",
-    "DuplicateAdapterError",
     "EncoderTrainingError",
-    "ExportError",
+    "FamilyLookupError",
     "JobNotFoundError",
     "PreviewUnavailableError",
-    "RegistryError",
     "SearchError",
     "UnknownBaseError",
-    "UnsupportedAdapterError",
     "error_code",
 ]
 
@@ -42,30 +33,35 @@ class SearchError(RegistryError):
     """A search request that cannot be answered (bad mode, empty prompt …)."""
 
 
-class PreviewUnavailableError(RegistryError):
+class FamilyLookupError(RegistryError):
+    """Nothing of the kind ``what`` is registered for a family; the message names the families that have one."""
+
+    what = "plug-in"
+
+    def __init__(self, family: str, known: list[str], why: str = "") -> None:
+        self.family, self.known = family, known
+        have = ", ".join(known) or "none"
+        super().__init__(why or f"no {self.what} for family {family!r} (families with one: {have})")
+
+
+class PreviewUnavailableError(FamilyLookupError):
     """The adapter's family has no registered preview pipeline (or the pipeline folder is gone)."""
 
-    def __init__(self, family: str, known: list[str], why: str = "") -> None:
-        self.family = family
-        have = ", ".join(known) or "none"
-        super().__init__(why or f"no preview pipeline for family {family!r} (families with one: {have})")
+    what = "preview pipeline"
 
 
-class UnknownBaseError(RegistryError):
+class UnknownBaseError(FamilyLookupError):
     """No base pipeline is registered for a family (``loradex.bases``)."""
 
-    def __init__(self, family: str, known: list[str], why: str = "") -> None:
-        self.family = family
-        have = ", ".join(known) or "none"
-        super().__init__(why or f"no base pipeline for family {family!r} (families with one: {have})")
+    what = "base pipeline"
 
 
 class JobNotFoundError(RegistryError):
     """No job with that id (jobs are kept in memory by the process that ran them)."""
 
     def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
         super().__init__(f"no job {job_id!r} (jobs are kept in memory by the server that ran them)")
+        self.job_id = job_id
 
 
 class ClientError(RegistryError):

@@ -85,22 +85,16 @@ def unregister_preview_pipeline(family: str) -> None:
         _PIPELINES.pop(family, None)
 
 
-_ENTRY_POINTS_READ = False
-
-
 def _builtin() -> None:
     """Register the preview pipelines installed distributions declare (once; an explicit
-    registration of a family wins)."""
-    global _ENTRY_POINTS_READ
-    if _ENTRY_POINTS_READ:
-        return
-    from importlib.metadata import entry_points
+    registration of a family wins). Each entry point returns a spec, or None while unbuilt."""
+    from loradex.plugins import read_entry_points
 
-    with _LOCK:
-        _ENTRY_POINTS_READ = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name not in _PIPELINES and (spec := ep.load()()) is not None:
-                _PIPELINES[ep.name] = spec
+    def add(family: str, make: Callable[[], PreviewPipeline | None]) -> None:
+        if family not in _PIPELINES and (spec := make()) is not None:
+            _PIPELINES[family] = spec
+
+    read_entry_points(ENTRY_POINT_GROUP, add)
 
 
 def preview_pipeline(family: str) -> PreviewPipeline:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from loradex.types import (
     ComposeResult,
@@ -98,6 +98,14 @@ class Service(Protocol):
                 steps: int | None = None) -> ComposeResult:  # fmt: skip
         """Adapters composed at run time in the family's base: images, or outputs for ``inputs``."""
         ...
+
+
+if TYPE_CHECKING:  # pragma: no cover - mypy checks that both faces implement the protocol
+    from loradex.client import Client
+    from loradex.service import LocalService
+
+    def _faces(local: LocalService, client: Client) -> tuple[Service, Service]:
+        return local, client
 
 
 __all__ = ["Service"]

@@ -63,6 +63,7 @@ class LocalService:
         self.weight_embedder = weight_embedder
         self._previews: Previewer | None = None
         self._searcher: Searcher | None = None
+        self.fresh: bool | None = None  # set by setup(sync=True): the database had no schema before
 
     @classmethod
     def open(cls, home: str | Path | None = None, db_url: str | None = None, *, sync: bool = True,
@@ -94,6 +95,7 @@ class LocalService:
         if hasattr(self.weight_embedder, "set_sources"):
             self.weight_embedder.set_sources(lambda: [Path(e["path"]) for e in reg.encoders("weights")])
         if sync:
+            self.fresh = not reg.initialized
             reg.init()
         return self
 
@@ -107,6 +109,11 @@ class LocalService:
     def home(self) -> Path:
         """The data dir (database, blobs, indexes, caches, uploads)."""
         return Path(self.registry.home)
+
+    @property
+    def database(self) -> str:
+        """The database URL, password hidden."""
+        return str(self.registry.engine.url.render_as_string(hide_password=True))
 
     @property
     def previews(self) -> Previewer:
@@ -133,11 +140,11 @@ class LocalService:
         self,
         paths: Sequence[str | Path],
         *,
+        origin: str = "ingested",
+        lineage: builtins.list[dict[str, Any]] | None = None,
         workers: int | None = None,
         progress: Callable[[IngestResult], None] | None = None,
         on_total: Callable[[int], None] | None = None,
-        origin: str = "ingested",
-        lineage: builtins.list[dict[str, Any]] | None = None,
     ) -> IngestReport:
         """Files and folders into the registry (see ``Registry.ingest``); ``lineage`` entries
         ``{"parent": id, "weight": float, "method": str}`` link each new adapter to its parents."""

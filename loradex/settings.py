@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
+
+from loradex.plugins import read_entry_points
 
 ADAPTER_SETS_GROUP = "loradex.adapter_sets"
 REPO = Path(__file__).resolve().parents[1]
 
 _SETS: dict[str, Callable[[], list[Path]]] = {}
-_SETS_READ = False
 
 
 @dataclass
@@ -88,12 +88,7 @@ def sample_adapters() -> list[Path]:
 
 
 def _read_entry_points() -> None:
-    global _SETS_READ
-    if _SETS_READ:
-        return
-    _SETS_READ = True
-    for ep in entry_points(group=ADAPTER_SETS_GROUP):
-        _SETS.setdefault(ep.name, ep.load())
+    read_entry_points(ADAPTER_SETS_GROUP, _SETS.setdefault)
 
 
 __all__ = ["Settings", "adapter_sets", "register_adapter_set", "sample_adapters"]

@@ -3,22 +3,8 @@
 Importing this package is cheap: no torch, faiss or diffusers (they load on first use).
 """
 
-from registry.errors import (
-    AdapterFormatError,
-    AdapterNotFoundError,
-    DuplicateAdapterError,
-    ExportError,
-    RegistryError,
-    UnsupportedAdapterError,
-)
+from registry.errors import *  # noqa: F403 - the package's exceptions at its top
+from registry.errors import __all__ as _errors
 from registry.filters import Filters
 
-__all__ = [
-    "AdapterFormatError",
-    "AdapterNotFoundError",
-    "DuplicateAdapterError",
-    "ExportError",
-    "Filters",
-    "RegistryError",
-    "UnsupportedAdapterError",
-]
+__all__ = [*_errors, "Filters"]

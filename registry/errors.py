@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "AdapterFormatError",
+    "AdapterNotFoundError",
+    "DuplicateAdapterError",
+    "ExportError",
+    "RegistryError",
+    "UnsupportedAdapterError",
+]
+
 
 class RegistryError(Exception):
     """Base class of every error raised by ``registry``."""

@@ -40,8 +40,8 @@ def _emit_json(doc: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    reg = _service(args, embed=False).registry
-    print(f"registry ready at {reg.home} (database {reg.engine.url.render_as_string(hide_password=True)})")
+    svc = _service(args, embed=False)
+    print(f"registry ready at {svc.home} (database {svc.database})")
     return EXIT_OK
 
 

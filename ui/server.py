@@ -93,11 +93,8 @@ def prepare(
     """Migrate, ingest the bundled samples on a fresh database, find or make the admin token."""
     from loradex.service import LocalService
 
-    service = LocalService(home, db_url, text_model=text_model, index_type=index_type)
-    service.setup(sync=False)  # builds the parts; nothing is migrated yet
-    fresh = not service.registry.initialized
-    service.registry.init()  # migrations and index sync
-    home = service.home
+    service = LocalService.open(home, db_url, text_model=text_model, index_type=index_type)  # migrates, syncs
+    fresh, home = bool(service.fresh), service.home
     bundled = bundled_adapters()
     pending = home / BUNDLED_PENDING  # written before the bundled ingestion, removed once it is complete
     report = None
@@ -170,7 +167,7 @@ def serve(
     if prep.samples is not None:
         print(bundled_message(prep), file=out)
     shown = f"[{host}]" if ":" in host else host
-    print(f"loradex: {prep.service.registry.count()} adapters, data dir {prep.service.registry.home}", file=out)
+    print(f"loradex: {prep.service.health().adapters} adapters, data dir {prep.service.home}", file=out)
     page = f"web UI http://{shown}:{port}{UI_PATH}/, " if ui else ""
     print(f"serving http://{shown}:{port}/  ({page}API docs /docs, schema /openapi.json)", file=out)
     where = f"{prep.token_path} (mode 0600)" if prep.token_path else f"${TOKEN_ENV}"

@@ -37,6 +37,7 @@ from registry.formats.lora_common import (
     canonical_path,
     infer_component,
     lora_config_fields,
+    off_rank_warnings,
     path_spellings,
     pattern_value,
     split_lora_key,
@@ -149,11 +150,10 @@ def read(tf: TensorFile, config: dict[str, Any] | None) -> LoraAdapter:
         if module.magnitude is not None and cfg and not cfg.get("use_dora", False):
             warnings.append(f"{name}: DoRA magnitude present although the config says use_dora=false")
         modules[name] = module
-    if rank_mismatch:
-        warnings.append(
-            f"{len(rank_mismatch)} module(s) have a rank other than the metadata config says "
-            f"(e.g. {rank_mismatch[0]}); ranks taken from the weights"
-        )
+    warnings += off_rank_warnings(
+        rank_mismatch,
+        "{n} module(s) have a rank other than the metadata config says (e.g. {first}); ranks taken from the weights",
+    )
     return LoraAdapter(
         modules=modules,
         format="diffusers",

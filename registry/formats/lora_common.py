@@ -191,6 +191,12 @@ def build_module(
     )
 
 
+def off_rank_warnings(off: Sequence[str], template: str, **fields: Any) -> list[str]:
+    """The one warning about modules whose rank is not the one the config says: ``template`` with the
+    fields ``n`` (how many), ``first`` (the first of ``off``) and ``fields``; none when ``off`` is empty."""
+    return [template.format(n=len(off), first=off[0], **fields)] if off else []
+
+
 def alpha_for(module: LoraModule, rslora: bool) -> float | int:
     """The alpha that gives ``module.scale`` at the module's rank (the source's alpha when it does)."""
     r = module.rank

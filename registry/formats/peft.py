@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import registry.formats.lora_common as lora_common
 from registry.errors import ExportError
 from registry.formats import register_reader, register_writer
 from registry.formats.canonical import LoraAdapter, LoraModule
@@ -110,11 +111,12 @@ def read(tf: TensorFile, config: dict[str, Any] | None) -> LoraAdapter:
         if expected is not None and int(expected) != rank:
             off_rank.append(f"{path} ({rank})")
         modules[name] = module
-    if off_rank:
-        warnings.append(
-            f"config says r={cfg.get('r')} but {len(off_rank)} module(s) have other ranks in the weights, "
-            f"e.g. {off_rank[0]}; ranks (and alpha / r scales) taken from the weights"
-        )
+    warnings += lora_common.off_rank_warnings(
+        off_rank,
+        "config says r={r} but {n} module(s) have other ranks in the weights, e.g. {first}; "
+        "ranks (and alpha / r scales) taken from the weights",
+        r=cfg.get("r"),
+    )
     has_magnitude = any(m.magnitude is not None for m in modules.values())
     if has_magnitude != bool(cfg.get("use_dora", False)) and config is not None:
         warnings.append(f"use_dora={cfg.get('use_dora', False)} but DoRA magnitudes present: {has_magnitude}")

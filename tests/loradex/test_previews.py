@@ -27,6 +27,7 @@ STEPS = 4  # enough to exercise the pipeline; the tiny base is untrained anyway
 def zoo(tiny_image_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     from loradex.service import LocalService
 
+    previews.preview_families()  # the entry points are read before the snapshot that is restored
     saved = dict(previews._PIPELINES)
     spec = dataclasses.replace(zoo_image_pipeline(tiny_image_zoo / "base"), steps=STEPS, cell=32)
     register_preview_pipeline(spec, replace=True)

@@ -79,3 +79,13 @@ def test_console_script_json(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["ingested"] == 1
     assert (home / "loradex.db").is_file()
+
+
+def test_bench_runs_the_harness_in_its_own_process() -> None:
+    """``loradex bench`` starts ``python -m benchmarks.run``; the CLI itself never imports the benchmarks."""
+    code = ("import sys; from ui.cli import main; rc = main(['bench', 'no-such-suite', '--repeats', '1']); "
+            "print(rc, any(m.startswith('benchmarks') for m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    rc, imported = out.stdout.split()[-2:]
+    assert rc != "0" and imported == "False"
+    assert "no-such-suite" in out.stderr  # the harness's own refusal, from the child process

@@ -10,8 +10,12 @@ from fastapi import FastAPI
 
 from loradex.errors import ERROR_CODES
 from loradex.jobs import JobRunner
-from ui.api import adapters, admin, create, meta, search
+from ui.api.adapters import router as adapter_routes
+from ui.api.admin import router as admin_routes
+from ui.api.create import router as create_routes
 from ui.api.errors import BodyLimit, install_error_handlers
+from ui.api.meta import router as meta_routes
+from ui.api.search import router as search_routes
 from ui.api.uploads import UploadLimits
 
 DEFAULT_MAX_UPLOAD_BYTES = 2 << 30  # one request body (a Flux LoRA is ~1 GiB)
@@ -56,6 +60,6 @@ def create_app(
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST", "DELETE"],  # type: ignore[arg-type]
                            allow_headers=["Authorization", "Content-Type"])  # fmt: skip
-    for module in (meta, adapters, search, admin, create):
-        app.include_router(module.router)
+    for routes in (meta_routes, adapter_routes, search_routes, admin_routes, create_routes):
+        app.include_router(routes)
     return app

@@ -15,11 +15,8 @@
 from __future__ import annotations
 
 import json
-import math
-import multiprocessing
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,7 @@ import numpy as np
 import torch
 
 from benchmarks.zoo.common import adapter_name as common_name
-from benchmarks.zoo.common import spread_over_families
+from benchmarks.zoo.common import device_and_workers, run_chunks, split_chunks, spread_over_families
 from benchmarks.zoo.image.captions import FAMILIES, AdapterSpec, all_adapters, tiny_adapters
 from benchmarks.zoo.image.classifiers import (
     ClassifierConfig,
@@ -202,9 +199,7 @@ def _train_round(
     workers: int,
 ) -> None:
     """Train ``jobs`` in stacked chunks (in ``workers`` processes); write each adapter that beats its last result."""
-    n_chunks = math.ceil(math.ceil(len(jobs) / train_cfg.chunk) / workers) * workers
-    size = math.ceil(len(jobs) / n_chunks)
-    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    chunks = split_chunks(jobs, train_cfg.chunk, workers)
     threads = 1 if workers > 1 else 0
 
     def args(c: int) -> tuple[Any, ...]:
@@ -226,15 +221,7 @@ def _train_round(
         print(f"[{label} {c + 1}/{len(chunks)}] style hit mean {np.mean(hits):.3f} min {min(hits):.3f}; "
               f"content kept mean {np.mean(kept):.3f} min {min(kept):.3f}", flush=True)  # fmt: skip
 
-    if workers <= 1 or len(chunks) == 1:
-        for c in range(len(chunks)):
-            collect(c, _train_chunk(*args(c)))
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_train_chunk, *args(c)): c for c in range(len(chunks))}
-        for fut in as_completed(futures):
-            collect(futures[fut], fut.result())
+    run_chunks(len(chunks), workers, _train_chunk, args, collect)
 
 
 def _stale_families(out: Path, recipe: dict[str, Any]) -> set[str]:
@@ -343,10 +330,10 @@ def _base_and_judge(
 def build(
     out: Path | None = None,
     *,
+    config: BuildConfig | None = None,
     tiny: bool = False,
     device: str | None = None,
     workers: int | None = None,
-    config: BuildConfig | None = None,
     resume_base: bool = False,
     resume: bool = False,
 ) -> dict[str, Any]:
@@ -360,9 +347,7 @@ def build(
     resume_base = resume_base or resume
     cfg = config or (BuildConfig.tiny_config() if tiny else BuildConfig())
     out = Path(out) if out is not None else ZOO_DIR
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if workers is None:
-        workers = 1 if (cfg.tiny or device.startswith("cuda")) else max(1, torch.get_num_threads())
+    device, workers = device_and_workers(cfg.tiny, device, workers)
     t_start = time.time()
     resume_base = resume_base and (out / "base" / "model_index.json").is_file()
     resume = resume and resume_base

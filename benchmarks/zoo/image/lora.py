@@ -21,8 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.zoo.common import check_lora_shape, lora_parameters, stable_seed  # noqa: F401 (re-exported)
-from benchmarks.zoo.common import round_to_storage as _round
+from benchmarks.zoo.common import (  # noqa: F401 (re-exported)
+    check_lora_shape,
+    lora_parameters,
+    round_to_storage,  # noqa: F401 (re-exported for the build)
+    stable_seed,
+)
 from benchmarks.zoo.image.model import BASE_NAME
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
@@ -138,11 +142,6 @@ def remove(unet: nn.Module, wrapped: dict[str, StackedLoRA]) -> None:
     for name, w in wrapped.items():
         parent, _, leaf = name.rpartition(".")
         setattr(unet.get_submodule(parent) if parent else unet, leaf, w.base)
-
-
-def round_to_storage(wrapped: dict[str, StackedLoRA], shape: LoraShape) -> None:
-    """Round the factors to the shape's storage dtype in place, so evaluation sees what is written."""
-    _round(wrapped, shape.dtype)
 
 
 @torch.no_grad()

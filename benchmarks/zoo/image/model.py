@@ -28,7 +28,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import DecoderOutput
 from torch import nn
 
-from benchmarks.zoo.common import from_known_fields
+from benchmarks.zoo.common import FromDict
 from benchmarks.zoo.image.captions import vocabulary
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:;()&/"
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(FromDict):
     """Shape of the base pipeline (saved as ``zoo_model_config.json`` in the pipeline folder)."""
 
     channels: tuple[int, ...] = (32, 64)  # UNet block widths: 16×16, then 8×8
@@ -60,10 +60,6 @@ class ModelConfig:
             raise ValueError(f"channels {self.channels} must be multiples of norm_groups {self.norm_groups}")
         if self.text_width % self.text_heads:
             raise ValueError(f"text_width {self.text_width} is not divisible by text_heads {self.text_heads}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return from_known_fields(cls, d)
 
     @classmethod
     def tiny(cls) -> ModelConfig:

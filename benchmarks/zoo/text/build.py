@@ -11,11 +11,8 @@
 from __future__ import annotations
 
 import json
-import math
-import multiprocessing
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from typing import Any
 import torch
 
 from benchmarks.zoo.common import adapter_name as common_name
-from benchmarks.zoo.common import spread_over_families
+from benchmarks.zoo.common import device_and_workers, run_chunks, split_chunks, spread_over_families
 from benchmarks.zoo.text.descriptions import description_record
 from benchmarks.zoo.text.evaluate import N_EVAL, evaluate_tasks
 from benchmarks.zoo.text.lora import LoraShape, adapter_state, round_to_storage, write_peft
@@ -137,14 +134,9 @@ def _train_round(
     label: str,
     workers: int,
 ) -> None:
-    """Train ``jobs`` in stacked chunks (in ``workers`` processes); write each adapter that beats its last result.
-
-    On CPU, separate single-threaded processes keep their speed when other programs share the
-    machine, where one process with several OpenMP threads stalls at every parallel region.
-    """
-    n_chunks = math.ceil(math.ceil(len(jobs) / train_cfg.chunk) / workers) * workers
-    size = math.ceil(len(jobs) / n_chunks)
-    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    """Train ``jobs`` in stacked chunks (in ``workers`` processes, see ``run_chunks``); write each
+    adapter that beats its last result."""
+    chunks = split_chunks(jobs, train_cfg.chunk, workers)
     threads = 1 if workers > 1 else 0
 
     def args(c: int) -> tuple[Any, ...]:
@@ -166,15 +158,7 @@ def _train_round(
         accs = [r["accuracy"] for r in res]
         print(f"[{label} {c + 1}/{len(chunks)}] mean acc {sum(accs) / len(accs):.3f}, min {min(accs):.3f}", flush=True)
 
-    if workers <= 1 or len(chunks) == 1:
-        for c in range(len(chunks)):
-            collect(c, _train_chunk(*args(c)))
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_train_chunk, *args(c)): c for c in range(len(chunks))}
-        for fut in as_completed(futures):
-            collect(futures[fut], fut.result())
+    run_chunks(len(chunks), workers, _train_chunk, args, collect)
 
 
 def family_table(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -219,9 +203,7 @@ def build(
     """
     cfg = config or (BuildConfig.tiny_config() if tiny else BuildConfig())
     out = Path(out) if out is not None else ZOO_DIR
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if workers is None:
-        workers = 1 if (cfg.tiny or device.startswith("cuda")) else max(1, torch.get_num_threads())
+    device, workers = device_and_workers(cfg.tiny, device, workers)
     t_start = time.time()
     base_done = out / "base" / "model.safetensors"
     resume_base = resume_base and base_done.is_file()

@@ -16,8 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.zoo.common import check_lora_shape, lora_parameters, stable_seed  # noqa: F401 (re-exported)
-from benchmarks.zoo.common import round_to_storage as _round
+from benchmarks.zoo.common import (  # noqa: F401 (re-exported)
+    check_lora_shape,
+    lora_parameters,
+    round_to_storage,  # noqa: F401 (re-exported for the build)
+    stable_seed,
+)
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -102,11 +106,6 @@ def remove(model: nn.Module, wrapped: dict[str, StackedLoRALinear]) -> None:
     for name, w in wrapped.items():
         parent_name, leaf = name.rsplit(".", 1)
         setattr(model.get_submodule(parent_name), leaf, w.base)
-
-
-def round_to_storage(wrapped: dict[str, StackedLoRALinear], shape: LoraShape) -> None:
-    """Round the factors to the shape's storage dtype in place, so evaluation sees what is written."""
-    _round(wrapped, shape.dtype)
 
 
 @torch.no_grad()

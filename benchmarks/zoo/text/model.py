@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.zoo.common import from_known_fields
+from benchmarks.zoo.common import FromDict
 from benchmarks.zoo.text.tasks import LOWER, SYMBOLS, UPPER, code_vocab
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class CharTokenizer:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(FromDict):
     """Shape of the base Llama (saved as ``zoo_model_config.json`` beside the checkpoint)."""
 
     hidden_size: int = 128  # residual width
@@ -86,10 +86,6 @@ class ModelConfig:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if min(self.hidden_size, self.num_layers, self.intermediate_size, self.max_positions) <= 0:
             raise ValueError(f"model sizes must be positive: {self}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return from_known_fields(cls, d)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
