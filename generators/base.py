@@ -147,7 +147,7 @@ class Generator:
         """
         import torch
 
-        from generators.canonical import recanonical, to_adapter
+        from generators.canonical import few_threads, recanonical, to_adapter
 
         text = check_description(description)
         exs = check_examples(examples)
@@ -156,17 +156,19 @@ class Generator:
             raise GeneratorTrainingError(f"rank {rank!r} is out of range; use 1 … 256")
         emb = self.embed([text])[0]  # (d,)
         ex_emb = self.embed([example_text(i, o) for i, o in exs]) if exs else None  # (m, d)
-        with torch.no_grad():
+        with torch.no_grad(), few_threads():
             facs, extra = self.factors(emb, ex_emb, int(seed))
         chosen = "generated"
         if exs and score_candidates is not None:
             cands = [("generated", facs, extra)] + self.candidates(emb, ex_emb)
-            adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
+            with few_threads():
+                adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
             scores = [float(s) for s in score_candidates(adapters)]
             best = max(range(len(cands)), key=lambda i: (scores[i], -i))
             chosen, facs, extra = cands[best]
             extra = {**extra, "candidates": [{"name": c[0], "score": s} for c, s in zip(cands, scores, strict=True)]}
-        facs = recanonical(facs, r)
+        with few_threads():
+            facs = recanonical(facs, r)
         adapter = to_adapter(facs, self.layout, self.template, text)
         lineage = {
             "generator": f"{self.family}/{self.method}",

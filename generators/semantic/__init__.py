@@ -213,13 +213,16 @@ class SemanticGenerator(Generator):
         mus: list[list[list[torch.Tensor]]] = []
         logvars: list[list[torch.Tensor]] = []
         n = len(data.names)
+        from generators.canonical import few_threads
+
         for i in range(n):
             mi, li = [], []
             for c in range(cfg.contexts):
                 e = torch.from_numpy(data.desc_emb[i][rng.integers(len(data.desc_emb[i]))]).float()
                 own = task_of_expert[data.tasks[i]]
                 keep_own = c < round(cfg.contexts * cfg.own_task_share)
-                mu, lv, _, _ = context(lib, gs, within, e, cfg, data.layout.rank, None if keep_own else own)
+                with few_threads():
+                    mu, lv, _, _ = context(lib, gs, within, e, cfg, data.layout.rank, None if keep_own else own)
                 mi.append(mu)
                 li.append(lv)
             mus.append(mi)
