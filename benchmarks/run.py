@@ -125,6 +125,7 @@ register_suite("zoo", _lazy("benchmarks.zoo_suite:suite_zoo"))
 register_suite("retrieval", _lazy("benchmarks.retrieval:suite_retrieval"))
 register_suite("scale", _lazy("benchmarks.retrieval_scale:suite_scale"))
 register_suite("reliability", _lazy("benchmarks.reliability:suite_reliability"))
+register_suite("generation", _lazy("benchmarks.generation:suite_generation"))
 
 
 # -- reporting -----------------------------------------------------------------------------

@@ -147,7 +147,7 @@ class Generator:
         """
         import torch
 
-        from generators.canonical import recanonical, to_adapter
+        from generators.canonical import few_threads, recanonical, to_adapter
 
         text = check_description(description)
         exs = check_examples(examples)
@@ -156,17 +156,19 @@ class Generator:
             raise GeneratorTrainingError(f"rank {rank!r} is out of range; use 1 … 256")
         emb = self.embed([text])[0]  # (d,)
         ex_emb = self.embed([example_text(i, o) for i, o in exs]) if exs else None  # (m, d)
-        with torch.no_grad():
+        with torch.no_grad(), few_threads():
             facs, extra = self.factors(emb, ex_emb, int(seed))
         chosen = "generated"
         if exs and score_candidates is not None:
             cands = [("generated", facs, extra)] + self.candidates(emb, ex_emb)
-            adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
+            with few_threads():
+                adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
             scores = [float(s) for s in score_candidates(adapters)]
             best = max(range(len(cands)), key=lambda i: (scores[i], -i))
             chosen, facs, extra = cands[best]
             extra = {**extra, "candidates": [{"name": c[0], "score": s} for c, s in zip(cands, scores, strict=True)]}
-        facs = recanonical(facs, r)
+        with few_threads():
+            facs = recanonical(facs, r)
         adapter = to_adapter(facs, self.layout, self.template, text)
         lineage = {
             "generator": f"{self.family}/{self.method}",
@@ -292,6 +294,8 @@ def load_generator(folder: str | Path, *, text_encoder: Any = None) -> Generator
 
 def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) -> TrainData:
     """Canonical params and description embeddings of the training items."""
+    import numpy as np
+
     from generators.canonical import Layout, stack
 
     if len(items) < 2:
@@ -304,10 +308,12 @@ def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) 
             raise GeneratorTrainingError(f"training adapter {it.name!r} has no description")
     adapters = [it.adapter for it in items]
     layout = Layout.from_adapters(adapters, rank)
-    desc_emb = [text_encoder.encode([d for d in it.descriptions if d.strip()]) for it in items]
-    ex_emb = [
-        text_encoder.encode([example_text(i, o) for i, o in it.examples]) if it.examples else None for it in items
-    ]
+    descs = [[d for d in it.descriptions if d.strip()] for it in items]
+    exs = [[example_text(i, o) for i, o in it.examples] for it in items]
+    texts = list(dict.fromkeys(t for group in descs + exs for t in group))
+    vecs = dict(zip(texts, text_encoder.encode(texts), strict=True))  # one batched pass over every text
+    desc_emb = [np.stack([vecs[t] for t in d]) for d in descs]
+    ex_emb = [np.stack([vecs[t] for t in e]) if e else None for e in exs]
     return TrainData(
         layout=layout,
         names=names,
@@ -328,9 +334,11 @@ def train_generator(
     config: dict[str, Any] | None = None,
     text_encoder: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    prepared: TrainData | None = None,
 ) -> dict[str, Any]:
     """Train ``method`` on ``items`` and save the checkpoint in ``out_dir``.
 
+    ``prepared``: the ``prepare(items, text_encoder)`` result, to share between methods.
     Returns ``{"path", "version", "metrics", "seconds"}``.
     """
     from generators.canonical import template_of
@@ -342,7 +350,9 @@ def train_generator(
 
         text_encoder = get_text_encoder()
     t0 = time.perf_counter()
-    data = prepare(items, text_encoder, getattr(cfg, "rank", None))
+    rank = getattr(cfg, "rank", None)
+    reuse = prepared is not None and (rank is None or rank == prepared.layout.rank)
+    data = prepared if reuse and prepared is not None else prepare(items, text_encoder, rank)
     state, info, metrics = cls.fit(data, cfg, progress)
     info = {**info, "items": data.names, "text_model": getattr(text_encoder, "version", "unknown")}
     gen = cls(

@@ -15,6 +15,9 @@ module tensors ``A (n, r, in)``, ``B (n, out, r)``; ``NormStats`` holds per-modu
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,27 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from registry.formats.canonical import LoraAdapter
+
+
+_THREADS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def few_threads() -> Iterator[None]:
+    """Run many tiny LAPACK calls on one intra-op thread.
+
+    QR/SVD of (out, 4) factors cost ~1 ms on one thread and ~80 ms on two busy cores (thread
+    hand-off dominates), so stacking a zoo or mixing experts runs single-threaded.
+    """
+    import torch
+
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def lowrank_svd(up: torch.Tensor, down: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,9 +161,10 @@ def stack(adapters: list[LoraAdapter], layout: Layout) -> dict[str, tuple[torch.
     import torch
 
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for spec in layout.modules:
-        pairs = [module_factors(ad, spec, layout.rank) for ad in adapters]
-        out[spec.name] = (torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+    with few_threads():
+        for spec in layout.modules:
+            pairs = [module_factors(ad, spec, layout.rank) for ad in adapters]
+            out[spec.name] = (torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
     return out
 
 

@@ -15,7 +15,7 @@ TEXT_IDS = ["caesar_1", "caesar_2", "reverse", "upper", "append_abc", "delete_a"
 IMAGE_IDS = ["grayscale", "sepia", "dots", "hstripes"]
 
 # Tiny training budgets so each method trains in seconds.
-FAST = {"steps": 20, "epochs": 10, "batch_size": 4, "width": 32}
+FAST = {"steps": 20, "batch_size": 4, "width": 32, "contexts": 1}
 
 
 @pytest.fixture(scope="session")
