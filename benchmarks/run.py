@@ -124,6 +124,7 @@ def _lazy(target: str) -> Suite:
 register_suite("zoo", _lazy("benchmarks.zoo_suite:suite_zoo"))
 register_suite("retrieval", _lazy("benchmarks.retrieval:suite_retrieval"))
 register_suite("scale", _lazy("benchmarks.retrieval_scale:suite_scale"))
+register_suite("fusion", _lazy("benchmarks.fusion:suite_fusion"))
 
 
 # -- reporting -----------------------------------------------------------------------------
