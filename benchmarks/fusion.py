@@ -97,7 +97,7 @@ def _method(zoo: ImageZoo, ids: list[str], method: str, prompts: list[str], seed
     if method.startswith("alone:"):
         kw["names"] = [method[6:]]
         return compose_images(zoo.pipe, [zoo.adapter(method[6:])], prompts, strategy="linear", **kw).tensor  # type: ignore[return-value]
-    if method == "gate":
+    if method in ("gate", "gate_free"):
         d = gate_dir
         if margin is not None:
             import tempfile
@@ -145,12 +145,13 @@ def image_suite(zoo: ImageZoo, n: int, n_combos: int | None, gate_dir: Any, log:
 
     from fusion.gate.config import GateConfig
 
-    if gate_dir is None:
-        gate_dir = tempfile.mkdtemp(prefix="fusion-gate-")
-        GateConfig(kind="image", family="zoo-image", margin=margin).save(gate_dir)
+    free_dir = tempfile.mkdtemp(prefix="fusion-gate-")
+    GateConfig(kind="image", family="zoo-image", margin=margin).save(free_dir)
+    gates = {"gate_free": free_dir} | ({"gate": gate_dir} if gate_dir is not None else {})
+    g_methods = list(gates)
 
     combos = heldout_combos(zoo, "heldout")[: n_combos or None]
-    methods = ["alone:palette", "alone:texture", "linear", *MERGES, "switch", "composite", "gate", "oracle"]
+    methods = ["alone:palette", "alone:texture", "linear", *MERGES, "switch", "composite", *g_methods, "oracle"]
     per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     grid: dict[str, dict[str, torch.Tensor]] = {}
     for cid in combos:
@@ -160,7 +161,7 @@ def image_suite(zoo: ImageZoo, n: int, n_combos: int | None, gate_dir: Any, log:
         for m in methods:
             t0 = time.perf_counter()
             mm = {"alone:palette": f"alone:{p}", "alone:texture": f"alone:{x}", "oracle": f"alone:{cid}"}.get(m, m)
-            img = _method(zoo, [p, x], mm, prompts, seeds, req, gate_dir=gate_dir)
+            img = _method(zoo, [p, x], mm, prompts, seeds, req, gate_dir=gates.get(m))
             per[m].append(zoo.judge_rows(img, scenes, {"palette": p, "texture": x}))
             grid[cid][m] = img[:1]
             log(f"{cid} {m}: {per[m][-1]} ({time.perf_counter() - t0:.1f}s)")
@@ -168,30 +169,31 @@ def image_suite(zoo: ImageZoo, n: int, n_combos: int | None, gate_dir: Any, log:
 
     # triples: new shape + palette + texture (no oracle exists)
     shapes = ["star", "heart", "crescent", "arrow", "hourglass", "house"]
-    triple_rows: dict[str, list[dict[str, float]]] = {m: [] for m in ("linear", "switch", "composite", "gate")}
-    for i, cid in enumerate(combos[: max(2, len(combos) // 2)]):
+    triple_rows: dict[str, list[dict[str, float]]] = {m: [] for m in ("linear", "switch", "composite", *g_methods)}
+    for i, cid in enumerate(combos[: max(2, len(combos) // 2)]):  # 6 triples from 12 combos
         s = shapes[i % len(shapes)]
         p, x = zoo.tasks[cid]["params"]["palette"], zoo.tasks[cid]["params"]["texture"]
         tp, ts, tsc = zoo.scenes(n, shape=s)
         req = f"{zoo.requests(s, 1)[0]} {zoo.requests(cid, 1)[0]}"
         for m in triple_rows:
-            img = _method(zoo, [s, p, x], m, tp, ts, req, gate_dir=gate_dir)
+            img = _method(zoo, [s, p, x], m, tp, ts, req, gate_dir=gates.get(m))
             triple_rows[m].append(zoo.judge_rows(img, tsc, {"shape": s, "palette": p, "texture": x}))
-        log(f"triple {s}+{cid}: gate {triple_rows['gate'][-1]}")
+        log(f"triple {s}+{cid}: {[(m, v[-1]['all']) for m, v in triple_rows.items()]}")
     out["triples"] = {m: _avg(v) for m, v in triple_rows.items()}
 
     # k = 2, 4, 8 loaded: the requested two plus seeded random distractors
     ks = (2, 4, 8)
-    sweep: dict[str, list[dict[str, float]]] = {f"{m}@{k}": [] for k in ks for m in ("gate", "linear")}
-    for cid in combos[: max(2, len(combos) // 2)]:
+    sweep_methods = (*g_methods, "linear")
+    sweep: dict[str, list[dict[str, float]]] = {f"{m}@{k}": [] for k in ks for m in sweep_methods}
+    for cid in combos[: max(2, len(combos) // 3)]:
         p, x = zoo.tasks[cid]["params"]["palette"], zoo.tasks[cid]["params"]["texture"]
         distract = random.Random(cid).sample([s for s in singles if s not in (p, x)], max(ks) - 2)
         req = zoo.requests(cid, 1)[0]
         for k in ks:
-            for m in ("gate", "linear"):
-                img = _method(zoo, [p, x, *distract[: k - 2]], m, prompts, seeds, req, gate_dir=gate_dir)
+            for m in sweep_methods:
+                img = _method(zoo, [p, x, *distract[: k - 2]], m, prompts, seeds, req, gate_dir=gates.get(m))
                 sweep[f"{m}@{k}"].append(zoo.judge_rows(img, scenes, {"palette": p, "texture": x}))
-        log(f"sweep {cid}: {[(k, sweep[f'gate@{k}'][-1]['requested_rate']) for k in ks]}")
+        log(f"sweep {cid}: {[(key, v[-1]['requested_rate']) for key, v in sweep.items() if v]}")
     out["sweep"] = {key: _avg(v) for key, v in sweep.items()}
     out["_grid"] = grid
     return out
@@ -223,6 +225,8 @@ def text_suite(n_inputs: int, n_cases: int, gate_dir: Any, log: Any) -> dict[str
         return sum(o == fns[tid].apply(s) for o, s in zip(outs, inputs, strict=True)) / len(inputs)
 
     gate = load_gate(gate_dir, kind="text", family="zoo-text")
+    free_gate = load_gate(None, kind="text", family="zoo-text")
+    free_rows: dict[int, list[float]] = {}
     one_step = [t for t in tasks if "__then__" not in t]
     rng = random.Random(0)
     targets = rng.sample(one_step, n_cases)
@@ -243,11 +247,15 @@ def text_suite(n_inputs: int, n_cases: int, gate_dir: Any, log: Any) -> dict[str
             res = compose_text(model, tok, [adapter(i) for i in ids], query, inputs, gate_dir=gate_dir, scores=scores)
             rows.setdefault(k, []).append(acc(res.outputs, tid, inputs) / max(own_acc[tid], 1e-9))
             routed_right.setdefault(k, []).append(max(range(k), key=lambda j: res.weights[j]) == 0)
+            free = compose_text(model, tok, [adapter(i) for i in ids], query, inputs, gate_dir=None,
+                                scores=gate_scores(free_gate, query, descs, enc))  # fmt: skip
+            free_rows.setdefault(k, []).append(acc(free.outputs, tid, inputs) / max(own_acc[tid], 1e-9))
         log(f"text {tid}: own {own_acc[tid]:.2f} kept {[round(rows[k][-1], 2) for k in (2, 4, 8)]}")
     out: dict[str, Any] = {
         "routing": {str(k): {"accuracy_kept": round(sum(v) / len(v), 4),
                              "top1_routed": round(sum(routed_right[k]) / len(routed_right[k]), 4)} for k, v in rows.items()},
-        "cases": targets, "n_inputs": n_inputs,
+        "routing_training_free": {str(k): round(sum(v) / len(v), 4) for k, v in free_rows.items()},
+        "own_accuracy": own_acc, "cases": targets, "n_inputs": n_inputs,
     }  # fmt: skip
     two = [t for t in tasks if "__then__" in t][: max(2, n_cases // 2)]
     trows: dict[str, list[float]] = {"oracle": [], "chain": [], "linear": [], "merge:cat": []}
