@@ -59,15 +59,29 @@ def adapter_description(adapter: LoraAdapter) -> str:
     return (f"{title} {words}").strip() or "an adapter"
 
 
+_CLAUSE = r"[,;:+]|\b(?:and|with|plus|then|also)\b"
+
+
+def clauses(request: str) -> list[str]:
+    """The request and its clauses (split at , ; : + and with plus then also): a request that
+    asks for several things matches each adapter through the clause that names it."""
+    import re
+
+    parts = [p.strip() for p in re.split(_CLAUSE, request, flags=re.IGNORECASE)]
+    parts = [p for p in parts if len(p.split()) >= 1 and p != request.strip()]
+    return [request, *dict.fromkeys(parts)]
+
+
 def similarity(request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
-    """Cosine of the request with each description (k,), by the shared text encoder."""
+    """Cosine of each description with the request or its best-matching clause (k,)."""
     if text_encoder is None:
         from encoders.text import get_text_encoder
 
         text_encoder = get_text_encoder()
-    emb = torch.as_tensor(text_encoder.encode([request, *descriptions]), dtype=torch.float32)  # (1+k, d)
+    qs = clauses(request)
+    emb = torch.as_tensor(text_encoder.encode([*qs, *descriptions]), dtype=torch.float32)  # (q+k, d)
     emb = torch.nn.functional.normalize(emb, dim=-1)
-    return emb[1:] @ emb[0]  # (k,)
+    return (emb[len(qs) :] @ emb[: len(qs)].T).max(dim=1).values  # (k,)
 
 
 def _gate_for(adapters: list[LoraAdapter], gate_dir: str | Path | None, kind: str) -> Any:

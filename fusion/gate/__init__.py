@@ -43,20 +43,20 @@ def bundled_gate_dir(family: str) -> Path | None:
 
 def load_gate(folder: str | Path | None, *, kind: str = "image", family: str = "unknown") -> Any:
     """The gate in ``folder`` (trained when it holds ``model.safetensors``), else the default."""
-    from fusion.gate.model import AutoLoRAGate, DescriptionGate
+    from fusion.gate.model import AutoLoRAGate, DescriptionGate, TextRouterGate
 
     if folder is None:
         return DescriptionGate(GateConfig(kind=kind, family=family))
     folder = Path(folder)
     cfg = GateConfig.load(folder)
     weights = folder / "model.safetensors"
-    if not cfg.layers:
+    if cfg.kind == "image" and not cfg.layers or cfg.kind == "text" and not weights.is_file():
         return DescriptionGate(cfg)
     if not weights.is_file():
         raise GateError(f"gate config at {folder} lists layers but there is no {weights.name}")
     from safetensors.torch import load_file
 
-    gate = AutoLoRAGate(cfg)
+    gate = AutoLoRAGate(cfg) if cfg.kind == "image" else TextRouterGate(cfg)
     state = load_file(str(weights))
     try:
         gate.load_state_dict(state)

@@ -26,6 +26,7 @@ class GateConfig:
     t_features: int = 8  # sinusoidal timestep features of a trained image gate
     steps: int | None = None  # sampling defaults of the family (None: the caller's)
     guidance: float | None = None
+    text_dim: int = 384  # width of the text embeddings (a trained text gate's map is text_dim × text_dim)
     text_encoder: str = "all-MiniLM-L6-v2"  # what embedded requests and descriptions in training
 
     def __post_init__(self) -> None:

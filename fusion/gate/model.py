@@ -139,4 +139,28 @@ class AutoLoRAGate(nn.Module):
         return fn
 
 
-Gate = DescriptionGate | AutoLoRAGate
+class TextRouterGate(nn.Module):
+    """Trained text gate: a linear map W of the text embeddings before the cosine,
+    sᵢ = cos(W q, W dᵢ), weights softmax(s / T) (MoLE-style routing by the task description)."""
+
+    trained = True
+
+    def __init__(self, config: GateConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.proj = nn.Parameter(torch.eye(config.text_dim))  # (d, d), starts as the plain cosine
+
+    def scores(self, query: torch.Tensor, descriptions: torch.Tensor) -> torch.Tensor:
+        """query (d,) or (n, d), descriptions (k, d) → (k,) or (n, k)."""
+        q = nn.functional.normalize(query.float() @ self.proj.T, dim=-1)
+        d = nn.functional.normalize(descriptions.float() @ self.proj.T, dim=-1)  # (k, d)
+        return q @ d.T
+
+    def route(self, scores: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(scores / self.config.temperature, dim=-1)
+
+    def gate_fn(self, scores: torch.Tensor) -> None:
+        return None
+
+
+Gate = DescriptionGate | AutoLoRAGate | TextRouterGate

@@ -74,3 +74,26 @@ def test_autolora_gate_shapes_save_load_and_a_training_step_lowers_the_loss(tmp_
     assert all(torch.equal(a, b) for a, b in zip(gate.state_dict().values(), back.state_dict().values(), strict=True))
     with pytest.raises(GateError, match="other layers"):
         back.check_layers(["unet.somewhere.else"])
+
+
+def test_text_router_training_separates_confused_descriptions_and_round_trips(tmp_path):
+    from fusion.gate.model import TextRouterGate
+    from fusion.gate.train import train_text_router
+
+    g = torch.Generator().manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(4, 16, generator=g), dim=-1)
+    # queries sit between their key and a wrong one: the plain cosine routes half of them wrongly
+    labels = torch.tensor([0, 1, 2, 3] * 3)
+    wrong = (labels + 1) % 4
+    queries = 0.45 * keys[labels] + 0.55 * keys[wrong] + 0.01 * torch.randn(12, 16, generator=g)
+    raw = (torch.nn.functional.normalize(queries, dim=-1) @ keys.T).argmax(-1)
+    raw_acc = float((raw == labels).float().mean())
+    assert raw_acc < 0.5
+    gate, metrics = train_text_router(queries, labels, keys, GateConfig(kind="text", text_dim=16), steps=200, lr=0.05)
+    assert metrics["loss_last"] < metrics["loss_first"] and metrics["train_top1"] >= raw_acc + 0.25
+    save_gate(gate, tmp_path)
+    back = load_gate(tmp_path)
+    assert isinstance(back, TextRouterGate)
+    torch.testing.assert_close(back.scores(queries, keys), gate.scores(queries, keys))
+    w = back.route(back.scores(queries[0], keys))
+    assert abs(float(w.sum()) - 1) < 1e-5

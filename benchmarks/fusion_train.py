@@ -1,0 +1,138 @@
+"""Training of the committed zoo gates: ``python -m benchmarks.fusion train image|text``.
+
+Image (``fusion/checkpoints/zoo-image``): the AutoLoRA gate, distilled on the zoo's *training*
+tasks only: each training combo's palette + texture adapters plus one random distractor, taught
+to behave like the combo's own adapter on the combo's procedural images, with a hinge keeping
+the distractor quiet; and each palette / texture adapter with one distractor, taught to behave
+like the adapter alone. Requests are the tasks' training paraphrases. Held-out combos, their
+adapters' paraphrases and held-out paraphrases are never seen.
+
+Text (``fusion/checkpoints/zoo-text``): the router map, InfoNCE between the training
+paraphrases of the training tasks and the canonical descriptions of the training tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE_ZOO = REPO / "benchmarks" / "zoo" / "image"
+TEXT_ZOO = REPO / "benchmarks" / "zoo" / "text"
+CHECKPOINTS = REPO / "fusion" / "checkpoints"
+
+
+def train_image_gate(out: Path | None = None, steps: int | None = None) -> dict[str, Any]:
+    import numpy as np
+
+    from benchmarks.fusion import ImageZoo
+    from benchmarks.zoo.image.captions import TEMPLATES, caption
+    from benchmarks.zoo.image.shapes import random_scenes, render, to_tensor_range
+    from fusion.compose import similarity
+    from fusion.gate import save_gate
+    from fusion.gate.config import GateConfig
+    from fusion.gate.train import ImageGateExample
+    from fusion.gate.train import train_image_gate as train
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    zoo = ImageZoo()
+    tasks = zoo.tasks
+    train_paraphrase = {tid: [p["text"] for p in t["paraphrases"] if p["split"] == "train"] for tid, t in tasks.items()}
+    singles = [
+        t for t in tasks if tasks[t]["family"] in ("palette", "texture", "shape") and tasks[t]["split"] == "train"
+    ]
+    rng = random.Random(0)
+
+    def sampler(palette: str | None, texture: str | None) -> Any:
+        def sample(n: int, gen: torch.Generator) -> tuple[torch.Tensor, list[str]]:
+            r = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            scenes = random_scenes(r, n, texture=texture, palette=palette)
+            x = torch.from_numpy(to_tensor_range(render(scenes, r)))  # (n, 3, 32, 32) in [-1, 1]
+            with torch.no_grad():
+                lat = zoo.pipe.vae.encode(x).latents * zoo.pipe.vae.config.scaling_factor  # (n, 12, 16, 16)
+            caps = [caption(s, int(r.integers(0, len(TEMPLATES)))) for s in scenes]
+            return lat, caps
+
+        return sample
+
+    examples = []
+    for tid, t in tasks.items():
+        if t["split"] != "train" or t["family"] not in ("combo", "palette", "texture") or not train_paraphrase[tid]:
+            continue
+        params = t["params"]
+        parts = [params[k] for k in ("palette", "texture") if k in params]
+        d = rng.choice([s for s in singles if s not in parts])
+        ids = [*parts, d]
+        req = rng.choice(train_paraphrase[tid])
+        scores = similarity(req, [tasks[i]["canonical"] for i in ids])
+        examples.append(ImageGateExample(
+            adapters=[zoo.adapter(i) for i in ids], scores=scores, teacher=[zoo.adapter(tid)],
+            sample=sampler(params.get("palette"), params.get("texture")), quiet=[len(ids) - 1],
+        ))  # fmt: skip
+    cfg = GateConfig(kind="image", family="zoo-image", steps=20, guidance=4.0)
+    gate, metrics = train(zoo.pipe, examples, cfg, steps=steps or 150, batch=8, log=print)
+    metrics["examples_from"] = "training combos, palettes and textures (one random distractor each)"
+    metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
+    folder = out or CHECKPOINTS / "zoo-image"
+    save_gate(gate, folder, metrics)
+    metrics["size_bytes"] = (folder / "model.safetensors").stat().st_size
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
+def train_text_gate(out: Path | None = None, steps: int | None = None) -> dict[str, Any]:
+    from encoders.text import get_text_encoder
+    from fusion.gate import save_gate
+    from fusion.gate.config import GateConfig
+    from fusion.gate.train import train_text_router
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    manifest = json.loads((TEXT_ZOO / "manifest.json").read_text())
+    tasks = manifest["tasks"]
+    train = [t for t in tasks if t["split"] == "train"]
+    enc = get_text_encoder()
+
+    def emb(texts: list[str]) -> torch.Tensor:
+        return torch.as_tensor(enc.encode(texts), dtype=torch.float32)
+
+    keys_train = emb([t["canonical"] for t in train])
+    q_text, labels = [], []
+    for i, t in enumerate(train):
+        for p in t["paraphrases"]:
+            if p["split"] == "train":
+                q_text.append(p["text"])
+                labels.append(i)
+    cfg = GateConfig(kind="text", family="zoo-text", temperature=0.05, text_dim=int(keys_train.shape[1]))
+    gate, metrics = train_text_router(emb(q_text), torch.tensor(labels), keys_train, cfg, steps=steps or 300)
+    # top-1 among all tasks' canonical descriptions, for held-out paraphrases (never trained on)
+    keys_all = emb([t["canonical"] for t in tasks])
+    hq, hl = [], []
+    for i, t in enumerate(tasks):
+        for p in t["paraphrases"]:
+            if p["split"] == "heldout":
+                hq.append(p["text"])
+                hl.append(i)
+    hq_e, hl_t = emb(hq), torch.tensor(hl)
+    with torch.no_grad():
+        raw = torch.nn.functional.normalize(hq_e, dim=-1) @ torch.nn.functional.normalize(keys_all, dim=-1).T
+        metrics["heldout_paraphrase_top1_all_tasks_raw"] = float((raw.argmax(-1) == hl_t).float().mean())
+        metrics["heldout_paraphrase_top1_all_tasks_trained"] = float(
+            (gate.scores(hq_e, keys_all).argmax(-1) == hl_t).float().mean()
+        )
+    metrics["n_train_queries"] = len(q_text)
+    metrics["n_heldout_queries"] = len(hq)
+    metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
+    folder = out or CHECKPOINTS / "zoo-text"
+    save_gate(gate, folder, metrics)
+    metrics["size_bytes"] = (folder / "model.safetensors").stat().st_size
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
