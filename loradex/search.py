@@ -16,6 +16,9 @@ MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative f
 # adapters and separates sibling tasks the generic text encoder puts close together, so it leads;
 # metadata text still breaks ties and finds adapters of tasks the encoder never saw.
 SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
+# Hybrid scores are standardised over each query's top REFERENCE_POOL candidates, whatever k is:
+# the same adapter for the same prompt gets the same score at k = 1 and at k = 50.
+REFERENCE_POOL = 64
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
 
@@ -23,12 +26,15 @@ HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description"
 Query = tuple[Any, set[int] | None, set[int] | None]
 
 
-def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None) -> dict[int, float]:
-    """Hybrid score: per signal, cosines standardised over the candidate pool, then a weighted mean
-    (``SIGNAL_WEIGHTS``) over the signals an adapter has. Standardising puts the weight encoder's wide
-    cosines and the text encoder's narrow ones on one scale, so a signal that singles out one adapter
-    is not drowned by one that finds everything roughly alike; the spread is floored at ``MIN_SPREAD``
-    so a signal that is flat for this query cannot reorder the other."""
+def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,
+         reference: set[int] | None = None) -> dict[int, float]:  # fmt: skip
+    """Hybrid score: per signal, cosines standardised over the reference pool (``reference``: the
+    same candidates whatever k asks for, so an adapter's score does not depend on k; default: all
+    scored), then a weighted mean (``SIGNAL_WEIGHTS``) over the signals an adapter has.
+    Standardising puts the weight encoder's wide cosines and the text encoder's narrow ones on one
+    scale, so a signal that singles out one adapter is not drowned by one that finds everything
+    roughly alike; the spread is floored at ``MIN_SPREAD`` so a signal that is flat for this query
+    cannot reorder the other."""
     weights = SIGNAL_WEIGHTS if weights is None else weights
     num: dict[int, float] = {}
     den: dict[int, float] = {}
@@ -36,7 +42,7 @@ def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None 
         if not scores:
             continue
         w = weights.get(kind, 1.0)
-        vals = list(scores.values())
+        vals = [v for i, v in scores.items() if reference is None or i in reference] or list(scores.values())
         mean = sum(vals) / len(vals)
         std = max((sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, MIN_SPREAD)
         for i, v in scores.items():
@@ -74,14 +80,17 @@ class Searcher:
                     f"{have}); use --mode text or hybrid, or train one with loradex train-encoder"
                 )
         q = self.text_encoder.encode([prompt])[0]  # (dim,)
-        pool = k * 4 if mode == "hybrid" else k
+        pool = max(k * 4, REFERENCE_POOL) if mode == "hybrid" else k
         queries: dict[str, list[Query]] = {kind: [(q, allowed, None)] for kind in kinds}
         if "weights" in kinds:
             queries["weights"] = self._weight_queries(q, allowed)
         candidates: set[int] = set()
+        reference: set[int] = set()  # each query's top REFERENCE_POOL: the same set for every k
         for kind in kinds:
             for vec, ids, excluded in queries[kind]:
-                candidates.update(i for i, _ in self.registry.indexes[kind].search(vec, pool, ids, excluded))
+                found = self.registry.indexes[kind].search(vec, pool, ids, excluded)  # best first
+                candidates.update(i for i, _ in found)
+                reference.update(i for i, _ in found[:REFERENCE_POOL])
         signals: dict[str, dict[int, float]] = {}
         pooled = sorted(candidates)
         for kind in kinds:
@@ -90,7 +99,7 @@ class Searcher:
                 mine = [i for i in pooled if (ids is None or i in ids) and not (excluded and i in excluded)]
                 signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
         live = [kind for kind in kinds if signals[kind]]
-        fused = fuse(signals) if len(live) > 1 else (signals[live[0]] if live else {})
+        fused = fuse(signals, reference=reference) if len(live) > 1 else (signals[live[0]] if live else {})
         ranked = []
         for i in candidates:
             parts: dict[str, float | None] = {kind: signals[kind].get(i) for kind in kinds}

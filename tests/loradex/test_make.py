@@ -209,3 +209,11 @@ def test_search_by_example_through_the_cli(svc: LocalService) -> None:
     assert "upper" in names and all(
         h["score"] == 1.0 for h in json.loads(out.stdout)["hits"] if h["adapter"]["name"] == "upper"
     )
+
+
+def test_hybrid_score_does_not_depend_on_k(svc: LocalService) -> None:
+    prompt = "shift each letter one place"
+    by_k = {k: {h.adapter["id"]: h.score for h in svc.search(prompt, k)} for k in (1, 3, 50)}
+    for k in (1, 3):
+        for i, score in by_k[k].items():
+            assert abs(score - by_k[50][i]) < 1e-9
