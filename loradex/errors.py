@@ -89,6 +89,7 @@ ERROR_CODES: dict[str, int] = {
     "refused": 422,  # unsafe upload (absolute path, '..', symlink, encrypted zip) or unreadable adapter
     "internal": 500,  # a bug: details are in the server log, never in the response
     "unavailable": 503,  # the database cannot be reached
+    "interrupted": 503,  # a job whose server stopped before it finished (its message says what was not done)
 }
 
 # Exception class → error code, most specific first; any other RegistryError is "bad_request".

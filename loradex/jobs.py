@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from loradex.errors import JobNotFoundError, error_code
+from loradex.job_store import JobStore
 from loradex.types import ErrorInfo, IngestReport, IngestResult, Job
 from registry.errors import RegistryError
 
@@ -59,39 +60,69 @@ class JobHandle:
             assert self.job.result is not None
             self.job.result.results.append(result)
             self.job.done += 1
+        self._runner._save(self.job.id)
 
 
 class JobRunner:
     """In-memory jobs run one at a time on a worker thread (SQLite has one writer anyway)."""
 
-    def __init__(self, keep: int = 200) -> None:
+    def __init__(self, keep: int = 200, store: JobStore | None = None, save_every: float = 0.5) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self.keep = keep
+        self.store = store  # saves each job as it moves (``loradex.job_store``): state survives a restart
+        self.save_every = save_every  # seconds between progress saves (status changes save at once)
+        self._saved: dict[str, float] = {}
+        self._staged: dict[str, str] = {}
 
     def get(self, job_id: str) -> Job:
         """A snapshot of the job; ``JobNotFoundError`` when there is none."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None:
-                raise JobNotFoundError(job_id)
-            return _snapshot(job)
+            if job is not None:
+                return _snapshot(job)
+        stored = self.store.load(job_id) if self.store is not None else None
+        if stored is None:
+            raise JobNotFoundError(job_id)
+        return stored
+
+    def _save(self, job_id: str, *, force: bool = False) -> None:
+        if self.store is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or (not force and now - self._saved.get(job_id, 0.0) < self.save_every):
+                return
+            self._saved[job_id] = now
+            snap = _snapshot(job)
+        try:
+            self.store.save(snap, self._staged.get(job_id))
+        except Exception:  # a lost progress save must not fail the job itself
+            log.exception("could not save job %s", job_id)
 
     def list(self) -> list[Job]:
-        """Snapshots, newest first."""
+        """Snapshots, newest first (with the stored jobs of earlier processes)."""
         with self._lock:
-            return [_snapshot(j) for j in reversed(self._jobs.values())]
+            mine = [_snapshot(j) for j in reversed(self._jobs.values())]
+        if self.store is None:
+            return mine
+        seen = {j.id for j in mine}
+        older = [j for j in self.store.recent(self.keep) if j.id not in seen]
+        return sorted(mine + older, key=lambda j: -j.created_at)[: self.keep]
 
     def _update(self, job_id: str, **changes: Any) -> None:
         with self._lock:
             job = self._jobs[job_id]
+            moved = "status" in changes and changes["status"] != job.status
             for k, v in changes.items():
                 setattr(job, k, v)
+        self._save(job_id, force=moved)
 
     def submit(self, kind: str, work: Callable[[JobHandle], dict[str, Any] | None], *, job_id: str | None = None,
                total: int | None = None, what: str | None = None, clean: Callable[[str], str] = str,
-               result: IngestReport | None = None) -> Job:  # fmt: skip
+               result: IngestReport | None = None, staged: Path | None = None) -> Job:  # fmt: skip
         """Register a job of ``kind`` and run ``work(handle)`` on the worker thread; its return value
         becomes ``job.output``. ``clean`` scrubs server paths from error messages; ``what`` names the
         operation in the message of an unexpected failure."""
@@ -101,6 +132,8 @@ class JobRunner:
             while len(self._jobs) > self.keep:
                 self._jobs.popitem(last=False)
             snap = _snapshot(job)
+            if staged is not None:
+                self._staged[job.id] = str(staged)
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loradex-job")
             pool = self._pool
@@ -119,6 +152,7 @@ class JobRunner:
                 self._update(job.id, status="failed", finished_at=time.time(),
                              error=ErrorInfo("internal", f"{what or kind} failed (details are in the server log)"))  # fmt: skip
 
+        self._save(job.id, force=True)
         pool.submit(run)
         return snap
 
@@ -147,7 +181,7 @@ def submit_ingest(runner: JobRunner, service: Any, root: Path, job_id: str | Non
             shutil.rmtree(root, ignore_errors=True)
 
     return runner.submit("ingest", work, job_id=job_id, what="ingestion", result=IngestReport(),
-                         clean=lambda m: m.replace(prefix, ""))  # fmt: skip
+                         clean=lambda m: m.replace(prefix, ""), staged=root)  # fmt: skip
 
 
 def submit_train_encoder(runner: JobRunner, service: Any, family: str, train_config: Any, texts: Any) -> Job:

@@ -270,6 +270,12 @@ class LocalService:
         self.registry.sync_indexes()
         return version
 
+    def job_store(self) -> Any:
+        """``loradex.job_store.JobStore`` over this registry's database (jobs that survive a restart)."""
+        from loradex.job_store import JobStore
+
+        return JobStore(self.registry)
+
     # -- generation (loradex.generation) -----------------------------------------------------
     def generators(self) -> dict[str, dict[str, dict[str, Any]]]:
         """family → method → {path, version, source: bundled | trained, metrics}."""

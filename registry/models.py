@@ -152,3 +152,20 @@ class EncoderCheckpoint(Base):
     path: Mapped[str] = mapped_column(Text)  # checkpoint folder (relative to the data dir when inside it)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class JobRecord(Base):
+    """A long operation (ingest, train, generate, merge, compose) as last saved by the process that
+    ran it: its state and results survive a restart (``loradex.jobs.JobStore``)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | done | failed
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # result, output, encoder, error
+    staged: Mapped[str | None] = mapped_column(Text, nullable=True)  # staged upload folder, removed at the end
+    created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -252,7 +252,9 @@ _DTYPE_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16"
                 "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}  # fmt: skip
 
 
-def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+def save_safetensors(
+    tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None
+) -> None:
     """A safetensors file whose bytes depend only on the tensors and metadata: tensors in name
     order, header keys sorted. (``safetensors.torch.save_file`` writes the metadata map in hash
     order, which changes between processes, so the same adapter would get another sha256.)"""

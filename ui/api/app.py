@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -35,7 +36,7 @@ def create_app(
     on ``jobs`` (default: a runner of this app's own, stopped when the app shuts down)."""
     from loradex import __version__
 
-    runner = jobs or JobRunner()
+    runner = jobs or JobRunner(store=_job_store(service))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -63,3 +64,13 @@ def create_app(
     for routes in (meta_routes, adapter_routes, search_routes, admin_routes, create_routes):
         app.include_router(routes)
     return app
+
+
+def _job_store(service: Any) -> Any:
+    """The service's saved jobs; jobs an earlier process left unfinished are failed (naming what
+    they did not reach) and staged uploads without a live job removed."""
+    if not hasattr(service, "job_store"):
+        return None
+    store = service.job_store()
+    store.recover(Path(service.home) / "uploads")
+    return store
