@@ -217,3 +217,23 @@ def test_hybrid_score_does_not_depend_on_k(svc: LocalService) -> None:
     for k in (1, 3):
         for i, score in by_k[k].items():
             assert abs(score - by_k[50][i]) < 1e-9
+
+
+def test_web_generate_and_compose_tabs(svc: LocalService) -> None:
+    import gradio as gr
+
+    from ui.web.make import MakeUI, parse_examples
+
+    ui = MakeUI(svc)
+    assert "zoo-text" in ui.families()
+    card, preview, tried = ui.generate("reverse the letters of the word", "zoo-text", "nearest", "", 0, "hello",
+                                       progress=lambda *a, **k: None)  # fmt: skip
+    assert "registered" in card and "zoo-text/nearest" in card and preview is None
+    assert tried == "hello → olleh"
+    with pytest.raises(gr.Error, match="INPUT=>OUTPUT"):
+        parse_examples("hello olleh")
+    with pytest.raises(gr.Error, match="description is empty"):
+        ui.generate("", "zoo-text", "nearest", "", 0, "", progress=lambda *a, **k: None)
+    images, gate, text = ui.compose("make it all capitals", f"{_id(svc, 'upper')} {_id(svc, 'reverse')}", 2, "",
+                                    "gate", "abc", 20, progress=lambda *a, **k: None)  # fmt: skip
+    assert images == [] and "`abc` → `ABC`" in text

@@ -483,6 +483,9 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                 summary = gr.Markdown(elem_id="ldx-summary")
                 table = gr.Dataframe(headers=RESULT_HEADERS, label="ingestion report", interactive=False,
                                      wrap=True, elem_id="ldx-report")  # fmt: skip
+            from ui.web.make import build_make_tabs
+
+            build_make_tabs(service)
 
         search_in = [prompt, family, fmt, origin, tags, mode, k]
         go.click(ui.search, search_in, [cards, regmap], api_name="search")
