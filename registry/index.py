@@ -139,12 +139,12 @@ class VectorIndex:
             if self._index is not None:
                 import faiss
 
-                tmp = self.index_path.with_suffix(".faiss.tmp")
+                tmp = self.index_path.with_suffix(f".faiss.{os.getpid()}.{threading.get_ident()}.tmp")  # per writer
                 faiss.write_index(self._index, str(tmp))
                 os.replace(tmp, self.index_path)
             elif self.index_path.exists():
                 self.index_path.unlink()
-            tmp_meta = self.meta_path.with_suffix(".json.tmp")
+            tmp_meta = self.meta_path.with_suffix(f".json.{os.getpid()}.{threading.get_ident()}.tmp")
             tmp_meta.write_text(json.dumps(meta))
             os.replace(tmp_meta, self.meta_path)
 

@@ -175,7 +175,7 @@ def read_adapter(path: str | Path) -> LoraAdapter:
     """
     _load_builtin()
     from registry.formats.detect import detect_family
-    from registry.formats.safe_io import check_finite
+    from registry.formats.safe_io import check_finite, one_torch_thread
 
     src = resolve_source(Path(path))
     config = read_peft_config(src.config) if src.config else None
@@ -186,7 +186,8 @@ def read_adapter(path: str | Path) -> LoraAdapter:
     order = {name: i for i, name in enumerate(READER_ORDER)}
     for reader in sorted(_READERS.values(), key=lambda r: order.get(r.name, len(order))):
         if reader.claims(tf, config):
-            adapter = reader.read(tf, config)
+            with one_torch_thread():
+                adapter = reader.read(tf, config)
             break
     else:
         sample = ", ".join(sorted(tf.tensors)[:3])

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,3 +284,32 @@ def save_safetensors(
         f.write(text)
         for raw in blobs:
             f.write(raw)
+
+
+_THREADS_GUARD = threading.Lock()
+_THREADS_USERS = 0
+_THREADS_BEFORE = 0
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread while any caller is inside (reentrant across threads).
+
+    Reading an adapter is hundreds of tiny SVD / QR / matmul calls; on two busy cores handing each
+    to a second thread costs far more than the work (a rank-4 SVD: ~1 ms on one thread, tens of ms
+    on two), which made a 350-module LoKr take most of a minute to read."""
+    global _THREADS_USERS, _THREADS_BEFORE
+    import torch
+
+    with _THREADS_GUARD:
+        if _THREADS_USERS == 0:
+            _THREADS_BEFORE = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _THREADS_USERS += 1
+    try:
+        yield
+    finally:
+        with _THREADS_GUARD:
+            _THREADS_USERS -= 1
+            if _THREADS_USERS == 0:
+                torch.set_num_threads(_THREADS_BEFORE)
