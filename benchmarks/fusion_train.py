@@ -77,7 +77,7 @@ def train_image_gate(out: Path | None = None, steps: int | None = None) -> dict[
             sample=sampler(params.get("palette"), params.get("texture")), quiet=[len(ids) - 1],
         ))  # fmt: skip
     cfg = GateConfig(kind="image", family="zoo-image", steps=20, guidance=4.0)
-    gate, metrics = train(zoo.pipe, examples, cfg, steps=steps or 150, batch=8, log=print)
+    gate, metrics = train(zoo.pipe, examples, cfg, steps=steps or 150, batch=8, lr=0.005, log=print)
     metrics["examples_from"] = "training combos, palettes and textures (one random distractor each)"
     metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
     folder = out or CHECKPOINTS / "zoo-image"

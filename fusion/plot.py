@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-CELL_W, CELL_H, LABEL_W, TITLE_H = 14, 4, 8, 28
+CELL_W, CELL_H, LABEL_W, TITLE_H = 14, 4, 8, 32
 
 
 def _colour(v: float, vmax: float) -> tuple[int, int, int]:
@@ -35,8 +35,8 @@ def plot_gates(trace: dict[str, Any], path: str | Path) -> Path:
                 v = step[a] if a < len(step) else 0.0
                 x, y = x0 + LABEL_W + si * CELL_W, TITLE_H + li * CELL_H
                 draw.rectangle([x, y, x + CELL_W - 1, y + CELL_H - 1], fill=_colour(v, vmax))
-        draw.text((x0, TITLE_H + panel_h + 4), "steps →  (rows: layers)", fill="black")
-    draw.text((img.width - 120, 4), f"max {vmax:.2f}", fill="black")
+        draw.text((x0, TITLE_H + panel_h + 4), "steps -> (rows: layers)", fill="black")
+    draw.text((10, 16), f"colour scale 0 .. {vmax:.2f}", fill="black")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)

@@ -49,7 +49,7 @@ def _base_shape(m: nn.Module) -> tuple[str, tuple[int, ...]] | None:
     if isinstance(m, nn.Linear):
         return "linear", (m.out_features, m.in_features)
     if _is_conv1d(m):
-        w = m.weight  # (in, out)
+        w: torch.Tensor = m.weight  # type: ignore[assignment]  # (in, out)
         return "linear", (int(w.shape[1]), int(w.shape[0]))
     if isinstance(m, nn.Conv2d):
         if m.groups != 1:
@@ -60,6 +60,12 @@ def _base_shape(m: nn.Module) -> tuple[str, tuple[int, ...]] | None:
 
 class FusedLayer(nn.Module):
     """One targeted layer with k adapters stacked beside its untouched ``base`` module."""
+
+    lora_A: torch.Tensor  # (k, r, in[, kh, kw])
+    lora_B: torch.Tensor  # (k, out, r)
+    lora_s: torch.Tensor  # (k,)
+    static: torch.Tensor  # (k,)
+    base: Any  # the original nn.Linear / nn.Conv2d / Conv1D
 
     def __init__(self, base: nn.Module, name: str, mods: list[LoraModule | None], handle: FusionHandle) -> None:
         super().__init__()
@@ -90,11 +96,11 @@ class FusedLayer(nn.Module):
     # The base module's attributes that library code reads (``attn.to_q.weight.dtype`` …).
     @property
     def weight(self) -> torch.Tensor:
-        return self.base.weight
+        return self.base.weight  # type: ignore[no-any-return]
 
     @property
     def bias(self) -> torch.Tensor | None:
-        return self.base.bias
+        return self.base.bias  # type: ignore[no-any-return]
 
     @property
     def handle(self) -> FusionHandle:

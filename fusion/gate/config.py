@@ -17,8 +17,8 @@ SCHEDULES = ("flat", "early", "late")
 class GateConfig:
     kind: str = "image"  # image (per layer, channel and timestep) | text (per task description)
     family: str = "unknown"  # base family the gate was trained for (zoo-image, zoo-text, …)
-    temperature: float = 0.05  # of the description-similarity relevance logit z = (cos − best + margin) / T
-    margin: float = 0.1  # an adapter within this cosine of the best match counts as asked for
+    temperature: float = 0.05  # of the description-similarity relevance logit z = (cos − threshold) / T
+    threshold: float = 0.3  # cosine at which an adapter counts as half asked for
     schedule: str = "flat"  # training-free timestep schedule of the gate: flat | early | late
     g_max: float = 1.0  # gate values lie in (0, g_max)
     layers: list[str] = field(default_factory=list)  # fused layer names of a trained gate (empty: training-free)

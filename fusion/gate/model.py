@@ -1,7 +1,7 @@
 """Gates: the training-free description gate and the trained AutoLoRA gate.
 
 Both start from how well each adapter's description matches the request (cosine of text
-embeddings): the relevance logit zᵢ = (cosᵢ − maxⱼ cosⱼ + margin) / T.
+embeddings): the relevance logit zᵢ = (cosᵢ − threshold) / T.
 
 * ``DescriptionGate`` (training-free default): image families weight adapter i by σ(zᵢ) × a
   timestep schedule (flat, early or late); text families by softmax(cos / T) (the adapters
@@ -29,9 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def relevance_logits(scores: torch.Tensor, cfg: GateConfig) -> torch.Tensor:
-    """zᵢ = (cosᵢ − max cos + margin) / T for scores (k,) or (N, k)."""
-    best = scores.max(dim=-1, keepdim=True).values
-    return (scores - best + cfg.margin) / cfg.temperature
+    """zᵢ = (cosᵢ − threshold) / T for scores (k,) or (N, k)."""
+    return (scores - cfg.threshold) / cfg.temperature
 
 
 def schedule(name: str, t: float) -> float:
