@@ -31,6 +31,23 @@ GATES = Path(__file__).resolve().parents[1] / "fusion" / "checkpoints"
 MAX_COMPOSE = 8  # adapters one composition installs at most
 
 
+def trained_gate(family: str) -> Path | None:
+    """The family's committed gate folder when its training converged (its recorded loss fell);
+    else None: the training-free gate (description similarity) routes instead."""
+    folder = GATES / family
+    if not (folder / "config.json").is_file():
+        return None
+    try:
+        m = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    first = m.get("loss_first", m.get("distill_loss_first"))
+    last = m.get("loss_last", m.get("distill_loss_last"))
+    if isinstance(first, int | float) and isinstance(last, int | float) and last < first:
+        return folder
+    return None
+
+
 def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None = None, *, strategy: str = "cat",
           rank: int | None = None, seed: int = 0, name: str | None = None) -> MergeOutcome:  # fmt: skip
     """Merge registered adapters into a new registered one (see module doc)."""
@@ -117,7 +134,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
     adapters = [svc.load(r["id"]) for r in rows]
     names = [r["name"] for r in rows]
     descriptions = [r.get("description") or r["name"] for r in rows]
-    gate_dir = GATES / fam if (GATES / fam / "config.json").is_file() else None
+    gate_dir = trained_gate(fam)
     t0 = time.perf_counter()
     images: list[bytes] = []
     outputs: list[str] = []

@@ -238,3 +238,11 @@ def test_web_generate_and_compose_tabs(svc: LocalService) -> None:
     images, gate, text = ui.compose("make it all capitals", f"{_id(svc, 'upper')} {_id(svc, 'reverse')}", 2, "",
                                     "gate", "abc", 20, progress=lambda *a, **k: None)  # fmt: skip
     assert images == [] and "`abc` → `ABC`" in text
+
+
+def test_only_a_converged_gate_is_used() -> None:
+    from loradex.composition import trained_gate
+
+    assert trained_gate("zoo-text") is not None  # its routing loss fell 1.96 → 0.05
+    assert trained_gate("zoo-image") is None  # its distillation loss rose: the training-free gate routes
+    assert trained_gate("no-such-family") is None
