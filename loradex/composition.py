@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 GATES = Path(__file__).resolve().parents[1] / "fusion" / "checkpoints"
 MAX_COMPOSE = 8  # adapters one composition installs at most
+FREE_GATE = {"threshold": 0.4, "g_max": 0.7}  # training-free image gate, chosen on the image zoo's training combos
 
 
 def trained_gate(family: str) -> Path | None:
@@ -46,6 +47,26 @@ def trained_gate(family: str) -> Path | None:
     if isinstance(first, int | float) and isinstance(last, int | float) and last < first:
         return folder
     return None
+
+
+def gate_folder(svc: LocalService, family: str, kind: str) -> Path:
+    """The gate compose routes by: the family's converged trained gate, else a training-free gate
+    (the committed config without trained layers, or the defaults) written under the cache."""
+    trained = trained_gate(family)
+    if trained is not None:
+        return trained
+    from dataclasses import replace
+
+    from fusion.gate import GateConfig
+
+    base = GATES / family
+    cfg = GateConfig.load(base) if (base / "config.json").is_file() else GateConfig(kind=kind, family=family)
+    folder = svc.home / "cache" / "gates" / family
+    free = replace(cfg, layers=[], channels=[])
+    if kind == "image":  # chosen on training combos (benchmarks/results/fusion_notes.md)
+        free = replace(free, threshold=FREE_GATE["threshold"], g_max=FREE_GATE["g_max"])
+    free.save(folder)
+    return folder
 
 
 def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None = None, *, strategy: str = "cat",
@@ -134,7 +155,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
     adapters = [svc.load(r["id"]) for r in rows]
     names = [r["name"] for r in rows]
     descriptions = [r.get("description") or r["name"] for r in rows]
-    gate_dir = trained_gate(fam)
+    gate_dir = gate_folder(svc, fam, base.kind)
     t0 = time.perf_counter()
     images: list[bytes] = []
     outputs: list[str] = []
