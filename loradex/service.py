@@ -270,6 +270,11 @@ class LocalService:
         self.registry.sync_indexes()
         return version
 
+    def fsck(self, *, repair: bool = False) -> Any:
+        """``registry.fsck.FsckReport``: rows vs blobs vs embeddings vs index entries (``repair``: fix
+        orphan blobs, stale temporary folders, stale embeddings and index drift)."""
+        return self.registry.fsck(repair=repair)
+
     def job_store(self) -> Any:
         """``loradex.job_store.JobStore`` over this registry's database (jobs that survive a restart)."""
         from loradex.job_store import JobStore

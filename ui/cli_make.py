@@ -158,7 +158,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
-    rep = _service(args).registry.fsck(repair=args.repair)
+    rep = _service(args).fsck(repair=args.repair)
     if args.json:
         _emit(rep.to_dict())
     else:
