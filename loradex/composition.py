@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -74,7 +73,6 @@ def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None 
     """Merge registered adapters into a new registered one (see module doc)."""
     from fusion.errors import FusionError
     from fusion.merge import merge as merge_adapters
-    from registry.formats import write_adapter
 
     if len(refs) < 2:
         raise FusionError(f"a merge needs at least two adapters, got {len(refs)}")
@@ -93,24 +91,11 @@ def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None 
                     "loradex.merge": json.dumps({"strategy": strategy, "weights": w, "rank": rank, "seed": seed,
                                                  "parents": [r["sha256"] for r in rows]}, sort_keys=True)}  # fmt: skip
     stem = name or f"merge-{strategy}-" + "-".join(str(r["id"]) for r in rows)
-    staging = svc.home / "staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=staging, prefix=".merge-"))
-    try:
-        folder = tmp / stem
-        folder.mkdir()
-        files = write_adapter(out, out.format, folder)
-        target = folder if (folder / "adapter_config.json").is_file() else files[0]
-        (folder / "description.txt").write_text(f"{out.description}\n")  # the sidecar ingestion reads
-        edges = [{"parent": r["id"], "weight": x, "method": f"merge:{strategy}"} for r, x in zip(rows, w, strict=True)]
-        report = svc.ingest([target], origin="merged", lineage=edges)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    (r,) = report.results
-    if r.status == "refused" or r.adapter_id is None:
-        raise FusionError(f"the merged adapter could not be registered: {r.reason}")
+    edges = [{"parent": r["id"], "weight": x, "method": f"merge:{strategy}"} for r, x in zip(rows, w, strict=True)]
+    made = svc.register_made(out, stem, origin="merged", lineage=edges)
     info = {k: v for k, v in res.info.items() if k != "per_module"}
-    return MergeOutcome(adapter=svc.get(r.adapter_id), info=info, seconds=seconds, duplicate=r.status == "duplicate")
+    return MergeOutcome(adapter=svc.get(int(made.adapter_id or 0)), info=info, seconds=seconds,
+                        duplicate=made.status == "duplicate")  # fmt: skip
 
 
 def _png(img: Any) -> bytes:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -131,7 +129,6 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerateResult:
     """Generate, write in the family's native format, register (``origin=generated``); see module doc."""
-    from registry.formats import write_adapter
 
     t0 = time.perf_counter()
     method, entry = pick(svc, family, method)
@@ -148,27 +145,10 @@ def generate(
     if progress:
         progress(1, 2)
     name = f"gen-{_slug(adapter.description)}-{method}-s{seed}"
-    staging = svc.home / "staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=staging, prefix=".gen-"))
-    try:
-        folder = tmp / name
-        folder.mkdir()
-        files = write_adapter(adapter, adapter.format, folder)
-        target = folder if (folder / "adapter_config.json").is_file() else files[0]
-        (folder / "description.txt").write_text(f"{adapter.description}\n")  # the sidecar ingestion reads
-        edges = _expert_edges(svc, lineage, method)
-        report = svc.ingest([target], origin="generated", lineage=edges)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    (res,) = report.results
-    if res.status == "refused" or res.adapter_id is None:
-        from generators import GeneratorError
-
-        raise GeneratorError(f"the generated adapter could not be registered: {res.reason}")
+    res = svc.register_made(adapter, name, origin="generated", lineage=_expert_edges(svc, lineage, method))
     if progress:
         progress(2, 2)
-    return GenerateResult(adapter=svc.get(res.adapter_id), lineage=lineage, seconds=seconds,
+    return GenerateResult(adapter=svc.get(int(res.adapter_id or 0)), lineage=lineage, seconds=seconds,
                           duplicate=res.status == "duplicate")  # fmt: skip
 
 

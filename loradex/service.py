@@ -270,6 +270,33 @@ class LocalService:
         self.registry.sync_indexes()
         return version
 
+    def register_made(self, adapter: Any, name: str, *, origin: str,
+                      lineage: builtins.list[dict[str, Any]]) -> IngestResult:  # fmt: skip
+        """Register an adapter this service made (generated, merged): written in its own format under
+        ``name`` with its description as a sidecar, ingested with ``origin`` and ``lineage``, and the
+        staged files removed. A refusal raises ``RegistryError`` naming the reason."""
+        import shutil
+        import tempfile
+
+        from registry.errors import RegistryError
+        from registry.formats import write_adapter
+
+        staging = self.home / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=staging, prefix=f".{origin}-"))
+        try:
+            folder = tmp / name
+            folder.mkdir()
+            files = write_adapter(adapter, adapter.format, folder)
+            (folder / "description.txt").write_text(f"{adapter.description}\n")  # the sidecar ingestion reads
+            target = folder if (folder / "adapter_config.json").is_file() else files[0]
+            (res,) = self.ingest([target], origin=origin, lineage=lineage).results
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if res.status == "refused" or res.adapter_id is None:
+            raise RegistryError(f"the {origin} adapter could not be registered: {res.reason}")
+        return res
+
     def fsck(self, *, repair: bool = False) -> Any:
         """``registry.fsck.FsckReport``: rows vs blobs vs embeddings vs index entries (``repair``: fix
         orphan blobs, stale temporary folders, stale embeddings and index drift)."""
