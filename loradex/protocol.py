@@ -12,30 +12,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from loradex.types import (
-    ComposeResult,
-    Filters,
-    GenerateResult,
-    Health,
-    IngestReport,
-    IngestResult,
-    MergeOutcome,
-    SearchHit,
-    Stats,
-)
+from loradex import types as t
 
 
 @runtime_checkable
 class Service(Protocol):
-    def health(self) -> Health:
+    def health(self) -> t.Health:
         """Status, version, database dialect, adapter count."""
         ...
 
-    def stats(self) -> Stats:
+    def stats(self) -> t.Stats:
         """Counts by family / format / origin, index sizes, encoders."""
         ...
 
-    def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0,
+    def list(self, filters: t.Filters | None = None, *, limit: int | None = None, offset: int = 0,
              **kw: Any) -> builtins.list[dict[str, Any]]:  # fmt: skip
         """Adapter summaries by id passing ``filters`` (keywords: family, format, origin, tag, tags)."""
         ...
@@ -56,8 +46,8 @@ class Service(Protocol):
         """Preview PNG; ``PreviewUnavailableError`` for families without a pipeline."""
         ...
 
-    def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
-               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
+    def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: t.Filters | None = None,
+               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> builtins.list[t.SearchHit]:  # fmt: skip
         """Prompt → top-k hits (mode: hybrid | weights | text); with ``examples`` the candidates are
         run and ranked by the examples they reproduce; ``SearchError``."""
         ...
@@ -67,9 +57,9 @@ class Service(Protocol):
         paths: Sequence[str | Path],
         *,
         workers: int | None = None,
-        progress: Callable[[IngestResult], None] | None = None,
+        progress: Callable[[t.IngestResult], None] | None = None,
         on_total: Callable[[int], None] | None = None,
-    ) -> IngestReport:
+    ) -> t.IngestReport:
         """Files and folders in; one result per unit, in discovery order, with the caller's paths."""
         ...
 
@@ -83,19 +73,19 @@ class Service(Protocol):
 
     def generate(self, description: str, *, family: str, method: str | None = None,
                  examples: Sequence[tuple[str, str]] | None = None, seed: int = 0,
-                 rank: int | None = None) -> GenerateResult:  # fmt: skip
+                 rank: int | None = None) -> t.GenerateResult:  # fmt: skip
         """A new registered adapter for ``description`` (and examples) from ``family``'s generator."""
         ...
 
     def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
-              rank: int | None = None, seed: int = 0, name: str | None = None) -> MergeOutcome:  # fmt: skip
+              rank: int | None = None, seed: int = 0, name: str | None = None) -> t.MergeOutcome:  # fmt: skip
         """Registered adapters merged in weight space into a new registered adapter."""
         ...
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
                 strategy: str = "gate", weights: Sequence[float] | None = None,
                 inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
-                steps: int | None = None) -> ComposeResult:  # fmt: skip
+                steps: int | None = None) -> t.ComposeResult:  # fmt: skip
         """Adapters composed at run time in the family's base: images, or outputs for ``inputs``."""
         ...
 

@@ -150,6 +150,11 @@ def hit_from_dict(d: dict[str, Any]) -> SearchHit:
     return SearchHit(dict(d["adapter"]), float(d["score"]), dict(d.get("scores") or {}), str(d.get("why") or ""))
 
 
+def _made(d: dict[str, Any], key: str) -> tuple[dict[str, Any], dict[str, Any], float, bool]:
+    """(adapter, ``key``, seconds, duplicate) of a made adapter's JSON."""
+    return dict(d["adapter"]), dict(d.get(key) or {}), float(d.get("seconds") or 0.0), bool(d.get("duplicate"))
+
+
 @dataclass
 class GenerateResult:
     """A generated adapter, registered (``origin=generated``)."""
@@ -164,8 +169,7 @@ class GenerateResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GenerateResult:
-        return cls(dict(d["adapter"]), dict(d.get("lineage") or {}), float(d.get("seconds") or 0.0),
-                   bool(d.get("duplicate")))  # fmt: skip
+        return cls(*_made(d, "lineage"))
 
 
 @dataclass
@@ -182,8 +186,7 @@ class MergeOutcome:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MergeOutcome:
-        return cls(dict(d["adapter"]), dict(d.get("info") or {}), float(d.get("seconds") or 0.0),
-                   bool(d.get("duplicate")))  # fmt: skip
+        return cls(*_made(d, "info"))
 
 
 @dataclass

@@ -85,14 +85,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_generators(args: argparse.Namespace) -> int:
     cat = _service(args, embed=False).generators()
-    if args.json:
-        _emit(cat)
-        return EXIT_OK
-    if not cat:
-        print("no generators: train one with loradex train-generator --family F --method M")
-    for fam, methods in sorted(cat.items()):
-        for m, e in sorted(methods.items()):
-            print(f"{fam:<12} {m:<10} {e['source']:<8} {e['version']}")
+    rows = [f"{fam:<12} {m:<10} {e['source']:<8} {e['version']}"
+            for fam, methods in sorted(cat.items()) for m, e in sorted(methods.items())]  # fmt: skip
+    _emit(cat) if args.json else print("\n".join(rows) or "no generators: train one with loradex train-generator")
     return EXIT_OK
 
 
@@ -181,6 +176,12 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if left else EXIT_OK
 
 
+def _output_flags(s: argparse.ArgumentParser) -> None:
+    """``--json`` (one JSON document on stdout) and ``-q`` (no progress bar)."""
+    s.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def add_commands(sub: Any) -> None:
     s = sub.add_parser("generate", help="generate an adapter from a description (and examples) and register it")
     s.add_argument("description")
@@ -193,8 +194,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument(
         "--format", default=None, choices=["diffusers", "peft", "kohya"], help="with --out (default: native)"
     )
-    s.add_argument("--json", action="store_true")
-    s.add_argument("-q", "--quiet", action="store_true")
+    _output_flags(s)
     s.set_defaults(fn=cmd_generate)
 
     s = sub.add_parser("generators", help="list the generators per family (bundled and trained)")
@@ -206,8 +206,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--method", required=True)
     s.add_argument("--texts", type=Path, default=None, help="JSON: adapter name/sha256 → extra descriptions")
     s.add_argument("--config", default=None, help="JSON object of the method's config fields")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("-q", "--quiet", action="store_true")
+    _output_flags(s)
     s.set_defaults(fn=cmd_train_generator)
 
     s = sub.add_parser("merge", help="merge adapters in weight space into a new registered adapter")
@@ -234,8 +233,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument("-n", type=int, default=1, help="images per prompt")
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--out", default="compose_out", help="folder for the images and the gate plot")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("-q", "--quiet", action="store_true")
+    _output_flags(s)
     s.set_defaults(fn=cmd_compose)
 
     s = sub.add_parser("fsck", help="check rows, blobs, embeddings and index entries agree")

@@ -110,15 +110,21 @@ class MakeUI:
         return [_pil(p) for p in res.images], gate, "\n".join(lines)
 
 
+def _ask(label: str, placeholder: str, button: str, box_id: str, button_id: str) -> tuple[Any, Any]:
+    """A row with a wide text box and its primary button."""
+    with gr.Row():
+        box = gr.Textbox(label=label, placeholder=placeholder, scale=4, elem_id=box_id)
+        go = gr.Button(button, variant="primary", scale=1, elem_id=button_id)
+    return box, go
+
+
 def build_make_tabs(service: Any) -> None:
     """Add the Generate and Compose tabs inside the caller's ``gr.Tabs()``."""
     ui = MakeUI(service)
     fams = ui.families()
     with gr.Tab("Generate", id="generate"):
-        with gr.Row():
-            desc = gr.Textbox(label="describe the task or style", scale=4, elem_id="ldx-gen-desc",
-                              placeholder="shift every letter by eight · cyanotype blues with polka dots")  # fmt: skip
-            gen_btn = gr.Button("Generate", variant="primary", scale=1, elem_id="ldx-generate")
+        desc, gen_btn = _ask("describe the task or style", "shift every letter by eight · cyanotype blues with polka dots",
+                             "Generate", "ldx-gen-desc", "ldx-generate")  # fmt: skip
         with gr.Row():
             fam = gr.Dropdown(fams, value=fams[0] if fams else None, label="family", elem_id="ldx-gen-family")
             method = gr.Dropdown(["(best available)"], value="(best available)", label="method")
@@ -131,10 +137,8 @@ def build_make_tabs(service: Any) -> None:
             preview = gr.Image(label="preview: base (top) vs generated adapter (bottom)", type="pil", height=260)
             tried = gr.Textbox(label="try-it output", interactive=False, elem_id="ldx-gen-try")
     with gr.Tab("Compose", id="compose"):
-        with gr.Row():
-            c_prompt = gr.Textbox(label="prompt (diffusion) or task (language model)", scale=4, elem_id="ldx-comp-prompt",
-                                  placeholder="a star in sepia with polka dots")  # fmt: skip
-            c_btn = gr.Button("Compose", variant="primary", scale=1, elem_id="ldx-compose")
+        c_prompt, c_btn = _ask("prompt (diffusion) or task (language model)", "a star in sepia with polka dots",
+                               "Compose", "ldx-comp-prompt", "ldx-compose")  # fmt: skip
         with gr.Row():
             c_ids = gr.Textbox(label="adapter ids (empty: retrieve the top K)", elem_id="ldx-comp-ids")
             c_auto = gr.Slider(1, 8, value=2, step=1, label="K")
