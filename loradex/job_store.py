@@ -89,7 +89,7 @@ class JobStore:
                 failed.append(job)
             live = {r.id for r in s.scalars(select(JobRecord).where(JobRecord.status.in_(("queued", "running"))))}
             staged = [Path(r.staged) for r in s.scalars(select(JobRecord).where(JobRecord.staged.is_not(None)))
-                      if r.id not in live]  # fmt: skip
+                      if r.staged and r.id not in live]  # fmt: skip
         for folder in staged:
             shutil.rmtree(folder, ignore_errors=True)
         if uploads is not None and uploads.is_dir():

@@ -316,13 +316,14 @@ class LocalService:
         return generation.catalog(self)
 
     def generate(self, description: str, *, family: str, method: str | None = None,
-                 examples: builtins.list[tuple[str, str]] | None = None, seed: int = 0, rank: int | None = None,
+                 examples: Sequence[tuple[str, str]] | None = None, seed: int = 0, rank: int | None = None,
                  progress: Callable[[int, int], None] | None = None) -> GenerateResult:  # fmt: skip
         """A new adapter for ``description`` (and input → output ``examples``) from ``family``'s
         generator, written in the family's native format and registered with its lineage."""
         from loradex import generation
 
-        return generation.generate(self, description, family=family, method=method, examples=examples, seed=seed,
+        return generation.generate(self, description, family=family, method=method,
+                                   examples=builtins.list(examples) if examples else None, seed=seed,
                                    rank=rank, progress=progress)  # fmt: skip
 
     def train_generator(self, family: str, method: str, **kw: Any) -> dict[str, Any]:

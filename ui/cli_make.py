@@ -144,8 +144,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
         print(f"  {a['id']:>5} {a['name']:<32} weight {w:.3f}" if w is not None else f"  {a['id']:>5} {a['name']}")
     for i, o in zip(args.input or [], res.outputs, strict=False):
         print(f"{i} → {o}")
-    for f in files:
-        print(f"image: {f}")
+    for image in files:
+        print(f"image: {image}")
     if gate:
         print(f"gate values per layer over timesteps: {gate}")
     print(f"{res.strategy} over {len(res.adapters)} adapters of {res.family}, {res.seconds:.1f} s")
