@@ -85,8 +85,6 @@ def generate_all(gens: dict[str, Any], rows: list[dict[str, Any]], seed: int = 0
 
 
 def latency_and_diversity(gens: dict[str, Any], texts: list[str]) -> dict[str, Any]:
-    import torch
-
     out: dict[str, Any] = {}
     for m, g in gens.items():
         times = []
@@ -103,7 +101,6 @@ def latency_and_diversity(gens: dict[str, Any], texts: list[str]) -> dict[str, A
                     num = sum(float((ds[i][k] - ds[j][k]).norm() ** 2) for k in ds[i])
                     den = sum(float(ds[i][k].norm() ** 2) for k in ds[i])
                     divs.append((num / max(den, 1e-12)) ** 0.5)
-        del torch
         out[m] = {"latency_p50_ms": 1000 * statistics.median(times), "diversity": statistics.fmean(divs)}
     return out
 
