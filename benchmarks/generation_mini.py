@@ -6,11 +6,12 @@ import time
 
 import torch
 
-torch.set_num_threads(1)
 from benchmarks.generation_data import CHECKPOINTS, load_queries, manifest, weights_path
 from benchmarks.generation_judges import TextJudge
 from generators import load_generator
 from registry.formats import read_adapter
+
+torch.set_num_threads(1)
 
 t0 = time.time()
 man = {t["id"]: t for t in manifest("text")["tasks"]}
