@@ -28,7 +28,7 @@ print("generated", time.time() - t0, flush=True)
 j = TextJudge(n=10)
 acc = j.accuracy([(t, a) for _, t, a in ev])
 res = {}
-for (m, t, _), a in zip(ev, acc):
+for (m, t, _), a in zip(ev, acc, strict=True):
     res.setdefault(m, {})[t] = a
 out = {m: {"mean_exact_match": statistics.fmean(v.values())} for m, v in res.items()}
 for m in out:
