@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from benchmarks.generation_data import METHODS, QUERIES, queries, train
@@ -22,14 +23,48 @@ def suite_generation(args: argparse.Namespace) -> dict[str, Any]:
     return run_suite(args)
 
 
+def merge(dirs: list[Path], notes: str) -> None:
+    """One generation.json / .md (+ pictures) from suite runs made per zoo."""
+    import copy
+    import shutil
+
+    from benchmarks.run import RESULTS, to_markdown
+
+    out: dict[str, Any] = {"suite": "generation", "notes": notes, "zoos": {}, "rows": []}
+    for d in dirs:
+        res = json.loads((d / "generation.json").read_text())
+        out["machine"] = res["machine"]
+        out["zoos"].update(res["zoos"])
+        out["rows"] += res["rows"]
+        for png in d.glob("generation_*.png"):
+            shutil.copy(png, RESULTS / png.name)
+    (RESULTS / "generation.json").write_text(json.dumps(out, indent=2) + "\n")
+    short = copy.deepcopy(out)
+    for z in short["zoos"].values():
+        for split in z["splits"].values():
+            for v in split.values():
+                v.pop("per_task", None)
+    md = to_markdown("generation", short)
+    if notes:
+        md = md.replace("\n\n", "\n\n" + notes.strip() + "\n\n", 1)
+    (RESULTS / "generation.md").write_text(md)
+    print(md)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="benchmarks.generation", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("queries", help="write the evaluation queries file")
+    mg = sub.add_parser("merge", help="merge per-zoo suite runs (run.py --zoo-dir text|image --out DIR) into results/")
+    mg.add_argument("dirs", nargs="+", type=Path)
+    mg.add_argument("--notes", default="", help="text put at the top of generation.md")
     t = sub.add_parser("train", help="train every generator method of a zoo into generators/checkpoints/")
     t.add_argument("zoo", choices=["text", "image", "all"])
     t.add_argument("--methods", nargs="*", default=list(METHODS))
     args = p.parse_args(argv)
+    if args.command == "merge":
+        merge(args.dirs, args.notes)
+        return 0
     if args.command == "queries":
         QUERIES.write_text(json.dumps(queries(), indent=1) + "\n")
         print(f"wrote {QUERIES}")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from generators.errors import (
     GeneratorCheckpointError,
+    GeneratorError,
     GeneratorTrainingError,
     UnknownGeneratorError,
     check_description,
@@ -128,6 +129,14 @@ class Generator:
     def embed(self, texts: list[str]) -> torch.Tensor:
         import torch
 
+        want = self.info.get("text_model")
+        have = getattr(self.text_encoder, "version", None)
+        if want and have and want != have:
+            raise GeneratorCheckpointError(
+                f"generator {self.family}/{self.method} was trained with text encoder {want}, "
+                f"but {have} was given: retrain the generator or pass the matching encoder"
+            )
+
         return torch.from_numpy(self.text_encoder.encode(texts)).float()  # (n, d)
 
     def generate(
@@ -153,7 +162,7 @@ class Generator:
         exs = check_examples(examples)
         r = self.layout.rank if rank is None else int(rank)
         if r < 1 or r > 256:
-            raise GeneratorTrainingError(f"rank {rank!r} is out of range; use 1 … 256")
+            raise GeneratorError(f"rank {rank!r} is out of range; use 1 … 256")
         emb = self.embed([text])[0]  # (d,)
         ex_emb = self.embed([example_text(i, o) for i, o in exs]) if exs else None  # (m, d)
         with torch.no_grad(), few_threads():
