@@ -15,7 +15,6 @@ methods train on all). The checkpoint goes to ``<data dir>/generators/<family>/<
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -24,32 +23,21 @@ from typing import Any
 
 from generators.base import TrainItem, train_generator
 from generators.errors import GeneratorTrainingError
+from registry.storage import move_into_place
 
 MIN_ITEMS = 2  # fewest described adapters a generator trains on
 
 
 def load_texts_file(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Normalise a texts file to key → {"texts": [...], "task": str | None, "examples": [(in, out), ...]}."""
+    """The texts file the weight encoder reads too (``encoders.weight.registry_training``): key →
+    {"texts": [...], "task": str | None, "group": str | None, "examples": [(in, out), ...]}."""
+    from encoders.weight.registry_training import EncoderTrainingError
+    from encoders.weight.registry_training import load_texts_file as read
+
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise GeneratorTrainingError(f"{path}: cannot read texts file ({e})") from e
-    if not isinstance(raw, dict):
-        raise GeneratorTrainingError(f"{path}: a texts file is a JSON object keyed by adapter name or sha256")
-    out: dict[str, dict[str, Any]] = {}
-    for key, v in raw.items():
-        entry = {"texts": v} if isinstance(v, list) else v
-        if not isinstance(entry, dict) or not all(isinstance(t, str) for t in entry.get("texts", [])):
-            raise GeneratorTrainingError(f"{path}: entry {key!r} must be a list of strings or {{'texts': [...]}}")
-        examples = entry.get("examples") or []
-        if not all(isinstance(e, (list, tuple)) and len(e) == 2 for e in examples):
-            raise GeneratorTrainingError(f"{path}: entry {key!r}: examples are [input, output] pairs")
-        out[str(key)] = {
-            "texts": list(entry.get("texts", [])),
-            "task": entry.get("task"),
-            "examples": [(str(a), str(b)) for a, b in examples],
-        }
-    return out
+        return read(Path(path))
+    except EncoderTrainingError as e:
+        raise GeneratorTrainingError(str(e)) from e
 
 
 def items_from_registry(
@@ -105,11 +93,7 @@ def train_from_registry(
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
         res = train_generator(method, family, items, tmp, config=config, text_encoder=text_encoder, progress=progress)
-        final = root / res["version"]
-        if final.exists():
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(final)
+        final = move_into_place(tmp, root / res["version"])
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

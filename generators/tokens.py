@@ -11,7 +11,7 @@ depths and shapes, not with the number of modules.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -140,3 +140,14 @@ class GroupStats:
             e = ((d.transpose(2, 3) @ d) * (f @ f.transpose(2, 3))).sum((2, 3))  # (n, G)
             total = total + (e.mean(0) / self.energy[g]).sum()
         return total / len(self.layout.modules)
+
+
+def fit_start(data: Any, seed: int) -> tuple[Any, dict[str, Any]]:
+    """What every learned generator's ``fit`` starts with: seed torch, a numpy RNG for batches,
+    and the per-module normalization statistics of the training factors."""
+    import numpy as np
+
+    from generators.canonical import norm_stats
+
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed), norm_stats(data.factors)

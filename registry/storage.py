@@ -45,6 +45,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def move_into_place(tmp: Path, final: Path) -> Path:
+    """Rename a finished temporary folder to ``final``; when ``final`` already exists (a folder named
+    by its content's hash: the same content), drop the temporary one instead."""
+    if final.exists():
+        shutil.rmtree(tmp)
+    else:
+        tmp.rename(final)
+    return final
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)

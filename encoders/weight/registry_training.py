@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import RegistryError
+from registry.storage import move_into_place
 
 
 class EncoderTrainingError(RegistryError):
@@ -27,7 +28,8 @@ class EncoderTrainingError(RegistryError):
 
 
 def load_texts_file(path: Path) -> dict[str, dict[str, Any]]:
-    """Normalise a texts file to key → {"texts": [...], "task": str | None, "group": str | None}."""
+    """Normalise a texts file to key → {"texts": [...], "task": str | None, "group": str | None,
+    "examples": [(input, output), ...]} (examples: what generators also read from the same file)."""
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -39,7 +41,11 @@ def load_texts_file(path: Path) -> dict[str, dict[str, Any]]:
         entry = {"texts": v} if isinstance(v, list) else v
         if not isinstance(entry, dict) or not all(isinstance(t, str) for t in entry.get("texts", [])):
             raise EncoderTrainingError(f"{path}: entry {key!r} must be a list of strings or {{'texts': [...]}}")
-        out[str(key)] = {"texts": list(entry.get("texts", [])), "task": entry.get("task"), "group": entry.get("group")}
+        examples = entry.get("examples") or []
+        if not all(isinstance(e, list | tuple) and len(e) == 2 for e in examples):
+            raise EncoderTrainingError(f"{path}: entry {key!r}: examples are [input, output] pairs")
+        out[str(key)] = {"texts": list(entry.get("texts", [])), "task": entry.get("task"), "group": entry.get("group"),
+                         "examples": [(str(a), str(b)) for a, b in examples]}  # fmt: skip
     return out
 
 
@@ -93,11 +99,7 @@ def train_from_registry(
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
         version = model.save(tmp, metrics)
-        final = root / version.rsplit(":", 1)[-1]
-        if final.exists():
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(final)
+        final = move_into_place(tmp, root / version.rsplit(":", 1)[-1])
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -98,15 +98,12 @@ class CvaeGenerator(Generator):
         import numpy as np
         import torch
 
-        from generators.canonical import norm_stats
         from generators.hypernet import sample_batch
         from generators.semantic import normalize
-        from generators.tokens import GroupStats
+        from generators.tokens import GroupStats, fit_start
 
         cfg: CvaeConfig = config
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        stats = norm_stats(data.factors)
+        rng, stats = fit_start(data, cfg.seed)
         net = build_net(data.layout, data.text_dim, cfg)
         gs = GroupStats(data.layout, net.tokens.groups, stats)
         targets = gs.stack_targets(data.factors)

@@ -108,13 +108,10 @@ class HypernetGenerator(Generator):
         import numpy as np
         import torch
 
-        from generators.canonical import norm_stats
-        from generators.tokens import GroupStats
+        from generators.tokens import GroupStats, fit_start
 
         cfg: HypernetConfig = config
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        stats = norm_stats(data.factors)
+        rng, stats = fit_start(data, cfg.seed)
         net = build_net(data.layout, data.text_dim, cfg)
         gs = GroupStats(data.layout, net.tokens.groups, stats)
         targets = gs.stack_targets(data.factors)  # per group (A (n, G, r, in), B (n, G, out, r))

@@ -183,14 +183,11 @@ class SemanticGenerator(Generator):
         import numpy as np
         import torch
 
-        from generators.canonical import norm_stats
         from generators.library import Library, experts_of, library_state
-        from generators.tokens import GroupStats
+        from generators.tokens import GroupStats, fit_start
 
         cfg: SemanticConfig = config
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        stats = norm_stats(data.factors)
+        rng, stats = fit_start(data, cfg.seed)
         net = build_net(data.layout, cfg)
         gs = GroupStats(data.layout, net.groups, stats)
         lib_state, info = library_state(data)
