@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from registry.errors import RegistryError
 
 MAX_DESCRIPTION_CHARS = 2000  # longest description a generator accepts
@@ -55,12 +58,12 @@ def check_description(description: object) -> str:
     return text
 
 
-def check_examples(examples: object) -> list[tuple[str, str]]:
+def check_examples(examples: Iterable[Any] | None) -> list[tuple[str, str]]:
     """Examples as a list of (input, output) string pairs, or a ``DescriptionError``."""
     if examples is None:
         return []
     out = []
-    for i, ex in enumerate(examples):  # type: ignore[attr-defined]
+    for i, ex in enumerate(examples):
         if not isinstance(ex, (tuple, list)) or len(ex) != 2 or not all(isinstance(s, str) for s in ex):
             raise DescriptionError(f"example {i} is {ex!r}; an example is an (input, output) pair of strings")
         if len(ex[0]) + len(ex[1]) > MAX_DESCRIPTION_CHARS:

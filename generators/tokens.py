@@ -65,10 +65,11 @@ class ModuleTokens(nn.Module):
         shapes = list(dict.fromkeys(s.shape_key for s in layout.modules))
         r = layout.rank
         sizes = {s.shape_key: r * (s.in_flat + s.out_features) for s in layout.modules}
-        self.heads = nn.ModuleList([nn.Linear(width, sizes[k]) for k in shapes])
-        for h in self.heads:
+        heads = [nn.Linear(width, sizes[k]) for k in shapes]
+        for h in heads:
             nn.init.normal_(h.weight, std=0.02 / width**0.5)
             nn.init.zeros_(h.bias)
+        self.heads = nn.ModuleList(heads)
         self.groups = [[i for i, g in enumerate(s_ids) if g == j] for j in range(len(shapes))]
 
     def forward(self, cond: torch.Tensor) -> list[torch.Tensor]:

@@ -45,7 +45,7 @@ class HypernetConfig:
             raise GeneratorTrainingError("dropout must be in [0, 1) and example_drop in [0, 1]")
 
 
-def build_net(layout: Any, text_dim: int, cfg: HypernetConfig) -> torch.nn.Module:
+def build_net(layout: Any, text_dim: int, cfg: HypernetConfig) -> Any:  # the method's nn.Module (its own attributes)
     from torch import nn
 
     from generators.tokens import ModuleTokens

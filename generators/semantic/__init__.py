@@ -50,7 +50,7 @@ class SemanticConfig:
             raise GeneratorTrainingError(f"own_task_share must be in [0, 1], got {self.own_task_share}")
 
 
-def build_net(layout: Any, cfg: SemanticConfig) -> torch.nn.Module:
+def build_net(layout: Any, cfg: SemanticConfig) -> Any:  # the method's nn.Module (its own attributes)
     import torch
     from torch import nn
 
@@ -77,10 +77,11 @@ def build_net(layout: Any, cfg: SemanticConfig) -> torch.nn.Module:
             self.prior = nn.Sequential(nn.Linear(w, w), nn.GELU(), nn.Linear(w, 2 * zd))
             self.z_in = nn.Linear(zd, w)
             self.trunk = nn.Sequential(nn.GELU(), nn.Linear(w, w), nn.GELU())
-            self.heads = nn.ModuleList([nn.Linear(w, size[k]) for k in shapes])
-            for h in self.heads:
+            heads = [nn.Linear(w, size[k]) for k in shapes]
+            for h in heads:
                 nn.init.zeros_(h.weight)
                 nn.init.zeros_(h.bias)
+            self.heads = nn.ModuleList(heads)
 
         def _read(self, readers: nn.ModuleList, flat: list[torch.Tensor]) -> torch.Tensor:
             b = flat[0].shape[0]
