@@ -177,36 +177,45 @@ class Registry:
             # delete the blob between our write and our row, and only a blob this call created
             # is removed when the row cannot be written.
             _, created_blob = self.blobs.put_new(prep.sha256, {p.name: p for p in prep.source.files})
-            try:
-                with transaction(self.sessions) as s:
-                    from registry.formats.detect import FAMILIES
-
-                    kind, label = _family_info(FAMILIES, a.family)
-                    crud.ensure_family(session=s, family_id=a.family, kind=kind, label=label)
-                    row = crud.create_adapter(session=s, origin=origin, tags=a.tags, **prep.row_fields())
-                    for parent, weight, method in edges:
-                        crud.add_lineage(session=s, child_id=row.id, parent_id=parent, weight=weight, method=method)
-                    for kind, vec in vecs.items():
-                        if vec is not None:
-                            s.add(_embedding_row(row.id, kind, self.embedders[kind].version, vec))
-                    result = IngestResult(path, "ingested", row.id, row.name, row.family, row.format,
-                                          warnings=list(a.warnings))  # fmt: skip
-            except IntegrityError:  # a concurrent ingest of the same content won the race
-                with transaction(self.sessions) as s:
-                    existing = crud.get_by_sha(session=s, sha256=prep.sha256)
-                if existing is None:
+            for attempt in range(3):
+                try:
+                    result = self._write_row(prep, path, origin, edges, vecs)
+                    break
+                except IntegrityError:
+                    # Another writer won a race: the same content (its row is the answer), or a family
+                    # or tag row both created at once (now there: write ours again).
+                    with transaction(self.sessions) as s:
+                        existing = crud.get_by_sha(session=s, sha256=prep.sha256)
+                    if existing is not None:
+                        return IngestResult(path, "duplicate", existing.id, existing.name,
+                                            reason=f"same sha256 as adapter {existing.id}")  # fmt: skip
+                    if attempt == 2:
+                        if created_blob:
+                            self._remove_unreferenced_blob(prep.sha256)
+                        raise
+                except BaseException:
                     if created_blob:
                         self._remove_unreferenced_blob(prep.sha256)
                     raise
-                return IngestResult(
-                    path, "duplicate", existing.id, existing.name, reason=f"same sha256 as adapter {existing.id}"
-                )
-            except BaseException:
-                if created_blob:
-                    self._remove_unreferenced_blob(prep.sha256)
-                raise
         self._index_added(result.adapter_id, vecs)  # type: ignore[arg-type]
         return result
+
+    def _write_row(self, prep: Prepared, path: str, origin: str, edges: Sequence[tuple[int, float, str]],
+                   vecs: dict[str, Any]) -> IngestResult:  # fmt: skip
+        """The adapter's row, tags, family, lineage and embeddings in one transaction."""
+        from registry.formats.detect import FAMILIES
+
+        a = prep.adapter
+        with transaction(self.sessions) as s:
+            kind, label = _family_info(FAMILIES, a.family)
+            crud.ensure_family(session=s, family_id=a.family, kind=kind, label=label)
+            row = crud.create_adapter(session=s, origin=origin, tags=a.tags, **prep.row_fields())
+            for parent, weight, method in edges:
+                crud.add_lineage(session=s, child_id=row.id, parent_id=parent, weight=weight, method=method)
+            for k, vec in vecs.items():
+                if vec is not None:
+                    s.add(_embedding_row(row.id, k, self.embedders[k].version, vec))
+            return IngestResult(path, "ingested", row.id, row.name, row.family, row.format, warnings=list(a.warnings))
 
     def _index_added(self, adapter_id: int, vecs: dict[str, np.ndarray | None]) -> None:
         import numpy as np

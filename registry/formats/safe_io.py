@@ -202,7 +202,19 @@ def load_torch_pickle(path: Path) -> Any:
         raise AdapterFormatError(
             path, f"refused to unpickle: the file holds objects other than tensors ({first[:200]})"
         ) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, KeyError, TypeError) as e:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        IndexError,
+        OverflowError,
+        struct.error,
+    ) as e:
         # A legacy (non-zip) load of arbitrary bytes fails in many ways: a text file named .bin
         # reads its first bytes as a pickle opcode / magic number and raises KeyError or TypeError.
         detail = (str(e).splitlines() or [type(e).__name__])[0][:200]

@@ -321,3 +321,41 @@ def test_explain_database_errors(tmp_path: Path) -> None:
         pass
     err = explain(e2.value, "postgresql://127.0.0.1:1")
     assert isinstance(err, DatabaseUnavailableError) and "cannot be reached" in str(err)
+
+
+# -- found by the fuzzer: a malformed pickle must be a refusal, never an IndexError -------------------
+@pytest.mark.parametrize("raw", [b"\x80\x02.", b"\x80\x02)\x81.", b"\x80\x02\x85.", b"\x80\x02a.", b"\x80\x02s."])
+def test_malformed_pickle_stack_is_refused(tmp_path: Path, raw: bytes) -> None:
+    from registry.formats.safe_io import load_torch_pickle
+
+    f = tmp_path / "adapter.pt"
+    f.write_bytes(raw)
+    with pytest.raises(AdapterFormatError, match="not a readable torch file") as e:
+        load_torch_pickle(f)
+    assert str(f) in str(e.value)
+
+
+def test_concurrent_writers_of_a_new_family_both_land(tmp_path: Path) -> None:
+    """Two threads ingest different adapters of a family the database has not seen yet: the one that
+    loses the race to create the family row writes again instead of failing."""
+    import threading
+
+    from registry.store import Registry
+
+    reg = Registry(tmp_path / "home")
+    reg.init()
+    files = [kohya_file(tmp_path / f"t{i}.safetensors", 100 + i) for i in range(8)]
+    results: list = []
+    barrier = threading.Barrier(2)
+
+    def run(part: list[Path]) -> None:
+        barrier.wait()
+        results.extend(reg.ingest(part, workers=1).results)
+
+    threads = [threading.Thread(target=run, args=(files[i::2],)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in results) == ["ingested"] * 8
+    assert reg.fsck().problems == 0
