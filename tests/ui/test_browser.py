@@ -84,7 +84,10 @@ def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     assert first.get_attribute("data-name") == "watercolor_sd15"
     assert page.locator("#ldx-results .ldx-card .ldx-svg").count() >= 1  # fingerprints drawn
     # the map is a second output of the same event: Gradio may paint it after the cards
-    page.locator("#ldx-map svg .ldx-svg-hit", has_text="1. watercolor_sd15").first.wait_for(timeout=60_000)
+    # (attached, not "visible": after another module's servers ran in this process, Playwright kept
+    # judging the SVG label invisible although it was drawn inside the map's viewBox)
+    page.locator("#ldx-map svg .ldx-svg-hit", has_text="1. watercolor_sd15").first.wait_for(state="attached",
+                                                                                          timeout=60_000)  # fmt: skip
     href = first.locator("a.ldx-dl").first.get_attribute("href")
     assert href and "/download?format=" in href
     with page.expect_download() as dl:
