@@ -81,12 +81,24 @@ def test_remove_keeps_a_blob_that_another_row_still_references(registry, tmp_pat
     f = kohya_file(tmp_path / "a.safetensors", 1)
     (res,) = registry.ingest([f]).results
     sha = registry.get(res.adapter_id)["sha256"]
-    # A second writer holding the same content address: the remover must wait for it, then see
-    # the row and leave the blob alone.
+    # A writer holding the same content address: the remover waits for it, then sees the row and
+    # leaves the blob alone.
+    import threading
+
+    done = threading.Event()
+
+    def remover() -> None:
+        with registry.blobs.lock(sha):
+            registry._remove_unreferenced_blob(sha)
+        done.set()
+
     with registry.blobs.lock(sha):
-        pass
-    registry._remove_unreferenced_blob(sha)  # a row references it: kept
-    assert registry.blobs.exists(sha)
+        t = threading.Thread(target=remover)
+        t.start()
+        assert not done.wait(0.3)  # blocked while the writer holds the lock
+    t.join(30)
+    assert done.is_set()
+    assert registry.blobs.exists(sha)  # a row references it: kept
     registry.remove(res.adapter_id)
     assert not registry.blobs.exists(sha)
 
