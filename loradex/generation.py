@@ -14,6 +14,7 @@ identical request answers with the adapter already registered.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -51,9 +52,18 @@ def catalog(svc: LocalService) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _version(folder: Path) -> str:
+    """The checkpoint's content hash, computed once per file state (the files are MBs: every
+    ``generate`` reads the catalog)."""
+    weights = folder / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
+    return _hashed(str(folder), stamp)
+
+
+@functools.lru_cache(maxsize=256)
+def _hashed(folder: str, stamp: int) -> str:
     from generators.base import checkpoint_version
 
-    return checkpoint_version(folder)
+    return checkpoint_version(Path(folder))
 
 
 def _metrics(folder: Path) -> dict[str, Any]:
