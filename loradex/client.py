@@ -33,6 +33,7 @@ from loradex.errors import (
     AuthError,
     ClientError,
     ExportError,
+    InvalidQueryError,
     JobNotFoundError,
     PreviewUnavailableError,
     SearchError,
@@ -83,8 +84,11 @@ class Client:
     def _request(self, method: str, path: str, *, admin: bool = False, errors: ErrorMap | None = None,
                  stream: bool = False, **kw: Any) -> httpx.Response:  # fmt: skip
         """Send; on an error response raise (``errors`` maps API codes to exceptions). With
-        ``stream`` the body is left unread: the caller iterates and closes the response."""
-        headers = {"Authorization": f"Bearer {self._token}"} if admin and self._token else {}
+        ``stream`` the body is left unread: the caller iterates and closes the response. ``admin``
+        marks calls that need the token (the server decides; the token is sent whenever there is one)."""
+        # The token goes with every request when the client has one: admins also read what only
+        # they may see (source paths); ``admin`` calls without one are refused by the server.
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
             r = self._http.send(self._http.build_request(method, path, headers=headers, **kw), stream=stream)
             if r.is_success:
@@ -115,11 +119,22 @@ class Client:
         return Stats.from_dict(self._request("GET", "/stats").json())
 
     # -- registry --------------------------------------------------------------------------
-    def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0,
+    def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0, sort: str = "id",
              **kw: Any) -> builtins.list[dict[str, Any]]:  # fmt: skip
-        params: dict[str, Any] = {**Filters.of(filters, **kw).to_dict(), "limit": limit, "offset": offset or None}
+        params = self._list_params(Filters.of(filters, **kw), limit=limit, offset=offset or None,
+                                   sort=None if sort == "id" else sort)  # fmt: skip
+        return list(self._request("GET", "/adapters", params=params, errors={"bad_request": InvalidQueryError}).json())
+
+    def count(self, filters: Filters | None = None, **kw: Any) -> int:
+        r = self._request("GET", "/adapters", params=self._list_params(Filters.of(filters, **kw), limit=1),
+                          errors={"bad_request": InvalidQueryError})  # fmt: skip
+        return int(r.headers["X-Total-Count"])
+
+    @staticmethod
+    def _list_params(filters: Filters, **extra: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {**filters.to_dict(), **extra}
         params["tag"] = params.pop("tags", None)
-        return list(self._request("GET", "/adapters", params={k: v for k, v in params.items() if v}).json())
+        return {k: v for k, v in params.items() if v}
 
     def get(self, ref: str | int) -> dict[str, Any]:
         not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from encoders.weight.registry_training import EncoderTrainingError
 from registry.errors import *  # noqa: F403 - one module for every exception: the registry's are re-exported
-from registry.errors import AdapterFormatError, AdapterNotFoundError, DuplicateAdapterError, ExportError, RegistryError
+from registry.errors import (
+    AdapterFormatError,
+    AdapterNotFoundError,
+    DatabaseUnavailableError,
+    DuplicateAdapterError,
+    ExportError,
+    RegistryError,
+    StorageError,
+    explain,
+)
 from registry.errors import __all__ as _registry_errors
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "SearchError",
     "UnknownBaseError",
     "error_code",
+    "known_cause",
 ]
 
 
@@ -88,18 +98,21 @@ ERROR_CODES: dict[str, int] = {
     "too_large": 413,  # upload over the size limit; zip over the member-count or unpacked-size cap
     "refused": 422,  # unsafe upload (absolute path, '..', symlink, encrypted zip) or unreadable adapter
     "internal": 500,  # a bug: details are in the server log, never in the response
-    "unavailable": 503,  # the database cannot be reached
+    "unavailable": 503,  # the database cannot be reached (or stays locked): try again later
+    "storage": 507,  # the data dir or database cannot be written (read-only, disk full, permissions)
     "interrupted": 503,  # a job whose server stopped before it finished (its message says what was not done)
 }
 
 # Exception class → error code, most specific first; any other RegistryError is "bad_request".
 EXCEPTION_CODES: list[tuple[type[Exception], str]] = [
-    (AdapterNotFoundError, "not_found"),
+    (AdapterNotFoundError, "not_found"),  # (an ambiguous name is a RegistryError: bad_request)
     (JobNotFoundError, "not_found"),
     (PreviewUnavailableError, "no_preview"),
     (DuplicateAdapterError, "conflict"),
     (ExportError, "refused"),
     (AdapterFormatError, "refused"),
+    (DatabaseUnavailableError, "unavailable"),
+    (StorageError, "storage"),
 ]
 
 
@@ -110,3 +123,10 @@ def error_code(e: BaseException) -> str:
         if isinstance(e, cls):
             return code
     return "bad_request" if isinstance(e, RegistryError) else "internal"
+
+
+def known_cause(e: BaseException, where: object = None) -> RegistryError | None:
+    """``e`` itself when it is a loradex refusal, else the one-line ``StorageError`` of a known
+    operational cause behind it (read-only data dir, disk full, database locked or down:
+    ``registry.errors.explain``), else None: a bug, to be logged with its traceback."""
+    return e if isinstance(e, RegistryError) else explain(e, where)

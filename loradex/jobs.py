@@ -34,10 +34,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from loradex.errors import JobNotFoundError, error_code
+from loradex.errors import JobNotFoundError, error_code, known_cause
 from loradex.job_store import JobStore
 from loradex.types import ErrorInfo, IngestReport, IngestResult, Job
-from registry.errors import RegistryError
+from registry.errors import AdapterFormatError, RegistryError
 
 log = logging.getLogger("loradex.jobs")
 
@@ -147,7 +147,13 @@ class JobRunner:
             except RegistryError as e:
                 self._update(job.id, status="failed", error=ErrorInfo(error_code(e), clean(str(e))),
                              finished_at=time.time())  # fmt: skip
-            except Exception:
+            except Exception as e:
+                known = known_cause(e)  # read-only data dir, disk full, database down: say so
+                if known is not None:
+                    log.warning("%s job %s failed: %s", job.kind, job.id, known)
+                    self._update(job.id, status="failed", error=ErrorInfo(error_code(known), clean(str(known))),
+                                 finished_at=time.time())  # fmt: skip
+                    return
                 log.exception("%s job %s failed", job.kind, job.id)
                 self._update(job.id, status="failed", finished_at=time.time(),
                              error=ErrorInfo("internal", f"{what or kind} failed (details are in the server log)"))  # fmt: skip
@@ -176,7 +182,12 @@ def submit_ingest(runner: JobRunner, service: Any, root: Path, job_id: str | Non
 
     def work(h: JobHandle) -> None:
         try:
-            service.ingest([root], progress=lambda r: h.add_result(relative(r)), on_total=lambda n: h.update(total=n))
+            report = service.ingest([root], progress=lambda r: h.add_result(relative(r)),
+                                    on_total=lambda n: h.update(total=n))  # fmt: skip
+            if not report.results:  # only other files were uploaded: fail with what was there
+                from registry.ingest import nothing_found
+
+                raise AdapterFormatError("upload", nothing_found([root]))
         finally:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -25,13 +25,18 @@ class Service(Protocol):
         """Counts by family / format / origin, index sizes, encoders."""
         ...
 
-    def list(self, filters: t.Filters | None = None, *, limit: int | None = None, offset: int = 0,
+    def list(self, filters: t.Filters | None = None, *, limit: int | None = None, offset: int = 0, sort: str = "id",
              **kw: Any) -> builtins.list[dict[str, Any]]:  # fmt: skip
-        """Adapter summaries by id passing ``filters`` (keywords: family, format, origin, tag, tags)."""
+        """Adapter summaries passing ``filters`` (keywords: family, format, origin, tag, tags), ordered
+        by ``sort``; an unknown family / format / origin or sort key is an ``InvalidQueryError``."""
+        ...
+
+    def count(self, filters: t.Filters | None = None, **kw: Any) -> int:
+        """How many adapters ``list`` would return without a limit."""
         ...
 
     def get(self, ref: str | int) -> dict[str, Any]:
-        """Adapter detail by id or sha256 (prefix); ``AdapterNotFoundError``."""
+        """Adapter detail by id, sha256 (prefix) or exact name; ``AdapterNotFoundError``."""
         ...
 
     def remove(self, ref: str | int) -> dict[str, Any]:

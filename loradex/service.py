@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loradex.errors import InvalidQueryError, SearchError
 from loradex.types import (
     ComposeResult,
     EncoderInfo,
@@ -151,13 +152,24 @@ class LocalService:
         return self.registry.ingest(paths, workers=workers, progress=progress, on_total=on_total, origin=origin,
                                     lineage=lineage)  # fmt: skip
 
-    def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0,
+    def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0, sort: str = "id",
              **kw: Any) -> builtins.list[dict[str, Any]]:  # fmt: skip
-        """Adapter summaries by id; ``kw``: ``family``, ``format``, ``origin``, ``tag``, ``tags`` (``Filters.of``)."""
-        return self.registry.list(Filters.of(filters, **kw), limit=limit, offset=offset)
+        """Adapter summaries ordered by ``sort`` (id, name, family, format, origin, created, size,
+        params; "-" first for descending); ``kw``: ``family``, ``format``, ``origin``, ``tag``,
+        ``tags`` (``Filters.of``). A family, format or origin the registry does not have is an
+        ``InvalidQueryError`` that lists the ones it has."""
+        f = Filters.of(filters, **kw)
+        self.registry.check_filters(f)
+        return self.registry.list(f, limit=limit, offset=offset, sort=sort)
+
+    def count(self, filters: Filters | None = None, **kw: Any) -> int:
+        """How many adapters ``list`` would return without a limit."""
+        f = Filters.of(filters, **kw)
+        self.registry.check_filters(f)
+        return self.registry.count(f)
 
     def get(self, ref: str | int) -> dict[str, Any]:
-        """Adapter detail (modules, metadata, lineage) by id or sha256 (prefix)."""
+        """Adapter detail (modules, metadata, lineage) by id, sha256 (prefix) or exact name."""
         return self.registry.get(ref)
 
     def remove(self, ref: str | int) -> dict[str, Any]:
@@ -216,12 +228,17 @@ class LocalService:
         ``kw``: ``family``, ``format``, ``origin``, ``tags`` refine ``filters``. With ``examples``
         (input → output pairs) the candidates are run on the family's base and ranked by how many
         examples they reproduce (``loradex.verify``); the prompt may then be empty."""
+        f = Filters.of(filters, **kw)
+        try:
+            self.registry.check_filters(f)
+        except InvalidQueryError as e:  # every refusal of a search is a SearchError
+            raise SearchError(str(e)) from None
         if examples:
             from loradex.verify import search_by_example
 
             pairs = [(str(i), str(o)) for i, o in examples]
-            return search_by_example(self, prompt or "", pairs, k, Filters.of(filters, **kw))
-        return self.searcher.search(prompt, k, mode, Filters.of(filters, **kw))
+            return search_by_example(self, prompt or "", pairs, k, f)
+        return self.searcher.search(prompt, k, mode, f)
 
     def similar(self, ref: str | int, k: int = 8) -> builtins.list[dict[str, Any]]:
         """Nearest adapters by this adapter's own stored embeddings (weights and text), best first:

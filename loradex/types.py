@@ -30,6 +30,7 @@ __all__ = [
     "SearchHit",
     "Stats",
     "hit_from_dict",
+    "public_detail",
     "report_from_dict",
 ]
 
@@ -139,6 +140,17 @@ class Job:
             encoder=d.get("encoder"),
             output=d.get("output"),
         )
+
+
+def public_detail(info: dict[str, Any]) -> dict[str, Any]:
+    """An adapter detail fit for anyone: where it was ingested from reduced to the file or folder
+    name (the server's absolute path is for admins only)."""
+    src = info.get("source")
+    if not src:
+        return info
+    parts = str(src).replace("\\", "/").rstrip("/").split("/")
+    generic = parts[-1].startswith(("pytorch_lora_weights", "adapter_model", "adapter_config"))
+    return {**info, "source": "/".join(parts[-2:] if generic else parts[-1:])}  # the folder names a generic file
 
 
 def report_from_dict(d: dict[str, Any]) -> IngestReport:

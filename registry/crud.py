@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from registry.errors import AmbiguousReferenceError, InvalidQueryError
 from registry.filters import Filters
 from registry.models import Adapter, BaseFamily, EncoderCheckpoint, Lineage, Tag
 
@@ -59,27 +60,31 @@ def get_by_sha(*, session: Session, sha256: str) -> Adapter | None:
 
 
 def find_adapter(*, session: Session, ref: str | int) -> Adapter | None:
-    """By integer id, full sha256, or an unambiguous sha256 prefix (≥ 8 hex chars)."""
+    """By integer id, full sha256, an unambiguous sha256 prefix (≥ 8 hex chars), or exact name;
+    a name (or prefix) several adapters share raises ``AmbiguousReferenceError`` listing their ids."""
     s = str(ref)
     # ASCII digits only: str.isdigit() accepts '１' (fullwidth) and '²', and int() reads them as ids.
     if s.isascii() and s.isdigit() and len(s) < 12:
         return get_adapter(session=session, adapter_id=int(s))
-    if len(s) == 64:
-        return get_by_sha(session=session, sha256=s)
-    if not (s.isascii() and all(c in "0123456789abcdefABCDEF" for c in s)):
-        return None
-    if len(s) >= 8:
+    if len(s) == 64 and (row := get_by_sha(session=session, sha256=s)) is not None:
+        return row
+    if s.isascii() and len(s) >= 8 and all(c in "0123456789abcdefABCDEF" for c in s):
         rows = session.scalars(select(Adapter).where(Adapter.sha256.startswith(s.lower())).limit(2)).all()
-        return rows[0] if len(rows) == 1 else None
-    return None
+        if len(rows) == 1:
+            return rows[0]
+    named = session.scalars(select(Adapter).where(Adapter.name == s).order_by(Adapter.id).limit(20)).all()
+    if len(named) > 1:
+        raise AmbiguousReferenceError(ref, [a.id for a in named])
+    return named[0] if named else None
 
 
-def list_adapters(
-    *, session: Session, filters: Filters | None = None, limit: int | None = None, offset: int = 0
-) -> list[Adapter]:
-    """Adapters by id that pass ``filters`` (every tag in ``filters.tags`` required)."""
-    q = select(Adapter).order_by(Adapter.id)
-    f = filters or Filters()
+# ``sort`` keys of ``list_adapters`` (a leading "-" sorts descending); ties are broken by id.
+SORT_KEYS = {"id": Adapter.id, "name": Adapter.name, "family": Adapter.family, "format": Adapter.format,
+             "origin": Adapter.origin, "created": Adapter.created_at, "size": Adapter.file_size,
+             "params": Adapter.param_count}  # fmt: skip
+
+
+def _filtered(q: Any, f: Filters) -> Any:
     if f.family:
         q = q.where(Adapter.family == f.family)
     if f.format:
@@ -88,6 +93,22 @@ def list_adapters(
         q = q.where(Adapter.origin == f.origin)
     for tag in f.tags:
         q = q.where(Adapter.tags.any(Tag.name == tag))
+    return q
+
+
+def list_adapters(
+    *, session: Session, filters: Filters | None = None, limit: int | None = None, offset: int = 0, sort: str = "id"
+) -> list[Adapter]:
+    """Adapters that pass ``filters`` (every tag in ``filters.tags`` required), ordered by ``sort``
+    (a ``SORT_KEYS`` key, "-" first for descending)."""
+    key = sort[1:] if sort.startswith("-") else sort
+    if key not in SORT_KEYS:
+        raise InvalidQueryError(f"unknown sort {sort!r}; known: {', '.join(SORT_KEYS)} (prefix '-' for descending)")
+    col = SORT_KEYS[key]
+    order: list[Any] = [col.desc() if sort.startswith("-") else col.asc()]
+    if key != "id":
+        order.append(Adapter.id.asc())
+    q = _filtered(select(Adapter), filters or Filters()).order_by(*order)
     if offset >= MAX_ROWS or (limit is not None and limit <= 0):
         return []  # past any row (a 64-bit overflow in the database driver otherwise)
     if offset > 0:
@@ -97,8 +118,15 @@ def list_adapters(
     return list(session.scalars(q).all())
 
 
-def count_adapters(*, session: Session) -> int:
-    return int(session.scalar(select(func.count(Adapter.id))) or 0)
+def count_adapters(*, session: Session, filters: Filters | None = None) -> int:
+    q = select(func.count(Adapter.id))
+    return int(session.scalar(_filtered(q, filters) if filters else q) or 0)
+
+
+def facets(*, session: Session) -> dict[str, list[str]]:
+    """The values that filters can take today: distinct families, formats and origins of the rows."""
+    cols = {"family": Adapter.family, "format": Adapter.format, "origin": Adapter.origin}
+    return {name: sorted(str(v) for v in session.scalars(select(col).distinct())) for name, col in cols.items()}
 
 
 def delete_adapter(*, session: Session, adapter: Adapter) -> None:

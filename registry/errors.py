@@ -6,7 +6,9 @@ __all__ = [
     "AdapterFormatError",
     "AdapterNotFoundError",
     "DuplicateAdapterError",
+    "AmbiguousReferenceError",
     "ExportError",
+    "InvalidQueryError",
     "RegistryError",
     "UnsupportedAdapterError",
 ]
@@ -35,6 +37,19 @@ class AdapterNotFoundError(RegistryError):
     def __init__(self, ref: object) -> None:
         self.ref = ref
         super().__init__(f"no adapter {ref!r} in the registry")
+
+
+class AmbiguousReferenceError(RegistryError):
+    """A name (or sha256 prefix) that several adapters answer to: the message lists their ids."""
+
+    def __init__(self, ref: object, ids: list[int]) -> None:
+        self.ref, self.ids = ref, ids
+        super().__init__(f"{len(ids)} adapters answer to {ref!r} (ids {', '.join(map(str, ids))}): use an id")
+
+
+class InvalidQueryError(RegistryError):
+    """A list or search parameter outside what exists: an unknown filter value or sort key (the
+    message lists the valid ones)."""
 
 
 class DuplicateAdapterError(RegistryError):

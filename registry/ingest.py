@@ -156,6 +156,19 @@ def discover(paths: list[Path]) -> list[Unit]:
     return units
 
 
+def nothing_found(paths: list[Path], limit: int = 8) -> str:
+    """Why an ingest of ``paths`` found no adapter: the files that were there (names only), and what
+    is looked for."""
+    seen: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        files = [p] if p.is_file() else sorted(c for c in p.rglob("*") if c.is_file()) if p.is_dir() else []
+        seen += [f.name for f in files]
+    there = (f"found only {', '.join(seen[:limit])}{' …' if len(seen) > limit else ''}" if seen
+             else "found no files at all")  # fmt: skip
+    return f"no adapter files: {there} (adapters end in {', '.join(ADAPTER_SUFFIXES)}; a PEFT folder has {PEFT_CONFIG})"
+
+
 def _walk(root: Path) -> list[Unit]:
     if (root / PEFT_CONFIG).is_file():
         return [Unit(root)]

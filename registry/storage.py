@@ -103,6 +103,36 @@ class BlobStore:
             raise
         return final, True
 
+    def missing(self, sha256: str, names: list[str]) -> list[str]:
+        """Which of ``names`` are not files of the blob (all of them when the blob is gone)."""
+        folder = self.path(sha256)
+        return [n for n in names if not (folder / n).is_file()]
+
+    def restore(self, sha256: str, files: dict[str, Path]) -> list[str]:
+        """Write back what is gone of a blob from the same content (same sha256, same bytes): the
+        whole blob, or the files missing from its folder. Returns the names written."""
+        final = self.path(sha256)
+        if not final.is_dir():
+            return sorted(files) if self.put_new(sha256, files)[1] else []
+        written = []
+        for name in self.missing(sha256, sorted(files)):
+            if Path(name).name != name or name in ("", ".", ".."):
+                raise ValueError(f"unsafe blob file name {name!r}")
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=final)
+            try:
+                with files[name].open("rb") as fi, os.fdopen(fd, "wb") as fo:
+                    shutil.copyfileobj(fi, fo, CHUNK)
+                    fo.flush()
+                    os.fsync(fo.fileno())
+                os.replace(tmp, final / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written.append(name)
+        if written:
+            _fsync_dir(final)
+        return written
+
     @contextmanager
     def lock(self, sha256: str) -> Iterator[None]:
         """An exclusive lock on one content address, across threads and processes: held while a

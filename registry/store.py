@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from registry import crud
 from registry.db import default_home, default_url, is_initialized, make_engine, session_factory, transaction, upgrade
-from registry.errors import AdapterFormatError, AdapterNotFoundError, RegistryError
+from registry.errors import AdapterFormatError, AdapterNotFoundError, InvalidQueryError, RegistryError
 from registry.filters import Filters
 from registry.index import VectorIndex, bytes_to_vector, vector_to_bytes
 from registry.ingest import IngestReport, IngestResult, Prepared, Unit, discover, prepare
@@ -164,10 +164,12 @@ class Registry:
             existing = crud.get_by_sha(session=s, sha256=prep.sha256)
             if existing is not None:
                 reason = f"same sha256 as adapter {existing.id} ({existing.name})"
-                if not self.blobs.exists(prep.sha256):  # lost blob (see fsck): same bytes restore it
+                files = {p.name: p for p in prep.source.files}
+                if self.blobs.missing(prep.sha256, sorted(files)):  # lost blob (see fsck): same bytes restore it
                     with self.blobs.lock(prep.sha256):
-                        self.blobs.put_new(prep.sha256, {p.name: p for p in prep.source.files})
-                    reason += "; its missing blob was restored from this file"
+                        restored = self.blobs.restore(prep.sha256, files)
+                    if restored:
+                        reason += f"; its missing stored file(s) {', '.join(restored)} were restored from this file"
                 return IngestResult(path, "duplicate", existing.id, existing.name, existing.family, existing.format,
                                     reason=reason)  # fmt: skip
         info = {**prep.row_fields(), "tags": list(a.tags)}
@@ -250,20 +252,41 @@ class Registry:
 
     # -- queries -------------------------------------------------------------------------
     def list(
-        self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0, **kw: Any
-    ) -> builtins.list[dict[str, Any]]:
+        self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0, sort: str = "id",
+        **kw: Any,
+    ) -> builtins.list[dict[str, Any]]:  # fmt: skip
         """Adapter summaries passing ``filters`` (keywords ``family``, ``format``, ``origin``, ``tag``,
-        ``tags`` refine it, see ``Filters.of``)."""
+        ``tags`` refine it, see ``Filters.of``), ordered by ``sort`` (``crud.SORT_KEYS``, "-" for descending)."""
         f = Filters.of(filters, **kw)
         with self.sessions() as s:
-            return [adapter_summary(a) for a in crud.list_adapters(session=s, filters=f, limit=limit, offset=offset)]
+            rows = crud.list_adapters(session=s, filters=f, limit=limit, offset=offset, sort=sort)
+            return [adapter_summary(a) for a in rows]
+
+    def facets(self) -> dict[str, builtins.list[str]]:
+        """family / format / origin → the values present (what a filter can match)."""
+        with self.sessions() as s:
+            return crud.facets(session=s)
+
+    def check_filters(self, filters: Filters) -> None:
+        """``InvalidQueryError`` naming the valid values when a family, format or origin filter
+        matches nothing the registry has (a typo must not look like an empty result)."""
+        wanted = {"family": filters.family, "format": filters.format, "origin": filters.origin}
+        if not any(wanted.values()):
+            return
+        have = self.facets()
+        for name, value in wanted.items():
+            if value and value not in have[name]:
+                known = ", ".join(have[name]) or "none yet"
+                raise InvalidQueryError(f"unknown {name} {value!r}; the registry has: {known}")
 
     def get(self, ref: str | int) -> dict[str, Any]:
         with self.sessions() as s:
             row = crud.find_adapter(session=s, ref=ref)
             if row is None:
                 raise AdapterNotFoundError(ref)
-            return adapter_detail(row)
+            out = adapter_detail(row)
+        out["missing_files"] = self.blobs.missing(out["sha256"], list(out.get("files") or []))  # said, not hidden
+        return out
 
     def hits(self, ids: builtins.list[int]) -> dict[int, dict[str, Any]]:
         """Summaries plus trigger words of ``ids`` in one query (what a search result shows)."""
@@ -304,9 +327,9 @@ class Registry:
                 ]
         return out
 
-    def count(self) -> int:
+    def count(self, filters: Filters | None = None) -> int:
         with self.sessions() as s:
-            return crud.count_adapters(session=s)
+            return crud.count_adapters(session=s, filters=filters)
 
     def blob_path(self, ref: str | int) -> Path:
         """Path to the stored file (single-file adapters) or folder (PEFT)."""

@@ -57,6 +57,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     report = svc.ingest(args.paths, workers=args.workers, progress=lambda r: bar.update(1), on_total=on_total)
     bar.close()
+    if not report.results:  # an empty folder or only other files: not a silent "ingested 0"
+        from registry.ingest import nothing_found
+
+        where = ", ".join(str(p) for p in args.paths)
+        print(f"loradex: {where}: {nothing_found([Path(p) for p in args.paths])}", file=sys.stderr)
+        if args.json:
+            _emit_json(report.to_dict())
+        return EXIT_REFUSED
     if args.json:
         _emit_json(report.to_dict())
     else:
@@ -91,7 +99,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     filters = Filters(family=args.family, format=args.format, origin=args.origin, tags=tuple(args.tag or ()))
-    rows = _service(args, embed=False).list(filters)
+    rows = _service(args, embed=False).list(filters, sort=args.sort, limit=args.limit, offset=max(0, args.offset))
     if args.json:
         _emit_json(rows)
         return EXIT_OK
@@ -111,9 +119,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     info = _service(args, embed=False).get(args.id)
+    lost = info.get("missing_files") or []
+    if lost:  # the row is there but its files are not: a non-zero exit, so scripts notice
+        print(f"loradex: adapter {info['id']} ({info['name']}): stored file(s) missing: {', '.join(lost)}; "
+              "ingesting the original file again restores them (`loradex fsck` lists every such adapter)",
+              file=sys.stderr)  # fmt: skip
     if args.json:
         _emit_json(info)
-        return EXIT_OK
+        return EXIT_ERROR if lost else EXIT_OK
     console = _console()
     skip = {"modules", "metadata", "parents", "children"}
     for k, v in info.items():
@@ -128,7 +141,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     if len(info["modules"]) > args.modules:
         console.print(f"  … {len(info['modules']) - args.modules} more (--modules N)")
-    return EXIT_OK
+    return EXIT_ERROR if lost else EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -257,10 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     for f in ("family", "format", "origin"):
         s.add_argument(f"--{f}", default=None)
     s.add_argument("--tag", action="append", help="required tag (repeatable)")
+    s.add_argument("--sort", default="id",
+                   help="id, name, family, format, origin, created, size or params; '-' first for descending")  # fmt: skip
+    s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--offset", type=int, default=0)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_list)
 
-    s = sub.add_parser("show", help="show one adapter (id or sha256 prefix)")
+    s = sub.add_parser("show", help="show one adapter (id, name or sha256 prefix)")
     s.add_argument("id")
     s.add_argument("--json", action="store_true")
     s.add_argument("--modules", type=int, default=20, help="how many modules to print")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from loradex.client import AuthError, Client, ClientError
-from loradex.errors import SearchError
+from loradex.errors import InvalidQueryError, SearchError
 from loradex.service import LocalService
 from loradex.types import Health, SearchHit, Stats
 from registry.errors import AdapterNotFoundError, ExportError
@@ -136,8 +136,20 @@ def test_list_and_filters(face: Face) -> None:
     assert [r["name"] for r in face.api.list(family="sd1")] == ["watercolor_sd15"]
     assert {r["name"] for r in face.api.list(tag="style")} == {"watercolor_sd15", "Pixel Art XL"}
     assert {r["name"] for r in face.api.list(format="peft")} == {"Shakespeare GPT-2", "sql_helper_llama"}
-    assert face.api.list(family="no-such-family") == []
+    with pytest.raises(
+        InvalidQueryError, match=r"unknown family 'no-such-family'; the registry has: flux, gpt2, llama"
+    ):
+        face.api.list(family="no-such-family")  # a typo is not an empty registry
+    with pytest.raises(InvalidQueryError, match="unknown origin 'bought'"):
+        face.api.count(origin="bought")
     assert [r["id"] for r in face.api.list(limit=2, offset=1)] == [r["id"] for r in rows[1:3]]
+    assert face.api.count() == len(rows) and face.api.count(format="peft") == 2
+    by_name = [r["name"] for r in face.api.list(sort="name")]
+    assert by_name == sorted(by_name) and face.api.list(sort="-name", limit=1)[0]["name"] == by_name[-1]
+    sizes = [r["file_size"] for r in face.api.list(sort="-size")]
+    assert sizes == sorted(sizes, reverse=True)
+    with pytest.raises(InvalidQueryError, match="unknown sort 'popularity'; known: id, name"):
+        face.api.list(sort="popularity")
 
 
 def test_get(face: Face) -> None:
@@ -146,6 +158,7 @@ def test_get(face: Face) -> None:
     assert info["description"].startswith("Soft watercolor painting style")  # the .civitai.info sidecar
     assert info["trigger_words"] == ["watercolor"] and info["module_count"] == len(info["modules"])
     assert face.api.get(row["sha256"][:12]) == info
+    assert face.api.get("watercolor_sd15") == info  # names are accepted wherever ids are
     with pytest.raises(AdapterNotFoundError, match="no adapter 999999 in the registry"):
         face.api.get(999999)
 
@@ -174,7 +187,8 @@ def test_search_filters_and_errors(face: Face) -> None:
         "watercolor_sd15",
         "Pixel Art XL",
     }
-    assert face.api.search("anything", k=10, family="no-such-family") == []
+    with pytest.raises(SearchError, match="unknown family 'no-such-family'"):
+        face.api.search("anything", k=10, family="no-such-family")
     assert [h.adapter["format"] for h in face.api.search("x", k=10, format="peft", mode="text")] == ["peft"] * 2
     cases: list[tuple[dict[str, Any], str]] = [
         ({"mode": "magic"}, "unknown search mode"),

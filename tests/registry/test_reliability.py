@@ -371,3 +371,43 @@ def test_concurrent_writers_of_a_new_family_both_land(tmp_path: Path) -> None:
         t.join()
     assert sorted(r.status for r in results) == ["ingested"] * 8
     assert reg.fsck().problems == 0
+
+
+# -- references by name, and what a name shared by two adapters does --------------------------------
+def test_names_are_references_and_a_shared_name_is_refused(tmp_path: Path, db_url: str) -> None:
+    from registry.errors import AmbiguousReferenceError
+    from registry.store import Registry
+
+    reg = Registry(tmp_path / "home", db_url)
+    reg.init()
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    a = kohya_file(tmp_path / "x" / "twin.safetensors", 1)
+    b = kohya_file(tmp_path / "y" / "twin.safetensors", 2)
+    solo = kohya_file(tmp_path / "solo.safetensors", 3)
+    ids = [r.adapter_id for r in reg.ingest([a, b, solo]).results]
+    assert reg.get("solo")["id"] == ids[2]
+    with pytest.raises(AmbiguousReferenceError, match=rf"2 adapters answer to 'twin' \(ids {ids[0]}, {ids[1]}\)"):
+        reg.get("twin")
+    with pytest.raises(AmbiguousReferenceError):
+        reg.remove("twin")  # a shared name never removes one of them at random
+    assert reg.count() == 3
+    with pytest.raises(AdapterNotFoundError):
+        reg.get("nobody")
+
+
+def test_a_file_lost_from_its_blob_is_restored_by_the_same_file(tmp_path: Path, db_url: str) -> None:
+    from registry.store import Registry
+
+    reg = Registry(tmp_path / "home", db_url)
+    reg.init()
+    src = kohya_file(tmp_path / "a.safetensors", 1)
+    (res,) = reg.ingest([src]).results
+    info = reg.get(res.adapter_id)
+    assert info["missing_files"] == []
+    (reg.blobs.path(info["sha256"]) / "a.safetensors").unlink()  # the folder stays, the file is gone
+    assert reg.get(res.adapter_id)["missing_files"] == ["a.safetensors"]
+    (again,) = reg.ingest([src]).results
+    assert again.status == "duplicate" and "a.safetensors were restored" in (again.reason or "")
+    assert reg.get(res.adapter_id)["missing_files"] == [] and reg.fsck().problems == 0
+    reg.load(res.adapter_id)

@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loradex.service import LocalService
+from loradex.types import public_detail
 from tests.conftest import _pg_schema_url
 from ui.api import UploadLimits, create_app
 
@@ -126,11 +127,51 @@ def test_list_get_and_filters(env: SimpleNamespace) -> None:
     assert {r["name"] for r in env.http.get("/adapters", params={"tag": "style"}).json()} >= {"Pixel Art XL"}
     assert len(env.http.get("/adapters", params={"limit": 2}).json()) == 2
     first = rows[0]
-    assert env.http.get(f"/adapters/{first['id']}").json() == env.svc.get(first["id"])
+    assert env.http.get(f"/adapters/{first['id']}").json() == public_detail(env.svc.get(first["id"]))
+    assert env.http.get(f"/adapters/{first['id']}", headers=AUTH).json() == env.svc.get(first["id"])
     assert env.http.get(f"/adapters/{first['sha256'][:12]}").json()["id"] == first["id"]
     msg = assert_error(env.http.get("/adapters/999999"), 404, "not_found")
     assert "999999" in msg
     assert_error(env.http.get("/adapters", params={"limit": 0}), 400, "bad_request")
+
+
+def test_list_pages_sorts_and_refuses_unknown_filters(env: SimpleNamespace) -> None:
+    r = env.http.get("/adapters", params={"limit": 2, "sort": "name"})
+    assert r.status_code == 200 and len(r.json()) == 2
+    total = int(r.headers["x-total-count"])
+    assert total == len(env.http.get("/adapters").json()) >= 3
+    names = [a["name"] for a in r.json()]
+    link = r.headers["link"]
+    assert link.endswith('>; rel="next"') and "offset=2" in link and "sort=name" in link
+    nxt = env.http.get(link[1 : link.index(">")].replace(str(env.http.base_url), ""))
+    assert [a["name"] for a in nxt.json()] == sorted(a["name"] for a in env.http.get("/adapters").json())[2:4]
+    assert names == sorted(names)
+    last = env.http.get("/adapters", params={"limit": 2, "offset": total - 1})
+    assert len(last.json()) == 1 and "link" not in last.headers
+    assert env.http.get("/adapters", params={"family": "sd1"}).headers["x-total-count"] == "1"
+    msg = assert_error(env.http.get("/adapters", params={"family": "sd15"}), 400, "bad_request")
+    assert "unknown family 'sd15'" in msg and "sd1" in msg and "sdxl" in msg
+    assert "known: id, name" in assert_error(env.http.get("/adapters", params={"sort": "stars"}), 400, "bad_request")
+    msg = assert_error(env.http.post("/search", json={"prompt": "x", "format": "ckpt"}), 400, "bad_request")
+    assert "unknown format 'ckpt'" in msg and "kohya" in msg
+
+
+def test_adapters_by_name_and_paths_for_admins_only(env: SimpleNamespace) -> None:
+    by_name = env.http.get("/adapters/watercolor_sd15")
+    assert by_name.status_code == 200 and by_name.json()["name"] == "watercolor_sd15"
+    assert by_name.json()["source"] == "watercolor_sd15.safetensors"  # the file name, not the server path
+    admin = env.http.get("/adapters/watercolor_sd15", headers=AUTH).json()
+    assert admin["source"] == str(WATERCOLOR) and admin["id"] == by_name.json()["id"]
+    assert env.http.get("/adapters/watercolor_sd15", headers={"Authorization": "Bearer nope"}).json()["source"] == (
+        "watercolor_sd15.safetensors"
+    )
+    assert_error(env.http.get("/adapters/no_such_name"), 404, "not_found")
+
+
+def test_missing_and_wrong_tokens_get_different_messages(env: SimpleNamespace) -> None:
+    missing = assert_error(env.http.get("/jobs"), 401, "unauthorized")
+    wrong = assert_error(env.http.get("/jobs", headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+    assert "send 'Authorization: Bearer" in missing and "wrong admin token" in wrong
 
 
 def test_search(env: SimpleNamespace) -> None:
@@ -142,7 +183,8 @@ def test_search(env: SimpleNamespace) -> None:
     assert "text similarity" in top["why"]
     hits = env.http.post("/search", json={"prompt": "painting style", "k": 10, "family": "sd1"}).json()["hits"]
     assert {h["adapter"]["family"] for h in hits} == {"sd1"}
-    assert env.http.post("/search", json={"prompt": "x", "family": "no-such-family"}).json()["hits"] == []
+    bad = env.http.post("/search", json={"prompt": "x", "family": "no-such-family"})
+    assert "unknown family 'no-such-family'" in assert_error(bad, 400, "bad_request")
 
 
 @pytest.mark.parametrize(
@@ -197,6 +239,29 @@ def test_unexpected_errors_hide_the_details(tmp_path: Path) -> None:
     assert "secret" not in r.text and "/srv" not in r.text
 
 
+def test_known_operational_causes_get_their_code_not_internal(tmp_path: Path) -> None:
+    """A database the server cannot write (here SQLite opened read-only) answers ``storage`` with
+    the one line that names the cause; an unreachable PostgreSQL maps to ``unavailable``."""
+    home = tmp_path / "home"
+    LocalService.open(home, embed=False).ingest([WATERCOLOR])  # one adapter to remove
+    ro = LocalService.open(home, f"sqlite:///file:{home / 'loradex.db'}?mode=ro&uri=true", embed=False, sync=False)
+    http = TestClient(create_app(ro, admin_token=TOKEN), raise_server_exceptions=False)
+    assert http.get("/adapters").status_code == 200  # reading still works
+    msg = assert_error(http.delete("/adapters/1", headers=AUTH), 507, "storage")
+    assert "read-only" in msg and "\n" not in msg and "Traceback" not in msg
+    assert [a["name"] for a in http.get("/adapters").json()] == ["watercolor_sd15"]  # nothing removed
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    from loradex.errors import ERROR_CODES, error_code, known_cause
+
+    dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
+    with pytest.raises(OperationalError) as e, dead.connect():
+        pass
+    known = known_cause(e.value)
+    assert known is not None and error_code(known) == "unavailable" and ERROR_CODES["unavailable"] == 503
+
+
 # -- admin: token ------------------------------------------------------------------------------
 def test_admin_endpoints_need_the_token(env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     import ui.api.deps
@@ -214,7 +279,8 @@ def test_admin_endpoints_need_the_token(env: SimpleNamespace, monkeypatch: pytes
                     {"Authorization": TOKEN}):  # fmt: skip
         r = env.http.delete(f"/adapters/{target}", headers=headers)
         assert_error(r, 401, "unauthorized")
-        assert r.headers["www-authenticate"] == "Bearer"
+        assert r.headers["www-authenticate"] == ('Bearer error="invalid_token"' if headers == {"Authorization": "Bearer wrong"}
+                                                 else "Bearer")  # fmt: skip
         assert_error(upload(env.http, ("a.safetensors", b"x"), headers=headers), 401, "unauthorized")
         assert_error(env.http.get("/jobs", headers=headers), 401, "unauthorized")
     assert (b"wrong", TOKEN.encode()) in calls  # constant-time comparison
@@ -247,6 +313,18 @@ def test_ingest_upload_runs_as_a_job(env: SimpleNamespace, tmp_path: Path) -> No
     assert job["id"] in [j["id"] for j in env.http.get("/jobs", headers=AUTH).json()]
     assert_error(env.http.get("/jobs/nope", headers=AUTH), 404, "not_found")
     assert no_uploads_left(env)  # the upload folder goes once the adapters are in the blob store
+
+
+def test_an_upload_without_adapters_fails_and_says_what_it_held(env: SimpleNamespace) -> None:
+    before = len(env.http.get("/adapters").json())
+    r = upload(env.http, ("notes.txt", b"my loras"), ("cover.civitai.info", b"{}"))
+    assert r.status_code == 202, r.text
+    job = wait_job(env.http, r.json()["id"])
+    assert job["status"] == "failed" and job["error"]["code"] == "refused", job
+    msg = job["error"]["message"]
+    assert "no adapter files" in msg and "notes.txt" in msg and ".safetensors" in msg
+    assert str(env.home) not in msg  # the staged folder's path stays on the server
+    assert len(env.http.get("/adapters").json()) == before and no_uploads_left(env)
 
 
 def test_ingest_zip_and_loose_peft_files(env: SimpleNamespace, tmp_path: Path) -> None:

@@ -83,11 +83,20 @@ def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     first.wait_for()
     assert first.get_attribute("data-name") == "watercolor_sd15"
     assert page.locator("#ldx-results .ldx-card .ldx-svg").count() >= 1  # fingerprints drawn
-    # the map is a second output of the same event: Gradio may paint it after the cards
-    # (attached, not "visible": after another module's servers ran in this process, Playwright kept
-    # judging the SVG label invisible although it was drawn inside the map's viewBox)
-    page.locator("#ldx-map svg .ldx-svg-hit", has_text="1. watercolor_sd15").first.wait_for(state="attached",
-                                                                                          timeout=60_000)  # fmt: skip
+    # the map is a second output of the same event: Gradio may paint it after the cards. Read the
+    # map's markup rather than asking Playwright for an SVG text node (after other modules' servers
+    # ran in this process, it judged the drawn label absent): on failure, say what the map held.
+    labels: list[str] = []
+    for _ in range(120):
+        labels = page.locator("#ldx-map").evaluate(
+            "el => Array.from(el.querySelectorAll('text.ldx-svg-hit')).map(t => t.textContent)"
+        )
+        if "1. watercolor_sd15" in labels:
+            break
+        page.wait_for_timeout(500)
+    else:
+        html = page.locator("#ldx-map").inner_html()
+        pytest.fail(f"the map never labelled the first hit; labels {labels}; map markup {html[:600]!r}")
     href = first.locator("a.ldx-dl").first.get_attribute("href")
     assert href and "/download?format=" in href
     with page.expect_download() as dl:

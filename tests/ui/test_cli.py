@@ -61,6 +61,37 @@ def test_ingest_list_show_export_remove(capsys, cli_home: list[str], tmp_path: P
     assert code == 2 and "no adapter" in err
 
 
+def test_show_says_when_the_stored_files_are_gone(capsys, cli_home: list[str], tmp_path: Path) -> None:
+    """A row whose blob was lost (disk fault, hand-deleted) is not shown as healthy: ``show`` names
+    the missing file and exits 2; ingesting the same file again restores it."""
+    src = SAMPLES / "watercolor_sd15.safetensors"
+    code, out, _ = run(capsys, *cli_home, "ingest", str(src), "--json", "-q")
+    aid = json.loads(out)["results"][0]["adapter_id"]
+    code, out, err = run(capsys, *cli_home, "show", str(aid), "--json")
+    assert code == 0 and json.loads(out)["missing_files"] == [] and err == ""
+    blobs = [p for p in (tmp_path / "home" / "blobs").rglob("*.safetensors")]
+    assert len(blobs) == 1
+    blobs[0].unlink()
+    code, out, err = run(capsys, *cli_home, "show", str(aid), "--json")
+    assert code == 2 and json.loads(out)["missing_files"] == [blobs[0].name]
+    assert "missing" in err and blobs[0].name in err and "\n" not in err.strip()
+    code, out, err = run(capsys, *cli_home, "show", str(aid))
+    assert code == 2 and "watercolor_sd15" in out
+    run(capsys, *cli_home, "ingest", str(src), "-q")
+    code, out, _ = run(capsys, *cli_home, "show", str(aid), "--json")
+    assert code == 0 and json.loads(out)["missing_files"] == []
+
+
+def test_ingest_of_a_folder_without_adapters_says_so(capsys, cli_home: list[str], tmp_path: Path) -> None:
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "readme.md").write_text("not an adapter")
+    code, out, err = run(capsys, *cli_home, "ingest", str(folder), "-q")
+    assert code == 1 and "no adapter files" in err and "readme.md" in err and "adapter_config.json" in err
+    code, out, err = run(capsys, *cli_home, "ingest", str(tmp_path / "empty_dir_that_exists_not"), "-q")
+    assert code == 1 and "no such file" in out  # a missing path stays a refused row
+
+
 def test_refused_exit_status_and_table(capsys, cli_home: list[str], tmp_path: Path) -> None:
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{oops")

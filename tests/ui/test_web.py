@@ -80,8 +80,12 @@ def test_search_finds_the_sample(web: SimpleNamespace, prompt: str, expected: st
 def test_search_filters(web: SimpleNamespace) -> None:
     cards, _ = web.client.predict("a painting", "gpt2", "any", "any", "", "hybrid", 10, api_name="/search")
     assert card_names(cards) == ["Shakespeare GPT-2"]
-    cards, _ = web.client.predict("a painting", "any", "nope", "any", "", "text", 10, api_name="/search")
-    assert card_names(cards) == [] and "No adapter matches" in cards
+    cards, _ = web.client.predict("a painting", "gpt2", "kohya", "any", "", "text", 10, api_name="/search")
+    assert card_names(cards) == [] and "No adapter matches" in cards  # both exist, no adapter has both
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="unknown format 'nope'; the registry has: .*kohya"):  # a typed-in value
+        web.client.predict("a painting", "any", "nope", "any", "", "text", 10, api_name="/search")
 
 
 def test_card_download_link_is_served(web: SimpleNamespace) -> None:
@@ -150,6 +154,17 @@ def test_admin_upload_of_an_unsafe_zip_is_refused(web: SimpleNamespace, tmp_path
         z.writestr("../escape.safetensors", b"x")
     with pytest.raises(AppError, match=r"climbs out"):
         web.client.predict(TOKEN, [handle_file(str(evil))], "", api_name="/ingest_files")
+    assert not list((web.home / "uploads").glob("ui-*"))
+
+
+def test_admin_upload_without_adapters_says_what_it_held(web: SimpleNamespace, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my favourite loras")
+    with pytest.raises(AppError, match=r"no adapter files: found only notes\.txt"):
+        web.client.predict(TOKEN, [handle_file(str(notes))], "", api_name="/ingest_files")
     assert not list((web.home / "uploads").glob("ui-*"))
 
 

@@ -9,19 +9,24 @@ import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from ui.api.deps import ADMIN, ServiceDep
+from loradex.types import public_detail
+from ui.api.deps import ADMIN, AdminDep, ServiceDep
 from ui.api.errors import ApiError
 from ui.api.schemas import ERRORS, AdapterDetail, AdapterSummary
 
 router = APIRouter(prefix="/adapters", tags=["adapters"], responses=ERRORS)
 
 
-@router.get("", response_model=list[AdapterSummary])
+@router.get("", response_model=list[AdapterSummary],
+            responses={200: {"headers": {"X-Total-Count": {"description": "adapters passing the filters"},
+                                         "Link": {"description": '<url of the next page>; rel="next"'}}}})  # fmt: skip
 def list_adapters(
+    request: Request,
+    response: Response,
     service: ServiceDep,
     family: str | None = None,
     format: str | None = None,
@@ -29,13 +34,29 @@ def list_adapters(
     tag: Annotated[list[str] | None, Query(description="required tag (repeatable)")] = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
+    sort: Annotated[
+        str,
+        Query(
+            max_length=16,
+            description="id, name, family, format, origin, created, size, params; '-' first for descending",
+        ),
+    ] = "id",  # fmt: skip
 ) -> list[dict[str, Any]]:
-    return service.list(family=family, format=format, origin=origin, tags=tag, limit=limit, offset=offset)  # type: ignore[no-any-return]
+    """One page of adapters; the total is in ``X-Total-Count`` and the next page in ``Link``."""
+    filters = {"family": family, "format": format, "origin": origin, "tags": tag}
+    rows: list[dict[str, Any]] = service.list(**filters, limit=limit, offset=offset, sort=sort)
+    total = int(service.count(**filters))
+    response.headers["X-Total-Count"] = str(total)
+    if limit is not None and rows and offset + len(rows) < total:
+        response.headers["Link"] = f'<{request.url.include_query_params(offset=offset + len(rows))}>; rel="next"'
+    return rows
 
 
 @router.get("/{ref}", response_model=AdapterDetail)
-def get_adapter(ref: str, service: ServiceDep) -> dict[str, Any]:
-    return service.get(ref)  # type: ignore[no-any-return]
+def get_adapter(ref: str, service: ServiceDep, admin: AdminDep) -> dict[str, Any]:
+    """By id, sha256 (prefix) or exact name; the server path of its source only with the admin token."""
+    info: dict[str, Any] = service.get(ref)
+    return info if admin else public_detail(info)
 
 
 @router.delete("/{ref}", response_model=AdapterSummary, tags=["admin"], dependencies=ADMIN)

@@ -36,13 +36,22 @@ def require_admin(request: Request, cred: Annotated[HTTPAuthorizationCredentials
     expected: bytes | None = request.app.state.admin_token
     if expected is None:
         raise ApiError(403, "forbidden", "admin endpoints are disabled: the server has no admin token")
-    given = cred.credentials.encode() if cred is not None else b""
-    if not hmac.compare_digest(given, expected):
+    if cred is None:
         raise ApiError(401, "unauthorized", "admin endpoint: send 'Authorization: Bearer <admin token>'",
                        {"WWW-Authenticate": "Bearer"})  # fmt: skip
+    if not hmac.compare_digest(cred.credentials.encode(), expected):
+        raise ApiError(401, "unauthorized", "wrong admin token (LORADEX_ADMIN_TOKEN or <data dir>/admin_token "
+                       "on the server)", {"WWW-Authenticate": 'Bearer error="invalid_token"'})  # fmt: skip
+
+
+def is_admin(request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> bool:
+    """Whether a read request carries the admin token (it then sees server internals such as paths)."""
+    expected: bytes | None = request.app.state.admin_token
+    return expected is not None and cred is not None and hmac.compare_digest(cred.credentials.encode(), expected)
 
 
 ServiceDep = Annotated[Any, Depends(_service)]  # the LocalService (or anything with its methods)
 JobsDep = Annotated[JobRunner, Depends(_jobs)]
 LimitsDep = Annotated[UploadLimits, Depends(_limits)]
 ADMIN = [Depends(require_admin)]
+AdminDep = Annotated[bool, Depends(is_admin)]

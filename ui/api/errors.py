@@ -1,7 +1,9 @@
 """Error mapping of the REST API: every error is ``{"error": {"code", "message"}}`` with a code from
 ``loradex.errors.ERROR_CODES``. Service exceptions get their code from ``loradex.errors.error_code``
 (the ``EXCEPTION_CODES`` table: add a new exception there) and their status from ``ERROR_CODES``;
-unexpected exceptions are logged and answered with ``internal``, never a stack trace.
+a known operational cause (read-only data dir, disk full, database down) is answered with its
+one line (``storage`` / ``unavailable``); anything else is logged and answered with ``internal``,
+never a stack trace.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loradex.errors import ERROR_CODES, error_code
+from loradex.errors import ERROR_CODES, error_code, known_cause
 from registry.errors import RegistryError
 
 log = logging.getLogger("loradex.api")
@@ -60,6 +62,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, e: Exception) -> JSONResponse:
+        known = known_cause(e)  # read-only data dir, disk full, database down: the operator's one line
+        if known is not None:
+            code = error_code(known)
+            log.warning("%s %s: %s", request.method, request.url.path, known)
+            return error_response(ERROR_CODES[code], code, str(known))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal", "internal server error (details are in the server log)")
 

@@ -59,6 +59,7 @@ class AdapterDetail(AdapterSummary):
     warnings: list[Any]
     parents: list[dict[str, Any]]
     children: list[dict[str, Any]]
+    missing_files: list[str] = Field(default=[], description="stored files that are gone (ingest the file again)")
 
 
 class TrainEncoderRequest(BaseModel):

@@ -31,7 +31,7 @@ import gradio as gr
 
 from loradex.errors import AdapterNotFoundError, RegistryError
 from loradex.service import LocalService
-from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, SearchHit
+from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, SearchHit, public_detail
 from registry.formats.canonical import DIFFUSION_COMPONENTS
 from ui.api import ApiError, UploadLimits, stage_uploads
 from ui.web.charts import FingerprintCache, RegistryMap, block_of, fingerprint_svg, map_svg
@@ -123,15 +123,11 @@ class WebUI:
         try:
             return self.service.get(ref)
         except AdapterNotFoundError:
-            named = [a["id"] for a in self.service.list() if a["name"] == ref]
-            if len(named) == 1:
-                return self.service.get(named[0])
-            if named:
-                raise gr.Error(f"{len(named)} adapters are named {ref!r} (ids {', '.join(map(str, named))}): "
-                               "use an id", title="Adapter") from None  # fmt: skip
             raise gr.Error(
                 f"no adapter {ref!r} in the registry (give an id, a name or a sha256)", title="Adapter"
             ) from None
+        except RegistryError as e:  # a name several adapters share
+            raise gr.Error(str(e), title="Adapter") from None
 
     def fingerprint(self, info: dict[str, Any], width: int = 220, height: int = 64, labels: bool = False) -> str:
         try:
@@ -266,7 +262,7 @@ class WebUI:
                      ("modules", info["module_count"]), ("parameters", f"{info['param_count']:,}"),
                      ("file size", f"{info['file_size'] / 1024:,.0f} KiB"), ("files", ", ".join(info["files"])),
                      ("base model", info.get("base_model") or "–"), ("license", info.get("license") or "–"),
-                     ("source", info.get("source") or "–"), ("sha256", info["sha256"]),
+                     ("source", public_detail(info).get("source") or "–"), ("sha256", info["sha256"]),
                      ("added", info.get("created_at") or "–"), ("tags", ", ".join(info["tags"]) or "–"),
                      ("trigger words", ", ".join(map(str, info["trigger_words"])) or "–")]  # fmt: skip
         table = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in meta_rows)
@@ -352,6 +348,10 @@ class WebUI:
             report = self.service.ingest(paths, progress=on_result, on_total=on_total)
         except RegistryError as e:
             raise gr.Error(str(e).replace(prefix, ""), title="Ingest") from None
+        if not report.results:  # only other files: say what was there, not "0 units"
+            from registry.ingest import nothing_found
+
+            raise gr.Error(nothing_found(paths), title="Ingest")
         if strip is not None:
             for r in report.results:
                 p = Path(r.path)
