@@ -57,14 +57,17 @@ class ErrorInfo:
 
 @dataclass
 class Health:
-    status: str  # "ok"
+    status: str  # "ok", or "starting" while a server ingests its bundled adapters
     version: str  # loradex version
     database: str  # SQLAlchemy dialect: sqlite | postgresql
     adapters: int  # adapters in the registry
+    detail: str = ""  # what a "starting" server is doing (and its job id)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Health:
-        return cls(str(d["status"]), str(d["version"]), str(d["database"]), int(d["adapters"]))
+        return cls(
+            str(d["status"]), str(d["version"]), str(d["database"]), int(d["adapters"]), str(d.get("detail", ""))
+        )
 
 
 @dataclass

@@ -3,7 +3,9 @@
 ``prepare`` migrates the database, ingests the bundled adapter sets (``loradex.settings``:
 the samples and whatever sets installed distributions declare, plus ``LORADEX_ADAPTER_DIRS``) when
 the database was fresh, and finds the admin token (``LORADEX_ADMIN_TOKEN``, else ``<data dir>/admin_token``,
-generated at first start with mode 0600). ``serve`` then runs uvicorn, bound to 127.0.0.1
+generated at first start with mode 0600). ``serve`` leaves that ingestion to a job
+(``start_bundled_ingest``: the port opens at once, ``/health`` says ``starting`` until it ends)
+and runs uvicorn, bound to 127.0.0.1
 unless told otherwise, with the Gradio web UI mounted at ``/ui`` of the API app (``mount_ui``:
 one process, one port; ``/`` redirects there). ``BackgroundServer`` runs an app in a thread on a
 free port (tests, benchmarks, notebooks).
@@ -80,6 +82,7 @@ class Prepared:
     token_path: Path | None  # None: the token comes from LORADEX_ADMIN_TOKEN
     fresh: bool  # the database had no schema before this start
     samples: IngestReport | None  # the sample ingestion, when it ran
+    pending: list[Path] | None = None  # bundled folders left for ``start_bundled_ingest`` (background=True)
 
 
 def prepare(
@@ -89,8 +92,10 @@ def prepare(
     samples: bool = True,
     text_model: str | None = None,
     index_type: str = "flat",
+    background: bool = False,
 ) -> Prepared:
-    """Migrate, ingest the bundled samples on a fresh database, find or make the admin token."""
+    """Migrate, ingest the bundled samples on a fresh database, find or make the admin token.
+    ``background``: leave the bundled ingestion to ``start_bundled_ingest`` (``Prepared.pending``)."""
     from loradex.service import LocalService
 
     service = LocalService.open(home, db_url, text_model=text_model, index_type=index_type)  # migrates, syncs
@@ -98,12 +103,41 @@ def prepare(
     bundled = bundled_adapters()
     pending = home / BUNDLED_PENDING  # written before the bundled ingestion, removed once it is complete
     report = None
+    todo = None
     if (fresh or pending.is_file()) and samples and bundled:
         pending.write_text("the first start's ingestion of the bundled adapters has not finished\n")
-        report = service.ingest(bundled)  # idempotent: an interrupted first start is completed here
-        pending.unlink()
+        if background:
+            todo = bundled
+        else:
+            report = service.ingest(bundled)  # idempotent: an interrupted first start is completed here
+            pending.unlink()
     token, token_path = admin_token(home)
-    return Prepared(service, token, token_path, fresh, report)
+    return Prepared(service, token, token_path, fresh, report, todo)
+
+
+def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) -> str | None:
+    """Ingest ``prep.pending`` as a job of ``app``'s runner, so the port is open meanwhile; ``/health``
+    answers ``starting`` until it ends. Returns the job id (None: nothing to do)."""
+    if not prep.pending:
+        return None
+    folders, pending = prep.pending, prep.service.home / BUNDLED_PENDING
+
+    def work(h: Any) -> None:
+        report = prep.service.ingest(folders, progress=h.add_result, on_total=lambda n: h.update(total=n))
+        pending.unlink(missing_ok=True)  # an interrupted start leaves it: the next start completes the work
+        prep.samples = report
+        if out is not None:
+            print(bundled_message(prep), file=out, flush=True)
+
+    job = app.state.jobs.submit("ingest", work, what="ingestion of the bundled adapters", result=_report())
+    app.state.starting = job.id
+    return str(job.id)
+
+
+def _report() -> IngestReport:
+    from loradex.types import IngestReport
+
+    return IngestReport()
 
 
 def bundled_message(prep: Prepared) -> str:
@@ -159,15 +193,17 @@ def serve(
     from ui.api import DEFAULT_MAX_UPLOAD_BYTES, create_app
 
     out = out or sys.stdout
-    prep = prepare(home, db_url, samples=samples)
+    prep = prepare(home, db_url, samples=samples, background=True)
     app = create_app(prep.service, admin_token=prep.token, cors_origins=cors_origins,
                      max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)  # fmt: skip
     if ui:
         app = mount_ui(app, prep.service, prep.token, max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
-    if prep.samples is not None:
-        print(bundled_message(prep), file=out)
     shown = f"[{host}]" if ":" in host else host
     print(f"loradex: {prep.service.health().adapters} adapters, data dir {prep.service.home}", file=out)
+    job = start_bundled_ingest(app, prep, out)  # the port opens now; the bundled adapters arrive meanwhile
+    if job is not None:
+        print(f"ingesting the bundled adapters in the background (job {job}); /health says 'starting' until "
+              "they are in", file=out)  # fmt: skip
     page = f"web UI http://{shown}:{port}{UI_PATH}/, " if ui else ""
     print(f"serving http://{shown}:{port}/  ({page}API docs /docs, schema /openapi.json)", file=out)
     where = f"{prep.token_path} (mode 0600)" if prep.token_path else f"${TOKEN_ENV}"

@@ -516,6 +516,45 @@ def test_serve_binds_localhost_and_says_where_the_token_is(tmp_path: Path, monke
     assert "/search" in paths
 
 
+def test_serve_opens_before_the_bundled_ingestion_and_says_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port opens at once on a fresh data dir: the bundled adapters are ingested as a job while
+    ``/health`` answers ``starting`` with the job's progress; then ``ok`` with every adapter in."""
+    import threading
+
+    import uvicorn
+
+    from ui.server import BUNDLED_PENDING, serve
+
+    monkeypatch.setenv("LORADEX_ADAPTER_SETS", "samples")  # not the zoos: 6 adapters are enough here
+    monkeypatch.delenv("LORADEX_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("LORADEX_DB_URL", raising=False)
+    gate, seen = threading.Event(), {}
+    real_ingest = LocalService.ingest
+
+    def held_ingest(self: LocalService, *a: Any, **kw: Any) -> Any:  # the real ingestion, started when we say
+        assert gate.wait(60)
+        return real_ingest(self, *a, **kw)
+
+    monkeypatch.setattr(LocalService, "ingest", held_ingest)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
+    out = io.StringIO()
+    assert serve(tmp_path / "home", port=8124, out=out, ui=False) == 0
+    http = TestClient(seen["app"])
+    h = http.get("/health").json()
+    assert h["status"] == "starting" and h["adapters"] == 0 and "ingesting the bundled adapters" in h["detail"]
+    assert (tmp_path / "home" / BUNDLED_PENDING).is_file() and "in the background (job" in out.getvalue()
+    gate.set()
+    deadline = time.monotonic() + 120
+    while http.get("/health").json()["status"] == "starting" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    h = http.get("/health").json()
+    assert h["status"] == "ok" and h["adapters"] >= 6 and h["detail"] == ""
+    assert not (tmp_path / "home" / BUNDLED_PENDING).exists() and "fresh data dir: ingested" in out.getvalue()
+    assert "watercolor_sd15" in {a["name"] for a in http.get("/adapters").json()}
+
+
 def test_train_encoder_job_refuses_without_enough_data(env: SimpleNamespace) -> None:
     """The samples hold one adapter per family: the job fails with a clear, coded error."""
     assert_error(env.http.post("/encoders/train", json={"family": "sd1"}), 401, "unauthorized")

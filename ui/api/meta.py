@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import replace
+
+from fastapi import APIRouter, Request
 
 from loradex.types import Health, Stats
 from ui.api.deps import ServiceDep
@@ -13,13 +15,23 @@ router = APIRouter(tags=["meta"], responses=ERRORS)
 
 
 @router.get("/health", response_model=Health)
-def health(service: ServiceDep) -> Health:
+def health(request: Request, service: ServiceDep) -> Health:
+    """``ok``; ``starting`` (still 200: the API answers) while the server ingests its bundled
+    adapters in the background (``app.state.starting`` holds that job's id)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        return service.health()  # type: ignore[no-any-return]
+        h: Health = service.health()
     except SQLAlchemyError as e:
         raise ApiError(503, "unavailable", f"database unreachable ({type(e).__name__})") from None
+    starting = getattr(request.app.state, "starting", None)
+    if starting is not None:
+        job = request.app.state.jobs.get(starting)
+        if job.status in ("queued", "running"):
+            of = f"{job.done}/{job.total}" if job.total is not None else f"{job.done}"
+            return replace(h, status="starting", detail=f"ingesting the bundled adapters: {of} (job {job.id})")
+        request.app.state.starting = None
+    return h
 
 
 @router.get("/stats", response_model=Stats)
