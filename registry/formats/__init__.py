@@ -199,8 +199,20 @@ def read_adapter(path: str | Path) -> LoraAdapter:
         raise AdapterFormatError(src.weights, "no LoRA modules found")
     if tf.truncated_metadata:
         adapter.warnings.append(f"metadata values capped: {', '.join(tf.truncated_metadata[:5])}")
+    adapter.dtype = _weight_dtype(tf)
     detect_family(adapter)
     return adapter
+
+
+def _weight_dtype(tf: TensorFile) -> str:
+    """The dtype most of the file's matrices (≥ 2 dims) are stored in, by element count."""
+    from collections import Counter
+
+    count: Counter[str] = Counter()
+    for t in tf.tensors.values():
+        if t.dim() >= 2 and t.is_floating_point():
+            count[str(t.dtype).removeprefix("torch.")] += t.numel()
+    return count.most_common(1)[0][0] if count else "float32"
 
 
 def write_adapter(adapter: LoraAdapter, fmt: str, out_dir: str | Path) -> list[Path]:

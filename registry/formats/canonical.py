@@ -106,6 +106,13 @@ class LoraAdapter:
     use_rslora: bool = False
     extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # TI embeddings, modules_to_save …
     warnings: list[str] = field(default_factory=list)
+    dtype: str = "float32"  # the source's weight dtype (float32 | float16 | bfloat16): writers keep it
+
+    def weight_dtype(self) -> torch.dtype:
+        """The torch dtype writers store A, B (and DoRA magnitudes) in: the source's, float32 if unknown."""
+        import torch
+
+        return {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(self.dtype, torch.float32)
 
     @property
     def ranks(self) -> list[int]:

@@ -180,12 +180,13 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
         raise ExportError("adapter has no modules to write")
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {}
+    dtype = adapter.weight_dtype()  # the source's: an fp16 file stays fp16
     for component, mods in sorted(by_component.items()):
         for m in mods:
-            tensors[f"{m.name}.lora_A.weight"] = m.down.detach().float().contiguous().clone()  # (r, in)
-            tensors[f"{m.name}.lora_B.weight"] = m.up.detach().float().contiguous().clone()  # (out, r)
+            tensors[f"{m.name}.lora_A.weight"] = m.down.detach().to(dtype).contiguous().clone()  # (r, in)
+            tensors[f"{m.name}.lora_B.weight"] = m.up.detach().to(dtype).contiguous().clone()  # (out, r)
             if m.magnitude is not None:
-                tensors[f"{m.name}.lora_magnitude_vector"] = m.magnitude.detach().float().contiguous().clone()
+                tensors[f"{m.name}.lora_magnitude_vector"] = m.magnitude.detach().to(dtype).contiguous().clone()
         fields = lora_config_fields(mods, rslora=adapter.use_rslora)
         meta.update({f"{component}.{k}": v for k, v in fields.items()})
     text = json.dumps(meta, sort_keys=True, separators=(",", ":"))
@@ -196,9 +197,9 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
             meta[key] = sorted({_leaf(p) for p in meta[key]})
         text = json.dumps(meta, sort_keys=True, separators=(",", ":"))
     out = Path(out_dir) / WEIGHT_NAME
-    from registry.formats.meta import carried_metadata
+    from registry.formats.meta import header_metadata
 
-    save_file(tensors, str(out), metadata={"format": "pt", METADATA_KEY: text, **carried_metadata(adapter.metadata)})
+    save_file(tensors, str(out), metadata={"format": "pt", METADATA_KEY: text, **header_metadata(adapter)})
     return [out]
 
 

@@ -255,6 +255,7 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
     if dora:
         raise ExportError(f"kohya LoRA files cannot hold DoRA magnitudes ({dora[0]} …); export as diffusers or peft")
     two_te = "text_encoder_2" in adapter.components
+    dtype = adapter.weight_dtype()  # the source's: an fp16 file stays fp16
     tensors: dict[str, torch.Tensor] = {}
     ranks: list[int] = []
     alphas: list[float] = []
@@ -262,11 +263,11 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
         key = dotted_to_kohya(m.name, two_text_encoders=two_te)
         if f"{key}.alpha" in tensors:
             raise ExportError(f"two modules map to the kohya name {key!r}")
-        up = m.up.float()
+        up = m.up.to(dtype)
         if m.kind == "conv" and up.dim() == 2:
             up = up[:, :, None, None]  # (out, r, 1, 1)
         alpha = float(alpha_for(m, rslora=False))  # kohya scale is alpha / r
-        tensors[f"{key}.lora_down.weight"] = m.down.float().contiguous()
+        tensors[f"{key}.lora_down.weight"] = m.down.to(dtype).contiguous()
         tensors[f"{key}.lora_up.weight"] = up.contiguous()
         tensors[f"{key}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
         ranks.append(m.rank)
@@ -278,16 +279,10 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
 
 
 def _metadata(adapter: LoraAdapter, ranks: list[int], alphas: list[float]) -> dict[str, str]:
-    """Source ``ss_*`` / ``modelspec.*`` strings, with the network fields rewritten for plain LoRA."""
-    rewritten = ("ss_network_", "ss_base_model_version", "modelspec.architecture", "sshs_")
-    meta = {
-        k: v
-        for k, v in adapter.metadata.items()
-        if isinstance(k, str)
-        and isinstance(v, str)
-        and k.startswith(("ss_", "modelspec."))
-        and not k.startswith(rewritten)
-    }
+    """The source's header and card (``header_metadata``), with the network fields rewritten for plain LoRA."""
+    from registry.formats.meta import header_metadata
+
+    meta = header_metadata(adapter, drop=("ss_network_", "ss_base_model_version", "modelspec.architecture", "sshs_"))
     meta["ss_network_module"] = "networks.lora"
     if ranks:
         meta["ss_network_dim"] = str(Counter(ranks).most_common(1)[0][0])
@@ -295,11 +290,6 @@ def _metadata(adapter: LoraAdapter, ranks: list[int], alphas: list[float]) -> di
         meta["ss_network_alpha"] = str(int(alpha)) if alpha.is_integer() else repr(alpha)
     if adapter.family in ARCHITECTURES:
         meta["modelspec.architecture"], meta["ss_base_model_version"] = ARCHITECTURES[adapter.family]
-    card = {"modelspec.description": adapter.description, "modelspec.license": adapter.license,
-            "modelspec.trigger_phrase": ", ".join(adapter.trigger_words), "modelspec.tags": ", ".join(adapter.tags)}  # fmt: skip
-    for k, v in card.items():
-        if v and k not in meta:
-            meta[k] = v
     return meta
 
 

@@ -193,3 +193,22 @@ CARRIED_PREFIX = "loradex."  # metadata loradex itself wrote (origin, generator,
 def carried_metadata(metadata: dict[str, Any]) -> dict[str, str]:
     """The ``loradex.*`` string entries of an adapter's metadata, for a writer's file header."""
     return {k: v for k, v in metadata.items() if k.startswith(CARRIED_PREFIX) and isinstance(v, str)}
+
+
+HEADER_PREFIXES = ("ss_", "modelspec.", CARRIED_PREFIX)  # the header entries every writer carries on
+SOURCE_ONLY = ("ss_network_", "sshs_")  # describe the source file (its network type, its hashes), not the adapter
+
+
+def header_metadata(adapter: LoraAdapter, drop: tuple[str, ...] = SOURCE_ONLY) -> dict[str, str]:
+    """What a writer puts in its safetensors header so that nothing the source said is lost: the
+    source's ``ss_*`` / ``modelspec.*`` / ``loradex.*`` strings (less the ``drop`` prefixes), and the
+    model card (description, license, trigger words, tags) as ``modelspec.*`` where the source had
+    no such entry. A PEFT or diffusers reader reads them back like kohya's."""
+    meta = {k: v for k, v in adapter.metadata.items()
+            if isinstance(k, str) and isinstance(v, str) and k.startswith(HEADER_PREFIXES) and not k.startswith(drop)}  # fmt: skip
+    card = {"modelspec.description": adapter.description, "modelspec.license": adapter.license,
+            "modelspec.trigger_phrase": ", ".join(adapter.trigger_words), "modelspec.tags": ", ".join(adapter.tags)}  # fmt: skip
+    for k, v in card.items():
+        if v and k not in meta:
+            meta[k] = v
+    return meta

@@ -154,12 +154,15 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
         )
     component = components[0]
     mods = list(adapter.modules.values())
+    dtype = adapter.weight_dtype()  # the source's: an fp16 file stays fp16
     tensors: dict[str, torch.Tensor] = {}
     for m in mods:
-        tensors[f"{PEFT_PREFIX}{m.path}.lora_A.weight"] = m.down.detach().float().contiguous().clone()  # (r, in)
-        tensors[f"{PEFT_PREFIX}{m.path}.lora_B.weight"] = m.up.detach().float().contiguous().clone()  # (out, r)
+        tensors[f"{PEFT_PREFIX}{m.path}.lora_A.weight"] = m.down.detach().to(dtype).contiguous().clone()  # (r, in)
+        tensors[f"{PEFT_PREFIX}{m.path}.lora_B.weight"] = m.up.detach().to(dtype).contiguous().clone()  # (out, r)
         if m.magnitude is not None:
-            tensors[f"{PEFT_PREFIX}{m.path}.lora_magnitude_vector"] = m.magnitude.detach().float().contiguous().clone()
+            tensors[f"{PEFT_PREFIX}{m.path}.lora_magnitude_vector"] = (
+                m.magnitude.detach().to(dtype).contiguous().clone()
+            )
     extra = [k.split(".", 1)[1] for k in adapter.extra_tensors if k.startswith(component + ".") and "lora_" not in k]
     for path in extra:
         tensors[PEFT_PREFIX + path] = adapter.extra_tensors[f"{component}.{path}"].detach().contiguous().clone()
@@ -174,9 +177,9 @@ def write(adapter: LoraAdapter, out_dir: Path) -> list[Path]:
     }
     out = Path(out_dir)
     weights = out / WEIGHTS_NAME
-    from registry.formats.meta import carried_metadata
+    from registry.formats.meta import header_metadata
 
-    save_file(tensors, str(weights), metadata={"format": "pt", **carried_metadata(adapter.metadata)})
+    save_file(tensors, str(weights), metadata={"format": "pt", **header_metadata(adapter)})
     cfg_file = out / CONFIG_NAME
     cfg_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return [weights, cfg_file]

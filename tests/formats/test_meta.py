@@ -269,3 +269,42 @@ def test_real_model_cards(real_adapters: Path) -> None:
     distil = card("peft_distilbert_imdb")
     assert distil.title == "LoRA Fine-Tuning Practice on IMDB with DistilBERT"
     assert distil.description and "practice project" in distil.description
+
+
+# ---------------------------------------------------------------- export keeps dtype and metadata
+@pytest.mark.parametrize(
+    ("rel", "fmts"),
+    [
+        ("flux_aitoolkit_yew/lora.safetensors", ["diffusers"]),  # fp16 diffusers with modelspec.* entries
+        ("lycoris_lokr_smart_falcon8/smart_falcon_8_lokr.safetensors", ["diffusers", "kohya"]),  # fp16, ss_* entries
+    ],
+)
+def test_export_keeps_the_dtype_and_what_the_header_said(real_adapters: Path, tmp_path: Path, rel: str,
+                                                           fmts: list[str]) -> None:  # fmt: skip
+    """An fp16 adapter comes back fp16 (not twice the size in fp32), with its ss_* / modelspec.*
+    entries, and the card (description, trigger words) survives a format change."""
+    from safetensors import safe_open
+
+    from registry.formats import read_adapter, write_adapter
+    from registry.formats.meta import SOURCE_ONLY
+
+    src = read_adapter(real_adapters / rel)
+    assert src.dtype == "float16"
+    src.description, src.trigger_words = "A yew-tree style, exported and read back.", ["yewstyle"]
+    kept = {k: v for k, v in src.metadata.items() if isinstance(v, str) and k.startswith(("ss_", "modelspec."))
+            and not k.startswith(SOURCE_ONLY)}  # fmt: skip
+    assert kept
+    for fmt in fmts:
+        (out,) = [p for p in write_adapter(src, fmt, tmp_path / fmt) if p.suffix == ".safetensors"]
+        with safe_open(str(out), "pt") as f:
+            header = f.metadata()
+            assert {f.get_slice(k).get_dtype() for k in f.keys() if not k.endswith(".alpha")} == {"F16"}
+        again = read_adapter(out)
+        assert again.dtype == "float16" and all(m.down.dtype == torch.float32 for m in again.modules.values())
+        if fmt == "kohya":  # kohya rewrites the network fields for the plain LoRA it writes
+            kept = {k: v for k, v in kept.items() if not k.startswith(("modelspec.architecture", "ss_base_model"))}
+        assert {k: header[k] for k in kept} == kept, fmt
+        assert header["modelspec.description"] == src.description and header["modelspec.trigger_phrase"] == "yewstyle"
+        for name, m in src.modules.items():  # the weights: fp16 rounding of the factors, nothing more
+            d, d2 = m.delta(), again.modules[name].delta()
+            assert float((d - d2).norm()) <= 5e-3 * float(d.norm()), name

@@ -14,6 +14,7 @@ import pytest
 from loradex.client import Client, ClientError
 from loradex.service import LocalService
 from registry.errors import RegistryError
+from registry.filters import Filters
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = REPO / "benchmarks" / "zoo" / "text" / "adapters"
@@ -195,8 +196,12 @@ def test_search_by_example_runs_the_candidates(svc: LocalService) -> None:
     assert shift[0].adapter["name"] == "caesar_1"
     with pytest.raises(RegistryError, match="INPUT=>OUTPUT|examples"):
         svc.search("", 1, examples=[("a", "b")] * 20, family="zoo-text")
-    with pytest.raises(RegistryError, match="no registered language-model base"):
+    with pytest.raises(RegistryError, match="unknown family 'sd1'; the registry has: zoo-text"):
         svc.search("", 1, examples=[("a", "b")], family="sd1")
+    from loradex.verify import search_by_example
+
+    with pytest.raises(RegistryError, match="no registered language-model base"):  # a family without an LM base
+        search_by_example(svc, "", [("a", "b")], 1, Filters(family="sd1"))
 
 
 def test_search_by_example_through_the_cli(svc: LocalService) -> None:

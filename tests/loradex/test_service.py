@@ -44,7 +44,9 @@ def test_search_filters_and_errors(service: LocalService) -> None:
         "watercolor_sd15",
         "Pixel Art XL",
     }
-    assert service.search("anything", k=10, family="no-such-family") == []
+    with pytest.raises(SearchError, match="unknown family 'no-such-family'; the registry has: flux, gpt2"):
+        service.search("anything", k=10, family="no-such-family")  # a typo is not an empty result
+    assert service.search("anything", k=10, family="gpt2", format="kohya") == []  # both exist, no adapter has both
     with pytest.raises(SearchError, match="unknown search mode"):
         service.search("x", mode="magic")
     with pytest.raises(SearchError, match="no weight encoder"):
