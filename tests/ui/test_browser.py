@@ -76,7 +76,9 @@ def shot(page: Any, name: str) -> None:
 
 def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     page.goto(f"{site.url}/")  # redirects to the UI at /ui/
-    page.locator("#ldx-map svg").first.wait_for()  # the page's load event has drawn the map: it cannot overwrite ours
+    # The page's load event has drawn the map (our svg.ldx-map, not the spinner svg Gradio shows
+    # while that event is pending): only then can its map not overwrite the search's.
+    page.locator("#ldx-map svg.ldx-map").first.wait_for()
     page.locator("#ldx-prompt textarea").fill("a soft watercolor painting of a lake")
     page.locator("#ldx-search").click()
     first = page.locator("#ldx-results .ldx-card").first
@@ -96,7 +98,7 @@ def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
         page.wait_for_timeout(500)
     else:
         html = page.locator("#ldx-map").inner_html()
-        pytest.fail(f"the map never labelled the first hit; labels {labels}; map markup {html[:600]!r}")
+        pytest.fail(f"the map never labelled the first hit; labels {labels}; map markup {html[-400:]!r}")
     href = first.locator("a.ldx-dl").first.get_attribute("href")
     assert href and "/download?format=" in href
     with page.expect_download() as dl:
