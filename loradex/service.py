@@ -172,6 +172,12 @@ class LocalService:
         """Adapter detail (modules, metadata, lineage) by id, sha256 (prefix) or exact name."""
         return self.registry.get(ref)
 
+    def usage(self, ref: str | int) -> dict[str, str]:
+        """export format → a snippet that loads the downloaded adapter (diffusers, PEFT, kohya tools)."""
+        from loradex.usage import usage_snippets
+
+        return usage_snippets(self.registry.get(ref))
+
     def remove(self, ref: str | int) -> dict[str, Any]:
         return self.registry.remove(ref)
 

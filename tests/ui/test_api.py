@@ -166,6 +166,11 @@ def test_adapters_by_name_and_paths_for_admins_only(env: SimpleNamespace) -> Non
         "watercolor_sd15.safetensors"
     )
     assert_error(env.http.get("/adapters/no_such_name"), 404, "not_found")
+    usage = env.http.get("/adapters/watercolor_sd15/usage").json()
+    assert (
+        list(usage) == ["diffusers", "peft", "kohya"]
+        and "load_lora_weights('watercolor_sd15-diffusers'" in usage["diffusers"]
+    )
 
 
 def test_missing_and_wrong_tokens_get_different_messages(env: SimpleNamespace) -> None:

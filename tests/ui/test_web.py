@@ -98,13 +98,16 @@ def test_card_download_link_is_served(web: SimpleNamespace) -> None:
 
 def test_adapter_page_and_export(web: SimpleNamespace) -> None:
     info = by_name(web.svc, "watercolor_sd15")
-    detail, modules, fmts = web.client.predict(f"{info['id']} · {info['name']}", api_name="/adapter")
+    detail, modules, fmts, usage = web.client.predict(f"{info['id']} · {info['name']}", api_name="/adapter")
+    assert "pipe.load_lora_weights('watercolor_sd15-diffusers', adapter_name='watercolor_sd15')" in usage
+    kohya = web.client.predict(str(info["id"]), "kohya", api_name="/usage")
+    assert "<lora:watercolor_sd15:0.8>" in kohya and "watercolor," in kohya  # the trigger word in the prompt
     assert 'data-name="watercolor_sd15"' in detail and info["sha256"] in detail and "<svg" in detail
     assert len(modules["data"]) == info["module_count"]
     assert all(isinstance(row[-1], float) and row[-1] > 0 for row in modules["data"])  # ‖ΔW‖ per module
     similar = [int(i) for i in re.findall(r'<tr data-id="(\d+)">', detail)]
     assert len(similar) == min(8, web.svc.registry.count() - 1) and info["id"] not in similar
-    by_typed_name, _, _ = web.client.predict("watercolor_sd15", api_name="/adapter")
+    by_typed_name, _, _, _ = web.client.predict("watercolor_sd15", api_name="/adapter")
     assert by_typed_name == detail
     path = web.client.predict(str(info["id"]), "kohya", api_name="/download")
     with zipfile.ZipFile(path) as z:

@@ -59,6 +59,12 @@ def get_adapter(ref: str, service: ServiceDep, admin: AdminDep) -> dict[str, Any
     return info if admin else public_detail(info)
 
 
+@router.get("/{ref}/usage", response_model=dict[str, str])
+def usage(ref: str, service: ServiceDep) -> dict[str, str]:
+    """export format → a snippet that loads the downloaded zip's content (diffusers, PEFT, kohya tools)."""
+    return service.usage(ref)  # type: ignore[no-any-return]
+
+
 @router.delete("/{ref}", response_model=AdapterSummary, tags=["admin"], dependencies=ADMIN)
 def remove_adapter(ref: str, service: ServiceDep) -> dict[str, Any]:
     return service.remove(ref)  # type: ignore[no-any-return]

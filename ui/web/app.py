@@ -32,14 +32,13 @@ import gradio as gr
 from loradex.errors import AdapterNotFoundError, RegistryError
 from loradex.service import LocalService
 from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, SearchHit, public_detail
-from registry.formats.canonical import DIFFUSION_COMPONENTS
+from loradex.usage import export_formats, usage_snippet
 from ui.api import ApiError, UploadLimits, stage_uploads
 from ui.web.charts import FingerprintCache, RegistryMap, block_of, fingerprint_svg, map_svg
 
 HERE = Path(__file__).resolve().parent
 
 ANY = "any"
-EXPORT_FORMATS = ("diffusers", "peft", "kohya")
 RESULT_HEADERS = ["status", "path", "id", "name", "family", "format", "reason"]
 MODULE_HEADERS = ["module", "block", "kind", "rank", "in", "out", "scale", "‖ΔW‖_F"]
 MAX_CHOICES = 1000  # adapters listed in the picker; others are reached by typing an id or name
@@ -66,21 +65,6 @@ def theme() -> Any:
 def page_options() -> dict[str, Any]:
     """Theme and CSS for ``gr.mount_gradio_app`` / ``Blocks.launch`` (Gradio 6 takes them there)."""
     return {"theme": theme(), "css": css()}
-
-
-def export_formats(modules: list[dict[str, Any]]) -> list[str]:
-    """The writers that can hold an adapter with these modules (see ``registry.formats`` writers)."""
-    components = {str(m["name"]).split(".", 1)[0] for m in modules}
-    if not components:
-        return []
-    formats = []
-    if components <= set(DIFFUSION_COMPONENTS):
-        formats = ["diffusers"]
-        if not any(m.get("dora") for m in modules):
-            formats.append("kohya")
-    if len(components) == 1:
-        formats.append("peft")
-    return [f for f in EXPORT_FORMATS if f in formats]
 
 
 def _esc(v: Any) -> str:
@@ -227,11 +211,12 @@ class WebUI:
                 f"</span>{v:.2f}</span>")  # fmt: skip
 
     # -- adapter page --------------------------------------------------------------------------
-    def adapter(self, choice: str) -> tuple[str, list[list[Any]], Any]:
-        """(detail HTML with lineage and similar adapters, modules table, export format dropdown)."""
+    def adapter(self, choice: str) -> tuple[str, list[list[Any]], Any, str]:
+        """(detail HTML with lineage and similar adapters, modules table, export format dropdown,
+        usage snippet for the first format)."""
         ref = _ref(choice)
         if not ref:
-            return '<div class="ldx-note">Pick an adapter.</div>', [], gr.Dropdown(choices=[], value=None)
+            return '<div class="ldx-note">Pick an adapter.</div>', [], gr.Dropdown(choices=[], value=None), ""
         info = self.resolve(ref)
         norms = {}
         try:
@@ -243,7 +228,14 @@ class WebUI:
                     round(norms[m["name"]], 5) if m["name"] in norms else ""] for m in info["modules"]]  # fmt: skip
         fmts = export_formats(info["modules"])
         dd = gr.Dropdown(choices=fmts, value=fmts[0] if fmts else None)
-        return self.detail_html(info), modules, dd
+        return self.detail_html(info), modules, dd, usage_snippet(info, fmts[0]) if fmts else ""
+
+    def usage(self, choice: str, fmt: str | None) -> str:
+        """How to load the adapter once downloaded as ``fmt`` (``loradex.usage``)."""
+        ref = _ref(choice)
+        if not ref or not fmt:
+            return ""
+        return usage_snippet(self.resolve(ref), fmt)
 
     def detail_html(self, info: dict[str, Any]) -> str:
         def names(links: list[dict[str, Any]]) -> str:
@@ -458,6 +450,8 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                     dl_file = gr.File(
                         label="download", interactive=False, height=60, min_width=200, scale=2, elem_id="ldx-download"
                     )
+                usage = gr.Code(language="python", label="use it (for the format picked above; copy button at the right)",
+                                interactive=False, elem_id="ldx-usage")  # fmt: skip
                 detail = gr.HTML(elem_id="ldx-detail")
                 modules = gr.Dataframe(headers=MODULE_HEADERS, label="modules and ranks", interactive=False,
                                        max_height=420, elem_id="ldx-modules",
@@ -490,9 +484,10 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
         search_in = [prompt, family, fmt, origin, tags, mode, k]
         go.click(ui.search, search_in, [cards, regmap], api_name="search")
         prompt.submit(ui.search, search_in, [cards, regmap], api_visibility="private")
-        adapter_out = [detail, modules, dl_fmt]
+        adapter_out = [detail, modules, dl_fmt, usage]
         pick.change(ui.adapter, [pick], adapter_out, api_name="adapter")
         dl_btn.click(ui.download, [pick, dl_fmt], [dl_file], api_name="download")
+        dl_fmt.change(ui.usage, [pick, dl_fmt], [usage], api_name="usage")
         ingest_out = [summary, table, pick, header]
         up_btn.click(
             ui.ingest_files, [token, files, folder], ingest_out, api_name="ingest_files", show_progress_on=table
