@@ -108,6 +108,27 @@ def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     shot(page, "search.png")
 
 
+def test_a_search_lives_in_the_url(site: SimpleNamespace, page: Any) -> None:
+    """The search goes into the address bar (?q=): opening that URL runs it, and Back returns to
+    the previous search."""
+    import re
+    from urllib.parse import quote_plus
+
+    page.goto(f"{site.url}/ui/?q={quote_plus('retro 16-bit game sprites')}")
+    first = page.locator("#ldx-results .ldx-card").first
+    first.wait_for()
+    assert first.get_attribute("data-name") == "Pixel Art XL"
+    assert page.locator("#ldx-prompt textarea").input_value() == "retro 16-bit game sprites"
+    page.locator("#ldx-prompt textarea").fill("a soft watercolor painting of a lake")
+    page.locator("#ldx-search").click()
+    page.wait_for_url(re.compile(r"q=a\+soft\+watercolor"))
+    page.locator('#ldx-results .ldx-card[data-name="watercolor_sd15"]').first.wait_for()
+    page.go_back()
+    page.wait_for_url(re.compile(r"q=retro"))
+    page.locator('#ldx-results .ldx-card[data-name="Pixel Art XL"]').first.wait_for()
+    assert page.locator("#ldx-results .ldx-card").first.get_attribute("data-name") == "Pixel Art XL"
+
+
 def test_finds_a_zoo_adapter_by_its_weights(site: SimpleNamespace, page: Any) -> None:
     """The bundled text zoo has a weight encoder: the hit shows its weights score, and downloads as PEFT."""
     if not site.svc.list(family="zoo-text"):

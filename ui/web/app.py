@@ -63,8 +63,12 @@ def theme() -> Any:
 
 
 def page_options() -> dict[str, Any]:
-    """Theme and CSS for ``gr.mount_gradio_app`` / ``Blocks.launch`` (Gradio 6 takes them there)."""
-    return {"theme": theme(), "css": css()}
+    """Theme, CSS and head script for ``gr.mount_gradio_app`` / ``Blocks.launch`` (Gradio 6 takes them there)."""
+    return {"theme": theme(), "css": css(), "head": HEAD}
+
+
+# Back / Forward over the searches SEARCH_URL_JS put in the address bar: load that page again.
+HEAD = '<script>window.addEventListener("popstate", () => window.location.reload());</script>'
 
 
 def _esc(v: Any) -> str:
@@ -401,14 +405,31 @@ class WebUI:
 
     # -- page load -----------------------------------------------------------------------------
     def on_load(self, request: gr.Request) -> tuple[Any, ...]:
-        """Fresh stats / choices / map; ``?adapter=<id>`` opens that adapter's page."""
+        """Fresh stats / choices / map; ``?adapter=<id>`` opens that adapter's page; ``?q=<prompt>``
+        (what the search box writes into the address bar) runs that search, so a search can be shared."""
         fams, fmts, origins = self.filter_choices()
-        wanted = (request.query_params.get("adapter") or "").strip() if request is not None else ""
+        params = request.query_params if request is not None else {}
+        wanted = (params.get("adapter") or "").strip()
+        query = (params.get("q") or "").strip()[:4000]
         choices = self.choices()
         value = next((c for c in choices if _ref(c) == wanted), wanted or None)
         tab = gr.Tabs(selected="adapter") if wanted else gr.Tabs()
+        cards: Any = gr.skip()
+        if query:
+            cards, regmap = self.search(query, ANY, ANY, ANY, "", "hybrid", 8)
+        else:
+            regmap = self.map_html()
         return (self.stats_html(), gr.Dropdown(choices=fams), gr.Dropdown(choices=fmts), gr.Dropdown(choices=origins),
-                self.map_html(), gr.Dropdown(choices=choices, value=value), tab)  # fmt: skip
+                regmap, gr.Dropdown(choices=choices, value=value), tab, query or gr.skip(), cards)  # fmt: skip
+
+
+# Puts the search into the address bar (``?q=``) without a reload: shareable, and Back returns to it.
+SEARCH_URL_JS = """(prompt, ...rest) => {
+  const url = new URL(window.location.href);
+  if (prompt && prompt.trim()) { url.searchParams.set("q", prompt.trim()); url.searchParams.delete("adapter"); }
+  if (url.href !== window.location.href) { window.history.pushState({}, "", url); }
+  return [prompt, ...rest];
+}"""
 
 
 def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | None = "..",
@@ -482,8 +503,8 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
             build_make_tabs(service)
 
         search_in = [prompt, family, fmt, origin, tags, mode, k]
-        go.click(ui.search, search_in, [cards, regmap], api_name="search")
-        prompt.submit(ui.search, search_in, [cards, regmap], api_visibility="private")
+        go.click(ui.search, search_in, [cards, regmap], api_name="search", js=SEARCH_URL_JS)
+        prompt.submit(ui.search, search_in, [cards, regmap], api_visibility="private", js=SEARCH_URL_JS)
         adapter_out = [detail, modules, dl_fmt, usage]
         pick.change(ui.adapter, [pick], adapter_out, api_name="adapter")
         dl_btn.click(ui.download, [pick, dl_fmt], [dl_file], api_name="download")
@@ -495,5 +516,6 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
         dir_btn.click(ui.ingest_folder, [token, server_path], ingest_out, api_name="ingest_folder",
                       show_progress_on=table)  # fmt: skip
         rm_btn.click(ui.remove, [token, victim], [rm_msg, pick, header], api_name="remove", show_progress_on=rm_msg)
-        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs], api_visibility="private")
+        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards],
+                  api_visibility="private")  # fmt: skip
     return demo
