@@ -129,6 +129,47 @@ def test_a_search_lives_in_the_url(site: SimpleNamespace, page: Any) -> None:
     assert page.locator("#ldx-results .ldx-card").first.get_attribute("data-name") == "Pixel Art XL"
 
 
+CONTRAST_JS = """el => {
+  const rgb = s => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = c => { const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+                     return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const st = getComputedStyle(el);
+  const [a, b] = [lum(rgb(st.color)), lum(rgb(st.backgroundColor))];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_phone_width_and_both_themes(site: SimpleNamespace, browser: Any, theme: str) -> None:
+    """At 390×844: the map comes before the results, a card's picture never covers its title, and
+    descriptions get the card's width; trigger-word chips are readable (contrast ≥ 4.5) and the
+    map panel follows the theme. Screenshots: phone_<theme>.png."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme=theme)
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(f"{site.url}/ui/?__theme={theme}")
+        page.locator("#ldx-map svg.ldx-map").first.wait_for()
+        page.locator("#ldx-prompt textarea").fill("a soft watercolor painting of a lake")
+        page.locator("#ldx-search").click()
+        card = page.locator('#ldx-results .ldx-card[data-name="watercolor_sd15"]').first
+        card.wait_for()
+        title, picture = card.locator(".ldx-title").bounding_box(), card.locator(".ldx-fp").bounding_box()
+        assert title and picture and picture["y"] >= title["y"] + title["height"] - 1  # below the title, not over it
+        desc = card.locator(".ldx-desc").bounding_box()
+        assert desc and desc["width"] >= 0.7 * (card.bounding_box() or {"width": 390})["width"]
+        map_box = page.locator("#ldx-map").bounding_box()
+        assert map_box and map_box["y"] < (card.bounding_box() or {"y": 0})["y"]  # the map is not 7000 px down
+        chip = card.locator(".ldx-trig code").first
+        assert chip.evaluate(CONTRAST_JS) >= 4.5
+        frame = page.locator("#ldx-map svg.ldx-map > rect").first.evaluate("el => getComputedStyle(el).fill")
+        dark_frame = frame.replace(" ", "") in ("rgb(15,23,42)",)
+        assert dark_frame == (theme == "dark"), frame
+        shot(page, f"phone_{theme}.png")
+    finally:
+        ctx.close()
+
+
 def test_finds_a_zoo_adapter_by_its_weights(site: SimpleNamespace, page: Any) -> None:
     """The bundled text zoo has a weight encoder: the hit shows its weights score, and downloads as PEFT."""
     if not site.svc.list(family="zoo-text"):

@@ -459,7 +459,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                 with gr.Row():
                     with gr.Column(scale=3):
                         cards = gr.HTML('<div class="ldx-note">Results appear here.</div>', elem_id="ldx-results")
-                    with gr.Column(scale=2):
+                    with gr.Column(scale=2, elem_classes="ldx-mapcol"):
                         gr.Markdown("**Registry map** · PCA of the text and weight embeddings", elem_classes="ldx-h")
                         regmap = gr.HTML(elem_id="ldx-map")
             with gr.Tab("Adapter", id="adapter"):
