@@ -140,6 +140,10 @@ class Client:
         not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
         return dict(self._request("GET", f"/adapters/{self._ref(ref)}", errors=not_found).json())
 
+    def usage(self, ref: str | int) -> dict[str, str]:
+        not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
+        return dict(self._request("GET", f"/adapters/{self._ref(ref)}/usage", errors=not_found).json())
+
     def remove(self, ref: str | int) -> dict[str, Any]:
         not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
         return dict(self._request("DELETE", f"/adapters/{self._ref(ref)}", admin=True, errors=not_found).json())

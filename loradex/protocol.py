@@ -39,6 +39,10 @@ class Service(Protocol):
         """Adapter detail by id, sha256 (prefix) or exact name; ``AdapterNotFoundError``."""
         ...
 
+    def usage(self, ref: str | int) -> dict[str, str]:
+        """export format → a snippet that loads the downloaded adapter (``loradex.usage``)."""
+        ...
+
     def remove(self, ref: str | int) -> dict[str, Any]:
         """Remove row, blob and lineage; the removed summary."""
         ...

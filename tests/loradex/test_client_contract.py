@@ -159,6 +159,8 @@ def test_get(face: Face) -> None:
     assert info["trigger_words"] == ["watercolor"] and info["module_count"] == len(info["modules"])
     assert face.api.get(row["sha256"][:12]) == info
     assert face.api.get("watercolor_sd15") == info  # names are accepted wherever ids are
+    usage = face.api.usage("Shakespeare GPT-2")
+    assert list(usage) == ["peft"] and "PeftModel.from_pretrained(base, 'Shakespeare GPT-2-peft'" in usage["peft"]
     with pytest.raises(AdapterNotFoundError, match="no adapter 999999 in the registry"):
         face.api.get(999999)
 
