@@ -189,23 +189,34 @@ class Previewer:
                        output_type="pt", **spec.extra)  # fmt: skip
         return out.images.float().clamp(0, 1).cpu()  # (n, 3, H, W) in [0, 1]
 
-    def images(self, registry: Any, info: dict[str, Any]) -> tuple[Any, Any]:
-        """``(base, with_adapter)``, each ``(n, 3, H, W)`` in [0, 1]: the preview's two rows, uncached."""
+    def images(self, registry: Any, info: dict[str, Any], prompts: list[str] | None = None) -> tuple[Any, Any]:
+        """``(base, with_adapter)``, each ``(n, 3, H, W)`` in [0, 1]: the preview's two rows (or the
+        rows of ``prompts``, a user's own), uncached."""
         spec = preview_pipeline(info["family"])
         with self._lock:
-            return self._images(registry, info, spec, self._key(spec))
+            return self._images(registry, info, spec, self._key(spec), prompts)
+
+    def try_png(self, registry: Any, info: dict[str, Any], prompts: list[str]) -> bytes:
+        """A user's prompts through the base (top row) and with the adapter (bottom row), as one PNG."""
+        spec = preview_pipeline(info["family"])
+        return grid_png(*self.images(registry, info, prompts), spec.cell)
 
     def _render(self, registry: Any, info: dict[str, Any], spec: PreviewPipeline, key: str) -> bytes:
         return grid_png(*self._images(registry, info, spec, key), spec.cell)
 
-    def _images(self, registry: Any, info: dict[str, Any], spec: PreviewPipeline, key: str) -> tuple[Any, Any]:
+    def _images(self, registry: Any, info: dict[str, Any], spec: PreviewPipeline, key: str,
+                own: list[str] | None = None) -> tuple[Any, Any]:  # fmt: skip
         pipe = self._pipe(spec, key)
-        prompts = list(spec.prompts)
-        if spec.prompt_fn:
+        prompts = list(own or spec.prompts)
+        if spec.prompt_fn and not own:
             prompts = list(_resolve(spec.prompt_fn)(info, prompts)) or prompts
         row_key = (key, tuple(prompts))
-        if row_key not in self._base_rows:
-            self._base_rows[row_key] = self._run(pipe, spec, prompts)
+        if own:  # a user's prompts: not kept (the cache holds the fixed preview rows only)
+            base = self._run(pipe, spec, prompts)
+        elif row_key not in self._base_rows:
+            self._base_rows[row_key] = base = self._run(pipe, spec, prompts)
+        else:
+            base = self._base_rows[row_key]
         name = f"preview_{info['id']}"
         with tempfile.TemporaryDirectory(prefix="loradex-preview-") as d:
             files = registry.export(info["id"], "diffusers", d)
@@ -223,7 +234,7 @@ class Previewer:
                 styled = self._run(pipe, spec, prompts)
             finally:
                 pipe.delete_adapters(name)
-        return self._base_rows[row_key], styled
+        return base, styled
 
 
 def grid_png(top: Any, bottom: Any, cell: int) -> bytes:

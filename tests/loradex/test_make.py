@@ -118,6 +118,49 @@ def test_compose_routes_a_language_task_by_its_description(svc: LocalService) ->
         svc.compose("reverse", adapters=ids)
 
 
+def test_try_it_runs_the_adapter_beside_the_base(svc: LocalService) -> None:
+    out = svc.try_it("reverse", ["hello", "abc"])
+    assert out["kind"] == "text" and out["adapter"]["name"] == "reverse"
+    assert [r["adapter"] for r in out["rows"]] == ["olleh", "cba"]
+    assert all(r["base"] != r["adapter"] for r in out["rows"])  # the bare base does not reverse
+    from loradex.errors import SearchError
+
+    with pytest.raises(SearchError, match="non-empty inputs"):
+        svc.try_it("reverse", ["  "])
+    from fastapi.testclient import TestClient
+
+    from ui.api import create_app
+    from ui.web import WebUI
+
+    with TestClient(create_app(svc)) as http:  # open to anyone: it registers nothing
+        r = http.post("/adapters/reverse/try", json={"inputs": ["hello"]})
+        assert r.status_code == 200 and r.json()["rows"][0]["adapter"] == "olleh"
+        assert http.post("/adapters/reverse/try", json={"inputs": []}).json()["error"]["code"] == "bad_request"
+    table, image = WebUI(svc, admin_token=None).try_it("reverse", "hello\nabc")
+    assert "<b><code>olleh</code></b>" in table and "<b><code>cba</code></b>" in table
+
+
+def test_try_it_on_an_image_adapter_and_where_nothing_can_run(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from loradex.errors import UnknownBaseError
+
+    if not (IMAGE / "grayscale").is_dir():
+        pytest.skip("the image zoo is not built")
+    svc = LocalService.open(tmp_path / "home", embed=False)
+    svc.ingest([IMAGE / "grayscale", REPO / "samples" / "adapters" / "watercolor_sd15.safetensors"])
+    out = svc.try_it("grayscale", ["a red circle", "a blue square", "a green heart"])
+    img = Image.open(io.BytesIO(out["png"])).convert("RGB")
+    assert out["kind"] == "image" and img.size[0] > img.size[1]  # 3 prompts across, 2 rows (base, adapter)
+    top, bottom = img.crop((0, 0, img.size[0], img.size[1] // 2)), img.crop((0, img.size[1] // 2, *img.size))
+    sat = [max(Image.Image.getextrema(im.convert("HSV").split()[1])) for im in (top, bottom)]
+    assert sat[0] > sat[1]  # grayscale takes the colour out of the user's prompts
+    with pytest.raises(UnknownBaseError, match="nothing to run 'sd1' adapters on: register its base"):
+        svc.try_it("watercolor_sd15", ["a lake"])
+
+
 def test_compose_renders_images_with_a_gate_plot(tmp_path: Path) -> None:
     from PIL import Image
 

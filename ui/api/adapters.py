@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from loradex.types import public_detail
 from ui.api.deps import ADMIN, AdminDep, ServiceDep
 from ui.api.errors import ApiError
-from ui.api.schemas import ERRORS, AdapterDetail, AdapterSummary
+from ui.api.schemas import ERRORS, AdapterDetail, AdapterSummary, TryRequest
 
 router = APIRouter(prefix="/adapters", tags=["adapters"], responses=ERRORS)
 
@@ -63,6 +63,17 @@ def get_adapter(ref: str, service: ServiceDep, admin: AdminDep) -> dict[str, Any
 def usage(ref: str, service: ServiceDep) -> dict[str, str]:
     """export format → a snippet that loads the downloaded zip's content (diffusers, PEFT, kohya tools)."""
     return service.usage(ref)  # type: ignore[no-any-return]
+
+
+@router.post("/{ref}/try", responses={200: {"content": {"application/json": {}, "image/png": {}},
+                                            "description": "text rows (base vs adapter) or a PNG (base row, adapter row)"}})  # fmt: skip
+def try_it(ref: str, req: TryRequest, service: ServiceDep) -> Any:
+    """Run the adapter on your inputs beside the bare base of its family: JSON rows for language
+    families, a PNG for image families with a pipeline; ``bad_request`` naming how to register a base otherwise."""
+    out: dict[str, Any] = service.try_it(ref, req.inputs)
+    if out["kind"] == "image":
+        return Response(out.pop("png"), media_type="image/png")
+    return out
 
 
 @router.delete("/{ref}", response_model=AdapterSummary, tags=["admin"], dependencies=ADMIN)

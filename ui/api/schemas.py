@@ -25,6 +25,11 @@ class SearchRequest(BaseModel):
     )
 
 
+class TryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str] = Field(min_length=1, max_length=8, description="input strings (LLM) or prompts (diffusion)")
+
+
 class SearchResponse(BaseModel):
     prompt: str
     mode: str

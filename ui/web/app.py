@@ -234,6 +234,28 @@ class WebUI:
         dd = gr.Dropdown(choices=fmts, value=fmts[0] if fmts else None)
         return self.detail_html(info), modules, dd, usage_snippet(info, fmts[0]) if fmts else ""
 
+    def try_it(self, choice: str, text: str) -> tuple[str, Any]:
+        """(rows HTML for a language adapter, image for a diffusion one): the adapter beside its bare base."""
+        ref = _ref(choice)
+        if not ref:
+            raise gr.Error("pick an adapter first", title="Try it")
+        inputs = [line for line in (text or "").splitlines() if line.strip()]
+        try:
+            out = self.service.try_it(self.resolve(ref)["id"], inputs)
+        except RegistryError as e:
+            raise gr.Error(str(e), title="Try it") from None
+        if out["kind"] == "image":
+            import io
+
+            from PIL import Image
+
+            return "", gr.Image(value=Image.open(io.BytesIO(out["png"])), visible=True)
+        rows = "".join(f"<tr><td><code>{_esc(r['input'])}</code></td><td><code>{_esc(r['base'])}</code></td>"
+                       f"<td><b><code>{_esc(r['adapter'])}</code></b></td></tr>" for r in out["rows"])  # fmt: skip
+        table = (f'<table class="ldx-kv ldx-try"><tr><th>input</th><th>base</th><th>with {_esc(out["adapter"]["name"])}'
+                 f"</th></tr>{rows}</table>")  # fmt: skip
+        return table, gr.Image(visible=False)
+
     def usage(self, choice: str, fmt: str | None) -> str:
         """How to load the adapter once downloaded as ``fmt`` (``loradex.usage``)."""
         ref = _ref(choice)
@@ -473,6 +495,14 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                     )
                 usage = gr.Code(language="python", label="use it (for the format picked above; copy button at the right)",
                                 interactive=False, elem_id="ldx-usage")  # fmt: skip
+                with gr.Row(equal_height=True):
+                    try_in = gr.Textbox(label="try it: your input (LLM) or prompt (diffusion); several: one per line",
+                                        lines=1, scale=5, elem_id="ldx-try-in")  # fmt: skip
+                    try_btn = gr.Button("Run with and without it", scale=1, elem_id="ldx-try")
+                with gr.Row():
+                    try_text = gr.HTML(elem_id="ldx-try-out")
+                    try_img = gr.Image(label="base (top) · with the adapter (bottom)", type="pil", visible=False,
+                                       interactive=False, elem_id="ldx-try-img")  # fmt: skip
                 detail = gr.HTML(elem_id="ldx-detail")
                 modules = gr.Dataframe(headers=MODULE_HEADERS, label="modules and ranks", interactive=False,
                                        max_height=420, elem_id="ldx-modules",
@@ -509,6 +539,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
         pick.change(ui.adapter, [pick], adapter_out, api_name="adapter")
         dl_btn.click(ui.download, [pick, dl_fmt], [dl_file], api_name="download")
         dl_fmt.change(ui.usage, [pick, dl_fmt], [usage], api_name="usage")
+        try_btn.click(ui.try_it, [pick, try_in], [try_text, try_img], api_name="try_it")
         ingest_out = [summary, table, pick, header]
         up_btn.click(
             ui.ingest_files, [token, files, folder], ingest_out, api_name="ingest_files", show_progress_on=table

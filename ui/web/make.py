@@ -72,7 +72,7 @@ class MakeUI:
             f"<p>generator <b>{_esc(lin.get('generator'))}</b> v{_esc(lin.get('version'))}, seed {_esc(lin.get('seed'))}, "
             f"{out.seconds * 1000:.0f} ms</p>"
             + (f"<p>drawn from: {experts}</p>" if experts else "")
-            + f'<p><a href="../adapters/{a["id"]}/export?format={_esc(a["format"])}">download</a></p></div>'
+            + f'<p><a href="../adapters/{a["id"]}/download?format={_esc(a["format"])}">download</a></p></div>'
         )  # fmt: skip
         progress(0.6, desc="trying it")
         preview, tried = None, ""
