@@ -9,15 +9,15 @@ is loaded into a ``StableDiffusionPipeline`` built from the SD1.5 configs below 
 the weights are random or left uninitialised).
 
 ``python -m benchmarks.run generation_real`` → ``results/generation_real.{json,md}``: per
-method, training seconds, generation latency p50 and the generation's peak memory (extra
-resident memory over the process before the call), checkpoint size, and the load check.
+method, training seconds, generation latency p50, the peak memory of loading the checkpoint and
+making one adapter (peak resident memory of a fresh process doing it, minus that of one that only
+loads the text encoder), checkpoint size, and the load check.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,12 +41,13 @@ SYNTHETIC_STYLES = [
     "neon cyberpunk city at night", "ukiyo-e woodblock print", "claymation figures", "vintage sepia photograph",
     "low poly 3d render", "stained glass window", "comic book ink lines", "pastel chalk drawing",
 ]  # fmt: skip
+RANK = 4  # canonical rank of the real-sized generators (the LoKr has rank-64 modules; canonical SVD truncates)
 # Small generators: a few dozen steps are enough to exercise the whole path at real module shapes.
 CONFIGS: dict[str, dict[str, Any]] = {
-    "hypernet": {"width": 16, "steps": 40, "batch_size": 4, "rank": 4},
-    "cvae": {"width": 16, "latent": 8, "steps": 40, "batch_size": 4, "rank": 4},
-    "semantic": {"width": 16, "latent": 8, "steps": 40, "batch_size": 4, "contexts": 1, "k": 2, "rank": 4},
-    "topk_mean": {"k": 2, "rank": 4},
+    "hypernet": {"width": 16, "steps": 40, "batch_size": 4, "rank": RANK},
+    "cvae": {"width": 16, "latent": 8, "steps": 40, "batch_size": 4, "rank": RANK},
+    "semantic": {"width": 16, "latent": 8, "steps": 40, "batch_size": 4, "contexts": 1, "k": 2, "rank": RANK},
+    "topk_mean": {"k": 2, "rank": RANK},
 }
 
 # SD1.5 configs (runwayml/stable-diffusion-v1-5 unet/, vae/, text_encoder/ config.json)
@@ -146,43 +147,33 @@ def train_items(fixtures: Path, *, lokr: bool = False, synthetic_per_real: int =
     return items
 
 
-class PeakRss:
-    """Peak resident memory of this process while the block runs, minus the resident memory before it.
+_CHILD = """
+import resource, sys
+import torch
+from encoders.text import get_text_encoder
+torch.set_num_threads(1)
+te = get_text_encoder()
+te.encode(["warm up"])
+if sys.argv[1]:
+    from generators import load_generator
+    load_generator(sys.argv[1], text_encoder=te).generate("stained glass flowers", seed=2)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
 
-    Samples ``/proc/self/statm`` every millisecond (Linux); ``extra_mb`` is None elsewhere.
-    """
 
-    def __enter__(self) -> PeakRss:
-        import os
+def child_peak_mb(folder: Path | None) -> float:
+    """Peak resident MB of a fresh process that loads the text encoder and, with ``folder``, loads that
+    generator checkpoint and makes one adapter (the difference of the two is what generation costs)."""
+    import os
+    import subprocess
+    import sys
 
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self.before = self._rss()
-        self.peak = self.before
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
+    from benchmarks.run import REPO
 
-    def _rss(self) -> int | None:
-        try:
-            return int(Path("/proc/self/statm").read_text().split()[1]) * self._page
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            r = self._rss()
-            if r is not None and self.peak is not None:
-                self.peak = max(self.peak, r)
-            time.sleep(0.001)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-
-    @property
-    def extra_mb(self) -> float | None:
-        return None if self.before is None or self.peak is None else (self.peak - self.before) / 2**20
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(folder or "")], env=env, cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return int(out.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
 def load_check(pipe: Any, adapter: Any, folder: Path, name: str = "gen") -> dict[str, Any]:
@@ -230,10 +221,11 @@ def suite_generation_real(args: argparse.Namespace) -> dict[str, Any]:
     te = get_text_encoder()
     rows = []
     out: dict[str, Any] = {}
+    baseline = child_peak_mb(None)
     for lokr in (False, True):
         t0 = time.perf_counter()
         items = train_items(FIXTURES, lokr=lokr)
-        data = prepare(items, te)
+        data = prepare(items, te, RANK)
         prep_s = time.perf_counter() - t0
         layout = data.layout
         pipe = sd15_pipeline(init=False)
@@ -242,7 +234,8 @@ def suite_generation_real(args: argparse.Namespace) -> dict[str, Any]:
                 res = train_generator(method, "sd1", items, Path(d) / method, config=cfg, text_encoder=te,
                                       prepared=data)  # fmt: skip
                 gen = load_generator(Path(d) / method, text_encoder=te)
-                gen.generate("a watercolor painting of a fox", seed=0)  # warm
+                made = gen.generate("stained glass flowers", seed=2)
+                peak = child_peak_mb(Path(d) / method)
                 times = []
                 queries = ["a watercolor painting of a fox", "anime portrait, big eyes", "cartoon characters"]
                 for q in queries * (1 if quick else 3):
@@ -250,16 +243,14 @@ def suite_generation_real(args: argparse.Namespace) -> dict[str, Any]:
                     t1 = time.perf_counter()
                     gen.generate(q, seed=1)
                     times.append(time.perf_counter() - t1)
-                te.clear_cache()
-                with PeakRss() as peak:
-                    made = gen.generate("stained glass flowers", seed=2)
                 check = load_check(pipe, made.adapter, Path(d) / f"{method}-out", name=method)
                 pipe.delete_adapters(method)
                 size = sum(f.stat().st_size for f in (Path(d) / method).iterdir())
                 rows.append({"fixtures": "with LoKr" if lokr else "attention-only", "method": method,
                              "modules": len(layout.modules), "train_s": round(res["seconds"], 1),
                              "latency_p50_ms": round(1000 * statistics.median(times), 1),
-                             "peak_extra_mb": None if peak.extra_mb is None else round(peak.extra_mb, 1),
+                             "load_and_generate_peak_mb": round(peak - baseline, 1),
+                             "adapter_mb": round(4 * layout.param_count() / 1e6, 1),
                              "checkpoint_mb": round(size / 1e6, 2),
                              "max_relative_delta_error": check["max_relative_delta_error"]})  # fmt: skip
         out["lokr" if lokr else "attention"] = {"items": len(items), "modules": len(layout.modules),
