@@ -8,6 +8,7 @@ The evaluation queries (``benchmarks/generation_queries.json``) are made by ``qu
 the manifests, in several voices: the zoo's held-out paraphrases (everyday wording), terse
 keywords, the canonical description of held-out tasks, and (text) examples of the
 transformation written as a description. They were written before any generator was tuned.
+The image zoo also has a hand-written "user" voice (``USER_VOICE``), added with the image run.
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ ZOOS = {"text": REPO / "benchmarks" / "zoo" / "text", "image": REPO / "benchmark
 FAMILIES = {"text": "zoo-text", "image": "zoo-image"}
 CHECKPOINTS = REPO / "generators" / "checkpoints"
 QUERIES = REPO / "benchmarks" / "generation_queries.json"
-METHODS = ("nearest", "topk_mean", "mean_all", "hypernet", "semantic")
+METHODS = ("nearest", "topk_mean", "mean_all", "hypernet", "semantic", "cvae")
 N_TRAIN_EXAMPLES = 8  # (input, output) pairs stored per training task (text), drawn away from eval inputs
-# Per-zoo training recipes (chosen before the evaluation queries were run).
+# Per-zoo training recipes (chosen before the evaluation queries were run). semantic and cvae keep
+# their network in float16; their widths are the largest that keep each checkpoint under 10 MB
+# (semantic also stores the expert library, about 8 MB on text and 6.8 MB on image).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "text": {
         "hypernet": {"steps": 1200, "batch_size": 32, "width": 128, "emb_noise": 0.05},
-        "semantic": {"steps": 400, "batch_size": 16, "width": 96, "contexts": 4},
+        "semantic": {"steps": 600, "batch_size": 16, "width": 64, "contexts": 4},
+        "cvae": {"steps": 1500, "batch_size": 32, "width": 96, "emb_noise": 0.05},
     },
     "image": {
         "hypernet": {"steps": 800, "batch_size": 16, "width": 96, "emb_noise": 0.05},
-        "semantic": {"steps": 300, "batch_size": 8, "width": 64, "contexts": 2},
+        "semantic": {"steps": 400, "batch_size": 8, "width": 24, "contexts": 2},
+        "cvae": {"steps": 800, "batch_size": 16, "width": 64, "emb_noise": 0.05},
     },
 }
 
@@ -132,6 +137,42 @@ def train(zoo: str, methods: tuple[str, ...] = METHODS, out_root: Path = CHECKPO
 
 
 # -- evaluation queries -------------------------------------------------------------------------
+# The "user" voice (image zoo): how a person might type the request, written by hand for issue 12's
+# image run before any semantic / cvae image figure was seen, and never part of any training text.
+USER_VOICE: dict[str, dict[str, str]] = {
+    "image": {
+        # held-out tasks
+        "duotone_grid": "pink and teal two colour look, with a grid over it like graph paper",
+        "grayscale_diagonal": "black & white but with slanted stripes",
+        "grayscale_dots": "no colour, just greys, and cover it in little dots",
+        "grayscale_noise": "old grainy b/w film",
+        "grayscale_waves": "grey only, with wiggly lines all over",
+        "matrix_checker": "hacker green screen vibe with a chessboard pattern",
+        "night_grid": "make it look like it's at night and put a grid of lines on it",
+        "night_hstripes": "dark blue night colours, horizontal lines across",
+        "night_waves": "nighttime darkness plus wavy squiggles",
+        "sepia_hstripes": "old brownish photo with horizontal lines",
+        "sepia_vstripes": "antique brown photo look with up-and-down stripes",
+        "thermal_dots": "heat vision camera colours, polka dot pattern",
+        # training tasks asked as unseen paraphrases
+        "grayscale": "take all the colour out",
+        "pastel": "soft candy colours, light and faded",
+        "matrix": "green text terminal look",
+        "diagonal": "slanted lines across everything",
+        "noise": "add static / tv snow",
+        "crescent": "draw a moon shaped like a banana",
+        "grayscale_hstripes": "b/w with horizontal lines",
+        "sepia_checker": "vintage brown photo on a checkerboard",
+        "night_dots": "dark night colours with spots",
+        "thermal_grid": "infrared heat map colours plus a grid",
+        "cyanotype_vstripes": "blueprint blue with vertical bars",
+        "cyanotype_waves": "blue sun-print look with wavy lines",
+        "matrix_dots": "green computer screen style with polka dots",
+        "duotone_diagonal": "teal/pink two-tone with diagonal stripes",
+    }
+}
+
+
 def _terse(tid: str) -> str:
     return tid.replace("__then__", " then ").replace("_", " ")
 
@@ -150,6 +191,8 @@ def queries() -> dict[str, Any]:
             if t["split"] == "heldout":
                 qs = [("canonical", t["canonical"])] + [("everyday", p) for p in held_paras[:2]]
                 qs.append(("terse", _terse(t["id"])))
+                if t["id"] in USER_VOICE.get(zoo, {}):
+                    qs.append(("user", USER_VOICE[zoo][t["id"]]))
                 if zoo == "text":
                     ex = query_examples(ttasks[t["id"]])
                     qs.append(("examples", "; ".join(f"{a} -> {b}" for a, b in ex)))
@@ -161,6 +204,9 @@ def queries() -> dict[str, Any]:
                     {"task": t["id"], "split": "unseen_paraphrase", "voice": "everyday", "query": held_paras[1]}
                 )
                 rows.append({"task": t["id"], "split": "unseen_paraphrase", "voice": "terse", "query": _terse(t["id"])})
+                if t["id"] in USER_VOICE.get(zoo, {}):
+                    rows.append({"task": t["id"], "split": "unseen_paraphrase", "voice": "user",
+                                 "query": USER_VOICE[zoo][t["id"]]})  # fmt: skip
         doc[zoo] = rows
     doc["junk"] = ["lorem ipsum dolor sit amet", "asdf qwerty zxcv", "the the the the", "banana telephone purple"]
     return doc

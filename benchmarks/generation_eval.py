@@ -12,6 +12,8 @@ base) per task (tasks whose oracle − base < 0.05 are skipped), ratio = m / ora
 then averaged per task family and over tasks. Image: the metric is style hit (content kept
 reported beside it), on 3 of the zoo's 32 evaluation prompts per task (the first 3: same
 prompts and seeds for every method); text on the first 20 of the zoo's 200 evaluation strings.
+Image queries: held-out tasks in the canonical, terse and hand-written "user" voices; probe tasks
+with one held-out paraphrase for validation and one plus the "user" voice for the report.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from benchmarks.generation_data import (
     weights_path,
 )
 
-DESC_METHODS = ("nearest", "topk_mean", "hypernet", "semantic")  # description-dependent methods
+DESC_METHODS = ("nearest", "topk_mean", "hypernet", "semantic", "cvae")  # description-dependent methods
 
 
 def _gain(m: float, base: float, oracle: float) -> float | None:
@@ -134,8 +136,8 @@ def run_zoo(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
     if zoo == "image":
         # image: sampling is slow on CPU, so fewer queries: held-out tasks in the canonical and terse
         # voices, probe tasks with one held-out paraphrase each for validation and for the report
-        keep = {("heldout_task", "canonical"), ("heldout_task", "terse"), ("validation", "everyday"),
-                ("unseen_paraphrase", "everyday")}  # fmt: skip
+        keep = {("heldout_task", "canonical"), ("heldout_task", "terse"), ("heldout_task", "user"),
+                ("validation", "everyday"), ("unseen_paraphrase", "everyday"), ("unseen_paraphrase", "user")}  # fmt: skip
         rows = [r for r in rows if (r["split"], r["voice"]) in keep]
     else:
         # text: held-out tasks in the canonical, terse and examples voices; probe tasks with one
@@ -179,8 +181,8 @@ def run_zoo(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
         if "mean_all" in gens:
             ev.append(("mean_all", "*", t, gens["mean_all"].generate("any", seed=0).adapter))
         for m in DESC_METHODS:
-            # controls with topk_mean and hypernet: every task on text; held-out tasks only on image
-            if m in gens and m in ("topk_mean", "hypernet") and (zoo == "text" or man[t]["split"] == "heldout"):
+            # controls with every mixing or learned method: every task on text; held-out tasks only on image
+            if m in gens and m != "nearest" and (zoo == "text" or man[t]["split"] == "heldout"):
                 ev.append((f"{m}:random_description", "*", t, gens[m].generate(rand_desc[t], seed=0).adapter))
                 ev.append(
                     (
@@ -239,6 +241,15 @@ def run_zoo(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
             if ck.get(lab):
                 summ[lab]["content_kept"] = statistics.fmean(ck[lab])
         table[sp] = summ
+    # gain recovered per query voice (generated rows only: ev starts with them, in ``rows`` order per method)
+    n_gen = sum(len(a) for a in gen_ads.values())
+    voices: dict[str, dict[str, dict[str, list[float | None]]]] = {}
+    gen_rows = [r for _ in gen_ads for r in rows]
+    for (lab, sp, t, _), m, r in zip(ev[:n_gen], metric[:n_gen], gen_rows, strict=True):
+        g = _gain(m["metric"], base[t], oracle[t])
+        voices.setdefault(sp, {}).setdefault(lab, {}).setdefault(r["voice"], []).append(g)
+    by_voice = {sp: {lab: {v: _mean(gs) for v, gs in sorted(d.items())} for lab, d in labs.items()}
+                for sp, labs in voices.items()}  # fmt: skip
     val = table["validation"]
     best = max([m for m in DESC_METHODS if m in val], key=lambda m: (val[m]["gain"] or -9, val[m]["metric"]))
     texts = [r["query"] for r in rows if r["split"] == "heldout_task"][: 10 if quick else 20]
@@ -247,6 +258,7 @@ def run_zoo(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
         "family": family,
         "best_on_validation": best,
         "splits": table,
+        "gain_by_voice": by_voice,
         "latency_and_diversity": latency_and_diversity(gens, texts),
         "sizes": sizes(zoo, family),
         "queries": {sp: sum(r["split"] == sp for r in rows) for sp in splits},

@@ -126,6 +126,7 @@ register_suite("retrieval", _lazy("benchmarks.retrieval:suite_retrieval"))
 register_suite("scale", _lazy("benchmarks.retrieval_scale:suite_scale"))
 register_suite("reliability", _lazy("benchmarks.reliability:suite_reliability"))
 register_suite("generation", _lazy("benchmarks.generation:suite_generation"))
+register_suite("generation_real", _lazy("benchmarks.generation_real:suite_generation_real"))
 register_suite("fusion", _lazy("benchmarks.fusion:suite_fusion"))
 
 

@@ -216,12 +216,25 @@ class Generator:
         }
         cfg_text = json.dumps(cfg, indent=1, sort_keys=True)
         (out / "config.json").write_text(cfg_text + "\n")
-        tensors = {k: v.detach().cpu().contiguous() for k, v in sorted(self.state.items())}
+        half = bool(getattr(self.config, "store_half", False))
+        tensors = {k: _stored(k, v, half) for k, v in sorted(self.state.items())}
         save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
         self.version = checkpoint_version(out)
         if metrics is not None:
             (out / "metrics.json").write_text(json.dumps({**metrics, "version": self.version}, indent=1) + "\n")
         return self.version
+
+
+def _stored(key: str, t: torch.Tensor, half: bool) -> torch.Tensor:
+    """A state tensor as saved: network weights (``net.*``) as float16 when the config asks for it."""
+    t = t.detach().cpu().contiguous()
+    return t.half() if half and key.startswith("net.") and t.is_floating_point() else t
+
+
+def round_half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Network weights rounded through float16, so a generator fresh from training and the same
+    generator loaded from its half-precision checkpoint compute the same adapters."""
+    return {k: v.half().float() if k.startswith("net.") and v.is_floating_point() else v for k, v in state.items()}
 
 
 def checkpoint_version(folder: Path) -> str:
@@ -276,6 +289,7 @@ def make_config(cls: type[Generator], config: dict[str, Any] | None) -> Any:
 
 def load_generator(folder: str | Path, *, text_encoder: Any = None) -> Generator:
     """Rebuild a generator from ``config.json`` + ``model.safetensors``."""
+    import torch
     from safetensors.torch import load_file
 
     from generators.canonical import Layout
@@ -294,7 +308,10 @@ def load_generator(folder: str | Path, *, text_encoder: Any = None) -> Generator
         layout=Layout.from_json(cfg["layout"]),
         template=cfg["template"],
         config=make_config(cls, cfg["config"]),
-        state=load_file(str(folder / "model.safetensors")),
+        state={
+            k: v.float() if v.dtype == torch.float16 else v
+            for k, v in load_file(str(folder / "model.safetensors")).items()
+        },
         info=cfg.get("info") or {},
         text_encoder=text_encoder,
         version=checkpoint_version(folder),
@@ -363,6 +380,8 @@ def train_generator(
     reuse = prepared is not None and (rank is None or rank == prepared.layout.rank)
     data = prepared if reuse and prepared is not None else prepare(items, text_encoder, rank)
     state, info, metrics = cls.fit(data, cfg, progress)
+    if getattr(cfg, "store_half", False):
+        state = round_half(state)
     info = {**info, "items": data.names, "text_model": getattr(text_encoder, "version", "unknown")}
     gen = cls(
         family=family,

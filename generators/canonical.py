@@ -273,7 +273,9 @@ def norm_stats(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[st
         am, bm = a.mean(0), b.mean(0)  # (r, in), (out, r)
         cen = torch.cat([(a - am).flatten(1), (b - bm).flatten(1)], dim=1)  # (n, r·(in+out))
         std = cen.std().clamp_min(1e-8)
-        energy = (torch.bmm(b, a) ** 2).sum((1, 2)).mean().clamp_min(1e-12)  # mean ‖ΔW‖²
+        # mean ‖ΔW‖² without forming ΔW (a real SD1.5 conv ΔW is 1280 × 11520): ‖BA‖² = Σ (BᵀB) ⊙ (AAᵀ)
+        gram = (b.transpose(1, 2) @ b) * (a @ a.transpose(1, 2))  # (n, r, r)
+        energy = gram.sum((1, 2)).mean().clamp_min(1e-12)
         out[f"norm.{name}.A_mean"] = am
         out[f"norm.{name}.B_mean"] = bm
         out[f"norm.{name}.std"] = std.reshape(1)

@@ -34,6 +34,7 @@ class CvaeConfig:
     n_examples: int = 3  # examples drawn per item and step
     rank: int | None = None  # canonical rank (None: the largest training rank)
     seed: int = 0  # initialization and sampling seed
+    store_half: bool = True  # network weights kept as float16 in the checkpoint (half the bytes)
 
     def __post_init__(self) -> None:
         for name in ("latent", "width", "steps", "batch_size", "n_examples"):

@@ -39,6 +39,7 @@ class SemanticConfig:
     contexts: int = 4  # precomputed expert contexts per item (descriptions drawn from its paraphrases)
     rank: int | None = None  # canonical rank (None: the largest training rank)
     seed: int = 0  # initialization and sampling seed
+    store_half: bool = True  # network weights kept as float16 in the checkpoint (half the bytes)
 
     def __post_init__(self) -> None:
         for name in ("k", "latent", "width", "steps", "batch_size", "contexts"):
@@ -70,8 +71,9 @@ def build_net(layout: Any, cfg: SemanticConfig) -> Any:  # the method's nn.Modul
             self.register_buffer("d_ids", torch.tensor([min(d, 63) for d in d_ids]), persistent=False)
             self.type_emb = nn.Embedding(len(types), w)
             self.depth_emb = nn.Embedding(64, w)
-            self.read_mu = nn.ModuleList([nn.Linear(size[k], w) for k in shapes])  # μ*_m → token
-            self.read_x = nn.ModuleList([nn.Linear(size[k], w) for k in shapes])  # θ_m − μ*_m → token
+            # one reader per module shape, for μ*_m (condition) and θ_m − μ*_m (posterior) alike: both are
+            # normalized canonical factors, and one reader keeps the checkpoint small (it grows with shapes × width)
+            self.read = nn.ModuleList([nn.Linear(size[k], w) for k in shapes])
             self.var_in = nn.Linear(1, w)
             self.enc = nn.Sequential(nn.Linear(2 * w, w), nn.GELU(), nn.Linear(w, 2 * zd))
             self.prior = nn.Sequential(nn.Linear(w, w), nn.GELU(), nn.Linear(w, 2 * zd))
@@ -93,10 +95,10 @@ def build_net(layout: Any, cfg: SemanticConfig) -> Any:  # the method's nn.Modul
 
         def cond_tokens(self, mu: list[torch.Tensor], logvar: torch.Tensor) -> torch.Tensor:
             tok = self.type_emb(self.t_ids) + self.depth_emb(self.d_ids)  # (M, w)
-            return self._read(self.read_mu, mu) + self.var_in(logvar[..., None]) + tok[None]  # (b, M, w)
+            return self._read(self.read, mu) + self.var_in(logvar[..., None]) + tok[None]  # (b, M, w)
 
         def posterior(self, c: torch.Tensor, x: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            h = torch.cat([c.mean(1), self._read(self.read_x, x).mean(1)], dim=-1)  # (b, 2w)
+            h = torch.cat([c.mean(1), self._read(self.read, x).mean(1)], dim=-1)  # (b, 2w)
             mu, logv = self.enc(h).chunk(2, dim=-1)
             return mu, logv.clamp(-8, 4)
 

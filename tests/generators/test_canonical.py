@@ -73,3 +73,15 @@ def test_every_text_zoo_adapter_sample_keeps_delta(text_items: list) -> None:
         layout = Layout.from_adapters([it.adapter])
         facs = {s.name: module_factors(it.adapter, s, layout.rank) for s in layout.modules}
         assert delta_error(it.adapter, facs) < 1e-5, it.name
+
+
+def test_norm_stats_energy_is_the_mean_squared_delta_norm() -> None:
+    from generators.canonical import norm_stats
+
+    ads = [synthetic(s, rank=3) for s in range(3)]
+    layout = Layout.from_adapters(ads)
+    facs = stack(ads, layout)
+    stats = norm_stats(facs)
+    for name, (a, b) in facs.items():
+        want = torch.stack([(b[i] @ a[i]).pow(2).sum() for i in range(3)]).mean()  # ΔW formed explicitly
+        assert float(stats[f"norm.{name}.energy"]) == pytest.approx(float(want), rel=1e-5)
