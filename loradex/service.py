@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from loradex.search import Searcher
     from registry.store import Registry
 
+MODES = ("embedded", "shared")  # one process on its data dir | replicas and workers on one database
+
 
 class LocalService:
     """In-process service over one data dir / database."""
@@ -54,8 +56,17 @@ class LocalService:
         registry: Registry | None = None,
         text_encoder: Any = None,
         weight_embedder: Any = None,
+        mode: str = "embedded",
+        catch_up_interval: float = 0.5,
+        blob_dir: str | Path | None = None,
     ) -> None:
-        """Cheap: remembers the settings and the ready-made parts; nothing is loaded or migrated."""
+        """Cheap: remembers the settings and the ready-made parts; nothing is loaded or migrated.
+        ``mode="shared"``: one of several replicas on one database; ``setup`` starts following the
+        change log in the background (every ``catch_up_interval`` s, at once on PostgreSQL NOTIFY)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        self.mode, self.catch_up_interval, self.blob_dir = mode, catch_up_interval, blob_dir
+        self._follower: Any = None
         self._home, self._db_url = home, db_url
         self.text_model, self.index_type, self.embed = text_model, index_type, embed
         self._registry = registry
@@ -90,14 +101,30 @@ class LocalService:
                 from encoders.text import MetadataTextEmbedder
 
                 embedders = [MetadataTextEmbedder(self.text_encoder), self.weight_embedder]
-            self._registry = Registry(self._home, self._db_url, embedders=embedders, index_type=self.index_type)
+            self._registry = Registry(self._home, self._db_url, embedders=embedders, index_type=self.index_type,
+                                      blob_dir=self.blob_dir)  # fmt: skip
         reg = self._registry
         if hasattr(self.weight_embedder, "set_sources"):
             self.weight_embedder.set_sources(lambda: [Path(e["path"]) for e in reg.encoders("weights")])
         if sync:
             self.fresh = not reg.initialized
             reg.init()
+            if self.mode == "shared":
+                self.follow()
         return self
+
+    def follow(self, interval: float | None = None) -> Any:
+        """Follow the change log on a background thread (``registry.replica.Follower``), so that what
+        other replicas ingest and remove shows up in this one's indexes; idempotent."""
+        if self._follower is None:
+            from registry.replica import Follower
+
+            self._follower = Follower(self.registry, interval or self.catch_up_interval).start()
+        return self._follower
+
+    def catch_up(self) -> Any:
+        """Apply the change log now (``registry.replica.CatchUp``): what other replicas changed."""
+        return self.registry.catch_up()
 
     @property
     def registry(self) -> Registry:
@@ -132,6 +159,9 @@ class LocalService:
         return self._searcher
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         if self._registry is not None:
             self._registry.close()
 

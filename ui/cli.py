@@ -19,14 +19,21 @@ from typing import Any
 from encoders.weight.config import QUERY_HEAD_RECIPE, RAW_QUERY_WEIGHT
 from loradex.errors import RegistryError
 from loradex.service import LocalService
+from loradex.settings import Settings
 from loradex.types import Filters
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
 
 def _service(args: argparse.Namespace, *, embed: bool = True) -> LocalService:
-    """The service over ``--home`` / ``--db``; ``embed=False``: the bare registry, no encoders loaded."""
-    return LocalService.open(args.home, args.db, embed=embed, index_type=getattr(args, "index", "flat"))
+    """The service over ``--home`` / ``--db``; ``embed=False``: the bare registry, no encoders loaded.
+    A one-shot command never follows the change log (it catches up when it opens)."""
+    return LocalService.open(args.home, args.db, embed=embed, index_type=getattr(args, "index", "flat"),
+                             blob_dir=_settings(args).blob_dir)  # fmt: skip
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(home=args.home, db_url=args.db, mode=args.deployment, blob_dir=args.blob_dir)
 
 
 def _console():  # type: ignore[no-untyped-def]
@@ -228,14 +235,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ui.server import serve
 
+    settings = _settings(args)
     return serve(args.home, args.db, host=args.host, port=args.port, samples=args.samples,
-                 cors_origins=args.cors_origin, max_upload_bytes=args.max_upload_mb << 20)  # fmt: skip
+                 cors_origins=args.cors_origin, max_upload_bytes=args.max_upload_mb << 20, mode=settings.mode,
+                 blob_dir=settings.blob_dir, catch_up_interval=settings.catch_up_interval)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loradex", description="LoRA adapter registry, retrieval and generation.")
     p.add_argument("--home", default=None, help="data dir (default $LORADEX_HOME or ~/.loradex)")
     p.add_argument("--db", default=None, help="database URL (default $LORADEX_DB_URL or SQLite in the data dir)")
+    p.add_argument("--deployment", choices=["embedded", "shared"], default=None,
+                   help="embedded (default, $LORADEX_MODE) or shared: replicas and workers on one database")  # fmt: skip
+    p.add_argument("--blob-dir", default=None, type=Path,
+                   help="adapter files (default $LORADEX_BLOB_DIR or <home>/blobs; shared mode: a shared folder)")  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("init", help="create the data dir and migrate the database to head").set_defaults(fn=cmd_init)

@@ -89,11 +89,16 @@ def prepare(
     samples: bool = True,
     text_model: str | None = None,
     index_type: str = "flat",
+    mode: str = "embedded",
+    blob_dir: str | Path | None = None,
+    catch_up_interval: float = 0.5,
 ) -> Prepared:
-    """Migrate, ingest the bundled samples on a fresh database, find or make the admin token."""
+    """Migrate, ingest the bundled samples on a fresh database, find or make the admin token. In
+    ``shared`` mode the service follows the change log in the background (other replicas' writes)."""
     from loradex.service import LocalService
 
-    service = LocalService.open(home, db_url, text_model=text_model, index_type=index_type)  # migrates, syncs
+    service = LocalService.open(home, db_url, text_model=text_model, index_type=index_type, mode=mode,
+                                blob_dir=blob_dir, catch_up_interval=catch_up_interval)  # migrates, syncs  # fmt: skip
     fresh, home = bool(service.fresh), service.home
     bundled = bundled_adapters()
     pending = home / BUNDLED_PENDING  # written before the bundled ingestion, removed once it is complete
@@ -151,6 +156,9 @@ def serve(
     log_level: str = "info",
     ui: bool = True,
     out: TextIO | None = None,
+    mode: str = "embedded",
+    blob_dir: str | Path | None = None,
+    catch_up_interval: float = 0.5,
 ) -> int:
     """Run the API (and the web UI at ``/ui`` unless ``ui=False``) until interrupted. Prints the
     URL and where the admin token is."""
@@ -159,7 +167,7 @@ def serve(
     from ui.api import DEFAULT_MAX_UPLOAD_BYTES, create_app
 
     out = out or sys.stdout
-    prep = prepare(home, db_url, samples=samples)
+    prep = prepare(home, db_url, samples=samples, mode=mode, blob_dir=blob_dir, catch_up_interval=catch_up_interval)
     app = create_app(prep.service, admin_token=prep.token, cors_origins=cors_origins,
                      max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)  # fmt: skip
     if ui:
@@ -168,6 +176,8 @@ def serve(
         print(bundled_message(prep), file=out)
     shown = f"[{host}]" if ":" in host else host
     print(f"loradex: {prep.service.health().adapters} adapters, data dir {prep.service.home}", file=out)
+    if mode == "shared":
+        print(f"shared mode: following the change log of {prep.service.database}", file=out)
     page = f"web UI http://{shown}:{port}{UI_PATH}/, " if ui else ""
     print(f"serving http://{shown}:{port}/  ({page}API docs /docs, schema /openapi.json)", file=out)
     where = f"{prep.token_path} (mode 0600)" if prep.token_path else f"${TOKEN_ENV}"
