@@ -138,6 +138,14 @@ class LocalService:
         return Path(self.registry.home)
 
     @property
+    def uploads(self) -> Path:
+        """Where uploads are staged for an ingest job: the data dir, or in shared mode beside the
+        blobs (a worker on another machine reads them there)."""
+        if self.mode == "shared":
+            return self.registry.blobs.root / ".uploads"
+        return self.home / "uploads"
+
+    @property
     def database(self) -> str:
         """The database URL, password hidden."""
         return str(self.registry.engine.url.render_as_string(hide_password=True))

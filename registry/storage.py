@@ -143,7 +143,7 @@ class BlobStore:
         return sorted(
             p
             for d in self.root.iterdir()
-            if d.is_dir()
+            if d.is_dir() and not d.name.startswith(".")  # .locks, .uploads (shared-mode staging)
             for p in d.iterdir()
             if p.name.startswith(".tmp-") and now - p.stat().st_mtime > older_than
         )
@@ -155,7 +155,7 @@ class BlobStore:
         return sorted(
             p.name
             for d in self.root.iterdir()
-            if d.is_dir()
+            if d.is_dir() and not d.name.startswith(".")  # .locks, .uploads (shared-mode staging)
             for p in d.iterdir()
             if p.is_dir() and not p.name.startswith(".tmp-")
         )

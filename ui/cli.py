@@ -241,6 +241,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  blob_dir=settings.blob_dir, catch_up_interval=settings.catch_up_interval)  # fmt: skip
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run queued jobs (shared mode on PostgreSQL) until interrupted; ``--offers cuda`` takes GPU tasks."""
+    from loradex.queue import queues_for, run_worker
+
+    offers = args.offers
+    if offers is None:
+        import torch
+
+        offers = ["cuda"] if torch.cuda.is_available() else []
+    queues = queues_for(offers)
+    settings = _settings(args)
+    svc = LocalService.open(args.home, args.db, mode="shared", blob_dir=settings.blob_dir,
+                            catch_up_interval=settings.catch_up_interval)  # fmt: skip
+    print(f"loradex worker {args.name or ''}: queues {', '.join(queues)}; database {svc.database}", flush=True)
+    run_worker(svc, offers=offers, name=args.name, heartbeat=args.heartbeat, stalled_after=args.stalled_after)
+    svc.close()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loradex", description="LoRA adapter registry, retrieval and generation.")
     p.add_argument("--home", default=None, help="data dir (default $LORADEX_HOME or ~/.loradex)")
@@ -343,6 +362,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--max-upload-mb", type=int, default=2048, help="largest ingest upload, in MiB")
     s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser(
+        "worker", help="run queued jobs (shared mode, PostgreSQL): ingest, merge; GPU tasks with --offers cuda"
+    )
+    s.add_argument("--offers", nargs="*", default=None, metavar="CAPABILITY",
+                   help="what this worker offers (cuda: train-encoder, generate, compose); default: cuda when a GPU is visible")  # fmt: skip
+    s.add_argument("--name", default=None, help="worker name in logs")
+    s.add_argument("--heartbeat", type=float, default=10.0, help="seconds between heartbeats")
+    s.add_argument("--stalled-after", type=float, default=30.0,
+                   help="a worker silent this long is dead: its job is retried")  # fmt: skip
+    s.set_defaults(fn=cmd_worker)
 
     from ui.cli_make import add_commands
 
