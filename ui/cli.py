@@ -237,14 +237,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     return serve(args.home, args.db, host=args.host, port=args.port, samples=args.samples,
-                 cors_origins=args.cors_origin, max_upload_bytes=args.max_upload_mb << 20, mode=settings.mode,
+                 cors_origins=args.cors_origin, max_upload_bytes=args.max_upload_mb << 20, ui=args.ui, mode=settings.mode,
                  blob_dir=settings.blob_dir, catch_up_interval=settings.catch_up_interval)  # fmt: skip
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run queued jobs (shared mode on PostgreSQL) until interrupted; ``--offers cuda`` takes GPU tasks."""
+    import logging
+
     from loradex.queue import queues_for, run_worker
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     offers = args.offers
     if offers is None:
         import torch
@@ -258,6 +261,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     run_worker(svc, offers=offers, name=args.name, heartbeat=args.heartbeat, stalled_after=args.stalled_after)
     svc.close()
     return EXIT_OK
+
+
+def cmd_deploy_local(args: argparse.Namespace) -> int:
+    from ui.deploy import run
+
+    return run(args.base, args.db, replicas=args.replicas, workers=args.workers, port=args.port,
+               gpu_workers=args.gpu_workers, samples=args.samples, ui=args.ui)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,7 +371,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow this browser origin (repeatable; CORS is off by default)",
     )
     s.add_argument("--max-upload-mb", type=int, default=2048, help="largest ingest upload, in MiB")
+    s.add_argument("--no-ui", dest="ui", action="store_false", help="the REST API only (no web UI at /ui)")
     s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("deploy-local", help="shared mode on this machine: N replicas + M workers on PostgreSQL")
+    s.add_argument("--replicas", type=int, default=2)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--port", type=int, default=7861, help="first replica's port (the others follow)")
+    s.add_argument("--gpu-workers", type=int, default=None,
+                   help="workers that take GPU tasks (default: all with CUDA, else 1 running them on the CPU)")  # fmt: skip
+    s.add_argument("--base", type=Path, default=Path(".loradex-shared"), help="data dirs, blobs, logs, token")
+    s.add_argument("--no-samples", dest="samples", action="store_false", help="do not ingest the bundled samples")
+    s.add_argument("--no-ui", dest="ui", action="store_false", help="replicas serve the REST API only")
+    s.set_defaults(fn=cmd_deploy_local)
 
     s = sub.add_parser(
         "worker", help="run queued jobs (shared mode, PostgreSQL): ingest, merge; GPU tasks with --offers cuda"
