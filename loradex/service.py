@@ -340,6 +340,22 @@ class LocalService:
         orphan blobs, stale temporary folders, stale embeddings and index drift)."""
         return self.registry.fsck(repair=repair)
 
+    def job_runner(self) -> Any:
+        """What runs this server's jobs: in shared mode on PostgreSQL the queue (``loradex.queue.
+        QueueRunner``: ``loradex worker`` processes run them); otherwise a ``JobRunner`` thread saving
+        to the jobs table, which in embedded mode first fails the jobs an earlier process left
+        unfinished and removes their staged uploads (in shared mode they may be another replica's)."""
+        from loradex.jobs import JobRunner
+
+        if self.mode == "shared" and self.registry.engine.dialect.name == "postgresql":
+            from loradex.queue import QueueRunner
+
+            return QueueRunner(self)
+        store = self.job_store()
+        if self.mode == "embedded":
+            store.recover(self.uploads)
+        return JobRunner(store=store)
+
     def job_store(self) -> Any:
         """``loradex.job_store.JobStore`` over this registry's database (jobs that survive a restart)."""
         from loradex.job_store import JobStore

@@ -67,14 +67,10 @@ def create_app(
 
 
 def _runner(service: Any) -> Any:
-    """Shared mode on PostgreSQL: jobs go to the queue (``loradex.queue``), run by ``loradex worker``;
-    otherwise a runner in this process, recovering what an earlier process left."""
-    if getattr(service, "mode", "embedded") == "shared":
-        if service.registry.engine.dialect.name == "postgresql":
-            from loradex.queue import QueueRunner
-
-            return QueueRunner(service)
-        return JobRunner(store=service.job_store())  # other replicas' jobs are not ours to fail
+    """The service's runner (``LocalService.job_runner``: the PostgreSQL queue in shared mode), or an
+    in-process one recovering what an earlier process left."""
+    if hasattr(service, "job_runner"):
+        return service.job_runner()
     return JobRunner(store=_job_store(service))
 
 
