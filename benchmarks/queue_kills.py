@@ -90,11 +90,14 @@ def trials(url: str, work: Path, n: int) -> dict[str, Any]:
             else:
                 kill_to_done.append(time.perf_counter() - killed)
             with api.registry.engine.connect() as conn:
-                attempts = conn.execute(text("SELECT attempts FROM procrastinate_jobs WHERE args->>'job_id' = :j"),
-                                        {"j": job.id}).scalar()  # fmt: skip
+                pid, attempts = conn.execute(text("SELECT id, attempts FROM procrastinate_jobs "
+                                                  "WHERE args->>'job_id' = :j"), {"j": job.id}).one()  # fmt: skip
+                events = [e for (e,) in conn.execute(text("SELECT type FROM procrastinate_events WHERE job_id = :p "
+                                                          "ORDER BY id"), {"p": pid})]  # fmt: skip
                 copies = conn.execute(text("SELECT count(*) FROM adapters")).scalar()
             rows.append({"trial": t, "locked_unit": held, "status": final.status, "attempts": attempts,
-                         "results": len(final.result.results) if final.result else 0, "adapters": copies})  # fmt: skip
+                         "results": len(final.result.results) if final.result else 0, "adapters": copies,
+                         "events": " ".join(events)})  # fmt: skip
             for sha in shas:  # the next trial ingests the same bytes afresh
                 api.remove(sha)
     finally:

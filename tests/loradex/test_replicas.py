@@ -119,3 +119,24 @@ def test_serve_in_shared_mode_follows_and_cli_reads_the_settings(tmp_path: Path,
     monkeypatch.setenv("LORADEX_CATCH_UP_INTERVAL", "soon")
     with pytest.raises(ValueError, match="LORADEX_CATCH_UP_INTERVAL='soon' is not a number"):
         _settings(build_parser().parse_args(["serve"]))
+
+
+def test_replicas_starting_at_once_on_a_fresh_database(tmp_path: Path, shared_db_url: str) -> None:
+    """Each replica migrates when it opens; on PostgreSQL an advisory lock lets only one run the
+    migrations while the others wait, so none fails on tables another just created."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry.store import Registry
+
+    def open_one(i: int) -> str:
+        reg = Registry(tmp_path / f"r{i}", shared_db_url)
+        try:
+            reg.init()
+            with reg.engine.connect() as conn:
+                return str(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar())
+        finally:
+            reg.close()
+
+    with ThreadPoolExecutor(3) as pool:
+        versions = list(pool.map(open_one, range(3)))
+    assert versions == ["0006"] * 3
