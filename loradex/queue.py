@@ -28,7 +28,7 @@ from typing import Any
 from loradex import tasks
 from loradex.errors import JobNotFoundError
 from loradex.job_store import JobStore
-from loradex.types import Job
+from loradex.types import ErrorInfo, Job
 from registry.errors import RegistryError
 
 log = logging.getLogger("loradex.queue")
@@ -97,7 +97,13 @@ class QueueRunner:
         job = Job(job_id or uuid.uuid4().hex, kind, "queued", total=spec.total, result=tasks.new_result(kind),
                   created_at=time.time())  # fmt: skip
         self.store.save(job, staged)
-        self.app.configure_task(name=f"loradex.{kind}", queue=queue_of(kind)).defer(job_id=job.id, payload=payload)
+        try:
+            self.app.configure_task(name=f"loradex.{kind}", queue=queue_of(kind)).defer(job_id=job.id, payload=payload)
+        except Exception:  # never leave a job "queued" that no worker will ever see
+            log.exception("could not queue %s job %s", kind, job.id)
+            job.status, job.finished_at = "failed", time.time()
+            job.error = ErrorInfo("internal", f"the {spec.what} could not be queued (details are in the server log)")
+            self.store.save(job, staged)
         return job
 
     def submit(self, kind: str, *args: Any, **kw: Any) -> Job:

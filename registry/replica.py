@@ -152,10 +152,11 @@ class Follower:
     (``LISTEN`` on ``changes.CHANNEL``), on a daemon thread until ``stop``."""
 
     def __init__(self, registry: Registry, interval: float = 0.5, *, listen: bool = True,
-                 save_every: float = 30.0) -> None:  # fmt: skip
+                 save_every: float = 30.0, prune_every: float = 3600.0) -> None:  # fmt: skip
         import threading
 
         self.registry, self.interval, self.save_every = registry, interval, save_every
+        self.prune_every = prune_every  # seconds between prunes of the log (keeps the newest entries)
         self.listen = listen and registry.engine.dialect.name == "postgresql"
         self.last: CatchUp | None = None
         self.errors = 0
@@ -172,7 +173,7 @@ class Follower:
 
     def _run(self) -> None:
         conn = None
-        saved = time.monotonic()
+        saved = pruned = time.monotonic()
         while not self._stop.is_set():
             try:
                 if self.listen and conn is None:
@@ -181,6 +182,9 @@ class Follower:
                 self.last = catch_up(self.registry, save=save)
                 if save:
                     saved = time.monotonic()
+                if time.monotonic() - pruned >= self.prune_every:
+                    self.registry.prune_changes()
+                    pruned = time.monotonic()
                 self._wait(conn)
             except Exception:  # the database may be away for a while: log, back off, go on
                 self.errors += 1

@@ -116,3 +116,17 @@ def test_queue_needs_postgresql(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="the job queue needs PostgreSQL.*sqlite"):
         QueueRunner(svc)
     svc.close()
+
+
+def test_a_job_that_cannot_be_queued_fails_instead_of_waiting_forever(tmp_path: Path, pg_url: str) -> None:
+    api = LocalService.open(tmp_path / "api", pg_url, embed=False, mode="shared")
+    runner = QueueRunner(api)
+    runner.shutdown()  # the queue's connection pool is closed: deferring raises
+    try:
+        job = runner.submit_task(api, "merge", {"adapters": ["1", "2"]})
+        stored = runner.get(job.id)
+        assert stored.status == "failed" and stored.error is not None
+        assert stored.error.code == "internal" and "could not be queued" in stored.error.message
+        assert [j.id for j in runner.list()] == [job.id]
+    finally:
+        api.close()
