@@ -129,6 +129,7 @@ register_suite("generation", _lazy("benchmarks.generation:suite_generation"))
 register_suite("fusion", _lazy("benchmarks.fusion:suite_fusion"))
 register_suite("replicas", _lazy("benchmarks.replicas:suite_replicas"))
 register_suite("queue", _lazy("benchmarks.queue_kills:suite_queue"))
+register_suite("workers", _lazy("benchmarks.worker_ingest:suite_workers"))
 
 
 # -- reporting -----------------------------------------------------------------------------
