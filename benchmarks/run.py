@@ -128,6 +128,9 @@ register_suite("reliability", _lazy("benchmarks.reliability:suite_reliability"))
 register_suite("generation", _lazy("benchmarks.generation:suite_generation"))
 register_suite("generation_real", _lazy("benchmarks.generation_real:suite_generation_real"))
 register_suite("fusion", _lazy("benchmarks.fusion:suite_fusion"))
+register_suite("replicas", _lazy("benchmarks.replicas:suite_replicas"))
+register_suite("queue", _lazy("benchmarks.queue_kills:suite_queue"))
+register_suite("workers", _lazy("benchmarks.worker_ingest:suite_workers"))
 
 
 # -- reporting -----------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -34,10 +33,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from loradex import tasks
 from loradex.errors import JobNotFoundError, error_code, known_cause
 from loradex.job_store import JobStore
 from loradex.types import ErrorInfo, IngestReport, IngestResult, Job
-from registry.errors import AdapterFormatError, RegistryError
+from registry.errors import RegistryError
 
 log = logging.getLogger("loradex.jobs")
 
@@ -138,29 +138,54 @@ class JobRunner:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loradex-job")
             pool = self._pool
 
-        def run() -> None:
-            try:
-                self._update(job.id, status="running")
-                output = work(JobHandle(self, job))
-                self._update(job.id, status="done", finished_at=time.time(),
-                             **({"output": output} if output is not None else {}))  # fmt: skip
-            except RegistryError as e:
-                self._update(job.id, status="failed", error=ErrorInfo(error_code(e), clean(str(e))),
-                             finished_at=time.time())  # fmt: skip
-            except Exception as e:
-                known = known_cause(e)  # read-only data dir, disk full, database down: say so
-                if known is not None:
-                    log.warning("%s job %s failed: %s", job.kind, job.id, known)
-                    self._update(job.id, status="failed", error=ErrorInfo(error_code(known), clean(str(known))),
-                                 finished_at=time.time())  # fmt: skip
-                    return
-                log.exception("%s job %s failed", job.kind, job.id)
-                self._update(job.id, status="failed", finished_at=time.time(),
-                             error=ErrorInfo("internal", f"{what or kind} failed (details are in the server log)"))  # fmt: skip
-
         self._save(job.id, force=True)
-        pool.submit(run)
+        pool.submit(self._execute, job, work, what or kind, clean)
         return snap
+
+    def _execute(self, job: Job, work: Callable[[JobHandle], dict[str, Any] | None], what: str,
+                 clean: Callable[[str], str]) -> None:  # fmt: skip
+        try:
+            self._update(job.id, status="running")
+            output = work(JobHandle(self, job))
+            self._update(job.id, status="done", finished_at=time.time(),
+                         **({"output": output} if output is not None else {}))  # fmt: skip
+        except RegistryError as e:
+            self._update(job.id, status="failed", error=ErrorInfo(error_code(e), clean(str(e))),
+                         finished_at=time.time())  # fmt: skip
+        except Exception as e:
+            known = known_cause(e)  # read-only data dir, disk full, database down: say so
+            if known is not None:
+                log.warning("%s job %s failed: %s", job.kind, job.id, known)
+                self._update(job.id, status="failed", error=ErrorInfo(error_code(known), clean(str(known))),
+                             finished_at=time.time())  # fmt: skip
+                return
+            log.exception("%s job %s failed", job.kind, job.id)
+            self._update(job.id, status="failed", finished_at=time.time(),
+                         error=ErrorInfo("internal", f"{what} failed (details are in the server log)"))  # fmt: skip
+
+    def submit_task(self, service: Any, kind: str, payload: dict[str, Any], *, job_id: str | None = None,
+                    staged: Path | None = None) -> Job:  # fmt: skip
+        """Run the task code of ``kind`` (``loradex.tasks``) with its JSON ``payload`` on the worker
+        thread: what a shared-mode ``loradex worker`` runs from the queue, in this process."""
+        spec = tasks.task(kind)
+        return self.submit(kind, lambda h: spec.run(service, payload, h), job_id=job_id, total=spec.total,
+                           what=spec.what, clean=_cleaner(payload), result=tasks.new_result(kind), staged=staged)  # fmt: skip
+
+    def run_task(self, service: Any, kind: str, payload: dict[str, Any], job_id: str) -> Job:
+        """Run ``kind`` now, in this thread, as job ``job_id``, continuing the stored job of that id
+        when there is one (a retry keeps the results an earlier attempt saved); the finished job."""
+        spec = tasks.task(kind)
+        stored = self.store.load(job_id) if self.store is not None else None
+        job = Job(job_id, kind, "queued", total=spec.total, result=tasks.new_result(kind), created_at=time.time())
+        if stored is not None:
+            job = replace(stored, status="queued", error=None, finished_at=None,
+                          result=stored.result if stored.result is not None else job.result)  # fmt: skip
+        with self._lock:
+            self._jobs[job.id] = job
+        self._execute(job, lambda h: spec.run(service, payload, h), spec.what, _cleaner(payload))
+        with self._lock:
+            self._saved.pop(job.id, None)
+            return _snapshot(self._jobs.pop(job.id))
 
     def shutdown(self) -> None:
         """Stop the worker (queued jobs are dropped); a later ``submit`` starts a new one."""
@@ -170,40 +195,27 @@ class JobRunner:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def submit_ingest(runner: JobRunner, service: Any, root: Path, job_id: str | None = None) -> Job:
+def _cleaner(payload: dict[str, Any]) -> Callable[[str], str]:
+    """Scrubs the staged folder of an ingestion from error messages (server paths stay private)."""
+    root = payload.get("root")
+    if not root:
+        return str
+    prefix = f"{root}{os.sep}"
+    return lambda m: m.replace(prefix, "")
+
+
+def submit_ingest(runner: Any, service: Any, root: Path, job_id: str | None = None) -> Job:
     """Ingest the staged upload folder ``root`` as a job; results carry paths relative to ``root``,
     and ``root`` is removed afterwards."""
-    prefix = f"{root}{os.sep}"
-
-    def relative(r: IngestResult) -> IngestResult:
-        path = Path(r.path)
-        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else r.path
-        return replace(r, path=rel, reason=r.reason.replace(prefix, "") if r.reason else r.reason)
-
-    def work(h: JobHandle) -> None:
-        try:
-            report = service.ingest([root], progress=lambda r: h.add_result(relative(r)),
-                                    on_total=lambda n: h.update(total=n))  # fmt: skip
-            if not report.results:  # only other files were uploaded: fail with what was there
-                from registry.ingest import nothing_found
-
-                raise AdapterFormatError("upload", nothing_found([root]))
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
-    return runner.submit("ingest", work, job_id=job_id, what="ingestion", result=IngestReport(),
-                         clean=lambda m: m.replace(prefix, ""), staged=root)  # fmt: skip
+    return runner.submit_task(service, "ingest", {"root": str(root)}, job_id=job_id, staged=root)  # type: ignore[no-any-return]
 
 
-def submit_train_encoder(runner: JobRunner, service: Any, family: str, train_config: Any, texts: Any) -> Job:
+def submit_train_encoder(runner: Any, service: Any, family: str, train_config: Any, texts: Any) -> Job:
     """Train ``family``'s weight encoder as a job (``done`` counts epochs; ``encoder`` holds the result)."""
+    from dataclasses import asdict
 
-    def work(h: JobHandle) -> None:
-        out = service.train_encoder(family, texts=texts, only_listed=bool(texts), train_config=train_config,
-                                    progress=lambda epoch, total, m: h.update(done=epoch))  # fmt: skip
-        h.update(encoder={"family": out["family"], "version": out["version"], "best": out["metrics"]["best"]})
-
-    return runner.submit("train-encoder", work, total=train_config.epochs, what="training")
+    payload = {"family": family, "texts": texts, "train_config": asdict(train_config)}
+    return runner.submit_task(service, "train-encoder", payload)  # type: ignore[no-any-return]
 
 
 def _snapshot(job: Job) -> Job:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from loradex.search import Searcher
     from registry.store import Registry
 
+MODES = ("embedded", "shared")  # one process on its data dir | replicas and workers on one database
+
 
 class LocalService:
     """In-process service over one data dir / database."""
@@ -55,8 +57,17 @@ class LocalService:
         registry: Registry | None = None,
         text_encoder: Any = None,
         weight_embedder: Any = None,
+        mode: str = "embedded",
+        catch_up_interval: float = 0.5,
+        blob_dir: str | Path | None = None,
     ) -> None:
-        """Cheap: remembers the settings and the ready-made parts; nothing is loaded or migrated."""
+        """Cheap: remembers the settings and the ready-made parts; nothing is loaded or migrated.
+        ``mode="shared"``: one of several replicas on one database; ``setup`` starts following the
+        change log in the background (every ``catch_up_interval`` s, at once on PostgreSQL NOTIFY)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        self.mode, self.catch_up_interval, self.blob_dir = mode, catch_up_interval, blob_dir
+        self._follower: Any = None
         self._home, self._db_url = home, db_url
         self.text_model, self.index_type, self.embed = text_model, index_type, embed
         self._registry = registry
@@ -91,14 +102,30 @@ class LocalService:
                 from encoders.text import MetadataTextEmbedder
 
                 embedders = [MetadataTextEmbedder(self.text_encoder), self.weight_embedder]
-            self._registry = Registry(self._home, self._db_url, embedders=embedders, index_type=self.index_type)
+            self._registry = Registry(self._home, self._db_url, embedders=embedders, index_type=self.index_type,
+                                      blob_dir=self.blob_dir)  # fmt: skip
         reg = self._registry
         if hasattr(self.weight_embedder, "set_sources"):
             self.weight_embedder.set_sources(lambda: [Path(e["path"]) for e in reg.encoders("weights")])
         if sync:
             self.fresh = not reg.initialized
             reg.init()
+            if self.mode == "shared":
+                self.follow()
         return self
+
+    def follow(self, interval: float | None = None) -> Any:
+        """Follow the change log on a background thread (``registry.replica.Follower``), so that what
+        other replicas ingest and remove shows up in this one's indexes; idempotent."""
+        if self._follower is None:
+            from registry.replica import Follower
+
+            self._follower = Follower(self.registry, interval or self.catch_up_interval).start()
+        return self._follower
+
+    def catch_up(self) -> Any:
+        """Apply the change log now (``registry.replica.CatchUp``): what other replicas changed."""
+        return self.registry.catch_up()
 
     @property
     def registry(self) -> Registry:
@@ -110,6 +137,14 @@ class LocalService:
     def home(self) -> Path:
         """The data dir (database, blobs, indexes, caches, uploads)."""
         return Path(self.registry.home)
+
+    @property
+    def uploads(self) -> Path:
+        """Where uploads are staged for an ingest job: the data dir, or in shared mode beside the
+        blobs (a worker on another machine reads them there)."""
+        if self.mode == "shared":
+            return self.registry.blobs.root / ".uploads"
+        return self.home / "uploads"
 
     @property
     def database(self) -> str:
@@ -133,6 +168,9 @@ class LocalService:
         return self._searcher
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         if self._registry is not None:
             self._registry.close()
 
@@ -331,6 +369,22 @@ class LocalService:
         """``registry.fsck.FsckReport``: rows vs blobs vs embeddings vs index entries (``repair``: fix
         orphan blobs, stale temporary folders, stale embeddings and index drift)."""
         return self.registry.fsck(repair=repair)
+
+    def job_runner(self) -> Any:
+        """What runs this server's jobs: in shared mode on PostgreSQL the queue (``loradex.queue.
+        QueueRunner``: ``loradex worker`` processes run them); otherwise a ``JobRunner`` thread saving
+        to the jobs table, which in embedded mode first fails the jobs an earlier process left
+        unfinished and removes their staged uploads (in shared mode they may be another replica's)."""
+        from loradex.jobs import JobRunner
+
+        if self.mode == "shared" and self.registry.engine.dialect.name == "postgresql":
+            from loradex.queue import QueueRunner
+
+            return QueueRunner(self)
+        store = self.job_store()
+        if self.mode == "embedded":
+            store.recover(self.uploads)
+        return JobRunner(store=store)
 
     def job_store(self) -> Any:
         """``loradex.job_store.JobStore`` over this registry's database (jobs that survive a restart)."""

@@ -1,7 +1,9 @@
 """Settings: where the data lives and which bundled adapter sets a fresh data dir starts with.
 
 ``Settings.from_env()`` reads ``LORADEX_HOME`` (data dir, default ``~/.loradex``),
-``LORADEX_DB_URL`` (default SQLite in the data dir), ``LORADEX_ADAPTER_SETS`` (comma-separated
+``LORADEX_DB_URL`` (default SQLite in the data dir), ``LORADEX_MODE`` (``embedded``, the default, or
+``shared``: replicas and workers on one database), ``LORADEX_BLOB_DIR`` (adapter files; default
+``<data dir>/blobs``), ``LORADEX_CATCH_UP_INTERVAL`` (shared mode: seconds between change-log polls), ``LORADEX_ADAPTER_SETS`` (comma-separated
 names of the sets to bundle; default every registered set) and ``LORADEX_ADAPTER_DIRS`` (extra
 folders, ``os.pathsep``-separated). Base pipelines are configured in ``loradex.bases``.
 
@@ -33,10 +35,18 @@ class Settings:
     adapter_dirs: tuple[Path, ...] = field(default=())  # further folders a fresh data dir ingests
     index_type: str = "flat"  # FAISS index type: flat | hnsw
     text_model: str | None = None  # text encoder (None: the bundled MiniLM)
+    mode: str = "embedded"  # embedded (one process) | shared (replicas + workers on one database)
+    blob_dir: Path | None = None  # adapter files (None: <home>/blobs); shared mode: a folder all share
+    catch_up_interval: float = 0.5  # shared mode: seconds between change-log polls (NOTIFY wakes earlier)
 
     def __post_init__(self) -> None:
         if self.index_type not in ("flat", "hnsw"):
             raise ValueError(f"index_type {self.index_type!r}; known: flat, hnsw")
+        if self.mode not in ("embedded", "shared"):
+            raise ValueError(f"mode {self.mode!r}; known: embedded, shared")
+        if not self.catch_up_interval > 0:
+            raise ValueError(f"catch_up_interval must be > 0 seconds, got {self.catch_up_interval}")
+        self.blob_dir = Path(self.blob_dir).expanduser() if self.blob_dir else None
         self.home = Path(self.home).expanduser() if self.home else None
         self.adapter_dirs = tuple(Path(p).expanduser() for p in self.adapter_dirs)
 
@@ -52,8 +62,17 @@ class Settings:
             if env_sets is not None
             else None,
             "adapter_dirs": tuple(Path(p) for p in env_dirs.split(os.pathsep) if p.strip()),
+            "mode": os.environ.get("LORADEX_MODE") or None,
+            "blob_dir": os.environ.get("LORADEX_BLOB_DIR") or None,
         }
+        interval = os.environ.get("LORADEX_CATCH_UP_INTERVAL")
+        if interval:
+            try:
+                values["catch_up_interval"] = float(interval)
+            except ValueError:
+                raise ValueError(f"LORADEX_CATCH_UP_INTERVAL={interval!r} is not a number of seconds") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values = {k: v for k, v in values.items() if v is not None}  # unset: the field's default
         return cls(**values)  # type: ignore[arg-type]
 
     def bundled_adapters(self) -> list[Path]:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATION_LOCK = 0x6C6F72616D6967  # PostgreSQL advisory lock key held while migrating
 
 
 def default_home() -> Path:
@@ -57,6 +58,29 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def _migrate(engine: Engine, direction: str, revision: str) -> None:
+    with _sqlite_migration_lock(engine):
+        _migrate_locked(engine, direction, revision)
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Processes opening one SQLite file at once migrate one after the other (a file lock beside
+    the database; PostgreSQL uses an advisory lock inside the migration's transaction)."""
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{db}.migrate-lock", "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _migrate_locked(engine: Engine, direction: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -72,6 +96,10 @@ def _migrate(engine: Engine, direction: str, revision: str) -> None:
             conn.commit()
         try:
             with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # Replicas starting at once on one database: one migrates, the others wait and
+                    # then find it at head (the lock ends with this transaction).
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
                 cfg.attributes["connection"] = conn
                 getattr(command, direction)(cfg, revision)
                 if sqlite:

@@ -169,3 +169,29 @@ class JobRecord(Base):
     staged: Mapped[str | None] = mapped_column(Text, nullable=True)  # staged upload folder, removed at the end
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class IndexChange(Base):
+    """One entry of the index change log: adapter ``adapter_id``'s ``kind`` embedding (None: every
+    kind) was added/replaced (``add``) or removed (``remove``). Written in the transaction that
+    changed the rows; ``seq`` only grows, in commit order (``registry.changes``)."""
+
+    __tablename__ = "index_changes"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                     autoincrement=True)  # fmt: skip
+    adapter_id: Mapped[int] = mapped_column(Integer)  # no foreign key: a removal outlives its row
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    op: Mapped[str] = mapped_column(String(8))  # add | remove
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class IndexChangeState(Base):
+    """One row: the change log has been pruned through ``pruned_through`` (a replica that applied
+    less than that must rebuild from the stored embeddings)."""
+
+    __tablename__ = "index_change_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    pruned_through: Mapped[int] = mapped_column(BigInteger)

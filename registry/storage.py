@@ -173,7 +173,7 @@ class BlobStore:
         return sorted(
             p
             for d in self.root.iterdir()
-            if d.is_dir()
+            if d.is_dir() and not d.name.startswith(".")  # .locks, .uploads (shared-mode staging)
             for p in d.iterdir()
             if p.name.startswith(".tmp-") and now - p.stat().st_mtime > older_than
         )
@@ -185,7 +185,7 @@ class BlobStore:
         return sorted(
             p.name
             for d in self.root.iterdir()
-            if d.is_dir()
+            if d.is_dir() and not d.name.startswith(".")  # .locks, .uploads (shared-mode staging)
             for p in d.iterdir()
             if p.is_dir() and not p.name.startswith(".tmp-")
         )

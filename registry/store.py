@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from registry import crud
+from registry import changes, crud
 from registry.db import default_home, default_url, is_initialized, make_engine, session_factory, transaction, upgrade
 from registry.errors import AdapterFormatError, AdapterNotFoundError, InvalidQueryError, RegistryError
 from registry.filters import Filters
@@ -53,14 +53,17 @@ class Registry:
         *,
         embedders: builtins.list[Embedder] = (),  # type: ignore[assignment]
         index_type: str = "flat",
+        blob_dir: str | Path | None = None,
     ) -> None:
         self.home = Path(home).expanduser() if home else default_home()
         self.db_url = db_url or default_url(self.home)
         self.engine = make_engine(self.db_url)
         self.sessions = session_factory(self.engine)
-        self.blobs = BlobStore(self.home / "blobs")
+        # blobs: under the data dir, or a folder every replica shares (shared mode: a shared filesystem)
+        self.blobs = BlobStore(Path(blob_dir).expanduser() if blob_dir else self.home / "blobs")
         self.embedders = {e.kind: e for e in embedders}
         self.indexes = {k: VectorIndex(self.home / "index", k, index_type) for k in self.embedders}
+        self.applied_seq: int | None = None  # the change log entry the indexes reflect (``registry.replica``)
 
     # -- lifecycle -----------------------------------------------------------------------
     def init(self) -> None:
@@ -68,16 +71,32 @@ class Registry:
         self.home.mkdir(parents=True, exist_ok=True)
         upgrade(self.engine)
         self.sync_indexes()
+        self.prune_changes()
 
     def sync_indexes(self) -> dict[str, bool]:
         """Embed adapters that lack a current embedding, then check each index against the
         database, rebuilding any that is missing or stale. Returns kind → rebuilt."""
         rebuilt = {}
+        with self.sessions() as s:
+            seq = changes.head(session=s)  # read first: what changes during the sync is applied again
         for kind, index in self.indexes.items():
             self.embed_missing(kind)
             with self.sessions() as s:
                 rebuilt[kind] = index.sync(s, self.embedders[kind].version)
+        self.applied_seq = seq
         return rebuilt
+
+    def catch_up(self, **kw: Any) -> Any:
+        """Apply the change log to the indexes (``registry.replica.catch_up``): what other processes
+        on this database added and removed since the last call."""
+        from registry.replica import catch_up
+
+        return catch_up(self, **kw)
+
+    def prune_changes(self, keep: int = 100_000) -> int:
+        """Drop all but the newest ``keep`` change log entries; replicas further behind rebuild."""
+        with transaction(self.sessions) as s:
+            return changes.prune(session=s, keep=keep)
 
     def embed_missing(self, kind: str) -> int:
         """(Re-)embed every adapter with no ``kind`` embedding of the current encoder version."""
@@ -104,6 +123,8 @@ class Registry:
                 if vec is not None:
                     s.add(_embedding_row(info["id"], kind, emb.version, vec))
                     done += 1
+                changes.record(session=s, adapter_id=info["id"], op="add" if vec is not None else "remove",
+                               kinds=[kind])  # fmt: skip
         return done
 
     @property
@@ -214,9 +235,11 @@ class Registry:
             row = crud.create_adapter(session=s, origin=origin, tags=a.tags, **prep.row_fields())
             for parent, weight, method in edges:
                 crud.add_lineage(session=s, child_id=row.id, parent_id=parent, weight=weight, method=method)
-            for k, vec in vecs.items():
-                if vec is not None:
-                    s.add(_embedding_row(row.id, k, self.embedders[k].version, vec))
+            kinds = [k for k, vec in vecs.items() if vec is not None]
+            for k in kinds:
+                s.add(_embedding_row(row.id, k, self.embedders[k].version, vecs[k]))  # type: ignore[arg-type]
+            if kinds:
+                changes.record(session=s, adapter_id=row.id, op="add", kinds=kinds)
             return IngestResult(path, "ingested", row.id, row.name, row.family, row.format, warnings=list(a.warnings))
 
     def _index_added(self, adapter_id: int, vecs: dict[str, np.ndarray | None]) -> None:
@@ -357,6 +380,7 @@ class Registry:
                 raise AdapterNotFoundError(ref)
             info = adapter_summary(row)
             crud.delete_adapter(session=s, adapter=row)
+            changes.record(session=s, adapter_id=info["id"], op="remove")
         for index in self.indexes.values():
             index.remove([info["id"]])
             index.save()

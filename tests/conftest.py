@@ -25,8 +25,9 @@ def real_adapters() -> Path:
 PG_URL = os.environ.get("LORADEX_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def _pg_schema_url(request: pytest.FixtureRequest) -> str:
-    """A fresh schema in the PostgreSQL test database; dropped after the test."""
+def _pg_schema_url(request: pytest.FixtureRequest, *, required: bool = False) -> str:
+    """A fresh schema in the PostgreSQL test database; dropped after the test. Unreachable: a
+    failure under CI or when ``required`` (shared-mode tests exist for PostgreSQL), else a skip."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -40,7 +41,7 @@ def _pg_schema_url(request: pytest.FixtureRequest) -> str:
     except OperationalError as e:
         admin.dispose()
         msg = f"PostgreSQL unreachable at {PG_URL}: {str(e).splitlines()[0]}"
-        if IN_CI:
+        if IN_CI or required:
             pytest.fail(msg)
         pytest.skip(msg)
 
@@ -60,6 +61,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'loradex.db'}"
     return _pg_schema_url(request)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database several replicas share: a SQLite file, or PostgreSQL (which must be reachable:
+    shared mode is what it is for, so these tests fail rather than skip without it)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return _pg_schema_url(request, required=True)
 
 
 @pytest.fixture

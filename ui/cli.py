@@ -19,14 +19,21 @@ from typing import Any
 from encoders.weight.config import QUERY_HEAD_RECIPE, RAW_QUERY_WEIGHT
 from loradex.errors import RegistryError
 from loradex.service import LocalService
+from loradex.settings import Settings
 from loradex.types import Filters
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
 
 def _service(args: argparse.Namespace, *, embed: bool = True) -> LocalService:
-    """The service over ``--home`` / ``--db``; ``embed=False``: the bare registry, no encoders loaded."""
-    return LocalService.open(args.home, args.db, embed=embed, index_type=getattr(args, "index", "flat"))
+    """The service over ``--home`` / ``--db``; ``embed=False``: the bare registry, no encoders loaded.
+    A one-shot command never follows the change log (it catches up when it opens)."""
+    return LocalService.open(args.home, args.db, embed=embed, index_type=getattr(args, "index", "flat"),
+                             blob_dir=_settings(args).blob_dir)  # fmt: skip
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(home=args.home, db_url=args.db, mode=args.deployment, blob_dir=args.blob_dir)
 
 
 def _console():  # type: ignore[no-untyped-def]
@@ -241,14 +248,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ui.server import serve
 
+    settings = _settings(args)
     return serve(args.home, args.db, host=args.host, port=args.port, samples=args.samples,
-                 cors_origins=args.cors_origin, max_upload_bytes=args.max_upload_mb << 20)  # fmt: skip
+                 cors_origins=args.cors_origin, max_upload_bytes=args.max_upload_mb << 20, ui=args.ui, mode=settings.mode,
+                 blob_dir=settings.blob_dir, catch_up_interval=settings.catch_up_interval)  # fmt: skip
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run queued jobs (shared mode on PostgreSQL) until interrupted; ``--offers cuda`` takes GPU tasks."""
+    import logging
+
+    from loradex.queue import queues_for, run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    offers = args.offers
+    if offers is None:
+        import torch
+
+        offers = ["cuda"] if torch.cuda.is_available() else []
+    queues = queues_for(offers)
+    settings = _settings(args)
+    svc = LocalService.open(args.home, args.db, mode="shared", blob_dir=settings.blob_dir,
+                            catch_up_interval=settings.catch_up_interval)  # fmt: skip
+    print(f"loradex worker {args.name or ''}: queues {', '.join(queues)}; database {svc.database}", flush=True)
+    run_worker(svc, offers=offers, name=args.name, heartbeat=args.heartbeat, stalled_after=args.stalled_after)
+    svc.close()
+    return EXIT_OK
+
+
+def cmd_deploy_local(args: argparse.Namespace) -> int:
+    from ui.deploy import run
+
+    return run(args.base, args.db, replicas=args.replicas, workers=args.workers, port=args.port,
+               gpu_workers=args.gpu_workers, samples=args.samples, ui=args.ui)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loradex", description="LoRA adapter registry, retrieval and generation.")
     p.add_argument("--home", default=None, help="data dir (default $LORADEX_HOME or ~/.loradex)")
     p.add_argument("--db", default=None, help="database URL (default $LORADEX_DB_URL or SQLite in the data dir)")
+    p.add_argument("--deployment", choices=["embedded", "shared"], default=None,
+                   help="embedded (default, $LORADEX_MODE) or shared: replicas and workers on one database")  # fmt: skip
+    p.add_argument("--blob-dir", default=None, type=Path,
+                   help="adapter files (default $LORADEX_BLOB_DIR or <home>/blobs; shared mode: a shared folder)")  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("init", help="create the data dir and migrate the database to head").set_defaults(fn=cmd_init)
@@ -346,7 +388,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow this browser origin (repeatable; CORS is off by default)",
     )
     s.add_argument("--max-upload-mb", type=int, default=2048, help="largest ingest upload, in MiB")
+    s.add_argument("--no-ui", dest="ui", action="store_false", help="the REST API only (no web UI at /ui)")
     s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("deploy-local", help="shared mode on this machine: N replicas + M workers on PostgreSQL")
+    s.add_argument("--replicas", type=int, default=2)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--port", type=int, default=7861, help="first replica's port (the others follow)")
+    s.add_argument("--gpu-workers", type=int, default=None,
+                   help="workers that take GPU tasks (default: all with CUDA, else 1 running them on the CPU)")  # fmt: skip
+    s.add_argument("--base", type=Path, default=Path(".loradex-shared"), help="data dirs, blobs, logs, token")
+    s.add_argument("--no-samples", dest="samples", action="store_false", help="do not ingest the bundled samples")
+    s.add_argument("--no-ui", dest="ui", action="store_false", help="replicas serve the REST API only")
+    s.set_defaults(fn=cmd_deploy_local)
+
+    s = sub.add_parser(
+        "worker", help="run queued jobs (shared mode, PostgreSQL): ingest, merge; GPU tasks with --offers cuda"
+    )
+    s.add_argument("--offers", nargs="*", default=None, metavar="CAPABILITY",
+                   help="what this worker offers (cuda: train-encoder, generate, compose); default: cuda when a GPU is visible")  # fmt: skip
+    s.add_argument("--name", default=None, help="worker name in logs")
+    s.add_argument("--heartbeat", type=float, default=10.0, help="seconds between heartbeats")
+    s.add_argument("--stalled-after", type=float, default=30.0,
+                   help="a worker silent this long is dead: its job is retried")  # fmt: skip
+    s.set_defaults(fn=cmd_worker)
 
     from ui.cli_make import add_commands
 

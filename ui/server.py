@@ -93,12 +93,17 @@ def prepare(
     text_model: str | None = None,
     index_type: str = "flat",
     background: bool = False,
+    mode: str = "embedded",
+    blob_dir: str | Path | None = None,
+    catch_up_interval: float = 0.5,
 ) -> Prepared:
     """Migrate, ingest the bundled samples on a fresh database, find or make the admin token.
-    ``background``: leave the bundled ingestion to ``start_bundled_ingest`` (``Prepared.pending``)."""
+    ``background``: leave the bundled ingestion to ``start_bundled_ingest`` (``Prepared.pending``).
+    In ``shared`` mode the service follows the change log in the background (other replicas' writes)."""
     from loradex.service import LocalService
 
-    service = LocalService.open(home, db_url, text_model=text_model, index_type=index_type)  # migrates, syncs
+    service = LocalService.open(home, db_url, text_model=text_model, index_type=index_type, mode=mode,
+                                blob_dir=blob_dir, catch_up_interval=catch_up_interval)  # migrates, syncs  # fmt: skip
     fresh, home = bool(service.fresh), service.home
     bundled = bundled_adapters()
     pending = home / BUNDLED_PENDING  # written before the bundled ingestion, removed once it is complete
@@ -185,6 +190,9 @@ def serve(
     log_level: str = "info",
     ui: bool = True,
     out: TextIO | None = None,
+    mode: str = "embedded",
+    blob_dir: str | Path | None = None,
+    catch_up_interval: float = 0.5,
 ) -> int:
     """Run the API (and the web UI at ``/ui`` unless ``ui=False``) until interrupted. Prints the
     URL and where the admin token is."""
@@ -193,17 +201,24 @@ def serve(
     from ui.api import DEFAULT_MAX_UPLOAD_BYTES, create_app
 
     out = out or sys.stdout
-    prep = prepare(home, db_url, samples=samples, background=True)
+    # Embedded: the bundled ingestion runs as a job after the port opens. Shared: jobs go to the
+    # queue's workers, so it runs here first (deploy-local does it before starting any replica).
+    prep = prepare(home, db_url, samples=samples, background=mode != "shared", mode=mode, blob_dir=blob_dir,
+                   catch_up_interval=catch_up_interval)  # fmt: skip
     app = create_app(prep.service, admin_token=prep.token, cors_origins=cors_origins,
                      max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)  # fmt: skip
     if ui:
         app = mount_ui(app, prep.service, prep.token, max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
     shown = f"[{host}]" if ":" in host else host
     print(f"loradex: {prep.service.health().adapters} adapters, data dir {prep.service.home}", file=out)
+    if prep.samples is not None:
+        print(bundled_message(prep), file=out)
     job = start_bundled_ingest(app, prep, out)  # the port opens now; the bundled adapters arrive meanwhile
     if job is not None:
         print(f"ingesting the bundled adapters in the background (job {job}); /health says 'starting' until "
               "they are in", file=out)  # fmt: skip
+    if mode == "shared":
+        print(f"shared mode: following the change log of {prep.service.database}", file=out)
     page = f"web UI http://{shown}:{port}{UI_PATH}/, " if ui else ""
     print(f"serving http://{shown}:{port}/  ({page}API docs /docs, schema /openapi.json)", file=out)
     where = f"{prep.token_path} (mode 0600)" if prep.token_path else f"${TOKEN_ENV}"

@@ -29,7 +29,7 @@ async def ingest(request: Request, response: Response, service: ServiceDep, jobs
         if not parts:
             raise ApiError(400, "bad_request", "no files: send multipart/form-data with one or more 'files' parts")
         job_id = uuid.uuid4().hex
-        root = service.home / "uploads" / job_id
+        root = service.uploads / job_id
         named = [(p.filename or "", p.file) for p in parts]
         await run_in_threadpool(stage_uploads, named, root, limits, folder if isinstance(folder, str) else None)
     job = submit_ingest(jobs, service, root, job_id)

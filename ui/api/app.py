@@ -36,7 +36,7 @@ def create_app(
     on ``jobs`` (default: a runner of this app's own, stopped when the app shuts down)."""
     from loradex import __version__
 
-    runner = jobs or JobRunner(store=_job_store(service))
+    runner = jobs or _runner(service)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -66,11 +66,19 @@ def create_app(
     return app
 
 
+def _runner(service: Any) -> Any:
+    """The service's runner (``LocalService.job_runner``: the PostgreSQL queue in shared mode), or an
+    in-process one recovering what an earlier process left."""
+    if hasattr(service, "job_runner"):
+        return service.job_runner()
+    return JobRunner(store=_job_store(service))
+
+
 def _job_store(service: Any) -> Any:
     """The service's saved jobs; jobs an earlier process left unfinished are failed (naming what
     they did not reach) and staged uploads without a live job removed."""
     if not hasattr(service, "job_store"):
         return None
     store = service.job_store()
-    store.recover(Path(service.home) / "uploads")
+    store.recover(Path(getattr(service, "uploads", Path(service.home) / "uploads")))
     return store

@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from loradex.jobs import JobHandle
 from loradex.types import Job
 from ui.api.deps import ADMIN, JobsDep, ServiceDep
 from ui.api.schemas import ERRORS, ComposeRequest, GenerateRequest, MergeRequest
@@ -31,36 +30,16 @@ def _accepted(response: Response, job: Job) -> Job:
 @router.post("/generate", status_code=202, response_model=Job, dependencies=ADMIN)
 def generate(req: GenerateRequest, response: Response, service: ServiceDep, jobs: JobsDep) -> Job:
     """Generate an adapter from a description (and examples) and register it, as a job."""
-
-    def work(h: JobHandle) -> dict[str, Any]:
-        out = service.generate(req.description, family=req.family, method=req.method, examples=req.examples,
-                               seed=req.seed, rank=req.rank, progress=lambda d, t: h.update(done=d, total=t))  # fmt: skip
-        return out.to_dict()  # type: ignore[no-any-return]
-
-    return _accepted(response, jobs.submit("generate", work, total=2, what="generation"))
+    return _accepted(response, jobs.submit_task(service, "generate", req.model_dump(mode="json")))
 
 
 @router.post("/merge", status_code=202, response_model=Job, dependencies=ADMIN)
 def merge(req: MergeRequest, response: Response, service: ServiceDep, jobs: JobsDep) -> Job:
     """Merge registered adapters in weight space into a new registered adapter, as a job."""
-
-    def work(h: JobHandle) -> dict[str, Any]:
-        out = service.merge(req.adapters, req.weights, strategy=req.strategy, rank=req.rank, seed=req.seed,
-                            name=req.name)  # fmt: skip
-        return out.to_dict()  # type: ignore[no-any-return]
-
-    return _accepted(response, jobs.submit("merge", work, what="merge"))
+    return _accepted(response, jobs.submit_task(service, "merge", req.model_dump(mode="json")))
 
 
 @router.post("/compose", status_code=202, response_model=Job, dependencies=ADMIN)
 def compose(req: ComposeRequest, response: Response, service: ServiceDep, jobs: JobsDep) -> Job:
     """Compose adapters at run time (images for diffusion families, outputs for language ones), as a job."""
-
-    def work(h: JobHandle) -> dict[str, Any]:
-        out = service.compose(req.prompt, adapters=req.adapters, auto=req.auto, strategy=req.strategy,
-                              weights=req.weights, inputs=req.inputs, family=req.family, seed=req.seed,
-                              n_images=req.n_images, steps=req.steps,
-                              progress=lambda d, t: h.update(done=d, total=t))  # fmt: skip
-        return out.to_dict()  # type: ignore[no-any-return]
-
-    return _accepted(response, jobs.submit("compose", work, what="composition"))
+    return _accepted(response, jobs.submit_task(service, "compose", req.model_dump(mode="json")))

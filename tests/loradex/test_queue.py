@@ -1,0 +1,132 @@
+"""Shared mode jobs on the PostgreSQL queue (procrastinate): real ``loradex worker`` processes; a
+killed worker's job is retried to completion; GPU tasks wait for a worker that offers cuda."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from loradex.queue import QueueRunner, queue_of, queues_for
+from loradex.service import LocalService
+from registry.ingest import discover, prepare
+from registry.storage import BlobStore
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "samples" / "adapters" / "watercolor_sd15.safetensors"
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    from tests.conftest import _pg_schema_url
+
+    return _pg_schema_url(request, required=True)
+
+
+def _worker(tmp_path: Path, url: str, name: str, *offers: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LORADEX_CATCH_UP_INTERVAL": "0.2"}
+    cmd = [sys.executable, "-m", "ui.cli", "--home", str(tmp_path / name), "--db", url, "--blob-dir",
+           str(tmp_path / "blobs"), "worker", "--name", name, "--heartbeat", "0.5", "--stalled-after", "3",
+           "--offers", *offers]  # fmt: skip
+    log = (tmp_path / f"{name}.log").open("wb")
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _until(check, what: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout  # a liveness bound, not a speed figure
+    while not check():
+        assert proc is None or proc.poll() is None, f"the worker exited ({proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_killed_workers_job_is_retried_and_gpu_tasks_wait_for_cuda(tmp_path: Path, pg_url: str) -> None:
+    api = LocalService.open(tmp_path / "api", pg_url, embed=False, mode="shared", blob_dir=tmp_path / "blobs")
+    runner = QueueRunner(api)
+    staged = api.uploads / "job-1"
+    staged.mkdir(parents=True)
+    shutil.copy(SAMPLE, staged / SAMPLE.name)
+    sha = prepare(discover([staged])[0]).sha256
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with BlobStore(tmp_path / "blobs").lock(sha):  # the first worker blocks inside the ingest, mid-task
+            job = runner.submit_task(api, "ingest", {"root": str(staged)}, job_id="job-1", staged=staged)
+            assert runner.get(job.id).status == "queued"
+            procs.append(_worker(tmp_path, pg_url, "w1"))
+            _until(lambda: runner.get(job.id).status == "running", "the first worker to start the job", procs[0])
+            procs[0].send_signal(signal.SIGKILL)
+            procs[0].wait()
+        assert runner.get(job.id).status == "running"  # left behind by the dead worker
+        gen = runner.submit_task(api, "generate", {"description": "anything", "family": "no-such-family"})
+
+        procs.append(_worker(tmp_path, pg_url, "w2"))  # no cuda: takes the retried ingest, not the generation
+        _until(lambda: runner.get(job.id).finished, "the retried job to finish", procs[1])
+        done = runner.get(job.id)
+        assert done.status == "done", done.error
+        assert [(r.path, r.status) for r in done.result.results] == [(SAMPLE.name, "ingested")]
+        assert [a["name"] for a in api.list()] == ["watercolor_sd15"]
+        assert not staged.exists()  # the staged upload is removed once ingested
+        with api.registry.engine.connect() as conn:
+            attempts = conn.execute(text("SELECT attempts, status FROM procrastinate_jobs WHERE task_name = "
+                                         "'loradex.ingest'")).one()  # fmt: skip
+        assert tuple(attempts) == (2, "succeeded")  # the killed attempt and the retry
+        time.sleep(3)  # w2 polls every 2 s: given the chance, it still leaves the GPU task alone
+        assert runner.get(gen.id).status == "queued"
+
+        procs.append(_worker(tmp_path, pg_url, "w3", "cuda"))
+        _until(lambda: runner.get(gen.id).finished, "the cuda worker to run the generation", procs[2])
+        failed = runner.get(gen.id)
+        assert failed.status == "failed" and failed.error is not None and "no-such-family" in failed.error.message
+    finally:
+        for p in procs:
+            _stop(p)
+        runner.shutdown()
+        api.close()
+
+
+def test_queues_follow_what_workers_offer() -> None:
+    assert [queue_of(k) for k in ("ingest", "merge", "train-encoder", "generate", "compose")] == [
+        "default", "default", "cuda", "cuda", "cuda"]  # fmt: skip
+    assert queues_for([]) == ["default"] and queues_for(["cuda"]) == ["default", "cuda"]
+    with pytest.raises(ValueError, match="unknown capabilities \\['tpu'\\]; known: cuda"):
+        queues_for(["tpu"])
+
+
+def test_queue_needs_postgresql(tmp_path: Path) -> None:
+    from registry.errors import RegistryError
+
+    svc = LocalService.open(tmp_path / "h", f"sqlite:///{tmp_path / 'x.db'}", embed=False, mode="shared")
+    with pytest.raises(RegistryError, match="the job queue needs PostgreSQL.*sqlite"):
+        QueueRunner(svc)
+    svc.close()
+
+
+def test_a_job_that_cannot_be_queued_fails_instead_of_waiting_forever(tmp_path: Path, pg_url: str) -> None:
+    api = LocalService.open(tmp_path / "api", pg_url, embed=False, mode="shared")
+    runner = QueueRunner(api)
+    runner.shutdown()  # the queue's connection pool is closed: deferring raises
+    try:
+        job = runner.submit_task(api, "merge", {"adapters": ["1", "2"]})
+        stored = runner.get(job.id)
+        assert stored.status == "failed" and stored.error is not None
+        assert stored.error.code == "internal" and "could not be queued" in stored.error.message
+        assert [j.id for j in runner.list()] == [job.id]
+    finally:
+        api.close()
