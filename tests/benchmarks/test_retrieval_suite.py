@@ -81,3 +81,18 @@ def test_bundled_zoo_encoders_follow_the_recipe(kind: str) -> None:
     assert (trained["epochs"], trained["val_fraction"], trained["raw_query_weight"]) == (
         BUNDLED_RECIPE["epochs"], BUNDLED_RECIPE["val_fraction"], BUNDLED_RECIPE["raw_query_weight"],
     )  # fmt: skip
+
+
+def test_voice_queries_cover_both_splits_of_both_zoos() -> None:
+    """Every voice has queries on training and on held-out tasks of each zoo; the held-out voice is one of them."""
+    from benchmarks.retrieval import VOICES, ZOOS, voice_queries
+
+    data = json.loads(VOICES.read_text())
+    assert data["held_out_voice"] in data["voices"]
+    for zoo in ZOOS.values():
+        manifest = json.loads((zoo / "manifest.json").read_text())
+        tasks = {t["id"] for t in manifest["tasks"]}
+        assert set(data[manifest["kind"]]) <= tasks  # no query names a task the zoo lacks
+        sets = voice_queries(manifest)
+        assert set(sets) == {f"{v}/{s}" for v in data["voices"] for s in ("training tasks", "held-out tasks")}
+        assert all(text.strip() and task in tasks for qs in sets.values() for text, task in qs)
