@@ -6,7 +6,6 @@ service builds one when it opens. Importing this module does not import torch.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from loradex.errors import SearchError
@@ -17,13 +16,6 @@ MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative f
 # adapters and separates sibling tasks the generic text encoder puts close together, so it leads;
 # metadata text still breaks ties and finds adapters of tasks the encoder never saw.
 SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
-# Per query, each signal's weight is scaled by exp(TRUST × its sharpness): its best candidate's
-# z-score minus the mean of the next SHARP_RUNNERS' (over the reference pool). A signal that singles
-# out one adapter counts more than one that finds several alike, e.g. the weight encoder on a task
-# it never saw, which tends to rank sibling tasks close together. Chosen on training-task queries of
-# the non-held-out voices (benchmarks/retrieval_voices.json), issue 15.
-TRUST = 1.0
-SHARP_RUNNERS = 4
 # Hybrid scores are standardised over each query's top REFERENCE_POOL candidates, whatever k is:
 # the same adapter for the same prompt gets the same score at k = 1 and at k = 50.
 REFERENCE_POOL = 64
@@ -34,20 +26,11 @@ HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description"
 Query = tuple[Any, set[int] | None, set[int] | None]
 
 
-def sharpness(z: list[float]) -> float:
-    """How sharply standardised scores single out one candidate: the best minus the mean of the
-    next ``SHARP_RUNNERS`` (0 when there is no runner-up)."""
-    top = sorted(z, reverse=True)[: SHARP_RUNNERS + 1]
-    return top[0] - sum(top[1:]) / len(top[1:]) if len(top) > 1 else 0.0
-
-
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,
-         reference: set[int] | None = None, trust: float = TRUST) -> dict[int, float]:  # fmt: skip
+         reference: set[int] | None = None) -> dict[int, float]:  # fmt: skip
     """Hybrid score: per signal, cosines standardised over the reference pool (``reference``: the
     same candidates whatever k asks for, so an adapter's score does not depend on k; default: all
-    scored), then a weighted mean over the signals an adapter has; a signal's weight is
-    ``SIGNAL_WEIGHTS`` × exp(``trust`` × its ``sharpness`` over the reference pool), so this
-    query's more decisive signal counts more (``trust=0``: fixed weights).
+    scored), then a weighted mean (``SIGNAL_WEIGHTS``) over the signals an adapter has.
     Standardising puts the weight encoder's wide cosines and the text encoder's narrow ones on one
     scale, so a signal that singles out one adapter is not drowned by one that finds everything
     roughly alike; the spread is floored at ``MIN_SPREAD`` so a signal that is flat for this query
@@ -58,10 +41,10 @@ def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None 
     for kind, scores in signals.items():
         if not scores:
             continue
+        w = weights.get(kind, 1.0)
         vals = [v for i, v in scores.items() if reference is None or i in reference] or list(scores.values())
         mean = sum(vals) / len(vals)
         std = max((sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, MIN_SPREAD)
-        w = weights.get(kind, 1.0) * math.exp(trust * sharpness([(v - mean) / std for v in vals]))
         for i, v in scores.items():
             num[i] = num.get(i, 0.0) + w * (v - mean) / std
             den[i] = den.get(i, 0.0) + w

@@ -149,21 +149,3 @@ def test_ingest_passes_origin_and_lineage(service: LocalService) -> None:
     assert res.status == "ingested" and info["origin"] == "generated"
     assert info["parents"] == [{"id": parent["id"], "weight": 1.0, "method": "copy"}]
     assert service.list(origin="generated")[0]["id"] == res.adapter_id
-
-
-def test_fuse_gives_the_more_decisive_signal_more_say() -> None:
-    """Issue 15: on a task it never saw, the weight encoder tends to find several siblings alike;
-    a text signal that singles one adapter out then decides, where fixed weights let weights win."""
-    from loradex.search import fuse, sharpness
-
-    assert sharpness([2.0, 0.0, 0.0]) == 2.0 and sharpness([1.0]) == 0.0
-    siblings = {1: 0.80, 2: 0.78, 3: 0.60, 4: 0.76, 5: 0.1, 6: 0.1}  # weights: siblings alike, 1 barely ahead
-    decisive = {1: 0.20, 2: 0.21, 3: 0.35, 4: 0.20, 5: 0.2, 6: 0.2}  # text: adapter 3 alone stands out
-    fixed = fuse({"weights": siblings, "text": decisive}, trust=0.0)
-    adaptive = fuse({"weights": siblings, "text": decisive})
-    assert max(fixed, key=fixed.__getitem__) == 1
-    assert max(adaptive, key=adaptive.__getitem__) == 3
-    # scores stay a function of the reference pool only: extra scored candidates change nothing
-    ref = {1, 2, 3, 4, 5, 6}
-    more = fuse({"weights": {**siblings, 7: 0.0}, "text": {**decisive, 7: 0.0}}, reference=ref)
-    assert {i: more[i] for i in ref} == pytest.approx(fuse({"weights": siblings, "text": decisive}, reference=ref))
