@@ -11,8 +11,11 @@ deterministic on CPU: the command rewrites the bundled checkpoint bit for bit.
 For each built zoo, the suite ingests it into a fresh registry through ``LocalService`` and asks it, for
 every query, the rank of the first adapter of the query's task, in modes weights / text /
 hybrid, plus a random ranking. Query sets: paraphrases of training tasks that were held out
-of encoder training, and held-out tasks (never trained on). A second registry holds the same
-adapters with their descriptions removed (weights are all there is).
+of encoder training, and held-out tasks (never trained on); then, per voice of
+``retrieval_voices.json`` (keywords, everyday wording, jargon, long requests: other words than the
+paraphrases'), its queries on training tasks and on held-out tasks, named ``VOICE/training tasks``
+and ``VOICE/held-out tasks``. The file's ``held_out_voice`` is used for no tuning choice. A second
+registry holds the same adapters with their descriptions removed (weights are all there is).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 ZOO_TEXT = REPO / "benchmarks" / "zoo" / "text"
 ZOO_IMAGE = REPO / "benchmarks" / "zoo" / "image"
 ZOOS = {"text": ZOO_TEXT, "image": ZOO_IMAGE}
+VOICES = REPO / "benchmarks" / "retrieval_voices.json"  # queries in other voices than the paraphrases
 # safetensors metadata keys the registry reads as a name or as descriptive text
 TEXT_KEYS = ("modelspec.title", "modelspec.description", "modelspec.tags", "modelspec.trigger_phrase",
              "ss_output_name", "title", "name")  # fmt: skip
@@ -102,7 +106,24 @@ def _queries(manifest: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
             unseen_para += [(p["text"], t["id"]) for p in t["paraphrases"] if p["split"] == "heldout"]
         else:
             heldout += [(t["canonical"], t["id"])] + [(p["text"], t["id"]) for p in t["paraphrases"]]
-    return {"unseen_paraphrases": unseen_para, "heldout_tasks": heldout}
+    return {"unseen_paraphrases": unseen_para, "heldout_tasks": heldout, **voice_queries(manifest)}
+
+
+def voice_queries(manifest: dict[str, Any], path: Path = VOICES) -> dict[str, list[tuple[str, str]]]:
+    """``VOICE/training tasks`` and ``VOICE/held-out tasks`` → [(text, task id)] for the manifest's
+    zoo, from ``retrieval_voices.json``; tasks the manifest lacks (a tiny zoo) are skipped."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    split = {t["id"]: t["split"] for t in manifest["tasks"]}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for voice in data["voices"]:
+        for name, want in (("training tasks", "train"), ("held-out tasks", "heldout")):
+            qs = [(by_voice[voice], task) for task, by_voice in data.get(manifest["kind"], {}).items()
+                  if split.get(task) == want]  # fmt: skip
+            if qs:
+                out[f"{voice}/{name}"] = qs
+    return out
 
 
 def _rank_metrics(first_ranks: list[int]) -> dict[str, float]:
@@ -198,6 +219,7 @@ def _suite_zoo(zoo: Path, args: argparse.Namespace) -> dict[str, Any]:
         "zoo": manifest["kind"],
         "family": family,
         "queries": {k: len(v) for k, v in queries.items()},
+        "held_out_voice": json.loads(VOICES.read_text())["held_out_voice"] if VOICES.is_file() else None,
     }
     extra = getattr(args, "encoder_dir", None)  # an encoder other than the bundled one (tests, experiments)
     with tempfile.TemporaryDirectory() as d:

@@ -81,3 +81,33 @@ def test_bundled_zoo_encoders_follow_the_recipe(kind: str) -> None:
     assert (trained["epochs"], trained["val_fraction"], trained["raw_query_weight"]) == (
         BUNDLED_RECIPE["epochs"], BUNDLED_RECIPE["val_fraction"], BUNDLED_RECIPE["raw_query_weight"],
     )  # fmt: skip
+
+
+def test_voice_queries_cover_both_splits_of_both_zoos() -> None:
+    """Every voice has queries on training and on held-out tasks of each zoo; the held-out voice is one of them."""
+    from benchmarks.retrieval import VOICES, ZOOS, voice_queries
+
+    data = json.loads(VOICES.read_text())
+    assert data["held_out_voice"] in data["voices"]
+    for zoo in ZOOS.values():
+        manifest = json.loads((zoo / "manifest.json").read_text())
+        tasks = {t["id"] for t in manifest["tasks"]}
+        assert set(data[manifest["kind"]]) <= tasks  # no query names a task the zoo lacks
+        sets = voice_queries(manifest)
+        assert set(sets) == {f"{v}/{s}" for v in data["voices"] for s in ("training tasks", "held-out tasks")}
+        assert all(text.strip() and task in tasks for qs in sets.values() for text, task in qs)
+
+
+def test_fusion_sweep_replays_rules_on_dumped_signals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The offline sweep reads a dump and scores every rule; main's rule ranks the right task first here."""
+    from benchmarks.retrieval_fusion_sweep import rules, sweep
+
+    q = {"set": "keywords/training tasks", "query": "q", "task": "a",
+         "weights": {"1": 0.9, "2": 0.2, "3": 0.1}, "text": {"1": 0.5, "2": 0.4, "3": 0.1}}  # fmt: skip
+    dump = {"held_out_voice": "long", "text": {"task_of": {"1": "a", "2": "b", "3": "c"},
+            "queries": [q, {**q, "set": "unseen_paraphrases"}, {**q, "set": "jargon/held-out tasks"}]}}  # fmt: skip
+    (tmp_path / "d.json").write_text(json.dumps(dump))
+    sweep(tmp_path / "d.json")
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 + len(rules())
+    assert "1.000/1.000/1.000" in next(line for line in out if line.startswith("z 0.7/0.3 "))
