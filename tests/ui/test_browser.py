@@ -175,6 +175,7 @@ def test_finds_a_zoo_adapter_by_its_weights(site: SimpleNamespace, page: Any) ->
     if not site.svc.list(family="zoo-text"):
         pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
     page.goto(f"{site.url}/ui/")
+    page.locator("#ldx-map svg.ldx-map").first.wait_for()  # the load event is done: it cannot undo our clicks
     page.locator("#ldx-prompt textarea").fill("write the string backwards")
     page.locator("#ldx-search").click()
     first = page.locator("#ldx-results .ldx-card").first
@@ -196,6 +197,7 @@ def test_image_zoo_adapters_show_their_preview(site: SimpleNamespace, page: Any)
         pytest.skip("the image zoo is not built (python -m benchmarks.zoo build image)")
     (task,) = [t for t in json.loads((zoo / "manifest.json").read_text())["tasks"] if t["id"] == "hstripes"]
     page.goto(f"{site.url}/ui/")
+    page.locator("#ldx-map svg.ldx-map").first.wait_for()  # the load event is done: it cannot undo our clicks
     page.locator("#ldx-prompt textarea").fill(task["canonical"])
     page.locator("#ldx-search").click()
     first = page.locator("#ldx-results .ldx-card").first
@@ -234,6 +236,7 @@ def test_admin_ingests_a_real_fixture(site: SimpleNamespace, page: Any, real_ada
     folder = real_adapters / "peft_gpt2_emotion"
     files = [str(folder / n) for n in ("adapter_config.json", "adapter_model.safetensors", "description.txt")]
     page.goto(f"{site.url}/ui/")
+    page.locator("#ldx-map svg.ldx-map").first.wait_for()  # the load event is done: it cannot undo our clicks
     page.get_by_role("tab", name="Admin").click()
     page.locator("#ldx-files input[type=file]").set_input_files(files)
     expect(page.locator("#ldx-files td.filename")).to_have_count(len(files))  # uploaded
