@@ -47,7 +47,7 @@ from loradex.types import (
     IngestResult,
     Job,
     MergeOutcome,
-    SearchHit,
+    SearchResults,
     Stats,
     hit_from_dict,
 )
@@ -188,12 +188,14 @@ class Client:
 
     # -- search ----------------------------------------------------------------------------
     def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
-               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
+               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> SearchResults:  # fmt: skip
         body = {"prompt": prompt, "k": k, "mode": mode, **Filters.of(filters, **kw).to_dict()}
         if examples:
             body["examples"] = [list(e) for e in examples]
         r = self._request("POST", "/search", json=body, errors={"bad_request": SearchError})
-        return [hit_from_dict(h) for h in r.json()["hits"]]
+        data = r.json()
+        return SearchResults([hit_from_dict(h) for h in data["hits"]], data.get("nothing_fits"),
+                             data.get("relevance_threshold"))  # fmt: skip
 
     # -- ingestion -------------------------------------------------------------------------
     def ingest(

@@ -56,9 +56,10 @@ class Service(Protocol):
         ...
 
     def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: t.Filters | None = None,
-               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> builtins.list[t.SearchHit]:  # fmt: skip
-        """Prompt → top-k hits (mode: hybrid | weights | text); with ``examples`` the candidates are
-        run and ranked by the examples they reproduce; ``SearchError``."""
+               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> t.SearchResults:  # fmt: skip
+        """Prompt → top-k hits (mode: hybrid | weights | text), a list that also says whether
+        nothing fits; with ``examples`` the candidates are run and ranked by the examples they
+        reproduce; ``SearchError``."""
         ...
 
     def ingest(

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from loradex.errors import SearchError
-from loradex.types import SEARCH_MODES, Filters, SearchHit
+from loradex.relevance import Calibration
+from loradex.types import SEARCH_MODES, Filters, SearchHit, SearchResults
 
 MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
 # How much each signal counts in hybrid search. The weight encoder is trained for its family's
@@ -19,6 +20,7 @@ SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
 # Hybrid scores are standardised over each query's top REFERENCE_POOL candidates, whatever k is:
 # the same adapter for the same prompt gets the same score at k = 1 and at k = 50.
 REFERENCE_POOL = 64
+VERDICT_POOL = 10  # "nothing fits" when none of the top VERDICT_POOL candidates is likely relevant
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
 
@@ -61,8 +63,17 @@ class Searcher:
 
     def __init__(self, registry: Any, text_encoder: Any, weight_embedder: Any) -> None:
         self.registry, self.text_encoder, self.weight_embedder = registry, text_encoder, weight_embedder
+        self._calibration: tuple[str, Calibration] | None = None
 
-    def search(self, prompt: str, k: int, mode: str, filters: Filters) -> list[SearchHit]:
+    @property
+    def calibration(self) -> Calibration:
+        """The relevance fit for the weight encoders in use (reloaded when they change)."""
+        version = self.weight_embedder.version
+        if self._calibration is None or self._calibration[0] != version:
+            self._calibration = (version, Calibration.load(self.weight_embedder.calibrations()))
+        return self._calibration[1]
+
+    def search(self, prompt: str, k: int, mode: str, filters: Filters) -> SearchResults:
         if mode not in SEARCH_MODES:
             raise SearchError(f"unknown search mode {mode!r}; known: {', '.join(SEARCH_MODES)}")
         if not prompt or not prompt.strip():
@@ -106,7 +117,10 @@ class Searcher:
             if i in fused:
                 ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
-        return self._hits(ranked[:k], kinds)
+        shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
+        calibration = self.calibration  # the verdict reads the same candidates whatever k is
+        verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]])
+        return SearchResults(shown[:k], verdict, calibration.nothing_fits_below)
 
     def _hits(self, top: list[tuple[float, int, dict[str, float | None]]], kinds: list[str]) -> list[SearchHit]:
         encoded = self.weight_embedder.families
@@ -122,7 +136,8 @@ class Searcher:
                 why += f"; no weight encoder for family {info['family']}: matched by metadata text only"
             elif parts.get("text") is None and "text" in kinds:
                 why += "; no description: matched by its weights"
-            hits.append(SearchHit(summary, score, parts, why))
+            rel = self.calibration.relevance(info["family"], parts)
+            hits.append(SearchHit(summary, score, parts, why, None if rel is None else round(rel, 4)))
         return hits
 
     def _weight_queries(self, q: Any, allowed: set[int] | None) -> list[Query]:

@@ -31,7 +31,7 @@ from loradex.types import (
     IngestReport,
     IngestResult,
     MergeOutcome,
-    SearchHit,
+    SearchResults,
     Stats,
 )
 
@@ -274,7 +274,7 @@ class LocalService:
 
     # -- search ------------------------------------------------------------------------
     def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
-               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> builtins.list[SearchHit]:  # fmt: skip
+               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> SearchResults:  # fmt: skip
         """Prompt → top-k adapters with a per-signal score breakdown (``loradex.search.Searcher``);
         ``kw``: ``family``, ``format``, ``origin``, ``tags`` refine ``filters``. With ``examples``
         (input → output pairs) the candidates are run on the family's base and ranked by how many

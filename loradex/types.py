@@ -44,9 +44,29 @@ class SearchHit:
     score: float  # the ranking score for the requested mode
     scores: dict[str, float | None] = field(default_factory=dict)  # per signal: weights / text
     why: str = ""  # one line saying why this result is here
+    # P(the adapter does what was asked), calibrated across queries (loradex.relevance); None: unknown
+    relevance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class SearchResults(list[SearchHit]):
+    """A search's hits, best first (a plain list), with its verdict: ``nothing_fits`` is True when
+    no candidate is likely to do what was asked (every calibrated relevance below
+    ``threshold``), False when one is, None when that cannot be told (``loradex.relevance``)."""
+
+    def __init__(self, hits: Any = (), nothing_fits: bool | None = None, threshold: float | None = None) -> None:
+        super().__init__(hits)
+        self.nothing_fits, self.threshold = nothing_fits, threshold
+
+    def verdict(self) -> str:
+        """One line for people: empty unless nothing fits."""
+        if not self.nothing_fits:
+            return ""
+        best = max((h.relevance for h in self if h.relevance is not None), default=0.0)
+        return (f"Nothing in the registry is likely to do this (best relevance {best:.0%}, under "
+                f"{self.threshold or 0:.0%}); the closest are below. A generator can make one from the description.")  # fmt: skip
 
 
 @dataclass
@@ -162,7 +182,9 @@ def report_from_dict(d: dict[str, Any]) -> IngestReport:
 
 
 def hit_from_dict(d: dict[str, Any]) -> SearchHit:
-    return SearchHit(dict(d["adapter"]), float(d["score"]), dict(d.get("scores") or {}), str(d.get("why") or ""))
+    rel = d.get("relevance")
+    return SearchHit(dict(d["adapter"]), float(d["score"]), dict(d.get("scores") or {}), str(d.get("why") or ""),
+                     None if rel is None else float(rel))  # fmt: skip
 
 
 def _made(d: dict[str, Any], key: str) -> tuple[dict[str, Any], dict[str, Any], float, bool]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from loradex.errors import SearchError
 from loradex.search import HIT_FIELDS
-from loradex.types import Filters, SearchHit
+from loradex.types import Filters, SearchHit, SearchResults
 
 if TYPE_CHECKING:  # pragma: no cover
     from loradex.service import LocalService
@@ -47,7 +47,7 @@ def run_chunk(model: Any, tok: Any, adapters: list[Any], inputs: list[str]) -> l
 
 
 def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, str]], k: int,
-                      filters: Filters) -> list[SearchHit]:  # fmt: skip
+                      filters: Filters) -> SearchResults:  # fmt: skip
     from loradex.bases import base_families, get_base, load_base
 
     if not 1 <= len(examples) <= MAX_EXAMPLES:
@@ -98,5 +98,6 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
         n = round(score[i] * len(examples))
         why = f"reproduces {n}/{len(examples)} examples when run on the {family} base ({len(order)} candidates run, {seconds:.1f} s)"
         summary = {key: info[key] for key in HIT_FIELDS}
-        hits.append(SearchHit(summary, score[i], {"examples": score[i]}, why))
-    return hits
+        hits.append(SearchHit(summary, score[i], {"examples": score[i]}, why, relevance=score[i]))
+    # the share of examples reproduced is the relevance: nothing fits when no candidate gets one right
+    return SearchResults(hits, nothing_fits=not any(score.values()), threshold=1 / len(examples))

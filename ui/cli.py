@@ -171,20 +171,27 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     examples = [parse_example(e) for e in args.example or []] or None
     hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, examples=examples)
+    nothing_fits, threshold = getattr(hits, "nothing_fits", None), getattr(hits, "threshold", None)
     if args.json:
-        _emit_json({"prompt": args.prompt, "mode": args.mode, "hits": [h.to_dict() for h in hits]})
+        _emit_json({"prompt": args.prompt, "mode": args.mode, "hits": [h.to_dict() for h in hits],
+                    "nothing_fits": nothing_fits, "relevance_threshold": threshold})  # fmt: skip
         return EXIT_OK
     from rich.markup import escape
     from rich.table import Table
 
+    console = _console()
+    if nothing_fits:
+        console.print(f"[yellow]{escape(hits.verdict())}[/yellow]")
+        console.print(f'  loradex generate "{escape(args.prompt)}"  makes an adapter from this description')
     table = Table(title=f"{len(hits)} results for {args.prompt!r} ({'examples' if examples else args.mode})")
-    for col in ("#", "id", "name", "family", "score", "weights", "text", "why"):
+    for col in ("#", "id", "name", "family", "relevance", "score", "weights", "text", "why"):
         table.add_column(col)
     for n, h in enumerate(hits, 1):
         fmt = {k: "" if v is None else f"{v:.3f}" for k, v in h.scores.items()}
-        table.add_row(str(n), str(h.adapter["id"]), escape(h.adapter["name"]), h.adapter["family"], f"{h.score:.3f}",
-                      fmt.get("weights", ""), fmt.get("text", ""), escape(h.why))  # fmt: skip
-    _console().print(table)
+        rel = "" if h.relevance is None else f"{h.relevance:.0%}"
+        table.add_row(str(n), str(h.adapter["id"]), escape(h.adapter["name"]), h.adapter["family"], rel,
+                      f"{h.score:.3f}", fmt.get("weights", ""), fmt.get("text", ""), escape(h.why))  # fmt: skip
+    console.print(table)
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ weight embedding: they stay findable by their metadata text.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ class WeightEmbedder:
         self._lock = threading.Lock()
         self._models: dict[str, Any] | None = None
         self._versions: dict[str, str] = {}
+        self._fits: dict[str, dict[str, list[float]]] = {}
 
     def set_sources(self, sources: Callable[[], list[Path]]) -> None:
         self._sources = sources
@@ -44,11 +46,17 @@ class WeightEmbedder:
 
                 models: dict[str, Any] = {}
                 versions: dict[str, str] = {}
+                fits: dict[str, dict[str, list[float]]] = {}
                 for folder in [*bundled_checkpoints(), *self._sources()]:
                     m = WeightEncoder.load(Path(folder), self.device)
                     models[m.cfg.family] = m
                     versions[m.cfg.family] = checkpoint_version(Path(folder))
-                self._models, self._versions = models, versions
+                    fit = Path(folder) / "calibration.json"  # relevance fit of this encoder's cosines
+                    if fit.is_file():
+                        fits[m.cfg.family] = json.loads(fit.read_text())
+                    else:
+                        fits.pop(m.cfg.family, None)  # a later encoder of the family has no fit
+                self._models, self._versions, self._fits = models, versions, fits
             return self._models
 
     @property
@@ -56,6 +64,11 @@ class WeightEmbedder:
         """family → checkpoint version of the encoders in use."""
         self._load()
         return dict(self._versions)
+
+    def calibrations(self) -> dict[str, dict[str, list[float]]]:
+        """family → relevance fit of its encoder's cosines (``loradex.relevance``), where one exists."""
+        self._load()
+        return dict(self._fits)
 
     @property
     def version(self) -> str:

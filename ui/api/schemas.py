@@ -34,6 +34,10 @@ class SearchResponse(BaseModel):
     prompt: str
     mode: str
     hits: list[SearchHit]
+    # True: no hit is likely to do what was asked (every relevance under relevance_threshold)
+    nothing_fits: bool | None = None
+    relevance_threshold: float | None = None
+    message: str = ""  # one line for people when nothing fits
 
 
 class AdapterSummary(BaseModel):

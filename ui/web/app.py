@@ -140,10 +140,11 @@ class WebUI:
 
     # -- search --------------------------------------------------------------------------------
     def search(self, prompt: str, family: str, fmt: str, origin: str, tags: str, mode: str,
-               k: float) -> tuple[str, str]:  # fmt: skip
-        """Prompt → (result cards HTML, registry map SVG)."""
+               k: float) -> tuple[str, str, Any]:  # fmt: skip
+        """Prompt → (result cards HTML, registry map SVG, the "generate one" button: shown when nothing fits)."""
         if not (prompt or "").strip():
-            return '<div class="ldx-note">Type what the adapter should do or look like.</div>', self.map_html()
+            note = '<div class="ldx-note">Type what the adapter should do or look like.</div>'
+            return note, self.map_html(), gr.Button(visible=False)
         filters = Filters(family=None if family in (None, "", ANY) else family,
                           format=None if fmt in (None, "", ANY) else fmt,
                           origin=None if origin in (None, "", ANY) else origin,
@@ -156,8 +157,12 @@ class WebUI:
             cards = '<div class="ldx-note">No adapter matches these filters.</div>'
         else:
             cards = "".join(self.card(h, i + 1) for i, h in enumerate(hits))
+        nothing_fits = bool(getattr(hits, "nothing_fits", None))
+        if nothing_fits:
+            cards = f'<div class="ldx-nofit" id="ldx-nofit">{_esc(hits.verdict())}</div>' + cards
         query = self.service.embed_prompt(prompt)  # (dim,), from the encoder's LRU cache
-        return f'<div class="ldx-cards">{cards}</div>', self.map_html(query, [h.adapter["id"] for h in hits])
+        regmap = self.map_html(query, [h.adapter["id"] for h in hits])
+        return f'<div class="ldx-cards">{cards}</div>', regmap, gr.Button(visible=nothing_fits)
 
     def map_html(self, query: Any = None, hits: list[int] | None = None) -> str:
         return f'<div class="ldx-mapbox">{map_svg(self.map.data(), query, hits)}</div>'
@@ -183,7 +188,7 @@ class WebUI:
             links = "".join(f'<a class="ldx-dl" href="{self.api_root}/adapters/{a["id"]}/download?format={f}" '
                             f'download>⬇ {f}</a>' for f in fmts)  # fmt: skip
         return template("card").substitute(name=_esc(a["name"]), id=a["id"], rank=rank, badges=badges,
-                                           desc_html=desc_html, trig_html=trig_html, score=f"{hit.score:.2f}",
+                                           desc_html=desc_html, trig_html=trig_html, score=self._score(hit),
                                            bars=bars, why=_esc(hit.why), tags=tags, links=links,
                                            picture=self.picture(info))  # fmt: skip
 
@@ -204,6 +209,15 @@ class WebUI:
             f'<div class="ldx-fp" title="per-layer weight fingerprint">{self.fingerprint(info)}'
             '<div class="ldx-fp-cap">‖ΔW‖ per module, by block</div></div>'
         )
+
+    @staticmethod
+    def _score(hit: SearchHit) -> str:
+        """The card's headline: calibrated relevance where known, then the ranking score."""
+        rank = f"score {hit.score:.2f}"
+        if hit.relevance is None:
+            return rank
+        return (f'<span title="chance that this adapter does what you asked, calibrated across queries">'
+                f"relevance {hit.relevance:.0%}</span> · {rank}")  # fmt: skip
 
     @staticmethod
     def _score_bar(kind: str, v: float | None) -> str:
@@ -437,12 +451,14 @@ class WebUI:
         value = next((c for c in choices if _ref(c) == wanted), wanted or None)
         tab = gr.Tabs(selected="adapter") if wanted else gr.Tabs()
         cards: Any = gr.skip()
+        to_generate: Any = gr.skip()
         if query:
-            cards, regmap = self.search(query, ANY, ANY, ANY, "", "hybrid", 8)
+            cards, regmap, to_generate = self.search(query, ANY, ANY, ANY, "", "hybrid", 8)
         else:
             regmap = self.map_html()
         return (self.stats_html(), gr.Dropdown(choices=fams), gr.Dropdown(choices=fmts), gr.Dropdown(choices=origins),
-                regmap, gr.Dropdown(choices=choices, value=value), tab, query or gr.skip(), cards)  # fmt: skip
+                regmap, gr.Dropdown(choices=choices, value=value), tab, query or gr.skip(), cards,
+                to_generate)  # fmt: skip
 
 
 # Puts the search into the address bar (``?q=``) without a reload: shareable, and Back returns to it.
@@ -480,6 +496,8 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                 gr.Examples(EXAMPLES, inputs=[prompt], label="try")
                 with gr.Row():
                     with gr.Column(scale=3):
+                        to_generate = gr.Button("Generate an adapter from this description instead", visible=False,
+                                                elem_id="ldx-to-generate")  # fmt: skip
                         cards = gr.HTML('<div class="ldx-note">Results appear here.</div>', elem_id="ldx-results")
                     with gr.Column(scale=2, elem_classes="ldx-mapcol"):
                         gr.Markdown("**Registry map** · PCA of the text and weight embeddings", elem_classes="ldx-h")
@@ -530,11 +548,13 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                                      wrap=True, elem_id="ldx-report")  # fmt: skip
             from ui.web.make import build_make_tabs
 
-            build_make_tabs(service)
+            made = build_make_tabs(service)
 
         search_in = [prompt, family, fmt, origin, tags, mode, k]
-        go.click(ui.search, search_in, [cards, regmap], api_name="search", js=SEARCH_URL_JS)
-        prompt.submit(ui.search, search_in, [cards, regmap], api_visibility="private", js=SEARCH_URL_JS)
+        go.click(ui.search, search_in, [cards, regmap, to_generate], api_name="search", js=SEARCH_URL_JS)
+        prompt.submit(ui.search, search_in, [cards, regmap, to_generate], api_visibility="private", js=SEARCH_URL_JS)
+        to_generate.click(lambda p: (gr.Tabs(selected="generate"), p), [prompt], [tabs, made["description"]],
+                          api_visibility="private")  # fmt: skip
         adapter_out = [detail, modules, dl_fmt, usage]
         pick.change(ui.adapter, [pick], adapter_out, api_name="adapter")
         dl_btn.click(ui.download, [pick, dl_fmt], [dl_file], api_name="download")
@@ -547,6 +567,6 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
         dir_btn.click(ui.ingest_folder, [token, server_path], ingest_out, api_name="ingest_folder",
                       show_progress_on=table)  # fmt: skip
         rm_btn.click(ui.remove, [token, victim], [rm_msg, pick, header], api_name="remove", show_progress_on=rm_msg)
-        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards],
+        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards, to_generate],
                   api_visibility="private")  # fmt: skip
     return demo

@@ -118,8 +118,9 @@ def _ask(label: str, placeholder: str, button: str, box_id: str, button_id: str)
     return box, go
 
 
-def build_make_tabs(service: Any) -> None:
-    """Add the Generate and Compose tabs inside the caller's ``gr.Tabs()``."""
+def build_make_tabs(service: Any) -> dict[str, Any]:
+    """Add the Generate and Compose tabs inside the caller's ``gr.Tabs()``; returns the components
+    other tabs fill in (``description``: the Generate tab's description box)."""
     ui = MakeUI(service)
     fams = ui.families()
     with gr.Tab("Generate", id="generate"):
@@ -154,3 +155,4 @@ def build_make_tabs(service: Any) -> None:
     gen_btn.click(ui.generate, [desc, fam, method, examples, seed, try_in], [card, preview, tried], api_name="generate")
     c_btn.click(ui.compose, [c_prompt, c_ids, c_auto, c_fam, c_strat, c_inputs, c_steps], [c_gallery, c_gate, c_text],
                 api_name="compose")  # fmt: skip
+    return {"description": desc}
