@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--quick", action="store_true", help="smaller samples (smoke runs and tests)")
     p.add_argument("--zoo-dir", default=None, help="one zoo folder (default: every built zoo under benchmarks/zoo/)")
+    p.add_argument("--parts", default=None, help="reliability: a comma list of crash, jobs, concurrency, fuzz")
     p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
     args = p.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]

@@ -154,8 +154,10 @@ async def _retry_stalled(app: Any, stalled_after: float, every: float) -> None:
 def run_worker(service: Any, *, offers: Iterable[str] = (), name: str | None = None, heartbeat: float = 10.0,
                stalled_after: float = 30.0, poll: float = 2.0) -> None:  # fmt: skip
     """Run jobs from the queues ``offers`` opens (``queues_for``) until SIGINT / SIGTERM."""
+    from loradex.job_store import clean_staging
     from loradex.jobs import JobRunner
 
+    clean_staging(service.home / "staging")  # made adapters a killed worker on this data dir was writing
     info = conninfo(service)
     ensure_schema(info)
     queues = queues_for(offers)
