@@ -6,7 +6,7 @@ import builtins
 import functools
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -163,9 +163,11 @@ class Registry:
         # this thread then only renames it into place under the content address's lock.
         prep = functools.partial(_safe_prepare, blobs=self.blobs)
         with one_torch_thread(), ThreadPoolExecutor(max_workers=n, initializer=one_torch_thread_here) as pool:
-            futures = [pool.submit(prep, u) for u in units]
+            futures: builtins.list[Future[Prepared | RegistryError] | None] = [pool.submit(prep, u) for u in units]
             try:
-                for unit, fut in zip(units, futures, strict=True):
+                for i, unit in enumerate(units):
+                    fut, futures[i] = futures[i], None  # a committed unit's tensors are not kept to the end
+                    assert fut is not None
                     outcome = fut.result()
                     if isinstance(outcome, Prepared):
                         result = self._commit(outcome, origin, edges, save_index=False)
@@ -179,9 +181,11 @@ class Registry:
                 # them behind the database, which ``sync_indexes`` notices (digest) and rebuilds.
                 self._save_indexes()
                 pool.shutdown(wait=True, cancel_futures=True)
-                for fut in futures:  # staged copies of units never committed (an error stopped the batch)
-                    if not fut.cancelled() and fut.exception() is None and isinstance(done := fut.result(), Prepared):
-                        done.discard_staged()
+                for left in futures:  # staged copies of units never committed (an error stopped the batch)
+                    if left is not None and not left.cancelled() and left.exception() is None:
+                        done = left.result()
+                        if isinstance(done, Prepared):
+                            done.discard_staged()
         return report
 
     def _save_indexes(self) -> None:

@@ -66,3 +66,38 @@ def test_an_error_mid_batch_leaves_no_staged_copy(db_url: str, tmp_path: Path) -
     assert reopened.indexes["weights"].ids == {r["id"] for r in reg.list()}
     reg.close()
     reopened.close()
+
+
+def test_a_committed_units_tensors_are_not_kept_to_the_end_of_the_batch(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 10k-file ingest must not hold every parsed adapter until it ends (memory grows with the batch)."""
+    import gc
+    import weakref
+
+    from registry import ingest, store
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        kohya_file(src / f"a{i}.safetensors", i)
+    made: list[weakref.ref[object]] = []
+
+    def prepare_and_watch(unit):  # type: ignore[no-untyped-def]
+        prep = ingest.prepare(unit)
+        made.append(weakref.ref(prep.adapter))
+        return prep
+
+    monkeypatch.setattr(store, "prepare", prepare_and_watch)
+    alive_at_end: list[int] = []
+    calls: list[object] = []
+
+    def progress(result: object) -> None:
+        calls.append(result)
+        if len(calls) == 6:  # the last unit is being committed: the other five are done with
+            gc.collect()
+            alive_at_end.append(sum(r() is not None for r in made))
+
+    report = registry.ingest([src], workers=1, progress=progress)
+    assert report.count("ingested") == 6 and len(made) == 6
+    assert alive_at_end[0] <= 1, alive_at_end  # only the unit in hand, not the whole batch
