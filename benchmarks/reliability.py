@@ -1,12 +1,13 @@
 """Suite ``reliability``: crash trials, concurrent writers and readers, and fuzzing of the readers.
 
-``python -m benchmarks.run reliability`` (``--quick`` for a smoke run). Every row counts what was
+``python -m benchmarks.run reliability`` (``--quick`` for a smoke run; ``--parts crash,jobs`` for some). Every row counts what was
 tried and what was lost; the target is 0 lost in every row.
 
 * **crash**: a child process ingests a folder of adapters and is killed with SIGKILL at a random
   moment; the registry is then opened (migrations, index sync) and checked with ``fsck``
   (rows = blobs = index entries, no row without its blob), and the same ingest is rerun, which
-  must complete the work: every file registered, ``fsck`` clean.
+  must complete the work: every file registered, ``fsck`` clean. The same for a plan of merge and
+  generate jobs (``benchmarks.reliability_jobs``).
 * **concurrency**: writer processes ingest and remove, reader processes list, get and load, all
   at once for a bounded time, on one data dir; checks: no unexpected error, no lost write (an
   ingest that reported success is present at the end unless its writer removed it), no id
@@ -390,19 +391,33 @@ def suite_reliability(args: argparse.Namespace) -> dict[str, Any]:
     def sqlite(d: Path) -> str:
         return f"sqlite:///{d / 'r.db'}"
 
+    parts = set((getattr(args, "parts", None) or ",".join(PARTS)).split(","))
+    if parts - set(PARTS):
+        raise ValueError(f"unknown reliability part(s) {sorted(parts - set(PARTS))}; known: {', '.join(PARTS)}")
     rows: list[dict[str, Any]] = []
     try:
         for name, factory, n in (
             ("sqlite", sqlite, 3 if quick else 50),
             ("postgresql", _pg_factory(), 2 if quick else 20),
         ):
-            r = crash_trials(n, factory)
-            rows.append({"check": f"crash: kill -9 during folder ingest ({name})", **r})
-        for name, factory in (("sqlite", sqlite), ("postgresql", _pg_factory())):
+            if "crash" in parts:
+                r = crash_trials(n, factory)
+                rows.append({"check": f"crash: kill -9 during folder ingest ({name})", **r})
+            if "jobs" in parts:
+                from benchmarks.reliability_jobs import job_crash_trials
+
+                r = job_crash_trials(n, factory)
+                rows.append({"check": f"crash: kill -9 during merge / generate jobs ({name})", **r})
+        for name, factory in (("sqlite", sqlite), ("postgresql", _pg_factory())) if "concurrency" in parts else ():
             r = concurrency(factory, writers=2 if quick else 3, readers=1 if quick else 2,
                             files=10 if quick else 60, seconds=5 if quick else 30)  # fmt: skip
             rows.append({"check": f"concurrency: writers + readers ({name})", **r})
     finally:
         _drop_pg_schemas()
-    fz = fuzz(20 if quick else 600)
-    return {"rows": rows, "fuzz": fz, "quick": quick}
+    out: dict[str, Any] = {"rows": rows, "quick": quick, "parts": sorted(parts)}
+    if "fuzz" in parts:
+        out["fuzz"] = fuzz(20 if quick else 600)
+    return out
+
+
+PARTS = ("crash", "jobs", "concurrency", "fuzz")  # ``--parts`` picks some (default: all)

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,61 +53,6 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]
     return statistics.median(times), times
 
 
-# -- suite: ingest -------------------------------------------------------------------------
-def _read_plain(files: list[Path]) -> None:
-    """Baseline: load every weights file with safetensors alone (torch.load for pickles)."""
-    import torch
-    from safetensors.torch import load_file
-
-    for f in files:
-        if f.suffix == ".safetensors":
-            load_file(str(f))
-        else:
-            torch.load(str(f), map_location="cpu", weights_only=True)
-
-
-def suite_ingest(args: argparse.Namespace) -> dict[str, Any]:
-    from registry.formats import resolve_source
-    from registry.ingest import discover
-    from registry.store import Registry
-
-    root = Path(args.adapters) if args.adapters else (FIXTURES if FIXTURES.is_dir() else REPO / "samples" / "adapters")
-    units = [u for u in discover([root]) if u.problem is None]
-    weights = [resolve_source(u.path).weights for u in units]
-    total_mb = sum(f.stat().st_size for f in weights) / 1e6
-    _read_plain(weights)  # warm the page cache and imports for both sides
-
-    def ingest_once() -> None:
-        with tempfile.TemporaryDirectory() as d:
-            reg = Registry(home=d, db_url=f"sqlite:///{d}/b.db")
-            reg.init()
-            rep = reg.ingest([root])
-            assert rep.count("ingested") == len(units), rep.to_dict()
-            reg.close()
-
-    ingest_once()
-    t_plain, plain_runs = median_time(lambda: _read_plain(weights), args.repeats)
-    t_ingest, ingest_runs = median_time(ingest_once, args.repeats)
-    n = len(units)
-    rows = [
-        {"method": "safetensors / torch.load only", "seconds": t_plain, "adapters_per_s": n / t_plain,
-         "mb_per_s": total_mb / t_plain, "ratio_to_baseline": 1.0},
-        {"method": "loradex ingest (parse, validate, hash, blob, SQLite row)", "seconds": t_ingest,
-         "adapters_per_s": n / t_ingest, "mb_per_s": total_mb / t_ingest, "ratio_to_baseline": t_ingest / t_plain},
-    ]  # fmt: skip
-    return {
-        "adapters": n,
-        "megabytes": round(total_mb, 2),
-        "source": str(root),
-        "repeats": args.repeats,
-        "rows": rows,
-        "runs": {"plain": plain_runs, "ingest": ingest_runs},
-    }
-
-
-register_suite("ingest", suite_ingest)
-
-
 def _lazy(target: str) -> Suite:
     """A suite living in another module, imported only when it runs."""
 
@@ -121,6 +65,7 @@ def _lazy(target: str) -> Suite:
     return run
 
 
+register_suite("ingest", _lazy("benchmarks.ingest_suite:suite_ingest"))
 register_suite("zoo", _lazy("benchmarks.zoo_suite:suite_zoo"))
 register_suite("retrieval", _lazy("benchmarks.retrieval:suite_retrieval"))
 register_suite("scale", _lazy("benchmarks.retrieval_scale:suite_scale"))
@@ -161,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--quick", action="store_true", help="smaller samples (smoke runs and tests)")
     p.add_argument("--zoo-dir", default=None, help="one zoo folder (default: every built zoo under benchmarks/zoo/)")
+    p.add_argument("--parts", default=None, help="reliability: a comma list of crash, jobs, concurrency, fuzz")
     p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
     args = p.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]

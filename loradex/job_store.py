@@ -8,8 +8,11 @@ upload folders whose job has ended or that no job owns.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,57 @@ class JobStore:
                 if folder.is_dir() and folder.name not in live:
                     shutil.rmtree(folder, ignore_errors=True)
         return failed
+
+
+STAGING_LOCK = ".owner"  # flocked by the process writing a made adapter into its staging folder
+
+
+@contextmanager
+def staging_folder(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new folder under ``parent`` for files a job writes before ingesting them (a merged or
+    generated adapter), removed at the end. The writing process holds an flock on it meanwhile: the
+    kernel drops it when the process dies, which is how ``clean_staging`` tells a folder left by a
+    killed process from one being written right now (by this or another process on the data dir)."""
+    import fcntl
+    import tempfile
+
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    fd = os.open(folder / STAGING_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)  # after the removal: the folder is never seen unlocked while it exists
+
+
+def clean_staging(parent: Path) -> list[Path]:
+    """Remove the staging folders (``staging_folder``) whose writer is gone; the folders removed."""
+    import fcntl
+
+    removed: list[Path] = []
+    if not parent.is_dir():
+        return removed
+    for folder in sorted(parent.iterdir()):
+        if not folder.is_dir():
+            continue
+        try:
+            fd = os.open(folder / STAGING_LOCK, os.O_RDWR)
+        except FileNotFoundError:  # killed before the lock file was made (or an older layout): no owner
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # its writer is alive
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _not_reached(job: Job, staged: str | None) -> list[str]:

@@ -12,7 +12,8 @@ stalled-job query); the task code then runs again from the start (it is idempote
 ``loradex.tasks``), keeping the results the first attempt saved.
 
 procrastinate's own tables are created by its schema manager on first use (under an advisory
-lock), beside loradex's Alembic-owned schema.
+lock), beside loradex's Alembic-owned schema. Its rows of finished jobs are deleted by the workers
+once older than the retention (``LORADEX_QUEUE_RETENTION_HOURS``, default a week).
 """
 
 from __future__ import annotations
@@ -151,11 +152,33 @@ async def _retry_stalled(app: Any, stalled_after: float, every: float) -> None:
         await asyncio.sleep(every)
 
 
+async def remove_finished(app: Any, retention_hours: int) -> None:
+    """Delete the queue rows (and their events) of jobs finished — succeeded, failed, cancelled or
+    aborted — more than ``retention_hours`` ago (procrastinate's ``delete_old_jobs``). The job's
+    state, progress and results stay in loradex's ``jobs`` table; the queue rows only served to run it."""
+    await app.job_manager.delete_old_jobs(nb_hours=retention_hours, include_failed=True, include_cancelled=True,
+                                          include_aborted=True)  # fmt: skip
+
+
+async def _remove_finished_every(app: Any, retention_hours: int, every: float) -> None:
+    """``remove_finished`` at start and then every ``every`` s (each worker: the DELETE is idempotent)."""
+    while True:
+        try:
+            await remove_finished(app, retention_hours)
+        except Exception:  # the database is away: next round
+            log.exception("removing finished queue rows failed")
+        await asyncio.sleep(every)
+
+
 def run_worker(service: Any, *, offers: Iterable[str] = (), name: str | None = None, heartbeat: float = 10.0,
-               stalled_after: float = 30.0, poll: float = 2.0) -> None:  # fmt: skip
-    """Run jobs from the queues ``offers`` opens (``queues_for``) until SIGINT / SIGTERM."""
+               stalled_after: float = 30.0, poll: float = 2.0, retention_hours: int = 168,
+               cleanup_every: float = 600.0) -> None:  # fmt: skip
+    """Run jobs from the queues ``offers`` opens (``queues_for``) until SIGINT / SIGTERM; finished
+    jobs' queue rows are removed once older than ``retention_hours`` (checked every ``cleanup_every`` s)."""
+    from loradex.job_store import clean_staging
     from loradex.jobs import JobRunner
 
+    clean_staging(service.home / "staging")  # made adapters a killed worker on this data dir was writing
     info = conninfo(service)
     ensure_schema(info)
     queues = queues_for(offers)
@@ -165,14 +188,25 @@ def run_worker(service: Any, *, offers: Iterable[str] = (), name: str | None = N
     async def main() -> None:
         async with app.open_async():
             retrier = asyncio.create_task(_retry_stalled(app, stalled_after, max(heartbeat, 0.5)))
+            cleaner = asyncio.create_task(_remove_finished_every(app, retention_hours, cleanup_every))
             try:
                 await app.run_worker_async(queues=queues, name=name, concurrency=1, update_heartbeat_interval=heartbeat,
                                            stalled_worker_timeout=stalled_after, fetch_job_polling_interval=poll,
                                            delete_jobs="never")  # fmt: skip
             finally:
                 retrier.cancel()
+                cleaner.cancel()
 
     asyncio.run(main())
 
 
-__all__ = ["DEFAULT_QUEUE", "QueueRunner", "build_app", "ensure_schema", "queue_of", "queues_for", "run_worker"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "QueueRunner",
+    "build_app",
+    "ensure_schema",
+    "queue_of",
+    "queues_for",
+    "remove_finished",
+    "run_worker",
+]

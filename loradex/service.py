@@ -343,24 +343,17 @@ class LocalService:
         """Register an adapter this service made (generated, merged): written in its own format under
         ``name`` with its description as a sidecar, ingested with ``origin`` and ``lineage``, and the
         staged files removed. A refusal raises ``RegistryError`` naming the reason."""
-        import shutil
-        import tempfile
-
+        from loradex.job_store import staging_folder
         from registry.errors import RegistryError
         from registry.formats import write_adapter
 
-        staging = self.home / "staging"
-        staging.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=staging, prefix=f".{origin}-"))
-        try:
+        with staging_folder(self.home / "staging", f".{origin}-") as tmp:  # a killed writer's: clean_staging
             folder = tmp / name
             folder.mkdir()
             files = write_adapter(adapter, adapter.format, folder)
             (folder / "description.txt").write_text(f"{adapter.description}\n")  # the sidecar ingestion reads
             target = folder if (folder / "adapter_config.json").is_file() else files[0]
             (res,) = self.ingest([target], origin=origin, lineage=lineage).results
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         if res.status == "refused" or res.adapter_id is None:
             raise RegistryError(f"the {origin} adapter could not be registered: {res.reason}")
         return res
@@ -374,13 +367,17 @@ class LocalService:
         """What runs this server's jobs: in shared mode on PostgreSQL the queue (``loradex.queue.
         QueueRunner``: ``loradex worker`` processes run them); otherwise a ``JobRunner`` thread saving
         to the jobs table, which in embedded mode first fails the jobs an earlier process left
-        unfinished and removes their staged uploads (in shared mode they may be another replica's)."""
+        unfinished and removes their staged uploads (in shared mode they may be another replica's).
+        Either way the staging folders of merged / generated adapters left by a killed process go."""
         from loradex.jobs import JobRunner
 
         if self.mode == "shared" and self.registry.engine.dialect.name == "postgresql":
             from loradex.queue import QueueRunner
 
             return QueueRunner(self)
+        from loradex.job_store import clean_staging
+
+        clean_staging(self.home / "staging")  # made adapters a killed process was writing (any mode: flocked)
         store = self.job_store()
         if self.mode == "embedded":
             store.recover(self.uploads)

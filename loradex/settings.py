@@ -3,7 +3,9 @@
 ``Settings.from_env()`` reads ``LORADEX_HOME`` (data dir, default ``~/.loradex``),
 ``LORADEX_DB_URL`` (default SQLite in the data dir), ``LORADEX_MODE`` (``embedded``, the default, or
 ``shared``: replicas and workers on one database), ``LORADEX_BLOB_DIR`` (adapter files; default
-``<data dir>/blobs``), ``LORADEX_CATCH_UP_INTERVAL`` (shared mode: seconds between change-log polls), ``LORADEX_ADAPTER_SETS`` (comma-separated
+``<data dir>/blobs``), ``LORADEX_CATCH_UP_INTERVAL`` (shared mode: seconds between change-log polls),
+``LORADEX_QUEUE_RETENTION_HOURS`` (shared mode: finished jobs' queue rows are kept this long, default
+168), ``LORADEX_ADAPTER_SETS`` (comma-separated
 names of the sets to bundle; default every registered set) and ``LORADEX_ADAPTER_DIRS`` (extra
 folders, ``os.pathsep``-separated). Base pipelines are configured in ``loradex.bases``.
 
@@ -38,12 +40,15 @@ class Settings:
     mode: str = "embedded"  # embedded (one process) | shared (replicas + workers on one database)
     blob_dir: Path | None = None  # adapter files (None: <home>/blobs); shared mode: a folder all share
     catch_up_interval: float = 0.5  # shared mode: seconds between change-log polls (NOTIFY wakes earlier)
+    queue_retention_hours: int = 168  # shared mode: finished jobs' queue rows are deleted after this many hours
 
     def __post_init__(self) -> None:
         if self.index_type not in ("flat", "hnsw"):
             raise ValueError(f"index_type {self.index_type!r}; known: flat, hnsw")
         if self.mode not in ("embedded", "shared"):
             raise ValueError(f"mode {self.mode!r}; known: embedded, shared")
+        if self.queue_retention_hours < 0:
+            raise ValueError(f"queue_retention_hours must be >= 0, got {self.queue_retention_hours}")
         if not self.catch_up_interval > 0:
             raise ValueError(f"catch_up_interval must be > 0 seconds, got {self.catch_up_interval}")
         self.blob_dir = Path(self.blob_dir).expanduser() if self.blob_dir else None
@@ -71,6 +76,14 @@ class Settings:
                 values["catch_up_interval"] = float(interval)
             except ValueError:
                 raise ValueError(f"LORADEX_CATCH_UP_INTERVAL={interval!r} is not a number of seconds") from None
+        retention = os.environ.get("LORADEX_QUEUE_RETENTION_HOURS")
+        if retention:
+            try:
+                values["queue_retention_hours"] = int(retention)
+            except ValueError:
+                raise ValueError(
+                    f"LORADEX_QUEUE_RETENTION_HOURS={retention!r} is not a whole number of hours"
+                ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}  # unset: the field's default
         return cls(**values)  # type: ignore[arg-type]

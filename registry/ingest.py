@@ -79,6 +79,15 @@ class Prepared:
     adapter: LoraAdapter
     sha256: str
     name: str
+    staged: Path | None = None  # the files already copied beside the blob store (``BlobStore.stage``)
+
+    def discard_staged(self) -> None:
+        """Remove the staged copy unless it was renamed into place as the blob."""
+        if self.staged is not None and self.staged.exists():
+            import shutil
+
+            shutil.rmtree(self.staged, ignore_errors=True)
+        self.staged = None
 
     @property
     def file_size(self) -> int:

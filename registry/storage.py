@@ -69,25 +69,19 @@ class BlobStore:
         """Copy ``files`` (name in blob → source path) under ``sha256``; idempotent."""
         return self.put_new(sha256, files)[0]
 
-    def put_new(self, sha256: str, files: dict[str, Path]) -> tuple[Path, bool]:
+    def put_new(self, sha256: str, files: dict[str, Path], *, staged: Path | None = None) -> tuple[Path, bool]:
         """``put``, also saying whether this call created the blob (False: it was already there,
         possibly written a moment ago by a concurrent writer of the same content). Only the
-        writer that created a blob may remove it when its own operation fails."""
+        writer that created a blob may remove it when its own operation fails. ``staged``: a folder
+        from ``stage`` holding these files, renamed into place instead of copying them again (and
+        removed when the blob is already there)."""
         final = self.path(sha256)
         if final.is_dir():
+            if staged is not None:
+                shutil.rmtree(staged, ignore_errors=True)
             return final, False
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=final.parent))
+        tmp = staged if staged is not None else self.stage(sha256, files)
         try:
-            for name, src in files.items():
-                if Path(name).name != name or name in ("", ".", ".."):
-                    raise ValueError(f"unsafe blob file name {name!r}")
-                dst = tmp / name
-                with src.open("rb") as fi, dst.open("wb") as fo:
-                    shutil.copyfileobj(fi, fo, CHUNK)
-                    fo.flush()
-                    os.fsync(fo.fileno())
-            _fsync_dir(tmp)
             try:
                 os.rename(tmp, final)
             except OSError as e:
@@ -102,6 +96,29 @@ class BlobStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final, True
+
+    def stage(self, sha256: str, files: dict[str, Path]) -> Path:
+        """Copy ``files`` into a new temporary folder beside the blob's place, each file and the
+        folder fsynced: all of a write but the rename, so that it can run outside the content
+        address's lock (``Registry.ingest`` stages in its parsing threads). A crash leaves a
+        ``.tmp-`` folder (``orphan_temps``), never a half blob under its final name."""
+        final = self.path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=final.parent))
+        try:
+            for name, src in files.items():
+                if Path(name).name != name or name in ("", ".", ".."):
+                    raise ValueError(f"unsafe blob file name {name!r}")
+                dst = tmp / name
+                with src.open("rb") as fi, dst.open("wb") as fo:
+                    shutil.copyfileobj(fi, fo, CHUNK)
+                    fo.flush()
+                    os.fsync(fo.fileno())
+            _fsync_dir(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return tmp
 
     def missing(self, sha256: str, names: list[str]) -> list[str]:
         """Which of ``names`` are not files of the blob (all of them when the blob is gone)."""

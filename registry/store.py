@@ -6,7 +6,7 @@ import builtins
 import functools
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,6 +64,7 @@ class Registry:
         self.embedders = {e.kind: e for e in embedders}
         self.indexes = {k: VectorIndex(self.home / "index", k, index_type) for k in self.embedders}
         self.applied_seq: int | None = None  # the change log entry the indexes reflect (``registry.replica``)
+        self._unsaved: set[str] = set()  # index kinds changed in memory since their last save (batch ingest)
 
     # -- lifecycle -----------------------------------------------------------------------
     def init(self) -> None:
@@ -154,16 +155,43 @@ class Registry:
             on_total(len(units))
         report = IngestReport()
         n = workers or min(len(units), os.cpu_count() or 1) or 1
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            for unit, outcome in zip(units, pool.map(_safe_prepare, units), strict=True):
-                if isinstance(outcome, Prepared):
-                    result = self._commit(outcome, origin, edges)
-                else:
-                    result = IngestResult(str(unit.path), "refused", reason=str(outcome))
-                report.results.append(result)
-                if progress:
-                    progress(result)
+        # Torch on one intra-op thread in the parsing threads (pool initializer) and in this one
+        # (embedding): see ``one_torch_thread_here``; this thread's setting is restored at the end.
+        from registry.formats.safe_io import one_torch_thread, one_torch_thread_here
+
+        # The parsing threads also copy each new file beside the blob store (``BlobStore.stage``):
+        # this thread then only renames it into place under the content address's lock.
+        prep = functools.partial(_safe_prepare, blobs=self.blobs)
+        with one_torch_thread(), ThreadPoolExecutor(max_workers=n, initializer=one_torch_thread_here) as pool:
+            futures: builtins.list[Future[Prepared | RegistryError] | None] = [pool.submit(prep, u) for u in units]
+            try:
+                for i, unit in enumerate(units):
+                    fut, futures[i] = futures[i], None  # a committed unit's tensors are not kept to the end
+                    assert fut is not None
+                    outcome = fut.result()
+                    if isinstance(outcome, Prepared):
+                        result = self._commit(outcome, origin, edges, save_index=False)
+                    else:
+                        result = IngestResult(str(unit.path), "refused", reason=str(outcome))
+                    report.results.append(result)
+                    if progress:
+                        progress(result)
+            finally:
+                # Indexes are written once per batch, not per adapter; a crash before this leaves
+                # them behind the database, which ``sync_indexes`` notices (digest) and rebuilds.
+                self._save_indexes()
+                pool.shutdown(wait=True, cancel_futures=True)
+                for left in futures:  # staged copies of units never committed (an error stopped the batch)
+                    if left is not None and not left.cancelled() and left.exception() is None:
+                        done = left.result()
+                        if isinstance(done, Prepared):
+                            done.discard_staged()
         return report
+
+    def _save_indexes(self) -> None:
+        for kind in sorted(self._unsaved):
+            self.indexes[kind].save()
+            self._unsaved.discard(kind)
 
     def _check_lineage(self, lineage: builtins.list[dict[str, Any]]) -> builtins.list[tuple[int, float, str]]:
         """(parent id, weight, method) of each entry; the parents must exist."""
@@ -177,7 +205,16 @@ class Registry:
         return edges
 
     def _commit(
-        self, prep: Prepared, origin: str = "ingested", edges: Sequence[tuple[int, float, str]] = ()
+        self, prep: Prepared, origin: str = "ingested", edges: Sequence[tuple[int, float, str]] = (), *,
+        save_index: bool = True,
+    ) -> IngestResult:  # fmt: skip
+        try:
+            return self._commit_prepared(prep, origin, edges, save_index=save_index)
+        finally:
+            prep.discard_staged()  # not renamed into place (duplicate, refused row, error): not needed
+
+    def _commit_prepared(
+        self, prep: Prepared, origin: str, edges: Sequence[tuple[int, float, str]], *, save_index: bool
     ) -> IngestResult:
         a = prep.adapter
         path = prep.source.display
@@ -199,7 +236,8 @@ class Registry:
             # Under the content address's lock: a concurrent remover of the same content cannot
             # delete the blob between our write and our row, and only a blob this call created
             # is removed when the row cannot be written.
-            _, created_blob = self.blobs.put_new(prep.sha256, {p.name: p for p in prep.source.files})
+            staged, prep.staged = prep.staged, None  # put_new renames it into place or removes it
+            _, created_blob = self.blobs.put_new(prep.sha256, {p.name: p for p in prep.source.files}, staged=staged)
             for attempt in range(3):
                 try:
                     result = self._write_row(prep, path, origin, edges, vecs)
@@ -220,7 +258,7 @@ class Registry:
                     if created_blob:
                         self._remove_unreferenced_blob(prep.sha256)
                     raise
-        self._index_added(result.adapter_id, vecs)  # type: ignore[arg-type]
+        self._index_added(result.adapter_id, vecs, save=save_index)  # type: ignore[arg-type]
         return result
 
     def _write_row(self, prep: Prepared, path: str, origin: str, edges: Sequence[tuple[int, float, str]],
@@ -242,14 +280,17 @@ class Registry:
                 changes.record(session=s, adapter_id=row.id, op="add", kinds=kinds)
             return IngestResult(path, "ingested", row.id, row.name, row.family, row.format, warnings=list(a.warnings))
 
-    def _index_added(self, adapter_id: int, vecs: dict[str, np.ndarray | None]) -> None:
+    def _index_added(self, adapter_id: int, vecs: dict[str, np.ndarray | None], *, save: bool = True) -> None:
         import numpy as np
 
         for kind, vec in vecs.items():
             if vec is not None:
                 index = self.indexes[kind]
                 index.add([adapter_id], np.asarray(vec, dtype=np.float32)[None, :], self.embedders[kind].version)
-                index.save()
+                if save:
+                    index.save()
+                else:
+                    self._unsaved.add(kind)
 
     # -- encoder checkpoints ----------------------------------------------------------------
     def record_encoder(self, kind: str, family: str, version: str, path: Path, metrics: dict[str, Any]) -> None:
@@ -415,13 +456,18 @@ def _embedding_row(adapter_id: int, kind: str, version: str, vec: np.ndarray) ->
     )
 
 
-def _safe_prepare(unit: Unit) -> Prepared | RegistryError:
+def _safe_prepare(unit: Unit, blobs: BlobStore | None = None) -> Prepared | RegistryError:
+    """``prepare``; with ``blobs``, also stage a copy of a file whose content the store lacks (an
+    OSError there, e.g. a read-only data dir or a full disk, is the batch's: raised to the caller)."""
     try:
-        return prepare(unit)
+        prep = prepare(unit)
     except RegistryError as e:
         return e
     except Exception as e:  # a reader bug must not take down a whole batch; report it
         return AdapterFormatError(unit.path, f"could not be read ({type(e).__name__}: {e})")
+    if blobs is not None and not blobs.exists(prep.sha256):
+        prep.staged = blobs.stage(prep.sha256, {p.name: p for p in prep.source.files})
+    return prep
 
 
 def _family_info(families: dict[str, Any], family: str) -> tuple[str, str]:

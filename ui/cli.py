@@ -278,7 +278,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     svc = LocalService.open(args.home, args.db, mode="shared", blob_dir=settings.blob_dir,
                             catch_up_interval=settings.catch_up_interval)  # fmt: skip
     print(f"loradex worker {args.name or ''}: queues {', '.join(queues)}; database {svc.database}", flush=True)
-    run_worker(svc, offers=offers, name=args.name, heartbeat=args.heartbeat, stalled_after=args.stalled_after)
+    run_worker(svc, offers=offers, name=args.name, heartbeat=args.heartbeat, stalled_after=args.stalled_after,
+               retention_hours=settings.queue_retention_hours)  # fmt: skip
     svc.close()
     return EXIT_OK
 

@@ -26,6 +26,22 @@ def test_crash_trials_lose_nothing() -> None:
     assert r["incomplete_after_rerun"] == 0 and r["problems_after_rerun"] == 0
 
 
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_job_crash_trials_lose_nothing(db: str) -> None:
+    from benchmarks.reliability import _drop_pg_schemas, _pg_factory
+    from benchmarks.reliability_jobs import job_crash_trials
+
+    factory = _sqlite if db == "sqlite" else _pg_factory()
+    try:
+        r = job_crash_trials(3 if db == "sqlite" else 2, factory, merges=2, generations=1)
+    finally:
+        if db == "postgresql":
+            _drop_pg_schemas()
+    assert r["trials"] >= 2 and r["full_plan_s"] > 0
+    assert (r["dangling_after_kill"], r["live_jobs_after_restart"], r["staging_left_after_restart"]) == (0, 0, 0), r
+    assert (r["incomplete_after_rerun"], r["wrong_lineage_after_rerun"], r["problems_after_rerun"]) == (0, 0, 0), r
+
+
 def test_concurrent_writers_and_readers_lose_nothing() -> None:
     r = concurrency(_sqlite, writers=2, readers=1, files=8, seconds=2)
     assert r["crashed_processes"] == 0, r["examples"]

@@ -130,3 +130,59 @@ def test_a_job_that_cannot_be_queued_fails_instead_of_waiting_forever(tmp_path: 
         assert [j.id for j in runner.list()] == [job.id]
     finally:
         api.close()
+
+
+def _finished_job(conn, runner: QueueRunner, api: LocalService, job_id: str, hours_ago: int) -> int:  # type: ignore[no-untyped-def]
+    """A queued ingest whose queue row is moved to succeeded, its events dated ``hours_ago`` back."""
+    runner.submit_task(api, "ingest", {"root": "/nonexistent"}, job_id=job_id)
+    (qid,) = conn.execute(text("SELECT id FROM procrastinate_jobs WHERE args->>'job_id' = :j"), {"j": job_id}).one()
+    conn.execute(text("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = :i"), {"i": qid})
+    conn.execute(text("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = :i"), {"i": qid})
+    conn.execute(text("UPDATE procrastinate_events SET at = now() - make_interval(hours => :h) WHERE job_id = :i"),
+                 {"h": hours_ago, "i": qid})  # fmt: skip
+    return int(qid)
+
+
+def test_workers_remove_finished_queue_rows_after_the_retention(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = LocalService.open(tmp_path / "api", pg_url, embed=False, mode="shared", blob_dir=tmp_path / "blobs")
+    runner = QueueRunner(api)
+    proc = None
+    try:
+        with api.registry.engine.begin() as conn:
+            old = _finished_job(conn, runner, api, "old", hours_ago=5)
+            young = _finished_job(conn, runner, api, "young", hours_ago=1)
+        waiting = runner.submit_task(api, "generate", {"description": "x", "family": "none"})  # cuda queue: stays todo
+
+        def queue_ids() -> set[int]:
+            with api.registry.engine.connect() as c:
+                return {int(i) for (i,) in c.execute(text("SELECT id FROM procrastinate_jobs"))}
+
+        assert old in queue_ids()
+        monkeypatch.setenv("LORADEX_QUEUE_RETENTION_HOURS", "3")  # what the CLI worker reads
+        proc = _worker(tmp_path, pg_url, "w1")
+        _until(lambda: old not in queue_ids(), "the worker to remove the old finished row", proc)
+        ids = queue_ids()
+        assert young in ids and len(ids) == 2  # the young finished row and the waiting job stay
+        assert runner.get(waiting.id).status == "queued"
+        assert runner.get("old").status == "queued"  # loradex's jobs table is not the queue's: untouched
+        with api.registry.engine.connect() as c:
+            events = c.execute(text("SELECT count(*) FROM procrastinate_events WHERE job_id = :i"), {"i": old}).scalar()
+        assert events == 0
+    finally:
+        if proc is not None:
+            _stop(proc)
+        runner.shutdown()
+        api.close()
+
+
+def test_queue_retention_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loradex.settings import Settings
+
+    assert Settings().queue_retention_hours == 168
+    monkeypatch.setenv("LORADEX_QUEUE_RETENTION_HOURS", "12")
+    assert Settings.from_env().queue_retention_hours == 12
+    monkeypatch.setenv("LORADEX_QUEUE_RETENTION_HOURS", "soon")
+    with pytest.raises(ValueError, match="LORADEX_QUEUE_RETENTION_HOURS"):
+        Settings.from_env()
