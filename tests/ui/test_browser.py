@@ -262,3 +262,84 @@ def test_admin_ingests_a_real_fixture(site: SimpleNamespace, page: Any, real_ada
     shot(page, "admin_ingested.png")
     added = by_name(site.svc, "peft_gpt2_emotion")
     assert (added["family"], added["format"], added["module_count"]) == ("gpt2", "peft", 12)
+
+
+def _open_tab(page: Any, url: str, name: str) -> None:
+    page.goto(f"{url}/ui/")
+    page.locator("#ldx-map svg.ldx-map").first.wait_for()  # the load event is done: it cannot undo our clicks
+    page.get_by_role("tab", name=name).click()
+
+
+def _choose(page: Any, box: str, option: str) -> None:
+    """Pick ``option`` in the Gradio dropdown ``box`` (an elem_id): type to filter, click the entry."""
+    page.locator(f"{box} input").first.click()
+    page.locator(f"{box} input").first.fill(option)
+    page.locator(f'{box} [role=option][aria-label="{option}"]').click()
+
+
+def test_generate_in_the_browser(site: SimpleNamespace, page: Any) -> None:
+    """Generate tab: a description → the new adapter's card (lineage, download), its try-it run
+    (the generated adapter does the task), and Discard takes it out of the registry again."""
+    if not site.svc.list(family="zoo-text"):
+        pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
+    _open_tab(page, site.url, "Generate")
+    _choose(page, "#ldx-gen-family", "zoo-text")
+    page.locator("#ldx-gen-desc textarea").fill("write the string backwards")
+    page.locator("#ldx-generate").click()
+    card = page.locator("#ldx-gen-card .ldx-gen")
+    card.wait_for()
+    name, new_id = card.get_attribute("data-name"), int(card.get_attribute("data-id") or 0)
+    assert name and name.startswith("gen-write-the-string-backwards")
+    assert "kept in the registry as adapter" in card.inner_text() and "generator zoo-text/" in card.inner_text()
+    assert site.svc.get(new_id)["origin"] == "generated"
+    tried = page.locator("#ldx-gen-try textarea")
+    page.wait_for_function("el => el.value.length > 0", arg=tried.element_handle())
+    assert tried.input_value().startswith("hello → olleh"), tried.input_value()
+    with page.expect_download() as dl:
+        card.locator("a.ldx-dl", has_text="peft").click()
+    assert dl.value.suggested_filename == f"{name}-peft.zip"
+    shot(page, "generate.png")
+    page.locator("#ldx-gen-discard").click()
+    page.locator("#ldx-gen-card", has_text="discarded").wait_for()
+    assert name not in {a["name"] for a in site.svc.list(family="zoo-text")}
+
+
+def test_compose_in_the_browser(site: SimpleNamespace, page: Any) -> None:
+    """Compose tab: two picked image-zoo adapters → side by side (each alone, linear, merge, gate)
+    at the same seed, and the gate plot."""
+    zoo = {a["name"]: a["id"] for a in site.svc.list(family="zoo-image", origin="ingested")}
+    if not {"grayscale", "dots"} <= set(zoo):
+        pytest.skip("the image zoo is not built (python -m benchmarks.zoo build image)")
+    _open_tab(page, site.url, "Compose")
+    page.locator("#ldx-comp-prompt textarea").fill("a circle in grayscale with polka dots")
+    for n in ("grayscale", "dots"):
+        _choose(page, "#ldx-comp-ids", f"{zoo[n]} · {n}")
+    steps = page.locator("#ldx-comp-steps input[type=number]")
+    steps.fill("2")
+    steps.press("Enter")
+    page.locator("#ldx-compose").click()
+    gallery = page.locator("#ldx-comp-images")
+    from playwright.sync_api import expect
+
+    expect(gallery.locator("img")).to_have_count(5, timeout=120_000)  # 2 alone + linear, merge, gate
+    page.locator("#ldx-comp-gate img").wait_for()
+    summary = page.locator("#ldx-comp-summary")
+    expect(summary).to_contain_text("gate over 2 adapters of zoo-image")
+    expect(summary).to_contain_text("5 run(s)")
+    page.wait_for_timeout(300)
+    shot(page, "compose.png")
+
+
+def test_try_it_in_the_browser(site: SimpleNamespace, page: Any) -> None:
+    """An adapter page's Try it: your input through the bare base and with the adapter, side by side."""
+    if not site.svc.list(family="zoo-text"):
+        pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
+    (rid,) = [a["id"] for a in site.svc.list(family="zoo-text", origin="ingested") if a["name"] == "reverse"]
+    page.goto(f"{site.url}/ui/?adapter={rid}")
+    page.locator('#ldx-detail .ldx-detail[data-name="reverse"]').wait_for()
+    page.locator("#ldx-try-in textarea").fill("hello")
+    page.locator("#ldx-try").click()
+    row = page.locator("#ldx-try-out table.ldx-try tr").nth(1)
+    row.wait_for()
+    assert [c.strip() for c in row.locator("td").all_inner_texts()] == ["hello", "hello", "olleh"]
+    shot(page, "try_it.png")

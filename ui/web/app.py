@@ -242,7 +242,7 @@ class WebUI:
         inputs = [line for line in (text or "").splitlines() if line.strip()]
         try:
             out = self.service.try_it(self.resolve(ref)["id"], inputs)
-        except RegistryError as e:
+        except (RegistryError, ValueError) as e:  # ValueError: e.g. a character the base's vocabulary lacks
             raise gr.Error(str(e), title="Try it") from None
         if out["kind"] == "image":
             import io
@@ -442,7 +442,8 @@ class WebUI:
         else:
             regmap = self.map_html()
         return (self.stats_html(), gr.Dropdown(choices=fams), gr.Dropdown(choices=fmts), gr.Dropdown(choices=origins),
-                regmap, gr.Dropdown(choices=choices, value=value), tab, query or gr.skip(), cards)  # fmt: skip
+                regmap, gr.Dropdown(choices=choices, value=value), tab, query or gr.skip(), cards,
+                gr.Dropdown(choices=choices))  # fmt: skip
 
 
 # Puts the search into the address bar (``?q=``) without a reload: shareable, and Back returns to it.
@@ -530,7 +531,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                                      wrap=True, elem_id="ldx-report")  # fmt: skip
             from ui.web.make import build_make_tabs
 
-            build_make_tabs(service)
+            comp_pick = build_make_tabs(service, ui.choices())
 
         search_in = [prompt, family, fmt, origin, tags, mode, k]
         go.click(ui.search, search_in, [cards, regmap], api_name="search", js=SEARCH_URL_JS)
@@ -547,6 +548,6 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
         dir_btn.click(ui.ingest_folder, [token, server_path], ingest_out, api_name="ingest_folder",
                       show_progress_on=table)  # fmt: skip
         rm_btn.click(ui.remove, [token, victim], [rm_msg, pick, header], api_name="remove", show_progress_on=rm_msg)
-        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards],
+        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards, comp_pick],
                   api_visibility="private")  # fmt: skip
     return demo
