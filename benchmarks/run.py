@@ -131,6 +131,7 @@ register_suite("fusion", _lazy("benchmarks.fusion:suite_fusion"))
 register_suite("replicas", _lazy("benchmarks.replicas:suite_replicas"))
 register_suite("queue", _lazy("benchmarks.queue_kills:suite_queue"))
 register_suite("workers", _lazy("benchmarks.worker_ingest:suite_workers"))
+register_suite("ui_flows", _lazy("benchmarks.ui_flows:suite_ui_flows"))
 
 
 # -- reporting -----------------------------------------------------------------------------
