@@ -343,3 +343,38 @@ def test_try_it_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     row.wait_for()
     assert [c.strip() for c in row.locator("td").all_inner_texts()] == ["hello", "hello", "olleh"]
     shot(page, "try_it.png")
+
+
+def test_browse_pages_sorts_filters_and_back(site: SimpleNamespace, page: Any) -> None:
+    """Browse tab: a filter, a sort and the next page each land in the URL; a row opens its adapter
+    page, and Back returns to the same page of the same view."""
+    import re
+
+    from playwright.sync_api import expect
+
+    if not site.svc.list(family="zoo-text"):
+        pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
+    _open_tab(page, site.url, "Browse")
+    pos, rows = page.locator("#ldx-b-pos"), page.locator("#ldx-browse table.ldx-browse tr[data-id]")
+    total = site.svc.count()
+    expect(pos).to_contain_text(f"page 1 of {-(-total // 25)} · adapters 1–25 of {total}")
+    _choose(page, "#ldx-b-family", "zoo-text")
+    n = site.svc.count(family="zoo-text")
+    expect(pos).to_contain_text(f"page 1 of {-(-n // 25)} · adapters 1–25 of {n}")
+    page.wait_for_url(re.compile(r"browse=1.*family=zoo-text"))
+    _choose(page, "#ldx-b-sort", "file size ↓")
+    want = site.svc.list(family="zoo-text", sort="-size", limit=25, offset=25)
+    page.wait_for_url(re.compile(r"sort=-size"))
+    page.locator("#ldx-b-next").click()
+    expect(pos).to_contain_text(f"page 2 of {-(-n // 25)} · adapters 26–50 of {n}")
+    page.wait_for_url(re.compile(r"pg=2"))
+    expect(rows.first).to_have_attribute("data-id", str(want[0]["id"]))
+    assert [int(r) for r in rows.evaluate_all("rs => rs.map(r => r.dataset.id)")] == [a["id"] for a in want]
+    shot(page, "browse.png")
+    rows.nth(3).locator("td").nth(2).click()  # the family cell: the whole row is a link
+    page.wait_for_url(re.compile(rf"adapter={want[3]['id']}"))
+    page.locator(f'#ldx-detail .ldx-detail[data-name="{want[3]["name"]}"]').wait_for()
+    page.go_back()
+    page.wait_for_url(re.compile(r"browse=1.*pg=2"))
+    expect(pos).to_contain_text(f"page 2 of {-(-n // 25)}")
+    expect(rows.first).to_have_attribute("data-id", str(want[0]["id"]))

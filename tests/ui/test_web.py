@@ -240,3 +240,39 @@ def test_export_formats() -> None:
     assert export_formats([{"name": "unet.a"}, {"name": "text_encoder.b"}]) == ["diffusers", "kohya"]
     assert export_formats([{"name": "unet.a"}]) == ["diffusers", "peft", "kohya"]
     assert export_formats([{"name": "model.transformer.h.0.attn.c_attn"}]) == ["peft"]
+
+
+@pytest.mark.parametrize(
+    ("total", "page", "size", "want"),
+    [
+        (0, 1, 25, (1, 1, 0)),  # empty: one empty page
+        (25, 1, 25, (1, 1, 0)),
+        (26, 2, 25, (2, 2, 25)),  # the last page holds one row
+        (26, 9, 25, (2, 2, 25)),  # past the end: the last page
+        (26, 0, 25, (1, 2, 0)),  # before the start: the first
+        (26, "junk", 25, (1, 2, 0)),
+        (317, "3", "100", (3, 4, 200)),  # strings from the URL
+        (5, 1, 0, (1, 5, 0)),  # size 0 → one row a page, never a division by zero
+    ],
+)
+def test_browse_paging(total: int, page: object, size: object, want: tuple[int, int, int]) -> None:
+    from ui.web.browse import paging
+
+    pg = paging(total, page, size)
+    assert (pg.page, pg.pages, pg.offset) == want
+    assert pg.has_prev == (pg.page > 1) and pg.has_next == (pg.page < pg.pages)
+    rows_on_page = max(0, min(pg.size, total - pg.offset))
+    assert rows_on_page == (0 if total == 0 else min(pg.size, total - (pg.page - 1) * pg.size))
+    label = pg.label()
+    assert label.startswith(f"page {pg.page} of {pg.pages}")
+    if total:
+        assert f"{pg.offset + 1}–{pg.offset + rows_on_page} of {total}" in label
+
+
+def test_browse_sorts_are_the_api_sorts() -> None:
+    from registry.crud import SORT_KEYS
+    from ui.web.browse import sort_choices
+
+    values = [v for _, v in sort_choices()]
+    assert sorted(values) == sorted([*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)])
+    assert len({label for label, _ in sort_choices()}) == len(values)  # every entry reads differently

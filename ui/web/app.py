@@ -6,7 +6,8 @@ in ``templates/`` (``string.Template``), both beside this file.
 
 Mounted on the REST API's FastAPI app by ``ui.server.mount_ui`` (one process, one port).
 Tabs: **Search** (prompt, filters, result cards with score breakdown, weight fingerprint and
-download links, a 2-D map of the registry), **Adapter** (metadata, modules, lineage,
+download links, a 2-D map of the registry), **Browse** (``browse.py``: every adapter, paged, sorted
+and filtered, its state in the URL), **Adapter** (metadata, modules, lineage,
 fingerprint, similar adapters, export), **Admin** (token-checked upload / server-folder
 ingestion with progress, removal). Registry errors become ``gr.Error`` here and nowhere else.
 Uploads go through the REST API's own checks (``ui.api.stage_uploads``: bare file names, safe
@@ -34,6 +35,7 @@ from loradex.service import LocalService
 from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, SearchHit, public_detail
 from loradex.usage import export_formats, usage_snippet
 from ui.api import ApiError, UploadLimits, stage_uploads
+from ui.web.browse import ROW_CLICK_JS, build_browse_tab
 from ui.web.charts import FingerprintCache, RegistryMap, block_of, fingerprint_svg, map_svg
 
 HERE = Path(__file__).resolve().parent
@@ -67,8 +69,9 @@ def page_options() -> dict[str, Any]:
     return {"theme": theme(), "css": css(), "head": HEAD}
 
 
-# Back / Forward over the searches SEARCH_URL_JS put in the address bar: load that page again.
-HEAD = '<script>window.addEventListener("popstate", () => window.location.reload());</script>'
+# Back / Forward over the searches and browse views put in the address bar: load that page again.
+HEAD = ('<script>window.addEventListener("popstate", () => window.location.reload());\n'
+        f"{ROW_CLICK_JS}</script>")  # fmt: skip
 
 
 def _esc(v: Any) -> str:
@@ -428,14 +431,16 @@ class WebUI:
     # -- page load -----------------------------------------------------------------------------
     def on_load(self, request: gr.Request) -> tuple[Any, ...]:
         """Fresh stats / choices / map; ``?adapter=<id>`` opens that adapter's page; ``?q=<prompt>``
-        (what the search box writes into the address bar) runs that search, so a search can be shared."""
+        (what the search box writes into the address bar) runs that search, so a search can be shared;
+        ``?browse=1`` opens the Browse tab (whose own load reads its state from the URL)."""
         fams, fmts, origins = self.filter_choices()
         params = request.query_params if request is not None else {}
         wanted = (params.get("adapter") or "").strip()
         query = (params.get("q") or "").strip()[:4000]
         choices = self.choices()
         value = next((c for c in choices if _ref(c) == wanted), wanted or None)
-        tab = gr.Tabs(selected="adapter") if wanted else gr.Tabs()
+        browsing = bool(params.get("browse"))
+        tab = gr.Tabs(selected="adapter") if wanted else gr.Tabs(selected="browse") if browsing else gr.Tabs()
         cards: Any = gr.skip()
         if query:
             cards, regmap = self.search(query, ANY, ANY, ANY, "", "hybrid", 8)
@@ -485,6 +490,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                     with gr.Column(scale=2, elem_classes="ldx-mapcol"):
                         gr.Markdown("**Registry map** · PCA of the text and weight embeddings", elem_classes="ldx-h")
                         regmap = gr.HTML(elem_id="ldx-map")
+            browse, browse_out = build_browse_tab(service)
             with gr.Tab("Adapter", id="adapter"):
                 with gr.Row(equal_height=True):
                     pick = gr.Dropdown(ui.choices(), label="adapter (pick, or type an id / name)", scale=4,
@@ -550,4 +556,5 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
         rm_btn.click(ui.remove, [token, victim], [rm_msg, pick, header], api_name="remove", show_progress_on=rm_msg)
         demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards, comp_pick],
                   api_visibility="private")  # fmt: skip
+        demo.load(browse.on_load, None, browse_out, api_visibility="private")
     return demo
