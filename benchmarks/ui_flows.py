@@ -24,7 +24,7 @@ from typing import Any
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
-LOADED = "#ldx-map svg.ldx-map"  # the page's load event is done: it cannot undo our clicks
+LOADED = "#ldx-map .js-plotly-plot .main-svg"  # the page's load event is done: it cannot undo our clicks
 
 
 def _open(page: Any, url: str, tab: str | None = None) -> None:

@@ -74,7 +74,7 @@ def test_search_finds_the_sample(web: SimpleNamespace, prompt: str, expected: st
     assert 'class="ldx-svg"' in cards  # a fingerprint per card
     assert "weights similarity" in cards or "text similarity" in cards  # the why line
     assert "/download?format=" in cards
-    assert "<svg" in regmap and "your prompt" in regmap and f"1. {expected}" in regmap
+    assert "your prompt" in str(regmap) and f"1. {expected}" in str(regmap)  # the plotly figure's JSON
 
 
 def test_search_filters(web: SimpleNamespace) -> None:
@@ -212,10 +212,10 @@ def test_module_norm_is_the_frobenius_norm_of_delta() -> None:
         assert module_norm(m) == pytest.approx(float(torch.linalg.norm(m.delta())), rel=1e-4)
 
 
-def test_fingerprint_and_map_svg() -> None:
+def test_fingerprint_and_map_figure() -> None:
     import numpy as np
 
-    from ui.web.charts import MapData, fingerprint_svg, map_svg, pca_2d
+    from ui.web.charts import MapData, fingerprint_svg, map_figure, pca_2d
 
     fp = [("unet.down_blocks.0.x", "unet down_blocks.0", 1.0), ("unet.up_blocks.0.x", "unet up_blocks.0", 0.5)]
     svg = fingerprint_svg(fp, labels=True)
@@ -229,9 +229,38 @@ def test_fingerprint_and_map_svg() -> None:
     assert abs(basis[0, 0]) > 0.9
     data = MapData([1, 1, 2, 2, 3, 3], ["text", "weights"] * 3, {1: "a<b", 2: "b", 3: "c"}, {1: "sd1", 2: "sd1", 3: "gpt2"},
                    (x - mean) @ basis, mean, basis, shares)  # fmt: skip
-    svg = map_svg(data, x[0], [1])
-    assert "1. a&lt;b" in svg and "your prompt" in svg and "gpt2" in svg
-    assert "nothing embedded" in map_svg(None)
+    fig = map_figure(data, x[0], [1]).to_dict()
+    assert [a["text"] for a in fig["layout"]["annotations"]] == ["1. a<b"]  # labels for the hits only
+    traces = {t["name"]: t for t in fig["data"] if t.get("name")}
+    assert set(traces) == {"sd1", "gpt2", "search hits", "your prompt"}
+    assert list(traces["search hits"]["customdata"]) == [1, 1]  # a click opens adapter 1
+    assert any("c (gpt2) · weights embedding" == h for h in traces["gpt2"]["hovertext"])
+    assert list(traces["gpt2"]["marker"]["symbol"]) == ["circle", "diamond"]
+    empty = map_figure(None).to_dict()
+    assert empty["layout"]["annotations"][0]["text"] == "nothing embedded yet"
+
+
+def test_map_labels_never_overlap() -> None:
+    """Fifty hits, most in one tight cluster (what a search gives): every placed label box is
+    inside the plot, clear of the others and of every hit's marker; the best hits get a label."""
+    import numpy as np
+
+    from ui.web.charts import MARKER_PX, place_labels
+
+    rng = np.random.default_rng(1)
+    pts = [(float(x), float(y)) for x, y in rng.normal((150, 120), 12, size=(40, 2))]
+    pts += [(float(x), float(y)) for x, y in rng.uniform((0, 0), (440, 340), size=(10, 2))]
+    texts = [f"{i + 1}. {'adapter_name_' * (1 + i % 2)}{i}"[:27] for i in range(len(pts))]
+    boxes = place_labels(pts, texts, 440.0, 340.0)
+    placed = [b for b in boxes if b is not None]
+    assert all(b is not None for b in boxes[:10]) and len(placed) >= 20
+    for i, a in enumerate(placed):
+        assert 0 <= a.x0 < a.x1 <= 440 and 0 <= a.y0 < a.y1 <= 340
+        assert not any(a.hits(b) for b in placed[i + 1 :]), a
+        assert not any(a.hits((x - MARKER_PX, y - MARKER_PX, x + MARKER_PX, y + MARKER_PX)) for x, y in pts)
+    for (x, y), b in zip(pts, boxes, strict=True):  # each label sits where its point is plus its offset
+        if b is not None:
+            assert (b.x0 + b.x1) / 2 == pytest.approx(x + b.dx) and (b.y0 + b.y1) / 2 == pytest.approx(y + b.dy)
 
 
 def test_export_formats() -> None:

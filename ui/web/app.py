@@ -36,7 +36,7 @@ from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, Sea
 from loradex.usage import export_formats, usage_snippet
 from ui.api import ApiError, UploadLimits, stage_uploads
 from ui.web.browse import ROW_CLICK_JS, build_browse_tab
-from ui.web.charts import FingerprintCache, RegistryMap, block_of, fingerprint_svg, map_svg
+from ui.web.charts import FingerprintCache, RegistryMap, block_of, fingerprint_svg, map_figure
 
 HERE = Path(__file__).resolve().parent
 
@@ -69,9 +69,22 @@ def page_options() -> dict[str, Any]:
     return {"theme": theme(), "css": css(), "head": HEAD}
 
 
+# Clicking a point of the registry map (gr.Plot has no click event) opens that adapter's page: a
+# point's customdata is its adapter id. Bound once per plot element, which Gradio keeps across updates.
+MAP_CLICK_JS = """setInterval(() => {
+  document.querySelectorAll("#ldx-map .js-plotly-plot").forEach((el) => {
+    if (el.dataset.ldxClick || typeof el.on !== "function") return;
+    el.dataset.ldxClick = "1";
+    el.on("plotly_click", (ev) => {
+      const id = ev && ev.points && ev.points.length ? ev.points[0].customdata : undefined;
+      if (id !== undefined && id !== null && id !== "") window.location.href = "?adapter=" + id;
+    });
+  });
+}, 400);"""
+
 # Back / Forward over the searches and browse views put in the address bar: load that page again.
 HEAD = ('<script>window.addEventListener("popstate", () => window.location.reload());\n'
-        f"{ROW_CLICK_JS}</script>")  # fmt: skip
+        f"{ROW_CLICK_JS}\n{MAP_CLICK_JS}</script>")  # fmt: skip
 
 
 def _esc(v: Any) -> str:
@@ -143,10 +156,10 @@ class WebUI:
 
     # -- search --------------------------------------------------------------------------------
     def search(self, prompt: str, family: str, fmt: str, origin: str, tags: str, mode: str,
-               k: float) -> tuple[str, str]:  # fmt: skip
-        """Prompt → (result cards HTML, registry map SVG)."""
+               k: float) -> tuple[str, Any]:  # fmt: skip
+        """Prompt → (result cards HTML, registry map figure)."""
         if not (prompt or "").strip():
-            return '<div class="ldx-note">Type what the adapter should do or look like.</div>', self.map_html()
+            return '<div class="ldx-note">Type what the adapter should do or look like.</div>', self.map_plot()
         filters = Filters(family=None if family in (None, "", ANY) else family,
                           format=None if fmt in (None, "", ANY) else fmt,
                           origin=None if origin in (None, "", ANY) else origin,
@@ -160,10 +173,11 @@ class WebUI:
         else:
             cards = "".join(self.card(h, i + 1) for i, h in enumerate(hits))
         query = self.service.embed_prompt(prompt)  # (dim,), from the encoder's LRU cache
-        return f'<div class="ldx-cards">{cards}</div>', self.map_html(query, [h.adapter["id"] for h in hits])
+        return f'<div class="ldx-cards">{cards}</div>', self.map_plot(query, [h.adapter["id"] for h in hits])
 
-    def map_html(self, query: Any = None, hits: list[int] | None = None) -> str:
-        return f'<div class="ldx-mapbox">{map_svg(self.map.data(), query, hits)}</div>'
+    def map_plot(self, query: Any = None, hits: list[int] | None = None) -> Any:
+        """The registry map (plotly figure) with the query and its hits."""
+        return map_figure(self.map.data(), query, hits)
 
     def card(self, hit: SearchHit, rank: int) -> str:
         a = hit.adapter
@@ -445,7 +459,7 @@ class WebUI:
         if query:
             cards, regmap = self.search(query, ANY, ANY, ANY, "", "hybrid", 8)
         else:
-            regmap = self.map_html()
+            regmap = self.map_plot()
         return (self.stats_html(), gr.Dropdown(choices=fams), gr.Dropdown(choices=fmts), gr.Dropdown(choices=origins),
                 regmap, gr.Dropdown(choices=choices, value=value), tab, query or gr.skip(), cards,
                 gr.Dropdown(choices=choices))  # fmt: skip
@@ -488,8 +502,12 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                     with gr.Column(scale=3):
                         cards = gr.HTML('<div class="ldx-note">Results appear here.</div>', elem_id="ldx-results")
                     with gr.Column(scale=2, elem_classes="ldx-mapcol"):
-                        gr.Markdown("**Registry map** · PCA of the text and weight embeddings", elem_classes="ldx-h")
-                        regmap = gr.HTML(elem_id="ldx-map")
+                        gr.Markdown(
+                            "**Registry map** · PCA of the text and weight embeddings · hover for names, drag to "
+                            "zoom, click a point to open it",
+                            elem_classes="ldx-h",
+                        )
+                        regmap = gr.Plot(elem_id="ldx-map", show_label=False, elem_classes="ldx-mapbox")
             browse, browse_out = build_browse_tab(service)
             with gr.Tab("Adapter", id="adapter"):
                 with gr.Row(equal_height=True):
