@@ -77,6 +77,7 @@ register_suite("relevance", _lazy("benchmarks.relevance:suite_relevance"))
 register_suite("replicas", _lazy("benchmarks.replicas:suite_replicas"))
 register_suite("queue", _lazy("benchmarks.queue_kills:suite_queue"))
 register_suite("workers", _lazy("benchmarks.worker_ingest:suite_workers"))
+register_suite("ui_flows", _lazy("benchmarks.ui_flows:suite_ui_flows"))
 
 
 # -- reporting -----------------------------------------------------------------------------

@@ -294,3 +294,26 @@ def test_only_a_converged_gate_is_used() -> None:
     assert trained_gate("zoo-text") is not None  # its routing loss fell 1.96 → 0.05
     assert trained_gate("zoo-image") is None  # its distillation loss rose: the training-free gate routes
     assert trained_gate("no-such-family") is None
+
+
+def test_web_compose_side_by_side_and_generate_discard(svc: LocalService) -> None:
+    """The Compose tab's side by side (each adapter alone, linear, merge, gate, one table row per
+    input) and the Generate tab's Discard, which removes only what it just registered."""
+    import gradio as gr
+
+    from ui.web.make import MakeUI
+
+    ui = MakeUI(svc)
+    ids = [f"{_id(svc, n)} · {n}" for n in ("reverse", "upper")]
+    images, gate, text = ui.compose("write the text backwards", ids, 2, "", "gate", "hello\nabc", 20, True)
+    assert images == [] and gate is not None
+    head = "| input | reverse alone | upper alone | linear | merge:cat | gate |"
+    assert head in text and "| `hello` | `olleh` | `HELLO` |" in text and text.endswith("`cba` |")
+    _, _, alone = ui.compose("write the text backwards", ids, 2, "", "linear", "hello", 20, False)
+    assert "| input | linear |" in alone
+    card, _, tried, new_id, _ = ui.generate("make every letter upper case", "zoo-text", "nearest", "", 5, "abc")
+    assert new_id is not None and f'data-id="{new_id}"' in card and tried.startswith("abc → ABC")
+    ui.discard(new_id)
+    assert new_id not in {a["id"] for a in svc.list()}
+    with pytest.raises(gr.Error, match="nothing to discard"):
+        ui.discard(None)

@@ -23,6 +23,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT_MS = 30_000
+# The page's load event has drawn the registry map (a plotly figure: Gradio shows only a placeholder
+# while that event is pending); only then can that event not overwrite what a test does.
+MAP_READY = "#ldx-map .js-plotly-plot .main-svg"
 
 
 def _missing() -> str | None:
@@ -76,9 +79,7 @@ def shot(page: Any, name: str) -> None:
 
 def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     page.goto(f"{site.url}/")  # redirects to the UI at /ui/
-    # The page's load event has drawn the map (our svg.ldx-map, not the spinner svg Gradio shows
-    # while that event is pending): only then can its map not overwrite the search's.
-    page.locator("#ldx-map svg.ldx-map").first.wait_for()
+    page.locator(MAP_READY).first.wait_for()
     page.locator("#ldx-prompt textarea").fill("a soft watercolor painting of a lake")
     page.locator("#ldx-search").click()
     first = page.locator("#ldx-results .ldx-card").first
@@ -91,7 +92,7 @@ def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     labels: list[str] = []
     for _ in range(120):
         labels = page.locator("#ldx-map").evaluate(
-            "el => Array.from(el.querySelectorAll('text.ldx-svg-hit')).map(t => t.textContent)"
+            "el => Array.from(el.querySelectorAll('g.annotation text')).map(t => t.textContent)"
         )
         if "1. watercolor_sd15" in labels:
             break
@@ -106,6 +107,47 @@ def test_search_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     assert dl.value.suggested_filename == "watercolor_sd15-kohya.zip"
     page.wait_for_timeout(300)
     shot(page, "search.png")
+
+
+def test_the_map_hovers_zooms_and_opens(site: SimpleNamespace, page: Any) -> None:
+    """The registry map after a search: the hits' labels do not overlap on screen, hovering a hit
+    names it, clicking it opens its adapter page, and (Back) a drag zooms in."""
+    import re
+
+    page.goto(f"{site.url}/ui/?q=a+soft+watercolor+painting+of+a+lake")
+    plot = page.locator("#ldx-map")
+    labels = plot.locator("g.annotation rect.bg")  # each label's box, without its arrow
+    labels.first.wait_for()
+    boxes = [b for b in (labels.nth(i).bounding_box() for i in range(labels.count())) if b]
+    assert len(boxes) >= 3
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = (a["x"] + a["width"] <= b["x"] + 1 or b["x"] + b["width"] <= a["x"] + 1
+                     or a["y"] + a["height"] <= b["y"] + 1 or b["y"] + b["height"] <= a["y"] + 1)  # fmt: skip
+            assert apart, (a, b)
+    x, y, text = plot.evaluate(MAP_POINT_JS, 0)
+    assert text == "1. watercolor_sd15"
+    page.mouse.move(x, y)
+    plot.locator(".hoverlayer .hovertext", has_text="watercolor_sd15 (sd1)").first.wait_for()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    plot.screenshot(path=str(ARTIFACTS / "map_hover.png"))  # not a full-page shot: that resizes, and redraws the plot
+    page.mouse.click(x, y)
+    page.wait_for_url(re.compile(rf"adapter={by_name(site.svc, 'watercolor_sd15')['id']}"))
+    page.locator('#ldx-detail .ldx-detail[data-name="watercolor_sd15"]').wait_for()
+    page.go_back()  # the search again, and its map: drag a box to zoom in
+    labels.first.wait_for()
+    before = plot.evaluate("el => el.querySelector('.js-plotly-plot')._fullLayout.xaxis.range.slice()")
+    box = plot.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    assert box
+    page.mouse.move(box["x"] + 20, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 140, box["y"] + 120, steps=6)
+    page.mouse.up()
+    page.wait_for_function(
+        "r => { const g = document.querySelector('#ldx-map .js-plotly-plot'), x = g && g._fullLayout.xaxis.range;"
+        " return !!x && x[0] > r[0] && x[1] < r[1]; }",
+        arg=before,
+    )
 
 
 def test_a_search_lives_in_the_url(site: SimpleNamespace, page: Any) -> None:
@@ -139,6 +181,20 @@ CONTRAST_JS = """el => {
 }"""
 
 
+LUMINANCE_JS = """el => {
+  const [r, g, b] = getComputedStyle(el).backgroundColor.match(/[\\d.]+/g).slice(0, 3).map(v => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}"""
+
+# Where a registry-map annotation points (its hit), in page pixels: [x, y, text].
+MAP_POINT_JS = """(el, i) => {
+  const gd = el.querySelector(".js-plotly-plot"), L = gd._fullLayout, a = L.annotations[i];
+  const box = gd.getBoundingClientRect();
+  return [box.left + L.xaxis._offset + L.xaxis.l2p(a.x), box.top + L.yaxis._offset + L.yaxis.l2p(a.y), a.text];
+}"""
+
+
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_phone_width_and_both_themes(site: SimpleNamespace, browser: Any, theme: str) -> None:
     """At 390×844: the map comes before the results, a card's picture never covers its title, and
@@ -149,7 +205,7 @@ def test_phone_width_and_both_themes(site: SimpleNamespace, browser: Any, theme:
     page.set_default_timeout(TIMEOUT_MS)
     try:
         page.goto(f"{site.url}/ui/?__theme={theme}")
-        page.locator("#ldx-map svg.ldx-map").first.wait_for()
+        page.locator(MAP_READY).first.wait_for()
         page.locator("#ldx-prompt textarea").fill("a soft watercolor painting of a lake")
         page.locator("#ldx-search").click()
         card = page.locator('#ldx-results .ldx-card[data-name="watercolor_sd15"]').first
@@ -162,9 +218,13 @@ def test_phone_width_and_both_themes(site: SimpleNamespace, browser: Any, theme:
         assert map_box and map_box["y"] < (card.bounding_box() or {"y": 0})["y"]  # the map is not 7000 px down
         chip = card.locator(".ldx-trig code").first
         assert chip.evaluate(CONTRAST_JS) >= 4.5
-        frame = page.locator("#ldx-map svg.ldx-map > rect").first.evaluate("el => getComputedStyle(el).fill")
-        dark_frame = frame.replace(" ", "") in ("rgb(15,23,42)",)
-        assert dark_frame == (theme == "dark"), frame
+        # the map's own background is transparent: the panel behind it follows the theme
+        plot_bg = page.locator("#ldx-map .js-plotly-plot .main-svg").first.evaluate(
+            "el => getComputedStyle(el).backgroundColor"
+        )
+        assert plot_bg.replace(" ", "") in ("rgba(0,0,0,0)", "transparent"), plot_bg
+        panel = page.locator("#ldx-map").evaluate(LUMINANCE_JS)
+        assert (panel < 0.2) == (theme == "dark"), panel
         shot(page, f"phone_{theme}.png")
     finally:
         ctx.close()
@@ -175,7 +235,7 @@ def test_finds_a_zoo_adapter_by_its_weights(site: SimpleNamespace, page: Any) ->
     if not site.svc.list(family="zoo-text"):
         pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
     page.goto(f"{site.url}/ui/")
-    page.locator("#ldx-map svg.ldx-map").first.wait_for()  # the load event is done: it cannot undo our clicks
+    page.locator(MAP_READY).first.wait_for()  # the load event is done: it cannot undo our clicks
     page.locator("#ldx-prompt textarea").fill("write the string backwards")
     page.locator("#ldx-search").click()
     first = page.locator("#ldx-results .ldx-card").first
@@ -197,7 +257,7 @@ def test_image_zoo_adapters_show_their_preview(site: SimpleNamespace, page: Any)
         pytest.skip("the image zoo is not built (python -m benchmarks.zoo build image)")
     (task,) = [t for t in json.loads((zoo / "manifest.json").read_text())["tasks"] if t["id"] == "hstripes"]
     page.goto(f"{site.url}/ui/")
-    page.locator("#ldx-map svg.ldx-map").first.wait_for()  # the load event is done: it cannot undo our clicks
+    page.locator(MAP_READY).first.wait_for()  # the load event is done: it cannot undo our clicks
     page.locator("#ldx-prompt textarea").fill(task["canonical"])
     page.locator("#ldx-search").click()
     first = page.locator("#ldx-results .ldx-card").first
@@ -236,7 +296,7 @@ def test_admin_ingests_a_real_fixture(site: SimpleNamespace, page: Any, real_ada
     folder = real_adapters / "peft_gpt2_emotion"
     files = [str(folder / n) for n in ("adapter_config.json", "adapter_model.safetensors", "description.txt")]
     page.goto(f"{site.url}/ui/")
-    page.locator("#ldx-map svg.ldx-map").first.wait_for()  # the load event is done: it cannot undo our clicks
+    page.locator(MAP_READY).first.wait_for()  # the load event is done: it cannot undo our clicks
     page.get_by_role("tab", name="Admin").click()
     page.locator("#ldx-files input[type=file]").set_input_files(files)
     expect(page.locator("#ldx-files td.filename")).to_have_count(len(files))  # uploaded
@@ -262,3 +322,119 @@ def test_admin_ingests_a_real_fixture(site: SimpleNamespace, page: Any, real_ada
     shot(page, "admin_ingested.png")
     added = by_name(site.svc, "peft_gpt2_emotion")
     assert (added["family"], added["format"], added["module_count"]) == ("gpt2", "peft", 12)
+
+
+def _open_tab(page: Any, url: str, name: str) -> None:
+    page.goto(f"{url}/ui/")
+    page.locator(MAP_READY).first.wait_for()  # the load event is done: it cannot undo our clicks
+    page.get_by_role("tab", name=name).click()
+
+
+def _choose(page: Any, box: str, option: str) -> None:
+    """Pick ``option`` in the Gradio dropdown ``box`` (an elem_id): type to filter, click the entry."""
+    page.locator(f"{box} input").first.click()
+    page.locator(f"{box} input").first.fill(option)
+    page.locator(f'{box} [role=option][aria-label="{option}"]').click()
+
+
+def test_generate_in_the_browser(site: SimpleNamespace, page: Any) -> None:
+    """Generate tab: a description → the new adapter's card (lineage, download), its try-it run
+    (the generated adapter does the task), and Discard takes it out of the registry again."""
+    if not site.svc.list(family="zoo-text"):
+        pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
+    _open_tab(page, site.url, "Generate")
+    _choose(page, "#ldx-gen-family", "zoo-text")
+    page.locator("#ldx-gen-desc textarea").fill("write the string backwards")
+    page.locator("#ldx-generate").click()
+    card = page.locator("#ldx-gen-card .ldx-gen")
+    card.wait_for()
+    name, new_id = card.get_attribute("data-name"), int(card.get_attribute("data-id") or 0)
+    assert name and name.startswith("gen-write-the-string-backwards")
+    assert "kept in the registry as adapter" in card.inner_text() and "generator zoo-text/" in card.inner_text()
+    assert site.svc.get(new_id)["origin"] == "generated"
+    tried = page.locator("#ldx-gen-try textarea")
+    page.wait_for_function("el => el.value.length > 0", arg=tried.element_handle())
+    assert tried.input_value().startswith("hello → olleh"), tried.input_value()
+    with page.expect_download() as dl:
+        card.locator("a.ldx-dl", has_text="peft").click()
+    assert dl.value.suggested_filename == f"{name}-peft.zip"
+    shot(page, "generate.png")
+    page.locator("#ldx-gen-discard").click()
+    page.locator("#ldx-gen-card", has_text="discarded").wait_for()
+    assert name not in {a["name"] for a in site.svc.list(family="zoo-text")}
+
+
+def test_compose_in_the_browser(site: SimpleNamespace, page: Any) -> None:
+    """Compose tab: two picked image-zoo adapters → side by side (each alone, linear, merge, gate)
+    at the same seed, and the gate plot."""
+    zoo = {a["name"]: a["id"] for a in site.svc.list(family="zoo-image", origin="ingested")}
+    if not {"grayscale", "dots"} <= set(zoo):
+        pytest.skip("the image zoo is not built (python -m benchmarks.zoo build image)")
+    _open_tab(page, site.url, "Compose")
+    page.locator("#ldx-comp-prompt textarea").fill("a circle in grayscale with polka dots")
+    for n in ("grayscale", "dots"):
+        _choose(page, "#ldx-comp-ids", f"{zoo[n]} · {n}")
+    steps = page.locator("#ldx-comp-steps input[type=number]")
+    steps.fill("2")
+    steps.press("Enter")
+    page.locator("#ldx-compose").click()
+    gallery = page.locator("#ldx-comp-images")
+    from playwright.sync_api import expect
+
+    expect(gallery.locator("img")).to_have_count(5, timeout=120_000)  # 2 alone + linear, merge, gate
+    page.locator("#ldx-comp-gate img").wait_for()
+    summary = page.locator("#ldx-comp-summary")
+    expect(summary).to_contain_text("gate over 2 adapters of zoo-image")
+    expect(summary).to_contain_text("5 run(s)")
+    page.wait_for_timeout(300)
+    shot(page, "compose.png")
+
+
+def test_try_it_in_the_browser(site: SimpleNamespace, page: Any) -> None:
+    """An adapter page's Try it: your input through the bare base and with the adapter, side by side."""
+    if not site.svc.list(family="zoo-text"):
+        pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
+    (rid,) = [a["id"] for a in site.svc.list(family="zoo-text", origin="ingested") if a["name"] == "reverse"]
+    page.goto(f"{site.url}/ui/?adapter={rid}")
+    page.locator('#ldx-detail .ldx-detail[data-name="reverse"]').wait_for()
+    page.locator("#ldx-try-in textarea").fill("hello")
+    page.locator("#ldx-try").click()
+    row = page.locator("#ldx-try-out table.ldx-try tr").nth(1)
+    row.wait_for()
+    assert [c.strip() for c in row.locator("td").all_inner_texts()] == ["hello", "hello", "olleh"]
+    shot(page, "try_it.png")
+
+
+def test_browse_pages_sorts_filters_and_back(site: SimpleNamespace, page: Any) -> None:
+    """Browse tab: a filter, a sort and the next page each land in the URL; a row opens its adapter
+    page, and Back returns to the same page of the same view."""
+    import re
+
+    from playwright.sync_api import expect
+
+    if not site.svc.list(family="zoo-text"):
+        pytest.skip("the text zoo is not built (python -m benchmarks.zoo build text)")
+    _open_tab(page, site.url, "Browse")
+    pos, rows = page.locator("#ldx-b-pos"), page.locator("#ldx-browse table.ldx-browse tr[data-id]")
+    total = site.svc.count()
+    expect(pos).to_contain_text(f"page 1 of {-(-total // 25)} · adapters 1–25 of {total}")
+    _choose(page, "#ldx-b-family", "zoo-text")
+    n = site.svc.count(family="zoo-text")
+    expect(pos).to_contain_text(f"page 1 of {-(-n // 25)} · adapters 1–25 of {n}")
+    page.wait_for_url(re.compile(r"browse=1.*family=zoo-text"))
+    _choose(page, "#ldx-b-sort", "file size ↓")
+    want = site.svc.list(family="zoo-text", sort="-size", limit=25, offset=25)
+    page.wait_for_url(re.compile(r"sort=-size"))
+    page.locator("#ldx-b-next").click()
+    expect(pos).to_contain_text(f"page 2 of {-(-n // 25)} · adapters 26–50 of {n}")
+    page.wait_for_url(re.compile(r"pg=2"))
+    expect(rows.first).to_have_attribute("data-id", str(want[0]["id"]))
+    assert [int(r) for r in rows.evaluate_all("rs => rs.map(r => r.dataset.id)")] == [a["id"] for a in want]
+    shot(page, "browse.png")
+    rows.nth(3).locator("td").nth(2).click()  # the family cell: the whole row is a link
+    page.wait_for_url(re.compile(rf"adapter={want[3]['id']}"))
+    page.locator(f'#ldx-detail .ldx-detail[data-name="{want[3]["name"]}"]').wait_for()
+    page.go_back()
+    page.wait_for_url(re.compile(r"browse=1.*pg=2"))
+    expect(pos).to_contain_text(f"page 2 of {-(-n // 25)}")
+    expect(rows.first).to_have_attribute("data-id", str(want[0]["id"]))

@@ -74,13 +74,27 @@ def test_search_finds_the_sample(web: SimpleNamespace, prompt: str, expected: st
     assert 'class="ldx-svg"' in cards  # a fingerprint per card
     assert "weights similarity" in cards or "text similarity" in cards  # the why line
     assert "/download?format=" in cards
-    assert "<svg" in regmap and "your prompt" in regmap and f"1. {expected}" in regmap
+    assert "your prompt" in str(regmap) and f"1. {expected}" in str(regmap)  # the plotly figure's JSON
+
+
+def test_search_says_when_nothing_fits(web: SimpleNamespace) -> None:
+    """A request no bundled adapter does gets the verdict above the closest cards and the button to
+    generate one; a request one does gets neither."""
+    from ui.web.app import WebUI
+
+    ui = WebUI(web.svc, TOKEN)
+    for prompt, fits in (("translate legal contracts into Japanese", False), ("a soft watercolor painting", True)):
+        cards, *_ = web.client.predict(prompt, *SEARCH_DEFAULTS, 5, api_name="/search")
+        assert card_names(cards) and "relevance" in cards
+        assert ("Nothing in the registry" in cards) is not fits, cards[:500]
+        _, _, button = ui.search(prompt, *SEARCH_DEFAULTS, 5)
+        assert button.visible is not fits
 
 
 def test_search_filters(web: SimpleNamespace) -> None:
-    cards, _ = web.client.predict("a painting", "gpt2", "any", "any", "", "hybrid", 10, api_name="/search")
+    cards, *_ = web.client.predict("a painting", "gpt2", "any", "any", "", "hybrid", 10, api_name="/search")
     assert card_names(cards) == ["Shakespeare GPT-2"]
-    cards, _ = web.client.predict("a painting", "gpt2", "kohya", "any", "", "text", 10, api_name="/search")
+    cards, *_ = web.client.predict("a painting", "gpt2", "kohya", "any", "", "text", 10, api_name="/search")
     assert card_names(cards) == [] and "No adapter matches" in cards  # both exist, no adapter has both
     from gradio_client.exceptions import AppError
 
@@ -89,7 +103,7 @@ def test_search_filters(web: SimpleNamespace) -> None:
 
 
 def test_card_download_link_is_served(web: SimpleNamespace) -> None:
-    cards, _ = web.client.predict("a soft watercolor painting of a lake", *SEARCH_DEFAULTS, 1, api_name="/search")
+    cards, *_ = web.client.predict("a soft watercolor painting of a lake", *SEARCH_DEFAULTS, 1, api_name="/search")
     href = re.search(r'href="\.\./(adapters/\d+/download\?format=kohya)"', cards)
     assert href, cards
     r = httpx.get(f"{web.url}/{href.group(1)}", timeout=60)  # ".." from /ui/ is the API root
@@ -212,10 +226,10 @@ def test_module_norm_is_the_frobenius_norm_of_delta() -> None:
         assert module_norm(m) == pytest.approx(float(torch.linalg.norm(m.delta())), rel=1e-4)
 
 
-def test_fingerprint_and_map_svg() -> None:
+def test_fingerprint_and_map_figure() -> None:
     import numpy as np
 
-    from ui.web.charts import MapData, fingerprint_svg, map_svg, pca_2d
+    from ui.web.charts import MapData, fingerprint_svg, map_figure, pca_2d
 
     fp = [("unet.down_blocks.0.x", "unet down_blocks.0", 1.0), ("unet.up_blocks.0.x", "unet up_blocks.0", 0.5)]
     svg = fingerprint_svg(fp, labels=True)
@@ -229,9 +243,38 @@ def test_fingerprint_and_map_svg() -> None:
     assert abs(basis[0, 0]) > 0.9
     data = MapData([1, 1, 2, 2, 3, 3], ["text", "weights"] * 3, {1: "a<b", 2: "b", 3: "c"}, {1: "sd1", 2: "sd1", 3: "gpt2"},
                    (x - mean) @ basis, mean, basis, shares)  # fmt: skip
-    svg = map_svg(data, x[0], [1])
-    assert "1. a&lt;b" in svg and "your prompt" in svg and "gpt2" in svg
-    assert "nothing embedded" in map_svg(None)
+    fig = map_figure(data, x[0], [1]).to_dict()
+    assert [a["text"] for a in fig["layout"]["annotations"]] == ["1. a<b"]  # labels for the hits only
+    traces = {t["name"]: t for t in fig["data"] if t.get("name")}
+    assert set(traces) == {"sd1", "gpt2", "search hits", "your prompt"}
+    assert list(traces["search hits"]["customdata"]) == [1, 1]  # a click opens adapter 1
+    assert any("c (gpt2) · weights embedding" == h for h in traces["gpt2"]["hovertext"])
+    assert list(traces["gpt2"]["marker"]["symbol"]) == ["circle", "diamond"]
+    empty = map_figure(None).to_dict()
+    assert empty["layout"]["annotations"][0]["text"] == "nothing embedded yet"
+
+
+def test_map_labels_never_overlap() -> None:
+    """Fifty hits, most in one tight cluster (what a search gives): every placed label box is
+    inside the plot, clear of the others and of every hit's marker; the best hits get a label."""
+    import numpy as np
+
+    from ui.web.charts import MARKER_PX, place_labels
+
+    rng = np.random.default_rng(1)
+    pts = [(float(x), float(y)) for x, y in rng.normal((150, 120), 12, size=(40, 2))]
+    pts += [(float(x), float(y)) for x, y in rng.uniform((0, 0), (440, 340), size=(10, 2))]
+    texts = [f"{i + 1}. {'adapter_name_' * (1 + i % 2)}{i}"[:27] for i in range(len(pts))]
+    boxes = place_labels(pts, texts, 440.0, 340.0)
+    placed = [b for b in boxes if b is not None]
+    assert all(b is not None for b in boxes[:10]) and len(placed) >= 20
+    for i, a in enumerate(placed):
+        assert 0 <= a.x0 < a.x1 <= 440 and 0 <= a.y0 < a.y1 <= 340
+        assert not any(a.hits(b) for b in placed[i + 1 :]), a
+        assert not any(a.hits((x - MARKER_PX, y - MARKER_PX, x + MARKER_PX, y + MARKER_PX)) for x, y in pts)
+    for (x, y), b in zip(pts, boxes, strict=True):  # each label sits where its point is plus its offset
+        if b is not None:
+            assert (b.x0 + b.x1) / 2 == pytest.approx(x + b.dx) and (b.y0 + b.y1) / 2 == pytest.approx(y + b.dy)
 
 
 def test_export_formats() -> None:
@@ -240,3 +283,39 @@ def test_export_formats() -> None:
     assert export_formats([{"name": "unet.a"}, {"name": "text_encoder.b"}]) == ["diffusers", "kohya"]
     assert export_formats([{"name": "unet.a"}]) == ["diffusers", "peft", "kohya"]
     assert export_formats([{"name": "model.transformer.h.0.attn.c_attn"}]) == ["peft"]
+
+
+@pytest.mark.parametrize(
+    ("total", "page", "size", "want"),
+    [
+        (0, 1, 25, (1, 1, 0)),  # empty: one empty page
+        (25, 1, 25, (1, 1, 0)),
+        (26, 2, 25, (2, 2, 25)),  # the last page holds one row
+        (26, 9, 25, (2, 2, 25)),  # past the end: the last page
+        (26, 0, 25, (1, 2, 0)),  # before the start: the first
+        (26, "junk", 25, (1, 2, 0)),
+        (317, "3", "100", (3, 4, 200)),  # strings from the URL
+        (5, 1, 0, (1, 5, 0)),  # size 0 → one row a page, never a division by zero
+    ],
+)
+def test_browse_paging(total: int, page: object, size: object, want: tuple[int, int, int]) -> None:
+    from ui.web.browse import paging
+
+    pg = paging(total, page, size)
+    assert (pg.page, pg.pages, pg.offset) == want
+    assert pg.has_prev == (pg.page > 1) and pg.has_next == (pg.page < pg.pages)
+    rows_on_page = max(0, min(pg.size, total - pg.offset))
+    assert rows_on_page == (0 if total == 0 else min(pg.size, total - (pg.page - 1) * pg.size))
+    label = pg.label()
+    assert label.startswith(f"page {pg.page} of {pg.pages}")
+    if total:
+        assert f"{pg.offset + 1}–{pg.offset + rows_on_page} of {total}" in label
+
+
+def test_browse_sorts_are_the_api_sorts() -> None:
+    from registry.crud import SORT_KEYS
+    from ui.web.browse import sort_choices
+
+    values = [v for _, v in sort_choices()]
+    assert sorted(values) == sorted([*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)])
+    assert len({label for label, _ in sort_choices()}) == len(values)  # every entry reads differently

@@ -6,7 +6,8 @@ in ``templates/`` (``string.Template``), both beside this file.
 
 Mounted on the REST API's FastAPI app by ``ui.server.mount_ui`` (one process, one port).
 Tabs: **Search** (prompt, filters, result cards with score breakdown, weight fingerprint and
-download links, a 2-D map of the registry), **Adapter** (metadata, modules, lineage,
+download links, a 2-D map of the registry), **Browse** (``browse.py``: every adapter, paged, sorted
+and filtered, its state in the URL), **Adapter** (metadata, modules, lineage,
 fingerprint, similar adapters, export), **Admin** (token-checked upload / server-folder
 ingestion with progress, removal). Registry errors become ``gr.Error`` here and nowhere else.
 Uploads go through the REST API's own checks (``ui.api.stage_uploads``: bare file names, safe
@@ -34,7 +35,8 @@ from loradex.service import LocalService
 from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, SearchHit, public_detail
 from loradex.usage import export_formats, usage_snippet
 from ui.api import ApiError, UploadLimits, stage_uploads
-from ui.web.charts import FingerprintCache, RegistryMap, block_of, fingerprint_svg, map_svg
+from ui.web.browse import ROW_CLICK_JS, build_browse_tab
+from ui.web.charts import FingerprintCache, RegistryMap, block_of, fingerprint_svg, map_figure
 
 HERE = Path(__file__).resolve().parent
 
@@ -67,8 +69,22 @@ def page_options() -> dict[str, Any]:
     return {"theme": theme(), "css": css(), "head": HEAD}
 
 
-# Back / Forward over the searches SEARCH_URL_JS put in the address bar: load that page again.
-HEAD = '<script>window.addEventListener("popstate", () => window.location.reload());</script>'
+# Clicking a point of the registry map (gr.Plot has no click event) opens that adapter's page: a
+# point's customdata is its adapter id. Bound once per plot element, which Gradio keeps across updates.
+MAP_CLICK_JS = """setInterval(() => {
+  document.querySelectorAll("#ldx-map .js-plotly-plot").forEach((el) => {
+    if (el.dataset.ldxClick || typeof el.on !== "function") return;
+    el.dataset.ldxClick = "1";
+    el.on("plotly_click", (ev) => {
+      const id = ev && ev.points && ev.points.length ? ev.points[0].customdata : undefined;
+      if (id !== undefined && id !== null && id !== "") window.location.href = "?adapter=" + id;
+    });
+  });
+}, 400);"""
+
+# Back / Forward over the searches and browse views put in the address bar: load that page again.
+HEAD = ('<script>window.addEventListener("popstate", () => window.location.reload());\n'
+        f"{ROW_CLICK_JS}\n{MAP_CLICK_JS}</script>")  # fmt: skip
 
 
 def _esc(v: Any) -> str:
@@ -140,11 +156,11 @@ class WebUI:
 
     # -- search --------------------------------------------------------------------------------
     def search(self, prompt: str, family: str, fmt: str, origin: str, tags: str, mode: str,
-               k: float) -> tuple[str, str, Any]:  # fmt: skip
-        """Prompt → (result cards HTML, registry map SVG, the "generate one" button: shown when nothing fits)."""
+               k: float) -> tuple[str, Any, Any]:  # fmt: skip
+        """Prompt → (result cards HTML, registry map figure, the "generate one" button: shown when nothing fits)."""
         if not (prompt or "").strip():
             note = '<div class="ldx-note">Type what the adapter should do or look like.</div>'
-            return note, self.map_html(), gr.Button(visible=False)
+            return note, self.map_plot(), gr.Button(visible=False)
         filters = Filters(family=None if family in (None, "", ANY) else family,
                           format=None if fmt in (None, "", ANY) else fmt,
                           origin=None if origin in (None, "", ANY) else origin,
@@ -161,11 +177,12 @@ class WebUI:
         if nothing_fits:
             cards = f'<div class="ldx-nofit" id="ldx-nofit">{_esc(hits.verdict())}</div>' + cards
         query = self.service.embed_prompt(prompt)  # (dim,), from the encoder's LRU cache
-        regmap = self.map_html(query, [h.adapter["id"] for h in hits])
+        regmap = self.map_plot(query, [h.adapter["id"] for h in hits])
         return f'<div class="ldx-cards">{cards}</div>', regmap, gr.Button(visible=nothing_fits)
 
-    def map_html(self, query: Any = None, hits: list[int] | None = None) -> str:
-        return f'<div class="ldx-mapbox">{map_svg(self.map.data(), query, hits)}</div>'
+    def map_plot(self, query: Any = None, hits: list[int] | None = None) -> Any:
+        """The registry map (plotly figure) with the query and its hits."""
+        return map_figure(self.map.data(), query, hits)
 
     def card(self, hit: SearchHit, rank: int) -> str:
         a = hit.adapter
@@ -256,7 +273,7 @@ class WebUI:
         inputs = [line for line in (text or "").splitlines() if line.strip()]
         try:
             out = self.service.try_it(self.resolve(ref)["id"], inputs)
-        except RegistryError as e:
+        except (RegistryError, ValueError) as e:  # ValueError: e.g. a character the base's vocabulary lacks
             raise gr.Error(str(e), title="Try it") from None
         if out["kind"] == "image":
             import io
@@ -442,23 +459,25 @@ class WebUI:
     # -- page load -----------------------------------------------------------------------------
     def on_load(self, request: gr.Request) -> tuple[Any, ...]:
         """Fresh stats / choices / map; ``?adapter=<id>`` opens that adapter's page; ``?q=<prompt>``
-        (what the search box writes into the address bar) runs that search, so a search can be shared."""
+        (what the search box writes into the address bar) runs that search, so a search can be shared;
+        ``?browse=1`` opens the Browse tab (whose own load reads its state from the URL)."""
         fams, fmts, origins = self.filter_choices()
         params = request.query_params if request is not None else {}
         wanted = (params.get("adapter") or "").strip()
         query = (params.get("q") or "").strip()[:4000]
         choices = self.choices()
         value = next((c for c in choices if _ref(c) == wanted), wanted or None)
-        tab = gr.Tabs(selected="adapter") if wanted else gr.Tabs()
+        browsing = bool(params.get("browse"))
+        tab = gr.Tabs(selected="adapter") if wanted else gr.Tabs(selected="browse") if browsing else gr.Tabs()
         cards: Any = gr.skip()
         to_generate: Any = gr.skip()
         if query:
             cards, regmap, to_generate = self.search(query, ANY, ANY, ANY, "", "hybrid", 8)
         else:
-            regmap = self.map_html()
+            regmap = self.map_plot()
         return (self.stats_html(), gr.Dropdown(choices=fams), gr.Dropdown(choices=fmts), gr.Dropdown(choices=origins),
                 regmap, gr.Dropdown(choices=choices, value=value), tab, query or gr.skip(), cards,
-                to_generate)  # fmt: skip
+                gr.Dropdown(choices=choices), to_generate)  # fmt: skip
 
 
 # Puts the search into the address bar (``?q=``) without a reload: shareable, and Back returns to it.
@@ -500,8 +519,13 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                                                 elem_id="ldx-to-generate")  # fmt: skip
                         cards = gr.HTML('<div class="ldx-note">Results appear here.</div>', elem_id="ldx-results")
                     with gr.Column(scale=2, elem_classes="ldx-mapcol"):
-                        gr.Markdown("**Registry map** · PCA of the text and weight embeddings", elem_classes="ldx-h")
-                        regmap = gr.HTML(elem_id="ldx-map")
+                        gr.Markdown(
+                            "**Registry map** · PCA of the text and weight embeddings · hover for names, drag to "
+                            "zoom, click a point to open it",
+                            elem_classes="ldx-h",
+                        )
+                        regmap = gr.Plot(elem_id="ldx-map", show_label=False, elem_classes="ldx-mapbox")
+            browse, browse_out = build_browse_tab(service)
             with gr.Tab("Adapter", id="adapter"):
                 with gr.Row(equal_height=True):
                     pick = gr.Dropdown(ui.choices(), label="adapter (pick, or type an id / name)", scale=4,
@@ -548,7 +572,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                                      wrap=True, elem_id="ldx-report")  # fmt: skip
             from ui.web.make import build_make_tabs
 
-            made = build_make_tabs(service)
+            made = build_make_tabs(service, ui.choices())
 
         search_in = [prompt, family, fmt, origin, tags, mode, k]
         go.click(ui.search, search_in, [cards, regmap, to_generate], api_name="search", js=SEARCH_URL_JS)
@@ -567,6 +591,8 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
         dir_btn.click(ui.ingest_folder, [token, server_path], ingest_out, api_name="ingest_folder",
                       show_progress_on=table)  # fmt: skip
         rm_btn.click(ui.remove, [token, victim], [rm_msg, pick, header], api_name="remove", show_progress_on=rm_msg)
-        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards, to_generate],
+        demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards, made["adapters"],
+                                     to_generate],
                   api_visibility="private")  # fmt: skip
+        demo.load(browse.on_load, None, browse_out, api_visibility="private")
     return demo

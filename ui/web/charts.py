@@ -1,14 +1,15 @@
-"""Pictures for the web UI, drawn as inline SVG (no plotting library, no image files).
+"""Pictures for the web UI: fingerprints as inline SVG, the registry map as a plotly figure.
 
 * Weight fingerprint: ‖ΔW‖_F of every module of an adapter, in module order, grouped by block
   (``unet.down_blocks.1``, ``layers.7`` …). Computed without materializing ΔW:
   ‖s·B·A‖_F² = s²·Σ (BᵀB ⊙ AAᵀ), two (r, r) Gram matrices per module. Cached per sha256, in
   memory and as JSON under ``<data dir>/cache/fingerprints`` (same bytes → same picture).
 * Registry map: the stored ``text`` and ``weights`` embeddings (one space: the weight encoder is
-  trained into the text encoder's space) projected to 2-D by PCA (numpy SVD), with a query
-  point and search hits highlighted.
+  trained into the text encoder's space) projected to 2-D by PCA (numpy SVD), drawn as an
+  interactive plotly figure (hover names, zoom, click to open) with the query point and the
+  search hits labelled where their labels do not overlap (``place_labels``).
 
-numpy is imported inside functions; torch only when a fingerprint has to be computed.
+numpy and plotly are imported inside functions; torch only when a fingerprint has to be computed.
 """
 
 from __future__ import annotations
@@ -252,99 +253,171 @@ class RegistryMap:
             return self._data
 
 
-def map_svg(
-    data: MapData | None,
-    query: np.ndarray | None = None,
-    hits: list[int] | None = None,
-    *,
-    width: int = 520,
-    height: int = 400,
-    max_points: int = 2500,
-) -> str:
-    """Scatter of the registry: circles = metadata-text embeddings, diamonds = weight embeddings,
-    coloured by family; hits numbered (their two points joined), the query a red star."""
-    import numpy as np
+# Fixed figure geometry, so that label boxes can be placed in pixels before the browser draws them.
+MAP_W, MAP_H = 460, 400
+MAP_MARGIN = {"l": 8, "r": 8, "t": 8, "b": 56}  # the bottom holds the family legend
+LABEL_FONT_PX, LABEL_CHAR_PX, LABEL_H = 11, 6.6, 16
+MARKER_PX = 7  # half the size of a hit's marker: labels keep off every hit
 
+
+@dataclass(frozen=True)
+class LabelBox:
+    """A placed label: ``dx``, ``dy`` from its point to the box centre (pixels, y down) and the box."""
+
+    dx: float
+    dy: float
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def hits(self, other: LabelBox | tuple[float, float, float, float]) -> bool:
+        ox0, oy0, ox1, oy1 = (other.x0, other.y0, other.x1, other.y1) if isinstance(other, LabelBox) else other
+        return self.x0 < ox1 and ox0 < self.x1 and self.y0 < oy1 and oy0 < self.y1
+
+
+def place_labels(
+    points: list[tuple[float, float]], texts: list[str], width: float, height: float
+) -> list[LabelBox | None]:
+    """Boxes for ``texts`` next to their ``points`` (pixels, y down) that overlap neither each other
+    nor any point's marker, inside ``width`` × ``height``: the first free spot on rings of growing
+    radius (8 directions each), else the free row nearest the point; None when nothing is free
+    (that name is then on hover only). Earlier texts (better hits) choose first."""
+    markers = [(x - MARKER_PX, y - MARKER_PX, x + MARKER_PX, y + MARKER_PX) for x, y in points]
+    placed: list[LabelBox] = []
+    out: list[LabelBox | None] = []
+    dirs = [(1, 0), (-1, 0), (1, -1), (-1, -1), (1, 1), (-1, 1), (0, -1), (0, 1)]
+    for (px, py), text in zip(points, texts, strict=True):
+        w, h = len(text) * LABEL_CHAR_PX + 8, LABEL_H
+
+        def box(cx: float, cy: float, w: float = w, h: float = h, px: float = px, py: float = py) -> LabelBox:
+            return LabelBox(cx - px, cy - py, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+        def free(b: LabelBox) -> bool:
+            inside = b.x0 >= 0 and b.y0 >= 0 and b.x1 <= width and b.y1 <= height
+            return inside and not any(b.hits(o) for o in placed) and not any(b.hits(m) for m in markers)
+
+        choice = None
+        for r in (10, 22, 36, 54, 78, 110):
+            for ux, uy in dirs:
+                b = box(px + ux * (r + w / 2), py + uy * (r + h / 2))
+                if free(b):
+                    choice = b
+                    break
+            if choice:
+                break
+        if choice is None:  # every ring is taken: the nearest free row, at the point's x (clamped)
+            cx = min(max(px, w / 2), width - w / 2)
+            rows = sorted((abs(cy - py), cy) for cy in (h / 2 + i * h for i in range(int(height // h))))
+            choice = next((b for _, cy in rows if free(b := box(cx, cy))), None)
+        if choice is not None:
+            placed.append(choice)
+        out.append(choice)
+    return out
+
+
+def map_figure(data: MapData | None, query: np.ndarray | None = None, hits: list[int] | None = None,
+               *, max_points: int = 2500) -> Any:  # fmt: skip
+    """A plotly scatter of the registry for ``gr.Plot``: circles = metadata-text embeddings,
+    diamonds = weight embeddings, coloured by family; names on hover, a point's ``customdata`` is
+    its adapter id (the page's click handler opens it); hits outlined, labelled with their rank
+    where a label fits (``place_labels``), their two points joined; the query a red star."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    layout: dict[str, Any] = {
+        "width": MAP_W, "height": MAP_H, "margin": {**MAP_MARGIN, "autoexpand": False},
+        "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)", "hovermode": "closest",
+        "font": {"family": "sans-serif", "size": 11, "color": "#64748b"}, "dragmode": "zoom",
+        "legend": {"orientation": "h", "x": 0, "y": 0, "yanchor": "top", "font": {"size": 10},
+                   "bgcolor": "rgba(0,0,0,0)"},
+        "meta": {"ldx": "registry-map", "explained": [round(v, 3) for v in data.explained] if data else None},
+    }  # fmt: skip
+    axis = {"showticklabels": False, "zeroline": False, "showgrid": True, "gridcolor": "rgba(148,163,184,0.2)",
+            "linecolor": "rgba(148,163,184,0.5)", "mirror": True, "showline": True}  # fmt: skip
     if data is None:
-        return _svg(width, 80, '<text x="10" y="40" class="ldx-svg-note">nothing embedded yet</text>', cls="ldx-map")
+        layout["annotations"] = [{"text": "nothing embedded yet", "showarrow": False, "xref": "paper",
+                                  "yref": "paper", "x": 0.5, "y": 0.5}]  # fmt: skip
+        fig.update_layout(**layout, xaxis={**axis, "showgrid": False}, yaxis={**axis, "showgrid": False})
+        return fig
     hits = hits or []
     rank = {aid: i + 1 for i, aid in enumerate(hits)}
     q2 = data.project(query) if query is not None else None
-    pts = data.coords
+    pts = data.coords  # (n, 2)
     allx = np.vstack([pts, q2[None, :]]) if q2 is not None else pts
     lo, hi = allx.min(axis=0), allx.max(axis=0)
     span = np.where(hi - lo > 1e-9, hi - lo, 1.0)
-    pad, legend_h = 16, 22
-    plot_w, plot_h = width - 2 * pad, height - 2 * pad - legend_h
+    x0, x1 = float(lo[0] - 0.04 * span[0]), float(hi[0] + 0.04 * span[0])
+    y0, y1 = float(lo[1] - 0.04 * span[1]), float(hi[1] + 0.04 * span[1])
+    pw, ph = MAP_W - MAP_MARGIN["l"] - MAP_MARGIN["r"], MAP_H - MAP_MARGIN["t"] - MAP_MARGIN["b"]
 
-    def xy(p: np.ndarray) -> tuple[float, float]:
-        return pad + float((p[0] - lo[0]) / span[0]) * plot_w, pad + float((hi[1] - p[1]) / span[1]) * plot_h
+    def to_px(p: np.ndarray) -> tuple[float, float]:  # plot-area pixels, y down
+        return float((p[0] - x0) / (x1 - x0)) * pw, float((y1 - p[1]) / (y1 - y0)) * ph
 
     fams = sorted(set(data.families.values()))
     color = {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(fams)}
     stride = max(1, math.ceil(len(pts) / max_points))
-    back: list[str] = []
-    front: list[str] = []
-    pairs: dict[int, list[tuple[float, float]]] = {}
-    for j, (aid, kind) in enumerate(zip(data.ids, data.kinds, strict=True)):
-        x, y = xy(pts[j])
-        fam = data.families.get(aid, "unknown")
-        tip = html.escape(f"{data.names.get(aid, aid)} ({fam}) · {kind} embedding")
+    by_fam: dict[str, list[int]] = {}
+    hit_rows: dict[int, list[int]] = {}
+    for j, aid in enumerate(data.ids):
         if aid in rank:
-            pairs.setdefault(aid, []).append((x, y))
-            front.append(_marker(kind, x, y, 6.5, color.get(fam, "#888"), HIT_COLOR, 2.0, tip))
-        elif j % stride == 0:
-            back.append(_marker(kind, x, y, 3.6, color.get(fam, "#888"), "white", 0.6, tip, opacity=0.75))
-    lines, labels = [], []
+            hit_rows.setdefault(aid, []).append(j)
+    hit_px = np.array([to_px(pts[j]) for rows in hit_rows.values() for j in rows]).reshape(-1, 2)
+    for j, aid in enumerate(data.ids):
+        if aid in rank or j % stride:
+            continue
+        if len(hit_px) and float(np.min(np.abs(hit_px - np.array(to_px(pts[j]))).max(axis=1))) < MARKER_PX:
+            continue  # under a hit's marker: it could not be seen, and would take the hover and the click
+        by_fam.setdefault(data.families.get(aid, "unknown"), []).append(j)
+
+    def scatter(rows: list[int], name: str, **marker: Any) -> Any:
+        return go.Scatter(
+            x=[float(pts[j][0]) for j in rows], y=[float(pts[j][1]) for j in rows], mode="markers", name=name,
+            customdata=[data.ids[j] for j in rows],
+            hovertext=[f"{data.names.get(data.ids[j], data.ids[j])} ({data.families.get(data.ids[j], '?')}) · "
+                       f"{data.kinds[j]} embedding" for j in rows],
+            hoverinfo="text",
+            marker={"symbol": ["diamond" if data.kinds[j] == "weights" else "circle" for j in rows], **marker},
+        )  # fmt: skip
+
+    for fam in fams:
+        if by_fam.get(fam):
+            fig.add_trace(scatter(by_fam[fam], fam, size=7, color=color[fam], opacity=0.75,
+                                  line={"width": 0.5, "color": "white"}))  # fmt: skip
+    order = sorted(hit_rows, key=lambda a: rank[a])
+    if order:
+        links_x: list[float | None] = []
+        links_y: list[float | None] = []
+        for aid in order:
+            if len(hit_rows[aid]) == 2:
+                a, b = (pts[j] for j in hit_rows[aid])
+                links_x += [float(a[0]), float(b[0]), None]
+                links_y += [float(a[1]), float(b[1]), None]
+        if links_x:
+            fig.add_trace(go.Scatter(x=links_x, y=links_y, mode="lines", hoverinfo="skip", showlegend=False,
+                                     line={"color": HIT_COLOR, "width": 1.2, "dash": "dot"}))  # fmt: skip
+        rows = [j for aid in order for j in hit_rows[aid]]
+        fig.add_trace(scatter(rows, "search hits", size=12, line={"width": 2, "color": HIT_COLOR},
+                              color=[color.get(data.families.get(data.ids[j], ""), "#888") for j in rows]))  # fmt: skip
     if q2 is not None:
-        qx, qy = xy(q2)
-    for aid, ps in sorted(pairs.items(), key=lambda kv: -rank[kv[0]]):  # the best hit drawn last, on top
-        if len(ps) == 2:
-            lines.append(f'<line x1="{ps[0][0]:.1f}" y1="{ps[0][1]:.1f}" x2="{ps[1][0]:.1f}" y2="{ps[1][1]:.1f}" '
-                         f'stroke="{HIT_COLOR}" stroke-width="1.2" stroke-dasharray="3 2"/>')  # fmt: skip
-        x, y = min(ps, key=lambda p: p[1])
-        if q2 is not None:
-            lines.append(f'<line x1="{qx:.1f}" y1="{qy:.1f}" x2="{x:.1f}" y2="{y:.1f}" stroke="{QUERY_COLOR}" '
-                         f'stroke-opacity="0.25" stroke-width="1"/>')  # fmt: skip
-        name = html.escape(data.names.get(aid, str(aid))[:28])
-        anchor = "end" if x > width * 0.7 else "start"
-        dx = -8 if anchor == "end" else 8
-        labels.append(f'<text x="{x + dx:.1f}" y="{y - 6:.1f}" text-anchor="{anchor}" class="ldx-svg-hit">'
-                      f"{rank[aid]}. {name}</text>")  # fmt: skip
-    query_mark = ""
-    if q2 is not None:
-        query_mark = (f'<path d="{_star(qx, qy, 9, 4)}" fill="{QUERY_COLOR}" stroke="white" stroke-width="1.2">'
-                      "<title>your prompt</title></path>")  # fmt: skip
-    legend: list[str] = []
-    lx = float(pad)
-    for f in fams[:8]:
-        legend.append(f'<circle cx="{lx + 4}" cy="{height - 10}" r="4" fill="{color[f]}"/>'
-                      f'<text x="{lx + 11}" y="{height - 6}" class="ldx-svg-label">{html.escape(f)}</text>')  # fmt: skip
-        lx += 16 + 6.5 * len(f)
-    legend.append(f'<text x="{width - pad}" y="{height - 6}" text-anchor="end" class="ldx-svg-label">'
-                  "● text ◆ weights ★ prompt</text>")  # fmt: skip
-    frame = (f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - legend_h - 1}" rx="8" fill="#f8fafc" '
-             'stroke="#e2e8f0"/>')  # fmt: skip
-    ex = data.explained
-    title = (f"registry map: {len(set(data.ids))} adapters, PCA of text + weight embeddings "
-             f"(axes explain {ex[0]:.0%} and {ex[1]:.0%} of the variance)")  # fmt: skip
-    body = frame + "".join(back) + "".join(lines) + "".join(front) + query_mark + "".join(labels) + "".join(legend)
-    return _svg(width, height, body, title=title, cls="ldx-map")
-
-
-def _marker(kind: str, x: float, y: float, r: float, fill: str, stroke: str, sw: float, tip: str,
-            opacity: float = 1.0) -> str:  # fmt: skip
-    style = f'fill="{fill}" stroke="{stroke}" stroke-width="{sw}" fill-opacity="{opacity}"'
-    if kind == "weights":
-        d = f"M{x:.1f},{y - r:.1f} L{x + r:.1f},{y:.1f} L{x:.1f},{y + r:.1f} L{x - r:.1f},{y:.1f} Z"
-        return f'<path d="{d}" {style}><title>{tip}</title></path>'
-    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r * 0.85:.1f}" {style}><title>{tip}</title></circle>'
-
-
-def _star(cx: float, cy: float, outer: float, inner: float) -> str:
-    pts = []
-    for i in range(10):
-        r = outer if i % 2 == 0 else inner
-        a = math.pi / 2 + i * math.pi / 5
-        pts.append(f"{cx + r * math.cos(a):.1f},{cy - r * math.sin(a):.1f}")
-    return "M" + " L".join(pts) + " Z"
+        fig.add_trace(go.Scatter(x=[float(q2[0])], y=[float(q2[1])], mode="markers", name="your prompt",
+                                 hovertext=["your prompt"], hoverinfo="text",
+                                 marker={"symbol": "star", "size": 16, "color": QUERY_COLOR,
+                                         "line": {"width": 1, "color": "white"}}))  # fmt: skip
+    anchors = [min((pts[j] for j in hit_rows[aid]), key=lambda p: -p[1]) for aid in order]  # the upper point
+    texts = [f"{rank[aid]}. {data.names.get(aid, str(aid))[:24]}" for aid in order]
+    boxes = place_labels([to_px(p) for p in anchors], texts, pw, ph)
+    layout["annotations"] = [
+        {"x": float(p[0]), "y": float(p[1]), "ax": b.dx, "ay": b.dy, "axref": "pixel", "ayref": "pixel",
+         "text": t, "showarrow": True, "arrowhead": 0, "arrowwidth": 1, "arrowcolor": "rgba(100,116,139,0.6)",
+         "xanchor": "center", "yanchor": "middle", "bgcolor": "rgba(255,255,255,0.85)", "borderpad": 1,
+         "font": {"size": LABEL_FONT_PX, "color": "#1e293b"}, "name": "ldx-hit"}
+        for p, t, b in zip(anchors, texts, boxes, strict=True) if b is not None
+    ]  # fmt: skip
+    fig.update_layout(
+        **layout,
+        xaxis={**axis, "range": [x0, x1]},
+        yaxis={**axis, "range": [y0, y1]},
+    )  # fmt: skip
+    return fig

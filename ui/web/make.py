@@ -10,9 +10,12 @@ from typing import Any
 
 import gradio as gr
 
+from loradex.composition import pick_adapters
 from loradex.errors import RegistryError
+from loradex.usage import export_formats
 
 STRATEGIES = ("gate", "linear", "switch", "composite", "chain", "merge:cat", "merge:ties", "merge:svd")
+SIDE_BY_SIDE = ("linear", "merge:cat", "gate")  # run over all the picked adapters, after each one alone
 
 
 def _esc(v: Any) -> str:
@@ -38,8 +41,11 @@ def parse_examples(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _ids(text: str) -> list[str]:
-    return [t for t in (text or "").replace(",", " ").split() if t]
+def _refs(picked: list[str] | str | None) -> list[str]:
+    """Adapter references from the picker (``"12 · name"`` entries or typed ids / names; a string:
+    comma- or space-separated ids)."""
+    items = picked.replace(",", " ").split() if isinstance(picked, str) else list(picked or [])
+    return [str(t).split(" · ", 1)[0].strip() for t in items if str(t).strip()]
 
 
 class MakeUI:
@@ -54,8 +60,9 @@ class MakeUI:
         return gr.Dropdown(choices=["(best available)", *have], value="(best available)")
 
     def generate(self, description: str, family: str, method: str, examples: str, seed: float, try_input: str,
-                 progress: gr.Progress = gr.Progress()) -> tuple[str, Any, str]:  # noqa: B008  # fmt: skip
-        """→ (card HTML, preview image or None, try-it text)."""
+                 progress: gr.Progress = gr.Progress()) -> tuple[str, Any, str, int | None, Any]:  # noqa: B008  # fmt: skip
+        """→ (card HTML, preview image or None, try-it text, id to discard (None when the adapter was
+        already registered before), the discard button)."""
         progress(0, desc="generating")
         try:
             out = self.service.generate(description, family=family or "", examples=parse_examples(examples) or None,
@@ -64,50 +71,95 @@ class MakeUI:
         except RegistryError as e:
             raise gr.Error(str(e)) from e
         a, lin = out.adapter, out.lineage
-        experts = ", ".join(f"{_esc(e['name'])} ({float(e['weight']):.2f})" for e in lin.get("experts") or [])
-        card = (
-            f'<div class="ldx-card"><h3>{_esc(a["name"])}</h3>'
-            f"<p>{'already registered' if out.duplicate else 'registered'} as adapter <b>{a['id']}</b> · "
-            f"{_esc(a['family'])} · {_esc(a['format'])} · sha256 <code>{_esc(a['sha256'][:12])}</code></p>"
-            f"<p>generator <b>{_esc(lin.get('generator'))}</b> v{_esc(lin.get('version'))}, seed {_esc(lin.get('seed'))}, "
-            f"{out.seconds * 1000:.0f} ms</p>"
-            + (f"<p>drawn from: {experts}</p>" if experts else "")
-            + f'<p><a href="../adapters/{a["id"]}/download?format={_esc(a["format"])}">download</a></p></div>'
-        )  # fmt: skip
         progress(0.6, desc="trying it")
         preview, tried = None, ""
         try:
             if self.service.has_preview(a["family"]):
                 preview = _pil(self.service.preview(a["id"]))
             elif try_input.strip():
-                res = self.service.compose(description, adapters=[a["id"]], strategy="linear",
-                                           inputs=[try_input.strip()])  # fmt: skip
-                tried = f"{try_input.strip()} → {res.outputs[0]}"
-        except RegistryError as e:
+                (row,) = self.service.try_it(a["id"], [try_input.strip()])["rows"]
+                tried = f"{row['input']} → {row['adapter']}   (the bare base: {row['base']})"
+        except (RegistryError, ValueError) as e:  # ValueError: e.g. a character the base's vocabulary lacks
             tried = f"no try-it run: {e}"
-        return card, preview, tried
+        new = None if out.duplicate else int(a["id"])
+        card = self.generated_card(a, lin, out.seconds, out.duplicate)
+        return (
+            card,
+            gr.Image(value=preview, visible=preview is not None),
+            tried,
+            new,
+            gr.Button(visible=new is not None),
+        )
 
-    def compose(self, prompt: str, adapters: str, auto: float, family: str, strategy: str, inputs: str,
-                steps: float, progress: gr.Progress = gr.Progress()) -> tuple[list[Any], Any, str]:  # noqa: B008  # fmt: skip
-        """→ (images, gate plot or None, text: adapters, weights and outputs)."""
-        refs = _ids(adapters)
+    def generated_card(self, a: dict[str, Any], lin: dict[str, Any], seconds: float, duplicate: bool) -> str:
+        experts = ", ".join(f"{_esc(e['name'])} ({float(e['weight']):.2f})" for e in lin.get("experts") or [])
+        kept = ("the same bytes were already registered as adapter" if duplicate
+                else "kept in the registry as adapter")  # fmt: skip
+        links = "".join(f'<a class="ldx-dl" href="../adapters/{a["id"]}/download?format={f}" download>⬇ {f}</a>'
+                        for f in export_formats(a["modules"]))  # fmt: skip
+        return (
+            f'<div class="ldx-card ldx-gen" data-name="{_esc(a["name"])}" data-id="{a["id"]}"><div class="ldx-card-main">'
+            f'<div class="ldx-title"><a href="?adapter={a["id"]}" title="open the adapter page">{_esc(a["name"])}</a>'
+            f'<span class="ldx-badge fam">{_esc(a["family"])}</span><span class="ldx-badge fmt">{_esc(a["format"])}</span></div>'
+            f'<div class="ldx-desc">{_esc(a.get("description") or "")}</div>'
+            f'<p class="ldx-kept">{kept} <b>{a["id"]}</b> · sha256 <code>{_esc(a["sha256"][:12])}</code></p>'
+            f"<p>generator <b>{_esc(lin.get('generator'))}</b> v{_esc(lin.get('version'))}, seed {_esc(lin.get('seed'))}, "
+            f"{seconds * 1000:.0f} ms</p>"
+            + (f'<p class="ldx-lineage">drawn from: {experts}</p>' if experts else "")
+            + f'<div class="ldx-foot"><span class="ldx-dls">{links}</span></div></div></div>'
+        )  # fmt: skip
+
+    def discard(self, new_id: int | None) -> tuple[str, None, Any]:
+        """Remove the adapter this session just generated (never one that was there before)."""
+        if new_id is None:
+            raise gr.Error("nothing to discard: this adapter was in the registry before", title="Discard")
+        try:
+            info = self.service.remove(int(new_id))
+        except RegistryError as e:
+            raise gr.Error(str(e), title="Discard") from e
+        note = f'<div class="ldx-note">discarded <b>{_esc(info["name"])}</b> (was adapter {info["id"]})</div>'
+        return note, None, gr.Button(visible=False)
+
+    def compose(self, prompt: str, adapters: list[str] | str | None, auto: float, family: str, strategy: str,
+                inputs: str, steps: float, side_by_side: bool = True,
+                progress: gr.Progress = gr.Progress()) -> tuple[list[Any], Any, str]:  # noqa: B008  # fmt: skip
+        """→ (captioned images, gate plot or None, text: adapters, weights and outputs). ``side_by_side``:
+        each adapter alone, then linear, merge and gate over all of them (and the picked strategy), same seed."""
+        refs: list[str | int] = list(_refs(adapters))
+        lines = [x for x in (inputs or "").splitlines() if x.strip()]
         progress(0, desc="composing")
         try:
-            res = self.service.compose(
-                prompt, adapters=refs or None, auto=None if refs else int(auto or 2), family=family or None,
-                strategy=strategy or "gate", inputs=[x for x in (inputs or "").splitlines() if x.strip()] or None,
-                steps=int(steps) if steps else None,
-                progress=lambda d, t: progress((d, t), desc="denoising"),
-            )  # fmt: skip
+            rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None)
+            ids = [r["id"] for r in rows]
+            runs = [(strategy or "gate", ids)]
+            if side_by_side and len(ids) > 1:
+                runs = [(f"{r['name']} alone", [r["id"]]) for r in rows] + [(s, ids) for s in SIDE_BY_SIDE]
+                if (strategy or "gate") not in SIDE_BY_SIDE:
+                    runs.append((strategy, ids))
+            results = []
+            for n, (label, use) in enumerate(runs):
+                progress((n, len(runs)), desc=label)
+                strat = "linear" if label.endswith(" alone") else label
+                res = self.service.compose(prompt, adapters=use, strategy=strat, inputs=lines or None,
+                                           steps=int(steps) if steps else None)  # fmt: skip
+                results.append((label, res))
         except RegistryError as e:
             raise gr.Error(str(e)) from e
-        lines = [f"**{res.strategy}** over {len(res.adapters)} adapters of {res.family} ({res.seconds:.1f} s)"]
-        for a, w in zip(res.adapters, res.weights or [None] * len(res.adapters), strict=False):
-            lines.append(f"- {a['id']} {a['name']}" + (f" · weight {w:.3f}" if w is not None else ""))
-        for i, o in zip((inputs or "").splitlines(), res.outputs, strict=False):
-            lines.append(f"- `{i}` → `{o}`")
-        gate = _pil(res.gate_png) if res.gate_png is not None else None
-        return [_pil(p) for p in res.images], gate, "\n".join(lines)
+        main = next((r for label, r in results if label == (strategy or "gate")), results[-1][1])
+        text = [f"**{main.strategy}** over {len(main.adapters)} adapters of {main.family}"
+                f" ({sum(r.seconds for _, r in results):.1f} s for {len(results)} run(s))"]  # fmt: skip
+        for a, w in zip(main.adapters, main.weights or [None] * len(main.adapters), strict=False):
+            text.append(f"- {a['id']} {a['name']}" + (f" · {main.strategy} weight {w:.3f}" if w is not None else ""))
+        if lines:
+            text += ["", "| input | " + " | ".join(label for label, _ in results) + " |",
+                     "|---|" + "---|" * len(results)]  # fmt: skip
+            for i, x in enumerate(lines):
+                outs = [r.outputs[i] if i < len(r.outputs) else "" for _, r in results]
+                text.append(f"| `{x}` | " + " | ".join(f"`{o}`" for o in outs) + " |")
+        images = [(_pil(p), label) for label, r in results for p in r.images]
+        plots = [r.gate_png for _, r in results if r.gate_png is not None]
+        gate = _pil(main.gate_png) if main.gate_png is not None else (_pil(plots[0]) if plots else None)
+        return images, gate, "\n".join(text)
 
 
 def _ask(label: str, placeholder: str, button: str, box_id: str, button_id: str) -> tuple[Any, Any]:
@@ -118,9 +170,10 @@ def _ask(label: str, placeholder: str, button: str, box_id: str, button_id: str)
     return box, go
 
 
-def build_make_tabs(service: Any) -> dict[str, Any]:
+def build_make_tabs(service: Any, choices: list[str]) -> dict[str, Any]:
     """Add the Generate and Compose tabs inside the caller's ``gr.Tabs()``; returns the components
-    other tabs fill in (``description``: the Generate tab's description box)."""
+    other tabs fill in: ``description`` (the Generate tab's description box) and ``adapters`` (the
+    Compose tab's adapter picker, ``choices``: ``"id · name"`` entries, for the page load to refresh)."""
     ui = MakeUI(service)
     fams = ui.families()
     with gr.Tab("Generate", id="generate"):
@@ -132,27 +185,54 @@ def build_make_tabs(service: Any) -> dict[str, Any]:
             seed = gr.Number(0, label="seed", precision=0)
         with gr.Row():
             examples = gr.Textbox(label="examples (optional), one INPUT=>OUTPUT per line", lines=3)
-            try_in = gr.Textbox(label="try it on (language families)", value="hello world")
+            try_in = gr.Textbox(label="try it on (language families)", value="hello", elem_id="ldx-gen-try-in")
         card = gr.HTML(elem_id="ldx-gen-card")
+        new_id = gr.State(None)
+        discard = gr.Button("Discard it (remove from the registry)", variant="stop", visible=False,
+                            elem_id="ldx-gen-discard", size="sm")  # fmt: skip
         with gr.Row():
-            preview = gr.Image(label="preview: base (top) vs generated adapter (bottom)", type="pil", height=260)
+            preview = gr.Image(
+                label="preview: base (top) vs generated adapter (bottom)",
+                type="pil",
+                height=260,
+                elem_id="ldx-gen-preview",
+                visible=False,
+            )
             tried = gr.Textbox(label="try-it output", interactive=False, elem_id="ldx-gen-try")
     with gr.Tab("Compose", id="compose"):
         c_prompt, c_btn = _ask("prompt (diffusion) or task (language model)", "a star in sepia with polka dots",
                                "Compose", "ldx-comp-prompt", "ldx-compose")  # fmt: skip
         with gr.Row():
-            c_ids = gr.Textbox(label="adapter ids (empty: retrieve the top K)", elem_id="ldx-comp-ids")
+            c_ids = gr.Dropdown(
+                choices,
+                value=[],
+                multiselect=True,
+                allow_custom_value=True,
+                scale=3,
+                label="adapters (pick or type ids; none: retrieve the top K)",
+                elem_id="ldx-comp-ids",
+            )
             c_auto = gr.Slider(1, 8, value=2, step=1, label="K")
             c_fam = gr.Dropdown(["", *fams], value="", label="family (with K)", allow_custom_value=True)
             c_strat = gr.Dropdown(list(STRATEGIES), value="gate", label="strategy")
-            c_steps = gr.Slider(2, 50, value=20, step=1, label="steps")
-        c_inputs = gr.Textbox(label="inputs (language families), one per line", lines=2)
+            c_steps = gr.Slider(2, 50, value=20, step=1, label="steps", elem_id="ldx-comp-steps")
+        with gr.Row():
+            c_inputs = gr.Textbox(
+                label="inputs (language families), one per line", lines=2, scale=4, elem_id="ldx-comp-inputs"
+            )
+            c_side = gr.Checkbox(
+                True, label="side by side: each adapter alone, linear, merge, gate", scale=1, elem_id="ldx-comp-side"
+            )
         c_text = gr.Markdown(elem_id="ldx-comp-summary")
         with gr.Row():
-            c_gallery = gr.Gallery(label="images", columns=4, height=260, elem_id="ldx-comp-images")
-            c_gate = gr.Image(label="gate per layer over timesteps", type="pil", height=260)
+            c_gallery = gr.Gallery(
+                label="images (caption: how they were made)", columns=5, height=260, elem_id="ldx-comp-images"
+            )
+            c_gate = gr.Image(label="gate per layer over timesteps", type="pil", height=260, elem_id="ldx-comp-gate")
     fam.change(ui.methods, [fam], [method], api_visibility="private")
-    gen_btn.click(ui.generate, [desc, fam, method, examples, seed, try_in], [card, preview, tried], api_name="generate")
-    c_btn.click(ui.compose, [c_prompt, c_ids, c_auto, c_fam, c_strat, c_inputs, c_steps], [c_gallery, c_gate, c_text],
-                api_name="compose")  # fmt: skip
-    return {"description": desc}
+    gen_btn.click(ui.generate, [desc, fam, method, examples, seed, try_in], [card, preview, tried, new_id, discard],
+                  api_name="generate")  # fmt: skip
+    discard.click(ui.discard, [new_id], [card, new_id, discard], api_name="discard")
+    c_btn.click(ui.compose, [c_prompt, c_ids, c_auto, c_fam, c_strat, c_inputs, c_steps, c_side],
+                [c_gallery, c_gate, c_text], api_name="compose")  # fmt: skip
+    return {"description": desc, "adapters": c_ids}
