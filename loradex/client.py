@@ -144,6 +144,17 @@ class Client:
         not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
         return dict(self._request("GET", f"/adapters/{self._ref(ref)}/usage", errors=not_found).json())
 
+    def try_it(self, ref: str | int, inputs: Sequence[str]) -> dict[str, Any]:
+        """Like ``LocalService.try_it``: text rows (base vs adapter) for language families, or
+        ``{"kind": "image", "png": bytes}`` (base row, adapter row) for image families."""
+        errors: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref), "bad_request": SearchError}
+        r = self._request("POST", f"/adapters/{self._ref(ref)}/try", json={"inputs": list(inputs)}, errors=errors)
+        if r.headers.get("content-type", "").startswith("image/png"):
+            info = self.get(ref)
+            return {"adapter": {"id": info["id"], "name": info["name"]}, "family": info["family"], "kind": "image",
+                    "png": r.content}  # fmt: skip
+        return dict(r.json())
+
     def remove(self, ref: str | int) -> dict[str, Any]:
         not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}
         return dict(self._request("DELETE", f"/adapters/{self._ref(ref)}", admin=True, errors=not_found).json())

@@ -99,6 +99,10 @@ class Service(Protocol):
         """Adapters composed at run time in the family's base: images, or outputs for ``inputs``."""
         ...
 
+    def try_it(self, ref: str | int, inputs: Sequence[str]) -> dict[str, Any]:
+        """The adapter run on your inputs beside the bare base: text rows or a PNG (``kind``)."""
+        ...
+
 
 if TYPE_CHECKING:  # pragma: no cover - mypy checks that both faces implement the protocol
     from loradex.client import Client

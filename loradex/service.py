@@ -231,7 +231,7 @@ class LocalService:
         base (top row). ``PreviewUnavailableError`` when the family has no pipeline."""
         return self.previews.png(self.registry, self.registry.get(ref))
 
-    def try_it(self, ref: str | int, inputs: builtins.list[str]) -> dict[str, Any]:
+    def try_it(self, ref: str | int, inputs: Sequence[str]) -> dict[str, Any]:
         """Run the adapter on your own inputs beside the bare base (``loradex.try_it``): text rows
         for language families, a PNG (base row, adapter row) for image families with a pipeline."""
         from loradex.try_it import try_adapter

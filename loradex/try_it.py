@@ -8,6 +8,7 @@ as one PNG. Other families say how to register a base.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from loradex.errors import SearchError, UnknownBaseError
@@ -19,7 +20,7 @@ MAX_INPUTS = 8
 MAX_CHARS = 400
 
 
-def try_adapter(svc: LocalService, ref: str | int, inputs: list[str]) -> dict[str, Any]:
+def try_adapter(svc: LocalService, ref: str | int, inputs: Sequence[str]) -> dict[str, Any]:
     """``{"adapter", "family", "kind": "text", "rows": [{"input", "base", "adapter"}]}`` or
     ``{…, "kind": "image", "png": bytes}``; ``SearchError`` for bad inputs, ``UnknownBaseError``
     when the family has nothing to run on."""

@@ -136,6 +136,12 @@ def test_try_it_runs_the_adapter_beside_the_base(svc: LocalService) -> None:
         r = http.post("/adapters/reverse/try", json={"inputs": ["hello"]})
         assert r.status_code == 200 and r.json()["rows"][0]["adapter"] == "olleh"
         assert http.post("/adapters/reverse/try", json={"inputs": []}).json()["error"]["code"] == "bad_request"
+    from ui.server import BackgroundServer
+
+    with BackgroundServer(create_app(svc)) as server, Client(server.url) as client:  # the client, same answer
+        assert client.try_it("reverse", ["hello", "abc"]) == svc.try_it("reverse", ["hello", "abc"])
+        with pytest.raises(SearchError, match="non-empty inputs"):
+            client.try_it("reverse", ["  "])
     table, image = WebUI(svc, admin_token=None).try_it("reverse", "hello\nabc")
     assert "<b><code>olleh</code></b>" in table and "<b><code>cba</code></b>" in table
 
