@@ -323,3 +323,21 @@ def test_web_compose_side_by_side_and_generate_discard(svc: LocalService) -> Non
     assert new_id not in {a["id"] for a in svc.list()}
     with pytest.raises(gr.Error, match="nothing to discard"):
         ui.discard(None)
+
+
+def test_web_compose_keeps_a_merge_in_the_registry(svc: LocalService) -> None:
+    """The Compose tab's "keep a merge": the picked adapters merged with the picked merge strategy
+    (exact cat otherwise), registered with its lineage; the same picks again find the same adapter."""
+    from ui.web.make import MakeUI
+
+    ui = MakeUI(svc)
+    picks = [f"{_id(svc, n)} · {n}" for n in ("caesar_1", "caesar_2")]
+    line = ui.keep_merge("shift letters", picks, 2, "", "merge:svd")
+    new_id = int(line.split("adapter **", 1)[1].split(" ", 1)[0])
+    info = svc.get(new_id)
+    assert info["origin"] == "merged" and "merge (svd) of caesar_1, caesar_2 kept in the registry" in line
+    assert {p.get("parent", p.get("id")) for p in info["parents"]} == {_id(svc, "caesar_1"), _id(svc, "caesar_2")}
+    again = ui.keep_merge("shift letters", picks, 2, "", "merge:svd")
+    assert "already in the registry" in again and f"adapter **{new_id} " in again
+    assert "merge (cat)" in ui.keep_merge("shift letters", picks, 2, "", "gate")
+    svc.remove(new_id)

@@ -161,6 +161,22 @@ class MakeUI:
         gate = _pil(main.gate_png) if main.gate_png is not None else (_pil(plots[0]) if plots else None)
         return images, gate, "\n".join(text)
 
+    def keep_merge(self, prompt: str, adapters: list[str] | str | None, auto: float, family: str,
+                   strategy: str) -> str:  # fmt: skip
+        """Merge the picked (or retrieved) adapters in weight space and register the result; the
+        strategy is the picked ``merge:S`` one, else the exact ``cat``. → a line naming the new adapter."""
+        refs: list[str | int] = list(_refs(adapters))
+        how = strategy.split(":", 1)[1] if (strategy or "").startswith("merge:") else "cat"
+        try:
+            rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None)
+            out = self.service.merge([r["id"] for r in rows], strategy=how)
+        except RegistryError as e:
+            raise gr.Error(str(e)) from e
+        a = out.adapter
+        state = "already in the registry as" if out.duplicate else "kept in the registry as"
+        parents = ", ".join(str(r["name"]) for r in rows)
+        return f"merge ({how}) of {parents} {state} adapter **{a['id']} · {a['name']}** ([open it](?adapter={a['id']}))"
+
 
 def _ask(label: str, placeholder: str, button: str, box_id: str, button_id: str) -> tuple[Any, Any]:
     """A row with a wide text box and its primary button."""
@@ -225,6 +241,9 @@ def build_make_tabs(service: Any, choices: list[str]) -> dict[str, Any]:
             )
         c_text = gr.Markdown(elem_id="ldx-comp-summary")
         with gr.Row():
+            c_keep = gr.Button("Keep a merge of these adapters in the registry", scale=1, elem_id="ldx-comp-keep")
+            c_kept = gr.Markdown(elem_id="ldx-comp-kept")
+        with gr.Row():
             c_gallery = gr.Gallery(
                 label="images (caption: how they were made)", columns=5, height=260, elem_id="ldx-comp-images"
             )
@@ -233,6 +252,7 @@ def build_make_tabs(service: Any, choices: list[str]) -> dict[str, Any]:
     gen_btn.click(ui.generate, [desc, fam, method, examples, seed, try_in], [card, preview, tried, new_id, discard],
                   api_name="generate")  # fmt: skip
     discard.click(ui.discard, [new_id], [card, new_id, discard], api_name="discard")
+    c_keep.click(ui.keep_merge, [c_prompt, c_ids, c_auto, c_fam, c_strat], [c_kept], api_name="keep_merge")
     c_btn.click(ui.compose, [c_prompt, c_ids, c_auto, c_fam, c_strat, c_inputs, c_steps, c_side],
                 [c_gallery, c_gate, c_text], api_name="compose")  # fmt: skip
     return {"description": desc, "adapters": c_ids}
