@@ -248,6 +248,8 @@ def measure(data: dict[str, Any], cal: dict[str, Any]) -> tuple[list[dict[str, A
                                "relevance: nothing-fits rate": round(sum(r["best"] < tau for r in per) / len(per), 3)}  # fmt: skip
         for key, t in taus.items():
             row[f"baseline {key}: nothing-fits rate"] = round(sum(r[key] < t for r in raw) / len(raw), 3)
+        both = [p["best"] < tau and r["text cosine"] < taus["text cosine"] for p, r in zip(per, raw, strict=True)]
+        row["relevance and text floor (shipped): nothing-fits rate"] = round(sum(both) / len(both), 3)
         row["relevance ECE (top-10 pairs)"] = e
         rows.append(row)
     return rows, {"diagrams": diagrams, "baseline_thresholds": {k: round(v, 4) for k, v in taus.items()}}
@@ -261,6 +263,7 @@ def run(dump_path: Path | None = None, write: bool = False) -> dict[str, Any]:
         per_query(data, cal, lambda q: is_fit_query(q, data["held_out_voice"]))
     )
     rows, extra = measure(data, cal)
+    cal["nothing_fits_text_below"] = extra["baseline_thresholds"]["text cosine"]
     if write:
         write_calibration(cal)
     return {"rows": rows, "calibration": cal, **extra}
@@ -280,7 +283,7 @@ def write_calibration(cal: dict[str, Any]) -> None:
         if folder.is_dir():
             (folder / "calibration.json").write_text(json.dumps(coefs, indent=1) + "\n")
     TEXT_CALIBRATION.write_text(
-        json.dumps({"text": cal["text"], "nothing_fits_below": cal["nothing_fits_below"]}, indent=1) + "\n"
+        json.dumps({k: cal[k] for k in ("text", "nothing_fits_below", "nothing_fits_text_below")}, indent=1) + "\n"
     )
 
 

@@ -35,20 +35,22 @@ class Calibration:
     text: list[float] | None = None
     families: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     nothing_fits_below: float = DEFAULT_NOTHING_FITS_BELOW
+    # and the prompt's best metadata-text cosine in the registry is under this (None: not required)
+    nothing_fits_text_below: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        return cls(
-            d.get("text"), dict(d.get("families", {})), float(d.get("nothing_fits_below", DEFAULT_NOTHING_FITS_BELOW))
-        )
+        floor = d.get("nothing_fits_text_below")
+        return cls(d.get("text"), dict(d.get("families", {})),
+                   float(d.get("nothing_fits_below", DEFAULT_NOTHING_FITS_BELOW)),
+                   None if floor is None else float(floor))  # fmt: skip
 
     @classmethod
     def load(cls, weight_fits: dict[str, dict[str, list[float]]] | None = None,
              text_file: Path = TEXT_CALIBRATION) -> Calibration:  # fmt: skip
         """The text fit and threshold from ``text_file`` (if present) plus the weight encoders' fits."""
         base = json.loads(text_file.read_text()) if text_file.is_file() else {}
-        return cls(base.get("text"), dict(weight_fits or {}),
-                   float(base.get("nothing_fits_below", DEFAULT_NOTHING_FITS_BELOW)))  # fmt: skip
+        return cls.from_dict({**base, "families": dict(weight_fits or {})})
 
     def relevance(self, family: str, scores: dict[str, float | None]) -> float | None:
         """P(relevant) of one hit from its raw cosines (``SearchHit.scores``), or None when the
@@ -66,11 +68,14 @@ class Calibration:
             return _sigmoid(at * t + b)
         return None
 
-    def nothing_fits(self, relevances: list[float | None]) -> bool | None:
-        """True when no hit is likely to do the task; None when that cannot be told (no hits, or a
-        hit without a calibrated relevance and none above the threshold)."""
+    def nothing_fits(self, relevances: list[float | None], best_text: float | None = None) -> bool | None:
+        """True when no hit is likely to do the task (every relevance under the threshold, and the
+        prompt's best metadata-text cosine ``best_text`` under the text floor); None when that cannot
+        be told (no hits, or a hit without a calibrated relevance and none above the threshold)."""
         if any(r is not None and r >= self.nothing_fits_below for r in relevances):
             return False
         if not relevances or any(r is None for r in relevances):
             return None  # an uncalibrated hit might fit: say nothing
-        return True
+        # both signals must agree: a description that reads like the request vetoes the verdict
+        floor = self.nothing_fits_text_below
+        return not (floor is not None and best_text is not None and best_text >= floor)

@@ -119,7 +119,8 @@ class Searcher:
         ranked.sort(key=lambda t: (-t[0], t[1]))
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
-        verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]])
+        best_text = max(signals["text"].values(), default=None) if "text" in signals else None
+        verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
         return SearchResults(shown[:k], verdict, calibration.nothing_fits_below)
 
     def _hits(self, top: list[tuple[float, int, dict[str, float | None]]], kinds: list[str]) -> list[SearchHit]:

@@ -35,6 +35,10 @@ def test_relevance_uses_the_fit_of_the_signals_a_hit_has() -> None:
     assert cal.nothing_fits([0.5, None]) is False
     assert cal.nothing_fits([0.1, None]) is None  # the unknown one might fit
     assert cal.nothing_fits([]) is None
+    cal.nothing_fits_text_below = 0.45  # both signals must agree that nothing fits
+    assert cal.nothing_fits([0.1, 0.2], best_text=0.3) is True
+    assert cal.nothing_fits([0.1, 0.2], best_text=0.5) is False  # a description reads like the request
+    assert cal.nothing_fits([0.1, 0.2], best_text=None) is True  # no text signal: relevance alone
 
 
 def test_bundled_fits_rise_with_similarity() -> None:
@@ -42,6 +46,7 @@ def test_bundled_fits_rise_with_similarity() -> None:
     encoders and the text side, and more similar means more relevant."""
     text = json.loads(TEXT_CALIBRATION.read_text())
     assert text["text"][0] > 0 and 0.01 < text["nothing_fits_below"] < 0.95
+    assert 0.1 < text["nothing_fits_text_below"] < 0.9
     for family in ("zoo-text", "zoo-image"):
         fit = json.loads((BUNDLED / family / "calibration.json").read_text())
         assert fit["weights"][0] > 0 and fit["both"][0] > 0 and fit["both"][1] > 0
