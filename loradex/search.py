@@ -68,9 +68,10 @@ class Searcher:
     @property
     def calibration(self) -> Calibration:
         """The relevance fit for the weight encoders in use (reloaded when they change)."""
-        version = self.weight_embedder.version
+        version = str(getattr(self.weight_embedder, "version", ""))
         if self._calibration is None or self._calibration[0] != version:
-            self._calibration = (version, Calibration.load(self.weight_embedder.calibrations()))
+            fits = getattr(self.weight_embedder, "calibrations", dict)()  # an embedder may have none
+            self._calibration = (version, Calibration.load(fits))
         return self._calibration[1]
 
     def search(self, prompt: str, k: int, mode: str, filters: Filters) -> SearchResults:

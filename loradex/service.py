@@ -190,6 +190,13 @@ class LocalService:
         return self.registry.ingest(paths, workers=workers, progress=progress, on_total=on_total, origin=origin,
                                     lineage=lineage)  # fmt: skip
 
+    @staticmethod
+    def sort_keys() -> tuple[str, ...]:
+        """The orders ``list`` accepts (each also with "-" first, descending)."""
+        from registry.crud import SORT_KEYS
+
+        return tuple(SORT_KEYS)
+
     def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0, sort: str = "id",
              **kw: Any) -> builtins.list[dict[str, Any]]:  # fmt: skip
         """Adapter summaries ordered by ``sort`` (id, name, family, format, origin, created, size,

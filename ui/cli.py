@@ -185,7 +185,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         console.print(f'  loradex generate "{escape(args.prompt)}"  makes an adapter from this description')
     table = Table(title=f"{len(hits)} results for {args.prompt!r} ({'examples' if examples else args.mode})")
     for col in ("#", "id", "name", "family", "relevance", "score", "weights", "text", "why"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "name")  # names stay whole; "why" wraps
     for n, h in enumerate(hits, 1):
         fmt = {k: "" if v is None else f"{v:.3f}" for k, v in h.scores.items()}
         rel = "" if h.relevance is None else f"{h.relevance:.0%}"

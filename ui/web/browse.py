@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from loradex.errors import RegistryError
-from registry.crud import SORT_KEYS
+from loradex.service import LocalService
 
 ANY = "any"
 PAGE_SIZES = (10, 25, 50, 100)
@@ -26,7 +26,7 @@ SORT_LABELS = {"id": "id (oldest first)", "-id": "id (newest first)", "name": "n
 def sort_choices() -> list[tuple[str, str]]:
     """(label, value) for every sort ``GET /adapters?sort=`` accepts, ascending then descending."""
     return [(SORT_LABELS.get(s, s.lstrip("-") + (" ↓" if s[0] == "-" else " ↑")), s)
-            for k in SORT_KEYS for s in (k, f"-{k}")]  # fmt: skip
+            for k in LocalService.sort_keys() for s in (k, f"-{k}")]  # fmt: skip
 
 
 @dataclass(frozen=True)
