@@ -70,7 +70,7 @@ class Searcher:
         """The relevance fit for the weight encoders in use (reloaded when they change)."""
         version = str(getattr(self.weight_embedder, "version", ""))
         if self._calibration is None or self._calibration[0] != version:
-            fits = getattr(self.weight_embedder, "calibrations", dict)()  # an embedder may have none
+            fits: dict[str, Any] = getattr(self.weight_embedder, "calibrations", dict)()  # may have none
             self._calibration = (version, Calibration.load(fits))
         return self._calibration[1]
 
