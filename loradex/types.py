@@ -65,8 +65,8 @@ class SearchResults(list[SearchHit]):
         if not self.nothing_fits:
             return ""
         best = max((h.relevance for h in self if h.relevance is not None), default=0.0)
-        return (f"Nothing in the registry is likely to do this (best relevance {best:.0%}, under "
-                f"{self.threshold or 0:.0%}); the closest are below. A generator can make one from the description.")  # fmt: skip
+        return (f"Nothing in the registry is likely to do this (best relevance {best:.1%}, under "
+                f"{self.threshold or 0:.1%}); the closest are below. A generator can make one from the description.")  # fmt: skip
 
 
 @dataclass
