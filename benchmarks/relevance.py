@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,28 +71,36 @@ def is_fit_query(q: dict[str, Any], held_out_voice: str) -> bool:
     return (s == "unseen_paraphrases" or s.endswith("/training tasks")) and not s.startswith(held_out_voice + "/")
 
 
-def candidates(q: dict[str, Any]) -> set[int]:
-    """The adapters a search could show for this query: each signal's top ``TOP``."""
-    out: set[int] = set()
-    for mode in ("weights", "text"):
-        sig = {int(i): v for i, v in q[mode].items()}
-        out.update(sorted(sig, key=lambda i: -sig[i])[:TOP])
-    return out
+Signal = dict[int, float]
+
+
+def top(sig: Signal, n: int) -> set[int]:
+    """The ``n`` ids with the highest scores."""
+    return set(sorted(sig, key=lambda i: -sig[i])[:n])
+
+
+def candidates(w: Signal, t: Signal) -> set[int]:
+    """The adapters a search could show for a query: each signal's top ``TOP``."""
+    return top(w, TOP) | top(t, TOP)
+
+
+def chosen(data: dict[str, Any], pred: Any) -> Iterator[tuple[int, dict[str, Any], Signal, Signal]]:
+    """(query number, query, weights cosines, text cosines) of each query ``pred`` keeps."""
+    for qi, q in enumerate(data["queries"]):
+        if pred(q):
+            yield qi, q, {int(i): v for i, v in q["weights"].items()}, {int(i): v for i, v in q["text"].items()}
+
+
+def labels(data: dict[str, Any]) -> tuple[dict[int, str], dict[int, str]]:
+    """adapter id → task, adapter id → family."""
+    return {int(i): t for i, t in data["task_of"].items()}, {int(i): f for i, f in data["family_of"].items()}
 
 
 def pairs(data: dict[str, Any], pred: Any) -> list[tuple[str, float | None, float | None, int, int]]:
     """(family, weights cos, text cos, relevant, query number) over each chosen query's candidates."""
-    task_of = {int(i): t for i, t in data["task_of"].items()}
-    family_of = {int(i): f for i, f in data["family_of"].items()}
-    out = []
-    for qi, q in enumerate(data["queries"]):
-        if not pred(q):
-            continue
-        w = {int(i): v for i, v in q["weights"].items()}
-        t = {int(i): v for i, v in q["text"].items()}
-        for i in candidates(q):
-            out.append((family_of[i], w.get(i), t.get(i), int(task_of[i] == q["task"]), qi))
-    return out
+    task_of, family_of = labels(data)
+    return [(family_of[i], w.get(i), t.get(i), int(task_of[i] == q["task"]), qi)
+            for qi, q, w, t in chosen(data, pred) for i in candidates(w, t)]  # fmt: skip
 
 
 def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> list[float]:
@@ -131,41 +140,39 @@ def fit(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def relevance_of(cal: dict[str, Any], family: str, w: float | None, t: float | None) -> float | None:
-    from loradex.relevance import Calibration
-
-    return Calibration.from_dict(cal).relevance(family, {"weights": w, "text": t})
-
-
 def per_query(data: dict[str, Any], cal: dict[str, Any], pred: Any) -> list[dict[str, Any]]:
     """Per chosen query: the best relevance over its candidates, and (relevance, relevant) pairs."""
-    task_of = {int(i): t for i, t in data["task_of"].items()}
-    family_of = {int(i): f for i, f in data["family_of"].items()}
+    from loradex.relevance import Calibration
+
+    calibration = Calibration.from_dict(cal)
+    task_of, family_of = labels(data)
     out = []
-    for q in data["queries"]:
-        if not pred(q):
-            continue
-        w = {int(i): v for i, v in q["weights"].items()}
-        t = {int(i): v for i, v in q["text"].items()}
-        rel = [
-            (relevance_of(cal, family_of[i], w.get(i), t.get(i)), int(task_of[i] == q["task"])) for i in candidates(q)
-        ]
+    for _, q, w, t in chosen(data, pred):
+        rel = [(calibration.relevance(family_of[i], {"weights": w.get(i), "text": t.get(i)}),
+                int(task_of[i] == q["task"])) for i in candidates(w, t)]  # fmt: skip
         scored = [(r, y) for r, y in rel if r is not None]
         out.append({"set": q["set"], "zoo": q["zoo"], "best": max((r for r, _ in scored), default=0.0),
                     "pairs": scored, "in_scope": q["task"] != OUT_OF_SCOPE})  # fmt: skip
     return out
 
 
-def choose_threshold(rows: list[dict[str, Any]]) -> float:
-    """The threshold that maximises balanced accuracy of "nothing fits" on the fitting queries."""
-    best, best_score = 0.5, -1.0
-    for tau in np.arange(0.02, 0.9, 0.01):
-        ins = [r for r in rows if r["in_scope"]]
-        oos = [r for r in rows if not r["in_scope"]]
-        score = sum(r["best"] >= tau for r in ins) / len(ins) + sum(r["best"] < tau for r in oos) / len(oos)
-        if score > best_score + 1e-9:
+def balanced_threshold(rows: list[dict[str, Any]], key: str, taus: Any, tol: float = 0.0) -> float:
+    """The first of ``taus`` that maximises the balanced accuracy of "nothing fits when ``key`` <
+    tau" over ``rows`` (in scope or not); a later tau must beat the best by more than ``tol``."""
+    ins = [r[key] for r in rows if r["in_scope"]]
+    oos = [r[key] for r in rows if not r["in_scope"]]
+    best, best_score = None, -1.0
+    for tau in taus:
+        score = sum(v >= tau for v in ins) / len(ins) + sum(v < tau for v in oos) / len(oos)
+        if score > best_score + tol:
             best, best_score = float(tau), score
-    return round(best, 2)
+    assert best is not None
+    return best
+
+
+def choose_threshold(rows: list[dict[str, Any]]) -> float:
+    """The relevance threshold of "nothing fits", on a 0.01 grid, from the fitting queries."""
+    return round(balanced_threshold(rows, "best", np.arange(0.02, 0.9, 0.01), tol=1e-9), 2)
 
 
 def ece(pairs_: list[tuple[float, int]], bins: int = 10) -> tuple[float, list[dict[str, float]]]:
@@ -189,16 +196,9 @@ def best_raw(data: dict[str, Any], pred: Any) -> list[dict[str, Any]]:
     from loradex.search import REFERENCE_POOL, fuse
 
     out = []
-    for q in data["queries"]:
-        if not pred(q):
-            continue
-        w = {int(i): v for i, v in q["weights"].items()}
-        t = {int(i): v for i, v in q["text"].items()}
-        ref = set(sorted(w, key=lambda i: -w[i])[:REFERENCE_POOL]) | set(
-            sorted(t, key=lambda i: -t[i])[:REFERENCE_POOL]
-        )
-        fused = fuse({"weights": w, "text": t}, reference=ref)
-        cand = candidates(q)
+    for _, q, w, t in chosen(data, pred):
+        fused = fuse({"weights": w, "text": t}, reference=top(w, REFERENCE_POOL) | top(t, REFERENCE_POOL))
+        cand = candidates(w, t)
         out.append({"in_scope": q["task"] != OUT_OF_SCOPE, "text cosine": max(t.get(i, -1.0) for i in cand),
                     "hybrid score": max(fused.get(i, -9.0) for i in cand)})  # fmt: skip
     return out
@@ -218,19 +218,6 @@ def groups(held: str) -> dict[str, Any]:
     }
 
 
-def _threshold_on(rows: list[dict[str, Any]], key: str) -> float:
-    """Balanced-accuracy threshold of a baseline score on the fitting queries."""
-    vals = sorted({r[key] for r in rows})
-    best, best_score = vals[0], -1.0
-    ins = [r for r in rows if r["in_scope"]]
-    oos = [r for r in rows if not r["in_scope"]]
-    for tau in vals:
-        score = sum(r[key] >= tau for r in ins) / len(ins) + sum(r[key] < tau for r in oos) / len(oos)
-        if score > best_score:
-            best, best_score = tau, score
-    return best
-
-
 def measure(data: dict[str, Any], cal: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows: per query group, the "nothing fits" rate of the calibrated relevance and of the two
     baselines (thresholds fitted the same way, on the fitting queries), and the calibration error;
@@ -238,7 +225,10 @@ def measure(data: dict[str, Any], cal: dict[str, Any]) -> tuple[list[dict[str, A
     held = data["held_out_voice"]
     tau = cal["nothing_fits_below"]
     fit_raw = best_raw(data, lambda q: is_fit_query(q, held))
-    taus = {key: _threshold_on(fit_raw, key) for key in ("text cosine", "hybrid score")}
+    taus = {
+        key: balanced_threshold(fit_raw, key, sorted({r[key] for r in fit_raw}))
+        for key in ("text cosine", "hybrid score")
+    }
     rows, diagrams = [], {}
     for name, pred in groups(held).items():
         per = per_query(data, cal, pred)
