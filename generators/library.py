@@ -1,5 +1,10 @@
 """The expert library a generator keeps in its checkpoint: one adapter per training task.
 
+Experts are matched to a request by the best cosine between the request and any of the
+expert's descriptions, after a learned map of the text embeddings (``encoders.text_map``,
+fitted on the library's own descriptions, stored as ``lib.text_map``; checkpoints without one
+use the plain cosine).
+
 Canonical factors are stored int8 with one scale per expert and rank component (the rows of
 A and the columns of B carry √sᵢ each, so per-component scales fit them well), beside every
 description embedding of every expert and its owner index. A text-zoo library of 160 rank-4
@@ -33,10 +38,15 @@ def _quant(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.round(x / scale).to(torch.int8), scale.float()
 
 
-def library_state(data: TrainData, idx: list[int] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Checkpoint tensors and info of the library built from ``data`` (experts ``idx``)."""
+def library_state(
+    data: TrainData, idx: list[int] | None = None, map_steps: int = 0
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Checkpoint tensors and info of the library built from ``data`` (experts ``idx``);
+    ``map_steps`` > 0 fits the description map (``encoders.text_map``) on the experts' descriptions."""
     import numpy as np
     import torch
+
+    from encoders.text_map import TextMapConfig, fit_text_map
 
     idx = experts_of(data) if idx is None else idx
     state: dict[str, torch.Tensor] = {}
@@ -48,7 +58,11 @@ def library_state(data: TrainData, idx: list[int] | None = None) -> tuple[dict[s
     embs = [data.desc_emb[i] for i in idx]
     state["lib.emb"] = torch.from_numpy(np.concatenate(embs)).float()  # (m, d)
     state["lib.owner"] = torch.tensor([j for j, e in enumerate(embs) for _ in range(len(e))], dtype=torch.long)
-    info = {"experts": [data.names[i] for i in idx], "expert_tasks": [data.tasks[i] for i in idx]}
+    info: dict[str, Any] = {"experts": [data.names[i] for i in idx], "expert_tasks": [data.tasks[i] for i in idx]}
+    if map_steps > 0:
+        w, metrics = fit_text_map(state["lib.emb"], state["lib.owner"], TextMapConfig(steps=map_steps))
+        state["lib.text_map"] = w.half()  # (d, d)
+        info["text_map"] = metrics
     return state, info
 
 
@@ -56,8 +70,11 @@ class Library:
     """Read side: expert scores for a query embedding and expert factors."""
 
     def __init__(self, state: dict[str, torch.Tensor], names: list[str], modules: list[str]) -> None:
+        from encoders.text_map import apply_text_map
+
         self.names = names
-        self.emb = state["lib.emb"].float()  # (m, d)
+        self.text_map = state["lib.text_map"].float() if "lib.text_map" in state else None  # (d, d) or None
+        self.emb = apply_text_map(state["lib.emb"], self.text_map)  # (m, d), unit rows
         self.owner = state["lib.owner"].long()  # (m,)
         self.factors: Factors = {}
         for mod in modules:
@@ -69,10 +86,12 @@ class Library:
         return len(self.names)
 
     def scores(self, emb: torch.Tensor) -> torch.Tensor:
-        """(E,) best cosine between the query (d,) and each expert's descriptions."""
+        """(E,) best cosine between the query (d,) and each expert's descriptions (both mapped)."""
         import torch
 
-        sims = self.emb @ emb  # (m,)
+        from encoders.text_map import apply_text_map
+
+        sims = self.emb @ apply_text_map(emb, self.text_map)  # (m,)
         out = torch.full((len(self.names),), -2.0)
         return out.scatter_reduce(0, self.owner, sims, reduce="amax")
 

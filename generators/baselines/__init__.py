@@ -1,7 +1,7 @@
 """Baseline generators: ``nearest`` expert, weighted ``topk_mean`` of experts, ``mean_all``.
 
-They keep the expert library (canonical factors + description embeddings) in the checkpoint
-and pick or mix experts by description cosine. Mixing is the exact ΔW sum (never A and B
+They keep the expert library (canonical factors + description embeddings + the learned
+description map) in the checkpoint and pick or mix experts by description cosine. Mixing is the exact ΔW sum (never A and B
 averaged separately), re-expressed at the target rank.
 """
 
@@ -24,6 +24,7 @@ class BaselineConfig:
     temperature: float = 0.05  # softmax temperature over description cosines
     rank: int | None = None  # canonical rank (None: the largest rank among the training adapters)
     mean_rank: int = 16  # rank at which mean_all keeps the mean of every adapter
+    text_map_steps: int = 300  # steps of the library's description map (encoders.text_map); 0: plain cosine
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -34,6 +35,8 @@ class BaselineConfig:
             raise GeneratorTrainingError(f"rank must be ≥ 1, got {self.rank}")
         if self.mean_rank < 1:
             raise GeneratorTrainingError(f"mean_rank must be ≥ 1, got {self.mean_rank}")
+        if self.text_map_steps < 0:
+            raise GeneratorTrainingError(f"text_map_steps must be ≥ 0, got {self.text_map_steps}")
 
 
 class _LibraryGenerator(Generator):
@@ -52,11 +55,11 @@ class _LibraryGenerator(Generator):
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
         from generators.library import library_state
 
-        state, info = library_state(data)
+        state, info = library_state(data, map_steps=config.text_map_steps)
         if progress:
             progress(1, 1)
         size = sum(int(t.numel() * t.element_size()) for t in state.values())
-        return state, info, {"library_bytes": size, "experts": len(info["experts"])}
+        return state, info, {"library_bytes": size, "experts": len(info["experts"]), "text_map": info.get("text_map")}
 
     def candidates(self, emb: torch.Tensor, ex_emb: torch.Tensor | None) -> list[tuple[str, Factors, dict[str, Any]]]:
         if not self.uses_library:

@@ -39,6 +39,7 @@ class SemanticConfig:
     contexts: int = 4  # precomputed expert contexts per item (descriptions drawn from its paraphrases)
     rank: int | None = None  # canonical rank (None: the largest training rank)
     seed: int = 0  # initialization and sampling seed
+    text_map_steps: int = 300  # steps of the library's description map (encoders.text_map); 0: plain cosine
     store_half: bool = True  # network weights kept as float16 in the checkpoint (half the bytes)
 
     def __post_init__(self) -> None:
@@ -193,7 +194,7 @@ class SemanticGenerator(Generator):
         rng, stats = fit_start(data, cfg.seed)
         net = build_net(data.layout, cfg)
         gs = GroupStats(data.layout, net.groups, stats)
-        lib_state, info = library_state(data)
+        lib_state, info = library_state(data, map_steps=cfg.text_map_steps)
         lib = Library(lib_state, info["experts"], data.layout.names)
         experts = experts_of(data)
         task_of_expert = {data.tasks[i]: j for j, i in enumerate(experts)}
