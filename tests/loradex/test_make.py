@@ -146,6 +146,42 @@ def test_try_it_runs_the_adapter_beside_the_base(svc: LocalService) -> None:
     assert "<b><code>olleh</code></b>" in table and "<b><code>cba</code></b>" in table
 
 
+def test_try_it_names_characters_the_base_does_not_know(svc: LocalService, capsys: pytest.CaptureFixture) -> None:
+    """The text zoo's base reads only its own characters: an input with others is a request-level
+    refusal naming them, at every surface (never a bare ValueError / an internal error)."""
+    from fastapi.testclient import TestClient
+
+    from loradex.errors import SearchError
+    from ui.api import create_app
+    from ui.server import BackgroundServer
+    from ui.web import WebUI
+
+    with pytest.raises(SearchError, match=r"input 'café€' .*'é', '€'"):
+        svc.try_it("reverse", ["hello", "café€"])
+    with TestClient(create_app(svc)) as http:
+        r = http.post("/adapters/reverse/try", json={"inputs": ["naïve"]})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+        assert "'ï'" in r.json()["error"]["message"]
+    with BackgroundServer(create_app(svc)) as server, Client(server.url) as client:
+        with pytest.raises(SearchError, match="'ï'"):
+            client.try_it("reverse", ["naïve"])
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="'ï'"):
+        WebUI(svc, admin_token=None).try_it("reverse", "naïve")
+    # The other runs of user text on the base refuse the same way.
+    with pytest.raises(SearchError, match="'ï'"):
+        svc.compose("write the text backwards", adapters=[_id(svc, "reverse")], inputs=["naïve"])
+    with pytest.raises(SearchError, match="'é'"):
+        svc.search("", examples=[("abc", "cba"), ("café", "éfac")], family="zoo-text")
+    from ui.cli import main  # the CLI: one line and a non-zero exit
+
+    capsys.readouterr()
+    assert main(["--home", str(svc.home), "search", "--example", "café=>éfac", "--family", "zoo-text"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("loradex: error: input 'café'") and "'é'" in err and "\n" not in err
+
+
 def test_try_it_on_an_image_adapter_and_where_nothing_can_run(tmp_path: Path) -> None:
     import io
 

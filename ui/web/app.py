@@ -273,7 +273,7 @@ class WebUI:
         inputs = [line for line in (text or "").splitlines() if line.strip()]
         try:
             out = self.service.try_it(self.resolve(ref)["id"], inputs)
-        except (RegistryError, ValueError) as e:  # ValueError: e.g. a character the base's vocabulary lacks
+        except RegistryError as e:
             raise gr.Error(str(e), title="Try it") from None
         if out["kind"] == "image":
             import io

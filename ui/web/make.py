@@ -79,7 +79,7 @@ class MakeUI:
             elif try_input.strip():
                 (row,) = self.service.try_it(a["id"], [try_input.strip()])["rows"]
                 tried = f"{row['input']} → {row['adapter']}   (the bare base: {row['base']})"
-        except (RegistryError, ValueError) as e:  # ValueError: e.g. a character the base's vocabulary lacks
+        except RegistryError as e:
             tried = f"no try-it run: {e}"
         new = None if out.duplicate else int(a["id"])
         card = self.generated_card(a, lin, out.seconds, out.duplicate)
