@@ -203,6 +203,32 @@ def test_try_it_on_an_image_adapter_and_where_nothing_can_run(tmp_path: Path) ->
         svc.try_it("watercolor_sd15", ["a lake"])
 
 
+def test_made_adapters_get_names_no_other_adapter_has(tmp_path: Path) -> None:
+    """Names are references: a generated adapter must not take its expert's title ('grayscale'), and
+    a made name already in use gets -2, -3 …; every one resolves to its own adapter."""
+    if not (IMAGE / "grayscale").is_dir():
+        pytest.skip("the image zoo is not built")
+    svc = LocalService.open(tmp_path / "home", embed=False)
+    svc.ingest([IMAGE / "grayscale", IMAGE / "dots"])
+    gray, dots = svc.get("grayscale")["id"], svc.get("dots")["id"]
+    first = svc.generate("grayscale", family="zoo-image", method="nearest").adapter
+    assert first["name"] != "grayscale" and svc.get("grayscale")["id"] == gray
+    assert svc.get(first["name"])["id"] == first["id"]
+    again = svc.generate("grayscale", family="zoo-image", method="nearest")  # same request, same bytes
+    assert again.duplicate and again.adapter["id"] == first["id"]
+    a = svc.merge([gray, dots], strategy="cat", name="combo").adapter
+    b = svc.merge([gray, dots], [1.0, 0.5], strategy="cat", name="combo").adapter
+    c = svc.merge([gray, dots], [0.5, 1.0], strategy="cat", name="grayscale").adapter
+    assert (a["name"], b["name"], c["name"]) == ("combo", "combo-2", "grayscale-2")
+    other = svc.generate("grayscale", family="zoo-image", method="nearest", seed=1).adapter["name"]
+    taken = svc.merge([gray, dots], [0.25, 1.0], strategy="cat", name=other.replace("-s1", "-s2")).adapter["name"]
+    third = svc.generate("grayscale", family="zoo-image", method="nearest", seed=2).adapter
+    assert third["name"] == f"{taken}-2" and other != first["name"]
+    rows = svc.list()
+    assert len({r["name"] for r in rows}) == len(rows)
+    assert all(svc.get(r["name"])["id"] == r["id"] for r in rows)
+
+
 def test_compose_renders_images_with_a_gate_plot(tmp_path: Path) -> None:
     from PIL import Image
 
