@@ -162,6 +162,25 @@ def test_admin_ingests_refuses_and_removes(web: SimpleNamespace, tmp_path: Path)
     assert "removed" in msg and "web_uploaded" not in {a["name"] for a in web.svc.list()}
 
 
+def test_admin_upload_is_ingested_by_the_api_job(web: SimpleNamespace, tmp_path: Path) -> None:
+    """The upload runs as the ingest job ``POST /ingest`` submits, on the API's runner: recorded in the
+    jobs table and listed by ``GET /jobs``, its staged folder removed once it has run."""
+    from gradio_client import handle_file
+
+    new = variant("web_job", tmp_path)
+    summary, table, _, _ = web.client.predict(TOKEN, [handle_file(str(new))], "", api_name="/ingest_files")
+    (job_id,) = re.findall(r"job `([0-9a-f]{32})`", summary)
+    job = web.svc.job_store().load(job_id)
+    assert job is not None and (job.kind, job.status) == ("ingest", "done")
+    assert [(r.path, r.status) for r in job.result.results] == [("web_job.safetensors", "ingested")]
+    assert [row[:2] for row in table["data"]] == [["ingested", "web_job.safetensors"]]
+    listed = httpx.get(f"{web.url}/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert job_id in {j["id"] for j in listed}
+    info = by_name(web.svc, "web_job")
+    assert info["id"] == job.result.results[0].adapter_id and not (web.svc.uploads / job_id).exists()
+    web.svc.remove(info["id"])
+
+
 def test_admin_upload_of_an_unsafe_zip_is_refused(web: SimpleNamespace, tmp_path: Path) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -171,7 +190,7 @@ def test_admin_upload_of_an_unsafe_zip_is_refused(web: SimpleNamespace, tmp_path
         z.writestr("../escape.safetensors", b"x")
     with pytest.raises(AppError, match=r"climbs out"):
         web.client.predict(TOKEN, [handle_file(str(evil))], "", api_name="/ingest_files")
-    assert not list((web.home / "uploads").glob("ui-*"))
+    assert not any(web.svc.uploads.glob("*"))  # nothing staged is left behind
 
 
 def test_admin_upload_without_adapters_says_what_it_held(web: SimpleNamespace, tmp_path: Path) -> None:
@@ -182,7 +201,7 @@ def test_admin_upload_without_adapters_says_what_it_held(web: SimpleNamespace, t
     notes.write_text("my favourite loras")
     with pytest.raises(AppError, match=r"no adapter files: found only notes\.txt"):
         web.client.predict(TOKEN, [handle_file(str(notes))], "", api_name="/ingest_files")
-    assert not list((web.home / "uploads").glob("ui-*"))
+    assert not any(web.svc.uploads.glob("*"))  # nothing staged is left behind
 
 
 def test_api_routes_still_work_beside_the_ui(web: SimpleNamespace) -> None:
