@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -336,22 +337,51 @@ def test_hybrid_score_does_not_depend_on_k(svc: LocalService) -> None:
             assert abs(score - by_k[50][i]) < 1e-9
 
 
+def _make_ui(svc: LocalService, token: str | None = TOKEN) -> Any:
+    """The Generate and Compose tabs' handlers, checking the admin token as the web UI does."""
+    from ui.web import WebUI
+    from ui.web.make import MakeUI
+
+    return MakeUI(svc, WebUI(svc, admin_token=token).check_token)
+
+
+def test_web_registers_adapters_only_with_the_admin_token(svc: LocalService) -> None:
+    """Like POST /generate, /merge and DELETE /adapters/{ref}: Generate, Keep a merge and Discard
+    take the admin token (none registered or removed without it); Compose, which registers nothing, does not."""
+    import gradio as gr
+
+    before = svc.registry.count()
+    ui, off = _make_ui(svc), _make_ui(svc, token=None)
+    picks = [f"{_id(svc, n)} · {n}" for n in ("caesar_1", "upper")]
+    for bad, match in (("", "wrong admin token"), ("nope", "wrong admin token"), (TOKEN, "admin is disabled")):
+        handlers = ui if bad != TOKEN else off
+        with pytest.raises(gr.Error, match=match):
+            handlers.generate(bad, "write the word backwards", "zoo-text", "nearest", "", 11, "abc")
+        with pytest.raises(gr.Error, match=match):
+            handlers.keep_merge(bad, "shift letters", picks, 2, "", "merge:cat")
+        with pytest.raises(gr.Error, match=match):
+            handlers.discard(bad, _id(svc, "upper"))
+    assert svc.registry.count() == before
+    _, _, text = off.compose("make it all capitals", picks, 2, "", "linear", "abc", 20, False)
+    assert "| `abc` |" in text
+
+
 def test_web_generate_and_compose_tabs(svc: LocalService) -> None:
     import gradio as gr
 
-    from ui.web.make import MakeUI, parse_examples
+    from ui.web.make import parse_examples
 
-    ui = MakeUI(svc)
+    ui = _make_ui(svc)
     assert "zoo-text" in ui.families()
-    card, preview, tried, *_ = ui.generate("reverse the letters of the word", "zoo-text", "nearest", "", 0, "hello",
-                                       progress=lambda *a, **k: None)  # fmt: skip
+    card, preview, tried, *_ = ui.generate(TOKEN, "reverse the letters of the word", "zoo-text", "nearest", "", 0,
+                                           "hello", progress=lambda *a, **k: None)  # fmt: skip
     assert "kept in the registry as adapter" in card and "zoo-text/nearest" in card
     assert preview.visible is False  # no picture for a language family
     assert tried.startswith("hello → olleh")
     with pytest.raises(gr.Error, match="INPUT=>OUTPUT"):
         parse_examples("hello olleh")
     with pytest.raises(gr.Error, match="description is empty"):
-        ui.generate("", "zoo-text", "nearest", "", 0, "", progress=lambda *a, **k: None)
+        ui.generate(TOKEN, "", "zoo-text", "nearest", "", 0, "", progress=lambda *a, **k: None)
     images, gate, text = ui.compose("make it all capitals", f"{_id(svc, 'upper')} {_id(svc, 'reverse')}", 2, "",
                                     "gate", "abc", 20, False, progress=lambda *a, **k: None)  # fmt: skip
     assert images == [] and "| `abc` | `ABC` |" in text
@@ -370,9 +400,7 @@ def test_web_compose_side_by_side_and_generate_discard(svc: LocalService) -> Non
     input) and the Generate tab's Discard, which removes only what it just registered."""
     import gradio as gr
 
-    from ui.web.make import MakeUI
-
-    ui = MakeUI(svc)
+    ui = _make_ui(svc)
     ids = [f"{_id(svc, n)} · {n}" for n in ("reverse", "upper")]
     images, gate, text = ui.compose("write the text backwards", ids, 2, "", "gate", "hello\nabc", 20, True)
     assert images == [] and gate is not None
@@ -380,27 +408,28 @@ def test_web_compose_side_by_side_and_generate_discard(svc: LocalService) -> Non
     assert head in text and "| `hello` | `olleh` | `HELLO` |" in text and text.endswith("`cba` |")
     _, _, alone = ui.compose("write the text backwards", ids, 2, "", "linear", "hello", 20, False)
     assert "| input | linear |" in alone
-    card, _, tried, new_id, _ = ui.generate("make every letter upper case", "zoo-text", "nearest", "", 5, "abc")
+    card, _, tried, new_id, _ = ui.generate(TOKEN, "make every letter upper case", "zoo-text", "nearest", "", 5, "abc")
     assert new_id is not None and f'data-id="{new_id}"' in card and tried.startswith("abc → ABC")
-    ui.discard(new_id)
+    with pytest.raises(gr.Error, match="wrong admin token"):
+        ui.discard("", new_id)
+    assert new_id in {a["id"] for a in svc.list()}
+    ui.discard(TOKEN, new_id)
     assert new_id not in {a["id"] for a in svc.list()}
     with pytest.raises(gr.Error, match="nothing to discard"):
-        ui.discard(None)
+        ui.discard(TOKEN, None)
 
 
 def test_web_compose_keeps_a_merge_in_the_registry(svc: LocalService) -> None:
     """The Compose tab's "keep a merge": the picked adapters merged with the picked merge strategy
     (exact cat otherwise), registered with its lineage; the same picks again find the same adapter."""
-    from ui.web.make import MakeUI
-
-    ui = MakeUI(svc)
+    ui = _make_ui(svc)
     picks = [f"{_id(svc, n)} · {n}" for n in ("caesar_1", "caesar_2")]
-    line = ui.keep_merge("shift letters", picks, 2, "", "merge:svd")
+    line = ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "merge:svd")
     new_id = int(line.split("adapter **", 1)[1].split(" ", 1)[0])
     info = svc.get(new_id)
     assert info["origin"] == "merged" and "merge (svd) of caesar_1, caesar_2 kept in the registry" in line
     assert {p.get("parent", p.get("id")) for p in info["parents"]} == {_id(svc, "caesar_1"), _id(svc, "caesar_2")}
-    again = ui.keep_merge("shift letters", picks, 2, "", "merge:svd")
+    again = ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "merge:svd")
     assert "already in the registry" in again and f"adapter **{new_id} " in again
-    assert "merge (cat)" in ui.keep_merge("shift letters", picks, 2, "", "gate")
+    assert "merge (cat)" in ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "gate")
     svc.remove(new_id)

@@ -140,6 +140,14 @@ def test_admin_refuses_a_wrong_token(web: SimpleNamespace, tmp_path: Path) -> No
         web.client.predict("", str(new), api_name="/ingest_folder")
     with pytest.raises(AppError, match="wrong admin token"):
         web.client.predict("not-the-token", "watercolor_sd15", api_name="/remove")
+    # Generate, Keep a merge and Discard register or remove adapters: the token, as the API asks.
+    fam = (sorted(web.svc.generators()) or [None])[0]
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("", "write it backwards", fam, "(best available)", "", 0, "", api_name="/generate")
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("nope", "shift letters", [], 2, "", "merge:cat", api_name="/keep_merge")
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("nope", api_name="/discard")
     assert web.svc.registry.count() == before
 
 

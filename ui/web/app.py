@@ -591,7 +591,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                                      wrap=True, elem_id="ldx-report")  # fmt: skip
             from ui.web.make import build_make_tabs
 
-            made = build_make_tabs(service, ui.choices())
+            made = build_make_tabs(service, ui.choices(), ui.check_token)
 
         search_in = [prompt, family, fmt, origin, tags, mode, k]
         go.click(ui.search, search_in, [cards, regmap, to_generate], api_name="search", js=SEARCH_URL_JS)
