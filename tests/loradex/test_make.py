@@ -175,6 +175,10 @@ def test_try_it_names_characters_the_base_does_not_know(svc: LocalService, capsy
         svc.compose("write the text backwards", adapters=[_id(svc, "reverse")], inputs=["naïve"])
     with pytest.raises(SearchError, match="'é'"):
         svc.search("", examples=[("abc", "cba"), ("café", "éfac")], family="zoo-text")
+    before = svc.registry.count()
+    with pytest.raises(SearchError, match="'é'"):
+        svc.generate("reverse the word", family="zoo-text", method="nearest", examples=[("café", "éfac")])
+    assert svc.registry.count() == before
     from ui.cli import main  # the CLI: one line and a non-zero exit
 
     capsys.readouterr()
