@@ -189,6 +189,31 @@ def test_admin_upload_is_ingested_by_the_api_job(web: SimpleNamespace, tmp_path:
     web.svc.remove(info["id"])
 
 
+def test_admin_upload_queued_behind_a_busy_runner(web: SimpleNamespace, tmp_path: Path) -> None:
+    """A busy runner (one job at a time): the page stops waiting for a job still queued, and the job
+    ingests the upload once the runner gets to it."""
+    import threading
+
+    from loradex.jobs import JobRunner
+    from ui.web import WebUI
+
+    runner, release = JobRunner(store=web.svc.job_store()), threading.Event()
+    runner.submit("hold", lambda h: release.wait(60) and None)
+    ui = WebUI(web.svc, TOKEN, jobs=runner)
+    ui.queued_wait = 0.5
+    new = variant("web_queued", tmp_path)
+    try:
+        summary, table, _, _ = ui.ingest_files(TOKEN, [str(new)], "", progress=lambda *a, **k: None)
+        (job_id,) = re.findall(r"job `([0-9a-f]{32})` is queued", summary)
+        assert table == [] and "web_queued" not in {a["name"] for a in web.svc.list()}
+    finally:
+        release.set()
+    job = ui._wait(job_id, lambda *a, **k: None)
+    assert job.status == "done" and by_name(web.svc, "web_queued")["id"] == job.result.results[0].adapter_id
+    runner.shutdown()
+    web.svc.remove("web_queued")
+
+
 def test_admin_upload_of_an_unsafe_zip_is_refused(web: SimpleNamespace, tmp_path: Path) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError

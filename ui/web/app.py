@@ -113,6 +113,7 @@ class WebUI:
         self.service = service
         self._token = admin_token.encode() if admin_token else None
         self._jobs = jobs  # the API's runner (``app.state.jobs``: the queue in shared mode); else one of its own
+        self.queued_wait = 120.0  # seconds an upload's job may stay queued before the page stops waiting for it
         self.api_root = api_root
         self.limits = limits or UploadLimits()
         self.fingerprints = FingerprintCache(service.home / "cache" / "fingerprints")
@@ -413,9 +414,13 @@ class WebUI:
         return report
 
     def _wait(self, job_id: str, progress: gr.Progress, poll: float = 0.2) -> Job:
-        """Poll job ``job_id`` until it finishes, showing its progress. The job belongs to the runner
-        (in shared mode a worker runs it): it goes on, and stays listed, when this page goes away."""
+        """Poll job ``job_id`` until it finishes, showing its progress, or until it has been queued
+        for ``queued_wait`` seconds (no worker free): the job belongs to the runner (in shared mode
+        a worker runs it), so it goes on, and stays listed, when this page stops waiting or goes away."""
+        start = time.monotonic()
         while not (job := self.jobs.get(job_id)).finished:
+            if job.status == "queued" and time.monotonic() - start > self.queued_wait:
+                return job
             last = job.result.results[-1] if job.result and job.result.results else None
             desc = f"job {job.id[:8]} {job.status}" + (f" · {last.status}: {Path(last.path).name}" if last else "")
             progress((job.done, job.total or None), desc=desc, unit="adapters")
@@ -445,6 +450,10 @@ class WebUI:
         except ApiError as e:
             raise gr.Error(e.message, title="Upload refused") from None
         job = self._wait(submit_ingest(self.jobs, self.service, root, job_id).id, progress)
+        if not job.finished:
+            note = (f"**job `{job.id}` is queued** behind other jobs (or, in shared mode, until a worker "
+                    f"runs): it ingests the upload then; follow it with `GET /jobs/{job.id}`")  # fmt: skip
+            return note, [], gr.Dropdown(choices=self.choices()), self.stats_html()
         if job.status != "done" or job.result is None:
             raise gr.Error(job.error.message if job.error else f"ingest job {job.id} failed", title="Ingest")
         return self._after_ingest(job.result, job.id)
