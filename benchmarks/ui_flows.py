@@ -25,6 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 LOADED = "#ldx-map .js-plotly-plot .main-svg"  # the page's load event is done: it cannot undo our clicks
+TOKEN = "bench"  # admin token of the served app (Generate registers an adapter: it takes the token)
 
 
 def _open(page: Any, url: str, tab: str | None = None) -> None:
@@ -61,6 +62,7 @@ def flows(svc: Any, url: str) -> dict[str, tuple[str, Callable[[Any], float]]]:
         _open(page, ui, "Generate")
         _choose(page, "#ldx-gen-family", "zoo-text")
         page.locator("#ldx-gen-desc textarea").fill("write the string backwards")
+        page.locator("#ldx-gen-token input").fill(TOKEN)
         tried = page.locator("#ldx-gen-try textarea")
 
         def done() -> None:
@@ -126,7 +128,7 @@ def suite_ui_flows(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             report = svc.ingest(bundled_adapters())
             ingest_s = time.perf_counter() - t0
-            app = mount_ui(create_app(svc, admin_token="bench"), svc, "bench")
+            app = mount_ui(create_app(svc, admin_token=TOKEN), svc, TOKEN)
             with BackgroundServer(app) as server, sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 for name, (what, flow) in flows(svc, server.url).items():

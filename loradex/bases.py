@@ -15,12 +15,12 @@ Loaded bases are cached per family and device. Importing this module does not im
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loradex.errors import UnknownBaseError
+from loradex.errors import SearchError, UnknownBaseError
 from loradex.plugins import read_entry_points
 
 ENTRY_POINT_GROUP = "loradex.bases"
@@ -102,6 +102,28 @@ def load_base(family: str, device: str = "cpu") -> Any:
         return _LOADED[key]
 
 
+def check_inputs(family: str, tokenizer: Any, inputs: Sequence[str]) -> None:
+    """``SearchError`` naming the characters of an input that ``family``'s base tokenizer cannot
+    encode (a character vocabulary like the text zoo's raises on them; subword tokenizers encode
+    anything and pass). Call before running user text through a language-model base."""
+    encode = getattr(tokenizer, "encode", None)
+    if encode is None:
+        return
+
+    def known(text: str) -> bool:
+        try:
+            encode(text)
+        except (ValueError, KeyError):
+            return False
+        return True
+
+    for x in inputs:
+        if not known(x):
+            bad = ", ".join(repr(c) for c in dict.fromkeys(x) if not known(c))
+            raise SearchError(f"input {x!r} has characters the {family!r} base does not know: {bad}; "
+                              "use only characters its tokenizer reads")  # fmt: skip
+
+
 def _read_entry_points() -> None:
     """Register the bases installed distributions declare (once; an explicit registration wins)."""
 
@@ -111,4 +133,4 @@ def _read_entry_points() -> None:
     read_entry_points(ENTRY_POINT_GROUP, add)
 
 
-__all__ = ["Base", "base_families", "get_base", "load_base", "register_base", "unregister_base"]
+__all__ = ["Base", "base_families", "check_inputs", "get_base", "load_base", "register_base", "unregister_base"]

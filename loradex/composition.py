@@ -130,7 +130,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
             family: str | None = None, seed: int = 0, n_images: int = 1, steps: int | None = None,
             progress: Any = None) -> ComposeResult:  # fmt: skip
     """Run ``prompt`` through the family's base with the adapters composed by ``strategy``."""
-    from loradex.bases import get_base, load_base
+    from loradex.bases import check_inputs, get_base, load_base
 
     if not prompt or not prompt.strip():
         raise SearchError("empty prompt: say what to render, or for a language model what task to do")
@@ -150,6 +150,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
         if not inputs:
             raise SearchError(f"family {fam!r} is a language model: give an input to run (--input TEXT)")
         model, tok = load_base(fam)
+        check_inputs(fam, tok, inputs)
         res = compose_text(model, tok, adapters, prompt, list(inputs), strategy=strategy, weights=weights,
                            gate_dir=gate_dir, text_encoder=svc.text_encoder, names=names,
                            descriptions=descriptions)  # fmt: skip

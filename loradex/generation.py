@@ -103,7 +103,7 @@ def load(svc: LocalService, path: str) -> Any:
 def example_scorer(family: str, examples: list[tuple[str, str]]) -> Callable[[list[Any]], list[float]] | None:
     """For a family whose registered base is a language model: candidates are run on the examples'
     inputs and scored by the fraction of outputs that match exactly. None for other families."""
-    from loradex.bases import base_families, get_base, load_base
+    from loradex.bases import base_families, check_inputs, get_base, load_base
 
     if not examples or family not in base_families() or get_base(family).kind != "text":
         return None
@@ -113,6 +113,7 @@ def example_scorer(family: str, examples: list[tuple[str, str]]) -> Callable[[li
 
         model, tok = load_base(family)
         inputs = [i for i, _ in examples]
+        check_inputs(family, tok, inputs)
         out = []
         for a in adapters:
             got = compose_text(model, tok, [a], "", inputs, strategy="linear").outputs

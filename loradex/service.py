@@ -15,6 +15,7 @@ removing need nothing more; a later full open embeds what it missed.
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -347,15 +348,31 @@ class LocalService:
 
     def register_made(self, adapter: Any, name: str, *, origin: str,
                       lineage: builtins.list[dict[str, Any]]) -> IngestResult:  # fmt: skip
-        """Register an adapter this service made (generated, merged): written in its own format under
-        ``name`` with its description as a sidecar, ingested with ``origin`` and ``lineage``, and the
-        staged files removed. A refusal raises ``RegistryError`` naming the reason."""
-        from loradex.job_store import staging_folder
-        from registry.errors import RegistryError
-        from registry.formats import write_adapter
+        """Register an adapter this service made (generated, merged): written in its own format with
+        its description as a sidecar, ingested with ``origin`` and ``lineage``, and the staged files
+        removed. A refusal raises ``RegistryError`` naming the reason.
 
+        Names are references, so the new row is named ``name``, or ``name-2``, ``name-3`` … when that
+        already resolves to an adapter; header titles inherited from a parent (a generator's expert,
+        a merge's first input) are dropped so they cannot name it instead. The name is not written
+        into the file: the same request still gives the same bytes (and is reported a duplicate)."""
+        from loradex.job_store import staging_folder
+        from registry.errors import AdapterNotFoundError, RegistryError
+        from registry.formats import write_adapter
+        from registry.ingest import NAME_KEYS
+
+        adapter.metadata = {k: v for k, v in adapter.metadata.items() if k not in NAME_KEYS}
+        stem = name
+        for n in itertools.count(2):
+            try:
+                self.registry.get(name)
+            except AdapterNotFoundError:
+                break  # free
+            except RegistryError:
+                pass  # a name several adapters already share (ambiguous): taken
+            name = f"{stem}-{n}"
         with staging_folder(self.home / "staging", f".{origin}-") as tmp:  # a killed writer's: clean_staging
-            folder = tmp / name
+            folder = tmp / name  # the folder names the row (every writer's weight file has a generic name)
             folder.mkdir()
             files = write_adapter(adapter, adapter.format, folder)
             (folder / "description.txt").write_text(f"{adapter.description}\n")  # the sidecar ingestion reads

@@ -22,8 +22,8 @@ MAX_CHARS = 400
 
 def try_adapter(svc: LocalService, ref: str | int, inputs: Sequence[str]) -> dict[str, Any]:
     """``{"adapter", "family", "kind": "text", "rows": [{"input", "base", "adapter"}]}`` or
-    ``{…, "kind": "image", "png": bytes}``; ``SearchError`` for bad inputs, ``UnknownBaseError``
-    when the family has nothing to run on."""
+    ``{…, "kind": "image", "png": bytes}``; ``SearchError`` for bad inputs (characters the base's
+    tokenizer does not know included), ``UnknownBaseError`` when the family has nothing to run on."""
     from loradex.bases import base_families, get_base
 
     inputs = [str(x).strip() for x in inputs if str(x).strip()]
@@ -45,10 +45,11 @@ def _run_text(svc: LocalService, info: dict[str, Any], inputs: list[str]) -> lis
     import torch
 
     from fusion.compose import greedy_generate
-    from loradex.bases import load_base
+    from loradex.bases import check_inputs, load_base
     from loradex.verify import run_chunk
 
     model, tok = load_base(str(info["family"]))
+    check_inputs(str(info["family"]), tok, inputs)
     with torch.no_grad():
         base = [greedy_generate(model, tok, [x], max_new_tokens=len(x) * 3 + 8)[0] for x in inputs]
     (styled,) = run_chunk(model, tok, [svc.registry.load(info["id"])], inputs)

@@ -48,7 +48,7 @@ def run_chunk(model: Any, tok: Any, adapters: list[Any], inputs: list[str]) -> l
 
 def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, str]], k: int,
                       filters: Filters) -> SearchResults:  # fmt: skip
-    from loradex.bases import base_families, get_base, load_base
+    from loradex.bases import base_families, check_inputs, get_base, load_base
 
     if not 1 <= len(examples) <= MAX_EXAMPLES:
         raise SearchError(f"give 1 … {MAX_EXAMPLES} examples (INPUT=>OUTPUT), got {len(examples)}")
@@ -74,6 +74,7 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
         order = sorted((r["id"] for r in rows), key=lambda i: (ranked.get(i, len(ranked)), i))
     t0 = time.perf_counter()
     model, tok = load_base(family)
+    check_inputs(family, tok, [x for x, _ in examples])
     first_in, first_out = examples[0]
     survivors: list[int] = []
     for start in range(0, len(order), CHUNK):

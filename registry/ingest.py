@@ -192,9 +192,13 @@ def _walk(root: Path) -> list[Unit]:
     return out
 
 
+# Header keys that name an adapter, first found wins; without one the file (or its folder) names it.
+NAME_KEYS = ("modelspec.title", "title", "ss_output_name", "name")
+
+
 def adapter_name(adapter: LoraAdapter, src: AdapterSource) -> str:
     meta = adapter.metadata
-    for key in ("modelspec.title", "title", "ss_output_name", "name"):
+    for key in NAME_KEYS:
         v = meta.get(key)
         if isinstance(v, str) and v.strip() and v.strip().lower() not in {"none", "null"}:
             return v.strip()

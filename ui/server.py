@@ -158,8 +158,8 @@ def bundled_message(prep: Prepared) -> str:
 
 def mount_ui(app: Any, service: LocalService, admin_token: str | None, *, path: str = UI_PATH,
              max_upload_bytes: int | None = None) -> Any:  # fmt: skip
-    """Mount the Gradio web UI (``ui.web.build_ui``) on the REST API's FastAPI ``app`` at ``path``;
-    ``GET /`` redirects to it. The API's routes stay as they are (they are matched first)."""
+    """Mount the Gradio web UI (``ui.web.build_ui``) on the REST API's FastAPI ``app`` at ``path``,
+    its upload ingestion on the API's job runner; ``GET /`` redirects to it. The API's routes stay as they are (they are matched first)."""
     import gradio as gr
     from fastapi.responses import RedirectResponse
 
@@ -167,7 +167,7 @@ def mount_ui(app: Any, service: LocalService, admin_token: str | None, *, path: 
     from ui.web import build_ui, page_options
 
     limits = UploadLimits(max_unpacked_bytes=max(4 * max_upload_bytes, 1 << 30)) if max_upload_bytes else None
-    demo = build_ui(service, admin_token, api_root="..", limits=limits)
+    demo = build_ui(service, admin_token, api_root="..", limits=limits, jobs=getattr(app.state, "jobs", None))
     if path != "/":
 
         @app.get("/", include_in_schema=False)

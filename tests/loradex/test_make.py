@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,6 +147,46 @@ def test_try_it_runs_the_adapter_beside_the_base(svc: LocalService) -> None:
     assert "<b><code>olleh</code></b>" in table and "<b><code>cba</code></b>" in table
 
 
+def test_try_it_names_characters_the_base_does_not_know(svc: LocalService, capsys: pytest.CaptureFixture) -> None:
+    """The text zoo's base reads only its own characters: an input with others is a request-level
+    refusal naming them, at every surface (never a bare ValueError / an internal error)."""
+    from fastapi.testclient import TestClient
+
+    from loradex.errors import SearchError
+    from ui.api import create_app
+    from ui.server import BackgroundServer
+    from ui.web import WebUI
+
+    with pytest.raises(SearchError, match=r"input 'café€' .*'é', '€'"):
+        svc.try_it("reverse", ["hello", "café€"])
+    with TestClient(create_app(svc)) as http:
+        r = http.post("/adapters/reverse/try", json={"inputs": ["naïve"]})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+        assert "'ï'" in r.json()["error"]["message"]
+    with BackgroundServer(create_app(svc)) as server, Client(server.url) as client:
+        with pytest.raises(SearchError, match="'ï'"):
+            client.try_it("reverse", ["naïve"])
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="'ï'"):
+        WebUI(svc, admin_token=None).try_it("reverse", "naïve")
+    # The other runs of user text on the base refuse the same way.
+    with pytest.raises(SearchError, match="'ï'"):
+        svc.compose("write the text backwards", adapters=[_id(svc, "reverse")], inputs=["naïve"])
+    with pytest.raises(SearchError, match="'é'"):
+        svc.search("", examples=[("abc", "cba"), ("café", "éfac")], family="zoo-text")
+    before = svc.registry.count()
+    with pytest.raises(SearchError, match="'é'"):
+        svc.generate("reverse the word", family="zoo-text", method="nearest", examples=[("café", "éfac")])
+    assert svc.registry.count() == before
+    from ui.cli import main  # the CLI: one line and a non-zero exit
+
+    capsys.readouterr()
+    assert main(["--home", str(svc.home), "search", "--example", "café=>éfac", "--family", "zoo-text"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("loradex: error: input 'café'") and "'é'" in err and "\n" not in err
+
+
 def test_try_it_on_an_image_adapter_and_where_nothing_can_run(tmp_path: Path) -> None:
     import io
 
@@ -165,6 +206,32 @@ def test_try_it_on_an_image_adapter_and_where_nothing_can_run(tmp_path: Path) ->
     assert sat[0] > sat[1]  # grayscale takes the colour out of the user's prompts
     with pytest.raises(UnknownBaseError, match="nothing to run 'sd1' adapters on: register its base"):
         svc.try_it("watercolor_sd15", ["a lake"])
+
+
+def test_made_adapters_get_names_no_other_adapter_has(tmp_path: Path) -> None:
+    """Names are references: a generated adapter must not take its expert's title ('grayscale'), and
+    a made name already in use gets -2, -3 …; every one resolves to its own adapter."""
+    if not (IMAGE / "grayscale").is_dir():
+        pytest.skip("the image zoo is not built")
+    svc = LocalService.open(tmp_path / "home", embed=False)
+    svc.ingest([IMAGE / "grayscale", IMAGE / "dots"])
+    gray, dots = svc.get("grayscale")["id"], svc.get("dots")["id"]
+    first = svc.generate("grayscale", family="zoo-image", method="nearest").adapter
+    assert first["name"] != "grayscale" and svc.get("grayscale")["id"] == gray
+    assert svc.get(first["name"])["id"] == first["id"]
+    again = svc.generate("grayscale", family="zoo-image", method="nearest")  # same request, same bytes
+    assert again.duplicate and again.adapter["id"] == first["id"]
+    a = svc.merge([gray, dots], strategy="cat", name="combo").adapter
+    b = svc.merge([gray, dots], [1.0, 0.5], strategy="cat", name="combo").adapter
+    c = svc.merge([gray, dots], [0.5, 1.0], strategy="cat", name="grayscale").adapter
+    assert (a["name"], b["name"], c["name"]) == ("combo", "combo-2", "grayscale-2")
+    other = svc.generate("grayscale", family="zoo-image", method="nearest", seed=1).adapter["name"]
+    taken = svc.merge([gray, dots], [0.25, 1.0], strategy="cat", name=other.replace("-s1", "-s2")).adapter["name"]
+    third = svc.generate("grayscale", family="zoo-image", method="nearest", seed=2).adapter
+    assert third["name"] == f"{taken}-2" and other != first["name"]
+    rows = svc.list()
+    assert len({r["name"] for r in rows}) == len(rows)
+    assert all(svc.get(r["name"])["id"] == r["id"] for r in rows)
 
 
 def test_compose_renders_images_with_a_gate_plot(tmp_path: Path) -> None:
@@ -274,22 +341,51 @@ def test_hybrid_score_does_not_depend_on_k(svc: LocalService) -> None:
             assert abs(score - by_k[50][i]) < 1e-9
 
 
+def _make_ui(svc: LocalService, token: str | None = TOKEN) -> Any:
+    """The Generate and Compose tabs' handlers, checking the admin token as the web UI does."""
+    from ui.web import WebUI
+    from ui.web.make import MakeUI
+
+    return MakeUI(svc, WebUI(svc, admin_token=token).check_token)
+
+
+def test_web_registers_adapters_only_with_the_admin_token(svc: LocalService) -> None:
+    """Like POST /generate, /merge and DELETE /adapters/{ref}: Generate, Keep a merge and Discard
+    take the admin token (none registered or removed without it); Compose, which registers nothing, does not."""
+    import gradio as gr
+
+    before = svc.registry.count()
+    ui, off = _make_ui(svc), _make_ui(svc, token=None)
+    picks = [f"{_id(svc, n)} · {n}" for n in ("caesar_1", "upper")]
+    for bad, match in (("", "wrong admin token"), ("nope", "wrong admin token"), (TOKEN, "admin is disabled")):
+        handlers = ui if bad != TOKEN else off
+        with pytest.raises(gr.Error, match=match):
+            handlers.generate(bad, "write the word backwards", "zoo-text", "nearest", "", 11, "abc")
+        with pytest.raises(gr.Error, match=match):
+            handlers.keep_merge(bad, "shift letters", picks, 2, "", "merge:cat")
+        with pytest.raises(gr.Error, match=match):
+            handlers.discard(bad, _id(svc, "upper"))
+    assert svc.registry.count() == before
+    _, _, text = off.compose("make it all capitals", picks, 2, "", "linear", "abc", 20, False)
+    assert "| `abc` |" in text
+
+
 def test_web_generate_and_compose_tabs(svc: LocalService) -> None:
     import gradio as gr
 
-    from ui.web.make import MakeUI, parse_examples
+    from ui.web.make import parse_examples
 
-    ui = MakeUI(svc)
+    ui = _make_ui(svc)
     assert "zoo-text" in ui.families()
-    card, preview, tried, *_ = ui.generate("reverse the letters of the word", "zoo-text", "nearest", "", 0, "hello",
-                                       progress=lambda *a, **k: None)  # fmt: skip
+    card, preview, tried, *_ = ui.generate(TOKEN, "reverse the letters of the word", "zoo-text", "nearest", "", 0,
+                                           "hello", progress=lambda *a, **k: None)  # fmt: skip
     assert "kept in the registry as adapter" in card and "zoo-text/nearest" in card
     assert preview.visible is False  # no picture for a language family
     assert tried.startswith("hello → olleh")
     with pytest.raises(gr.Error, match="INPUT=>OUTPUT"):
         parse_examples("hello olleh")
     with pytest.raises(gr.Error, match="description is empty"):
-        ui.generate("", "zoo-text", "nearest", "", 0, "", progress=lambda *a, **k: None)
+        ui.generate(TOKEN, "", "zoo-text", "nearest", "", 0, "", progress=lambda *a, **k: None)
     images, gate, text = ui.compose("make it all capitals", f"{_id(svc, 'upper')} {_id(svc, 'reverse')}", 2, "",
                                     "gate", "abc", 20, False, progress=lambda *a, **k: None)  # fmt: skip
     assert images == [] and "| `abc` | `ABC` |" in text
@@ -308,9 +404,7 @@ def test_web_compose_side_by_side_and_generate_discard(svc: LocalService) -> Non
     input) and the Generate tab's Discard, which removes only what it just registered."""
     import gradio as gr
 
-    from ui.web.make import MakeUI
-
-    ui = MakeUI(svc)
+    ui = _make_ui(svc)
     ids = [f"{_id(svc, n)} · {n}" for n in ("reverse", "upper")]
     images, gate, text = ui.compose("write the text backwards", ids, 2, "", "gate", "hello\nabc", 20, True)
     assert images == [] and gate is not None
@@ -318,27 +412,28 @@ def test_web_compose_side_by_side_and_generate_discard(svc: LocalService) -> Non
     assert head in text and "| `hello` | `olleh` | `HELLO` |" in text and text.endswith("`cba` |")
     _, _, alone = ui.compose("write the text backwards", ids, 2, "", "linear", "hello", 20, False)
     assert "| input | linear |" in alone
-    card, _, tried, new_id, _ = ui.generate("make every letter upper case", "zoo-text", "nearest", "", 5, "abc")
+    card, _, tried, new_id, _ = ui.generate(TOKEN, "make every letter upper case", "zoo-text", "nearest", "", 5, "abc")
     assert new_id is not None and f'data-id="{new_id}"' in card and tried.startswith("abc → ABC")
-    ui.discard(new_id)
+    with pytest.raises(gr.Error, match="wrong admin token"):
+        ui.discard("", new_id)
+    assert new_id in {a["id"] for a in svc.list()}
+    ui.discard(TOKEN, new_id)
     assert new_id not in {a["id"] for a in svc.list()}
     with pytest.raises(gr.Error, match="nothing to discard"):
-        ui.discard(None)
+        ui.discard(TOKEN, None)
 
 
 def test_web_compose_keeps_a_merge_in_the_registry(svc: LocalService) -> None:
     """The Compose tab's "keep a merge": the picked adapters merged with the picked merge strategy
     (exact cat otherwise), registered with its lineage; the same picks again find the same adapter."""
-    from ui.web.make import MakeUI
-
-    ui = MakeUI(svc)
+    ui = _make_ui(svc)
     picks = [f"{_id(svc, n)} · {n}" for n in ("caesar_1", "caesar_2")]
-    line = ui.keep_merge("shift letters", picks, 2, "", "merge:svd")
+    line = ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "merge:svd")
     new_id = int(line.split("adapter **", 1)[1].split(" ", 1)[0])
     info = svc.get(new_id)
     assert info["origin"] == "merged" and "merge (svd) of caesar_1, caesar_2 kept in the registry" in line
     assert {p.get("parent", p.get("id")) for p in info["parents"]} == {_id(svc, "caesar_1"), _id(svc, "caesar_2")}
-    again = ui.keep_merge("shift letters", picks, 2, "", "merge:svd")
+    again = ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "merge:svd")
     assert "already in the registry" in again and f"adapter **{new_id} " in again
-    assert "merge (cat)" in ui.keep_merge("shift letters", picks, 2, "", "gate")
+    assert "merge (cat)" in ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "gate")
     svc.remove(new_id)

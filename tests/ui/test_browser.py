@@ -345,6 +345,7 @@ def test_generate_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     _open_tab(page, site.url, "Generate")
     _choose(page, "#ldx-gen-family", "zoo-text")
     page.locator("#ldx-gen-desc textarea").fill("write the string backwards")
+    page.locator("#ldx-gen-token input").fill(TOKEN)  # it registers an adapter: admin, as POST /generate
     page.locator("#ldx-generate").click()
     card = page.locator("#ldx-gen-card .ldx-gen")
     card.wait_for()

@@ -140,6 +140,14 @@ def test_admin_refuses_a_wrong_token(web: SimpleNamespace, tmp_path: Path) -> No
         web.client.predict("", str(new), api_name="/ingest_folder")
     with pytest.raises(AppError, match="wrong admin token"):
         web.client.predict("not-the-token", "watercolor_sd15", api_name="/remove")
+    # Generate, Keep a merge and Discard register or remove adapters: the token, as the API asks.
+    fam = (sorted(web.svc.generators()) or [None])[0]
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("", "write it backwards", fam, "(best available)", "", 0, "", api_name="/generate")
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("nope", "shift letters", [], 2, "", "merge:cat", api_name="/keep_merge")
+    with pytest.raises(AppError, match="wrong admin token"):
+        web.client.predict("nope", api_name="/discard")
     assert web.svc.registry.count() == before
 
 
@@ -162,6 +170,50 @@ def test_admin_ingests_refuses_and_removes(web: SimpleNamespace, tmp_path: Path)
     assert "removed" in msg and "web_uploaded" not in {a["name"] for a in web.svc.list()}
 
 
+def test_admin_upload_is_ingested_by_the_api_job(web: SimpleNamespace, tmp_path: Path) -> None:
+    """The upload runs as the ingest job ``POST /ingest`` submits, on the API's runner: recorded in the
+    jobs table and listed by ``GET /jobs``, its staged folder removed once it has run."""
+    from gradio_client import handle_file
+
+    new = variant("web_job", tmp_path)
+    summary, table, _, _ = web.client.predict(TOKEN, [handle_file(str(new))], "", api_name="/ingest_files")
+    (job_id,) = re.findall(r"job `([0-9a-f]{32})`", summary)
+    job = web.svc.job_store().load(job_id)
+    assert job is not None and (job.kind, job.status) == ("ingest", "done")
+    assert [(r.path, r.status) for r in job.result.results] == [("web_job.safetensors", "ingested")]
+    assert [row[:2] for row in table["data"]] == [["ingested", "web_job.safetensors"]]
+    listed = httpx.get(f"{web.url}/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert job_id in {j["id"] for j in listed}
+    info = by_name(web.svc, "web_job")
+    assert info["id"] == job.result.results[0].adapter_id and not (web.svc.uploads / job_id).exists()
+    web.svc.remove(info["id"])
+
+
+def test_admin_upload_queued_behind_a_busy_runner(web: SimpleNamespace, tmp_path: Path) -> None:
+    """A busy runner (one job at a time): the page stops waiting for a job still queued, and the job
+    ingests the upload once the runner gets to it."""
+    import threading
+
+    from loradex.jobs import JobRunner
+    from ui.web import WebUI
+
+    runner, release = JobRunner(store=web.svc.job_store()), threading.Event()
+    runner.submit("hold", lambda h: release.wait(60) and None)
+    ui = WebUI(web.svc, TOKEN, jobs=runner)
+    ui.queued_wait = 0.5
+    new = variant("web_queued", tmp_path)
+    try:
+        summary, table, _, _ = ui.ingest_files(TOKEN, [str(new)], "", progress=lambda *a, **k: None)
+        (job_id,) = re.findall(r"job `([0-9a-f]{32})` is queued", summary)
+        assert table == [] and "web_queued" not in {a["name"] for a in web.svc.list()}
+    finally:
+        release.set()
+    job = ui._wait(job_id, lambda *a, **k: None)
+    assert job.status == "done" and by_name(web.svc, "web_queued")["id"] == job.result.results[0].adapter_id
+    runner.shutdown()
+    web.svc.remove("web_queued")
+
+
 def test_admin_upload_of_an_unsafe_zip_is_refused(web: SimpleNamespace, tmp_path: Path) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -171,7 +223,7 @@ def test_admin_upload_of_an_unsafe_zip_is_refused(web: SimpleNamespace, tmp_path
         z.writestr("../escape.safetensors", b"x")
     with pytest.raises(AppError, match=r"climbs out"):
         web.client.predict(TOKEN, [handle_file(str(evil))], "", api_name="/ingest_files")
-    assert not list((web.home / "uploads").glob("ui-*"))
+    assert not any(web.svc.uploads.glob("*"))  # nothing staged is left behind
 
 
 def test_admin_upload_without_adapters_says_what_it_held(web: SimpleNamespace, tmp_path: Path) -> None:
@@ -182,7 +234,7 @@ def test_admin_upload_without_adapters_says_what_it_held(web: SimpleNamespace, t
     notes.write_text("my favourite loras")
     with pytest.raises(AppError, match=r"no adapter files: found only notes\.txt"):
         web.client.predict(TOKEN, [handle_file(str(notes))], "", api_name="/ingest_files")
-    assert not list((web.home / "uploads").glob("ui-*"))
+    assert not any(web.svc.uploads.glob("*"))  # nothing staged is left behind
 
 
 def test_api_routes_still_work_beside_the_ui(web: SimpleNamespace) -> None:

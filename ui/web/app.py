@@ -9,7 +9,8 @@ Tabs: **Search** (prompt, filters, result cards with score breakdown, weight fin
 download links, a 2-D map of the registry), **Browse** (``browse.py``: every adapter, paged, sorted
 and filtered, its state in the URL), **Adapter** (metadata, modules, lineage,
 fingerprint, similar adapters, export), **Admin** (token-checked upload / server-folder
-ingestion with progress, removal). Registry errors become ``gr.Error`` here and nowhere else.
+ingestion with progress, removal; an upload is ingested as the same job ``POST /ingest`` submits,
+on the API's job runner). Registry errors become ``gr.Error`` here and nowhere else.
 Uploads go through the REST API's own checks (``ui.api.stage_uploads``: bare file names, safe
 zips, caps). Theme and CSS are handed to ``mount_gradio_app`` / ``launch`` (``page_options``).
 """
@@ -20,6 +21,7 @@ import hmac
 import html
 import shutil
 import tempfile
+import time
 import uuid
 import zipfile
 from contextlib import ExitStack
@@ -31,8 +33,9 @@ from typing import Any
 import gradio as gr
 
 from loradex.errors import AdapterNotFoundError, RegistryError
+from loradex.jobs import JobRunner, submit_ingest
 from loradex.service import LocalService
-from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, SearchHit, public_detail
+from loradex.types import SEARCH_MODES, Filters, IngestReport, IngestResult, Job, SearchHit, public_detail
 from loradex.usage import export_formats, usage_snippet
 from ui.api import ApiError, UploadLimits, stage_uploads
 from ui.web.browse import ROW_CLICK_JS, build_browse_tab
@@ -106,9 +109,11 @@ class WebUI:
     """State and handlers behind the Blocks (one per app)."""
 
     def __init__(self, service: LocalService, admin_token: str | None, *, api_root: str | None = "..",
-                 limits: UploadLimits | None = None) -> None:  # fmt: skip
+                 limits: UploadLimits | None = None, jobs: Any = None) -> None:  # fmt: skip
         self.service = service
         self._token = admin_token.encode() if admin_token else None
+        self._jobs = jobs  # the API's runner (``app.state.jobs``: the queue in shared mode); else one of its own
+        self.queued_wait = 120.0  # seconds an upload's job may stay queued before the page stops waiting for it
         self.api_root = api_root
         self.limits = limits or UploadLimits()
         self.fingerprints = FingerprintCache(service.home / "cache" / "fingerprints")
@@ -116,6 +121,12 @@ class WebUI:
         self._exports = Path(tempfile.mkdtemp(prefix="loradex-ui-export-"))
 
     # -- shared --------------------------------------------------------------------------------
+    @property
+    def jobs(self) -> Any:
+        if self._jobs is None:
+            self._jobs = JobRunner(store=self.service.job_store())
+        return self._jobs
+
     def check_token(self, token: str | None) -> None:
         if self._token is None:
             raise gr.Error("admin is disabled: the server has no admin token", title="Admin")
@@ -273,7 +284,7 @@ class WebUI:
         inputs = [line for line in (text or "").splitlines() if line.strip()]
         try:
             out = self.service.try_it(self.resolve(ref)["id"], inputs)
-        except (RegistryError, ValueError) as e:  # ValueError: e.g. a character the base's vocabulary lacks
+        except RegistryError as e:
             raise gr.Error(str(e), title="Try it") from None
         if out["kind"] == "image":
             import io
@@ -380,10 +391,9 @@ class WebUI:
         return str(archive)
 
     # -- admin ---------------------------------------------------------------------------------
-    def _ingest(self, paths: list[Path], progress: gr.Progress, strip: Path | None = None) -> IngestReport:
+    def _ingest(self, paths: list[Path], progress: gr.Progress) -> IngestReport:
         total = [0]
         done: list[IngestResult] = []
-        prefix = f"{strip}/" if strip else ""
 
         def on_result(r: IngestResult) -> None:
             done.append(r)
@@ -396,45 +406,62 @@ class WebUI:
         try:
             report = self.service.ingest(paths, progress=on_result, on_total=on_total)
         except RegistryError as e:
-            raise gr.Error(str(e).replace(prefix, ""), title="Ingest") from None
+            raise gr.Error(str(e), title="Ingest") from None
         if not report.results:  # only other files: say what was there, not "0 units"
             from registry.ingest import nothing_found
 
             raise gr.Error(nothing_found(paths), title="Ingest")
-        if strip is not None:
-            for r in report.results:
-                p = Path(r.path)
-                r.path = p.relative_to(strip).as_posix() if p.is_relative_to(strip) else r.path
-                r.reason = r.reason.replace(prefix, "") if r.reason else r.reason
         return report
 
-    def _after_ingest(self, report: IngestReport) -> tuple[str, list[list[Any]], Any, str]:
+    def _wait(self, job_id: str, progress: gr.Progress, poll: float = 0.2) -> Job:
+        """Poll job ``job_id`` until it finishes, showing its progress, or until it has been queued
+        for ``queued_wait`` seconds (no worker free): the job belongs to the runner (in shared mode
+        a worker runs it), so it goes on, and stays listed, when this page stops waiting or goes away."""
+        start = time.monotonic()
+        while not (job := self.jobs.get(job_id)).finished:
+            if job.status == "queued" and time.monotonic() - start > self.queued_wait:
+                return job
+            last = job.result.results[-1] if job.result and job.result.results else None
+            desc = f"job {job.id[:8]} {job.status}" + (f" · {last.status}: {Path(last.path).name}" if last else "")
+            progress((job.done, job.total or None), desc=desc, unit="adapters")
+            time.sleep(poll)
+        return job
+
+    def _after_ingest(self, report: IngestReport, job_id: str | None = None) -> tuple[str, list[list[Any]], Any, str]:
         counts = ", ".join(f"{n} {s}" for s in ("ingested", "duplicate", "refused") if (n := report.count(s)))
         summary = f"**{len(report.results)} unit(s):** {counts or 'nothing found'}"
+        if job_id:
+            summary += f" (job `{job_id}`)"
         return summary, _rows(report), gr.Dropdown(choices=self.choices()), self.stats_html()
 
     def ingest_files(self, token: str, files: list[str] | None, folder: str,
                      progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], Any, str]:  # noqa: B008  # fmt: skip
-        """Admin: ingest uploaded files / zips (checked and staged like ``POST /ingest``)."""
+        """Admin: ingest uploaded files / zips, checked and staged like ``POST /ingest`` and ingested
+        by the same job (``loradex.jobs.submit_ingest``, which removes the staged folder), waited for here."""
         self.check_token(token)
         if not files:
             raise gr.Error("no files: drop adapter files, sidecars or a zip first", title="Ingest")
-        root = self.service.home / "uploads" / f"ui-{uuid.uuid4().hex}"
+        job_id = uuid.uuid4().hex
+        root = self.service.uploads / job_id  # where the API stages (in shared mode, where workers read)
         try:
             with ExitStack() as stack:
                 parts = [(Path(f).name, stack.enter_context(open(f, "rb"))) for f in files]  # noqa: SIM115
                 stage_uploads(parts, root, self.limits, (folder or "").strip() or None)
         except ApiError as e:
             raise gr.Error(e.message, title="Upload refused") from None
-        try:
-            report = self._ingest([root], progress, strip=root)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-        return self._after_ingest(report)
+        job = self._wait(submit_ingest(self.jobs, self.service, root, job_id).id, progress)
+        if not job.finished:
+            note = (f"**job `{job.id}` is queued** behind other jobs (or, in shared mode, until a worker "
+                    f"runs): it ingests the upload then; follow it with `GET /jobs/{job.id}`")  # fmt: skip
+            return note, [], gr.Dropdown(choices=self.choices()), self.stats_html()
+        if job.status != "done" or job.result is None:
+            raise gr.Error(job.error.message if job.error else f"ingest job {job.id} failed", title="Ingest")
+        return self._after_ingest(job.result, job.id)
 
     def ingest_folder(self, token: str, folder: str,
                       progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], Any, str]:  # noqa: B008  # fmt: skip
-        """Admin: ingest a file or folder that is already on the server."""
+        """Admin: ingest a file or folder that is already on the server, in this process (like ``loradex
+        ingest`` there): the path is this machine's, and the ingest job removes what it ingests."""
         self.check_token(token)
         path = Path((folder or "").strip()).expanduser()
         if not str(folder or "").strip() or not path.exists():
@@ -490,11 +517,12 @@ SEARCH_URL_JS = """(prompt, ...rest) => {
 
 
 def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | None = "..",
-             limits: UploadLimits | None = None) -> gr.Blocks:  # fmt: skip
+             limits: UploadLimits | None = None, jobs: Any = None) -> gr.Blocks:  # fmt: skip
     """The web UI of ``service``. ``admin_token=None`` disables the admin tab's actions.
     ``api_root``: where the REST API is, relative to the UI page (``..`` when the UI is mounted at
-    ``/ui`` of the API app); None hides the download links (no API beside the UI)."""
-    ui = WebUI(service, admin_token, api_root=api_root, limits=limits)
+    ``/ui`` of the API app); None hides the download links (no API beside the UI). ``jobs``: the
+    API's job runner, which runs uploads' ingestion (default: a runner of the UI's own)."""
+    ui = WebUI(service, admin_token, api_root=api_root, limits=limits, jobs=jobs)
     fams, fmts, origins = ui.filter_choices()
     with gr.Blocks(title="loradex", analytics_enabled=False) as demo:
         header = gr.HTML(ui.stats_html())
@@ -572,7 +600,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                                      wrap=True, elem_id="ldx-report")  # fmt: skip
             from ui.web.make import build_make_tabs
 
-            made = build_make_tabs(service, ui.choices())
+            made = build_make_tabs(service, ui.choices(), ui.check_token)
 
         search_in = [prompt, family, fmt, origin, tags, mode, k]
         go.click(ui.search, search_in, [cards, regmap, to_generate], api_name="search", js=SEARCH_URL_JS)

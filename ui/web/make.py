@@ -1,11 +1,16 @@
 """The web UI's Generate and Compose tabs: a description (and examples) → a registered adapter with
 its lineage and a try-it run; several adapters → images or outputs composed by a strategy, with
-the gate plot. Every action goes through the service, like the other tabs."""
+the gate plot. Every action goes through the service, like the other tabs.
+
+What writes the registry takes the admin token, as the REST API's counterpart does: Generate
+(``POST /generate``), Keep a merge (``POST /merge``) and Discard (``DELETE /adapters/{ref}``).
+Running adapters together (Compose) registers nothing and is open, like Search and Try it."""
 
 from __future__ import annotations
 
 import html
 import io
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -49,8 +54,9 @@ def _refs(picked: list[str] | str | None) -> list[str]:
 
 
 class MakeUI:
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: Any, check_token: Callable[[str | None], None]) -> None:
         self.service = service
+        self.check_token = check_token  # ``WebUI.check_token``: gr.Error unless it is the admin token
 
     def families(self) -> list[str]:
         return sorted(self.service.generators())
@@ -59,10 +65,11 @@ class MakeUI:
         have = sorted(self.service.generators().get(family) or {})
         return gr.Dropdown(choices=["(best available)", *have], value="(best available)")
 
-    def generate(self, description: str, family: str, method: str, examples: str, seed: float, try_input: str,
-                 progress: gr.Progress = gr.Progress()) -> tuple[str, Any, str, int | None, Any]:  # noqa: B008  # fmt: skip
-        """→ (card HTML, preview image or None, try-it text, id to discard (None when the adapter was
-        already registered before), the discard button)."""
+    def generate(self, token: str, description: str, family: str, method: str, examples: str, seed: float,
+                 try_input: str, progress: gr.Progress = gr.Progress()) -> tuple[str, Any, str, int | None, Any]:  # noqa: B008  # fmt: skip
+        """Admin: → (card HTML, preview image or None, try-it text, id to discard (None when the adapter
+        was already registered before), the discard button)."""
+        self.check_token(token)
         progress(0, desc="generating")
         try:
             out = self.service.generate(description, family=family or "", examples=parse_examples(examples) or None,
@@ -79,7 +86,7 @@ class MakeUI:
             elif try_input.strip():
                 (row,) = self.service.try_it(a["id"], [try_input.strip()])["rows"]
                 tried = f"{row['input']} → {row['adapter']}   (the bare base: {row['base']})"
-        except (RegistryError, ValueError) as e:  # ValueError: e.g. a character the base's vocabulary lacks
+        except RegistryError as e:
             tried = f"no try-it run: {e}"
         new = None if out.duplicate else int(a["id"])
         card = self.generated_card(a, lin, out.seconds, out.duplicate)
@@ -109,8 +116,11 @@ class MakeUI:
             + f'<div class="ldx-foot"><span class="ldx-dls">{links}</span></div></div></div>'
         )  # fmt: skip
 
-    def discard(self, new_id: int | None) -> tuple[str, None, Any]:
-        """Remove the adapter this session just generated (never one that was there before)."""
+    def discard(self, token: str, new_id: int | None) -> tuple[str, None, Any]:
+        """Admin: remove the adapter this session's Generate just registered (never one that was there
+        before). ``new_id`` is the session's server-side state, which no client sets; the token is
+        still checked, as ``DELETE /adapters/{ref}`` does: the one who may register may take it back."""
+        self.check_token(token)
         if new_id is None:
             raise gr.Error("nothing to discard: this adapter was in the registry before", title="Discard")
         try:
@@ -161,10 +171,11 @@ class MakeUI:
         gate = _pil(main.gate_png) if main.gate_png is not None else (_pil(plots[0]) if plots else None)
         return images, gate, "\n".join(text)
 
-    def keep_merge(self, prompt: str, adapters: list[str] | str | None, auto: float, family: str,
+    def keep_merge(self, token: str, prompt: str, adapters: list[str] | str | None, auto: float, family: str,
                    strategy: str) -> str:  # fmt: skip
-        """Merge the picked (or retrieved) adapters in weight space and register the result; the
+        """Admin: merge the picked (or retrieved) adapters in weight space and register the result; the
         strategy is the picked ``merge:S`` one, else the exact ``cat``. → a line naming the new adapter."""
+        self.check_token(token)
         refs: list[str | int] = list(_refs(adapters))
         how = strategy.split(":", 1)[1] if (strategy or "").startswith("merge:") else "cat"
         try:
@@ -186,11 +197,17 @@ def _ask(label: str, placeholder: str, button: str, box_id: str, button_id: str)
     return box, go
 
 
-def build_make_tabs(service: Any, choices: list[str]) -> dict[str, Any]:
+def _token_box(elem_id: str) -> Any:
+    return gr.Textbox(label="admin token (to register adapters)", type="password", elem_id=elem_id, scale=1,
+                      placeholder="LORADEX_ADMIN_TOKEN or <data dir>/admin_token")  # fmt: skip
+
+
+def build_make_tabs(service: Any, choices: list[str], check_token: Callable[[str | None], None]) -> dict[str, Any]:
     """Add the Generate and Compose tabs inside the caller's ``gr.Tabs()``; returns the components
     other tabs fill in: ``description`` (the Generate tab's description box) and ``adapters`` (the
-    Compose tab's adapter picker, ``choices``: ``"id · name"`` entries, for the page load to refresh)."""
-    ui = MakeUI(service)
+    Compose tab's adapter picker, ``choices``: ``"id · name"`` entries, for the page load to refresh).
+    ``check_token``: the admin check of what registers or removes adapters."""
+    ui = MakeUI(service, check_token)
     fams = ui.families()
     with gr.Tab("Generate", id="generate"):
         desc, gen_btn = _ask("describe the task or style", "shift every letter by eight · cyanotype blues with polka dots",
@@ -199,6 +216,7 @@ def build_make_tabs(service: Any, choices: list[str]) -> dict[str, Any]:
             fam = gr.Dropdown(fams, value=fams[0] if fams else None, label="family", elem_id="ldx-gen-family")
             method = gr.Dropdown(["(best available)"], value="(best available)", label="method")
             seed = gr.Number(0, label="seed", precision=0)
+            gen_token = _token_box("ldx-gen-token")
         with gr.Row():
             examples = gr.Textbox(label="examples (optional), one INPUT=>OUTPUT per line", lines=3)
             try_in = gr.Textbox(label="try it on (language families)", value="hello", elem_id="ldx-gen-try-in")
@@ -241,6 +259,7 @@ def build_make_tabs(service: Any, choices: list[str]) -> dict[str, Any]:
             )
         c_text = gr.Markdown(elem_id="ldx-comp-summary")
         with gr.Row():
+            c_token = _token_box("ldx-comp-token")
             c_keep = gr.Button("Keep a merge of these adapters in the registry", scale=1, elem_id="ldx-comp-keep")
             c_kept = gr.Markdown(elem_id="ldx-comp-kept")
         with gr.Row():
@@ -249,10 +268,10 @@ def build_make_tabs(service: Any, choices: list[str]) -> dict[str, Any]:
             )
             c_gate = gr.Image(label="gate per layer over timesteps", type="pil", height=260, elem_id="ldx-comp-gate")
     fam.change(ui.methods, [fam], [method], api_visibility="private")
-    gen_btn.click(ui.generate, [desc, fam, method, examples, seed, try_in], [card, preview, tried, new_id, discard],
-                  api_name="generate")  # fmt: skip
-    discard.click(ui.discard, [new_id], [card, new_id, discard], api_name="discard")
-    c_keep.click(ui.keep_merge, [c_prompt, c_ids, c_auto, c_fam, c_strat], [c_kept], api_name="keep_merge")
+    gen_btn.click(ui.generate, [gen_token, desc, fam, method, examples, seed, try_in],
+                  [card, preview, tried, new_id, discard], api_name="generate")  # fmt: skip
+    discard.click(ui.discard, [gen_token, new_id], [card, new_id, discard], api_name="discard")
+    c_keep.click(ui.keep_merge, [c_token, c_prompt, c_ids, c_auto, c_fam, c_strat], [c_kept], api_name="keep_merge")
     c_btn.click(ui.compose, [c_prompt, c_ids, c_auto, c_fam, c_strat, c_inputs, c_steps, c_side],
                 [c_gallery, c_gate, c_text], api_name="compose")  # fmt: skip
     return {"description": desc, "adapters": c_ids}
