@@ -23,7 +23,7 @@ ZOOS = {"text": REPO / "benchmarks" / "zoo" / "text", "image": REPO / "benchmark
 FAMILIES = {"text": "zoo-text", "image": "zoo-image"}
 CHECKPOINTS = REPO / "generators" / "checkpoints"
 QUERIES = REPO / "benchmarks" / "generation_queries.json"
-METHODS = ("nearest", "topk_mean", "mean_all", "hypernet", "semantic", "cvae")
+METHODS = ("nearest", "topk_mean", "mean_all", "analogy", "hypernet", "semantic", "cvae")
 N_TRAIN_EXAMPLES = 8  # (input, output) pairs stored per training task (text), drawn away from eval inputs
 # Per-zoo training recipes (chosen before the evaluation queries were run). semantic and cvae keep
 # their network in float16; their widths are the largest that keep each checkpoint under 10 MB

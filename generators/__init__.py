@@ -7,7 +7,7 @@ Public API (cheap to import; torch loads when a generator is built or trained)::
     out = gen.generate("shift every letter by eight", seed=0)   # GeneratedAdapter
     write_adapter(out.adapter, out.adapter.format, folder)
 
-Methods live one per folder (``baselines/``, ``hypernet/``, ``semantic/``, ``cvae/``), each
+Methods live one per folder (``baselines/``, ``analogy/``, ``hypernet/``, ``semantic/``, ``cvae/``), each
 ending in ``register_generator`` calls.
 """
 

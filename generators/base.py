@@ -260,7 +260,13 @@ def _load_builtin() -> None:
     if not _loaded:
         import importlib
 
-        for mod in ("generators.baselines", "generators.hypernet", "generators.semantic", "generators.cvae"):
+        for mod in (
+            "generators.baselines",
+            "generators.analogy",
+            "generators.hypernet",
+            "generators.semantic",
+            "generators.cvae",
+        ):
             try:
                 importlib.import_module(mod)
             except ModuleNotFoundError as e:  # a method folder not built yet

@@ -1,0 +1,106 @@
+"""``analogy``: a task no expert does, built as ΔW_a + ΔW_b − ΔW_c from three experts that do.
+
+"sepia with horizontal stripes" is in no library, but "sepia with grid lines", "thermal
+colours with horizontal stripes" and "thermal colours with grid lines" may be: what the first
+and second add, minus what they share through the third. The triple is found in text, not in
+weights: description embeddings (through the library's learned map, ``encoders.text_map``) add
+up like the requests they describe, so the request q is matched against every
+normalize(eₐ + e_b − e_c), with a and b among the experts nearest to q and c any other expert
+(eᵢ: the mean of expert i's mapped descriptions). The best ``analogies`` triples are averaged
+(exact ΔW sums, never A and B averaged apart), which steadies what a single triple gets wrong.
+
+When the best triple does not beat the nearest expert's own cosine by ``margin``, the request
+is one an expert already does (or nothing fits it better): the nearest expert is returned, as
+``nearest`` would. ``margin`` and ``analogies`` were chosen on training tasks with their own
+expert left out of the library (see ``benchmarks/results/generation_notes.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from generators.base import Factors, register_generator
+from generators.baselines import BaselineConfig, _LibraryGenerator
+from generators.errors import GeneratorTrainingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@dataclass
+class AnalogyConfig(BaselineConfig):
+    candidates: int = 10  # experts nearest the request tried as the two added terms
+    analogies: int = 4  # best triples averaged
+    margin: float = 0.14  # a triple must beat the nearest expert's cosine by this much
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.candidates < 2:
+            raise GeneratorTrainingError(f"candidates must be ≥ 2, got {self.candidates}")
+        if self.analogies < 1:
+            raise GeneratorTrainingError(f"analogies must be ≥ 1, got {self.analogies}")
+
+
+class AnalogyGenerator(_LibraryGenerator):
+    """Experts a + b − c, found by description-embedding arithmetic (module docstring)."""
+
+    method = "analogy"
+    config_cls = AnalogyConfig
+
+    def setup(self) -> None:
+        import torch
+
+        super().setup()
+        lib = self.library
+        sums = torch.zeros(len(lib), lib.emb.shape[1]).index_add_(0, lib.owner, lib.emb)  # (E, d)
+        self.protos = torch.nn.functional.normalize(sums, dim=-1)  # (E, d): each expert's mean description
+
+    def triples(self, emb: torch.Tensor) -> tuple[list[tuple[float, tuple[int, int, int]]], float, int]:
+        """Best (cosine, (a, b, c)) triples, best first; the nearest expert's cosine and index."""
+        import torch
+
+        from encoders.text_map import apply_text_map
+
+        q = apply_text_map(emb, self.library.text_map)  # (d,)
+        s = self.protos @ q  # (E,)
+        n = len(self.library)
+        top = torch.topk(s, min(self.config.candidates, n)).indices.tolist()
+        found: list[tuple[float, tuple[int, int, int]]] = []
+        for x, a in enumerate(top):
+            for b in top[x + 1 :]:
+                v = torch.nn.functional.normalize(self.protos[a] + self.protos[b] - self.protos, dim=-1)  # (E, d)
+                sc = v @ q  # (E,): cosine of q with eₐ + e_b − e_c for every c
+                sc[[a, b]] = -2.0
+                c = int(sc.argmax())
+                if c not in (a, b):
+                    found.append((float(sc[c]), (a, b, c)))
+        found.sort(key=lambda t: -t[0])
+        return found, float(s.max()), int(s.argmax())
+
+    def factors(self, emb: torch.Tensor, example_emb: torch.Tensor | None, seed: int) -> tuple[Factors, dict[str, Any]]:
+        import torch
+
+        found, near, i = self.triples(emb)
+        lib = self.library
+        if not found or found[0][0] - near < self.config.margin:
+            j = int(lib.scores(emb).argmax())  # as ``nearest`` picks
+            return lib.expert(j), {"experts": [{"name": lib.names[j], "weight": 1.0}], "analogy": None}
+        chosen = found[: self.config.analogies]  # one (the best) c per pair
+        weight: dict[int, float] = {}
+        for _, (a, b, c) in chosen:
+            for e, w in ((a, 1.0), (b, 1.0), (c, -1.0)):
+                weight[e] = weight.get(e, 0.0) + w / len(chosen)
+        idx = [e for e, w in weight.items() if abs(w) > 1e-9]
+        w_t = torch.tensor([weight[e] for e in idx])
+        experts = [{"name": lib.names[e], "weight": round(weight[e], 6)} for e in idx]
+        info = {
+            "experts": experts,
+            "analogy": [{"add": [lib.names[a], lib.names[b]], "subtract": lib.names[c], "cosine": round(s, 4)}
+                        for s, (a, b, c) in chosen],
+            "nearest_cosine": round(near, 4),
+        }  # fmt: skip
+        return lib.mix(idx, w_t, self.layout.rank * len(idx)), info
+
+
+register_generator("analogy", AnalogyGenerator)
