@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment", choices=["embedded", "shared"], default=None,
                    help="embedded (default, $LORADEX_MODE) or shared: replicas and workers on one database")  # fmt: skip
     p.add_argument("--blob-dir", default=None, type=Path,
-                   help="adapter files (default $LORADEX_BLOB_DIR or <home>/blobs; shared mode: a shared folder)")  # fmt: skip
+                   help="adapter files (default $LORADEX_BLOB_DIR or <home>/blobs; shared mode: a shared folder); "
+                        "with $LORADEX_BLOBS_URL, their local cache (default <home>/blob-cache)")  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("init", help="create the data dir and migrate the database to head").set_defaults(fn=cmd_init)
