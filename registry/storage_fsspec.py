@@ -22,6 +22,11 @@ and since a name is the hash of the content, a cached blob never goes stale: a b
 later stored again has the same bytes. Writes check the bytes against the sha256 too, then upload
 them and keep the staged copy as the cache entry.
 
+A mounted shared file system is better served by ``registry.storage.BlobStore`` on the mount
+(``LORADEX_BLOB_DIR``): it fsyncs and renames, where fsspec's ``file://`` writes without fsync, so
+after a power loss (not a process crash) a marker could outlive its files' bytes; the check on read
+then refuses the blob (``BlobIntegrityError``) rather than serving it.
+
 Locks (``lock``) are ``flock`` files in ``<cache>/.locks``: they serialize writers and removers of
 one content address among the processes sharing that cache folder, not across machines.
 """

@@ -269,6 +269,17 @@ def test_fsck_cleans_a_blob_without_its_marker(kind: str, tmp_path: Path) -> Non
     assert (reg.blob_path(row.adapter_id) / "adapter_model.safetensors").read_bytes() == (
         PEFT / "adapter_model.safetensors"
     ).read_bytes()
+    # one file of the blob lost in the store: a broken blob, named by fsck, refused on read, restored by the same bytes
+    store.fs.rm_file(f"{store._folder(sha)}/adapter_model.safetensors")
+    _fresh_cache(store)
+    assert fsck(reg, temp_age=0).broken_blobs == [
+        {"id": row.adapter_id, "name": row.name, "sha256": sha, "missing_files": ["adapter_model.safetensors"]}
+    ]
+    assert reg.get(row.adapter_id)["missing_files"] == ["adapter_model.safetensors"]
+    with pytest.raises(StorageError, match=f"blob {sha[:12]} at .*adapter_model.safetensors is gone"):
+        reg.load(row.adapter_id)
+    assert "restored" in (reg.ingest([PEFT]).results[0].reason or "")
+    assert fsck(reg, temp_age=0).problems == 0 and len(reg.load(row.adapter_id).modules) > 0
     reg.close()
     if kind == "fsspec-memory":
         store.fs.rm(url, recursive=True)
