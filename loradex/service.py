@@ -61,6 +61,7 @@ class LocalService:
         mode: str = "embedded",
         catch_up_interval: float = 0.5,
         blob_dir: str | Path | None = None,
+        blobs_url: str | None = None,
     ) -> None:
         """Cheap: remembers the settings and the ready-made parts; nothing is loaded or migrated.
         ``mode="shared"``: one of several replicas on one database; ``setup`` starts following the
@@ -68,6 +69,7 @@ class LocalService:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         self.mode, self.catch_up_interval, self.blob_dir = mode, catch_up_interval, blob_dir
+        self.blobs_url = blobs_url  # an fsspec URL for the blobs (``blob_dir`` is then their local cache)
         self._follower: Any = None
         self._home, self._db_url = home, db_url
         self.text_model, self.index_type, self.embed = text_model, index_type, embed
@@ -104,7 +106,7 @@ class LocalService:
 
                 embedders = [MetadataTextEmbedder(self.text_encoder), self.weight_embedder]
             self._registry = Registry(self._home, self._db_url, embedders=embedders, index_type=self.index_type,
-                                      blob_dir=self.blob_dir)  # fmt: skip
+                                      blob_dir=self.blob_dir, blobs_url=self.blobs_url)  # fmt: skip
         reg = self._registry
         if hasattr(self.weight_embedder, "set_sources"):
             self.weight_embedder.set_sources(lambda: [Path(e["path"]) for e in reg.encoders("weights")])

@@ -3,7 +3,9 @@
 ``Settings.from_env()`` reads ``LORADEX_HOME`` (data dir, default ``~/.loradex``),
 ``LORADEX_DB_URL`` (default SQLite in the data dir), ``LORADEX_MODE`` (``embedded``, the default, or
 ``shared``: replicas and workers on one database), ``LORADEX_BLOB_DIR`` (adapter files; default
-``<data dir>/blobs``), ``LORADEX_CATCH_UP_INTERVAL`` (shared mode: seconds between change-log polls),
+``<data dir>/blobs``), ``LORADEX_BLOBS_URL`` (an fsspec URL, e.g. ``s3://bucket/loradex``, to keep the
+adapter files in instead; ``LORADEX_BLOB_DIR`` is then their local read-through cache, default
+``<data dir>/blob-cache``), ``LORADEX_CATCH_UP_INTERVAL`` (shared mode: seconds between change-log polls),
 ``LORADEX_QUEUE_RETENTION_HOURS`` (shared mode: finished jobs' queue rows are kept this long, default
 168), ``LORADEX_ADAPTER_SETS`` (comma-separated
 names of the sets to bundle; default every registered set) and ``LORADEX_ADAPTER_DIRS`` (extra
@@ -39,6 +41,7 @@ class Settings:
     text_model: str | None = None  # text encoder (None: the bundled MiniLM)
     mode: str = "embedded"  # embedded (one process) | shared (replicas + workers on one database)
     blob_dir: Path | None = None  # adapter files (None: <home>/blobs); shared mode: a folder all share
+    blobs_url: str | None = None  # fsspec URL of the adapter files (None: blob_dir); blob_dir is then its cache
     catch_up_interval: float = 0.5  # shared mode: seconds between change-log polls (NOTIFY wakes earlier)
     queue_retention_hours: int = 168  # shared mode: finished jobs' queue rows are deleted after this many hours
 
@@ -69,6 +72,7 @@ class Settings:
             "adapter_dirs": tuple(Path(p) for p in env_dirs.split(os.pathsep) if p.strip()),
             "mode": os.environ.get("LORADEX_MODE") or None,
             "blob_dir": os.environ.get("LORADEX_BLOB_DIR") or None,
+            "blobs_url": os.environ.get("LORADEX_BLOBS_URL") or None,
         }
         interval = os.environ.get("LORADEX_CATCH_UP_INTERVAL")
         if interval:

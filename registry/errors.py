@@ -7,6 +7,7 @@ __all__ = [
     "AdapterNotFoundError",
     "DuplicateAdapterError",
     "AmbiguousReferenceError",
+    "BlobIntegrityError",
     "ExportError",
     "InvalidQueryError",
     "RegistryError",
@@ -69,6 +70,10 @@ class ExportError(RegistryError):
 class StorageError(RegistryError):
     """The data dir or database cannot be written or reached: an operator's problem, not a bug.
     ``explain`` builds one from a low-level exception; the edges show its one line."""
+
+
+class BlobIntegrityError(StorageError):
+    """A stored blob's bytes do not hash to its content address (damaged or replaced in the store)."""
 
 
 class DatabaseUnavailableError(StorageError):

@@ -7,16 +7,19 @@ What is checked (each a list of findings in ``FsckReport``):
 * ``broken_blobs``: blob folders that lack a file their row lists.
 * ``orphan_blobs``: blob folders no row references (a writer died between blob and row).
   Repair deletes them, under the content address's lock, only if still unreferenced.
-* ``stale_temps``: temporary folders older than an hour, left by a writer killed mid-copy.
+* ``stale_temps``: temporary folders older than an hour, left by a writer killed mid-copy (with an
+  fsspec store, also blob folders without their completion marker, as URLs).
 * ``stale_embeddings``: stored vectors made by another encoder version than the current one.
   Repair re-embeds them.
 * ``index_drift``: per index kind, ids in the index with no current embedding row, and rows
   with a current embedding the index lacks. Repair rebuilds the index from the database.
+
+Blobs are listed and checked through the store's interface (``registry.storage.BlobStorage``), so
+the same checks hold for a local directory and an fsspec URL.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,12 +77,11 @@ def fsck(registry: Registry, *, repair: bool = False, temp_age: float = 3600.0) 
         if sha not in stored:
             rep.missing_blobs.append({"id": i, "name": name, "sha256": sha})
             continue
-        folder = registry.blobs.path(sha)
-        lost = [f for f in files or [] if not (folder / f).is_file()]
+        lost = registry.blobs.missing(sha, list(files or []))
         if lost:
             rep.broken_blobs.append({"id": i, "name": name, "sha256": sha, "missing_files": lost})
     rep.orphan_blobs = sorted(stored - referenced)
-    rep.stale_temps = [str(p) for p in registry.blobs.orphan_temps(temp_age)]
+    rep.stale_temps = registry.blobs.orphan_temps(temp_age)
     for kind, embedder in registry.embedders.items():
         current = {i for i, k, v in embeddings if k == kind and v == embedder.version}
         stale = sum(1 for _, k, v in embeddings if k == kind and v != embedder.version)
@@ -101,7 +103,7 @@ def _repair(registry: Registry, rep: FsckReport) -> None:
         if not registry.blobs.exists(sha):
             rep.repaired.append(f"removed orphan blob {sha[:12]}")
     for path in rep.stale_temps:
-        shutil.rmtree(path, ignore_errors=True)
+        registry.blobs.drop_temp(path)
         rep.repaired.append(f"removed stale temporary folder {path}")
     if rep.stale_embeddings or rep.index_drift:
         for kind in registry.indexes:

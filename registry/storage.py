@@ -1,12 +1,17 @@
-"""Content-addressed blob store: ``<root>/<sha[:2]>/<sha>/<original file names>``.
+"""Content-addressed blob stores: ``<root>/<sha[:2]>/<sha>/<original file names>``.
 
-A blob is a folder (a PEFT adapter is two files). Writes go to a temporary folder, each file
-is fsynced, then the folder is renamed into place, so a crash never leaves a half blob
-under its final name.
+A blob is a folder (a PEFT adapter is two files). ``BlobStorage`` is what the registry needs of
+a store; ``open_blob_store`` picks one from the configuration: ``BlobStore`` (a local or shared
+directory, the default) or ``registry.storage_fsspec.FsspecBlobStore`` (an fsspec URL: an object
+store, a remote or in-memory file system) when ``LORADEX_BLOBS_URL`` is set.
+
+``BlobStore`` writes go to a temporary folder, each file is fsynced, then the folder is renamed
+into place, so a crash never leaves a half blob under its final name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -16,6 +21,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 CHUNK = 1 << 20
 _LOCKS_GUARD = threading.Lock()
@@ -55,7 +61,97 @@ def move_into_place(tmp: Path, final: Path) -> Path:
     return final
 
 
+class BlobStorage(Protocol):
+    """What the registry needs of a blob store. ``root`` is a local folder (the store itself, or a
+    remote store's read-through cache) that also holds ``.locks`` and, in shared mode, ``.uploads``;
+    ``path`` is always a local folder with the blob's files (fetched first when the store is remote)."""
+
+    root: Path
+
+    def path(self, sha256: str) -> Path: ...
+    def exists(self, sha256: str) -> bool: ...
+    def put(self, sha256: str, files: dict[str, Path]) -> Path: ...
+    def put_new(self, sha256: str, files: dict[str, Path], *, staged: Path | None = None) -> tuple[Path, bool]: ...
+    def stage(self, sha256: str, files: dict[str, Path]) -> Path: ...
+    def missing(self, sha256: str, names: list[str]) -> list[str]: ...
+    def restore(self, sha256: str, files: dict[str, Path]) -> list[str]: ...
+    def lock(self, sha256: str) -> contextlib.AbstractContextManager[None]: ...
+    def remove(self, sha256: str) -> None: ...
+    def orphan_temps(self, older_than: float = 3600.0) -> list[str]: ...
+    def drop_temp(self, name: str) -> None: ...
+    def listing(self) -> list[str]: ...
+
+
+def open_blob_store(blob_dir: Path, url: str | None = None) -> BlobStorage:
+    """The store the configuration names: ``url`` (an fsspec URL, ``LORADEX_BLOBS_URL``) with
+    ``blob_dir`` as its local read-through cache, or else the directory ``blob_dir`` itself."""
+    if url:
+        from registry.storage_fsspec import FsspecBlobStore
+
+        return FsspecBlobStore(url, cache=blob_dir)
+    return BlobStore(blob_dir)
+
+
+def check_name(name: str) -> None:
+    """A blob file name is one plain path component."""
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise ValueError(f"unsafe blob file name {name!r}")
+
+
+def stage_folder(parent: Path, sha256: str, files: dict[str, Path]) -> Path:
+    """Copy ``files`` into a new ``.tmp-`` folder in ``parent``, each file and the folder fsynced."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=parent))
+    try:
+        for name, src in files.items():
+            check_name(name)
+            with src.open("rb") as fi, (tmp / name).open("wb") as fo:
+                shutil.copyfileobj(fi, fo, CHUNK)
+                fo.flush()
+                os.fsync(fo.fileno())
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+@contextmanager
+def flock(folder: Path, sha256: str) -> Iterator[None]:
+    """An exclusive lock named ``sha256`` in ``folder``, across threads and processes."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # flock is per open file description, so threads of one process also take a plain lock.
+    with _LOCKS_GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(sha256, threading.Lock())
+    with thread_lock, (folder / sha256).open("a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def local_temps(root: Path, older_than: float) -> list[str]:
+    """``.tmp-`` folders in the fan-out folders of ``root``, older than ``older_than`` s."""
+    import time
+
+    if not root.is_dir():
+        return []
+    now = time.time()
+    return sorted(
+        str(p)
+        for d in root.iterdir()
+        if d.is_dir() and not d.name.startswith(".")  # .locks, .uploads (shared-mode staging)
+        for p in d.iterdir()
+        if p.name.startswith(".tmp-") and now - p.stat().st_mtime > older_than
+    )
+
+
 class BlobStore:
+    """Blobs in a local directory, or a shared file system every replica mounts (the default)."""
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
@@ -102,23 +198,7 @@ class BlobStore:
         folder fsynced: all of a write but the rename, so that it can run outside the content
         address's lock (``Registry.ingest`` stages in its parsing threads). A crash leaves a
         ``.tmp-`` folder (``orphan_temps``), never a half blob under its final name."""
-        final = self.path(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=final.parent))
-        try:
-            for name, src in files.items():
-                if Path(name).name != name or name in ("", ".", ".."):
-                    raise ValueError(f"unsafe blob file name {name!r}")
-                dst = tmp / name
-                with src.open("rb") as fi, dst.open("wb") as fo:
-                    shutil.copyfileobj(fi, fo, CHUNK)
-                    fo.flush()
-                    os.fsync(fo.fileno())
-            _fsync_dir(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return tmp
+        return stage_folder(self.path(sha256).parent, sha256, files)
 
     def missing(self, sha256: str, names: list[str]) -> list[str]:
         """Which of ``names`` are not files of the blob (all of them when the blob is gone)."""
@@ -133,8 +213,7 @@ class BlobStore:
             return sorted(files) if self.put_new(sha256, files)[1] else []
         written = []
         for name in self.missing(sha256, sorted(files)):
-            if Path(name).name != name or name in ("", ".", ".."):
-                raise ValueError(f"unsafe blob file name {name!r}")
+            check_name(name)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=final)
             try:
                 with files[name].open("rb") as fi, os.fdopen(fd, "wb") as fo:
@@ -150,26 +229,11 @@ class BlobStore:
             _fsync_dir(final)
         return written
 
-    @contextmanager
-    def lock(self, sha256: str) -> Iterator[None]:
+    def lock(self, sha256: str) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock on one content address, across threads and processes: held while a
         writer stores the blob and commits its row, and while a remover checks that no row
         references the blob and deletes it, so neither can undo the other."""
-        import fcntl
-
-        folder = self.root / ".locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        with self._thread_lock(sha256), (folder / sha256).open("a") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-    def _thread_lock(self, sha256: str) -> threading.Lock:
-        # flock is per open file description, so threads of one process also take a plain lock.
-        with _LOCKS_GUARD:
-            return _THREAD_LOCKS.setdefault(sha256, threading.Lock())
+        return flock(self.root / ".locks", sha256)
 
     def remove(self, sha256: str) -> None:
         p = self.path(sha256)
@@ -180,20 +244,13 @@ class BlobStore:
         except OSError:
             pass
 
-    def orphan_temps(self, older_than: float = 3600.0) -> list[Path]:
+    def orphan_temps(self, older_than: float = 3600.0) -> list[str]:
         """Temporary folders left by writers that died mid-copy, older than ``older_than`` s."""
-        import time
+        return local_temps(self.root, older_than)
 
-        if not self.root.is_dir():
-            return []
-        now = time.time()
-        return sorted(
-            p
-            for d in self.root.iterdir()
-            if d.is_dir() and not d.name.startswith(".")  # .locks, .uploads (shared-mode staging)
-            for p in d.iterdir()
-            if p.name.startswith(".tmp-") and now - p.stat().st_mtime > older_than
-        )
+    def drop_temp(self, name: str) -> None:
+        """Delete one of ``orphan_temps``."""
+        shutil.rmtree(name, ignore_errors=True)
 
     def listing(self) -> list[str]:
         """Every sha256 stored (ignores temporary folders)."""

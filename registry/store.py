@@ -20,7 +20,7 @@ from registry.filters import Filters
 from registry.index import VectorIndex, bytes_to_vector, vector_to_bytes
 from registry.ingest import IngestReport, IngestResult, Prepared, Unit, discover, prepare
 from registry.models import Adapter, AdapterEmbedding
-from registry.storage import BlobStore
+from registry.storage import BlobStorage, open_blob_store
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -54,13 +54,16 @@ class Registry:
         embedders: builtins.list[Embedder] = (),  # type: ignore[assignment]
         index_type: str = "flat",
         blob_dir: str | Path | None = None,
+        blobs_url: str | None = None,
     ) -> None:
         self.home = Path(home).expanduser() if home else default_home()
         self.db_url = db_url or default_url(self.home)
         self.engine = make_engine(self.db_url)
         self.sessions = session_factory(self.engine)
-        # blobs: under the data dir, or a folder every replica shares (shared mode: a shared filesystem)
-        self.blobs = BlobStore(Path(blob_dir).expanduser() if blob_dir else self.home / "blobs")
+        # blobs: under the data dir, or a folder every replica shares (shared mode: a shared filesystem),
+        # or behind an fsspec URL (``blobs_url``) with ``blob_dir`` (default <home>/blob-cache) as its cache
+        local = Path(blob_dir).expanduser() if blob_dir else self.home / ("blob-cache" if blobs_url else "blobs")
+        self.blobs: BlobStorage = open_blob_store(local, blobs_url)
         self.embedders = {e.kind: e for e in embedders}
         self.indexes = {k: VectorIndex(self.home / "index", k, index_type) for k in self.embedders}
         self.applied_seq: int | None = None  # the change log entry the indexes reflect (``registry.replica``)
@@ -456,7 +459,7 @@ def _embedding_row(adapter_id: int, kind: str, version: str, vec: np.ndarray) ->
     )
 
 
-def _safe_prepare(unit: Unit, blobs: BlobStore | None = None) -> Prepared | RegistryError:
+def _safe_prepare(unit: Unit, blobs: BlobStorage | None = None) -> Prepared | RegistryError:
     """``prepare``; with ``blobs``, also stage a copy of a file whose content the store lacks (an
     OSError there, e.g. a read-only data dir or a full disk, is the batch's: raised to the caller)."""
     try:

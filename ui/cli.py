@@ -29,7 +29,7 @@ def _service(args: argparse.Namespace, *, embed: bool = True) -> LocalService:
     """The service over ``--home`` / ``--db``; ``embed=False``: the bare registry, no encoders loaded.
     A one-shot command never follows the change log (it catches up when it opens)."""
     return LocalService.open(args.home, args.db, embed=embed, index_type=getattr(args, "index", "flat"),
-                             blob_dir=_settings(args).blob_dir)  # fmt: skip
+                             blob_dir=_settings(args).blob_dir, blobs_url=_settings(args).blobs_url)  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -258,7 +258,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     return serve(args.home, args.db, host=args.host, port=args.port, samples=args.samples,
                  cors_origins=args.cors_origin, max_upload_bytes=args.max_upload_mb << 20, ui=args.ui, mode=settings.mode,
-                 blob_dir=settings.blob_dir, catch_up_interval=settings.catch_up_interval)  # fmt: skip
+                 blob_dir=settings.blob_dir, blobs_url=settings.blobs_url,
+                 catch_up_interval=settings.catch_up_interval)  # fmt: skip
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -275,7 +276,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         offers = ["cuda"] if torch.cuda.is_available() else []
     queues = queues_for(offers)
     settings = _settings(args)
-    svc = LocalService.open(args.home, args.db, mode="shared", blob_dir=settings.blob_dir,
+    svc = LocalService.open(args.home, args.db, mode="shared", blob_dir=settings.blob_dir, blobs_url=settings.blobs_url,
                             catch_up_interval=settings.catch_up_interval)  # fmt: skip
     print(f"loradex worker {args.name or ''}: queues {', '.join(queues)}; database {svc.database}", flush=True)
     run_worker(svc, offers=offers, name=args.name, heartbeat=args.heartbeat, stalled_after=args.stalled_after,
@@ -298,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment", choices=["embedded", "shared"], default=None,
                    help="embedded (default, $LORADEX_MODE) or shared: replicas and workers on one database")  # fmt: skip
     p.add_argument("--blob-dir", default=None, type=Path,
-                   help="adapter files (default $LORADEX_BLOB_DIR or <home>/blobs; shared mode: a shared folder)")  # fmt: skip
+                   help="adapter files (default $LORADEX_BLOB_DIR or <home>/blobs; shared mode: a shared folder); "
+                        "with $LORADEX_BLOBS_URL, their local cache (default <home>/blob-cache)")  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("init", help="create the data dir and migrate the database to head").set_defaults(fn=cmd_init)

@@ -96,6 +96,7 @@ def prepare(
     mode: str = "embedded",
     blob_dir: str | Path | None = None,
     catch_up_interval: float = 0.5,
+    blobs_url: str | None = None,
 ) -> Prepared:
     """Migrate, ingest the bundled samples on a fresh database, find or make the admin token.
     ``background``: leave the bundled ingestion to ``start_bundled_ingest`` (``Prepared.pending``).
@@ -103,7 +104,7 @@ def prepare(
     from loradex.service import LocalService
 
     service = LocalService.open(home, db_url, text_model=text_model, index_type=index_type, mode=mode,
-                                blob_dir=blob_dir, catch_up_interval=catch_up_interval)  # migrates, syncs  # fmt: skip
+                                blob_dir=blob_dir, blobs_url=blobs_url, catch_up_interval=catch_up_interval)  # migrates, syncs  # fmt: skip
     fresh, home = bool(service.fresh), service.home
     bundled = bundled_adapters()
     pending = home / BUNDLED_PENDING  # written before the bundled ingestion, removed once it is complete
@@ -193,6 +194,7 @@ def serve(
     mode: str = "embedded",
     blob_dir: str | Path | None = None,
     catch_up_interval: float = 0.5,
+    blobs_url: str | None = None,
 ) -> int:
     """Run the API (and the web UI at ``/ui`` unless ``ui=False``) until interrupted. Prints the
     URL and where the admin token is."""
@@ -204,7 +206,7 @@ def serve(
     # Embedded: the bundled ingestion runs as a job after the port opens. Shared: jobs go to the
     # queue's workers, so it runs here first (deploy-local does it before starting any replica).
     prep = prepare(home, db_url, samples=samples, background=mode != "shared", mode=mode, blob_dir=blob_dir,
-                   catch_up_interval=catch_up_interval)  # fmt: skip
+                   catch_up_interval=catch_up_interval, blobs_url=blobs_url)  # fmt: skip
     app = create_app(prep.service, admin_token=prep.token, cors_origins=cors_origins,
                      max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)  # fmt: skip
     if ui:
