@@ -37,7 +37,7 @@ from benchmarks.generation_data import (
     weights_path,
 )
 
-DESC_METHODS = ("nearest", "topk_mean", "hypernet", "semantic", "cvae")  # description-dependent methods
+DESC_METHODS = ("nearest", "topk_mean", "analogy", "hypernet", "semantic", "cvae")  # description-dependent methods
 
 
 def _gain(m: float, base: float, oracle: float) -> float | None:

@@ -13,7 +13,7 @@ import torch
 from generators import BUNDLED, bundled_generators, load_generator, train_generator
 from tests.generators.conftest import FAST
 
-ALL = ["cvae", "hypernet", "mean_all", "nearest", "semantic", "topk_mean"]
+ALL = ["analogy", "cvae", "hypernet", "mean_all", "nearest", "semantic", "topk_mean"]
 MAX_BYTES = 10_000_000  # issue 12: each checkpoint ≤ 10 MB
 
 
