@@ -14,8 +14,16 @@ import torch
 from benchmarks.generation_data import ZOOS, manifest, text_tasks
 
 
+def _shape_for(shape: Any, adapters: list[Any]) -> Any:
+    """The zoo's LoRA shape with the rank raised to the largest adapter's (smaller ones zero-padded)."""
+    import dataclasses
+
+    r = max([shape.r, *(m.rank for ad in adapters if ad is not None for m in ad.modules.values())])
+    return dataclasses.replace(shape, r=r)
+
+
 def _fill(wrapped: dict[str, Any], adapters: list[Any], prefix: str, scale: float) -> None:
-    """Row i of every wrapped layer ← adapter i (zeros for None)."""
+    """Row i of every wrapped layer ← adapter i (zeros for None; ranks under the stack's zero-padded)."""
     with torch.no_grad():
         for name, w in wrapped.items():
             for i, ad in enumerate(adapters):
@@ -23,10 +31,13 @@ def _fill(wrapped: dict[str, Any], adapters: list[Any], prefix: str, scale: floa
                 if m is None:
                     w.B[i].zero_()
                     continue
-                if m.rank != w.A.shape[1]:
-                    raise ValueError(f"adapter rank {m.rank} differs from the zoo's stacked rank {w.A.shape[1]}")
-                w.A[i].copy_(m.down.float().reshape(w.A.shape[1:]))  # (r, in[, kh, kw])
-                w.B[i].copy_(m.up.float().reshape(w.B.shape[1:]) * (m.scale / scale))  # (out, r)
+                r = m.rank
+                if r > w.A.shape[1]:
+                    raise ValueError(f"adapter rank {r} exceeds the stacked rank {w.A.shape[1]}")
+                w.A[i].zero_()
+                w.B[i].zero_()
+                w.A[i, :r].copy_(m.down.float().reshape(r, *w.A.shape[2:]))  # (r, in[, kh, kw]); rows past r stay 0
+                w.B[i, :, :r].copy_(m.up.float().reshape(w.B.shape[1], r) * (m.scale / scale))  # (out, r)
 
 
 class TextJudge:
@@ -52,9 +63,10 @@ class TextJudge:
         out: list[float] = []
         for s in range(0, len(rows), chunk):
             part = rows[s : s + chunk]
-            routing, wrapped = inject(self.model, len(part), self.shape, list(range(len(part))))
+            shape = _shape_for(self.shape, [ad for _, ad in part])
+            routing, wrapped = inject(self.model, len(part), shape, list(range(len(part))))
             try:
-                _fill(wrapped, [ad for _, ad in part], "model.", self.shape.alpha / self.shape.r)
+                _fill(wrapped, [ad for _, ad in part], "model.", shape.alpha / shape.r)
                 out += evaluate_tasks(self.model, self.tok, [self.tasks[t] for t, _ in part], n=self.n,
                                       routing=routing, adapters=list(range(len(part))))  # fmt: skip
             finally:
@@ -67,9 +79,10 @@ class TextJudge:
         from benchmarks.zoo.text.lora import inject, remove
 
         def score(adapters: list[Any]) -> list[float]:
-            routing, wrapped = inject(self.model, len(adapters), self.shape, list(range(len(adapters))))
+            shape = _shape_for(self.shape, adapters)
+            routing, wrapped = inject(self.model, len(adapters), shape, list(range(len(adapters))))
             try:
-                _fill(wrapped, adapters, "model.", self.shape.alpha / self.shape.r)
+                _fill(wrapped, adapters, "model.", shape.alpha / shape.r)
                 prompts, owner = [], []
                 for i in range(len(adapters)):
                     for a, _ in examples:
@@ -113,9 +126,10 @@ class ImageJudge:
         kw = {"n": self.n, "steps": self.cfg["eval_steps"], "guidance": self.cfg["guidance"], "seed": self.cfg["seed"]}
         for s in range(0, len(rows), chunk):
             part = rows[s : s + chunk]
-            routing, wrapped = inject(self.pipe.unet, len(part), self.shape, list(range(len(part))))
+            shape = _shape_for(self.shape, [ad for _, ad in part])
+            routing, wrapped = inject(self.pipe.unet, len(part), shape, list(range(len(part))))
             try:
-                _fill(wrapped, [ad for _, ad in part], "unet.", self.shape.alpha / self.shape.r)
+                _fill(wrapped, [ad for _, ad in part], "unet.", shape.alpha / shape.r)
                 with torch.no_grad():
                     out += evaluate(self.pipe, self.judge, [self.specs[t] for t, _ in part], routing=routing,
                                     adapters=list(range(len(part))), return_images=True, **kw)  # fmt: skip

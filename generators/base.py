@@ -160,13 +160,13 @@ class Generator:
 
         text = check_description(description)
         exs = check_examples(examples)
-        r = self.layout.rank if rank is None else int(rank)
-        if r < 1 or r > 256:
+        if rank is not None and not 1 <= int(rank) <= 256:
             raise GeneratorError(f"rank {rank!r} is out of range; use 1 … 256")
         emb = self.embed([text])[0]  # (d,)
         ex_emb = self.embed([example_text(i, o) for i, o in exs]) if exs else None  # (m, d)
         with torch.no_grad(), few_threads():
             facs, extra = self.factors(emb, ex_emb, int(seed))
+        r = self.output_rank(facs) if rank is None else int(rank)
         chosen = "generated"
         if exs and score_candidates is not None:
             cands = [("generated", facs, extra)] + self.candidates(emb, ex_emb)
@@ -197,6 +197,11 @@ class Generator:
     def candidates(self, emb: torch.Tensor, ex_emb: torch.Tensor | None) -> list[tuple[str, Factors, dict[str, Any]]]:
         """Alternatives to try on examples (library experts); none by default."""
         return []
+
+    def output_rank(self, factors: Factors) -> int:
+        """Rank of the written adapter when the caller names none: the family's canonical rank
+        (methods whose output is an exact sum of several experts keep the sum's rank)."""
+        return self.layout.rank
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, folder: str | Path, metrics: dict[str, Any] | None = None) -> str:

@@ -56,14 +56,19 @@ class AnalogyGenerator(_LibraryGenerator):
         sums = torch.zeros(len(lib), lib.emb.shape[1]).index_add_(0, lib.owner, lib.emb)  # (E, d)
         self.protos = torch.nn.functional.normalize(sums, dim=-1)  # (E, d): each expert's mean description
 
-    def triples(self, emb: torch.Tensor) -> tuple[list[tuple[float, tuple[int, int, int]]], float, int]:
-        """Best (cosine, (a, b, c)) triples, best first; the nearest expert's cosine and index."""
+    def triples(
+        self, emb: torch.Tensor, exclude: list[int] | None = None
+    ) -> tuple[list[tuple[float, tuple[int, int, int]]], float, int]:
+        """Best (cosine, (a, b, c)) triples, best first; the nearest expert's cosine and index.
+        ``exclude``: experts left out (leave-one-out validation of the method)."""
         import torch
 
         from encoders.text_map import apply_text_map
 
         q = apply_text_map(emb, self.library.text_map)  # (d,)
         s = self.protos @ q  # (E,)
+        out = list(exclude or [])
+        s[out] = -2.0
         n = len(self.library)
         top = torch.topk(s, min(self.config.candidates, n)).indices.tolist()
         found: list[tuple[float, tuple[int, int, int]]] = []
@@ -71,7 +76,7 @@ class AnalogyGenerator(_LibraryGenerator):
             for b in top[x + 1 :]:
                 v = torch.nn.functional.normalize(self.protos[a] + self.protos[b] - self.protos, dim=-1)  # (E, d)
                 sc = v @ q  # (E,): cosine of q with eₐ + e_b − e_c for every c
-                sc[[a, b]] = -2.0
+                sc[[a, b, *out]] = -2.0
                 c = int(sc.argmax())
                 if c not in (a, b):
                     found.append((float(sc[c]), (a, b, c)))
@@ -101,6 +106,11 @@ class AnalogyGenerator(_LibraryGenerator):
             "nearest_cosine": round(near, 4),
         }  # fmt: skip
         return lib.mix(idx, w_t, self.layout.rank * len(idx)), info
+
+    def output_rank(self, factors: Factors) -> int:
+        """The sum's own rank (at most 256): truncating a + b − c to the canonical rank drops
+        much of what each part adds (style hit 0.39 → 0.23 at rank 4 on left-out training pairs)."""
+        return min(256, max(int(a.shape[0]) for a, _ in factors.values()))
 
 
 register_generator("analogy", AnalogyGenerator)
