@@ -11,6 +11,9 @@ never k passes)::
 
     out = base(x) + Σᵢ cᵢ · sᵢ · Bᵢ Aᵢ x,    cᵢ = static weight (per block) × row weight × gate
 
+With one adapter per batch row (``set_row_adapters``), linear layers without a gate instead gather
+each row's own factors and run two batched matrix products: the cost no longer grows with k.
+
 The gate (``set_gate``) sees the base output and every adapter's output at each layer and returns
 per-row, per-adapter, per-channel values (AutoLoRA / MoLE); without a gate the adapters' outputs
 are never materialized separately. ``remove()`` puts the original modules back: the module tree
@@ -125,6 +128,9 @@ class FusedLayer(nn.Module):
         """Static weight × row weight: (N|1, k) (what the trace records)."""
         w = self.static[None]  # (1, k)
         rows = self.handle.row_weights
+        route = self.handle.row_adapters
+        if rows is None and route is not None:
+            rows = nn.functional.one_hot(route.to(w.device), self.k)  # (N, k)
         if rows is not None:
             if rows.shape[0] != n:
                 raise FusionError(f"row weights for {rows.shape[0]} rows, but the batch at {self.name} has {n}")
@@ -137,6 +143,9 @@ class FusedLayer(nn.Module):
         if not handle.enabled:
             return y
         n = x.shape[0]
+        route = handle.row_adapters
+        if route is not None and handle.row_weights is None and handle.gate is None and self.kind == "linear":
+            return y + self._routed(x, route).to(y.dtype)
         w = self.weights(n)  # (N|1, k)
         c = w * self.lora_s  # (N|1, k): scales folded in
         h = self._project_down(x)  # (N, …, k, r)
@@ -172,6 +181,21 @@ class FusedLayer(nn.Module):
             delta = delta.permute(0, 3, 1, 2)  # (N, out, H, W)
         return y + delta.to(y.dtype)
 
+    def _routed(self, x: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
+        """ΔW x with row n running only adapter ``route[n]``: (N, …, out), O(N) in the adapters."""
+        n = x.shape[0]
+        if route.shape[0] != n:
+            raise FusionError(f"row adapters for {route.shape[0]} rows, but the batch at {self.name} has {n}")
+        if self.handle.recording:
+            self.handle._record(self.name, self.weights(n).mean(dim=0))
+        route = route.to(self.lora_A.device)
+        a = self.lora_A[route]  # (N, r, in)
+        b = self.lora_B[route]  # (N, out, r)
+        c = (self.static * self.lora_s)[route]  # (N,)
+        xf = x.reshape(n, -1, x.shape[-1]).to(a.dtype)  # (N, T, in)
+        h = torch.bmm(xf, a.transpose(1, 2)) * c[:, None, None]  # (N, T, r)
+        return torch.bmm(h, b.transpose(1, 2)).reshape(*x.shape[:-1], b.shape[1])  # (N, …, out)
+
 
 def _components(target: Any, component: str | None) -> dict[str, nn.Module]:
     if isinstance(target, Mapping):
@@ -197,6 +221,7 @@ class FusionHandle:
         self.gate: GateFn | None = None
         self.context: dict[str, Any] = {}  # what the gate may read: timestep, prompt embedding, …
         self.row_weights: torch.Tensor | None = None  # (N, k) per batch row, or None
+        self.row_adapters: torch.Tensor | None = None  # (N,) the one adapter of each batch row, or None
         self.enabled = True
         self.recording = False
         self.trace: dict[str, list[list[float]]] = {}  # layer → one (k,) row per recorded call
@@ -242,6 +267,18 @@ class FusionHandle:
             raise FusionError(f"row weights must be (N, {self.k}), got {tuple(t.shape)}")
         self.row_weights = t
 
+    def set_row_adapters(self, route: torch.Tensor | Sequence[int] | None) -> None:
+        """One adapter per batch row: ``route[n]`` is the index of row n's adapter. The same as
+        one-hot row weights, but linear layers without a gate compute only that adapter per row.
+        Row weights (``set_row_weights``), when set, take precedence."""
+        if route is None:
+            self.row_adapters = None
+            return
+        t = torch.as_tensor(route, dtype=torch.long)
+        if t.dim() != 1 or (t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.k)):
+            raise FusionError(f"row adapters must be a 1-d list of indices in 0 … {self.k - 1}, got {t.tolist()[:8]}")
+        self.row_adapters = t
+
     def start_trace(self) -> None:
         self.trace, self.recording = {}, True
 
@@ -261,9 +298,25 @@ class FusionHandle:
             parent_path, _, leaf = path.rpartition(".")
             parent = self.components[comp].get_submodule(parent_path) if parent_path else self.components[comp]
             setattr(parent, leaf, original)
-        self.layers.clear()
-        self._originals.clear()
         self.removed = True
+
+    def reinstall(self) -> None:
+        """Put the fused layers of a removed handle back (a handle kept for reuse: nothing is
+        restacked). Refused, with nothing changed, when a targeted module is no longer the one
+        the handle replaced (the model was reloaded or another handle is installed)."""
+        if not self.removed:
+            raise FusionError("the handle is installed; remove() it before reinstall()")
+        places = []
+        for name, original in self._originals.items():
+            comp, path = name.split(".", 1)
+            parent_path, _, leaf = path.rpartition(".")
+            parent = self.components[comp].get_submodule(parent_path) if parent_path else self.components[comp]
+            if getattr(parent, leaf) is not original:
+                raise InstallError(f"cannot reinstall: {name} is no longer the module this handle replaced")
+            places.append((parent, leaf, self.layers[name]))
+        for parent, leaf, layer in places:
+            setattr(parent, leaf, layer)
+        self.removed = False
 
     def __enter__(self) -> FusionHandle:
         return self

@@ -2,29 +2,53 @@
 user's input → output examples they reproduce exactly.
 
 Candidates: every adapter of the family when it has at most ``EXHAUSTIVE`` of them, else the top
-``POOL`` of the ordinary search for the prompt (or, without one, for the examples written out).
-They run ``CHUNK`` at a time, installed side by side (``fusion.runtime``) with each batch row
-routed to one adapter, so one greedy decode covers a whole chunk. The first example screens
-every candidate; only those that reproduce it are run on the rest. Language families only (a base
-registered with kind ``text``); image families would need a registered judge.
+``POOL`` of the ordinary search for the prompt (or, without one, for the examples written out),
+taken in the order of that search. They are installed side by side (``fusion.runtime``), each
+batch row routed to one adapter, and run ``CHUNK`` at a time: the shortest example screens a
+chunk, only those that reproduce it are run on the rest. The search stops after the chunk in
+which ``k`` candidates have reproduced every example: a later candidate could at best tie with
+them, and ties go to the earlier one in search order, so the top ``k`` are those of running every
+candidate. The ``why`` text says how many candidates were run.
+
+"Reproduces" means greedy decoding writes exactly the expected output. With a tokenizer that
+builds its own prompts (``prompt(text)``, ``encode``, ``eos_id``: one token per character, the
+kind ``fusion.compose.greedy_generate`` knows) this is checked in one forward pass per example
+(teacher forcing: the argmax at every output position must be the expected next token, the last
+one the end token), the same as decoding and comparing. Other tokenizers are decoded greedily,
+at most one token more than the expected output has characters.
+
+The factors of a family's candidates stay stacked between searches when they take at most
+``STACK_BYTES`` (else each chunk is installed on its own) and the base comes from
+``loradex.bases`` (loaded once). Language families only (a base registered
+with kind ``text``); image families would need a registered judge.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from loradex.errors import SearchError
 from loradex.search import HIT_FIELDS
 from loradex.types import Filters, SearchHit, SearchResults
+from registry.formats.safe_io import one_torch_thread
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fusion.runtime import FusionHandle
     from loradex.service import LocalService
 
 EXHAUSTIVE = 512  # run every adapter of a family this small
 POOL = 64  # else the top of the ordinary search
-CHUNK = 24  # adapters installed at once
+CHUNK = 64  # candidates screened per forward pass
 MAX_EXAMPLES = 16
+STACK_BYTES = 512 * 2**20  # stacked factors kept installed-ready between searches, per family
+SMALL_BASE = 20_000_000  # parameters: a base this small runs on one torch thread (see search_by_example)
+
+_LOCK = threading.Lock()  # one search installs into the shared base model at a time
+_STACKS: dict[str, tuple[tuple[Any, ...], FusionHandle]] = {}  # family → (key, removed handle)
 
 
 def run_chunk(model: Any, tok: Any, adapters: list[Any], inputs: list[str]) -> list[list[str]]:
@@ -37,7 +61,7 @@ def run_chunk(model: Any, tok: Any, adapters: list[Any], inputs: list[str]) -> l
     k = len(adapters)
     outs: list[list[str]] = [[] for _ in range(k)]
     with install(model, adapters, [f"c{i}" for i in range(k)]) as handle:
-        handle.set_row_weights(torch.eye(k))  # (k, k): row i → adapter i
+        handle.set_row_adapters(range(k))  # row i → adapter i
         for x in inputs:  # one input per batch: every row has the same length
             with torch.no_grad():
                 got = greedy_generate(model, tok, [x] * k, max_new_tokens=len(x) * 3 + 8)
@@ -46,8 +70,96 @@ def run_chunk(model: Any, tok: Any, adapters: list[Any], inputs: list[str]) -> l
     return outs
 
 
+def teacher_forced(model: Any, tok: Any, handle: FusionHandle, route: Sequence[int],
+                   examples: Sequence[tuple[str, str]]) -> list[list[bool]]:  # fmt: skip
+    """Per routed adapter, per example: would greedy decoding write exactly the output? One
+    forward pass over every (adapter, example) row, right-padded (causal: padding comes after
+    every position read). ``tok`` builds prompts (``prompt``, ``encode``, ``eos_id``)."""
+    import torch
+
+    seqs: list[list[int]] = []
+    spans: list[tuple[int, int]] = []  # (prompt length, output tokens + end token)
+    for x, y in examples:
+        prompt = list(tok.prompt(x))
+        try:
+            out = [*tok.encode(y), tok.eos_id]
+        except (ValueError, KeyError):  # a character the tokenizer lacks: no adapter can write it
+            out = []
+        seqs.append(prompt + out)
+        spans.append((len(prompt), len(out)))
+    e, n = len(examples), len(route)
+    width = max(len(s) for s in seqs)
+    ids = torch.full((n * e, width), int(getattr(tok, "pad_id", tok.eos_id)), dtype=torch.long)
+    for j, s in enumerate(seqs):
+        ids[j::e, : len(s)] = torch.tensor(s)  # rows (adapter i, example j) at i·e + j
+    device = next(model.parameters()).device
+    handle.set_row_adapters([a for a in route for _ in range(e)])
+    with torch.no_grad():
+        pred = model(input_ids=ids.to(device)).logits.argmax(-1).cpu()  # (n·e, width)
+    ok = torch.zeros(n, e, dtype=torch.bool)
+    for j, (p, m) in enumerate(spans):
+        if m:  # the logits at position t predict token t + 1
+            ok[:, j] = (pred[j::e, p - 1 : p - 1 + m] == ids[j::e, p : p + m]).all(dim=1)
+    return ok.tolist()  # type: ignore[no-any-return]
+
+
+def decoded(model: Any, tok: Any, handle: FusionHandle, route: Sequence[int],
+            examples: Sequence[tuple[str, str]]) -> list[list[bool]]:  # fmt: skip
+    """``teacher_forced`` for any tokenizer: greedy decoding, one example at a time, at most one
+    token more than the output has characters (a token prints at least one)."""
+    import torch
+
+    from fusion.compose import greedy_generate
+
+    ok = [[False] * len(examples) for _ in route]
+    handle.set_row_adapters(list(route))
+    for j, (x, y) in enumerate(examples):
+        with torch.no_grad():
+            got = greedy_generate(model, tok, [x] * len(route), max_new_tokens=len(y) + 1)
+        for i, out in enumerate(got):
+            ok[i][j] = out == y
+    return ok
+
+
+def _stack_bytes(rows: list[dict[str, Any]]) -> float:
+    """About what the candidates' factors take stacked (ranks padded to the largest, float32)."""
+    rank = max((max(r["ranks"] or [1]) for r in rows), default=1)
+    return sum(int(r.get("param_count") or 0) * rank / max(min(r["ranks"] or [1]), 1) for r in rows) * 4
+
+
+def _stack(svc: LocalService, model: Any, family: str,
+           rows: list[dict[str, Any]]) -> tuple[FusionHandle, dict[int, int]]:  # fmt: skip
+    """The candidates installed side by side, in id order, and adapter id → its index there.
+    Kept for the next search when ``keep``, reused while the candidates and the base are the same."""
+    from fusion.runtime import install
+
+    rows = sorted(rows, key=lambda r: r["id"])
+    key = (id(model), tuple((r["id"], r["sha256"]) for r in rows))
+    at = {r["id"]: n for n, r in enumerate(rows)}
+    cached = _STACKS.get(family)
+    if cached is not None and cached[0] == key:
+        cached[1].reinstall()
+        return cached[1], at
+    handle = install(model, [svc.load(r["id"]) for r in rows], [f"c{i}" for i in range(len(rows))])
+    _STACKS[family] = (key, handle)
+    return handle, at
+
+
+def _order(svc: LocalService, query: str, scoped: Filters) -> list[dict[str, Any]]:
+    """The candidates, in the order of the ordinary search for ``query`` (then by id)."""
+    rows = svc.registry.list(scoped)
+    if len(rows) > EXHAUSTIVE:
+        hits = svc.search(query, POOL, filters=scoped)
+        by_id = {r["id"]: r for r in rows}
+        return [by_id[h.adapter["id"]] for h in hits if h.adapter["id"] in by_id]
+    ranked = {h.adapter["id"]: n for n, h in enumerate(svc.search(query, min(len(rows), 1000), filters=scoped))}
+    return sorted(rows, key=lambda r: (ranked.get(r["id"], len(ranked)), r["id"]))
+
+
 def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, str]], k: int,
-                      filters: Filters) -> SearchResults:  # fmt: skip
+                      filters: Filters, *, exhaustive: bool = False) -> SearchResults:  # fmt: skip
+    """Top ``k`` candidates by the share of ``examples`` they reproduce, ties in search order;
+    ``exhaustive`` runs every candidate instead of stopping once ``k`` reproduce them all."""
     from loradex.bases import base_families, check_inputs, get_base, load_base
 
     if not 1 <= len(examples) <= MAX_EXAMPLES:
@@ -65,39 +177,56 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
         raise SearchError(f"family {family!r} has no registered language-model base to run examples on; "
                           f"families with one: {', '.join(texts) or 'none'}")  # fmt: skip
     scoped = Filters.of(filters, family=family)
-    rows = svc.registry.list(scoped)
     query = prompt.strip() or "; ".join(f"{i} → {o}" for i, o in examples)
-    if len(rows) > EXHAUSTIVE:
-        order = [h.adapter["id"] for h in svc.search(query, POOL, filters=scoped)]
-    else:
-        ranked = {h.adapter["id"]: n for n, h in enumerate(svc.search(query, min(len(rows), 1000), filters=scoped))}
-        order = sorted((r["id"] for r in rows), key=lambda i: (ranked.get(i, len(ranked)), i))
+    rows = _order(svc, query, scoped)
     t0 = time.perf_counter()
     model, tok = load_base(family)
     check_inputs(family, tok, [x for x, _ in examples])
-    first_in, first_out = examples[0]
-    survivors: list[int] = []
-    for start in range(0, len(order), CHUNK):
-        ids = order[start : start + CHUNK]
-        outs = run_chunk(model, tok, [svc.load(i) for i in ids], [first_in])
-        survivors += [i for i, o in zip(ids, outs, strict=True) if o[0] == first_out]
-    score = {i: 0.0 for i in order}
-    rest = examples[1:]
-    for start in range(0, len(survivors), CHUNK):
-        ids = survivors[start : start + CHUNK]
-        outs = run_chunk(model, tok, [svc.load(i) for i in ids], [x for x, _ in rest]) if rest else [[]] * len(ids)
-        for i, o in zip(ids, outs, strict=True):
-            score[i] = (1 + sum(a == b for a, (_, b) in zip(o, rest, strict=True))) / len(examples)
+    forced = all(hasattr(tok, a) for a in ("prompt", "encode", "eos_id"))
+    check = teacher_forced if forced else decoded
+    # the shortest example screens each chunk; the others run only on the candidates that pass it
+    by_len = sorted(range(len(examples)), key=lambda j: (len(examples[j][0]) + len(examples[j][1]), j))
+    first, rest = examples[by_len[0]], [examples[j] for j in by_len[1:]]
+    score: dict[int, float] = {}
+    perfect = 0
+    # small enough: every candidate stacked once and kept; else each chunk installed on its own
+    whole = _stack_bytes(rows) <= STACK_BYTES
+    # A small base's products are too small to split across cores: on a busy 2-core machine two
+    # threads made a search of the text zoo 8 times slower than one (benchmarks/by_example.py).
+    small = sum(p.numel() for p in model.parameters()) < SMALL_BASE
+    with _LOCK, one_torch_thread() if small else contextlib.nullcontext():
+        if not whole:
+            _STACKS.pop(family, None)
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            handle, at = _stack(svc, model, family, rows if whole else chunk)
+            try:
+                screen = check(model, tok, handle, [at[r["id"]] for r in chunk], [first])
+                passed = [r["id"] for r, ok in zip(chunk, screen, strict=True) if ok[0]]
+                outs = check(model, tok, handle, [at[i] for i in passed], rest) if rest and passed else []
+            finally:
+                handle.set_row_adapters(None)
+                handle.remove()  # the base is as it was; a kept stack is put back for the next chunk or search
+            score.update({r["id"]: 0.0 for r in chunk})
+            for i, ok in zip(passed, outs or [[] for _ in passed], strict=True):
+                score[i] = (1 + sum(ok)) / len(examples)
+            perfect += sum(1 for i in passed if score[i] == 1.0)
+            if perfect >= k and not exhaustive:
+                break
+        if not whole:
+            _STACKS.pop(family, None)
     seconds = time.perf_counter() - t0
-    top = sorted(order, key=lambda i: (-score[i], order.index(i)))[:k]
+    place = {r["id"]: n for n, r in enumerate(rows)}
+    top = sorted(score, key=lambda i: (-score[i], place[i]))[:k]
     found = svc.registry.hits(top)
+    ran = f"{len(score)} of {len(rows)} candidates run" if len(score) < len(rows) else f"all {len(rows)} candidates run"
     hits = []
     for i in top:
         info = found.get(i)
         if info is None:
             continue
         n = round(score[i] * len(examples))
-        why = f"reproduces {n}/{len(examples)} examples when run on the {family} base ({len(order)} candidates run, {seconds:.1f} s)"
+        why = f"reproduces {n}/{len(examples)} examples when run on the {family} base ({ran}, {seconds:.2f} s)"
         summary = {key: info[key] for key in HIT_FIELDS}
         hits.append(SearchHit(summary, score[i], {"examples": score[i]}, why, relevance=score[i]))
     # the share of examples reproduced is the relevance: nothing fits when no candidate gets one right

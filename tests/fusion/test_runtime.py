@@ -194,3 +194,49 @@ def test_mismatches_are_refused_before_anything_is_replaced():
     with pytest.raises(FusionError, match="weights for 1"):
         h.set_weights([1.0, 2.0])
     h.remove()
+
+
+@torch.no_grad()
+def test_row_adapters_equal_one_hot_row_weights_and_reinstall_reuses_the_stack():
+    model = tiny_llama()
+    ads = [random_adapter(model, "model", LLAMA_TARGETS, r, s, "tiny-llama") for r, s in ((4, 1), (2, 2), (3, 3))]
+    ids = torch.randint(3, 64, (5, 7), generator=torch.Generator().manual_seed(1))
+    route = [2, 0, 1, 1, 2]
+    base_logits = model(ids).logits
+    handle = install(model, ads, ["a", "b", "c"])
+    handle.set_weights([1.0, 0.5, 2.0])
+    handle.set_row_weights(torch.nn.functional.one_hot(torch.tensor(route), 3).float())
+    weighted = model(ids).logits
+    handle.set_row_weights(None)
+    handle.set_row_adapters(route)
+    routed = model(ids).logits
+    torch.testing.assert_close(routed, weighted, rtol=1e-5, atol=1e-5)
+    assert (routed - base_logits).abs().max() > 1e-3  # the adapters do something
+    # each row is what that adapter alone gives
+    plain = model_base(model)
+    for row, a in enumerate(route):
+        with install(plain, [ads[a]], ["x"]) as alone:
+            alone.set_weights([[1.0, 0.5, 2.0][a]])
+            torch.testing.assert_close(routed[row], plain(ids[row : row + 1]).logits[0], rtol=1e-4, atol=1e-4)
+    with pytest.raises(FusionError, match="0 … 2"):
+        handle.set_row_adapters([0, 3])
+    handle.set_row_adapters([0, 1])  # 2 rows for a batch of 5
+    with pytest.raises(FusionError, match="row adapters for 2 rows"):
+        model(ids)
+    handle.set_row_adapters(route)
+    # removed, then put back: the same layers, the same outputs; the tree in between is the base
+    handle.remove()
+    torch.testing.assert_close(model(ids).logits, base_logits, rtol=0, atol=0)
+    layer = handle.layers[f"model.{LLAMA_TARGETS[0]}"]
+    handle.reinstall()
+    assert model.get_submodule(LLAMA_TARGETS[0]) is layer
+    torch.testing.assert_close(model(ids).logits, routed, rtol=0, atol=0)
+    with pytest.raises(FusionError, match="remove\\(\\) it before"):
+        handle.reinstall()
+    handle.remove()
+    # another handle installed meanwhile: reinstalling would stack on it, so it is refused, nothing changed
+    with install(model, ads[:1], ["other"]):
+        with pytest.raises(InstallError, match="no longer the module"):
+            handle.reinstall()
+        assert model.get_submodule(LLAMA_TARGETS[0]).handle.names == ["other"]
+    assert not any(isinstance(m, FusedLayer) for m in model.modules())
