@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from registry.index import VectorIndex, bytes_to_vector, vector_to_bytes
+from registry.index import INDEX_TYPES, VectorIndex, bytes_to_vector, vector_to_bytes
 
 
 class HashEmbedder:
@@ -45,7 +45,7 @@ def test_vector_bytes_roundtrip() -> None:
         bytes_to_vector(vector_to_bytes(v), 6)
 
 
-@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+@pytest.mark.parametrize("index_type", INDEX_TYPES)
 def test_index_follows_ingest_and_remove(tmp_path: Path, db_url: str, index_type: str) -> None:
     reg = make_registry(tmp_path, db_url, index_type=index_type)
     rep = reg.ingest([SAMPLES])
