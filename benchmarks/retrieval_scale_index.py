@@ -1,7 +1,8 @@
 """Suite ``scale_1m`` (issue #17): the index types of ``VectorIndex`` at 100k … 1M adapters.
 
 Index part of ``scale`` taken further: the same synthetic clustered 384-d unit embeddings
-(``retrieval_scale.clustered``, fixed seed per N), and for each index type (``flat``, ``fp16``,
+(``retrieval_scale.clustered``, fixed seed per N; ``--data overlapping``: a harder set, see
+``overlapping``), and for each index type (``flat``, ``fp16``,
 ``hnsw``, ``ivf``, ``ivf_sq8``, see ``registry/index.py``):
 
 - build seconds: ``VectorIndex.build`` over all N vectors (IVF: k-means training included), with
@@ -43,11 +44,12 @@ TARGET = {"p50_ms": 5.0, "recall_at_10": 0.95, "index_bytes": 2 * 1024**3}
 class IndexScaleConfig:
     sizes: tuple[int, ...] = (100_000, 300_000, 1_000_000)  # registry sizes N
     types: tuple[str, ...] = ("flat", "fp16", "hnsw", "ivf", "ivf_sq8")  # VectorIndex index types
-    nprobes: tuple[int, ...] = (16, 32, 64, 128)  # IVF lists searched per query, each timed
+    nprobes: tuple[int, ...] = (16, 32, 64, 128, 256)  # IVF lists searched per query, each timed
     queries: int = 300  # synthetic queries per N, each timed alone
     rounds: int = 2  # timing passes per method, pooled
     hnsw_budget_s: float = 900.0  # skip HNSW at an N whose projected build time passes this
     ivf_min_train: int = 20_000  # IVFParams.min_train (smaller only for smoke runs)
+    data: str = "clustered"  # clustered (as in scale) | overlapping (clusters in families, wide noise)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -55,6 +57,8 @@ class IndexScaleConfig:
 
         if not self.sizes or min(self.sizes) < K or min(self.queries, self.rounds) < 1 or not self.nprobes:
             raise ValueError(f"sizes must be ≥ {K} and counts ≥ 1, got {self}")
+        if self.data not in DATA:
+            raise ValueError(f"unknown data {self.data!r}; known: {', '.join(DATA)}")
         unknown = [t for t in self.types if t not in INDEX_TYPES]
         if unknown:
             raise ValueError(f"unknown index types {unknown}; known: {', '.join(INDEX_TYPES)}")
@@ -63,6 +67,32 @@ class IndexScaleConfig:
     def quick(cls) -> IndexScaleConfig:
         """Tiny run for tests and smoke checks (seconds): IVF trained at 2k vectors."""
         return cls(sizes=(2_000,), nprobes=(4, 16), queries=30, rounds=1, ivf_min_train=1_000)
+
+
+def overlapping(n: int, n_queries: int, dim: int = DIM, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A harder set than ``clustered``: the N/32 centres (≤ 4096) come in 64 families (sibling
+    centres at cosine ≈ 0.5) and items lie far from their centre (cosine ≈ 0.3–0.55), so a
+    query's top 10 mixes its own cluster with sibling clusters: neighbours cross IVF list borders
+    and a cluster is not an island for HNSW. Queries farther from their centre than in
+    ``clustered`` (σ = 1.2, cosine ≈ 0.64)."""
+    import numpy as np
+
+    from benchmarks.retrieval_scale import _unit
+
+    rng = np.random.default_rng(seed)
+    n_centres = int(min(4096, max(8, n // 32)))
+    families = _unit(rng.standard_normal((64, dim)))  # (64, dim)
+    centres = _unit(families[rng.integers(0, 64, n_centres)] + rng.standard_normal((n_centres, dim)) / np.sqrt(dim))
+    sizes = rng.lognormal(0.0, 1.0, n_centres)
+    assign = rng.choice(n_centres, size=n, p=sizes / sizes.sum())  # (n,)
+    sigma = rng.uniform(1.5, 3.0, size=(n, 1))  # (n, 1): cosine to the centre ≈ 1/√(1+σ²)
+    emb = _unit(centres[assign] + sigma * rng.standard_normal((n, dim)) / np.sqrt(dim))  # (n, dim)
+    q_centres = assign[rng.integers(0, n, n_queries)]
+    queries = _unit(centres[q_centres] + 1.2 * rng.standard_normal((n_queries, dim)) / np.sqrt(dim))
+    return emb, queries
+
+
+DATA = {"clustered": clustered, "overlapping": overlapping}
 
 
 def rss_bytes() -> int:
@@ -118,7 +148,7 @@ def bench_size(n: int, cfg: IndexScaleConfig, work: Path, hnsw_rate: dict[str, f
 
     from registry.index import IVF_TYPES, IVFParams
 
-    emb, queries = clustered(n, cfg.queries, seed=cfg.seed + n)
+    emb, queries = DATA[cfg.data](n, cfg.queries, seed=cfg.seed + n)
     exact = exact_topk(emb, queries)
     notes: dict[str, Any] = {}
     methods: list[tuple[str, VectorIndex, int | None, dict]] = []
@@ -205,7 +235,8 @@ def run_index_scale(cfg: IndexScaleConfig) -> dict[str, Any]:
         "threads": {"cpu_affinity": len(os.sched_getaffinity(0)), "faiss_build": faiss.omp_get_max_threads(),
                     "faiss_search": 1, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                     "nice": os.nice(0)},  # fmt: skip
-        "data": "synthetic clustered unit vectors as in `scale`: N/32 centres (≤ 4096), log-normal sizes, σ∈[0.6, 1.2]",
+        "data": {"clustered": "synthetic clustered unit vectors as in `scale`: N/32 centres (≤ 4096), log-normal "
+                 "sizes, σ∈[0.6, 1.2]", "overlapping": "N/32 centres (≤ 4096) in 64 families, σ∈[1.5, 3.0]"}[cfg.data],
         "target": {"N": top_n, **TARGET},
         "meeting_target": [f"{r['index_type']} nprobe={r['nprobe']}" for r in rows if r["meets_target"]],
         "notes": notes,
@@ -215,10 +246,13 @@ def run_index_scale(cfg: IndexScaleConfig) -> dict[str, Any]:
 
 
 def suite_scale_1m(args: argparse.Namespace) -> dict[str, Any]:
-    """``python -m benchmarks.run scale_1m [--quick] [--sizes 100000,1000000] [--types flat,ivf]``."""
+    """``python -m benchmarks.run scale_1m [--quick] [--sizes 100000,1000000] [--types flat,ivf]
+    [--data overlapping]``."""
     cfg = IndexScaleConfig.quick() if getattr(args, "quick", False) else IndexScaleConfig()
     if getattr(args, "sizes", None):
         cfg = IndexScaleConfig(**{**asdict(cfg), "sizes": tuple(args.sizes)})
     if getattr(args, "types", None):
         cfg = IndexScaleConfig(**{**asdict(cfg), "types": tuple(args.types)})
+    if getattr(args, "data", None):
+        cfg = IndexScaleConfig(**{**asdict(cfg), "data": args.data})
     return run_index_scale(cfg)

@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
     p.add_argument("--sizes", type=_ints, default=None, help="scale, scale_1m: comma list of registry sizes N")
     p.add_argument("--types", type=lambda s: s.split(","), default=None, help="scale_1m: comma list of index types")
+    p.add_argument("--data", default=None, help="scale_1m: synthetic embeddings, clustered (default) or overlapping")
     args = p.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:

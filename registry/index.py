@@ -17,8 +17,8 @@ Index types (``INDEX_TYPES``), chosen by configuration (``Settings.index_type``,
   index itself (a hashtable direct map gives removal and reconstruction by id). IVF needs training:
   it is trained on the vectors at hand once there are ``IVFParams.min_train`` of them (at a rebuild,
   or at the add that crosses the bound); below that the index is a plain ``flat`` one
-  (``VectorIndex.structure`` says which). A filtered search that finds fewer than k allowed ids
-  in the probed lists is repeated over all lists, so filters never lose results.
+  (``VectorIndex.structure`` says which). A search that finds fewer than k (allowed) ids in the
+  probed lists is repeated over all lists, so IVF returns as many results as flat (filters, large k).
 """
 
 from __future__ import annotations
@@ -359,14 +359,9 @@ class VectorIndex:
                     batch = faiss.IDSelectorBatch(np.asarray(sorted(present), dtype=np.int64))
                     sel = faiss.IDSelectorNot(batch)
                     sel.keep_alive = batch  # type: ignore[attr-defined]  # the Python object owns the C++ one
-                ivf = self._ivf()
                 params: Any
-                if ivf is not None:
-                    params = faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe)  # type: ignore[call-arg]
-                    scores, ids = self._index.search(q, min(k, n), params=params)
-                    if (ids[0] >= 0).sum() < min(k, n) and ivf.nprobe < ivf.nlist:  # allowed ids in other lists
-                        params = faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nlist)  # type: ignore[call-arg]
-                        scores, ids = self._index.search(q, min(k, n), params=params)
+                if self._ivf() is not None:
+                    scores, ids = self._ivf_search(q, min(k, n), sel)
                 else:
                     params = (
                         faiss.SearchParametersHNSW(sel=sel)  # type: ignore[attr-defined]
@@ -374,9 +369,24 @@ class VectorIndex:
                         else faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
                     )
                     scores, ids = self._index.search(q, min(k, n), params=params)
+            elif self._ivf() is not None:
+                scores, ids = self._ivf_search(q, min(k, len(self._ids)), None)
             else:
                 scores, ids = self._index.search(q, min(k, len(self._ids)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def _ivf_search(self, q: np.ndarray, k: int, sel: Any) -> tuple[np.ndarray, np.ndarray]:
+        """IVF search over nprobe lists; when those hold fewer than k (allowed) vectors, over all
+        lists, so that an IVF index returns as many results as a flat one."""
+        import faiss
+
+        ivf = self._ivf()
+        params: Any = faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe)  # type: ignore[call-arg]
+        scores, ids = self._index.search(q, k, params=params)
+        if (ids[0] >= 0).sum() < k and ivf.nprobe < ivf.nlist:
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nlist)  # type: ignore[call-arg]
+            scores, ids = self._index.search(q, k, params=params)
+        return scores, ids
 
     def score_ids(self, query: np.ndarray, ids: list[int]) -> dict[int, float]:
         """Exact cosine of the query (dim,) with the stored vectors of ``ids`` (those in the index)."""

@@ -79,3 +79,18 @@ def test_sizes_option_reaches_the_suites(tmp_path: Path) -> None:
     assert result["config"]["sizes"] == [1000] and {r["index_type"] for r in result["rows"]} == {"flat", "ivf"}
     with pytest.raises(ValueError, match="unknown index types"):
         main(["scale_1m", "--quick", "--types", "pq", "--out", str(tmp_path)])
+
+
+def test_overlapping_embeddings_are_unit_norm_and_harder_than_clustered() -> None:
+    from benchmarks.retrieval_scale_index import IndexScaleConfig, exact_topk, overlapping
+
+    emb, queries = overlapping(2_000, 10, seed=2)
+    assert emb.shape == (2_000, 384) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(emb, overlapping(2_000, 10, seed=2)[0])
+    top = exact_topk(emb, queries)
+    assert top[0] == list(numpy_topk(emb, queries[0]))
+    easy, easy_q = clustered(2_000, 10, seed=2)
+    assert (emb @ queries.T).max(0).mean() < (easy @ easy_q.T).max(0).mean()  # neighbours farther away
+    with pytest.raises(ValueError, match="unknown data"):
+        IndexScaleConfig(data="uniform")

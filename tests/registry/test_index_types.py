@@ -61,6 +61,10 @@ def test_remove_filter_and_reload(tmp_path: Path, index_type: str) -> None:
     # filters: a few allowed ids far from the query are all found (IVF widens to every list)
     far = [int(i) for i in ids[np.argsort(emb @ q)[:3]]]
     assert {i for i, _ in index.search(q, 10, allowed=set(far))} == set(far)
+    # a k beyond what the probed lists hold still gets k results, best first, as from flat
+    many = index.search(q, 2_000)
+    assert len(many) == 2_000 and len({i for i, _ in many}) == 2_000
+    assert all(a[1] >= b[1] - 1e-6 for a, b in zip(many, many[1:], strict=False))
     excluded = {i for i, _ in index.search(q, 5)}
     assert not excluded & {i for i, _ in index.search(q, 10, excluded=excluded)}
     # persisted and read back: same results, same structure, still removable
