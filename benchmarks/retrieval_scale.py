@@ -408,5 +408,9 @@ def run_scale(cfg: ScaleConfig) -> dict[str, Any]:
 
 
 def suite_scale(args: argparse.Namespace) -> dict[str, Any]:
-    """``python -m benchmarks.run scale [--quick]``."""
-    return run_scale(ScaleConfig.quick() if getattr(args, "quick", False) else ScaleConfig())
+    """``python -m benchmarks.run scale [--quick] [--sizes 1000,10000]`` (index types beyond flat and
+    hnsw, and N up to 1M: suite ``scale_1m``)."""
+    cfg = ScaleConfig.quick() if getattr(args, "quick", False) else ScaleConfig()
+    if getattr(args, "sizes", None):
+        cfg = ScaleConfig(**{**asdict(cfg), "sizes": tuple(args.sizes)})
+    return run_scale(cfg)

@@ -69,6 +69,7 @@ register_suite("ingest", _lazy("benchmarks.ingest_suite:suite_ingest"))
 register_suite("zoo", _lazy("benchmarks.zoo_suite:suite_zoo"))
 register_suite("retrieval", _lazy("benchmarks.retrieval:suite_retrieval"))
 register_suite("scale", _lazy("benchmarks.retrieval_scale:suite_scale"))
+register_suite("scale_1m", _lazy("benchmarks.retrieval_scale_index:suite_scale_1m"))
 register_suite("reliability", _lazy("benchmarks.reliability:suite_reliability"))
 register_suite("generation", _lazy("benchmarks.generation:suite_generation"))
 register_suite("generation_real", _lazy("benchmarks.generation_real:suite_generation_real"))
@@ -100,6 +101,13 @@ def to_markdown(suite: str, result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(float(v)) for v in text.split(",")]  # 1e6 reads as 1000000
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of integers, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__)
     p.add_argument("suites", nargs="*", default=["ingest"], help=f"known: {', '.join(SUITES)}")
@@ -110,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoo-dir", default=None, help="one zoo folder (default: every built zoo under benchmarks/zoo/)")
     p.add_argument("--parts", default=None, help="reliability: a comma list of crash, jobs, concurrency, fuzz")
     p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
+    p.add_argument("--sizes", type=_ints, default=None, help="scale, scale_1m: comma list of registry sizes N")
+    p.add_argument("--types", type=lambda s: s.split(","), default=None, help="scale_1m: comma list of index types")
+    p.add_argument("--data", default=None, help="scale_1m: synthetic embeddings, clustered (default) or overlapping")
     args = p.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:

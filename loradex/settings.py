@@ -37,7 +37,7 @@ class Settings:
     db_url: str | None = None  # SQLAlchemy URL (None: $LORADEX_DB_URL or SQLite in the data dir)
     adapter_sets: tuple[str, ...] | None = None  # bundled sets to ingest on a fresh data dir (None: all)
     adapter_dirs: tuple[Path, ...] = field(default=())  # further folders a fresh data dir ingests
-    index_type: str = "flat"  # FAISS index type: flat | hnsw
+    index_type: str = "flat"  # FAISS index type: flat | fp16 | hnsw | ivf | ivf_sq8 (registry.index)
     text_model: str | None = None  # text encoder (None: the bundled MiniLM)
     mode: str = "embedded"  # embedded (one process) | shared (replicas + workers on one database)
     blob_dir: Path | None = None  # adapter files (None: <home>/blobs); shared mode: a folder all share
@@ -46,8 +46,10 @@ class Settings:
     queue_retention_hours: int = 168  # shared mode: finished jobs' queue rows are deleted after this many hours
 
     def __post_init__(self) -> None:
-        if self.index_type not in ("flat", "hnsw"):
-            raise ValueError(f"index_type {self.index_type!r}; known: flat, hnsw")
+        from registry.index import INDEX_TYPES
+
+        if self.index_type not in INDEX_TYPES:
+            raise ValueError(f"index_type {self.index_type!r}; known: {', '.join(INDEX_TYPES)}")
         if self.mode not in ("embedded", "shared"):
             raise ValueError(f"mode {self.mode!r}; known: embedded, shared")
         if self.queue_retention_hours < 0:

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from registry.filters import Filters
+from registry.index import INDEX_TYPES
 from registry.ingest import IngestReport, IngestResult
 
 __all__ = [
+    "INDEX_TYPES",
     "JOB_STATES",
     "SEARCH_MODES",
     "EncoderInfo",
@@ -96,7 +98,7 @@ class IndexInfo:
     size: int  # vectors in the index
     dim: int | None  # vector dimension (None while empty)
     version: str | None  # encoder version of the indexed vectors
-    index_type: str  # flat | hnsw
+    index_type: str  # flat | fp16 | hnsw | ivf | ivf_sq8
 
 
 @dataclass

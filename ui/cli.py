@@ -20,7 +20,7 @@ from encoders.weight.config import QUERY_HEAD_RECIPE, RAW_QUERY_WEIGHT
 from loradex.errors import RegistryError
 from loradex.service import LocalService
 from loradex.settings import Settings
-from loradex.types import Filters
+from loradex.types import INDEX_TYPES, Filters
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     for f in ("family", "format", "origin"):
         s.add_argument(f"--{f}", default=None)
     s.add_argument("--tag", action="append", help="required tag (repeatable)")
-    s.add_argument("--index", choices=["flat", "hnsw"], default="flat", help="FAISS index type")
+    s.add_argument("--index", choices=INDEX_TYPES, default="flat", help="FAISS index type (registry/index.py)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_search)
 

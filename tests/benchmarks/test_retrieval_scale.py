@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmarks.retrieval_scale import clustered, descriptions, numpy_topk, prompts, recall_at_k
 
@@ -49,3 +50,47 @@ def test_scale_suite_quick_writes_results(tmp_path: Path) -> None:
     assert text["int8_version"].endswith(":int8-sq65")
     assert 0.0 < text["recall_at_10_int8_queries_float_gallery"] <= 1.0
     assert text["cosine_int8_vs_float"]["min"] > 0.9
+
+
+def test_scale_1m_suite_quick_writes_a_row_per_index_type(tmp_path: Path) -> None:
+    from benchmarks.run import main
+
+    assert main(["scale_1m", "--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "scale_1m.json").read_text())
+    assert result["threads"]["faiss_search"] == 1 and result["target"]["N"] == 2_000
+    rows = result["rows"]
+    assert {r["index_type"] for r in rows} == {"flat", "fp16", "hnsw", "ivf", "ivf_sq8"}
+    by = {(r["index_type"], r["nprobe"]): r for r in rows}
+    assert by[("flat", None)]["recall_at_10"] == 1.0  # exact search
+    assert by[("ivf", 4)]["structure"].startswith("ivf") and ("ivf_sq8", 16) in by  # trained, one row per nprobe
+    for r in rows:
+        assert r["p99_ms"] >= r["p50_ms"] > 0 and r["index_MiB"] > 0 and 0.0 < r["recall_at_10"] <= 1.0
+        assert isinstance(r["meets_target"], bool)
+    # compressed codes take less room than float32
+    assert by[("fp16", None)]["index_MiB"] < by[("flat", None)]["index_MiB"]
+    assert by[("ivf_sq8", 4)]["index_MiB"] < by[("ivf", 4)]["index_MiB"]
+
+
+def test_sizes_option_reaches_the_suites(tmp_path: Path) -> None:
+    from benchmarks.run import main
+
+    assert main(["scale_1m", "--quick", "--sizes", "1e3", "--types", "flat,ivf", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "scale_1m.json").read_text())
+    assert result["config"]["sizes"] == [1000] and {r["index_type"] for r in result["rows"]} == {"flat", "ivf"}
+    with pytest.raises(ValueError, match="unknown index types"):
+        main(["scale_1m", "--quick", "--types", "pq", "--out", str(tmp_path)])
+
+
+def test_overlapping_embeddings_are_unit_norm_and_harder_than_clustered() -> None:
+    from benchmarks.retrieval_scale_index import IndexScaleConfig, exact_topk, overlapping
+
+    emb, queries = overlapping(2_000, 10, seed=2)
+    assert emb.shape == (2_000, 384) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(emb, overlapping(2_000, 10, seed=2)[0])
+    top = exact_topk(emb, queries)
+    assert top[0] == list(numpy_topk(emb, queries[0]))
+    easy, easy_q = clustered(2_000, 10, seed=2)
+    assert (emb @ queries.T).max(0).mean() < (easy @ easy_q.T).max(0).mean()  # neighbours farther away
+    with pytest.raises(ValueError, match="unknown data"):
+        IndexScaleConfig(data="uniform")

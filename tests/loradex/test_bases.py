@@ -67,5 +67,6 @@ def test_settings_bundle_adapter_sets_and_extra_folders(tmp_path: Path, monkeypa
     assert Settings(adapter_sets=("test-set",)).bundled_adapters() == [extra]
     with pytest.raises(ValueError, match="unknown adapter sets \\['nope'\\]; known: samples"):
         Settings(adapter_sets=("nope",)).bundled_adapters()
-    with pytest.raises(ValueError, match="index_type"):
-        Settings(index_type="ivf")
+    with pytest.raises(ValueError, match="index_type 'ivfpq'; known: flat, fp16, hnsw, ivf, ivf_sq8"):
+        Settings(index_type="ivfpq")
+    assert Settings(index_type="ivf_sq8").index_type == "ivf_sq8"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from registry.index import VectorIndex, bytes_to_vector, vector_to_bytes
+from registry.index import INDEX_TYPES, VectorIndex, bytes_to_vector, vector_to_bytes
 
 
 class HashEmbedder:
@@ -45,7 +45,7 @@ def test_vector_bytes_roundtrip() -> None:
         bytes_to_vector(vector_to_bytes(v), 6)
 
 
-@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+@pytest.mark.parametrize("index_type", INDEX_TYPES)
 def test_index_follows_ingest_and_remove(tmp_path: Path, db_url: str, index_type: str) -> None:
     reg = make_registry(tmp_path, db_url, index_type=index_type)
     rep = reg.ingest([SAMPLES])
@@ -178,3 +178,24 @@ def test_sync_drops_stale_vectors_the_new_encoder_does_not_cover(tmp_path: Path,
     reg2.init()  # again: the uncovered adapters are asked again (cheap) but nothing changes
     assert reg2.indexes["text"].ids == {r.adapter_id for r in rows}
     reg2.close()
+
+
+def test_ivf_index_trains_at_rebuild_and_is_reloaded_without_one(tmp_path: Path, db_url: str) -> None:
+    from registry.index import IVFParams
+
+    reg = make_registry(tmp_path, db_url)
+    ids = {r.adapter_id for r in reg.ingest([SAMPLES]).results}
+    params = IVFParams(nprobe=1, nlist=2, min_train=4)  # the 6 samples are enough to train here
+    folder = tmp_path / "ivf-index"
+    index = VectorIndex(folder, "text", "ivf", ivf=params)
+    with reg.sessions() as s:
+        assert index.sync(s, "hash-v1") is True  # nothing persisted yet: rebuilt from the database
+    assert index.structure == "ivf2,flat" and index.ids == ids
+    for i in ids:  # every adapter finds itself, whichever list it is in
+        vec = HashEmbedder().embed({"name": reg.get(i)["name"]}, None)
+        assert index.search(vec, 1)[0][0] == i
+    again = VectorIndex(folder, "text", "ivf", ivf=params)
+    with reg.sessions() as s:
+        assert again.sync(s, "hash-v1") is False  # the persisted IVF index matches: loaded as it is
+    assert again.structure == "ivf2,flat" and again.ids == ids
+    reg.close()
