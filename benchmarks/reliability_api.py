@@ -8,7 +8,8 @@ ingested) and some files every writer uploads (races on one sha256; never delete
 ``searchers`` threads call ``POST /search``, ``GET /adapters``, ``GET /adapters/{id}`` and
 ``GET /adapters/{id}/download``. Checks: no 5xx, no lost write (an acknowledged ingestion absent at
 the end and not deleted), no removed adapter returned by a read that started after the ``DELETE``
-was acknowledged, no id given to two files, one row per sha256, ``fsck`` clean after the run.
+was acknowledged, no id given to two files, one row per sha256, each writer's own ``GET`` right after an acknowledged
+ingestion (200) or removal (404) sees it, ``fsck`` clean after the run.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class _Log:
         self.acked_ids: list[int] = []  # every id an ingestion answered with (reads pick from these)
         self.removed: dict[int, float] = {}  # id -> monotonic time the DELETE's answer arrived
         self.removed_returned: list[str] = []
+        self.not_visible: list[str] = []  # ingestions acknowledged, yet the writer's next GET did not find them
 
     def count(self, kind: str, r: httpx.Response) -> None:
         with self.lock:
@@ -98,15 +100,27 @@ def _writer(url: str, token: str, own: list[Path], shared: list[Path], stop_at: 
                 if res["status"] == "duplicate":
                     with log.lock:
                         log.duplicates += 1
+                elif res["status"] != "ingested":  # every file uploaded is a valid adapter
+                    with log.lock:
+                        log.other_errors.append(f"{f.name} {res['status']}: {res.get('reason')}")
                 if res["status"] == "ingested":
                     with log.lock:
                         log.ingested.append((int(res["adapter_id"]), f.name, f"w{seed}"))
+                    r = http.get(f"/adapters/{res['adapter_id']}")  # read your write: there once acknowledged
+                    log.count("get", r)
+                    if r.status_code != 200:
+                        with log.lock:
+                            log.not_visible.append(f"{f.name}: adapter {res['adapter_id']} answered {r.status_code}")
                     if not is_shared and rng.random() < 0.3:
                         r = http.delete(f"/adapters/{res['adapter_id']}")
                         log.count("remove", r)
                         if r.status_code == 200:
                             with log.lock:
                                 log.removed[int(res["adapter_id"])] = time.monotonic()
+                            r = http.get(f"/adapters/{res['adapter_id']}")  # and gone once the removal is
+                            log.count("get", r)
+                            log.check_read("get", log.removed[int(res["adapter_id"])] - 1e-9,
+                                           [int(res["adapter_id"])] if r.status_code == 200 else [])  # fmt: skip
             except httpx.HTTPError as e:
                 with log.lock:
                     log.other_errors.append(f"writer: {type(e).__name__}: {e}")
@@ -204,8 +218,8 @@ def api_concurrency(db_factory: Any, writers: int, searchers: int, seconds: floa
         return {"writers": writers, "searchers": searchers, "seconds": seconds,
                 "requests": dict(sorted(log.requests.items())), "requests_total": sum(log.requests.values()),
                 "server_errors_5xx": len(log.server_errors), "ingested": len(names), "duplicates": log.duplicates, "removed": len(log.removed),
-                "present_at_end": sum(1 for aid in names if aid in present), "lost_writes": len(lost), "removed_returned": len(log.removed_returned),
+                "present_at_end": sum(1 for aid in names if aid in present), "lost_writes": len(lost), "removed_returned": len(log.removed_returned), "ack_not_visible": len(log.not_visible),
                 "ids_reused": reused, "sha256_registered_twice": len(shas) - len(set(shas)),
                 "other_errors": len(log.other_errors), "fsck_problems": report.problems,
-                "examples": (log.server_errors + lost + log.removed_returned + log.other_errors)[:5],
+                "examples": (log.server_errors + lost + log.removed_returned + log.not_visible + log.other_errors)[:5],
                 "server_log_errors": tracebacks}  # fmt: skip

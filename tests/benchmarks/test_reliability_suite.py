@@ -87,4 +87,9 @@ def test_api_writers_and_searchers_lose_nothing() -> None:
     assert r["ingested"] > 0 and r["requests"].get("ingest", 0) > 0, r
     assert r["requests"].get("search", 0) + r["requests"].get("list", 0) > 0, r
     assert (r["server_errors_5xx"], r["lost_writes"], r["removed_returned"], r["ids_reused"]) == (0, 0, 0, 0), r
-    assert (r["sha256_registered_twice"], r["other_errors"], r["fsck_problems"]) == (0, 0, 0), r
+    assert (r["ack_not_visible"], r["sha256_registered_twice"], r["other_errors"], r["fsck_problems"]) == (
+        0,
+        0,
+        0,
+        0,
+    ), r
