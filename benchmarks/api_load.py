@@ -42,14 +42,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(home: str, port: int) -> None:
-    """The server process: samples in a fresh data dir, uvicorn on 127.0.0.1 (no access log)."""
+def serve(home: str, port: int, db_url: str | None = None) -> None:
+    """The server process: samples in a fresh data dir (``db_url``: its database, default SQLite in
+    it), uvicorn on 127.0.0.1 (no access log)."""
     import uvicorn
 
     from ui.api import create_app
     from ui.server import prepare
 
-    prep = prepare(home)
+    prep = prepare(home, db_url)
     uvicorn.run(create_app(prep.service, admin_token=prep.token), host="127.0.0.1", port=port, log_level="warning",
                 access_log=False)  # fmt: skip
 

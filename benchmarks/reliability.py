@@ -12,6 +12,10 @@ tried and what was lost; the target is 0 lost in every row.
   at once for a bounded time, on one data dir; checks: no unexpected error, no lost write (an
   ingest that reported success is present at the end unless its writer removed it), no id
   assigned twice, no reader loading a row whose blob is gone.
+* **api**: the same over the REST API (``benchmarks.reliability_api``): one real server process,
+  writer threads uploading (``POST /ingest``) and deleting, searcher threads searching, listing,
+  getting and downloading; checks: no 5xx, no lost write, no removed adapter returned after its
+  ``DELETE`` was acknowledged, no id reused, ``fsck`` clean.
 * **fuzz**: the real fixtures mutated (bytes flipped, truncated, header numbers and dtypes
   changed, tensors dropped), each read with a time limit in a child process whose peak memory
   is reported: no exception other than the project's own refusals, no hang.
@@ -412,6 +416,12 @@ def suite_reliability(args: argparse.Namespace) -> dict[str, Any]:
             r = concurrency(factory, writers=2 if quick else 3, readers=1 if quick else 2,
                             files=10 if quick else 60, seconds=5 if quick else 30)  # fmt: skip
             rows.append({"check": f"concurrency: writers + readers ({name})", **r})
+        for name, factory in (("sqlite", sqlite), ("postgresql", _pg_factory())) if "api" in parts else ():
+            from benchmarks.reliability_api import api_concurrency
+
+            r = api_concurrency(factory, writers=2 if quick else 3, searchers=2 if quick else 4,
+                                seconds=20 if quick else 60)  # fmt: skip
+            rows.append({"check": f"api: writers + searchers over REST ({name})", **r})
     finally:
         _drop_pg_schemas()
     out: dict[str, Any] = {"rows": rows, "quick": quick, "parts": sorted(parts)}
@@ -420,4 +430,4 @@ def suite_reliability(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-PARTS = ("crash", "jobs", "concurrency", "fuzz")  # ``--parts`` picks some (default: all)
+PARTS = ("crash", "jobs", "concurrency", "api", "fuzz")  # ``--parts`` picks some (default: all)

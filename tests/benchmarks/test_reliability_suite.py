@@ -75,3 +75,21 @@ def test_readers_only_refuse_mutated_fixtures(seeds: list[Path], tmp_path_factor
         read_adapter(case)
     except RegistryError as e:
         assert str(case.name) in str(e) or str(work) in str(e), e  # the refusal names the file
+
+
+def test_api_writers_and_searchers_lose_nothing() -> None:
+    """A few seconds of uploads, deletions, searches and reads against a real server process (SQLite)."""
+    from benchmarks.reliability_api import api_concurrency
+
+    r = api_concurrency(_sqlite, writers=2, searchers=2, seconds=3)
+    for column in ("requests", "server_errors_5xx", "lost_writes", "removed_returned", "ids_reused", "fsck_problems"):
+        assert column in r
+    assert r["ingested"] > 0 and r["requests"].get("ingest", 0) > 0, r
+    assert r["requests"].get("search", 0) + r["requests"].get("list", 0) > 0, r
+    assert (r["server_errors_5xx"], r["lost_writes"], r["removed_returned"], r["ids_reused"]) == (0, 0, 0, 0), r
+    assert (r["ack_not_visible"], r["sha256_registered_twice"], r["other_errors"], r["fsck_problems"]) == (
+        0,
+        0,
+        0,
+        0,
+    ), r
