@@ -49,12 +49,8 @@ class AnalogyGenerator(_LibraryGenerator):
     config_cls = AnalogyConfig
 
     def setup(self) -> None:
-        import torch
-
         super().setup()
-        lib = self.library
-        sums = torch.zeros(len(lib), lib.emb.shape[1]).index_add_(0, lib.owner, lib.emb)  # (E, d)
-        self.protos = torch.nn.functional.normalize(sums, dim=-1)  # (E, d): each expert's mean description
+        self.protos = self.library.protos  # (E, d): each expert's mean mapped description
 
     def triples(
         self, emb: torch.Tensor, exclude: list[int] | None = None
