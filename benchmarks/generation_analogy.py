@@ -32,12 +32,7 @@ COUNTS = (1, 2, 4, 8)
 def _mix(gen: Any, chosen: list[tuple[float, tuple[int, int, int]]]) -> Any:
     from generators.canonical import recanonical, to_adapter
 
-    w: dict[int, float] = {}
-    for _, (a, b, c) in chosen:
-        for e, s in ((a, 1.0), (b, 1.0), (c, -1.0)):
-            w[e] = w.get(e, 0.0) + s / len(chosen)
-    idx = list(w)
-    facs = gen.library.mix(idx, torch.tensor([w[e] for e in idx]), gen.layout.rank * len(idx))
+    facs, _ = gen.blend(chosen)
     return to_adapter(recanonical(facs, gen.output_rank(facs)), gen.layout, gen.template, "loo")
 
 

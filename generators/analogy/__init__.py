@@ -48,10 +48,6 @@ class AnalogyGenerator(_LibraryGenerator):
     method = "analogy"
     config_cls = AnalogyConfig
 
-    def setup(self) -> None:
-        super().setup()
-        self.protos = self.library.protos  # (E, d): each expert's mean mapped description
-
     def triples(
         self, emb: torch.Tensor, exclude: list[int] | None = None
     ) -> tuple[list[tuple[float, tuple[int, int, int]]], float, int]:
@@ -62,7 +58,8 @@ class AnalogyGenerator(_LibraryGenerator):
         from encoders.text_map import apply_text_map
 
         q = apply_text_map(emb, self.library.text_map)  # (d,)
-        s = self.protos @ q  # (E,)
+        protos = self.library.protos  # (E, d): each expert's mean mapped description
+        s = protos @ q  # (E,)
         out = list(exclude or [])
         s[out] = -2.0
         n = len(self.library)
@@ -70,7 +67,7 @@ class AnalogyGenerator(_LibraryGenerator):
         found: list[tuple[float, tuple[int, int, int]]] = []
         for x, a in enumerate(top):
             for b in top[x + 1 :]:
-                v = torch.nn.functional.normalize(self.protos[a] + self.protos[b] - self.protos, dim=-1)  # (E, d)
+                v = torch.nn.functional.normalize(protos[a] + protos[b] - protos, dim=-1)  # (E, d)
                 sc = v @ q  # (E,): cosine of q with eₐ + e_b − e_c for every c
                 sc[[a, b, *out]] = -2.0
                 c = int(sc.argmax())
@@ -80,28 +77,33 @@ class AnalogyGenerator(_LibraryGenerator):
         return found, float(s.max()), int(s.argmax())
 
     def factors(self, emb: torch.Tensor, example_emb: torch.Tensor | None, seed: int) -> tuple[Factors, dict[str, Any]]:
-        import torch
-
-        found, near, i = self.triples(emb)
+        found, near, _ = self.triples(emb)
         lib = self.library
         if not found or found[0][0] - near < self.config.margin:
             j = int(lib.scores(emb).argmax())  # as ``nearest`` picks
             return lib.expert(j), {"experts": [{"name": lib.names[j], "weight": 1.0}], "analogy": None}
         chosen = found[: self.config.analogies]  # one (the best) c per pair
-        weight: dict[int, float] = {}
-        for _, (a, b, c) in chosen:
-            for e, w in ((a, 1.0), (b, 1.0), (c, -1.0)):
-                weight[e] = weight.get(e, 0.0) + w / len(chosen)
-        idx = [e for e, w in weight.items() if abs(w) > 1e-9]
-        w_t = torch.tensor([weight[e] for e in idx])
-        experts = [{"name": lib.names[e], "weight": round(weight[e], 6)} for e in idx]
+        facs, weight = self.blend(chosen)
+        experts = [{"name": lib.names[e], "weight": round(w, 6)} for e, w in weight.items()]
         info = {
             "experts": experts,
             "analogy": [{"add": [lib.names[a], lib.names[b]], "subtract": lib.names[c], "cosine": round(s, 4)}
                         for s, (a, b, c) in chosen],
             "nearest_cosine": round(near, 4),
         }  # fmt: skip
-        return lib.mix(idx, w_t, self.layout.rank * len(idx)), info
+        return facs, info
+
+    def blend(self, chosen: list[tuple[float, tuple[int, int, int]]]) -> tuple[Factors, dict[int, float]]:
+        """The mean of the triples' a + b − c: exact ΔW sum of their experts, and each expert's weight."""
+        import torch
+
+        weight: dict[int, float] = {}
+        for _, (a, b, c) in chosen:
+            for e, w in ((a, 1.0), (b, 1.0), (c, -1.0)):
+                weight[e] = weight.get(e, 0.0) + w / len(chosen)
+        weight = {e: w for e, w in weight.items() if abs(w) > 1e-9}
+        idx = list(weight)
+        return self.library.mix(idx, torch.tensor([weight[e] for e in idx]), self.layout.rank * len(idx)), weight
 
     def output_rank(self, factors: Factors) -> int:
         """The sum's own rank (at most 256): truncating a + b − c to the canonical rank drops
