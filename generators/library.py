@@ -1,9 +1,9 @@
 """The expert library a generator keeps in its checkpoint: one adapter per training task.
 
-Experts are matched to a request by the best cosine between the request and any of the
-expert's descriptions, after a learned map of the text embeddings (``encoders.text_map``,
-fitted on the library's own descriptions, stored as ``lib.text_map``; checkpoints without one
-use the plain cosine).
+Experts are matched to a request by the cosine between the request and the mean of the
+expert's descriptions, both through a learned map of the text embeddings (``encoders.text_map``,
+fitted on the library's own descriptions, stored as ``lib.text_map``); checkpoints without one
+use the plain best cosine with any of the expert's descriptions.
 
 Canonical factors are stored int8 with one scale per expert and rank component (the rows of
 A and the columns of B carry √sᵢ each, so per-component scales fit them well), beside every
@@ -77,9 +77,9 @@ class Library:
         self.names = names
         self.text_map = state["lib.text_map"].float() if "lib.text_map" in state else None  # (d, d) or None
         self.emb = apply_text_map(state["lib.emb"], self.text_map)  # (m, d), unit rows
-        sums = torch.zeros(len(names), self.emb.shape[1]).index_add_(0, state["lib.owner"].long(), self.emb)
-        self.protos = torch.nn.functional.normalize(sums, dim=-1)  # (E, d): each expert's mean description
         self.owner = state["lib.owner"].long()  # (m,)
+        sums = torch.zeros(len(names), self.emb.shape[1]).index_add_(0, self.owner, self.emb)  # (E, d)
+        self.protos = torch.nn.functional.normalize(sums, dim=-1)  # (E, d): each expert's mean description
         self.factors: Factors = {}
         for mod in modules:
             a = state[f"lib.{mod}.A"].float() * state[f"lib.{mod}.A_scale"]  # (E, r, in)
