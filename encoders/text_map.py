@@ -7,7 +7,8 @@ means. Each item comes with several descriptions (the canonical one and paraphra
 W (d, d) can be fitted for the library at hand: every description, mapped, must be nearer to
 the mean of its item's *other* descriptions (leave one out) than to any other item's mean
 (InfoNCE at ``temperature``), with W pulled towards the identity (``reg``) so that the words a
-query shares with a description still count. Scores are cos(W q, W dᵢ).
+query shares with a description still count. Scores are cosines of mapped vectors
+(``apply_text_map``); ``generators.library`` compares a request with each expert's mean.
 
 Only the descriptions the library was built from are seen: a request is never among them.
 """
