@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from registry.store import Registry
 
 MODES = ("embedded", "shared")  # one process on its data dir | replicas and workers on one database
+MADE_NAME_TRIES = 20  # register_made: names chosen again when other writers commit each one first
 
 
 class LocalService:
@@ -357,31 +358,58 @@ class LocalService:
         Names are references, so the new row is named ``name``, or ``name-2``, ``name-3`` … when that
         already resolves to an adapter; header titles inherited from a parent (a generator's expert,
         a merge's first input) are dropped so they cannot name it instead. The name is not written
-        into the file: the same request still gives the same bytes (and is reported a duplicate)."""
-        from loradex.job_store import staging_folder
-        from registry.errors import AdapterNotFoundError, RegistryError
-        from registry.formats import write_adapter
-        from registry.ingest import NAME_KEYS
+        into the file: the same request still gives the same bytes (and is reported a duplicate).
 
-        adapter.metadata = {k: v for k, v in adapter.metadata.items() if k not in NAME_KEYS}
-        stem = name
+        The free name is chosen before the insert, so two writers (workers, replicas) may choose the
+        same one at once: made adapters' names are unique in the database (``uq_adapters_made_name``),
+        the later insert fails with ``NameTakenError`` and this chooses again (the winner's row is
+        committed by then), up to ``MADE_NAME_TRIES`` times."""
+        from registry.errors import NameTakenError, RegistryError
+
+        for _ in range(MADE_NAME_TRIES):
+            try:
+                res = self._register_named(adapter, self._free_name(name), origin=origin, lineage=lineage)
+                break
+            except NameTakenError:
+                continue
+        else:
+            raise RegistryError(f"the {origin} adapter could not be registered: no free name after {name!r} "
+                                f"in {MADE_NAME_TRIES} tries (other writers took each one first)")  # fmt: skip
+        if res.status == "refused" or res.adapter_id is None:
+            raise RegistryError(f"the {origin} adapter could not be registered: {res.reason}")
+        return res
+
+    def _free_name(self, stem: str) -> str:
+        """``stem``, or ``stem-2``, ``stem-3`` … : the first that names no adapter yet."""
+        from registry.errors import AdapterNotFoundError, RegistryError
+
+        name = stem
         for n in itertools.count(2):
             try:
                 self.registry.get(name)
             except AdapterNotFoundError:
-                break  # free
+                return name
             except RegistryError:
                 pass  # a name several adapters already share (ambiguous): taken
             name = f"{stem}-{n}"
+        raise AssertionError("unreachable")
+
+    def _register_named(self, adapter: Any, name: str, *, origin: str,
+                        lineage: builtins.list[dict[str, Any]]) -> IngestResult:  # fmt: skip
+        """Write ``adapter`` into a staging folder called ``name`` (the folder names the row: header titles
+        are dropped) and ingest it."""
+        from loradex.job_store import staging_folder
+        from registry.formats import write_adapter
+        from registry.ingest import NAME_KEYS
+
+        adapter.metadata = {k: v for k, v in adapter.metadata.items() if k not in NAME_KEYS}
         with staging_folder(self.home / "staging", f".{origin}-") as tmp:  # a killed writer's: clean_staging
-            folder = tmp / name  # the folder names the row (every writer's weight file has a generic name)
+            folder = tmp / name  # every writer's weight file has a generic name
             folder.mkdir()
             files = write_adapter(adapter, adapter.format, folder)
             (folder / "description.txt").write_text(f"{adapter.description}\n")  # the sidecar ingestion reads
             target = folder if (folder / "adapter_config.json").is_file() else files[0]
             (res,) = self.ingest([target], origin=origin, lineage=lineage).results
-        if res.status == "refused" or res.adapter_id is None:
-            raise RegistryError(f"the {origin} adapter could not be registered: {res.reason}")
         return res
 
     def fsck(self, *, repair: bool = False) -> Any:

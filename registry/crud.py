@@ -51,6 +51,11 @@ def add_lineage(*, session: Session, child_id: int, parent_id: int, weight: floa
     return row
 
 
+def get_made_by_name(*, session: Session, name: str) -> Adapter | None:
+    """The made (not ingested) adapter named ``name``: at most one (``uq_adapters_made_name``)."""
+    return session.scalar(select(Adapter).where(Adapter.name == name, Adapter.origin != "ingested"))
+
+
 def get_adapter(*, session: Session, adapter_id: int) -> Adapter | None:
     return session.get(Adapter, adapter_id)
 

@@ -10,6 +10,7 @@ __all__ = [
     "BlobIntegrityError",
     "ExportError",
     "InvalidQueryError",
+    "NameTakenError",
     "RegistryError",
     "UnsupportedAdapterError",
 ]
@@ -61,6 +62,16 @@ class DuplicateAdapterError(RegistryError):
         self.existing_id = existing_id
         self.existing_name = existing_name
         super().__init__(f"duplicate of adapter {existing_id} ({existing_name}), sha256 {sha256[:12]}")
+
+
+class NameTakenError(RegistryError):
+    """A made (generated, merged) adapter's name is already another made adapter's: two writers
+    chose it at once and the other committed first. The caller chooses another name."""
+
+    def __init__(self, name: str, existing_id: int) -> None:
+        self.name = name
+        self.existing_id = existing_id
+        super().__init__(f"the name {name!r} is already adapter {existing_id}'s (made adapters' names are unique)")
 
 
 class ExportError(RegistryError):

@@ -12,12 +12,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -30,6 +32,11 @@ NAMING_CONVENTION = {
 }
 
 ORIGINS = ("ingested", "generated", "merged")
+# Adapters this service made (every origin but "ingested") have names of their own: one partial
+# unique index, so two workers registering the same name at once cannot both commit it. Ingested
+# adapters keep whatever name their file gives them and may share it (a reference by such a name is
+# reported ambiguous).
+MADE_NAME_WHERE = "origin <> 'ingested'"
 
 
 def _now() -> datetime:
@@ -72,7 +79,16 @@ class Adapter(Base):
     __tablename__ = "adapters"
     # SQLite reuses the largest rowid after a delete without AUTOINCREMENT: a removed adapter's id
     # would name the next one ingested, so a retried DELETE or a cached id acts on the wrong adapter.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        Index(
+            "uq_adapters_made_name",
+            "name",
+            unique=True,
+            sqlite_where=text(MADE_NAME_WHERE),
+            postgresql_where=text(MADE_NAME_WHERE),
+        ),  # fmt: skip
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)

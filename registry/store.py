@@ -15,7 +15,13 @@ from sqlalchemy.exc import IntegrityError
 
 from registry import changes, crud
 from registry.db import default_home, default_url, is_initialized, make_engine, session_factory, transaction, upgrade
-from registry.errors import AdapterFormatError, AdapterNotFoundError, InvalidQueryError, RegistryError
+from registry.errors import (
+    AdapterFormatError,
+    AdapterNotFoundError,
+    InvalidQueryError,
+    NameTakenError,
+    RegistryError,
+)
 from registry.filters import Filters
 from registry.index import VectorIndex, bytes_to_vector, vector_to_bytes
 from registry.ingest import IngestReport, IngestResult, Prepared, Unit, discover, prepare
@@ -246,16 +252,25 @@ class Registry:
                     result = self._write_row(prep, path, origin, edges, vecs)
                     break
                 except IntegrityError:
-                    # Another writer won a race: the same content (its row is the answer), or a family
-                    # or tag row both created at once (now there: write ours again).
+                    # Another writer won a race: the same content (its row is the answer), the same
+                    # made adapter's name (the caller names it again), or a family or tag row both
+                    # created at once (now there: write ours again).
                     with transaction(self.sessions) as s:
                         existing = crud.get_by_sha(session=s, sha256=prep.sha256)
+                        named = (
+                            None
+                            if origin == "ingested"
+                            else crud.get_made_by_name(session=s, name=prep.row_fields()["name"])
+                        )
+                        named_id = None if named is None else named.id
                     if existing is not None:
                         return IngestResult(path, "duplicate", existing.id, existing.name,
                                             reason=f"same sha256 as adapter {existing.id}")  # fmt: skip
-                    if attempt == 2:
+                    if named_id is not None or attempt == 2:
                         if created_blob:
                             self._remove_unreferenced_blob(prep.sha256)
+                        if named_id is not None:
+                            raise NameTakenError(prep.row_fields()["name"], named_id) from None
                         raise
                 except BaseException:
                     if created_blob:

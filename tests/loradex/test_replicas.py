@@ -139,4 +139,4 @@ def test_replicas_starting_at_once_on_a_fresh_database(tmp_path: Path, shared_db
 
     with ThreadPoolExecutor(3) as pool:
         versions = list(pool.map(open_one, range(3)))
-    assert versions == ["0006"] * 3
+    assert versions == ["0007"] * 3
