@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 MIGRATION_LOCK = 0x6C6F72616D6967  # PostgreSQL advisory lock key held while migrating
+BLOB_LOCK_CLASS = 0x6C6F7262  # first key of the two-key advisory locks on content addresses ("lorb")
+REEMBED_LOCK_CLASS = 0x6C6F7265  # first key of ``exclusive``'s advisory locks (e.g. re-embedding a kind)
 
 
 def default_home() -> Path:
@@ -125,3 +128,55 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+def blob_lock_keys(sha256: str) -> tuple[int, int]:
+    """The two int4 keys of content address ``sha256``'s advisory lock: ``BLOB_LOCK_CLASS`` and the
+    first 32 bits of the hash, signed. (Two-key locks never collide with the one-key locks of the
+    migrations or the queue; two addresses sharing 32 bits only wait for each other.)"""
+    objid = int(sha256[:8], 16)
+    return BLOB_LOCK_CLASS, objid - (1 << 32) if objid >= 1 << 31 else objid
+
+
+@contextmanager
+def advisory_lock(engine: Engine, keys: tuple[int, int]) -> Iterator[None]:
+    """A PostgreSQL session-level advisory lock on a connection of its own, held for the block: it
+    excludes every other holder of ``keys`` in the database, whatever machine it runs on. If the
+    unlock fails the connection is discarded, and the server drops the lock with its session."""
+    conn = engine.connect()
+    try:
+        conn.execute(text("SELECT pg_advisory_lock(:c, :o)"), {"c": keys[0], "o": keys[1]})
+        conn.commit()  # the lock is the session's: no transaction stays open while it is held
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:c, :o)"), {"c": keys[0], "o": keys[1]})
+                conn.commit()
+            except Exception:
+                conn.invalidate()
+    finally:
+        conn.close()
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[None]:
+    """One holder at a time among every process on ``engine``'s database, for the block: a PostgreSQL
+    advisory lock (``REEMBED_LOCK_CLASS``, a hash of ``name``), or a flock file beside a SQLite
+    database (the processes sharing a SQLite file share its folder)."""
+    if engine.dialect.name == "postgresql":
+        with advisory_lock(engine, (REEMBED_LOCK_CLASS, zlib.crc32(name.encode()) & 0x7FFFFFFF)):
+            yield
+        return
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{db}.{name}-lock", "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

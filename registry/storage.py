@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -61,12 +61,16 @@ def move_into_place(tmp: Path, final: Path) -> Path:
     return final
 
 
+LockFactory = Callable[[str], contextlib.AbstractContextManager[None]]  # sha256 → an exclusive lock
+
+
 class BlobStorage(Protocol):
     """What the registry needs of a blob store. ``root`` is a local folder (the store itself, or a
     remote store's read-through cache) that also holds ``.locks`` and, in shared mode, ``.uploads``;
     ``path`` is always a local folder with the blob's files (fetched first when the store is remote)."""
 
     root: Path
+    locks: LockFactory | None  # what ``lock`` takes: set by the registry on PostgreSQL; None: a flock file
 
     def path(self, sha256: str) -> Path: ...
     def exists(self, sha256: str) -> bool: ...
@@ -154,6 +158,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.locks: LockFactory | None = None  # lock's provider (PostgreSQL: advisory locks); None: flock
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -232,8 +237,10 @@ class BlobStore:
     def lock(self, sha256: str) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock on one content address, across threads and processes: held while a
         writer stores the blob and commits its row, and while a remover checks that no row
-        references the blob and deletes it, so neither can undo the other."""
-        return flock(self.root / ".locks", sha256)
+        references the blob and deletes it, so neither can undo the other. ``locks`` when set
+        (the registry sets a PostgreSQL advisory lock: it holds across machines), else a ``flock``
+        file in ``<root>/.locks`` (it holds among the processes that share this folder)."""
+        return self.locks(sha256) if self.locks is not None else flock(self.root / ".locks", sha256)
 
     def remove(self, sha256: str) -> None:
         p = self.path(sha256)

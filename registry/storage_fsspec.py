@@ -27,8 +27,10 @@ A mounted shared file system is better served by ``registry.storage.BlobStore`` 
 after a power loss (not a process crash) a marker could outlive its files' bytes; the check on read
 then refuses the blob (``BlobIntegrityError``) rather than serving it.
 
-Locks (``lock``) are ``flock`` files in ``<cache>/.locks``: they serialize writers and removers of
-one content address among the processes sharing that cache folder, not across machines.
+Locks (``lock``) serialize writers and removers of one content address. On PostgreSQL the registry
+makes them advisory locks in the database (``registry.db.advisory_lock``), which hold across
+machines whatever their cache folders; otherwise they are ``flock`` files in ``<cache>/.locks``,
+which hold only among the processes sharing that cache folder.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import BlobIntegrityError, StorageError
-from registry.storage import check_name, flock, local_temps, sha256_files, stage_folder
+from registry.storage import LockFactory, check_name, flock, local_temps, sha256_files, stage_folder
 
 MARKER = ".complete"
 
@@ -61,6 +63,7 @@ class FsspecBlobStore:
         self.url = url
         self.base = str(base).rstrip("/")
         self.root = Path(cache)
+        self.locks: LockFactory | None = None  # lock's provider (PostgreSQL: advisory locks); None: flock
 
     def __repr__(self) -> str:
         return f"FsspecBlobStore({self.url!r}, cache={str(self.root)!r})"
@@ -238,8 +241,10 @@ class FsspecBlobStore:
         shutil.rmtree(self._cached(sha256), ignore_errors=True)
 
     def lock(self, sha256: str) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock on one content address among the processes sharing the cache folder."""
-        return flock(self.root / ".locks", sha256)
+        """An exclusive lock on one content address: ``locks`` when set (the registry sets a
+        PostgreSQL advisory lock: it holds across machines), else a ``flock`` file in the cache
+        folder (it holds only among the processes sharing that folder)."""
+        return self.locks(sha256) if self.locks is not None else flock(self.root / ".locks", sha256)
 
     # -- fsck ----------------------------------------------------------------------------
     def orphan_temps(self, older_than: float = 3600.0) -> list[str]:

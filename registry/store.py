@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -70,6 +71,10 @@ class Registry:
         # or behind an fsspec URL (``blobs_url``) with ``blob_dir`` (default <home>/blob-cache) as its cache
         local = Path(blob_dir).expanduser() if blob_dir else self.home / ("blob-cache" if blobs_url else "blobs")
         self.blobs: BlobStorage = open_blob_store(local, blobs_url)
+        if self.engine.dialect.name == "postgresql":
+            # Replicas and workers on several machines share the database but not always a folder
+            # for flock files (an fsspec store's cache is per machine): lock content addresses there.
+            self.blobs.locks = functools.partial(_blob_lock, self.engine)
         self.embedders = {e.kind: e for e in embedders}
         self.indexes = {k: VectorIndex(self.home / "index", k, index_type) for k in self.embedders}
         self.applied_seq: int | None = None  # the change log entry the indexes reflect (``registry.replica``)
@@ -109,7 +114,19 @@ class Registry:
             return changes.prune(session=s, keep=keep)
 
     def embed_missing(self, kind: str) -> int:
-        """(Re-)embed every adapter with no ``kind`` embedding of the current encoder version."""
+        """(Re-)embed every adapter with no ``kind`` embedding of the current encoder version.
+
+        Several replicas opening at once after an encoder changed would all do it and write the same
+        rows at once (two inserts of one row: the later fails, and its replica with it). One does:
+        ``registry.db.exclusive`` (a PostgreSQL advisory lock, a flock file beside a SQLite
+        database) is held throughout, and the others, waiting on it, then find nothing left. A write
+        also leaves alone a row that is of the current version by the time it runs."""
+        from registry.db import exclusive
+
+        with exclusive(self.engine, f"embed-{kind}"):
+            return self._embed_missing(kind)
+
+    def _embed_missing(self, kind: str) -> int:
         emb = self.embedders[kind]
         with self.sessions() as s:
             rows = s.execute(
@@ -127,6 +144,8 @@ class Registry:
                 continue  # nothing stored and nothing to store (e.g. no encoder for its family): no write
             with transaction(self.sessions) as s:
                 old = s.get(AdapterEmbedding, (info["id"], kind))
+                if old is not None and old.encoder_version == emb.version:
+                    continue  # another process embedded it meanwhile
                 if old is not None:
                     s.delete(old)
                     s.flush()
@@ -466,6 +485,12 @@ class Registry:
             if crud.get_by_sha(session=s, sha256=sha256) is not None:
                 return
         self.blobs.remove(sha256)
+
+
+def _blob_lock(engine: Any, sha256: str) -> contextlib.AbstractContextManager[None]:
+    from registry.db import advisory_lock, blob_lock_keys
+
+    return advisory_lock(engine, blob_lock_keys(sha256))
 
 
 def _embedding_row(adapter_id: int, kind: str, version: str, vec: np.ndarray) -> AdapterEmbedding:
