@@ -60,8 +60,10 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def load(url: str, scenario: str, seconds: float, concurrency: int, warmup: float) -> dict[str, Any]:
-    """Keep ``concurrency`` requests in flight; latencies of the requests started after the warm-up."""
+def load(url: str | list[str], scenario: str, seconds: float, concurrency: int, warmup: float) -> dict[str, Any]:
+    """Keep ``concurrency`` requests in flight; latencies of the requests started after the warm-up.
+    ``url``: one server, or several taken round-robin (request ``n`` goes to ``url[n % len(url)]``)."""
+    urls = [url] if isinstance(url, str) else list(url)
     counter = itertools.count()
     start = time.perf_counter()
     measure_from, stop_at = start + warmup, start + warmup + seconds
@@ -70,12 +72,13 @@ def load(url: str, scenario: str, seconds: float, concurrency: int, warmup: floa
     lock = threading.Lock()
 
     def worker() -> None:
-        with httpx.Client(base_url=url, timeout=60) as http:
+        clients = [httpx.Client(base_url=u, timeout=60) for u in urls]  # one keep-alive connection per server
+        try:
             while (t0 := time.perf_counter()) < stop_at:
                 n = next(counter)
                 prompt = PROMPTS[n % len(PROMPTS)] + ("" if scenario == "repeated" else f" variation {n}")
                 try:
-                    r = http.post("/search", json={"prompt": prompt, "k": 5})
+                    r = clients[n % len(clients)].post("/search", json={"prompt": prompt, "k": 5})
                     outcome = "ok" if r.status_code == 200 else f"http {r.status_code}"
                 except httpx.HTTPError as e:
                     outcome = type(e).__name__
@@ -86,6 +89,9 @@ def load(url: str, scenario: str, seconds: float, concurrency: int, warmup: floa
                             lat.append(dt)
                         else:
                             errors[outcome] = errors.get(outcome, 0) + 1
+        finally:
+            for c in clients:
+                c.close()
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for t in threads:

@@ -78,6 +78,8 @@ register_suite("relevance", _lazy("benchmarks.relevance:suite_relevance"))
 register_suite("replicas", _lazy("benchmarks.replicas:suite_replicas"))
 register_suite("queue", _lazy("benchmarks.queue_kills:suite_queue"))
 register_suite("workers", _lazy("benchmarks.worker_ingest:suite_workers"))
+register_suite("workers_scale", _lazy("benchmarks.worker_ingest_scale:suite_workers_scale"))
+register_suite("api_replicas", _lazy("benchmarks.api_replicas:suite_api_replicas"))
 register_suite("ui_flows", _lazy("benchmarks.ui_flows:suite_ui_flows"))
 register_suite("by_example", _lazy("benchmarks.by_example:suite_by_example"))
 

@@ -13,11 +13,13 @@ through the queue this includes the procrastinate job rows and events and the sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,20 @@ def in_process(files: list[Path], work: Path, text_encoder: Any, batch: int) -> 
 
 
 def through_workers(files: list[Path], work: Path, workers: int, batch: int) -> dict[str, Any]:
+    with worker_pool(work, workers) as (api, runner):
+        before = _db_bytes(api)
+        folders = _stage(files, api.uploads, batch)
+        seconds, ingested = run_jobs(api, runner, folders, work)
+        assert ingested == len(files), f"{ingested} of {len(files)} ingested"
+        size = _db_bytes(api) - before
+    return {"config": f"{workers} worker(s), jobs of {batch}", "workers": workers, "adapters": len(files),
+            "seconds": seconds, "adapters_per_s": len(files) / seconds, "db_bytes_per_adapter": size / len(files)}  # fmt: skip
+
+
+@contextlib.contextmanager
+def worker_pool(work: Path, workers: int) -> Iterator[tuple[Any, Any]]:
+    """A fresh PostgreSQL schema, an API-side service with its queue runner, and ``workers`` ``loradex
+    worker`` processes that have loaded their encoders; all stopped (schema dropped) at the end."""
     from loradex.queue import QueueRunner
     from loradex.service import LocalService
 
@@ -77,21 +93,12 @@ def through_workers(files: list[Path], work: Path, workers: int, batch: int) -> 
     try:
         api = LocalService.open(work / "api", url, embed=False, mode="shared", blob_dir=work / "blobs")
         runner = QueueRunner(api)
-        before = _db_bytes(api)
         procs = [_worker(work, url, f"w{i}") for i in range(workers)]
         logs = [work / f"w{i}.log" for i in range(workers)]
         ready = _wait(lambda: all(p.is_file() and "queues default" in p.read_text(errors="replace") for p in logs), 600)
         assert ready and all(p.poll() is None for p in procs), f"workers did not start (see {work})"
         time.sleep(3)  # the procrastinate worker loop starts after the service is open
-        folders = _stage(files, api.uploads, batch)
-        t0 = time.perf_counter()
-        jobs = [runner.submit_task(api, "ingest", {"root": str(f)}, staged=f) for f in folders]
-        done = _wait(lambda: all(runner.get(j.id).finished for j in jobs), 3600)
-        seconds = time.perf_counter() - t0
-        assert done, f"jobs did not finish (see {work})"
-        ingested = sum(runner.get(j.id).result.count("ingested") for j in jobs)  # type: ignore[union-attr]
-        assert ingested == len(files), f"{ingested} of {len(files)} ingested"
-        size = _db_bytes(api) - before
+        yield api, runner
         runner.shutdown()
         api.close()
     finally:
@@ -100,8 +107,17 @@ def through_workers(files: list[Path], work: Path, workers: int, batch: int) -> 
                 p.send_signal(signal.SIGTERM)
                 p.wait(60)
         drop()
-    return {"config": f"{workers} worker(s), jobs of {batch}", "workers": workers, "adapters": len(files),
-            "seconds": seconds, "adapters_per_s": len(files) / seconds, "db_bytes_per_adapter": size / len(files)}  # fmt: skip
+
+
+def run_jobs(api: Any, runner: Any, folders: list[Path], work: Path) -> tuple[float, int]:
+    """One ingest job per staged folder; seconds from the first deferral to the last job done, and
+    how many adapters the jobs ingested."""
+    t0 = time.perf_counter()
+    jobs = [runner.submit_task(api, "ingest", {"root": str(f)}, staged=f) for f in folders]
+    done = _wait(lambda: all(runner.get(j.id).finished for j in jobs), 3600)
+    seconds = time.perf_counter() - t0
+    assert done, f"jobs did not finish (see {work})"
+    return seconds, sum(runner.get(j.id).result.count("ingested") for j in jobs)  # type: ignore[union-attr]
 
 
 def suite_workers(args: argparse.Namespace) -> dict[str, Any]:
