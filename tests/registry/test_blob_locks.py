@@ -1,10 +1,13 @@
 """Locks on content addresses across machines: on PostgreSQL a blob's lock is an advisory lock in
 the database, so two registries that share a blob store behind an fsspec ``file://`` URL but have
-separate cache folders (as on two machines) still exclude each other; on SQLite it is a flock file
-in the (shared) folder."""
+separate cache folders (as on two machines: here two processes) still exclude each other; on
+SQLite it is a flock file in the (shared) folder."""
 
 from __future__ import annotations
 
+import select
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from registry.fsck import fsck
-from registry.storage import flock
 from registry.store import Registry
 from tests.conftest import _pg_schema_url
 
@@ -51,21 +53,46 @@ def _take_in_thread(reg: Registry, sha256: str) -> tuple[threading.Thread, threa
     return t, got
 
 
+# Another machine: its own process (flock's per-process thread locks cannot help) and cache folder.
+OTHER_MACHINE = """
+import sys
+from pathlib import Path
+from registry.store import Registry
+reg = Registry(Path(sys.argv[1]), sys.argv[2], blobs_url=sys.argv[3])
+print("ready", flush=True)
+with reg.blobs.lock(sys.argv[4]):
+    print("got", flush=True)
+reg.close()
+"""
+
+
+def _other_machine(home: Path, db_url: str, blobs_url: str, sha256: str) -> subprocess.Popen[str]:
+    p = subprocess.Popen([sys.executable, "-c", OTHER_MACHINE, str(home), db_url, blobs_url, sha256],
+                         stdout=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    return p
+
+
+def _said_got(p: subprocess.Popen[str], timeout: float) -> bool:
+    assert p.stdout is not None
+    ready, _, _ = select.select([p.stdout], [], [], timeout)
+    return bool(ready) and p.stdout.readline().strip() == "got"
+
+
 @pytest.mark.postgres
-def test_a_blob_lock_excludes_a_registry_with_another_cache_folder(tmp_path: Path, pg_url: str) -> None:
+def test_a_blob_lock_excludes_another_machine_with_its_own_cache_folder(tmp_path: Path, pg_url: str) -> None:
     a, b = _pair(tmp_path, pg_url)
+    url = (tmp_path / "remote").as_uri()
+    other = None
     try:
         with a.blobs.lock(SHA):
-            # the flock files are per cache folder: B's is free although A holds the address
-            with flock(b.blobs.root / ".locks", SHA):
-                pass
-            t, got = _take_in_thread(b, SHA)
-            assert not got.wait(1.0), "B took the lock A holds"
-            other_t, other = _take_in_thread(b, "cd" * 32)  # another address is not held up
-            assert other.wait(30)
-            other_t.join(30)
-        assert got.wait(30), "B never got the lock A released"
-        t.join(30)
+            other = _other_machine(tmp_path / "c", pg_url, url, SHA)
+            assert not _said_got(other, 2.0), "the other machine took the lock this one holds"
+            t, got = _take_in_thread(b, "cd" * 32)  # another address is not held up
+            assert got.wait(30)
+            t.join(30)
+        assert _said_got(other, 30), "the other machine never got the lock once it was released"
+        assert other.wait(30) == 0
         # a failing body still releases it
         with pytest.raises(RuntimeError), a.blobs.lock(SHA):
             raise RuntimeError("writer failed")
@@ -73,6 +100,9 @@ def test_a_blob_lock_excludes_a_registry_with_another_cache_folder(tmp_path: Pat
         assert got.wait(30)
         t.join(30)
     finally:
+        if other is not None and other.poll() is None:
+            other.kill()
+            other.wait()
         a.close()
         b.close()
 
