@@ -107,3 +107,31 @@ def test_the_database_refuses_a_second_made_adapter_of_one_name(two: tuple[Local
 def test_name_taken_error_names_the_holder() -> None:
     e = NameTakenError("combo", 7)
     assert "combo" in str(e) and "7" in str(e)
+
+
+def test_migration_renames_made_adapters_that_already_share_a_name(registry) -> None:  # type: ignore[no-untyped-def]
+    """Made adapters registered before the index may share a name: 0007 keeps it on the oldest and
+    appends the id to the others' (ingested ones are left alone), then creates the index."""
+    from sqlalchemy import inspect, text
+
+    from registry.db import downgrade, upgrade
+
+    downgrade(registry.engine, "0006")
+    assert "uq_adapters_made_name" not in {i["name"] for i in inspect(registry.engine).get_indexes("adapters")}
+    cols = ("sha256, name, family, format, origin, ranks, module_count, modules, param_count, file_size, files, "
+            "trigger_words, metadata, warnings, created_at")  # fmt: skip
+    with registry.engine.begin() as conn:
+        conn.execute(text("INSERT INTO base_families (id, kind, label) VALUES ('sd1', 'diffusion', 'SD 1.x')"))
+        for i, (name, origin) in enumerate([("combo", "merged"), ("combo", "generated"), ("combo", "ingested"),
+                                            ("combo", "merged"), ("solo", "merged")]):  # fmt: skip
+            conn.execute(text(f"INSERT INTO adapters ({cols}) VALUES (:sha, :name, 'sd1', 'kohya', :origin, '[4]', 1, "
+                              "'[]', 10, 100, '[]', '[]', '{}', '[]', CURRENT_TIMESTAMP)"),
+                         {"sha": f"{i:064d}", "name": name, "origin": origin})  # fmt: skip
+    upgrade(registry.engine)
+    with registry.engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, name, origin FROM adapters ORDER BY id")).all()
+    ids = [r[0] for r in rows]
+    assert [(r[1], r[2]) for r in rows] == [("combo", "merged"), (f"combo-{ids[1]}", "generated"),
+                                            ("combo", "ingested"), (f"combo-{ids[3]}", "merged"),
+                                            ("solo", "merged")]  # fmt: skip
+    assert "uq_adapters_made_name" in {i["name"] for i in inspect(registry.engine).get_indexes("adapters")}
