@@ -72,6 +72,7 @@ class BlobStorage(Protocol):
     def exists(self, sha256: str) -> bool: ...
     def put(self, sha256: str, files: dict[str, Path]) -> Path: ...
     def put_new(self, sha256: str, files: dict[str, Path], *, staged: Path | None = None) -> tuple[Path, bool]: ...
+    def put_batch(self, items: list[tuple[str, dict[str, Path], Path | None]]) -> list[bool]: ...
     def stage(self, sha256: str, files: dict[str, Path]) -> Path: ...
     def missing(self, sha256: str, names: list[str]) -> list[str]: ...
     def restore(self, sha256: str, files: dict[str, Path]) -> list[str]: ...
@@ -171,6 +172,33 @@ class BlobStore:
         writer that created a blob may remove it when its own operation fails. ``staged``: a folder
         from ``stage`` holding these files, renamed into place instead of copying them again (and
         removed when the blob is already there)."""
+        final, created = self._rename_new(sha256, files, staged)
+        if created:
+            _fsync_dir(final.parent)
+        return final, created
+
+    def put_batch(self, items: list[tuple[str, dict[str, Path], Path | None]]) -> list[bool]:
+        """``put_new`` of each (sha256, files, staged), the renames made durable together: each fan-out
+        folder is fsynced once, after every rename (the first fsync commits the file system's
+        journal with all of them; the rest find nothing left to write). Returns created per item.
+        Call with every item's ``lock`` held: on an error the blobs this call created are removed."""
+        created: list[bool] = []
+        try:
+            for sha256, files, staged in items:
+                created.append(self._rename_new(sha256, files, staged)[1])
+            for parent in dict.fromkeys(
+                self.path(sha).parent for (sha, _, _), c in zip(items, created, strict=False) if c
+            ):
+                _fsync_dir(parent)
+        except BaseException:
+            for (sha256, _, _), c in zip(items, created, strict=False):
+                if c:
+                    self.remove(sha256)
+            raise
+        return created
+
+    def _rename_new(self, sha256: str, files: dict[str, Path], staged: Path | None) -> tuple[Path, bool]:
+        """``put_new`` but the fsync of the fan-out folder (the rename is not durable yet)."""
         final = self.path(sha256)
         if final.is_dir():
             if staged is not None:
@@ -178,16 +206,14 @@ class BlobStore:
             return final, False
         tmp = staged if staged is not None else self.stage(sha256, files)
         try:
-            try:
-                os.rename(tmp, final)
-            except OSError as e:
-                # Another writer renamed the same content into place first (ENOTEMPTY / EEXIST):
-                # same sha256, same bytes, so its blob is ours too. Never touch it.
-                if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and final.is_dir():
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return final, False
-                raise
-            _fsync_dir(final.parent)
+            os.rename(tmp, final)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            # Another writer renamed the same content into place first (ENOTEMPTY / EEXIST):
+            # same sha256, same bytes, so its blob is ours too. Never touch it.
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and final.is_dir():
+                return final, False
+            raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
