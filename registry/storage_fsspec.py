@@ -226,9 +226,10 @@ class FsspecBlobStore:
             raise
         return created
 
-    def stage(self, sha256: str, files: dict[str, Path]) -> Path:
-        """Copy ``files`` into a new local temporary folder in the cache (fsynced): what
-        ``put_new`` uploads, prepared outside the content address's lock."""
+    def stage(self, sha256: str, files: dict[str, Path], *, durable: bool = True) -> Path:
+        """Copy ``files`` into a new local temporary folder in the cache (fsynced, ``durable`` or
+        not: it becomes the cache entry): what ``put_new`` uploads, prepared outside the content
+        address's lock."""
         return stage_folder(self._cached(sha256).parent, sha256, files)
 
     def restore(self, sha256: str, files: dict[str, Path]) -> list[str]:

@@ -30,7 +30,10 @@ Progress = Callable[[IngestResult], None]
 
 
 class Embedder(Protocol):
-    """Makes one vector kind (``text``, ``weights``) for an adapter; injected by the service layer."""
+    """Makes one vector kind (``text``, ``weights``) for an adapter; injected by the service layer.
+
+    An embedder may also have ``embed_many(infos, loads) -> list[vector | None]``: ``embed`` of each,
+    computed together (``Registry.ingest`` uses it for a group); it must give the same vectors."""
 
     kind: str
 
@@ -487,7 +490,8 @@ def _safe_prepare(unit: Unit, blobs: BlobStorage | None = None) -> Prepared | Re
     except Exception as e:  # a reader bug must not take down a whole batch; report it
         return AdapterFormatError(unit.path, f"could not be read ({type(e).__name__}: {e})")
     if blobs is not None and not blobs.exists(prep.sha256):
-        prep.staged = blobs.stage(prep.sha256, {p.name: p for p in prep.source.files})
+        # not fsynced here: the group's ``put_batch`` fsyncs all its staged files at once
+        prep.staged = blobs.stage(prep.sha256, {p.name: p for p in prep.source.files}, durable=False)
     return prep
 
 

@@ -137,3 +137,44 @@ def test_a_constraint_failure_falls_back_to_one_row_at_a_time(
     assert reg.indexes["weights"].ids == {r.adapter_id for r in report.results}
     assert reg.fsck().problems == 0
     reg.close()
+
+
+def test_put_batch_makes_staged_files_durable_before_renaming_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing threads stage copies without fsync; the group's put_batch fsyncs every staged file
+    and folder before any rename, and the fan-out folders after the renames."""
+    import os
+
+    from registry import storage
+    from registry.storage import BlobStore
+
+    store = BlobStore(tmp_path / "blobs")
+    items = []
+    for i in range(5):
+        src = tmp_path / f"w{i}.bin"
+        src.write_bytes(bytes([i]) * 1000)
+        sha = f"{i:02x}" * 32
+        items.append((sha, {"w.bin": src}, store.stage(sha, {"w.bin": src}, durable=False)))
+    events: list[tuple[str, str]] = []
+    real_fsync_path, real_rename = storage._fsync_path, os.rename
+
+    def fsync_path(p: Path) -> None:
+        events.append(("fsync", str(p)))
+        real_fsync_path(p)
+
+    def rename(a, b):  # type: ignore[no-untyped-def]
+        events.append(("rename", str(a)))
+        real_rename(a, b)
+
+    monkeypatch.setattr(storage, "_fsync_path", fsync_path)
+    monkeypatch.setattr(storage.os, "rename", rename)
+    assert store.put_batch(items) == [True] * 5
+    first_rename = next(i for i, (op, _) in enumerate(events) if op == "rename")
+    synced_before = {p for op, p in events[:first_rename] if op == "fsync"}
+    for _, _, staged in items:
+        assert {str(staged), str(staged / "w.bin")} <= synced_before
+    synced_after = {p for op, p in events[first_rename:] if op == "fsync"}
+    assert {str(store.path(sha).parent) for sha, _, _ in items} <= synced_after
+    assert store.listing() == sorted(sha for sha, _, _ in items)
+    assert [store.put_batch([(sha, f, None)]) for sha, f, _ in items[:1]] == [[False]]  # there already
