@@ -94,18 +94,23 @@ def _ingest_service(root: Path, n: int, repeats: int) -> tuple[float, list[float
 
 
 def stages(root: Path) -> dict[str, Any]:
-    """One serial pass (this thread, one torch thread) timing each ingest step on its own."""
+    """One serial pass (this thread, one torch thread) timing each ingest step on its own: the
+    per-unit steps, then the embeddings of all units (the way ingestion runs them: the texts and
+    the weights of a group together) and, for comparison, one adapter at a time."""
     import torch
 
+    from encoders.text import MetadataTextEmbedder, get_text_encoder
+    from encoders.weight.embedder import WeightEmbedder
     from registry.formats import read_adapter, resolve_source
     from registry.formats.meta import extract_metadata
-    from registry.ingest import discover
+    from registry.ingest import adapter_name, discover
     from registry.storage import BlobStore, sha256_files
 
     torch.set_num_threads(1)
     units = [u for u in discover([root]) if u.problem is None]
     out = {"read_plain": 0.0, "parse_validate": 0.0, "metadata": 0.0, "sha256": 0.0, "blob_write_fsync": 0.0}
     per_file = []
+    infos, adapters = [], []
     with tempfile.TemporaryDirectory() as d:
         blobs = BlobStore(Path(d))
         for u in units:
@@ -124,8 +129,28 @@ def stages(root: Path) -> dict[str, Any]:
             for key, dt in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 out[key] += dt
             per_file.append((u.path.name, t2 - t1, len(adapter.modules)))
+            fields = {"name": adapter_name(adapter, src), "description": adapter.description,
+                      "trigger_words": list(adapter.trigger_words), "tags": list(adapter.tags), "family": adapter.family}  # fmt: skip
+            infos.append(fields)
+            adapters.append(adapter)
+    text, weights = MetadataTextEmbedder(get_text_encoder()), WeightEmbedder()
+    weights._load()
+    text.encoder.encode(["warm up"])
+    loads = [lambda a=a: a for a in adapters]
+    for label, emb in (("text", text), ("weights", weights)):
+        emb.embed_many(infos[:1], loads[:1])  # warm
+        text.encoder.clear_cache()
+        t0 = time.perf_counter()
+        emb.embed_many(infos, loads)
+        out[f"embed_{label}_together"] = time.perf_counter() - t0
+        text.encoder.clear_cache()
+        t0 = time.perf_counter()
+        for info, load in zip(infos, loads, strict=True):
+            emb.embed(info, load)
+        out[f"embed_{label}_one_at_a_time"] = time.perf_counter() - t0
+    text.encoder.clear_cache()
     per_file.sort(key=lambda r: -r[1])
-    return {"serial_seconds": out,
+    return {"serial_seconds": {k: round(v, 4) for k, v in out.items()},
             "slowest_parse": [{"unit": n, "seconds": round(s, 4), "modules": m} for n, s, m in per_file[:3]]}  # fmt: skip
 
 
@@ -155,6 +180,6 @@ def suite_ingest(args: argparse.Namespace) -> dict[str, Any]:
         rows += [row("safetensors / torch.load only", t_plain),
                  row("loradex ingest (parse, validate, hash, blob, SQLite row)", t_bare),
                  row("loradex service ingest (+ text and weight embeddings)", t_svc)]  # fmt: skip
-    result["stages"] = stages(real)
+    result["stages"] = {label: stages(root) for label, root in sources}
     result["target"] = "ingest with embedding at >= 0.5 of the safetensors-only throughput"
     return {"rows": rows, **result}

@@ -103,13 +103,7 @@ class TextEncoder:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         fresh: dict[str, np.ndarray] = {}
         if missing:
-            # int8: activation scales are per forward pass (padding included), so a text's vector
-            # would depend on its batch-mates; one text per pass keeps it a function of the text.
-            batch = 1 if self.config.quantize else self.config.batch_size
-            vecs = self.model.encode(
-                missing, batch_size=batch, normalize_embeddings=True, convert_to_numpy=True
-            ).astype(np.float32)  # (m, dim)
-            fresh = dict(zip(missing, vecs, strict=True))
+            fresh = self._encode_fresh(missing)
             with self._lock:
                 for t, vec in fresh.items():
                     self._cache[t] = vec
@@ -129,6 +123,33 @@ class TextEncoder:
                 v = self.model.encode([t], normalize_embeddings=True, convert_to_numpy=True)[0].astype(np.float32)
             out.append(v)
         return np.stack(out)  # (n, dim)
+
+    def _encode_fresh(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Each text's (dim,) vector, a function of the text alone: batch-mates never change it.
+
+        Float: texts of one token length go through the model together, a batch per length: no
+        padding, so a vector differs from one text per pass only by the matmuls' summation order
+        (on one torch thread, as ``Registry.ingest`` runs it, not at all on the CPU:
+        ``tests/encoders/test_text_batching.py``). int8: activation scales are per forward pass,
+        so one text per pass."""
+        import numpy as np
+
+        if self.config.quantize:
+            groups = [[t] for t in texts]
+        else:
+            tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize  # (sentence-transformers < 6)
+            lengths = tokenize(texts)["attention_mask"].sum(dim=1).tolist()  # tokens per text
+            by_length: dict[int, list[str]] = {}
+            for t, n in zip(texts, lengths, strict=True):
+                by_length.setdefault(int(n), []).append(t)
+            groups = list(by_length.values())
+        fresh: dict[str, np.ndarray] = {}
+        for group in groups:
+            vecs = self.model.encode(
+                group, batch_size=self.config.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            ).astype(np.float32)  # (len(group), dim)
+            fresh.update(zip(group, vecs, strict=True))
+        return fresh
 
     def clear_cache(self) -> None:
         """Forget every cached prompt (the next encode of each runs the model)."""
@@ -286,3 +307,11 @@ class MetadataTextEmbedder:
     def embed(self, info: dict, load: object = None) -> np.ndarray | None:
         text = metadata_text(info)
         return self.encoder.encode([text])[0] if text else None
+
+    def embed_many(self, infos: Sequence[dict], loads: Sequence[object] = ()) -> list[np.ndarray | None]:
+        """``embed`` of each info, the texts through the model together (the same vectors: see
+        ``TextEncoder._encode_fresh``)."""
+        texts = [metadata_text(info) for info in infos]
+        todo = [t for t in texts if t]
+        vecs = dict(zip(todo, self.encoder.encode(todo), strict=True)) if todo else {}
+        return [vecs[t] if t else None for t in texts]

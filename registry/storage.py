@@ -76,7 +76,8 @@ class BlobStorage(Protocol):
     def exists(self, sha256: str) -> bool: ...
     def put(self, sha256: str, files: dict[str, Path]) -> Path: ...
     def put_new(self, sha256: str, files: dict[str, Path], *, staged: Path | None = None) -> tuple[Path, bool]: ...
-    def stage(self, sha256: str, files: dict[str, Path]) -> Path: ...
+    def put_batch(self, items: list[tuple[str, dict[str, Path], Path | None]]) -> list[bool]: ...
+    def stage(self, sha256: str, files: dict[str, Path], *, durable: bool = True) -> Path: ...
     def missing(self, sha256: str, names: list[str]) -> list[str]: ...
     def restore(self, sha256: str, files: dict[str, Path]) -> list[str]: ...
     def lock(self, sha256: str) -> contextlib.AbstractContextManager[None]: ...
@@ -102,8 +103,9 @@ def check_name(name: str) -> None:
         raise ValueError(f"unsafe blob file name {name!r}")
 
 
-def stage_folder(parent: Path, sha256: str, files: dict[str, Path]) -> Path:
-    """Copy ``files`` into a new ``.tmp-`` folder in ``parent``, each file and the folder fsynced."""
+def stage_folder(parent: Path, sha256: str, files: dict[str, Path], *, durable: bool = True) -> Path:
+    """Copy ``files`` into a new ``.tmp-`` folder in ``parent``, each file and the folder fsynced
+    (``durable``; else by ``sync_folders`` before the folder is renamed into place)."""
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{sha256[:12]}-", dir=parent))
     try:
@@ -112,12 +114,47 @@ def stage_folder(parent: Path, sha256: str, files: dict[str, Path]) -> Path:
             with src.open("rb") as fi, (tmp / name).open("wb") as fo:
                 shutil.copyfileobj(fi, fo, CHUNK)
                 fo.flush()
-                os.fsync(fo.fileno())
-        _fsync_dir(tmp)
+                if durable:
+                    os.fsync(fo.fileno())
+        if durable:
+            _fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return tmp
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file or a folder (a folder that cannot be opened is skipped, as by ``_fsync_dir``)."""
+    if path.is_dir():
+        _fsync_dir(path)
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_paths(paths: list[Path], threads: int = 16) -> None:
+    """fsync every path (the files first, then the folders), many at once: concurrent fsyncs share
+    the file system's journal commits (64 small files: ~5x less time than one after another here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [p for p in paths if not p.is_dir()]
+    folders = [p for p in paths if p.is_dir()]
+    for batch in (files, folders):
+        if len(batch) <= 1:
+            for p in batch:
+                _fsync_path(p)
+            continue
+        with ThreadPoolExecutor(max_workers=min(threads, len(batch))) as pool:
+            list(pool.map(_fsync_path, batch))  # raises the first error
+
+
+def sync_folders(folders: list[Path]) -> None:
+    """Make staged folders durable: their files, then the folders themselves."""
+    sync_paths([f for d in folders for f in sorted(d.iterdir())] + list(folders))
 
 
 @contextmanager
@@ -176,6 +213,34 @@ class BlobStore:
         writer that created a blob may remove it when its own operation fails. ``staged``: a folder
         from ``stage`` holding these files, renamed into place instead of copying them again (and
         removed when the blob is already there)."""
+        if staged is not None and not self.path(sha256).is_dir():
+            sync_folders([staged])  # staged without fsync (``stage(durable=False)``): durable before the rename
+        final, created = self._rename_new(sha256, files, staged)
+        if created:
+            _fsync_dir(final.parent)
+        return final, created
+
+    def put_batch(self, items: list[tuple[str, dict[str, Path], Path | None]]) -> list[bool]:
+        """``put_new`` of each (sha256, files, staged), made durable together: the staged files and
+        folders fsynced at once (``sync_paths``), then the renames, then each fan-out folder they
+        went into, again at once. Returns created per item. Call with every item's ``lock`` held:
+        on an error the blobs this call created are removed."""
+        created: list[bool] = []
+        try:
+            sync_folders([st for sha, _, st in items if st is not None and not self.path(sha).is_dir()])
+            for sha256, files, staged in items:
+                created.append(self._rename_new(sha256, files, staged)[1])
+            made = [sha for (sha, _, _), c in zip(items, created, strict=False) if c]
+            sync_paths(list(dict.fromkeys(self.path(sha).parent for sha in made)))
+        except BaseException:
+            for (sha256, _, _), c in zip(items, created, strict=False):
+                if c:
+                    self.remove(sha256)
+            raise
+        return created
+
+    def _rename_new(self, sha256: str, files: dict[str, Path], staged: Path | None) -> tuple[Path, bool]:
+        """``put_new`` but the fsync of the fan-out folder (the rename is not durable yet)."""
         final = self.path(sha256)
         if final.is_dir():
             if staged is not None:
@@ -183,27 +248,26 @@ class BlobStore:
             return final, False
         tmp = staged if staged is not None else self.stage(sha256, files)
         try:
-            try:
-                os.rename(tmp, final)
-            except OSError as e:
-                # Another writer renamed the same content into place first (ENOTEMPTY / EEXIST):
-                # same sha256, same bytes, so its blob is ours too. Never touch it.
-                if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and final.is_dir():
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return final, False
-                raise
-            _fsync_dir(final.parent)
+            os.rename(tmp, final)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            # Another writer renamed the same content into place first (ENOTEMPTY / EEXIST):
+            # same sha256, same bytes, so its blob is ours too. Never touch it.
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and final.is_dir():
+                return final, False
+            raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final, True
 
-    def stage(self, sha256: str, files: dict[str, Path]) -> Path:
+    def stage(self, sha256: str, files: dict[str, Path], *, durable: bool = True) -> Path:
         """Copy ``files`` into a new temporary folder beside the blob's place, each file and the
-        folder fsynced: all of a write but the rename, so that it can run outside the content
-        address's lock (``Registry.ingest`` stages in its parsing threads). A crash leaves a
-        ``.tmp-`` folder (``orphan_temps``), never a half blob under its final name."""
-        return stage_folder(self.path(sha256).parent, sha256, files)
+        folder fsynced (unless not ``durable``: ``put_new`` / ``put_batch`` fsync it before the
+        rename): all of a write but the rename, so that it can run outside the content address's
+        lock (``Registry.ingest`` stages in its parsing threads). A crash leaves a ``.tmp-`` folder
+        (``orphan_temps``), never a half blob under its final name."""
+        return stage_folder(self.path(sha256).parent, sha256, files, durable=durable)
 
     def missing(self, sha256: str, names: list[str]) -> list[str]:
         """Which of ``names`` are not files of the blob (all of them when the blob is gone)."""

@@ -215,9 +215,24 @@ class FsspecBlobStore:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._folder(sha256), recursive=True)
 
-    def stage(self, sha256: str, files: dict[str, Path]) -> Path:
-        """Copy ``files`` into a new local temporary folder in the cache (fsynced): what
-        ``put_new`` uploads, prepared outside the content address's lock."""
+    def put_batch(self, items: list[tuple[str, dict[str, Path], Path | None]]) -> list[bool]:
+        """``put_new`` of each (sha256, files, staged), in order; created per item. Call with every
+        item's ``lock`` held: on an error the blobs this call created are removed."""
+        created: list[bool] = []
+        try:
+            for sha256, files, staged in items:
+                created.append(self.put_new(sha256, files, staged=staged)[1])
+        except BaseException:
+            for (sha256, _, _), c in zip(items, created, strict=False):
+                if c:
+                    self.remove(sha256)
+            raise
+        return created
+
+    def stage(self, sha256: str, files: dict[str, Path], *, durable: bool = True) -> Path:
+        """Copy ``files`` into a new local temporary folder in the cache (fsynced, ``durable`` or
+        not: it becomes the cache entry): what ``put_new`` uploads, prepared outside the content
+        address's lock."""
         return stage_folder(self._cached(sha256).parent, sha256, files)
 
     def restore(self, sha256: str, files: dict[str, Path]) -> list[str]:

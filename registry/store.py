@@ -31,12 +31,16 @@ from registry.storage import BlobStorage, open_blob_store
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+    from sqlalchemy.orm import Session
 
 Progress = Callable[[IngestResult], None]
 
 
 class Embedder(Protocol):
-    """Makes one vector kind (``text``, ``weights``) for an adapter; injected by the service layer."""
+    """Makes one vector kind (``text``, ``weights``) for an adapter; injected by the service layer.
+
+    An embedder may also have ``embed_many(infos, loads) -> list[vector | None]``: ``embed`` of each,
+    computed together (``Registry.ingest`` uses it for a group); it must give the same vectors."""
 
     kind: str
 
@@ -174,9 +178,11 @@ class Registry:
         origin: str = "ingested",
         lineage: builtins.list[dict[str, Any]] | None = None,
     ) -> IngestReport:
-        """Parse in parallel, then commit each adapter in its own transaction. ``origin`` is stored on
-        each new row (ingested | generated | merged …); ``lineage`` entries ``{"parent": id, "weight":
-        float, "method": str}`` are written in the same transaction as the new row."""
+        """Parse in parallel, then commit the adapters parsed so far together (``registry.group_commit``:
+        one transaction and one blob-folder fsync per group, texts embedded together); each result is
+        reported once durable. ``origin`` is stored on each new row (ingested | generated | merged …);
+        ``lineage`` entries ``{"parent": id, "weight": float, "method": str}`` are written in the same
+        transaction as the new row."""
         edges = self._check_lineage(lineage or [])
         units = discover([Path(p) for p in paths])
         if on_total:
@@ -186,24 +192,27 @@ class Registry:
         # Torch on one intra-op thread in the parsing threads (pool initializer) and in this one
         # (embedding): see ``one_torch_thread_here``; this thread's setting is restored at the end.
         from registry.formats.safe_io import one_torch_thread, one_torch_thread_here
+        from registry.group_commit import commit_group, take_group
 
         # The parsing threads also copy each new file beside the blob store (``BlobStore.stage``):
         # this thread then only renames it into place under the content address's lock.
         prep = functools.partial(_safe_prepare, blobs=self.blobs)
         with one_torch_thread(), ThreadPoolExecutor(max_workers=n, initializer=one_torch_thread_here) as pool:
             futures: builtins.list[Future[Prepared | RegistryError] | None] = [pool.submit(prep, u) for u in units]
+
+            def emit(result: IngestResult) -> None:
+                report.results.append(result)
+                if progress:
+                    progress(result)
+
             try:
-                for i, unit in enumerate(units):
-                    fut, futures[i] = futures[i], None  # a committed unit's tensors are not kept to the end
-                    assert fut is not None
-                    outcome = fut.result()
-                    if isinstance(outcome, Prepared):
-                        result = self._commit(outcome, origin, edges, save_index=False)
-                    else:
-                        result = IngestResult(str(unit.path), "refused", reason=str(outcome))
-                    report.results.append(result)
-                    if progress:
-                        progress(result)
+                i = 0
+                while i < len(units):
+                    # taken futures are dropped: a committed group's tensors are not kept to the end
+                    group = take_group(futures, i)
+                    n_group = len(group)
+                    commit_group(self, units[i : i + n_group], group, origin, edges, emit)
+                    i += n_group
             finally:
                 # Indexes are written once per batch, not per adapter; a crash before this leaves
                 # them behind the database, which ``sync_indexes`` notices (digest) and rebuilds.
@@ -266,56 +275,68 @@ class Registry:
             # is removed when the row cannot be written.
             staged, prep.staged = prep.staged, None  # put_new renames it into place or removes it
             _, created_blob = self.blobs.put_new(prep.sha256, {p.name: p for p in prep.source.files}, staged=staged)
-            for attempt in range(3):
-                try:
-                    result = self._write_row(prep, path, origin, edges, vecs)
-                    break
-                except IntegrityError:
-                    # Another writer won a race: the same content (its row is the answer), the same
-                    # made adapter's name (the caller names it again), or a family or tag row both
-                    # created at once (now there: write ours again).
-                    with transaction(self.sessions) as s:
-                        existing = crud.get_by_sha(session=s, sha256=prep.sha256)
-                        named = (
-                            None
-                            if origin == "ingested"
-                            else crud.get_made_by_name(session=s, name=prep.row_fields()["name"])
-                        )
-                        named_id = None if named is None else named.id
-                    if existing is not None:
-                        return IngestResult(path, "duplicate", existing.id, existing.name,
-                                            reason=f"same sha256 as adapter {existing.id}")  # fmt: skip
-                    if named_id is not None or attempt == 2:
-                        if created_blob:
-                            self._remove_unreferenced_blob(prep.sha256)
-                        if named_id is not None:
-                            raise NameTakenError(prep.row_fields()["name"], named_id) from None
-                        raise
-                except BaseException:
-                    if created_blob:
-                        self._remove_unreferenced_blob(prep.sha256)
-                    raise
-        self._index_added(result.adapter_id, vecs, save=save_index)  # type: ignore[arg-type]
+            result = self._write_row_retrying(prep, path, origin, edges, vecs, created=created_blob)
+        if result.status == "ingested":
+            self._index_added(result.adapter_id, vecs, save=save_index)  # type: ignore[arg-type]
         return result
+
+    def _write_row_retrying(self, prep: Prepared, path: str, origin: str, edges: Sequence[tuple[int, float, str]],
+                            vecs: dict[str, Any], *, created: bool) -> IngestResult:  # fmt: skip
+        """``_write_row`` (blob in place, its lock held), again after a lost race; on failure the
+        blob is removed when ``created`` (this call's) and no row references it."""
+        for attempt in range(3):
+            try:
+                return self._write_row(prep, path, origin, edges, vecs)
+            except IntegrityError:
+                # Another writer won a race: the same content (its row is the answer), the same
+                # made adapter's name (the caller names it again), or a family or tag row both
+                # created at once (now there: write ours again).
+                with transaction(self.sessions) as s:
+                    existing = crud.get_by_sha(session=s, sha256=prep.sha256)
+                    named = (
+                        None
+                        if origin == "ingested"
+                        else crud.get_made_by_name(session=s, name=prep.row_fields()["name"])
+                    )
+                    named_id = None if named is None else named.id
+                if existing is not None:
+                    return IngestResult(path, "duplicate", existing.id, existing.name,
+                                        reason=f"same sha256 as adapter {existing.id}")  # fmt: skip
+                if named_id is not None or attempt == 2:
+                    if created:
+                        self._remove_unreferenced_blob(prep.sha256)
+                    if named_id is not None:
+                        raise NameTakenError(prep.row_fields()["name"], named_id) from None
+                    raise
+            except BaseException:
+                if created:
+                    self._remove_unreferenced_blob(prep.sha256)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_row(self, prep: Prepared, path: str, origin: str, edges: Sequence[tuple[int, float, str]],
                    vecs: dict[str, Any]) -> IngestResult:  # fmt: skip
         """The adapter's row, tags, family, lineage and embeddings in one transaction."""
+        with transaction(self.sessions) as s:
+            return self._add_row(s, prep, path, origin, edges, vecs)
+
+    def _add_row(self, s: Session, prep: Prepared, path: str, origin: str, edges: Sequence[tuple[int, float, str]],
+                 vecs: dict[str, Any]) -> IngestResult:  # fmt: skip
+        """The adapter's row, tags, family, lineage and embeddings, in the caller's transaction ``s``."""
         from registry.formats.detect import FAMILIES
 
         a = prep.adapter
-        with transaction(self.sessions) as s:
-            kind, label = _family_info(FAMILIES, a.family)
-            crud.ensure_family(session=s, family_id=a.family, kind=kind, label=label)
-            row = crud.create_adapter(session=s, origin=origin, tags=a.tags, **prep.row_fields())
-            for parent, weight, method in edges:
-                crud.add_lineage(session=s, child_id=row.id, parent_id=parent, weight=weight, method=method)
-            kinds = [k for k, vec in vecs.items() if vec is not None]
-            for k in kinds:
-                s.add(_embedding_row(row.id, k, self.embedders[k].version, vecs[k]))  # type: ignore[arg-type]
-            if kinds:
-                changes.record(session=s, adapter_id=row.id, op="add", kinds=kinds)
-            return IngestResult(path, "ingested", row.id, row.name, row.family, row.format, warnings=list(a.warnings))
+        kind, label = _family_info(FAMILIES, a.family)
+        crud.ensure_family(session=s, family_id=a.family, kind=kind, label=label)
+        row = crud.create_adapter(session=s, origin=origin, tags=a.tags, **prep.row_fields())
+        for parent, weight, method in edges:
+            crud.add_lineage(session=s, child_id=row.id, parent_id=parent, weight=weight, method=method)
+        kinds = [k for k, vec in vecs.items() if vec is not None]
+        for k in kinds:
+            s.add(_embedding_row(row.id, k, self.embedders[k].version, vecs[k]))  # type: ignore[arg-type]
+        if kinds:
+            changes.record(session=s, adapter_id=row.id, op="add", kinds=kinds)
+        return IngestResult(path, "ingested", row.id, row.name, row.family, row.format, warnings=list(a.warnings))
 
     def _index_added(self, adapter_id: int, vecs: dict[str, np.ndarray | None], *, save: bool = True) -> None:
         import numpy as np
@@ -509,7 +530,8 @@ def _safe_prepare(unit: Unit, blobs: BlobStorage | None = None) -> Prepared | Re
     except Exception as e:  # a reader bug must not take down a whole batch; report it
         return AdapterFormatError(unit.path, f"could not be read ({type(e).__name__}: {e})")
     if blobs is not None and not blobs.exists(prep.sha256):
-        prep.staged = blobs.stage(prep.sha256, {p.name: p for p in prep.source.files})
+        # not fsynced here: the group's ``put_batch`` fsyncs all its staged files at once
+        prep.staged = blobs.stage(prep.sha256, {p.name: p for p in prep.source.files}, durable=False)
     return prep
 
 

@@ -222,12 +222,12 @@ def _loha(path: Path, name: str, p: dict[str, torch.Tensor], alpha: float | None
 
 
 def _lokr(path: Path, name: str, p: dict[str, torch.Tensor], alpha: float | None) -> LoraModule:
-    from registry.formats.lycoris_ops import as_lora_module, lokr_factors, lokr_rank
+    from registry.formats.lycoris_ops import lokr_lowrank, lokr_rank, lowrank_module
 
     _require(path, name, p, ("lokr_w1", "lokr_w1_a+lokr_w1_b"), ("lokr_w2", "lokr_w2_a+lokr_w2_b"))
     r = lokr_rank(p)
     scale = 1.0 if r is None else lora_scale(alpha, r)  # both halves full: LyCORIS uses scale 1
-    return as_lora_module(name, lokr_factors(p), scale, p, "lokr")
+    return lowrank_module(name, lokr_lowrank(p, scale), p, "lokr")
 
 
 def _full(path: Path, name: str, p: dict[str, torch.Tensor], warnings: list[str]) -> LoraModule:

@@ -188,6 +188,36 @@ def lokr_factors(p: Mapping[str, torch.Tensor], max_rank: int = APPROX_MAX_RANK)
     return u, s, vh
 
 
+def lokr_lowrank(
+    p: Mapping[str, torch.Tensor], scale: float, *, tol: float = APPROX_TOL, max_rank: int = APPROX_MAX_RANK
+) -> LowRank:
+    """``truncate(lokr_factors(p), scale)`` without the float64 (out, m) / (m, in) intermediates.
+
+    The kept pairs' singular values are split between the parts before the Kronecker product:
+    column (i, j) of up is ±√(s1ᵢ·|scale|)·u1ᵢ ⊗ √s2ⱼ·u2ⱼ (± the sign of ``scale``), row (i, j) of
+    down √(s1ᵢ·|scale|)·vh1ᵢ ⊗ √s2ⱼ·vh2ⱼ; their products are formed once, in float32, at the kept
+    rank k only. The same pairs, order, rank and error as ``truncate``; the factors differ from
+    its (float64 products rounded once) by float32 rounding (``tests/formats/test_lokr_fast.py``)."""
+    import torch
+
+    u1, s1, vh1 = _lokr_part(p, 1)  # w1 (a, c): (a, q1), (q1,), (q1, c)
+    u2, s2, vh2 = _lokr_part(p, 2)  # w2 (b, d·k·k): (b, q2), (q2,), (q2, d·k·k)
+    s = torch.outer(s1, s2).reshape(-1)  # pair (i, j) at i·len(s2) + j
+    order = torch.argsort(s, descending=True)
+    k, err = choose_rank(s[order], tol=tol, max_rank=max_rank)
+    top = order[:k]
+    i, j = top // len(s2), top % len(s2)  # (k,), (k,)
+    r1, r2 = s1.clamp_min(0).sqrt(), s2.clamp_min(0).sqrt()  # (q1,), (q2,)
+    c = abs(scale) ** 0.5  # √|scale| on each side, the sign on up
+    a1 = (u1[:, i] * (r1[i] * (-c if scale < 0 else c))).float()  # (a, k)
+    a2 = (u2[:, j] * r2[j]).float()  # (b, k)
+    b1 = (vh1[i] * (r1[i, None] * c)).float()  # (k, c)
+    b2 = (vh2[j] * r2[j, None]).float()  # (k, d·k·k)
+    up = (a1[:, None, :] * a2[None, :, :]).reshape(a1.shape[0] * a2.shape[0], k)  # (a·b, k) kron columns
+    down = (b1[:, :, None] * b2[:, None, :]).reshape(k, -1)  # (k, c·d·k·k) kron rows
+    return up, down, err
+
+
 def lokr_delta(p: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Dense unscaled kron(w1, w2) as LyCORIS ``make_kron`` builds it, flattened to (out, in·k·k)."""
     import torch
@@ -222,7 +252,12 @@ def as_lora_module(
     name: str, factors: Factors, scale: float, p: Mapping[str, torch.Tensor], source_type: str
 ) -> LoraModule:
     """Best low-rank factors of scale·ΔW as a module (scale 1, error recorded); conv when the kernel is known."""
-    up, down, err = truncate(factors, scale)  # (out, k), (k, in·kh·kw)
+    return lowrank_module(name, truncate(factors, scale), p, source_type)
+
+
+def lowrank_module(name: str, lowrank: LowRank, p: Mapping[str, torch.Tensor], source_type: str) -> LoraModule:
+    """``as_lora_module`` of factors already truncated: (up (out, k), down (k, in·kh·kw), error)."""
+    up, down, err = lowrank
     cols = int(down.shape[1])
     kernel = kernel_of({k: v for k, v in p.items() if k != "diff_b"}) or kernel_hint(name, cols)
     kind: ModuleKind = "linear"

@@ -67,7 +67,7 @@ def test_disabled_cache_still_encodes_each_text_once(float_encoder: TextEncoder)
         calls.append(len(texts))
         return real(texts, **kw)
 
-    enc._model = type("Counting", (), {"encode": staticmethod(counting)})()
+    enc._model = type("Counting", (), {"encode": staticmethod(counting), "preprocess": enc._model.preprocess})()
     out = enc.encode(SENTENCES[:2] + SENTENCES[:1])
-    assert calls == [2] and out.shape[0] == 3 and len(enc._cache) == 0
+    assert sum(calls) == 2 and out.shape[0] == 3 and len(enc._cache) == 0  # (a pass per token length)
     np.testing.assert_array_equal(out[0], out[2])

@@ -207,7 +207,7 @@ def test_registry_ingest_load_duplicate_remove(blobs_url: str | None, tmp_path: 
 
 
 class _RowFails(Registry):
-    def _write_row(self, *a, **kw):  # type: ignore[no-untyped-def]
+    def _add_row(self, *a, **kw):  # type: ignore[no-untyped-def]
         raise RuntimeError("row write failed")
 
 
