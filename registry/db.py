@@ -139,19 +139,24 @@ def blob_lock_keys(sha256: str) -> tuple[int, int]:
 
 
 @contextmanager
-def advisory_lock(engine: Engine, keys: tuple[int, int]) -> Iterator[None]:
-    """A PostgreSQL session-level advisory lock on a connection of its own, held for the block: it
-    excludes every other holder of ``keys`` in the database, whatever machine it runs on. If the
-    unlock fails the connection is discarded, and the server drops the lock with its session."""
+def advisory_lock(engine: Engine, *keys: tuple[int, int]) -> Iterator[None]:
+    """PostgreSQL session-level advisory locks on one connection of their own, held for the block
+    (taken in sorted order, so two holders of overlapping sets never wait on each other in a cycle):
+    each excludes every other holder of its keys in the database, whatever machine it runs on. If an
+    unlock fails the connection is discarded, and the server drops the locks with its session."""
     conn = engine.connect()
+    taken: list[tuple[int, int]] = []
     try:
-        conn.execute(text("SELECT pg_advisory_lock(:c, :o)"), {"c": keys[0], "o": keys[1]})
-        conn.commit()  # the lock is the session's: no transaction stays open while it is held
         try:
+            for c, o in sorted(set(keys)):
+                conn.execute(text("SELECT pg_advisory_lock(:c, :o)"), {"c": c, "o": o})
+                taken.append((c, o))
+            conn.commit()  # the locks are the session's: no transaction stays open while they are held
             yield
         finally:
             try:
-                conn.execute(text("SELECT pg_advisory_unlock(:c, :o)"), {"c": keys[0], "o": keys[1]})
+                for c, o in reversed(taken):
+                    conn.execute(text("SELECT pg_advisory_unlock(:c, :o)"), {"c": c, "o": o})
                 conn.commit()
             except Exception:
                 conn.invalidate()

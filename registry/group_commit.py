@@ -24,8 +24,9 @@ then raises, as the per-adapter loop did.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
 from concurrent.futures import Future
-from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -149,9 +150,7 @@ def _write(reg: Registry, items: list[Prepared], vecs: list[dict[str, np.ndarray
     vectors into the in-memory indexes (saved once per batch by the caller)."""
     if not items:
         return []
-    with ExitStack() as locks:
-        for sha in sorted({p.sha256 for p in items}):
-            locks.enter_context(reg.blobs.lock(sha))
+    with blob_locks(reg, (p.sha256 for p in items)):
         # put_batch removes what it created itself when it fails
         created = reg.blobs.put_batch([(p.sha256, {f.name: f for f in p.source.files}, p.staged) for p in items])
         try:
@@ -171,3 +170,21 @@ def _write(reg: Registry, items: list[Prepared], vecs: list[dict[str, np.ndarray
         if r.status == "ingested":
             reg._index_added(r.adapter_id, v, save=False)  # type: ignore[arg-type]
     return results
+
+
+def blob_locks(reg: Registry, shas: Iterable[str]) -> contextlib.AbstractContextManager[None]:
+    """The locks of several content addresses at once, in sorted order: on PostgreSQL one connection
+    holds all the advisory locks (a group of 64 must not take 64 of the pool's connections)."""
+    wanted = sorted(set(shas))
+    if reg.blobs.locks is not None and reg.engine.dialect.name == "postgresql":
+        from registry.db import advisory_lock, blob_lock_keys
+
+        return advisory_lock(reg.engine, *(blob_lock_keys(s) for s in wanted))
+    stack = contextlib.ExitStack()
+    try:
+        for sha in wanted:
+            stack.enter_context(reg.blobs.lock(sha))
+    except BaseException:
+        stack.close()
+        raise
+    return stack

@@ -178,3 +178,17 @@ def test_put_batch_makes_staged_files_durable_before_renaming_them(
     assert {str(store.path(sha).parent) for sha, _, _ in items} <= synced_after
     assert store.listing() == sorted(sha for sha, _, _ in items)
     assert [store.put_batch([(sha, f, None)]) for sha, f, _ in items[:1]] == [[False]]  # there already
+
+
+def test_a_group_larger_than_the_connection_pool_commits(db_url: str, tmp_path: Path) -> None:
+    """40 new adapters in one group: on PostgreSQL their 40 content-address locks are advisory
+    locks on one connection (one each would exhaust the pool of 15 and stall the commit)."""
+    src = _sources(tmp_path, 40)
+    reg = Registry(home=tmp_path / "home", db_url=db_url, embedders=[_Embedder()])
+    reg.init()
+    results = reg.ingest([src]).results
+    assert [r.status for r in results] == ["ingested"] * 40
+    assert len({r.adapter_id for r in results}) == 40
+    assert len(list(reg.blobs.root.glob("*/*"))) >= 40
+    again = reg.ingest([src]).results  # the locks were released: the same files are duplicates now
+    assert {r.status for r in again} == {"duplicate"}
