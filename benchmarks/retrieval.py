@@ -16,6 +16,8 @@ of encoder training, and held-out tasks (never trained on); then, per voice of
 paraphrases'), its queries on training tasks and on held-out tasks, named ``VOICE/training tasks``
 and ``VOICE/held-out tasks``. The file's ``held_out_voice`` is used for no tuning choice. A second
 registry holds the same adapters with their descriptions removed (weights are all there is).
+``--text-map``: the described registry fits its text map (``LocalService.train_text_map``) on the
+zoo's training texts (``benchmarks.zoo.training_texts``: training tasks, training paraphrases).
 """
 
 from __future__ import annotations
@@ -238,6 +240,13 @@ def _suite_zoo(zoo: Path, args: argparse.Namespace) -> dict[str, Any]:
         rep = svc.ingest([zoo / "adapters"])
         t_embed = time.perf_counter() - t0
         n = rep.count("ingested")
+        if getattr(args, "text_map", False):  # the registry's text map on the training texts (train-encoder --text)
+            from benchmarks.zoo import training_texts
+
+            t0 = time.perf_counter()
+            fitted = svc.train_text_map(training_texts(manifest))
+            result["text_map"] = {"version": fitted["version"], "fit_and_reembed_s": time.perf_counter() - t0,
+                                  **fitted["metrics"]}  # fmt: skip
         if family not in svc.weight_embedder.families:
             raise RuntimeError(
                 f"no {family} weight encoder: python -m benchmarks.retrieval train-encoder {manifest['kind']}"

@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller samples (smoke runs and tests)")
     p.add_argument("--zoo-dir", default=None, help="one zoo folder (default: every built zoo under benchmarks/zoo/)")
     p.add_argument("--parts", default=None, help="reliability: a comma list of crash, jobs, concurrency, api, fuzz")
+    p.add_argument(
+        "--text-map",
+        action="store_true",
+        help="retrieval: fit each zoo registry's text map on the zoo's training texts (train-encoder --text)",
+    )
     p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
     p.add_argument("--sizes", type=_ints, default=None, help="scale, scale_1m: comma list of registry sizes N")
     p.add_argument("--types", type=lambda s: s.split(","), default=None, help="scale_1m: comma list of index types")

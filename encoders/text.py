@@ -22,7 +22,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -296,17 +296,67 @@ def metadata_text(info: dict) -> str:
 
 
 class MetadataTextEmbedder:
-    """Registry embedder of kind ``text``: the metadata text through the text encoder."""
+    """Registry embedder of kind ``text``: the metadata text through the text encoder, then through
+    the registry's text map when one is recorded (``encoders.registry_text_map``; the latest
+    recorded map fitted for this encoder wins). ``version`` names the encoder, the rules and the
+    map, so recording a map re-embeds on the next sync; a registry with no map keeps its vectors."""
 
     kind = "text"
 
-    def __init__(self, encoder: TextEncoder) -> None:
+    def __init__(self, encoder: TextEncoder, sources: Callable[[], list[Path]] | None = None) -> None:
         self.encoder = encoder
-        self.version = f"{encoder.version}+{METADATA_TEXT_RULES}"
+        self._sources = sources or (lambda: [])
+        self._lock = threading.Lock()
+        self._map: tuple[str, np.ndarray] | None = None
+        self._loaded = False
+
+    def set_sources(self, sources: Callable[[], list[Path]]) -> None:
+        """Where recorded text maps are (oldest first); reloads."""
+        self._sources = sources
+        self.reload()
+
+    def reload(self) -> None:
+        with self._lock:
+            self._loaded = False
+
+    def _text_map(self) -> tuple[str, np.ndarray] | None:
+        with self._lock:
+            if not self._loaded:
+                from encoders.registry_text_map import load_text_map, text_map_version
+
+                found = None
+                for folder in self._sources():
+                    w, cfg = load_text_map(Path(folder))
+                    if cfg.get("base") == self.encoder.version:  # fitted in this encoder's space
+                        found = (text_map_version(Path(folder)), w)
+                self._map, self._loaded = found, True
+            return self._map
+
+    @property
+    def map_version(self) -> str | None:
+        """Version of the text map in use (None: plain encoder cosines)."""
+        m = self._text_map()
+        return None if m is None else m[0]
+
+    @property
+    def version(self) -> str:
+        m = self.map_version
+        return f"{self.encoder.version}+{METADATA_TEXT_RULES}" + (f"+{m}" if m else "")
+
+    def query(self, vec: np.ndarray) -> np.ndarray:
+        """A prompt's (dim,) encoder vector in this index's space: mapped and renormalized (as is
+        without a map)."""
+        import numpy as np
+
+        m = self._text_map()
+        if m is None:
+            return vec
+        out = m[1] @ np.asarray(vec, dtype=np.float32)  # (dim,) = W (dim, dim) · x
+        return (out / max(float(np.linalg.norm(out)), 1e-12)).astype(np.float32)
 
     def embed(self, info: dict, load: object = None) -> np.ndarray | None:
         text = metadata_text(info)
-        return self.encoder.encode([text])[0] if text else None
+        return self.query(self.encoder.encode([text])[0]) if text else None
 
     def embed_many(self, infos: Sequence[dict], loads: Sequence[object] = ()) -> list[np.ndarray | None]:
         """``embed`` of each info, the texts through the model together (the same vectors: see
@@ -314,4 +364,4 @@ class MetadataTextEmbedder:
         texts = [metadata_text(info) for info in infos]
         todo = [t for t in texts if t]
         vecs = dict(zip(todo, self.encoder.encode(todo), strict=True)) if todo else {}
-        return [vecs[t] if t else None for t in texts]
+        return [self.query(vecs[t]) if t else None for t in texts]

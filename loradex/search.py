@@ -94,6 +94,9 @@ class Searcher:
         q = self.text_encoder.encode([prompt])[0]  # (dim,)
         pool = max(k * 4, REFERENCE_POOL) if mode == "hybrid" else k
         queries: dict[str, list[Query]] = {kind: [(q, allowed, None)] for kind in kinds}
+        if "text" in kinds:  # the text index's space: the registry's text map, when it has one
+            to_index = getattr(self.registry.embedders.get("text"), "query", None)
+            queries["text"] = [(to_index(q) if callable(to_index) else q, allowed, None)]
         if "weights" in kinds:
             queries["weights"] = self._weight_queries(q, allowed)
         candidates: set[int] = set()

@@ -111,6 +111,9 @@ class LocalService:
         reg = self._registry
         if hasattr(self.weight_embedder, "set_sources"):
             self.weight_embedder.set_sources(lambda: [Path(e["path"]) for e in reg.encoders("weights")])
+        text_sources = getattr(reg.embedders.get("text"), "set_sources", None)
+        if callable(text_sources):  # the registry's text maps (``add_text_map``)
+            text_sources(lambda: [Path(e["path"]) for e in reg.encoders("text")])
         if sync:
             self.fresh = not reg.initialized
             reg.init()
@@ -267,7 +270,10 @@ class LocalService:
         ]
         encoders = []
         if self.text_encoder is not None:
+            mapped = getattr(self.registry.embedders.get("text"), "map_version", None)
             encoders.append(EncoderInfo("text", None, self.text_encoder.version, "bundled"))
+            if mapped:
+                encoders.append(EncoderInfo("text", None, mapped, "trained"))
         if self.weight_embedder is not None:
             trained = {e["version"] for e in self.registry.encoders("weights")}
             encoders += [
@@ -346,6 +352,33 @@ class LocalService:
         version = checkpoint_version(folder)
         self.registry.record_encoder("weights", version.split(":")[1], version, folder, metrics or {})
         self.weight_embedder.reload()
+        self.registry.sync_indexes()
+        return version
+
+    def train_text_map(self, texts: dict[str, dict[str, Any]] | None = None, config: Any = None) -> dict[str, Any]:
+        """Fit the registry's text map on its adapters' metadata texts and ``texts`` (a texts file's
+        paraphrases, ``load_texts_file``), record it and re-embed the text index
+        (``encoders.registry_text_map``): ``{"version", "path", "metrics"}``."""
+        from encoders.registry_text_map import fit_registry_text_map
+
+        result = fit_registry_text_map(self.registry, self.text_encoder, texts=texts, config=config)
+        self.add_text_map(Path(result["path"]), result["metrics"])
+        return result
+
+    def add_text_map(self, folder: Path, metrics: dict[str, Any] | None = None) -> str:
+        """Record a text map folder in the registry (kind ``text``), load it and re-embed; its version."""
+        from encoders.registry_text_map import load_text_map, text_map_version
+        from encoders.weight.registry_training import EncoderTrainingError
+
+        _, cfg = load_text_map(folder)  # refuses a folder that is not a map before anything is recorded
+        if self.text_encoder is not None and cfg.get("base") != self.text_encoder.version:
+            raise EncoderTrainingError(f"{folder}: text map fitted for encoder {cfg.get('base')}, this service uses "
+                              f"{self.text_encoder.version}")  # fmt: skip
+        version = text_map_version(folder)
+        self.registry.record_encoder("text", "*", version, folder, metrics or cfg.get("metrics") or {})
+        embedder = self.registry.embedders.get("text")
+        if embedder is not None and hasattr(embedder, "reload"):
+            embedder.reload()
         self.registry.sync_indexes()
         return version
 

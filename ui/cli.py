@@ -201,8 +201,13 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     from encoders.weight.registry_training import load_texts_file
     from encoders.weight.train import TrainConfig
 
-    svc = _service(args)
     texts = load_texts_file(args.texts) if args.texts else None
+    if args.text:
+        return _train_text_map(args, texts)
+    if not args.family:
+        print("error: train-encoder needs --family FAMILY (a weight encoder) or --text (the text map)", file=sys.stderr)
+        return EXIT_ERROR
+    svc = _service(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, val_fraction=args.val_fraction,
                       seed=args.seed, raw_query_weight=args.raw_query_weight if args.query_hidden else 0.0)  # fmt: skip
     bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"train {args.family}", file=sys.stderr, disable=args.quiet)
@@ -227,6 +232,18 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _train_text_map(args: argparse.Namespace, texts: dict[str, Any] | None) -> int:
+    """``train-encoder --text``: fit the registry's text map, record it, re-embed the text index."""
+    result = _service(args).train_text_map(texts)
+    if args.json:
+        _emit_json(result)
+    else:
+        m = result["metrics"]
+        print(f"fitted text map {result['version']} on {m['adapters']} adapters, {m['texts']} texts → {result['path']}")
+        print(f"leave-one-out top-1: {m['loo_top1_before']} → {m['loo_top1_after']}")
+    return EXIT_OK
+
+
 def cmd_encoders(args: argparse.Namespace) -> int:
     rows = _service(args, embed=False).encoders()
     if args.json:
@@ -237,7 +254,8 @@ def cmd_encoders(args: argparse.Namespace) -> int:
     for b in bundled_checkpoints():
         print(f"bundled  weights  {b.name:<12} {b}")
     for r in rows:
-        best = ", ".join(f"{k}={v:.2f}" for k, v in r["metrics"].items() if "recall" in k)
+        best = ", ".join(f"{k}={v:.2f}" for k, v in r["metrics"].items()
+                         if isinstance(v, float) and ("recall" in k or k == "loo_top1_after"))  # fmt: skip
         print(f"trained  {r['kind']:<8} {r['family']:<12} {r['version']}  {best}")
     return EXIT_OK
 
@@ -357,8 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_search)
 
-    s = sub.add_parser("train-encoder", help="train the weight encoder of a base family on described adapters")
-    s.add_argument("--family", required=True)
+    s = sub.add_parser("train-encoder", help="train the weight encoder of a base family on described adapters, "
+                       "or (--text) fit the registry's text map")  # fmt: skip
+    s.add_argument("--family", default=None, help="the base family whose weight encoder to train")
+    s.add_argument("--text", action="store_true",
+                   help="fit the registry's text map on its descriptions and --texts paraphrases instead")  # fmt: skip
     s.add_argument("--texts", type=Path, default=None, help="JSON: adapter name/sha256 → extra descriptions")
     s.add_argument("--only-listed", action="store_true", help="train only on adapters named in --texts")
     s.add_argument("--epochs", type=int, default=300)

@@ -1,0 +1,112 @@
+"""A registry's own text map (``loradex train-encoder --text``): the text signal fitted to its adapters.
+
+Plain MiniLM cosine ranks adapters by the words a request shares with their descriptions, so a
+request in other words than the description ("change every letter to the one right after it")
+misses. Given several texts per adapter (its metadata text and the paraphrases of a texts file,
+the same file ``train-encoder --family`` reads), ``encoders.text_map.fit_text_map`` fits a
+linear map W (d, d) under which each text is nearest to its own adapter's other texts; the
+text index then stores mapped metadata-text vectors and prompts are mapped before the text
+search (the weight signal keeps the prompt as encoded: the query heads were trained on it).
+
+Items are adapters (not the texts file's tasks): grouping by adapter scored better on the
+training-task queries of ``benchmarks/retrieval_voices.json`` (see
+``benchmarks/results/retrieval_voices_notes.md``). A map is fitted for one base text encoder
+(its version is in ``config.json``) and is used only with that encoder.
+
+The folder ``<data dir>/encoders/text/<digest>/`` holds ``text_map.safetensors`` (W) and
+``config.json``; ``LocalService.add_text_map`` records it (kind ``text``) and re-embeds.
+Loading a map needs numpy and safetensors only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from encoders.text import metadata_text
+from encoders.text_map import TextMapConfig
+from encoders.weight.registry_training import EncoderTrainingError
+from registry.storage import move_into_place
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+MAP_FILE = "text_map.safetensors"
+# reg 0.01 (vs text_map's 1e-3 for generator libraries): best MRR on the voices' training-task
+# queries among {1e-3, 1e-2, 3e-2, 1e-1} (retrieval_voices_notes.md)
+REGISTRY_MAP_CONFIG = TextMapConfig(reg=0.01)
+
+
+def text_map_version(folder: Path) -> str:
+    """``tmap:<digest of W>``: names the map; a new map is a new version (stored vectors re-embed)."""
+    return "tmap:" + hashlib.sha256((Path(folder) / MAP_FILE).read_bytes()).hexdigest()[:12]
+
+
+def load_text_map(folder: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """W (d, d) float32 and the config of a map folder; a clear error when it is not one."""
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+        w = load_file(str(folder / MAP_FILE))["w"]
+    except (OSError, ValueError, KeyError) as e:
+        raise EncoderTrainingError(f"{folder}: not a text map folder ({e})") from e
+    if w.ndim != 2 or w.shape[0] != w.shape[1]:
+        raise EncoderTrainingError(f"{folder}: text map must be square, got shape {tuple(w.shape)}")
+    return w.astype("float32"), cfg
+
+
+def registry_texts(registry: Any, texts: dict[str, dict[str, Any]] | None = None) -> list[list[str]]:
+    """Per adapter with any text: its metadata text (what the text index embeds) first, then the
+    texts file's texts for it (keyed by name or sha256), without repeats."""
+    texts = texts or {}
+    out = []
+    for row in registry.list():
+        info = registry.get(row["id"])
+        extra = texts.get(info["name"]) or texts.get(info["sha256"]) or {}
+        mine = [t.strip() for t in [metadata_text(info), *(extra.get("texts") or [])]]
+        mine = list(dict.fromkeys(t for t in mine if t))
+        if mine:
+            out.append(mine)
+    return out
+
+
+def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, dict[str, Any]] | None = None,
+                          config: TextMapConfig | None = None) -> dict[str, Any]:  # fmt: skip
+    """Fit the registry's text map and write its folder under ``<data dir>/encoders/text/``.
+
+    Returns ``{"version", "path", "metrics"}``. Raises ``EncoderTrainingError`` when no adapter has
+    a second text (nothing to learn from: give paraphrases with a texts file)."""
+    import torch
+    from safetensors.numpy import save_file
+
+    from encoders.text_map import fit_text_map
+
+    cfg = config or REGISTRY_MAP_CONFIG
+    groups = registry_texts(registry, texts)
+    if sum(len(g) > 1 for g in groups) < 2:
+        raise EncoderTrainingError(
+            f"{registry.home}: a text map needs adapters with more than one text each (found "
+            f"{sum(len(g) > 1 for g in groups)} of {len(groups)}); give paraphrases with --texts FILE"
+        )
+    flat = [t for g in groups for t in g]
+    owner = torch.tensor([i for i, g in enumerate(groups) for _ in g])  # (m,)
+    emb = torch.from_numpy(text_encoder.encode(flat))  # (m, d)
+    w, metrics = fit_text_map(emb, owner, cfg)
+    metrics = {**metrics, "adapters": len(groups), "texts": len(flat), "config": asdict(cfg)}
+    root = Path(registry.home) / "encoders" / "text"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as d:
+        tmp = Path(d) / "map"
+        tmp.mkdir()
+        save_file({"w": w.numpy().astype("float32")}, str(tmp / MAP_FILE))  # (d, d)
+        (tmp / "config.json").write_text(json.dumps({"kind": "text-map", "base": text_encoder.version,
+                                                     "dim": int(w.shape[0]), "metrics": metrics}, indent=1))  # fmt: skip
+        version = text_map_version(tmp)
+        dest = move_into_place(tmp, root / version.split(":")[1])  # the same map again: kept once
+    return {"version": version, "path": str(dest), "metrics": metrics}
