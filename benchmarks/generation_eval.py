@@ -283,24 +283,26 @@ def run_zoo(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def picture_data(zoo: str, ev: list, metric: list, rows: list, best: str, man: dict) -> dict[str, Any]:
-    """Per held-out task: base / nearest / best / oracle scores (and first images for image)."""
+    """Per held-out task: base / nearest / best on validation / analogy / oracle scores (and first
+    images for image); a method that is both best and nearest or analogy gets one column."""
     held = sorted({r["task"] for r in rows if r["split"] == "heldout_task"})
     first_q = {}
     for r in rows:
         if r["split"] == "heldout_task" and r["task"] not in first_q:
             first_q[r["task"]] = r["query"]
+    columns = list(dict.fromkeys(["base", "nearest", best, "analogy", "oracle"]))
     pic: dict[str, Any] = {}
     for t in held:
         ent: dict[str, Any] = {}
         for (lab, s, tt, _), m in zip(ev, metric, strict=True):
-            if tt != t or lab not in ("base", "nearest", best, "oracle"):
+            if tt != t or lab not in columns:
                 continue
             if s not in ("*", "heldout_task"):
                 continue
             ent.setdefault(lab, {"scores": [], "images": m.get("images")})
             ent[lab]["scores"].append(m["metric"])
         pic[t] = {k: {"score": statistics.fmean(v["scores"]), "images": v["images"]} for k, v in ent.items()}
-    return {"best": best, "tasks": pic}
+    return {"best": best, "columns": columns, "tasks": pic}
 
 
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
