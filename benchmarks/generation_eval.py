@@ -72,13 +72,14 @@ def summarize(scores: dict[tuple[str, str], list[float]], base: dict[str, float]
     return out
 
 
-def load_generators(family: str) -> dict[str, Any]:
+def load_generators(family: str, methods: list[str] | None = None) -> dict[str, Any]:
+    """The committed generators of ``family`` (only ``methods`` when given)."""
     from generators import load_generator
 
     return {
         m: load_generator(CHECKPOINTS / family / m)
         for m in METHODS
-        if (CHECKPOINTS / family / m / "config.json").is_file()
+        if (CHECKPOINTS / family / m / "config.json").is_file() and (methods is None or m in methods)
     }
 
 
@@ -154,7 +155,7 @@ def run_zoo(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
         rows = pick
     if quick:
         rows = rows[:: max(1, len(rows) // 12)]
-    gens = load_generators(family)
+    gens = load_generators(family, getattr(args, "methods", None))
     tasks = sorted({r["task"] for r in rows})
     oracle_ad = {t: read_adapter(weights_path(zoo, man[t]["adapters"][0]["path"])) for t in tasks}
     layout = Layout.from_adapters([oracle_ad[tasks[0]]])
