@@ -23,16 +23,37 @@ def suite_generation(args: argparse.Namespace) -> dict[str, Any]:
     return run_suite(args)
 
 
-def merge(dirs: list[Path], notes: str) -> None:
+def fill(res: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """A per-zoo run made with ``--methods`` (a subset), completed by the methods of ``previous`` (an
+    earlier merged generation.json) it did not run; they are listed under ``filled_from_previous``."""
+    for z, zr in res["zoos"].items():
+        old = previous["zoos"].get(z)
+        if old is None:
+            continue
+        filled: set[str] = set()
+        for sp, summ in zr["splits"].items():
+            for lab, v in old["splits"].get(sp, {}).items():
+                if lab not in summ:
+                    summ[lab] = v
+                    filled.add(lab)
+        res["rows"] += [r for r in previous["rows"] if r["zoo"] == z and r["method"] in filled]
+        zr["filled_from_previous"] = sorted(filled)
+    return res
+
+
+def merge(dirs: list[Path], notes: str, fill_from: Path | None = None) -> None:
     """One generation.json / .md (+ pictures) from suite runs made per zoo."""
     import copy
     import shutil
 
     from benchmarks.run import RESULTS, to_markdown
 
+    previous = json.loads(fill_from.read_text()) if fill_from else None
     out: dict[str, Any] = {"suite": "generation", "notes": notes, "zoos": {}, "rows": []}
     for d in dirs:
         res = json.loads((d / "generation.json").read_text())
+        if previous is not None:
+            res = fill(res, previous)
         out["machine"] = res["machine"]
         out["zoos"].update(res["zoos"])
         out["rows"] += res["rows"]
@@ -58,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     mg = sub.add_parser("merge", help="merge per-zoo suite runs (run.py --zoo-dir text|image --out DIR) into results/")
     mg.add_argument("dirs", nargs="+", type=Path)
     mg.add_argument("--notes", default="", help="text put at the top of generation.md")
+    mg.add_argument("--fill-from", type=Path, default=None,
+                    help="a merged generation.json whose methods complete runs made with --methods")  # fmt: skip
     t = sub.add_parser("train", help="train every generator method of a zoo into generators/checkpoints/")
     t.add_argument("zoo", choices=["text", "image", "all"])
     t.add_argument("--methods", nargs="*", default=list(METHODS))
     args = p.parse_args(argv)
     if args.command == "merge":
-        merge(args.dirs, args.notes)
+        merge(args.dirs, args.notes, args.fill_from)
         return 0
     if args.command == "queries":
         QUERIES.write_text(json.dumps(queries(), indent=1) + "\n")

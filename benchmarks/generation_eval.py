@@ -72,13 +72,14 @@ def summarize(scores: dict[tuple[str, str], list[float]], base: dict[str, float]
     return out
 
 
-def load_generators(family: str) -> dict[str, Any]:
+def load_generators(family: str, methods: list[str] | None = None) -> dict[str, Any]:
+    """The committed generators of ``family`` (only ``methods`` when given)."""
     from generators import load_generator
 
     return {
         m: load_generator(CHECKPOINTS / family / m)
         for m in METHODS
-        if (CHECKPOINTS / family / m / "config.json").is_file()
+        if (CHECKPOINTS / family / m / "config.json").is_file() and (methods is None or m in methods)
     }
 
 
@@ -154,7 +155,7 @@ def run_zoo(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
         rows = pick
     if quick:
         rows = rows[:: max(1, len(rows) // 12)]
-    gens = load_generators(family)
+    gens = load_generators(family, getattr(args, "methods", None))
     tasks = sorted({r["task"] for r in rows})
     oracle_ad = {t: read_adapter(weights_path(zoo, man[t]["adapters"][0]["path"])) for t in tasks}
     layout = Layout.from_adapters([oracle_ad[tasks[0]]])
@@ -283,24 +284,26 @@ def run_zoo(zoo: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def picture_data(zoo: str, ev: list, metric: list, rows: list, best: str, man: dict) -> dict[str, Any]:
-    """Per held-out task: base / nearest / best / oracle scores (and first images for image)."""
+    """Per held-out task: base / nearest / best on validation / analogy / oracle scores (and first
+    images for image); a method that is both best and nearest or analogy gets one column."""
     held = sorted({r["task"] for r in rows if r["split"] == "heldout_task"})
     first_q = {}
     for r in rows:
         if r["split"] == "heldout_task" and r["task"] not in first_q:
             first_q[r["task"]] = r["query"]
+    columns = list(dict.fromkeys(["base", "nearest", best, "analogy", "oracle"]))
     pic: dict[str, Any] = {}
     for t in held:
         ent: dict[str, Any] = {}
         for (lab, s, tt, _), m in zip(ev, metric, strict=True):
-            if tt != t or lab not in ("base", "nearest", best, "oracle"):
+            if tt != t or lab not in columns:
                 continue
             if s not in ("*", "heldout_task"):
                 continue
             ent.setdefault(lab, {"scores": [], "images": m.get("images")})
             ent[lab]["scores"].append(m["metric"])
         pic[t] = {k: {"score": statistics.fmean(v["scores"]), "images": v["images"]} for k, v in ent.items()}
-    return {"best": best, "tasks": pic}
+    return {"best": best, "columns": columns, "tasks": pic}
 
 
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:

@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=_ints, default=None, help="scale, scale_1m: comma list of registry sizes N")
     p.add_argument("--types", type=lambda s: s.split(","), default=None, help="scale_1m: comma list of index types")
     p.add_argument("--data", default=None, help="scale_1m: synthetic embeddings, clustered (default) or overlapping")
+    p.add_argument("--methods", type=lambda s: s.split(","), default=None,
+                   help="generation: a comma list of generator methods to run (default: every committed one)")  # fmt: skip
     args = p.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:

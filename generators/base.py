@@ -318,7 +318,7 @@ def load_generator(folder: str | Path, *, text_encoder: Any = None) -> Generator
         family=cfg["family"],
         layout=Layout.from_json(cfg["layout"]),
         template=cfg["template"],
-        config=make_config(cls, cfg["config"]),
+        config=make_config(cls, {**getattr(cls.config_cls, "saved_defaults", {}), **cfg["config"]}),
         state={
             k: v.float() if v.dtype == torch.float16 else v
             for k, v in load_file(str(folder / "model.safetensors")).items()

@@ -3,6 +3,7 @@ an expert does stays that expert."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ def test_margin_and_count_decide(text_items: list, text_encoder: Any, tmp_path: 
     for margin, expect in ((-1.0, True), (5.0, False)):
         out = tmp_path / f"m{margin}"
         train_generator("analogy", "zoo-text", text_items, out, config={"margin": margin, "analogies": 2,
-                        "text_map_steps": 20}, text_encoder=text_encoder)  # fmt: skip
+                        "bridge": None, "text_map_steps": 20}, text_encoder=text_encoder)  # fmt: skip
         g = load_generator(out, text_encoder=text_encoder)
         _, info = g.factors(g.embed([q])[0], None, 0)
         assert bool(info["analogy"]) is expect
@@ -64,3 +65,35 @@ def test_margin_and_count_decide(text_items: list, text_encoder: Any, tmp_path: 
     with pytest.raises(Exception, match="analogies"):
         train_generator("analogy", "zoo-text", text_items, tmp_path / "bad", config={"analogies": 0},
                         text_encoder=text_encoder)  # fmt: skip
+
+
+def test_bridge_decides_and_is_kept_in_the_checkpoint(text_items: list, text_encoder: Any, tmp_path: Any) -> None:
+    """c must reach cosine ``bridge`` with both a and b: at −1 any triple passes, above 1 none can."""
+    q = "shift each letter by one and then write it in capitals"
+    for bridge, expect in ((-1.0, True), (1.01, False)):
+        out = tmp_path / f"b{bridge}"
+        train_generator("analogy", "zoo-text", text_items, out, config={"margin": -1.0, "bridge": bridge,
+                        "text_map_steps": 20}, text_encoder=text_encoder)  # fmt: skip
+        g = load_generator(out, text_encoder=text_encoder)
+        assert g.config.bridge == bridge
+        _, info = g.factors(g.embed([q])[0], None, 0)
+        assert bool(info["analogy"]) is expect
+        for t in info["analogy"] or []:
+            assert t["bridge"] >= bridge
+    # a checkpoint saved before the bridge existed (no key in config.json) keeps its old rule
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["config"]["bridge"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert load_generator(out, text_encoder=text_encoder).config.bridge is None
+
+
+def test_plain_requests_stay_with_their_expert_in_the_bundled_text_library(text_encoder: Any) -> None:
+    """Short everyday requests an expert does (the browser tests' "write the string backwards",
+    whose best triple reverse + reverse__then__repeat_2 − dedupe beats `reverse` by 0.16) are the
+    nearest expert; a composition the library lacks still becomes a triple."""
+    gen = load_generator(BUNDLED / "zoo-text" / "analogy", text_encoder=text_encoder)
+    nearest = load_generator(BUNDLED / "zoo-text" / "nearest", text_encoder=text_encoder)
+    for q in ("write the string backwards", "reverse the text", "make every letter uppercase"):
+        a, n = gen.generate(q, seed=0), nearest.generate(q, seed=0)
+        assert a.lineage["analogy"] is None, (q, a.lineage)
+        assert [e["name"] for e in a.lineage["experts"]] == [e["name"] for e in n.lineage["experts"]]
