@@ -25,7 +25,7 @@ then raises, as the per-adapter loop did.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -172,19 +172,18 @@ def _write(reg: Registry, items: list[Prepared], vecs: list[dict[str, np.ndarray
     return results
 
 
-def blob_locks(reg: Registry, shas: Iterable[str]) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def blob_locks(reg: Registry, shas: Iterable[str]) -> Iterator[None]:
     """The locks of several content addresses at once, in sorted order: on PostgreSQL one connection
     holds all the advisory locks (a group of 64 must not take 64 of the pool's connections)."""
     wanted = sorted(set(shas))
     if reg.blobs.locks is not None and reg.engine.dialect.name == "postgresql":
         from registry.db import advisory_lock, blob_lock_keys
 
-        return advisory_lock(reg.engine, *(blob_lock_keys(s) for s in wanted))
-    stack = contextlib.ExitStack()
-    try:
+        with advisory_lock(reg.engine, *(blob_lock_keys(s) for s in wanted)):
+            yield
+        return
+    with contextlib.ExitStack() as stack:
         for sha in wanted:
             stack.enter_context(reg.blobs.lock(sha))
-    except BaseException:
-        stack.close()
-        raise
-    return stack
+        yield
