@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from encoders.registry_text_map import REGISTRY_MAP_CONFIG
-from encoders.text import METADATA_TEXT_RULES
+from encoders.text import METADATA_TEXT_RULES, metadata_text
 from encoders.weight.registry_training import EncoderTrainingError
 from loradex.service import LocalService
 from ui.cli import main
@@ -82,6 +82,18 @@ def test_fit_records_the_map_and_reembeds(service: LocalService, tmp_path: Path,
         assert again.search(PROMPT, k=1, mode="text")[0].adapter["name"] == "Pixel Art XL"
     finally:
         again.close()
+
+
+def test_ingest_batches_map_their_texts_like_single_ones(service: LocalService) -> None:
+    """Ingest embeds a commit group's texts together (``embed_many``): under a map each comes out
+    mapped, as ``embed`` gives it, and an adapter ingested after the fit is stored that way."""
+    service.train_text_map(_texts(), FEW_STEPS)
+    embedder = service.registry.embedders["text"]
+    infos = [service.get(i) for i in sorted(_text_vectors(service))]
+    many = embedder.embed_many(infos)
+    for info, vec in zip(infos, many, strict=True):
+        np.testing.assert_allclose(vec, embedder.embed(info), atol=1e-6)
+        assert not np.allclose(vec, service.text_encoder.encode([metadata_text(info)])[0], atol=1e-3)
 
 
 def test_a_registry_without_a_map_keeps_its_vectors(service: LocalService) -> None:
