@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from collections.abc import Iterator
@@ -65,17 +66,23 @@ def _migrate(engine: Engine, direction: str, revision: str) -> None:
         _migrate_locked(engine, direction, revision)
 
 
-@contextmanager
-def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+def _sqlite_migration_lock(engine: Engine) -> contextlib.AbstractContextManager[None]:
     """Processes opening one SQLite file at once migrate one after the other (a file lock beside
     the database; PostgreSQL uses an advisory lock inside the migration's transaction)."""
+    return _sqlite_file_lock(engine, "migrate-lock")
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine, suffix: str) -> Iterator[None]:
+    """A ``flock`` on ``<database>.<suffix>`` beside a SQLite file, for the block (the processes
+    sharing a SQLite file share its folder); nothing for other databases or an in-memory one."""
     db = engine.url.database if engine.dialect.name == "sqlite" else None
     if not db or db == ":memory:":
         yield
         return
     import fcntl
 
-    with open(f"{db}.migrate-lock", "a") as f:
+    with open(f"{db}.{suffix}", "a") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -173,15 +180,5 @@ def exclusive(engine: Engine, name: str) -> Iterator[None]:
         with advisory_lock(engine, (REEMBED_LOCK_CLASS, zlib.crc32(name.encode()) & 0x7FFFFFFF)):
             yield
         return
-    db = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not db or db == ":memory:":
+    with _sqlite_file_lock(engine, f"{name}-lock"):
         yield
-        return
-    import fcntl
-
-    with open(f"{db}.{name}-lock", "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
