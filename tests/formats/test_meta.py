@@ -305,6 +305,7 @@ def test_export_keeps_the_dtype_and_what_the_header_said(real_adapters: Path, tm
             kept = {k: v for k, v in kept.items() if not k.startswith(("modelspec.architecture", "ss_base_model"))}
         assert {k: header[k] for k in kept} == kept, fmt
         assert header["modelspec.description"] == src.description and header["modelspec.trigger_phrase"] == "yewstyle"
-        for name, m in src.modules.items():  # the weights: fp16 rounding of the factors, nothing more
-            d, d2 = m.delta(), again.modules[name].delta()
+        assert again.modules.keys() == src.modules.keys()
+        for name in list(src.modules)[::7]:  # the weights: fp16 rounding of the factors, nothing more
+            d, d2 = src.modules[name].delta(), again.modules[name].delta()  # (every 7th: 350 LoKr deltas take long)
             assert float((d - d2).norm()) <= 5e-3 * float(d.norm()), name
