@@ -89,6 +89,22 @@ def test_weight_encoder_trained_on_one_replica_is_loaded_by_another(
     assert weights and weights == _ranking(a, "Reverse the string.", "weights")
 
 
+def test_generator_trained_on_one_replica_is_in_the_catalog_of_another(
+    pair: tuple[LocalService, LocalService],
+) -> None:
+    from generators import load_generator
+    from tests.generators.conftest import TEXT_ZOO
+
+    a, b = pair
+    a.ingest([TEXT_ZOO / "adapters" / n for n in ("caesar_1", "reverse", "upper")])
+    out = a.train_generator("zoo-text", "nearest")
+    entry = b.generators()["zoo-text"]["nearest"]
+    assert entry["source"] == "trained" and entry["version"] == out["version"]
+    assert not Path(entry["path"]).is_relative_to(a.home)
+    gen = load_generator(Path(entry["path"]), text_encoder=b.text_encoder)
+    assert gen.generate("write the string backwards").lineage["experts"][0]["name"] == "reverse"
+
+
 def test_old_path_row_still_loads_and_recording_again_moves_it_to_the_blob_store(
     pair: tuple[LocalService, LocalService],
 ) -> None:
