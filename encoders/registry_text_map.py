@@ -92,7 +92,8 @@ def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, 
     if sum(len(g) > 1 for g in groups) < 2:
         raise EncoderTrainingError(
             f"{registry.home}: a text map needs adapters with more than one text each (found "
-            f"{sum(len(g) > 1 for g in groups)} of {len(groups)}); give paraphrases with --texts FILE"
+            f"{sum(len(g) > 1 for g in groups)} of {len(groups)}); give paraphrases in a texts file (--texts FILE) "
+            "or in the request's texts"
         )
     flat = [t for g in groups for t in g]
     owner = torch.tensor([i for i, g in enumerate(groups) for _ in g])  # (m,)

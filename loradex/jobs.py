@@ -218,8 +218,15 @@ def submit_train_encoder(runner: Any, service: Any, family: str, train_config: A
     return runner.submit_task(service, "train-encoder", payload)  # type: ignore[no-any-return]
 
 
+def submit_train_text_map(runner: Any, service: Any, texts: Any, config: dict[str, Any] | None = None) -> Job:
+    """Fit the registry's text map as a job (``output``: version and metrics); ``config``: fields of
+    ``encoders.text_map.TextMapConfig`` that differ from the registry's defaults."""
+    payload = {"texts": texts, "config": config or {}}
+    return runner.submit_task(service, "train-text-map", payload)  # type: ignore[no-any-return]
+
+
 def _snapshot(job: Job) -> Job:
     return replace(job, result=IngestReport(list(job.result.results)) if job.result is not None else None)
 
 
-__all__ = ["JobHandle", "JobRunner", "submit_ingest", "submit_train_encoder"]
+__all__ = ["JobHandle", "JobRunner", "submit_ingest", "submit_train_encoder", "submit_train_text_map"]

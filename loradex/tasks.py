@@ -66,6 +66,22 @@ def _train_encoder(service: Any, payload: dict[str, Any], h: Any) -> None:
     h.update(encoder={"family": out["family"], "version": out["version"], "best": out["metrics"]["best"]})
 
 
+def _train_text_map(service: Any, payload: dict[str, Any], h: Any) -> dict[str, Any]:
+    """``{"texts": name or sha256 → {"texts": [...]} | None, "config": TextMapConfig fields}``: fit the
+    registry's text map, record it, re-embed; the output is its version and metrics."""
+    from encoders.registry_text_map import REGISTRY_MAP_CONFIG
+    from encoders.weight.registry_training import EncoderTrainingError
+
+    cfg = replace(REGISTRY_MAP_CONFIG, **(payload.get("config") or {}))
+    h.update(total=1)
+    try:
+        out = service.train_text_map(payload.get("texts"), cfg)
+    except EncoderTrainingError as e:  # the message names the data dir: a server path, kept private
+        raise EncoderTrainingError(str(e).replace(str(service.home), "the registry")) from None
+    h.update(done=1)
+    return {"version": out["version"], "metrics": out["metrics"]}
+
+
 def _generate(service: Any, p: dict[str, Any], h: Any) -> dict[str, Any]:
     out = service.generate(p["description"], family=p["family"], method=p.get("method"), examples=p.get("examples"),
                            seed=p.get("seed", 0), rank=p.get("rank"), progress=lambda d, t: h.update(done=d, total=t))  # fmt: skip
@@ -90,6 +106,7 @@ TASKS: dict[str, TaskSpec] = {
     "ingest": TaskSpec(_ingest, what="ingestion", result=True),
     "merge": TaskSpec(_merge, what="merge"),
     "train-encoder": TaskSpec(_train_encoder, needs="cuda", what="training"),
+    "train-text-map": TaskSpec(_train_text_map, what="text map fitting", total=1),  # a (d, d) fit: seconds on a CPU
     "generate": TaskSpec(_generate, needs="cuda", what="generation", total=2),
     "compose": TaskSpec(_compose, needs="cuda", what="composition"),
 }

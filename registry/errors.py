@@ -8,6 +8,7 @@ __all__ = [
     "DuplicateAdapterError",
     "AmbiguousReferenceError",
     "BlobIntegrityError",
+    "CheckpointError",
     "ExportError",
     "InvalidQueryError",
     "NameTakenError",
@@ -76,6 +77,10 @@ class NameTakenError(RegistryError):
 
 class ExportError(RegistryError):
     """An adapter cannot be written in the requested format."""
+
+
+class CheckpointError(RegistryError):
+    """A checkpoint folder that cannot be recorded (missing, empty, with subfolders, unreadable)."""
 
 
 class StorageError(RegistryError):

@@ -5,7 +5,10 @@ What is checked (each a list of findings in ``FsckReport``):
 * ``missing_blobs``: rows whose blob folder is gone. Not repairable from the registry alone:
   ingesting the original file again restores the blob (same bytes, same sha256).
 * ``broken_blobs``: blob folders that lack a file their row lists.
-* ``orphan_blobs``: blob folders no row references (a writer died between blob and row).
+* ``missing_checkpoints``: recorded checkpoints (``registry.checkpoints``) whose blob is gone:
+  recording the same checkpoint folder again restores it.
+* ``orphan_blobs``: blob folders no row (adapter or checkpoint) references (a writer died between
+  blob and row).
   Repair deletes them, under the content address's lock, only if still unreferenced.
 * ``stale_temps``: temporary folders older than an hour, left by a writer killed mid-copy (with an
   fsspec store, also blob folders without their completion marker, as URLs).
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from registry import checkpoints
 from registry.models import Adapter, AdapterEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +41,7 @@ class FsckReport:
     blobs: int = 0
     missing_blobs: list[dict[str, Any]] = field(default_factory=list)  # {id, name, sha256}
     broken_blobs: list[dict[str, Any]] = field(default_factory=list)  # {id, name, sha256, missing_files}
+    missing_checkpoints: list[dict[str, Any]] = field(default_factory=list)  # {version, sha256}
     orphan_blobs: list[str] = field(default_factory=list)  # sha256
     stale_temps: list[str] = field(default_factory=list)  # paths
     stale_embeddings: dict[str, int] = field(default_factory=dict)  # kind → vectors of another version
@@ -47,14 +52,15 @@ class FsckReport:
     def problems(self) -> int:
         drift = sum(len(v["extra"]) + len(v["missing"]) for v in self.index_drift.values())
         return (
-            len(self.missing_blobs) + len(self.broken_blobs) + len(self.orphan_blobs) + len(self.stale_temps)
+            len(self.missing_blobs) + len(self.broken_blobs) + len(self.missing_checkpoints) + len(self.orphan_blobs)
+            + len(self.stale_temps)
             + sum(self.stale_embeddings.values()) + drift
         )  # fmt: skip
 
     @property
     def unrepairable(self) -> int:
         """Problems a repair cannot fix (lost blob content)."""
-        return len(self.missing_blobs) + len(self.broken_blobs)
+        return len(self.missing_blobs) + len(self.broken_blobs) + len(self.missing_checkpoints)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "problems": self.problems, "unrepairable": self.unrepairable}
@@ -68,6 +74,7 @@ def fsck(registry: Registry, *, repair: bool = False, temp_age: float = 3600.0) 
         rows = s.execute(select(Adapter.id, Adapter.name, Adapter.sha256, Adapter.files)).all()
         emb = s.execute(select(AdapterEmbedding.adapter_id, AdapterEmbedding.kind, AdapterEmbedding.encoder_version))
         embeddings = [(int(i), str(k), str(v)) for i, k, v in emb]
+        checkpoint_blobs = checkpoints.referenced(s)
     rep.adapters = len(rows)
     stored = set(registry.blobs.listing())
     rep.blobs = len(stored)
@@ -80,6 +87,10 @@ def fsck(registry: Registry, *, repair: bool = False, temp_age: float = 3600.0) 
         lost = registry.blobs.missing(sha, list(files or []))
         if lost:
             rep.broken_blobs.append({"id": i, "name": name, "sha256": sha, "missing_files": lost})
+    for sha, version in sorted(checkpoint_blobs.items()):
+        referenced.add(sha)
+        if sha not in stored:
+            rep.missing_checkpoints.append({"version": version, "sha256": sha})
     rep.orphan_blobs = sorted(stored - referenced)
     rep.stale_temps = registry.blobs.orphan_temps(temp_age)
     for kind, embedder in registry.embedders.items():

@@ -165,7 +165,9 @@ class EncoderCheckpoint(Base):
     kind: Mapped[str] = mapped_column(String(16), index=True)  # weights
     family: Mapped[str] = mapped_column(String(64), index=True)
     version: Mapped[str] = mapped_column(String(128), unique=True)
-    path: Mapped[str] = mapped_column(Text)  # checkpoint folder (relative to the data dir when inside it)
+    # ``blob:<sha256>``: the folder's files in the blob store (``registry.checkpoints``); rows recorded
+    # before that hold the folder's path (relative to the data dir when inside it)
+    path: Mapped[str] = mapped_column(Text)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 

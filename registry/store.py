@@ -352,25 +352,25 @@ class Registry:
 
     # -- encoder checkpoints ----------------------------------------------------------------
     def record_encoder(self, kind: str, family: str, version: str, path: Path, metrics: dict[str, Any]) -> None:
-        """Record a trained encoder checkpoint; a path inside the data dir is stored relative to it."""
-        p = Path(path).resolve()
-        try:
-            stored = str(p.relative_to(self.home.resolve()))
-        except ValueError:
-            stored = str(p)
-        with transaction(self.sessions) as s:
-            crud.record_encoder(session=s, kind=kind, family=family, version=version, path=stored, metrics=metrics)
+        """Record a trained encoder checkpoint: the folder ``path`` goes into the blob store and the
+        row references it, so that every replica can read it (``registry.checkpoints``)."""
+        from registry import checkpoints
+
+        checkpoints.record(self, kind, family, version, Path(path), metrics)
 
     def encoders(self, kind: str | None = None) -> builtins.list[dict[str, Any]]:
-        """Recorded checkpoints, oldest first, with absolute paths."""
+        """Recorded checkpoints, oldest first; ``path``: a readable local folder (a blob's is fetched
+        into the local cache when the store is remote), ``blob``: its sha256 (None: an older row)."""
+        from registry import checkpoints
+
         with self.sessions() as s:
-            rows = crud.list_encoders(session=s, kind=kind)
-            return [
-                {"id": r.id, "kind": r.kind, "family": r.family, "version": r.version,
-                 "path": str(self.home / r.path) if not Path(r.path).is_absolute() else r.path,
-                 "metrics": r.metrics, "created_at": r.created_at}
-                for r in rows
-            ]  # fmt: skip
+            rows = [(r.id, r.kind, r.family, r.version, r.path, r.metrics, r.created_at)
+                    for r in crud.list_encoders(session=s, kind=kind)]  # fmt: skip
+        return [
+            {"id": i, "kind": k, "family": f, "version": v, "path": str(checkpoints.folder(self, p)),
+             "blob": checkpoints.blob_of(p), "metrics": m, "created_at": c}
+            for i, k, f, v, p, m, c in rows
+        ]  # fmt: skip
 
     # -- queries -------------------------------------------------------------------------
     def list(
@@ -501,9 +501,12 @@ class Registry:
         return fsck(self, repair=repair)
 
     def _remove_unreferenced_blob(self, sha256: str) -> None:
-        """Delete a blob unless a row references it (call with ``blobs.lock(sha256)`` held)."""
+        """Delete a blob unless a row (an adapter's or a checkpoint's) references it (call with
+        ``blobs.lock(sha256)`` held)."""
+        from registry.checkpoints import is_referenced
+
         with self.sessions() as s:
-            if crud.get_by_sha(session=s, sha256=sha256) is not None:
+            if crud.get_by_sha(session=s, sha256=sha256) is not None or is_referenced(s, sha256):
                 return
         self.blobs.remove(sha256)
 

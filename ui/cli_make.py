@@ -162,6 +162,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
             print(f"  missing blob: adapter {m['id']} {m['name']} (ingest the original file again to restore it)")
         for m in rep.broken_blobs:
             print(f"  blob lacks files {m['missing_files']}: adapter {m['id']} {m['name']}")
+        for m in rep.missing_checkpoints:
+            print(f"  missing blob of checkpoint {m['version']} (record its folder again to restore it)")
         for sha in rep.orphan_blobs:
             print(f"  orphan blob {sha[:12]} (no row)")
         for t in rep.stale_temps:

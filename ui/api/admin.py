@@ -1,5 +1,5 @@
 """Admin endpoints (bearer token): ``POST /ingest`` (an upload, ingested as a job),
-``POST /encoders/train`` (a job), ``GET /jobs`` and ``GET /jobs/{id}``."""
+``POST /encoders/train`` and ``POST /encoders/text-map`` (jobs), ``GET /jobs`` and ``GET /jobs/{id}``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from loradex.jobs import submit_ingest, submit_train_encoder
+from loradex.jobs import submit_ingest, submit_train_encoder, submit_train_text_map
 from loradex.types import Job
 from ui.api.deps import ADMIN, JobsDep, LimitsDep, ServiceDep
 from ui.api.errors import ApiError
-from ui.api.schemas import ERRORS, INGEST_BODY, TrainEncoderRequest
+from ui.api.schemas import ERRORS, INGEST_BODY, TrainEncoderRequest, TrainTextMapRequest
 from ui.api.uploads import stage_uploads
 
 router = APIRouter(tags=["admin"], dependencies=ADMIN, responses=ERRORS)
@@ -46,6 +46,18 @@ def train_encoder(req: TrainEncoderRequest, response: Response, service: Service
     cfg = TrainConfig(epochs=req.epochs, val_fraction=req.val_fraction, seed=req.seed)
     texts = {k: {"texts": v, "task": None, "group": None} for k, v in (req.texts or {}).items()} or None
     job = submit_train_encoder(jobs, service, req.family, cfg, texts)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job
+
+
+@router.post("/encoders/text-map", status_code=202, response_model=Job)
+def train_text_map(req: TrainTextMapRequest, response: Response, service: ServiceDep, jobs: JobsDep) -> Job:
+    """Fit the registry's text map on its adapters' metadata texts and ``texts`` (adapter name or
+    sha256 → paraphrases), record it and re-embed the text index; runs as a job: poll
+    ``GET /jobs/{id}``, whose ``output`` holds the map's version and metrics."""
+    texts = {k: {"texts": v} for k, v in (req.texts or {}).items()} or None
+    config = req.model_dump(exclude={"texts"}, exclude_none=True)
+    job = submit_train_text_map(jobs, service, texts, config)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
 

@@ -79,6 +79,21 @@ class TrainEncoderRequest(BaseModel):
     texts: dict[str, list[str]] | None = None
 
 
+class TrainTextMapRequest(BaseModel):
+    """Fit the registry's text map; fields left out keep the registry's defaults
+    (``encoders.registry_text_map.REGISTRY_MAP_CONFIG``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    texts: dict[str, list[str]] | None = Field(
+        default=None, description="adapter name or sha256 → paraphrases (what a texts file holds)"
+    )
+    steps: int | None = Field(default=None, ge=1, le=5000)
+    lr: float | None = Field(default=None, gt=0.0)
+    temperature: float | None = Field(default=None, gt=0.0)
+    reg: float | None = Field(default=None, ge=0.0)
+    seed: int | None = None
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

@@ -9,8 +9,8 @@ Tabs: **Search** (prompt, filters, result cards with score breakdown, weight fin
 download links, a 2-D map of the registry), **Browse** (``browse.py``: every adapter, paged, sorted
 and filtered, its state in the URL), **Adapter** (metadata, modules, lineage,
 fingerprint, similar adapters, export), **Admin** (token-checked upload / server-folder
-ingestion with progress, removal; an upload is ingested as the same job ``POST /ingest`` submits,
-on the API's job runner). Registry errors become ``gr.Error`` here and nowhere else.
+ingestion with progress, removal, fitting the text map; an upload is ingested as the same job
+``POST /ingest`` submits, on the API's job runner). Registry errors become ``gr.Error`` here and nowhere else.
 Uploads go through the REST API's own checks (``ui.api.stage_uploads``: bare file names, safe
 zips, caps). Theme and CSS are handed to ``mount_gradio_app`` / ``launch`` (``page_options``).
 """
@@ -483,6 +483,13 @@ class WebUI:
             self.stats_html(),
         )
 
+    def fit_text_map(self, token: str, texts_file: str | None,
+                     progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008  # fmt: skip
+        """Admin: fit the registry's text map on an uploaded texts file (``ui.web.text_map``)."""
+        from ui.web.text_map import fit_text_map
+
+        return fit_text_map(self, token, texts_file, progress)
+
     # -- page load -----------------------------------------------------------------------------
     def on_load(self, request: gr.Request) -> tuple[Any, ...]:
         """Fresh stats / choices / map; ``?adapter=<id>`` opens that adapter's page; ``?q=<prompt>``
@@ -595,6 +602,10 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                         victim = gr.Textbox(label="adapter id, name or sha256", elem_id="ldx-victim")
                         rm_btn = gr.Button("Remove", variant="stop", elem_id="ldx-remove")
                         rm_msg = gr.Markdown()
+                        gr.Markdown("**Text map**: fit it on a texts file (adapter name or sha256 → paraphrases)")
+                        texts_file = gr.File(file_types=[".json"], label="texts file", elem_id="ldx-texts")
+                        tmap_btn = gr.Button("Fit the text map", elem_id="ldx-text-map")
+                        tmap_msg = gr.Markdown(elem_id="ldx-text-map-msg")
                 summary = gr.Markdown(elem_id="ldx-summary")
                 table = gr.Dataframe(headers=RESULT_HEADERS, label="ingestion report", interactive=False,
                                      wrap=True, elem_id="ldx-report")  # fmt: skip
@@ -619,6 +630,8 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
         dir_btn.click(ui.ingest_folder, [token, server_path], ingest_out, api_name="ingest_folder",
                       show_progress_on=table)  # fmt: skip
         rm_btn.click(ui.remove, [token, victim], [rm_msg, pick, header], api_name="remove", show_progress_on=rm_msg)
+        tmap_btn.click(ui.fit_text_map, [token, texts_file], [tmap_msg], api_name="fit_text_map",
+                       show_progress_on=tmap_msg)  # fmt: skip
         demo.load(ui.on_load, None, [header, family, fmt, origin, regmap, pick, tabs, prompt, cards, made["adapters"],
                                      to_generate],
                   api_visibility="private")  # fmt: skip
