@@ -5,8 +5,10 @@ a map keeps the plain-cosine ones (``SIGNAL_WEIGHTS``, ``encoders/text_calibrati
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +27,7 @@ PROMPT = "write the word backwards"
 
 
 @pytest.fixture
-def svc(tmp_path: Path) -> LocalService:
+def svc(tmp_path: Path) -> Iterator[LocalService]:
     if not all((ZOO / "adapters" / t).is_dir() for t in TASKS):
         pytest.skip("the text zoo is not built")
     s = LocalService.open(tmp_path / "home")
@@ -44,7 +46,7 @@ def _hybrid_matches(svc: LocalService, weights: dict[str, float]) -> bool:
     registry is under ``REFERENCE_POOL``: the reference is every adapter)."""
     hits = svc.search(PROMPT, len(TASKS), mode="hybrid")
     assert len(hits) == len(TASKS) and all(h.scores["weights"] is not None for h in hits)
-    signals = {kind: {h.adapter["id"]: h.scores[kind] for h in hits} for kind in ("weights", "text")}
+    signals = {kind: {h.adapter["id"]: float(h.scores[kind] or 0.0) for h in hits} for kind in ("weights", "text")}
     fused = fuse(signals, weights)
     return all(abs(h.score - fused[h.adapter["id"]]) < 1e-9 for h in hits)
 
@@ -74,7 +76,8 @@ def test_a_map_carries_its_fusion_and_calibration_and_search_uses_them(svc: Loca
     both = mapped["families"].get("zoo-text", {}).get("both")
     assert cal.families["zoo-text"].get("both") == both  # the plain-cosine joint fit is not used
     hit = svc.search(PROMPT, 1)[0]
-    assert hit.relevance == round(cal.relevance("zoo-text", hit.scores), 4)
+    rel = cal.relevance("zoo-text", hit.scores)
+    assert rel is not None and hit.relevance == round(rel, 4)
 
 
 def test_a_registry_may_change_its_maps_settings(svc: LocalService) -> None:
@@ -83,7 +86,7 @@ def test_a_registry_may_change_its_maps_settings(svc: LocalService) -> None:
     folder = _fit(svc)
     cfg_file = folder / "config.json"
     cfg = json.loads(cfg_file.read_text())
-    embedder = svc.registry.embedders["text"]
+    embedder: Any = svc.registry.embedders["text"]
     assert svc.search(PROMPT, 5).nothing_fits is False
     strict = {"signal_weights": {"weights": 0.9, "text": 0.1},
               "calibration": {**cfg["search"]["calibration"], "nothing_fits_below": 1.0, "nothing_fits_text_below": 2.0}}  # fmt: skip
