@@ -92,6 +92,25 @@ def zfuse(ww: float, wt: float, conf: Callable[[list[float]], float] | None = No
     return rule
 
 
+def gate(signal: str, a: float, wt: float = 0.65) -> Rule:
+    """Text weight per query: logistic of logit(``wt``) + ``a`` × x, x = text's top-1 z minus the
+    weights' (``signal`` "top"), text's top-1 z margin minus the weights' ("margin"), or the best text
+    cosine minus 0.5 ("raw")."""
+    from loradex.search import REFERENCE_POOL
+
+    def rule(w: Scores, t: Scores) -> Scores:
+        ref = set(sorted(w, key=lambda i: -w[i])[:REFERENCE_POOL]) | set(
+            sorted(t, key=lambda i: -t[i])[:REFERENCE_POOL]
+        )
+        zw, zt = _z(w, ref), _z(t, ref)
+        sw, st = sorted(zw.values(), reverse=True), sorted(zt.values(), reverse=True)
+        x = {"top": st[0] - sw[0], "margin": (st[0] - st[1]) - (sw[0] - sw[1]), "raw": max(t.values()) - 0.5}[signal]
+        kt = 1 / (1 + math.exp(-(math.log(wt / (1 - wt)) + a * x)))
+        return {i: (1 - kt) * zw.get(i, 0.0) + kt * zt.get(i, 0.0) for i in set(w) | set(t)}
+
+    return rule
+
+
 def rrf(ww: float, wt: float, k0: int) -> Rule:
     def rule(w: Scores, t: Scores) -> Scores:
         rw = {i: r for r, i in enumerate(sorted(w, key=lambda i: -w[i]))}
@@ -134,6 +153,9 @@ def mapped_rules() -> dict[str, Rule]:
         for name, conf in CONFIDENCES.items():
             for a in (0.5, 1.0, 2.0):
                 out[f"z {1 - base:.1f}/{base:.1f} × exp({a} × {name})"] = zfuse(1 - base, base, conf, a)
+    for signal in ("top", "margin", "raw"):
+        for a in (0.5, 1.0, 2.0, 4.0, 8.0):
+            out[f"gate 0.65 text, {signal}, a={a}"] = gate(signal, a)
     return out
 
 
