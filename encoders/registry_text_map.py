@@ -83,7 +83,26 @@ def load_text_map(folder: Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise EncoderTrainingError(f"{folder}: not a text map folder ({e})") from e
     if w.ndim != 2 or w.shape[0] != w.shape[1]:
         raise EncoderTrainingError(f"{folder}: text map must be square, got shape {tuple(w.shape)}")
+    problem = _search_problem(cfg.get("search"))
+    if problem:
+        raise EncoderTrainingError(f'{folder / "config.json"}: "search" {problem}')
     return w.astype("float32"), cfg
+
+
+def _search_problem(found: Any) -> str | None:
+    """What is wrong with a map config's ``"search"`` (None: absent or well formed)."""
+    if found is None:
+        return None
+    if not isinstance(found, dict):
+        return "must be an object"
+    weights = found.get("signal_weights", {"weights": 1.0, "text": 1.0})
+    if not (isinstance(weights, dict) and all(isinstance(weights.get(k), (int, float)) and weights[k] > 0
+                                              for k in ("weights", "text"))):  # fmt: skip
+        return f"signal_weights must give weights and text, each > 0; got {weights!r}"
+    cal = found.get("calibration", {})
+    if not isinstance(cal, dict) or not isinstance(cal.get("families", {}), dict):
+        return "calibration must be an object with a families object"
+    return None
 
 
 def registry_texts(registry: Any, texts: dict[str, dict[str, Any]] | None = None) -> list[list[str]]:

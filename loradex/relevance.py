@@ -56,7 +56,7 @@ class Calibration:
     def for_mapped_text(self, mapped: dict[str, Any]) -> Calibration:
         """This calibration for a text index of mapped cosines (a registry text map's
         ``"calibration"``): its text fit and thresholds, and per weight encoder its weights-and-text
-        fit; a family ``mapped`` has no joint fit for keeps only its weights-only fit (its joint
+        fit; a family without a joint fit in ``mapped`` keeps only its weights-only fit (its joint
         fit was made on plain cosines)."""
         joint = dict(mapped.get("families", {}))
         families = {}

@@ -15,6 +15,7 @@ import pytest
 from benchmarks.zoo import training_texts
 from encoders.registry_text_map import MAPPED_SEARCH, REGISTRY_MAP_CONFIG
 from encoders.weight import BUNDLED
+from encoders.weight.registry_training import EncoderTrainingError
 from loradex.relevance import TEXT_CALIBRATION
 from loradex.search import SIGNAL_WEIGHTS, fuse
 from loradex.service import LocalService
@@ -99,3 +100,14 @@ def test_a_registry_may_change_its_maps_settings(svc: LocalService) -> None:
     embedder.reload()
     assert svc.searcher.text_settings() == json.loads(MAPPED_SEARCH.read_text())
     assert svc.search(PROMPT, 5).nothing_fits is False
+
+
+def test_malformed_settings_are_refused_naming_the_file(svc: LocalService) -> None:
+    folder = _fit(svc)
+    cfg_file = folder / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "signal_weights": {"weights": 0.0}}}))
+    embedder: Any = svc.registry.embedders["text"]
+    embedder.reload()
+    with pytest.raises(EncoderTrainingError, match=r"config\.json.*signal_weights"):
+        svc.search(PROMPT, 3)
