@@ -16,10 +16,20 @@ training-task queries of ``benchmarks/retrieval_voices.json`` (see
 The folder ``<data dir>/encoders/text/<digest>/`` holds ``text_map.safetensors`` (W) and
 ``config.json``; ``LocalService.add_text_map`` records it (kind ``text``) and re-embeds.
 Loading a map needs numpy and safetensors only.
+
+Mapped cosines are a stronger and differently spread signal than plain ones, so a map carries how
+search should use them (``config.json`` ``"search"``, see ``search_settings``): the hybrid fusion's
+signal weights and the relevance calibration of mapped text cosines (the text-only fit, each weight
+encoder's weights-and-text fit, the "nothing fits" thresholds). They are written at fit time from
+``MAPPED_SEARCH`` (``text_map_search.json``, chosen on the zoos' training-task queries with their
+maps fitted: ``benchmarks/results/retrieval_voices_fusion.md``); a registry may replace them in its
+map's ``config.json`` (the map's version names W only). A registry without a map keeps the
+plain-cosine settings (``loradex.search.SIGNAL_WEIGHTS``, ``encoders/text_calibration.json``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -36,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 MAP_FILE = "text_map.safetensors"
+MAPPED_SEARCH = Path(__file__).resolve().parent / "text_map_search.json"  # search settings for mapped cosines
 # reg 0.01 (vs text_map's 1e-3 for generator libraries): best MRR on the voices' training-task
 # queries among {1e-3, 1e-2, 3e-2, 1e-1} (retrieval_voices_notes.md)
 REGISTRY_MAP_CONFIG = TextMapConfig(reg=0.01)
@@ -44,6 +55,20 @@ REGISTRY_MAP_CONFIG = TextMapConfig(reg=0.01)
 def text_map_version(folder: Path) -> str:
     """``tmap:<digest of W>``: names the map; a new map is a new version (stored vectors re-embed)."""
     return "tmap:" + hashlib.sha256((Path(folder) / MAP_FILE).read_bytes()).hexdigest()[:12]
+
+
+def search_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A map's search settings: ``{"signal_weights": {"weights": …, "text": …}, "calibration":
+    {"text": [a_t, b], "families": {family: {"both": [a_w, a_t, b]}}, "nothing_fits_below": …,
+    "nothing_fits_text_below": …}}`` from its config, or the bundled ``MAPPED_SEARCH`` for a map
+    written without them."""
+    found = cfg.get("search")
+    return dict(found) if isinstance(found, dict) else json.loads(_bundled_search())
+
+
+@functools.cache
+def _bundled_search() -> str:
+    return MAPPED_SEARCH.read_text()
 
 
 def load_text_map(folder: Path) -> tuple[np.ndarray, dict[str, Any]]:
@@ -58,7 +83,26 @@ def load_text_map(folder: Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise EncoderTrainingError(f"{folder}: not a text map folder ({e})") from e
     if w.ndim != 2 or w.shape[0] != w.shape[1]:
         raise EncoderTrainingError(f"{folder}: text map must be square, got shape {tuple(w.shape)}")
+    problem = _search_problem(cfg.get("search"))
+    if problem:
+        raise EncoderTrainingError(f'{folder / "config.json"}: "search" {problem}')
     return w.astype("float32"), cfg
+
+
+def _search_problem(found: Any) -> str | None:
+    """What is wrong with a map config's ``"search"`` (None: absent or well formed)."""
+    if found is None:
+        return None
+    if not isinstance(found, dict):
+        return "must be an object"
+    weights = found.get("signal_weights", {"weights": 1.0, "text": 1.0})
+    if not (isinstance(weights, dict) and all(isinstance(weights.get(k), (int, float)) and weights[k] > 0
+                                              for k in ("weights", "text"))):  # fmt: skip
+        return f"signal_weights must give weights and text, each > 0; got {weights!r}"
+    cal = found.get("calibration", {})
+    if not isinstance(cal, dict) or not isinstance(cal.get("families", {}), dict):
+        return "calibration must be an object with a families object"
+    return None
 
 
 def registry_texts(registry: Any, texts: dict[str, dict[str, Any]] | None = None) -> list[list[str]]:
@@ -107,7 +151,8 @@ def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, 
         tmp.mkdir()
         save_file({"w": w.numpy().astype("float32")}, str(tmp / MAP_FILE))  # (d, d)
         (tmp / "config.json").write_text(json.dumps({"kind": "text-map", "base": text_encoder.version,
-                                                     "dim": int(w.shape[0]), "metrics": metrics}, indent=1))  # fmt: skip
+                                                     "dim": int(w.shape[0]), "metrics": metrics,
+                                                     "search": json.loads(MAPPED_SEARCH.read_text())}, indent=1))  # fmt: skip
         version = text_map_version(tmp)
         dest = move_into_place(tmp, root / version.split(":")[1])  # the same map again: kept once
     return {"version": version, "path": str(dest), "metrics": metrics}

@@ -307,7 +307,7 @@ class MetadataTextEmbedder:
         self.encoder = encoder
         self._sources = sources or (lambda: [])
         self._lock = threading.Lock()
-        self._map: tuple[str, np.ndarray] | None = None
+        self._map: tuple[str, np.ndarray, dict[str, Any]] | None = None
         self._loaded = False
 
     def set_sources(self, sources: Callable[[], list[Path]]) -> None:
@@ -319,7 +319,7 @@ class MetadataTextEmbedder:
         with self._lock:
             self._loaded = False
 
-    def _text_map(self) -> tuple[str, np.ndarray] | None:
+    def _text_map(self) -> tuple[str, np.ndarray, dict[str, Any]] | None:
         with self._lock:
             if not self._loaded:
                 from encoders.registry_text_map import load_text_map, text_map_version
@@ -328,7 +328,7 @@ class MetadataTextEmbedder:
                 for folder in self._sources():
                     w, cfg = load_text_map(Path(folder))
                     if cfg.get("base") == self.encoder.version:  # fitted in this encoder's space
-                        found = (text_map_version(Path(folder)), w)
+                        found = (text_map_version(Path(folder)), w, cfg)
                 self._map, self._loaded = found, True
             return self._map
 
@@ -337,6 +337,18 @@ class MetadataTextEmbedder:
         """Version of the text map in use (None: plain encoder cosines)."""
         m = self._text_map()
         return None if m is None else m[0]
+
+    @property
+    def search_settings(self) -> dict[str, Any] | None:
+        """How search fuses and calibrates this index's (mapped) cosines, stored with the map
+        (``encoders.registry_text_map.search_settings``); None without a map: search keeps its
+        plain-cosine settings."""
+        m = self._text_map()
+        if m is None:
+            return None
+        from encoders.registry_text_map import search_settings
+
+        return search_settings(m[2])
 
     @property
     def version(self) -> str:

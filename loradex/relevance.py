@@ -7,7 +7,8 @@ head, metadata text), fitted per weight encoder on training-task queries and on 
 adapter does (``benchmarks/relevance.py``), so 0.8 means about 8 in 10 such hits do the task,
 whatever the query and whatever k. Each bundled weight encoder carries its fit in
 ``calibration.json``; the text-only fit and the "nothing fits" threshold are in
-``encoders/text_calibration.json``. An adapter whose signals have no fit gets ``None``.
+``encoders/text_calibration.json``. A registry text map carries the fits and thresholds of mapped
+text cosines (``Calibration.for_mapped_text``). An adapter whose signals have no fit gets ``None``.
 Importing this module does not import torch.
 """
 
@@ -51,6 +52,23 @@ class Calibration:
         """The text fit and threshold from ``text_file`` (if present) plus the weight encoders' fits."""
         base = json.loads(text_file.read_text()) if text_file.is_file() else {}
         return cls.from_dict({**base, "families": dict(weight_fits or {})})
+
+    def for_mapped_text(self, mapped: dict[str, Any]) -> Calibration:
+        """This calibration for a text index of mapped cosines (a registry text map's
+        ``"calibration"``): its text fit and thresholds, and per weight encoder its weights-and-text
+        fit; a family without a joint fit in ``mapped`` keeps only its weights-only fit (its joint
+        fit was made on plain cosines)."""
+        joint = dict(mapped.get("families", {}))
+        families = {}
+        for family, fits in self.families.items():
+            mine = {k: v for k, v in fits.items() if k != "both"}
+            if "both" in joint.get(family, {}):
+                mine["both"] = joint[family]["both"]
+            families[family] = mine
+        floor = mapped.get("nothing_fits_text_below", self.nothing_fits_text_below)
+        return Calibration(mapped.get("text", self.text), families,
+                           float(mapped.get("nothing_fits_below", self.nothing_fits_below)),
+                           None if floor is None else float(floor))  # fmt: skip
 
     def relevance(self, family: str, scores: dict[str, float | None]) -> float | None:
         """P(relevant) of one hit from its raw cosines (``SearchHit.scores``), or None when the

@@ -6,6 +6,7 @@ service builds one when it opens. Importing this module does not import torch.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from loradex.errors import SearchError
@@ -15,7 +16,8 @@ from loradex.types import SEARCH_MODES, Filters, SearchHit, SearchResults
 MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
 # How much each signal counts in hybrid search. The weight encoder is trained for its family's
 # adapters and separates sibling tasks the generic text encoder puts close together, so it leads;
-# metadata text still breaks ties and finds adapters of tasks the encoder never saw.
+# metadata text still breaks ties and finds adapters of tasks the encoder never saw. Chosen for plain
+# text-encoder cosines; a registry text map carries its own (``encoders.registry_text_map``).
 SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
 # Hybrid scores are standardised over each query's top REFERENCE_POOL candidates, whatever k is:
 # the same adapter for the same prompt gets the same score at k = 1 and at k = 50.
@@ -32,7 +34,8 @@ def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None 
          reference: set[int] | None = None) -> dict[int, float]:  # fmt: skip
     """Hybrid score: per signal, cosines standardised over the reference pool (``reference``: the
     same candidates whatever k asks for, so an adapter's score does not depend on k; default: all
-    scored), then a weighted mean (``SIGNAL_WEIGHTS``) over the signals an adapter has.
+    scored), then a weighted mean (``weights``, default ``SIGNAL_WEIGHTS``; a registry with a text
+    map uses its map's, ``Searcher.signal_weights``) over the signals an adapter has.
     Standardising puts the weight encoder's wide cosines and the text encoder's narrow ones on one
     scale, so a signal that singles out one adapter is not drowned by one that finds everything
     roughly alike; the spread is floored at ``MIN_SPREAD`` so a signal that is flat for this query
@@ -65,13 +68,30 @@ class Searcher:
         self.registry, self.text_encoder, self.weight_embedder = registry, text_encoder, weight_embedder
         self._calibration: tuple[str, Calibration] | None = None
 
+    def text_settings(self) -> dict[str, Any] | None:
+        """The registry's text map's search settings (``encoders.registry_text_map.search_settings``),
+        None when its text index holds plain cosines."""
+        settings = getattr(self.registry.embedders.get("text"), "search_settings", None)
+        return settings if isinstance(settings, dict) else None
+
+    @property
+    def signal_weights(self) -> dict[str, float]:
+        """Hybrid fusion weights: ``SIGNAL_WEIGHTS``, or the text map's when the registry has one."""
+        settings = self.text_settings()
+        return dict(settings["signal_weights"]) if settings and "signal_weights" in settings else SIGNAL_WEIGHTS
+
     @property
     def calibration(self) -> Calibration:
-        """The relevance fit for the weight encoders in use (reloaded when they change)."""
+        """The relevance fit for the weight encoders and text map in use (reloaded when they change)."""
+        settings = self.text_settings()
         version = str(getattr(self.weight_embedder, "version", ""))
+        version += "|" + json.dumps(settings and settings.get("calibration"), sort_keys=True)
         if self._calibration is None or self._calibration[0] != version:
             fits: dict[str, Any] = getattr(self.weight_embedder, "calibrations", dict)()  # may have none
-            self._calibration = (version, Calibration.load(fits))
+            cal = Calibration.load(fits)
+            if settings and "calibration" in settings:
+                cal = cal.for_mapped_text(settings["calibration"])
+            self._calibration = (version, cal)
         return self._calibration[1]
 
     def search(self, prompt: str, k: int, mode: str, filters: Filters) -> SearchResults:
@@ -114,7 +134,7 @@ class Searcher:
                 mine = [i for i in pooled if (ids is None or i in ids) and not (excluded and i in excluded)]
                 signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
         live = [kind for kind in kinds if signals[kind]]
-        fused = fuse(signals, reference=reference) if len(live) > 1 else (signals[live[0]] if live else {})
+        fused = fuse(signals, self.signal_weights, reference) if len(live) > 1 else (signals[live[0]] if live else {})
         ranked = []
         for i in candidates:
             parts: dict[str, float | None] = {kind: signals[kind].get(i) for kind in kinds}

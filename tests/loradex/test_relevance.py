@@ -131,3 +131,16 @@ def test_rest_api_and_client_carry_relevance_and_verdict(svc: LocalService) -> N
             assert [h.relevance for h in remote] == [h.relevance for h in local]
             assert remote.threshold == local.threshold
         assert client.search("summarize a news article", 4).nothing_fits is True
+
+
+def test_a_mapped_text_fit_replaces_the_text_side_only() -> None:
+    plain = Calibration(text=[5.0, -5.0], nothing_fits_below=0.05, nothing_fits_text_below=0.4,
+                        families={"f": {"weights": [8.0, -4.0], "both": [6.0, 4.0, -6.0]},
+                                  "g": {"weights": [9.0, -4.0], "both": [7.0, 1.0, -6.0]}})  # fmt: skip
+    mapped = plain.for_mapped_text({"text": [9.0, -7.0], "families": {"f": {"both": [5.0, 3.0, -7.0]}},
+                                    "nothing_fits_below": 0.1, "nothing_fits_text_below": 0.6})  # fmt: skip
+    assert mapped.text == [9.0, -7.0] and (mapped.nothing_fits_below, mapped.nothing_fits_text_below) == (0.1, 0.6)
+    assert mapped.families == {"f": {"weights": [8.0, -4.0], "both": [5.0, 3.0, -7.0]}, "g": {"weights": [9.0, -4.0]}}
+    # g's joint fit was made on plain text cosines: its hits are judged by their weights alone
+    assert mapped.relevance("g", {"weights": 0.5, "text": 0.9}) == plain.relevance("g", {"weights": 0.5, "text": None})
+    assert plain.families["g"]["both"] == [7.0, 1.0, -6.0]  # the plain calibration is unchanged

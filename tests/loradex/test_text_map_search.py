@@ -1,0 +1,113 @@
+"""A registry text map carries how search uses mapped cosines (``encoders.registry_text_map``):
+hybrid fusion weights and the relevance calibration / "nothing fits" thresholds. A registry without
+a map keeps the plain-cosine ones (``SIGNAL_WEIGHTS``, ``encoders/text_calibration.json``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.zoo import training_texts
+from encoders.registry_text_map import MAPPED_SEARCH, REGISTRY_MAP_CONFIG
+from encoders.weight import BUNDLED
+from encoders.weight.registry_training import EncoderTrainingError
+from loradex.relevance import TEXT_CALIBRATION
+from loradex.search import SIGNAL_WEIGHTS, fuse
+from loradex.service import LocalService
+
+REPO = Path(__file__).resolve().parents[2]
+ZOO = REPO / "benchmarks" / "zoo" / "text"
+TASKS = ("reverse", "upper", "lower", "caesar_1", "caesar_2", "append_ing", "swapcase", "repeat_2")
+FEW_STEPS = replace(REGISTRY_MAP_CONFIG, steps=60)
+PROMPT = "write the word backwards"
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[LocalService]:
+    if not all((ZOO / "adapters" / t).is_dir() for t in TASKS):
+        pytest.skip("the text zoo is not built")
+    s = LocalService.open(tmp_path / "home")
+    assert s.ingest([ZOO / "adapters" / t for t in TASKS]).count("ingested") == len(TASKS)
+    yield s
+    s.close()
+
+
+def _fit(svc: LocalService) -> Path:
+    texts = training_texts(json.loads((ZOO / "manifest.json").read_text()))
+    return Path(svc.train_text_map({t: texts[t] for t in TASKS}, FEW_STEPS)["path"])
+
+
+def _hybrid_matches(svc: LocalService, weights: dict[str, float]) -> bool:
+    """Whether every adapter's hybrid score is ``fuse`` of its cosines with ``weights`` (the whole
+    registry is under ``REFERENCE_POOL``: the reference is every adapter)."""
+    hits = svc.search(PROMPT, len(TASKS), mode="hybrid")
+    assert len(hits) == len(TASKS) and all(h.scores["weights"] is not None for h in hits)
+    signals = {kind: {h.adapter["id"]: float(h.scores[kind] or 0.0) for h in hits} for kind in ("weights", "text")}
+    fused = fuse(signals, weights)
+    return all(abs(h.score - fused[h.adapter["id"]]) < 1e-9 for h in hits)
+
+
+def test_a_registry_without_a_map_keeps_the_plain_fusion_and_calibration(svc: LocalService) -> None:
+    plain = json.loads(TEXT_CALIBRATION.read_text())
+    assert svc.searcher.text_settings() is None
+    assert svc.searcher.signal_weights == SIGNAL_WEIGHTS
+    cal = svc.searcher.calibration
+    assert cal.text == plain["text"] and cal.nothing_fits_text_below == plain["nothing_fits_text_below"]
+    assert cal.nothing_fits_below == plain["nothing_fits_below"]
+    assert cal.families["zoo-text"] == json.loads((BUNDLED / "zoo-text" / "calibration.json").read_text())
+    assert _hybrid_matches(svc, SIGNAL_WEIGHTS)
+
+
+def test_a_map_carries_its_fusion_and_calibration_and_search_uses_them(svc: LocalService) -> None:
+    folder = _fit(svc)
+    bundled = json.loads(MAPPED_SEARCH.read_text())
+    assert json.loads((folder / "config.json").read_text())["search"] == bundled
+    mapped_weights = bundled["signal_weights"]
+    assert mapped_weights != SIGNAL_WEIGHTS
+    assert svc.searcher.signal_weights == mapped_weights
+    assert _hybrid_matches(svc, mapped_weights) and not _hybrid_matches(svc, SIGNAL_WEIGHTS)
+    cal, mapped = svc.searcher.calibration, bundled["calibration"]
+    assert cal.text == mapped["text"] and cal.nothing_fits_text_below == mapped["nothing_fits_text_below"]
+    assert cal.nothing_fits_below == mapped["nothing_fits_below"]
+    both = mapped["families"].get("zoo-text", {}).get("both")
+    assert cal.families["zoo-text"].get("both") == both  # the plain-cosine joint fit is not used
+    hit = svc.search(PROMPT, 1)[0]
+    rel = cal.relevance("zoo-text", hit.scores)
+    assert rel is not None and hit.relevance == round(rel, 4)
+
+
+def test_a_registry_may_change_its_maps_settings(svc: LocalService) -> None:
+    """The settings are the map folder's (per registry): editing them changes that registry's
+    ranking and verdict; a map written without them gets the bundled ones."""
+    folder = _fit(svc)
+    cfg_file = folder / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    embedder: Any = svc.registry.embedders["text"]
+    assert svc.search(PROMPT, 5).nothing_fits is False
+    strict = {"signal_weights": {"weights": 0.9, "text": 0.1},
+              "calibration": {**cfg["search"]["calibration"], "nothing_fits_below": 1.0, "nothing_fits_text_below": 2.0}}  # fmt: skip
+    cfg_file.write_text(json.dumps({**cfg, "search": strict}))
+    embedder.reload()
+    assert svc.searcher.signal_weights == strict["signal_weights"]
+    assert _hybrid_matches(svc, strict["signal_weights"])
+    assert svc.search(PROMPT, 5).nothing_fits is True  # no hit can reach relevance 1.0, no cosine 2.0
+    cfg_file.write_text(json.dumps({k: v for k, v in cfg.items() if k != "search"}))
+    embedder.reload()
+    assert svc.searcher.text_settings() == json.loads(MAPPED_SEARCH.read_text())
+    assert svc.search(PROMPT, 5).nothing_fits is False
+
+
+def test_malformed_settings_are_refused_naming_the_file(svc: LocalService) -> None:
+    folder = _fit(svc)
+    cfg_file = folder / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "signal_weights": {"weights": 0.0}}}))
+    embedder: Any = svc.registry.embedders["text"]
+    embedder.reload()
+    with pytest.raises(EncoderTrainingError, match=r"config\.json.*signal_weights"):
+        svc.search(PROMPT, 3)
