@@ -69,7 +69,9 @@ def folder_files(folder: Path) -> dict[str, Path]:
 
 def record(registry: Registry, kind: str, family: str, version: str, folder: Path, metrics: dict[str, Any]) -> str:
     """Put ``folder`` into the blob store and record it (see the module doc); the row's ``path``.
-    Idempotent on ``version``: a recorded version keeps its row (a plain path becomes the blob)."""
+    Recording a version again points its row at these files (a plain path becomes the blob; a
+    checkpoint edited in place, such as a text map's search settings, replaces its earlier files,
+    whose blob is removed once nothing references it): the last record wins."""
     folder = Path(folder)
     files = folder_files(folder)
     try:
@@ -85,27 +87,34 @@ def record(registry: Registry, kind: str, family: str, version: str, folder: Pat
         except OSError as e:
             raise StorageError(f"{folder}: the checkpoint could not be stored in the blob store ({e})") from e
         try:
-            stored = _write_row(registry, kind, family, version, ref, metrics)
+            replaced = _write_row(registry, kind, family, version, ref, metrics)
         except BaseException:
             if created:
                 registry._remove_unreferenced_blob(sha)
             raise
-        if created and stored != ref:  # the version was recorded with other files: ours are not needed
-            registry._remove_unreferenced_blob(sha)
-    return stored
+    old = blob_of(replaced) if replaced else None
+    if old is not None and old != sha:  # the version's earlier files, now unreferenced
+        with registry.blobs.lock(old):
+            registry._remove_unreferenced_blob(old)
+    return ref
 
 
 def _write_row(registry: Registry, kind: str, family: str, version: str, ref: str, metrics: dict[str, Any]) -> str:
+    """Point ``version``'s row at ``ref`` (a new row, or a recorded one whose files were others: its
+    checkpoint was changed in place, e.g. a text map's search settings, which its version does not
+    name; the last record wins); the path the row held before, "" for a new row."""
     for attempt in range(2):
         try:
             with transaction(registry.sessions) as s:
                 row = crud.record_encoder(session=s, kind=kind, family=family, version=version, path=ref,
                                           metrics=metrics)  # fmt: skip
-                if blob_of(row.path) is None:
-                    row.path = ref  # recorded before checkpoints were blobs: now every replica reads it
-                return row.path
+                before = "" if row.path == ref else row.path
+                row.path = ref
+                if metrics and before:
+                    row.metrics = metrics
+                return before
         except IntegrityError:
-            if attempt:  # another process recorded the same version at once: its row is the answer
+            if attempt:  # another process recorded the same version at once: record over its row
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -158,4 +158,10 @@ def test_a_failed_record_leaves_no_blob_and_a_bad_folder_is_named(tmp_path: Path
     with reg.blobs.lock(rec["blob"]):
         reg._remove_unreferenced_blob(rec["blob"])
     assert reg.fsck(repair=True).orphan_blobs == [] and reg.blobs.exists(rec["blob"])
+    # the same version recorded with edited files: the row points at them, the earlier blob is gone
+    (ckpt / "config.json").write_text('{"edited": true}')
+    reg.record_encoder("weights", "fam", "v1", ckpt, {"edited": 1})
+    (rec2,) = reg.encoders()
+    assert rec2["blob"] != rec["blob"] and reg.blobs.listing() == [rec2["blob"]] and rec2["metrics"] == {"edited": 1}
+    assert (Path(rec2["path"]) / "config.json").read_text() == '{"edited": true}'
     reg.close()

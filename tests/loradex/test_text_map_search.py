@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -82,22 +81,22 @@ def test_a_map_carries_its_fusion_and_calibration_and_search_uses_them(svc: Loca
 
 
 def test_a_registry_may_change_its_maps_settings(svc: LocalService) -> None:
-    """The settings are the map folder's (per registry): editing them changes that registry's
-    ranking and verdict; a map written without them gets the bundled ones."""
+    """The settings are the map folder's (per registry): editing them and recording the map again
+    changes that registry's ranking and verdict; a map written without them gets the bundled ones."""
     folder = _fit(svc)
     cfg_file = folder / "config.json"
     cfg = json.loads(cfg_file.read_text())
-    embedder: Any = svc.registry.embedders["text"]
+    version = svc.encoders()[-1]["version"]
     assert svc.search(PROMPT, 5).nothing_fits is False
     strict = {"signal_weights": {"weights": 0.9, "text": 0.1},
               "calibration": {**cfg["search"]["calibration"], "nothing_fits_below": 1.0, "nothing_fits_text_below": 2.0}}  # fmt: skip
     cfg_file.write_text(json.dumps({**cfg, "search": strict}))
-    embedder.reload()
+    assert svc.add_text_map(folder) == version  # the same map (same version: nothing re-embedded)
     assert svc.searcher.signal_weights == strict["signal_weights"]
     assert _hybrid_matches(svc, strict["signal_weights"])
     assert svc.search(PROMPT, 5).nothing_fits is True  # no hit can reach relevance 1.0, no cosine 2.0
     cfg_file.write_text(json.dumps({k: v for k, v in cfg.items() if k != "search"}))
-    embedder.reload()
+    svc.add_text_map(folder)
     assert svc.searcher.text_settings() == json.loads(MAPPED_SEARCH.read_text())
     assert svc.search(PROMPT, 5).nothing_fits is False
 
@@ -107,7 +106,8 @@ def test_malformed_settings_are_refused_naming_the_file(svc: LocalService) -> No
     cfg_file = folder / "config.json"
     cfg = json.loads(cfg_file.read_text())
     cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "signal_weights": {"weights": 0.0}}}))
-    embedder: Any = svc.registry.embedders["text"]
-    embedder.reload()
+    before = svc.encoders()
     with pytest.raises(EncoderTrainingError, match=r"config\.json.*signal_weights"):
-        svc.search(PROMPT, 3)
+        svc.add_text_map(folder)  # refused before anything is recorded
+    assert svc.encoders() == before and svc.searcher.signal_weights == cfg["search"]["signal_weights"]
+    assert len(svc.search(PROMPT, 3)) == 3
