@@ -8,7 +8,8 @@ For each palette × texture combo, the combo's palette adapter and texture adapt
 prediction on that adapter's own procedural images (the palette's images without texture, the
 texture's without palette, content captions as prompts; no combo data), plus the |cos| penalty.
 Images: the zoo's evaluation prompts and seeds, DDIM 10 steps, guidance 4 (``benchmarks.fusion``'s
-protocol), judged by the zoo's classifier; linear (the plain sum, = merge cat), zip and, on
+protocol), judged by the zoo's classifier; linear (the plain sum, = merge cat), zip, linear at
+each adapter's mean zip coefficient (a control: does the per-channel structure matter?) and, on
 held-out combos, the combo's own adapter (oracle) on the same prompts and seeds.
 Results → benchmarks/results/fusion_zip_<split>.json.
 """
@@ -55,7 +56,7 @@ def run(split: str, n_combos: int, n_images: int, cfg: Any, log: Any) -> dict[st
     stride = max(1, len(ids) // n_combos)
     combos = ids[::stride][:n_combos]  # spread over the manifest order
     prompts, seeds, scenes = zoo.scenes(n_images)
-    methods = ["linear", "zip"] + (["oracle"] if split == "heldout" else [])
+    methods = ["linear", "zip", "linear_at_zip_mean"] + (["oracle"] if split == "heldout" else [])
     per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     learned: dict[str, Any] = {}
     kw: dict[str, Any] = {"steps": STEPS, "guidance": GUIDANCE, "seeds": seeds}
@@ -69,7 +70,10 @@ def run(split: str, n_combos: int, n_images: int, cfg: Any, log: Any) -> dict[st
         imgs = {
             "linear": compose_images(zoo.pipe, [zoo.adapter(p), zoo.adapter(x)], prompts, strategy="linear", **kw),
             "zip": compose_images(zoo.pipe, [res.adapter], prompts, strategy="linear", **kw),
-        }
+            # control: the plain sum at each adapter's mean zip coefficient (is the per-channel structure needed?)
+            "linear_at_zip_mean": compose_images(zoo.pipe, [zoo.adapter(p), zoo.adapter(x)], prompts,
+                                                 strategy="linear", weights=res.info["zip"]["coefficient_mean"], **kw),
+        }  # fmt: skip
         if "oracle" in per:
             imgs["oracle"] = compose_images(zoo.pipe, [zoo.adapter(cid)], prompts, strategy="linear", **kw)
         for m, r in imgs.items():
