@@ -106,7 +106,12 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    options = json.loads(args.options) if args.options else None
+    try:
+        options = json.loads(args.options) if args.options else None
+    except ValueError as e:
+        raise SearchError(f"--options is not JSON ({e}): give an object, e.g. '{{\"steps\": 15}}'") from None
+    if options is not None and not isinstance(options, dict):
+        raise SearchError(f"--options must be a JSON object of option names to values, got {args.options!r}")
     out = _service(args).merge(args.ids, args.weights, strategy=args.strategy, rank=args.rank, seed=args.seed,
                                name=args.name, options=options)  # fmt: skip
     if args.json:

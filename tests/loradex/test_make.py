@@ -107,6 +107,10 @@ def test_merge_refuses_unknown_strategy_and_single_input(svc: LocalService) -> N
         svc.merge([a, _id(svc, "lower")], strategy="average-everything")
     with pytest.raises(RegistryError, match="at least two"):
         svc.merge([a])
+    before = svc.registry.count()
+    with pytest.raises(RegistryError, match="zip' learns on a diffusion base; family 'zoo-text' has a text base"):
+        svc.merge([a, _id(svc, "lower")], strategy="zip")
+    assert svc.registry.count() == before
 
 
 def test_compose_routes_a_language_task_by_its_description(svc: LocalService) -> None:
