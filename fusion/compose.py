@@ -141,8 +141,10 @@ def sample_images(
     handle: FusionHandle | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     composite: bool = False,
+    decode: bool = True,
 ) -> torch.Tensor:
-    """The pipeline's own denoising loop with classifier-free guidance → (B, 3, H, W) in [0, 1].
+    """The pipeline's own denoising loop with classifier-free guidance → (B, 3, H, W) in [0, 1]
+    (``decode=False``: the final latents (B, C, h, w) in the UNet's space, VAE latents × scaling factor).
 
     ``on_step(i, steps, t01)`` runs before step i (t01 = t / train timesteps, 1 = noise).
     ``composite``: each installed adapter gets its own guided prediction (rows routed to it),
@@ -179,6 +181,8 @@ def sample_images(
     finally:
         if composite and handle is not None:
             handle.set_row_weights(None)
+    if not decode:
+        return latents.float().cpu()
     scale = getattr(pipe.vae.config, "scaling_factor", 1.0)
     image = pipe.vae.decode(latents / scale).sample  # (b, 3, H, W) in [-1, 1]
     return (image / 2 + 0.5).clamp(0, 1).float().cpu()

@@ -68,34 +68,89 @@ def gate_folder(svc: LocalService, family: str, kind: str) -> Path:
     return folder
 
 
+ZIP_OPTIONS = ("prompts", "samples", "sample_steps", "guidance")  # besides ZipConfig's fields
+
+
 def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None = None, *, strategy: str = "cat",
-          rank: int | None = None, seed: int = 0, name: str | None = None) -> MergeOutcome:  # fmt: skip
-    """Merge registered adapters into a new registered one (see module doc)."""
+          rank: int | None = None, seed: int = 0, name: str | None = None,
+          options: dict[str, Any] | None = None) -> MergeOutcome:  # fmt: skip
+    """Merge registered adapters into a new registered one (see module doc). ``options`` go to
+    the strategy (``density`` …); ``zip`` learns its coefficients on the family's base, see ``_zip``."""
     from fusion.errors import FusionError
     from fusion.merge import merge as merge_adapters
 
     if len(refs) < 2:
         raise FusionError(f"a merge needs at least two adapters, got {len(refs)}")
     rows = [svc.get(r) for r in refs]
-    w = [1.0 / len(rows)] * len(rows) if weights is None else [float(x) for x in weights]
+    default = 1.0 if strategy == "zip" else 1.0 / len(rows)  # zip starts from each adapter at full weight
+    w = [default] * len(rows) if weights is None else [float(x) for x in weights]
     if len(w) != len(rows):
         raise FusionError(f"{len(w)} weights for {len(rows)} adapters; give one weight per adapter")
     adapters = [svc.load(r["id"]) for r in rows]
+    opts = dict(options or {})
     t0 = time.perf_counter()
-    res = merge_adapters(adapters, w, strategy=strategy, rank=rank, seed=seed)
+    if strategy == "zip":
+        res = _zip(rows, adapters, w, seed, opts)
+    else:
+        res = merge_adapters(adapters, w, strategy=strategy, rank=rank, seed=seed, **opts)
     seconds = time.perf_counter() - t0
     out = res.adapter
     label = " + ".join(f"{x:g}·{r['name']}" for x, r in zip(w, rows, strict=True))
     out.description = f"merge ({strategy}) of {label}"
+    record: dict[str, Any] = {"strategy": strategy, "weights": w, "rank": rank, "seed": seed,
+                              "parents": [r["sha256"] for r in rows]}  # fmt: skip
+    if opts:
+        record["options"] = opts
+    coefs = res.info.pop("coefficients", None)
+    if coefs is not None:  # zip: per module, each adapter's mean coefficient; the training record
+        res.info["coefficients"] = {n: [round(float(x), 4) for x in c.mean(dim=1)] for n, c in coefs.items()}
+        record["zip"] = res.info["zip"]
+        record["coefficients"] = res.info["coefficients"]
     out.metadata = {**out.metadata, "loradex.origin": "merged",
-                    "loradex.merge": json.dumps({"strategy": strategy, "weights": w, "rank": rank, "seed": seed,
-                                                 "parents": [r["sha256"] for r in rows]}, sort_keys=True)}  # fmt: skip
+                    "loradex.merge": json.dumps(record, sort_keys=True)}  # fmt: skip
     stem = name or f"merge-{strategy}-" + "-".join(str(r["id"]) for r in rows)
     edges = [{"parent": r["id"], "weight": x, "method": f"merge:{strategy}"} for r, x in zip(rows, w, strict=True)]
     made = svc.register_made(out, stem, origin="merged", lineage=edges)
     info = {k: v for k, v in res.info.items() if k != "per_module"}
     return MergeOutcome(adapter=svc.get(int(made.adapter_id or 0)), info=info, seconds=seconds,
                         duplicate=made.status == "duplicate")  # fmt: skip
+
+
+def _zip(rows: list[dict[str, Any]], adapters: list[Any], w: list[float], seed: int, opts: dict[str, Any]) -> Any:
+    """``zip`` on the family's registered diffusion base: each adapter's data are latents it draws
+    alone (``samples`` of them, ``sample_steps`` DDIM steps, ``guidance``) from ``prompts`` (default:
+    its own description, else its name); the other options are ``ZipConfig`` fields."""
+    from dataclasses import fields
+
+    from fusion.errors import FusionError
+    from fusion.merge import check_compatible
+    from fusion.merge.ziplora import ZipConfig, own_samples, zip_merge
+    from loradex.bases import get_base, load_base
+
+    check_compatible(adapters)
+    known = [f.name for f in fields(ZipConfig)] + list(ZIP_OPTIONS)
+    unknown = sorted(set(opts) - set(known))
+    if unknown:
+        raise FusionError(f"strategy 'zip' takes no option {', '.join(unknown)}; its options: {', '.join(known)}")
+    fam = adapters[0].family
+    base = get_base(fam)
+    if base.kind != "image":
+        raise FusionError(f"strategy 'zip' learns on a diffusion base; family {fam!r} has a {base.kind} base")
+    o = dict(opts)
+    prompts = o.pop("prompts", None)
+    if prompts is not None and (not isinstance(prompts, list) or not all(isinstance(p, str) and p for p in prompts)):
+        raise FusionError(f"zip option prompts must be a list of non-empty strings, got {prompts!r}")
+    n, steps = int(o.pop("samples", 8)), int(o.pop("sample_steps", 10))
+    guidance = float(o.pop("guidance", 4.0))
+    cfg = ZipConfig(**{"seed": seed, **o})
+    pipe = load_base(fam)
+    samplers = [
+        own_samples(
+            pipe, a, prompts or [r.get("description") or r["name"]], n, steps=steps, guidance=guidance, seed=seed
+        )  # fmt: skip
+        for a, r in zip(adapters, rows, strict=True)
+    ]
+    return zip_merge(pipe, adapters, samplers, w, cfg)
 
 
 def _png(img: Any) -> bytes:

@@ -508,12 +508,14 @@ class LocalService:
 
     # -- composition (loradex.composition) ---------------------------------------------------
     def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
-              rank: int | None = None, seed: int = 0, name: str | None = None) -> MergeOutcome:  # fmt: skip
-        """Merge registered adapters in weight space into a new registered adapter (``origin=merged``)."""
+              rank: int | None = None, seed: int = 0, name: str | None = None,
+              options: dict[str, Any] | None = None) -> MergeOutcome:  # fmt: skip
+        """Merge registered adapters in weight space into a new registered adapter (``origin=merged``).
+        ``options``: the strategy's options (``density`` …; ``zip``: ``steps``, ``lr``, ``prompts`` …)."""
         from loradex import composition
 
         return composition.merge(self, builtins.list(refs), None if weights is None else builtins.list(weights),
-                                 strategy=strategy, rank=rank, seed=seed, name=name)  # fmt: skip
+                                 strategy=strategy, rank=rank, seed=seed, name=name, options=options)  # fmt: skip
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
                 strategy: str = "gate", weights: Sequence[float] | None = None,

@@ -106,8 +106,14 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    try:
+        options = json.loads(args.options) if args.options else None
+    except ValueError as e:
+        raise SearchError(f"--options is not JSON ({e}): give an object, e.g. '{{\"steps\": 15}}'") from None
+    if options is not None and not isinstance(options, dict):
+        raise SearchError(f"--options must be a JSON object of option names to values, got {args.options!r}")
     out = _service(args).merge(args.ids, args.weights, strategy=args.strategy, rank=args.rank, seed=args.seed,
-                               name=args.name)  # fmt: skip
+                               name=args.name, options=options)  # fmt: skip
     if args.json:
         _emit({"id": out.adapter["id"], **out.to_dict()})
         return EXIT_OK
@@ -215,7 +221,12 @@ def add_commands(sub: Any) -> None:
     s.add_argument("ids", nargs="+")
     s.add_argument("--weights", type=float, nargs="+", default=None, help="one per adapter (default: equal)")
     s.add_argument(
-        "--strategy", default="cat", help="cat | svd | ties | dare_linear | dare_ties | magnitude_prune | lego"
+        "--strategy",
+        default="cat",
+        help="cat | svd | ties | dare_linear | dare_ties | magnitude_prune | lego | zip (learned on the family's base)",
+    )
+    s.add_argument(
+        "--options", default=None, help="strategy options as JSON, e.g. '{\"density\": 0.3}' or '{\"steps\": 60}'"
     )
     s.add_argument("--rank", type=int, default=None)
     s.add_argument("--seed", type=int, default=0)

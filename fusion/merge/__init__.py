@@ -11,6 +11,8 @@ separately, which is what adds PEFT ``linear``'s cross terms:
   ΔW (trim / drop-and-rescale, sign election), re-factored at ``rank``.
 * ``lego`` (LoRA-LEGO): rank-1 units of all adapters clustered into ``rank`` groups, each group
   fused into one unit.
+* ``zip`` (ZipLoRA-style, exact): Σ mᵢ ⊙ wᵢΔWᵢ with per-channel coefficients mᵢ fitted on the
+  base model (``fusion.merge.ziplora.zip_merge``); ``merge`` applies given ``coefficients``.
 
 Approximating strategies report ``relative_error`` = ‖ΔW_merged − Σ wᵢΔWᵢ‖_F / ‖Σ wᵢΔWᵢ‖_F per
 module and overall. Refused (``IncompatibleAdaptersError``, naming the adapters): DoRA
@@ -86,7 +88,7 @@ def register_strategy(name: str, fn: Strategy, options: tuple[str, ...] = ()) ->
 
 
 def _load_builtin() -> None:
-    from fusion.merge import exact, lego, sparse  # noqa: F401
+    from fusion.merge import exact, lego, sparse, ziplora  # noqa: F401
 
 
 def strategies() -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from loradex.client import Client, ClientError
 from loradex.service import LocalService
@@ -106,6 +107,10 @@ def test_merge_refuses_unknown_strategy_and_single_input(svc: LocalService) -> N
         svc.merge([a, _id(svc, "lower")], strategy="average-everything")
     with pytest.raises(RegistryError, match="at least two"):
         svc.merge([a])
+    before = svc.registry.count()
+    with pytest.raises(RegistryError, match="zip' learns on a diffusion base; family 'zoo-text' has a text base"):
+        svc.merge([a, _id(svc, "lower")], strategy="zip")
+    assert svc.registry.count() == before
 
 
 def test_compose_routes_a_language_task_by_its_description(svc: LocalService) -> None:
@@ -232,6 +237,35 @@ def test_made_adapters_get_names_no_other_adapter_has(tmp_path: Path) -> None:
     rows = svc.list()
     assert len({r["name"] for r in rows}) == len(rows)
     assert all(svc.get(r["name"])["id"] == r["id"] for r in rows)
+
+
+def test_zip_merge_learns_on_the_family_base_and_registers_the_exact_combination(tmp_path: Path) -> None:
+    if not (IMAGE / "grayscale").is_dir():
+        pytest.skip("the image zoo is not built")
+    svc = LocalService.open(tmp_path / "home", embed=False)
+    svc.ingest([IMAGE / "grayscale", IMAGE / "dots"])
+    gray, dots = svc.get("grayscale")["id"], svc.get("dots")["id"]
+    before = svc.registry.count()
+    with pytest.raises(RegistryError, match="takes no option density"):
+        svc.merge([gray, dots], strategy="zip", options={"density": 0.5})
+    assert svc.registry.count() == before
+    opts = {"steps": 1, "batch": 1, "lr": 0.05, "samples": 1, "sample_steps": 1, "prompts": ["a red circle"]}
+    out = svc.merge([gray, dots], strategy="zip", options=opts)
+    m = out.adapter
+    assert m["origin"] == "merged" and out.info["exact"] is True and out.info["strategy"] == "zip"
+    assert sorted((p["id"], p["weight"], p["method"]) for p in m["parents"]) == sorted(
+        [(gray, 1.0, "merge:zip"), (dots, 1.0, "merge:zip")]
+    )
+    record = json.loads(m["metadata"]["loradex.merge"])
+    assert record["strategy"] == "zip" and record["options"] == opts and record["zip"]["config"]["steps"] == 1
+    coefs = record["coefficients"]  # per module: each adapter's mean coefficient
+    da, db, got = svc.load(gray), svc.load(dots), svc.load(m["id"])
+    assert set(coefs) == set(da.modules) and any(abs(c - 1) > 1e-3 for v in coefs.values() for c in v)
+    for name in got.modules:  # rows of ΔW scaled (axis out): row-wise ratios are the coefficients
+        d, a, b = (x.modules[name].delta().reshape(x.modules[name].out_features, -1).float() for x in (got, da, db))
+        fit = torch.linalg.lstsq(torch.stack([a, b], dim=2), d[..., None]).solution[..., 0]  # (out, 2)
+        resid = (torch.einsum("oci,oi->oc", torch.stack([a, b], dim=2), fit) - d).norm() / d.norm()
+        assert float(resid) < 1e-2  # each row of the merge is a combination of the two adapters' rows
 
 
 def test_compose_renders_images_with_a_gate_plot(tmp_path: Path) -> None:
