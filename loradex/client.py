@@ -299,11 +299,13 @@ class Client:
         return GenerateResult.from_dict(self._job_output("/generate", body, poll, timeout))
 
     def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
-              rank: int | None = None, seed: int = 0, name: str | None = None, poll: float = 0.1,
+              rank: int | None = None, seed: int = 0, name: str | None = None,
+              options: dict[str, Any] | None = None, poll: float = 0.1,
               timeout: float | None = None) -> MergeOutcome:  # fmt: skip
-        """Merge registered adapters into a new registered adapter on the server (a job)."""
+        """Merge registered adapters into a new registered adapter on the server (a job); ``options``:
+        the strategy's options, as ``LocalService.merge``."""
         body = {"adapters": [str(r) for r in refs], "weights": list(weights) if weights is not None else None,
-                "strategy": strategy, "rank": rank, "seed": seed, "name": name}  # fmt: skip
+                "strategy": strategy, "rank": rank, "seed": seed, "name": name, "options": options}  # fmt: skip
         return MergeOutcome.from_dict(self._job_output("/merge", body, poll, timeout))
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,

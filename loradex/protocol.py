@@ -93,8 +93,10 @@ class Service(Protocol):
         ...
 
     def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
-              rank: int | None = None, seed: int = 0, name: str | None = None) -> t.MergeOutcome:  # fmt: skip
-        """Registered adapters merged in weight space into a new registered adapter."""
+              rank: int | None = None, seed: int = 0, name: str | None = None,
+              options: dict[str, Any] | None = None) -> t.MergeOutcome:  # fmt: skip
+        """Registered adapters merged in weight space into a new registered adapter (``options``: the
+        strategy's, e.g. ``density``)."""
         ...
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,

@@ -90,7 +90,7 @@ def _generate(service: Any, p: dict[str, Any], h: Any) -> dict[str, Any]:
 
 def _merge(service: Any, p: dict[str, Any], h: Any) -> dict[str, Any]:
     out = service.merge(p["adapters"], p.get("weights"), strategy=p.get("strategy", "cat"), rank=p.get("rank"),
-                        seed=p.get("seed", 0), name=p.get("name"))  # fmt: skip
+                        seed=p.get("seed", 0), name=p.get("name"), options=p.get("options"))  # fmt: skip
     return out.to_dict()  # type: ignore[no-any-return]
 
 

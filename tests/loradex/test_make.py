@@ -303,6 +303,13 @@ def test_api_and_client_generate_merge_compose(svc: LocalService) -> None:
         assert remote.adapter["sha256"] == local.adapter["sha256"] and remote.duplicate
         merged = c.merge([str(_id(svc, "upper")), str(_id(svc, "lower"))], [0.5, 0.5], strategy="cat")
         assert merged.adapter["origin"] == "merged"
+        pair = [str(_id(svc, "upper")), str(_id(svc, "reverse"))]  # the strategy's options reach the server
+        dense, sparse = (c.merge(pair, strategy="magnitude_prune", options={"density": d}) for d in (0.9, 0.2))
+        assert dense.adapter["sha256"] != sparse.adapter["sha256"]
+        local = svc.merge([int(x) for x in pair], strategy="magnitude_prune", options={"density": 0.2})
+        assert local.adapter["sha256"] == sparse.adapter["sha256"] and local.duplicate
+        with pytest.raises(ClientError, match="takes no option nope"):
+            c.merge(pair, strategy="ties", options={"nope": 1})
         res = c.compose("spell the word backwards", adapters=[_id(svc, "reverse"), _id(svc, "upper")],
                         inputs=["hello"])  # fmt: skip
         assert res.outputs == ["olleh"]

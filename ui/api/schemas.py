@@ -138,10 +138,15 @@ class MergeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     adapters: list[str] = Field(min_length=2, max_length=16, description="ids or sha256 prefixes")
     weights: list[float] | None = Field(None, description="one per adapter (negative: subtract); default equal")
-    strategy: str = Field("cat", description="cat | svd | ties | dare_linear | dare_ties | magnitude_prune | lego")
+    strategy: str = Field(
+        "cat", description="cat | svd | ties | dare_linear | dare_ties | magnitude_prune | lego | zip"
+    )
     rank: int | None = Field(None, ge=1, le=1024)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     name: str | None = Field(None, max_length=120, pattern=r"^[A-Za-z0-9._-]+$")
+    options: dict[str, Any] | None = Field(
+        None, max_length=16, description="the strategy's options (density, majority_sign …; zip: steps, lr, prompts …)"
+    )
 
 
 class ComposeRequest(BaseModel):
