@@ -69,8 +69,9 @@ class LocalService:
         """Cheap: remembers the settings and the ready-made parts; nothing is loaded or migrated.
         ``mode="shared"``: one of several replicas on one database; ``setup`` starts following the
         change log in the background (every ``catch_up_interval`` s, at once on PostgreSQL NOTIFY).
-        ``text_int8``: the int8 text encoder (``encoders.text``, about 2.5× faster on a CPU, vectors within
-        cosine 0.98 of the float ones, their own version); None reads ``LORADEX_TEXT_INT8`` (``1``/``true``).
+        ``text_int8``: the int8 text encoder (``encoders.text``, about 2.5× faster per text on a CPU but one
+        text per pass, vectors within cosine 0.98 of the float ones, their own version); None reads
+        ``LORADEX_TEXT_INT8`` (``1``/``true``).
         Every replica and worker of one database must agree, or each re-embeds the others' vectors."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
