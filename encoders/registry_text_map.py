@@ -24,7 +24,8 @@ encoder's weights-and-text fit, the "nothing fits" thresholds). They are written
 ``MAPPED_SEARCH`` (``text_map_search.json``, chosen on the zoos' training-task queries with their
 maps fitted: ``benchmarks/results/retrieval_voices_fusion.md``); a registry may replace them in its
 map's ``config.json`` and record the folder again (``LocalService.add_text_map``: the same version,
-since it names W only, so nothing re-embeds; the row points at the edited files). A registry without a map keeps the
+since it names W only, so nothing re-embeds; the row points at the edited files, and
+other replicas reload the map on their next catch-up: ``registry.replica``). A registry without a map keeps the
 plain-cosine settings (``loradex.search.SIGNAL_WEIGHTS``, ``encoders/text_calibration.json``).
 """
 

@@ -8,7 +8,9 @@ applied nothing yet, that is more than ``max_behind`` entries behind, or whose n
 pruned rebuilds every index from the stored embeddings instead. An embedding made by another
 encoder version (a weight encoder trained through another replica) reloads this replica's
 embedder when it can and rebuilds that index at the new version; vectors of two versions are
-never mixed in one index.
+never mixed in one index. A recorded checkpoint of an embedder's kind that changed without a new
+version (a text map's search settings recorded again: ``registry.checkpoints``) reloads that
+embedder too (``CatchUp.reloaded``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from sqlalchemy import select
 
 from registry import changes
 from registry.index import bytes_to_vector
-from registry.models import AdapterEmbedding
+from registry.models import AdapterEmbedding, EncoderCheckpoint
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy.orm import Session
+
     from registry.store import Registry
 
 log = logging.getLogger("registry.replica")
@@ -41,6 +45,7 @@ class CatchUp:
     applied: int = 0  # log entries applied
     rebuilt: list[str] = field(default_factory=list)  # kinds rebuilt from the stored embeddings
     reason: str | None = None  # why they were rebuilt
+    reloaded: list[str] = field(default_factory=list)  # kinds reloaded: their recorded checkpoints changed
 
 
 def catch_up(registry: Registry, *, max_behind: int = MAX_BEHIND, batch: int = BATCH, save: bool = True) -> CatchUp:
@@ -48,6 +53,9 @@ def catch_up(registry: Registry, *, max_behind: int = MAX_BEHIND, batch: int = B
     with registry.sessions() as s:
         top = changes.head(session=s)
         horizon = changes.pruned_through(session=s)
+        recorded = _checkpoints(s, registry)
+    seen = registry.seen_checkpoints  # updated once this catch-up succeeded: a failed reload is tried again
+    moved = sorted(k for k in recorded if seen is not None and recorded[k] != seen.get(k))
     last = registry.applied_seq
     reason = None
     if last is None:
@@ -58,8 +66,9 @@ def catch_up(registry: Registry, *, max_behind: int = MAX_BEHIND, batch: int = B
         reason = f"{top - last} changes behind (more than {max_behind})"
     if reason is not None:
         rebuild(registry, top)
+        registry.seen_checkpoints = recorded
         log.info("rebuilt the indexes at change %d: %s", top, reason)
-        return CatchUp(top, rebuilt=sorted(registry.indexes), reason=reason)
+        return CatchUp(top, rebuilt=sorted(registry.indexes), reason=reason, reloaded=moved)
     assert last is not None
     out = CatchUp(last)
     touched: set[str] = set()
@@ -75,10 +84,24 @@ def catch_up(registry: Registry, *, max_behind: int = MAX_BEHIND, batch: int = B
         if redone:
             out.rebuilt += redone
             out.reason = "an embedding of another encoder version"
-    registry.applied_seq = out.seq
+    if moved:  # reloads the embedder; rebuilds its index only if the version moved with it
+        out.reloaded = moved
+        out.rebuilt += [k for k in resync(registry, moved) if k not in out.rebuilt]
+    registry.applied_seq, registry.seen_checkpoints = out.seq, recorded
     if save:
         for kind in sorted(touched):
             registry.indexes[kind].save()
+    return out
+
+
+def _checkpoints(session: Session, registry: Registry) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Embedder kind → its recorded checkpoints as (version, path), oldest first."""
+    rows = session.execute(select(EncoderCheckpoint.kind, EncoderCheckpoint.version, EncoderCheckpoint.path)
+                           .where(EncoderCheckpoint.kind.in_(sorted(registry.embedders)))
+                           .order_by(EncoderCheckpoint.id))  # fmt: skip
+    out: dict[str, tuple[tuple[str, str], ...]] = {k: () for k in registry.embedders}
+    for kind, version, path in rows:
+        out[kind] += ((version, path),)
     return out
 
 

@@ -82,6 +82,7 @@ class Registry:
         self.embedders = {e.kind: e for e in embedders}
         self.indexes = {k: VectorIndex(self.home / "index", k, index_type) for k in self.embedders}
         self.applied_seq: int | None = None  # the change log entry the indexes reflect (``registry.replica``)
+        self.seen_checkpoints: dict[str, Any] | None = None  # recorded checkpoints per kind at the last catch-up
         self._unsaved: set[str] = set()  # index kinds changed in memory since their last save (batch ingest)
 
     # -- lifecycle -----------------------------------------------------------------------

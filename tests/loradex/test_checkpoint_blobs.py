@@ -128,6 +128,27 @@ def test_old_path_row_still_loads_and_recording_again_moves_it_to_the_blob_store
     assert b.registry.embedders["text"].map_version == result["version"]
 
 
+def test_search_settings_recorded_again_reach_the_other_replica(pair: tuple[LocalService, LocalService]) -> None:
+    """A text map's search settings edited and recorded again keep its version (nothing re-embeds), so
+    no change-log entry tells B; B's catch-up sees the recorded checkpoint change and reloads the map."""
+    a, b = pair
+    a.ingest([SAMPLES])
+    result = a.train_text_map(_texts(), FEW_STEPS)
+    b.catch_up()
+    folder = Path(result["path"])
+    cfg = json.loads((folder / "config.json").read_text())
+    assert b.searcher.signal_weights == cfg["search"]["signal_weights"]
+    assert b.catch_up().reloaded == []
+    edited = {"weights": 0.9, "text": 0.1}
+    (folder / "config.json").write_text(json.dumps({**cfg, "search": {**cfg["search"], "signal_weights": edited}}))
+    assert a.add_text_map(folder) == result["version"]
+    step = b.catch_up()
+    assert step.reloaded == ["text"] and "text" not in step.rebuilt  # the same version: the index stays
+    assert b.searcher.signal_weights == edited == a.searcher.signal_weights
+    assert _ranking(b, PROMPT, "hybrid") == _ranking(a, PROMPT, "hybrid")
+    assert b.catch_up().reloaded == []
+
+
 @pytest.mark.parametrize("store", STORES)
 def test_a_failed_record_leaves_no_blob_and_a_bad_folder_is_named(tmp_path: Path, pg_url: str, store: str) -> None:
     reg = Registry(tmp_path / "a", pg_url, **_store(store, tmp_path))
