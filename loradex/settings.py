@@ -7,8 +7,8 @@
 adapter files in instead; ``LORADEX_BLOB_DIR`` is then their local read-through cache, default
 ``<data dir>/blob-cache``), ``LORADEX_CATCH_UP_INTERVAL`` (shared mode: seconds between change-log polls),
 ``LORADEX_QUEUE_RETENTION_HOURS`` (shared mode: finished jobs' queue rows are kept this long, default
-168), ``LORADEX_TEXT_INT8`` (``1``: the int8 text encoder, faster ingest on a CPU; every process of one
-database must agree), ``LORADEX_ADAPTER_SETS`` (comma-separated
+168), ``LORADEX_TEXT_INT8`` (``1``: the int8 text encoder; read by ``LocalService`` itself, see its
+``text_int8``), ``LORADEX_ADAPTER_SETS`` (comma-separated
 names of the sets to bundle; default every registered set) and ``LORADEX_ADAPTER_DIRS`` (extra
 folders, ``os.pathsep``-separated). Base pipelines are configured in ``loradex.bases``.
 
@@ -40,7 +40,6 @@ class Settings:
     adapter_dirs: tuple[Path, ...] = field(default=())  # further folders a fresh data dir ingests
     index_type: str = "flat"  # FAISS index type: flat | fp16 | hnsw | ivf | ivf_sq8 (registry.index)
     text_model: str | None = None  # text encoder (None: the bundled MiniLM)
-    text_int8: bool = False  # the int8 text encoder (CPU only; its vectors carry their own version)
     mode: str = "embedded"  # embedded (one process) | shared (replicas + workers on one database)
     blob_dir: Path | None = None  # adapter files (None: <home>/blobs); shared mode: a folder all share
     blobs_url: str | None = None  # fsspec URL of the adapter files (None: blob_dir); blob_dir is then its cache
@@ -77,7 +76,6 @@ class Settings:
             "mode": os.environ.get("LORADEX_MODE") or None,
             "blob_dir": os.environ.get("LORADEX_BLOB_DIR") or None,
             "blobs_url": os.environ.get("LORADEX_BLOBS_URL") or None,
-            "text_int8": env_flag("LORADEX_TEXT_INT8") or None,
         }
         interval = os.environ.get("LORADEX_CATCH_UP_INTERVAL")
         if interval:
