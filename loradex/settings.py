@@ -14,7 +14,12 @@ folders, ``os.pathsep``-separated). Base pipelines are configured in ``loradex.b
 
 An adapter set is a named callable returning the folders to ingest: ``register_adapter_set``, or
 an entry point in the group ``loradex.adapter_sets`` of an installed distribution (read lazily).
-loradex itself declares ``samples`` (``samples/adapters`` of the source tree).
+loradex itself declares ``samples`` (``samples/adapters`` of the source tree). A set may also
+declare paraphrases of its adapters (``register_adapter_texts``, entry point group
+``loradex.adapter_texts``; a callable returning a texts document, adapter name → ``{"texts": [...]}``,
+the format of ``train-encoder --texts``): a fresh data dir fits its text map on them after the
+bundled ingestion (``ui.server.fit_bundled_text_map``), so requests in other words than the
+descriptions find their adapters from the first start.
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from loradex.plugins import read_entry_points
 
 ADAPTER_SETS_GROUP = "loradex.adapter_sets"
+ADAPTER_TEXTS_GROUP = "loradex.adapter_texts"
 REPO = Path(__file__).resolve().parents[1]
 
 _SETS: dict[str, Callable[[], list[Path]]] = {}
+_TEXTS: dict[str, Callable[[], dict[str, dict[str, Any]]]] = {}
 
 
 @dataclass
@@ -106,6 +114,19 @@ class Settings:
         dirs = [d for name in chosen for d in known[name]()] + list(self.adapter_dirs)
         return [d for d in dict.fromkeys(dirs) if d.is_dir()]
 
+    def bundled_texts(self) -> dict[str, dict[str, Any]]:
+        """Paraphrases the chosen adapter sets declare for their adapters (``register_adapter_texts``),
+        one texts document (adapter name or sha256 → ``{"texts": [...]}``); a later set's entry for
+        the same key wins. Empty when no chosen set declares any."""
+        known = adapter_sets()
+        chosen = list(known) if self.adapter_sets is None else list(self.adapter_sets)
+        texts = adapter_texts()
+        out: dict[str, dict[str, Any]] = {}
+        for name in chosen:
+            if name in texts:
+                out.update(texts[name]())
+        return out
+
 
 def env_flag(name: str) -> bool:
     """An on/off environment variable: ``1``, ``true``, ``yes``, ``on`` (any case) → True; unset, empty,
@@ -126,6 +147,25 @@ def register_adapter_set(name: str, folders: Callable[[], list[Path]], *, replac
     _SETS[name] = folders
 
 
+def register_adapter_texts(name: str, texts: Callable[[], dict[str, dict[str, Any]]], *, replace: bool = False) -> None:
+    """Paraphrases for the adapters of the set ``name``: ``texts()`` returns a texts document (an
+    unbuilt set returns {}); a fresh data dir fits its text map on them."""
+    _read_text_entry_points()
+    if name in _TEXTS and not replace:
+        raise ValueError(f"adapter texts for {name!r} are already registered")
+    _TEXTS[name] = texts
+
+
+def adapter_texts() -> dict[str, Callable[[], dict[str, dict[str, Any]]]]:
+    """set name → its texts callable."""
+    _read_text_entry_points()
+    return dict(_TEXTS)
+
+
+def _read_text_entry_points() -> None:
+    read_entry_points(ADAPTER_TEXTS_GROUP, _TEXTS.setdefault)
+
+
 def adapter_sets() -> dict[str, Callable[[], list[Path]]]:
     """name → folders callable: ``samples`` first, then the others in registration order."""
     _read_entry_points()
@@ -141,4 +181,12 @@ def _read_entry_points() -> None:
     read_entry_points(ADAPTER_SETS_GROUP, _SETS.setdefault)
 
 
-__all__ = ["Settings", "adapter_sets", "env_flag", "register_adapter_set", "sample_adapters"]
+__all__ = [
+    "Settings",
+    "adapter_sets",
+    "adapter_texts",
+    "env_flag",
+    "register_adapter_set",
+    "register_adapter_texts",
+    "sample_adapters",
+]

@@ -202,7 +202,14 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     from encoders.weight.train import TrainConfig
 
     texts = load_texts_file(args.texts) if args.texts else None
+    if args.bundled and not args.text:
+        print("error: --bundled goes with --text (the text map)", file=sys.stderr)
+        return EXIT_ERROR
     if args.text:
+        if args.bundled:
+            from loradex.settings import Settings
+
+            texts = {**Settings.from_env().bundled_texts(), **(texts or {})}  # the file's entries win
         return _train_text_map(args, texts)
     if not args.family:
         print("error: train-encoder needs --family FAMILY (a weight encoder) or --text (the text map)", file=sys.stderr)
@@ -381,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text", action="store_true",
                    help="fit the registry's text map on its descriptions and --texts paraphrases instead")  # fmt: skip
     s.add_argument("--texts", type=Path, default=None, help="JSON: adapter name/sha256 → extra descriptions")
+    s.add_argument("--bundled", action="store_true",
+                   help="with --text: also the paraphrases the bundled adapter sets declare (what a fresh serve fits)")  # fmt: skip
     s.add_argument("--only-listed", action="store_true", help="train only on adapters named in --texts")
     s.add_argument("--epochs", type=int, default=300)
     s.add_argument("--batch-size", type=int, default=64)

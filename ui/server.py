@@ -2,7 +2,8 @@
 
 ``prepare`` migrates the database, ingests the bundled adapter sets (``loradex.settings``:
 the samples and whatever sets installed distributions declare, plus ``LORADEX_ADAPTER_DIRS``) when
-the database was fresh, and finds the admin token (``LORADEX_ADMIN_TOKEN``, else ``<data dir>/admin_token``,
+the database was fresh, fits the registry's text map on the paraphrases those sets declare
+(``fit_bundled_text_map``), and finds the admin token (``LORADEX_ADMIN_TOKEN``, else ``<data dir>/admin_token``,
 generated at first start with mode 0600). ``serve`` leaves that ingestion to a job
 (``start_bundled_ingest``: the port opens at once, ``/health`` says ``starting`` until it ends)
 and runs uvicorn, bound to 127.0.0.1
@@ -83,6 +84,7 @@ class Prepared:
     fresh: bool  # the database had no schema before this start
     samples: IngestReport | None  # the sample ingestion, when it ran
     pending: list[Path] | None = None  # bundled folders left for ``start_bundled_ingest`` (background=True)
+    text_map: str | None = None  # what the start did about the text map (``fit_bundled_text_map``)
 
 
 def prepare(
@@ -116,9 +118,30 @@ def prepare(
             todo = bundled
         else:
             report = service.ingest(bundled)  # idempotent: an interrupted first start is completed here
+            said = fit_bundled_text_map(service)
             pending.unlink()
     token, token_path = admin_token(home)
-    return Prepared(service, token, token_path, fresh, report, todo)
+    return Prepared(service, token, token_path, fresh, report, todo, None if report is None else said)
+
+
+def fit_bundled_text_map(service: LocalService) -> str | None:
+    """Fit the registry's text map on the bundled sets' paraphrases (``Settings.bundled_texts``) when
+    it has none yet; part of a first start, before it counts as finished. Returns what was done
+    (None: no set declares paraphrases). A map that cannot be fitted does not stop the start: the
+    registry keeps plain text search and the reason is returned."""
+    from encoders.weight.registry_training import EncoderTrainingError
+
+    texts = Settings.from_env().bundled_texts()
+    if not texts:
+        return None
+    if service.registry.encoders(kind="text"):
+        return "text map: the registry has one already"
+    try:
+        fitted = service.train_text_map(texts)
+    except EncoderTrainingError as e:
+        return f"text map not fitted ({e}); text search uses plain cosines"
+    m = fitted["metrics"]
+    return f"text map {fitted['version']} fitted on {m['texts']} texts of {m['adapters']} adapters"
 
 
 def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) -> str | None:
@@ -130,6 +153,7 @@ def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) ->
 
     def work(h: Any) -> None:
         report = prep.service.ingest(folders, progress=h.add_result, on_total=lambda n: h.update(total=n))
+        prep.text_map = fit_bundled_text_map(prep.service)
         pending.unlink(missing_ok=True)  # an interrupted start leaves it: the next start completes the work
         prep.samples = report
         if out is not None:
@@ -151,10 +175,11 @@ def bundled_message(prep: Prepared) -> str:
     r = prep.samples
     assert r is not None, "no bundled ingestion ran"
     where = ", ".join(str(d.relative_to(REPO)) if d.is_relative_to(REPO) else str(d) for d in bundled_adapters())
+    tail = f"; {prep.text_map}" if prep.text_map else ""
     if prep.fresh:
-        return f"fresh data dir: ingested {r.count('ingested')} bundled adapters from {where}"
+        return f"fresh data dir: ingested {r.count('ingested')} bundled adapters from {where}{tail}"
     return (f"finished the interrupted first start: ingested {r.count('ingested')} more bundled adapters "
-            f"({r.count('duplicate')} already in the registry) from {where}")  # fmt: skip
+            f"({r.count('duplicate')} already in the registry) from {where}{tail}")  # fmt: skip
 
 
 def mount_ui(app: Any, service: LocalService, admin_token: str | None, *, path: str = UI_PATH,

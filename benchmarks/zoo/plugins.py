@@ -4,6 +4,9 @@ own base pipelines and adapter folders plug in (the product never names ``benchm
 * ``loradex.bases``: ``zoo-image`` (the 32×32 diffusers pipeline) and ``zoo-text`` (the char Llama
   and its tokenizer), loaded from the committed ``base/`` folders;
 * ``loradex.adapter_sets``: each zoo's ``adapters/`` once its build wrote ``manifest.json``;
+* ``loradex.adapter_texts``: each zoo's training-task paraphrases (``training_texts``: canonical
+  description and training-split paraphrases; held-out tasks and paraphrases left out), which a
+  fresh data dir fits its text map on;
 * ``loradex.previews``: the ``zoo-image`` preview pipeline (content prompts per adapter).
 """
 
@@ -50,6 +53,24 @@ def text_adapters() -> list[Path]:
 
 def image_adapters() -> list[Path]:
     return _built("image")
+
+
+def _texts(kind: str) -> dict[str, dict[str, Any]]:
+    """A built zoo's training texts as a texts document (``benchmarks.zoo.training_texts``)."""
+    import json
+
+    from benchmarks.zoo import training_texts
+
+    manifest = ZOO / kind / "manifest.json"
+    return training_texts(json.loads(manifest.read_text())) if manifest.is_file() else {}
+
+
+def text_texts() -> dict[str, dict[str, Any]]:
+    return _texts("text")
+
+
+def image_texts() -> dict[str, dict[str, Any]]:
+    return _texts("image")
 
 
 def zoo_image_pipeline(folder: Path) -> PreviewPipeline:

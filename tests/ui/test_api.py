@@ -462,6 +462,11 @@ def test_prepare_fresh_data_dir(db_url: str, tmp_path: Path, monkeypatch: pytest
     assert first.token_path == home / TOKEN_FILE and len(first.token) >= 32
     assert stat.S_IMODE(os.stat(first.token_path).st_mode) == 0o600
     assert first.token_path.read_text().strip() == first.token
+    # the zoos declare their training paraphrases: the start fitted the text map on them, and a plain
+    # request for one step finds that step first (without the map two-step adapters ending in it won)
+    assert first.text_map is not None and first.text_map.startswith("text map tmap:")
+    top = first.service.search("make everything upper case", k=3)
+    assert top[0].adapter["name"].startswith("upper"), [h.adapter["name"] for h in top]
     first.token_path.chmod(0o644)
     again = prepare(home, db_url)  # not fresh: no second sample ingestion, same token
     assert not again.fresh and again.samples is None and again.token == first.token
