@@ -167,7 +167,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     svc = _service(args)
     filters = Filters(family=args.family, format=args.format, origin=args.origin, tags=tuple(args.tag or ()))
-    from ui.cli_make import parse_example
+    from loradex.examples import parse_example
 
     examples = [parse_example(e) for e in args.example or []] or None
     hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, examples=examples)

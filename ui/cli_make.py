@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loradex.errors import SearchError
+from loradex.examples import parse_example
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
@@ -41,14 +42,6 @@ def _progress(bar: Any) -> Any:
         bar.refresh()
 
     return update
-
-
-def parse_example(text: str) -> tuple[str, str]:
-    """``IN=>OUT`` → (IN, OUT); the separator is the first ``=>``."""
-    if "=>" not in text:
-        raise SearchError(f"example {text!r}: write it as INPUT=>OUTPUT, e.g. 'hello=>olleh'")
-    i, o = text.split("=>", 1)
-    return i, o
 
 
 def _summary(a: dict[str, Any]) -> str:

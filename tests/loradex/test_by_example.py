@@ -157,3 +157,24 @@ def test_too_large_to_keep_stacked_installs_each_chunk(svc: LocalService, monkey
     assert names(chunked) == names(kept) and [h.score for h in chunked] == [h.score for h in kept]
     assert "zoo-text" not in verify._STACKS  # nothing kept
     assert not any(isinstance(m, FusedLayer) for m in load_base("zoo-text")[0].modules())
+
+
+def test_web_search_by_example(svc: LocalService) -> None:
+    """The web UI's search box with examples (one per line, in the ways people write them)."""
+    import gradio as gr
+
+    from ui.web.app import WebUI
+
+    ui = WebUI(svc, admin_token=None)
+    cards, _, button = ui.search("", "zoo-text", "any", "any", "", "hybrid", 3, "hello -> olleh\n\nabc => cba\nzoo→ooz")
+    import re
+
+    shown = re.findall(r"reproduces (\d)/3 examples", cards)
+    assert len(shown) == 3 and shown[:3] == ["3", "3", "3"]  # reverse and its two seeds reproduce all three
+    assert cards.index("reverse") < cards.index("reproduces 3/3")
+    assert "upper" not in cards and "caesar" not in cards
+    assert button.visible is False
+    with pytest.raises(gr.Error, match="example line 2"):
+        ui.search("", "any", "any", "any", "", "hybrid", 3, "hello=>olleh\nno separator here")
+    note, _, _ = ui.search("", "any", "any", "any", "", "hybrid", 3, "")
+    assert "Type what the adapter should do" in note

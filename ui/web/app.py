@@ -167,9 +167,17 @@ class WebUI:
 
     # -- search --------------------------------------------------------------------------------
     def search(self, prompt: str, family: str, fmt: str, origin: str, tags: str, mode: str,
-               k: float) -> tuple[str, Any, Any]:  # fmt: skip
-        """Prompt → (result cards HTML, registry map figure, the "generate one" button: shown when nothing fits)."""
-        if not (prompt or "").strip():
+               k: float, examples: str = "") -> tuple[str, Any, Any]:  # fmt: skip
+        """Prompt → (result cards HTML, registry map figure, the "generate one" button: shown when nothing fits).
+        ``examples``: one ``INPUT=>OUTPUT`` per line (``loradex.examples``): candidates are run on their
+        family's base model and ranked by how many examples they reproduce; the prompt may then be empty."""
+        from loradex.examples import parse_examples
+
+        try:
+            pairs = parse_examples(examples)
+        except RegistryError as e:
+            raise gr.Error(str(e), title="Examples") from None
+        if not (prompt or "").strip() and not pairs:
             note = '<div class="ldx-note">Type what the adapter should do or look like.</div>'
             return note, self.map_plot(), gr.Button(visible=False)
         filters = Filters(family=None if family in (None, "", ANY) else family,
@@ -177,7 +185,8 @@ class WebUI:
                           origin=None if origin in (None, "", ANY) else origin,
                           tags=tuple(t for t in (tags or "").split(",") if t.strip()))  # fmt: skip
         try:
-            hits = self.service.search(prompt, max(1, int(k)), mode=mode or "hybrid", filters=filters)
+            hits = self.service.search(prompt or "", max(1, int(k)), mode=mode or "hybrid", filters=filters,
+                                       examples=pairs or None)  # fmt: skip
         except RegistryError as e:
             raise gr.Error(str(e), title="Search") from None
         if not hits:
@@ -187,7 +196,7 @@ class WebUI:
         nothing_fits = bool(getattr(hits, "nothing_fits", None))
         if nothing_fits:
             cards = f'<div class="ldx-nofit" id="ldx-nofit">{_esc(hits.verdict())}</div>' + cards
-        query = self.service.embed_prompt(prompt)  # (dim,), from the encoder's LRU cache
+        query = self.service.embed_prompt(prompt) if (prompt or "").strip() else None  # (dim,), LRU-cached
         regmap = self.map_plot(query, [h.adapter["id"] for h in hits])
         return f'<div class="ldx-cards">{cards}</div>', regmap, gr.Button(visible=nothing_fits)
 
@@ -547,6 +556,10 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                     tags = gr.Textbox(label="tags (all required)", placeholder="style, anime", min_width=140)
                     mode = gr.Radio(list(SEARCH_MODES), value="hybrid", label="signal", min_width=220)
                     k = gr.Slider(1, 50, value=8, step=1, label="results", min_width=140)
+                with gr.Accordion("search by example: show what it should do", open=False):
+                    examples = gr.Textbox(label="examples, one INPUT=>OUTPUT per line (e.g. hello=>olleh); candidates "
+                                          "are run on their base model and ranked by how many they reproduce",
+                                          lines=3, elem_id="ldx-examples")  # fmt: skip
                 gr.Examples(EXAMPLES, inputs=[prompt], label="try")
                 with gr.Row():
                     with gr.Column(scale=3):
@@ -613,7 +626,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
 
             made = build_make_tabs(service, ui.choices(), ui.check_token)
 
-        search_in = [prompt, family, fmt, origin, tags, mode, k]
+        search_in = [prompt, family, fmt, origin, tags, mode, k, examples]
         go.click(ui.search, search_in, [cards, regmap, to_generate], api_name="search", js=SEARCH_URL_JS)
         prompt.submit(ui.search, search_in, [cards, regmap, to_generate], api_visibility="private", js=SEARCH_URL_JS)
         to_generate.click(lambda p: (gr.Tabs(selected="generate"), p), [prompt], [tabs, made["description"]],

@@ -34,16 +34,13 @@ def _pil(png: bytes) -> Any:
 
 
 def parse_examples(text: str) -> list[tuple[str, str]]:
-    """One ``INPUT=>OUTPUT`` per line; blank lines are skipped."""
-    out = []
-    for n, line in enumerate((text or "").splitlines(), 1):
-        if not line.strip():
-            continue
-        if "=>" not in line:
-            raise gr.Error(f"example line {n} {line.strip()!r}: write it as INPUT=>OUTPUT, e.g. hello=>olleh")
-        i, o = line.split("=>", 1)
-        out.append((i.strip(), o.strip()))
-    return out
+    """One ``INPUT=>OUTPUT`` (or ``->``, ``→``) per line (``loradex.examples``); blank lines are skipped."""
+    from loradex.examples import parse_examples as parse
+
+    try:
+        return parse(text)
+    except RegistryError as e:
+        raise gr.Error(str(e), title="Examples") from None
 
 
 def _refs(picked: list[str] | str | None) -> list[str]:
