@@ -559,7 +559,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                 with gr.Accordion("search by example: show what it should do", open=False):
                     examples = gr.Textbox(label="examples, one INPUT=>OUTPUT per line (e.g. hello=>olleh); candidates "
                                           "are run on their base model and ranked by how many they reproduce",
-                                          lines=3, elem_id="ldx-examples")  # fmt: skip
+                                          lines=3, value="", elem_id="ldx-examples")  # fmt: skip
                 gr.Examples(EXAMPLES, inputs=[prompt], label="try")
                 with gr.Row():
                     with gr.Column(scale=3):
