@@ -16,8 +16,9 @@ of encoder training, and held-out tasks (never trained on); then, per voice of
 paraphrases'), its queries on training tasks and on held-out tasks, named ``VOICE/training tasks``
 and ``VOICE/held-out tasks``. The file's ``held_out_voice`` is used for no tuning choice. A second
 registry holds the same adapters with their descriptions removed (weights are all there is).
-``--text-map``: the described registry fits its text map (``LocalService.train_text_map``) on the
-zoo's training texts (``benchmarks.zoo.training_texts``: training tasks, training paraphrases).
+The described registry fits its text map (``LocalService.train_text_map``) on the zoo's training
+texts (``benchmarks.zoo.training_texts``: training tasks, training paraphrases), as a fresh start of
+the service does with the texts the zoo sets declare; ``--no-text-map`` keeps plain cosines.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected a comma list of integers, got {text!r}") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__)
     p.add_argument("suites", nargs="*", default=["ingest"], help=f"known: {', '.join(SUITES)}")
     p.add_argument("--repeats", type=int, default=5)
@@ -121,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default=None, help="reliability: a comma list of crash, jobs, concurrency, api, fuzz")
     p.add_argument(
         "--text-map",
-        action="store_true",
-        help="retrieval: fit each zoo registry's text map on the zoo's training texts (train-encoder --text)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="retrieval: fit each zoo registry's text map on the zoo's training texts, as a fresh start of the "
+        "service does (default; --no-text-map: plain text-encoder cosines)",
     )
     p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
     p.add_argument("--sizes", type=_ints, default=None, help="scale, scale_1m: comma list of registry sizes N")
@@ -130,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="scale_1m: synthetic embeddings, clustered (default) or overlapping")
     p.add_argument("--methods", type=lambda s: s.split(","), default=None,
                    help="generation: a comma list of generator methods to run (default: every committed one)")  # fmt: skip
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:

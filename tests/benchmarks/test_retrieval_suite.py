@@ -36,6 +36,23 @@ def test_retrieval_suite_on_tiny_zoo(kind: str, request: pytest.FixtureRequest, 
         w, h = got[("descriptions hidden", "weights", q)], got[("descriptions hidden", "hybrid", q)]
         assert {k: w[k] for k in ("recall@1", "mrr")} == {k: h[k] for k in ("recall@1", "mrr")}
     assert out["ingest"]["ratio_to_bare"] > 0 and out["search_latency_ms"]["p50"] > 0
+    assert "text_map" not in out  # the namespace did not ask for one
+
+
+def test_retrieval_suite_fits_the_text_map_by_default(tiny_text_zoo: Path, tmp_path: Path) -> None:
+    """``benchmarks.run retrieval`` measures the registry a fresh start makes: with its text map."""
+    from benchmarks.retrieval import suite_retrieval, train_zoo_encoder
+    from benchmarks.run import build_parser
+
+    assert build_parser().parse_args(["retrieval"]).text_map is True
+    assert build_parser().parse_args(["retrieval", "--no-text-map"]).text_map is False
+    train_zoo_encoder(tiny_text_zoo, epochs=5, out=tmp_path / "enc", val_fraction=0.0)
+    args = argparse.Namespace(zoo_dir=str(tiny_text_zoo), encoder_dir=str(tmp_path / "enc"), text_map=True)
+    out = suite_retrieval(args)["zoos"]["text"]
+    manifest = json.loads((tiny_text_zoo / "manifest.json").read_text())
+    trained = sum(len(t["adapters"]) for t in manifest["tasks"] if t["split"] == "train")
+    assert out["text_map"]["version"].startswith("tmap:") and out["text_map"]["adapters"] == out["gallery"]
+    assert out["text_map"]["texts"] > out["gallery"] + trained  # paraphrases of training tasks' adapters
 
 
 def test_stripped_image_adapters_carry_no_text(tiny_image_zoo: Path, tmp_path: Path) -> None:
