@@ -71,6 +71,7 @@ class TextEncoder:
         self._model: Any = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._known: dict[str, bool] = {}  # char → the tokenizer knows it (``knows``)
         self.version = f"st:{path.name}:{_folder_digest(path)}"
         if self.config.quantize:
             self.version += f":int8-sq{round(self.config.smooth_alpha * 100)}"
@@ -94,6 +95,15 @@ class TextEncoder:
     @property
     def dim(self) -> int:
         return int(self.model.get_sentence_embedding_dimension())
+
+    def knows(self, char: str) -> bool:
+        """Whether the tokenizer reads ``char`` as something other than its unknown token (cached)."""
+        known = self._known.get(char)
+        if known is None:
+            tok = getattr(self.model, "tokenizer", None)
+            known = tok is not None and tok.tokenize(char) not in ([], [tok.unk_token])
+            self._known[char] = known
+        return known
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32, L2-normalized; cached per text."""

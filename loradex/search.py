@@ -7,6 +7,8 @@ service builds one when it opens. Importing this module does not import torch.
 from __future__ import annotations
 
 import json
+import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from loradex.errors import SearchError
@@ -26,8 +28,29 @@ VERDICT_POOL = 10  # "nothing fits" when none of the top VERDICT_POOL candidates
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
 
+# characters the text encoder's tokenizer reads as unknown: pictographs and other symbols (emoji),
+# their variation selectors and joiners, private-use and unassigned code points
+DROPPED_CATEGORIES = frozenset({"So", "Co", "Cn", "Cs"})
+DROPPED_CHARS = frozenset({"\u200d", *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0x1F3FB, 0x1F400))})
+
 # one query of a signal: (query vector, ids it may score (None: all allowed), ids it must not score)
 Query = tuple[Any, set[int] | None, set[int] | None]
+
+
+def readable_prompt(prompt: str, knows: Callable[[str], bool] | None = None) -> str:
+    """The prompt as the text encoder should read it: symbols (emoji, pictographs) its tokenizer does
+    not know are dropped (``knows(char)``, the encoder's ``TextEncoder.knows``; None: drop them all),
+    as are joiners, variation selectors and skin tones; spaces collapsed. An unknown symbol would be
+    an unknown token, and one glued to a word (``glowing✨``) makes the whole word unknown, which
+    pulls the query away from every description. A prompt of nothing but such characters is kept."""
+    kept = []
+    for c in prompt:
+        if c in DROPPED_CHARS:
+            continue
+        unknown = unicodedata.category(c) in DROPPED_CATEGORIES and not (knows is not None and knows(c))
+        kept.append(" " if unknown else c)
+    text = " ".join("".join(kept).split())
+    return text or prompt
 
 
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,
@@ -111,7 +134,7 @@ class Searcher:
                     "no weight encoder covers these adapters (families with one: "
                     f"{have}); use --mode text or hybrid, or train one with loradex train-encoder"
                 )
-        q = self.text_encoder.encode([prompt])[0]  # (dim,)
+        q = self.text_encoder.encode([readable_prompt(prompt, getattr(self.text_encoder, "knows", None))])[0]  # (dim,)
         pool = max(k * 4, REFERENCE_POOL) if mode == "hybrid" else k
         queries: dict[str, list[Query]] = {kind: [(q, allowed, None)] for kind in kinds}
         if "text" in kinds:  # the text index's space: the registry's text map, when it has one

@@ -321,8 +321,10 @@ class LocalService:
         return self.searcher.similar(self.registry.get(ref), k)
 
     def embed_prompt(self, prompt: str) -> Any:
-        """The prompt as the text encoder sees it: a normalized (dim,) vector (LRU-cached)."""
-        return self.text_encoder.encode([prompt])[0]
+        """The prompt as search embeds it (``readable_prompt``): a normalized (dim,) vector (LRU-cached)."""
+        from loradex.search import readable_prompt
+
+        return self.text_encoder.encode([readable_prompt(prompt, getattr(self.text_encoder, "knows", None))])[0]
 
     def index_state(self) -> str:
         """Changes whenever an index's encoder version or membership changes (a cache key)."""
