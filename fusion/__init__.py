@@ -2,11 +2,12 @@
 
 * ``fusion.merge``: ``merge(adapters, weights, strategy=…)`` → ``MergeResult`` (strategies
   registered by name: ``cat``, ``svd``, ``ties``, ``dare_linear``, ``dare_ties``,
-  ``magnitude_prune``, ``lego``).
+  ``magnitude_prune``, ``lego``, ``zip``: fitted on the base, ``fusion.merge.ziplora``).
 * ``fusion.runtime``: ``install(model_or_pipe, adapters, names)`` → ``FusionHandle`` (k adapters
   side by side, one batched product, base weights untouched).
 * ``fusion.gate``: the AutoLoRA-style gate and the training-free default.
 * ``fusion.compose``: ``compose_images``, ``compose_text``, ``plot_gates``.
+* ``fusion.strategies``: the names of both, listed without torch (``compose_strategies``).
 
 Importing ``fusion`` is cheap: torch is imported by the submodules only.
 """

@@ -11,7 +11,8 @@ Both take already-loaded models and ``LoraAdapter`` objects, install the adapter
   ``switch_every`` steps;
 * ``composite`` (LoRA Composite): classifier-free guidance computed with each adapter alone, the
   guided predictions averaged (one batched pass: rows routed to their adapter);
-* ``merge:S``: the adapters merged with strategy ``S`` of ``fusion.merge``, then applied alone;
+* ``merge:S``: the adapters merged with strategy ``S`` of ``fusion.merge``, then applied alone
+  (``merge:zip``: its coefficients fitted on the pipeline first, images only);
 * ``chain`` (text only): the adapters applied one after another, each to the previous output.
 """
 
@@ -27,12 +28,13 @@ import torch
 
 from fusion.errors import FusionError, UnknownStrategyError
 from fusion.runtime import FusionHandle, install
+from fusion.strategies import RUNTIME
 
 if TYPE_CHECKING:  # pragma: no cover
     from registry.formats.canonical import LoraAdapter
 
-IMAGE_STRATEGIES = ("gate", "linear", "switch", "composite", "merge:<strategy>")
-TEXT_STRATEGIES = ("gate", "linear", "chain", "merge:<strategy>")
+IMAGE_STRATEGIES = (*RUNTIME["image"], "merge:<strategy>")
+TEXT_STRATEGIES = (*RUNTIME["text"], "merge:<strategy>")
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 7.5
 
@@ -103,11 +105,35 @@ def _check_weights(weights: list[float] | None, k: int) -> list[float]:
 
 
 def _merged(
-    adapters: list[LoraAdapter], weights: list[float], strategy: str, options: dict[str, Any]
+    adapters: list[LoraAdapter],
+    weights: list[float],
+    strategy: str,
+    options: dict[str, Any],
+    *,
+    pipe: Any = None,
+    own_prompts: list[str] | None = None,
+    seed: int = 0,
 ) -> tuple[LoraAdapter, dict[str, Any]]:
+    """``merge:S`` → the merged adapter and the merge's info. ``merge:zip`` without ``coefficients``
+    fits them first on ``pipe`` (a diffusion pipeline), each adapter drawing its data alone from
+    ``own_prompts[i]`` unless the options give ``prompts`` (``ziplora.zip_options``)."""
     from fusion.merge import merge
 
-    res = merge(adapters, weights, strategy=strategy.split(":", 1)[1], missing="zero", **options)
+    name = strategy.split(":", 1)[1]
+    if name == "zip" and "coefficients" not in options:
+        from fusion.merge.ziplora import fit_merge, zip_options
+
+        if pipe is None:
+            raise FusionError(
+                f"strategy 'merge:zip' learns on a diffusion base; family {adapters[0].family!r} is a language "
+                "model: compose it with an exact merge (merge:cat, merge:ties …)"
+            )
+        cfg, data = zip_options(options, seed)
+        prompts = own_prompts or [adapter_description(a) for a in adapters]
+        res = fit_merge(pipe, adapters, [[p] for p in prompts], weights, cfg, data)
+        res.info.pop("coefficients", None)  # tensors; the fit's summary stays in info["zip"]
+    else:
+        res = merge(adapters, weights, strategy=name, missing="zero", **options)
     return res.adapter, res.info
 
 
@@ -232,6 +258,7 @@ def compose_images(
     ``request``: the text the gate routes by (default: the prompt; give it when the pipeline's
     prompt holds only the content, e.g. a zoo caption, and the styles are asked for in words).
     ``scores`` (k,): precomputed description similarities (skips the text encoder).
+    ``merge_options``: the ``merge:S`` strategy's options (``merge:zip``: ``ziplora.zip_options``).
     Steps and guidance default to the family gate's sampling defaults, else 20 and 7.5.
     """
     if not adapters:
@@ -244,7 +271,7 @@ def compose_images(
     if len(seeds) != len(all_prompts):
         raise FusionError(f"{len(seeds)} seeds for {len(all_prompts)} images")
     kind = strategy.split(":", 1)[0]
-    if kind not in ("gate", "linear", "switch", "composite", "merge"):
+    if kind not in (*RUNTIME["image"], "merge"):
         raise UnknownStrategyError("composition", strategy, list(IMAGE_STRATEGIES))
     gate = _gate_for(adapters, gate_dir, "image")
     steps = steps or gate.config.steps or DEFAULT_STEPS
@@ -259,7 +286,8 @@ def compose_images(
     }
     installed = adapters
     if kind == "merge":
-        merged, minfo = _merged(adapters, w, strategy, merge_options or {})
+        merged, minfo = _merged(adapters, w, strategy, merge_options or {}, pipe=pipe, own_prompts=descriptions,
+                                seed=seed)  # fmt: skip
         installed, info["merge"] = [merged], minfo
     handle = install(pipe, installed, names if kind != "merge" else ["merged"])
     routed = w
@@ -380,7 +408,7 @@ def compose_text(
     k = len(adapters)
     w = _check_weights(weights, k)
     kind = strategy.split(":", 1)[0]
-    if kind not in ("gate", "linear", "chain", "merge"):
+    if kind not in (*RUNTIME["text"], "merge"):
         raise UnknownStrategyError("composition", strategy, list(TEXT_STRATEGIES))
     gen = generate_fn or greedy_generate
     names = names or [f"adapter_{i}" for i in range(k)]

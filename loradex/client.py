@@ -311,13 +311,13 @@ class Client:
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
                 strategy: str = "gate", weights: Sequence[float] | None = None,
                 inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
-                steps: int | None = None, poll: float = 0.1, timeout: float | None = None,
-                **_: Any) -> ComposeResult:  # fmt: skip
+                steps: int | None = None, options: dict[str, Any] | None = None, poll: float = 0.1,
+                timeout: float | None = None, **_: Any) -> ComposeResult:  # fmt: skip
         """Compose adapters at run time on the server (a job): images or outputs, and the gate plot."""
         body = {"prompt": prompt, "adapters": [str(a) for a in adapters] if adapters else None, "auto": auto,
                 "strategy": strategy, "weights": list(weights) if weights is not None else None,
                 "inputs": list(inputs) if inputs else None, "family": family, "seed": seed, "n_images": n_images,
-                "steps": steps}  # fmt: skip
+                "steps": steps, "options": options}  # fmt: skip
         return ComposeResult.from_dict(self._job_output("/compose", body, poll, timeout))
 
     def _job_output(self, path: str, body: dict[str, Any], poll: float, timeout: float | None) -> dict[str, Any]:

@@ -7,7 +7,9 @@ weight and ``merge:<strategy>``). ``compose`` installs the adapters side by side
 registered base (``loradex.bases``) — never fusing into the base weights — and renders images
 (diffusion families) or runs an input (language families), routed by the prompt; ``auto=K``
 retrieves the adapters for the prompt first. Trained gates are read from
-``fusion/checkpoints/<family>/``; other families get the training-free gate.
+``fusion/checkpoints/<family>/``; other families get the training-free gate. The learned merge
+``zip`` (and ``merge:zip`` in ``compose``) fits its coefficients on the family's diffusion base,
+each adapter drawing its data alone from its description; language families are refused.
 """
 
 from __future__ import annotations
@@ -68,7 +70,15 @@ def gate_folder(svc: LocalService, family: str, kind: str) -> Path:
     return folder
 
 
-ZIP_OPTIONS = ("prompts", "samples", "sample_steps", "guidance")  # besides ZipConfig's fields
+def strategies() -> dict[str, list[str]]:
+    """What a surface offers: ``merge`` (the strategies ``fusion.merge`` registers) and ``compose``
+    (the runtime ones, then ``merge:S`` for each merge strategy); ``learned``: the merge strategies
+    fitted on the family's diffusion base (``zip``), which take longer and need a diffusion family."""
+    from fusion.merge import learned_strategies
+    from fusion.merge import strategies as merges
+    from fusion.strategies import compose_strategies
+
+    return {"merge": merges(), "compose": compose_strategies(), "learned": learned_strategies()}
 
 
 def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None = None, *, strategy: str = "cat",
@@ -119,38 +129,32 @@ def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None 
 def _zip(rows: list[dict[str, Any]], adapters: list[Any], w: list[float], seed: int, opts: dict[str, Any]) -> Any:
     """``zip`` on the family's registered diffusion base: each adapter's data are latents it draws
     alone (``samples`` of them, ``sample_steps`` DDIM steps, ``guidance``) from ``prompts`` (default:
-    its own description, else its name); the other options are ``ZipConfig`` fields."""
-    from dataclasses import fields
-
-    from fusion.errors import FusionError
+    its own description, else its name); the other options are ``ZipConfig`` fields. Options and the
+    base's kind are checked before the base is loaded."""
     from fusion.merge import check_compatible
-    from fusion.merge.ziplora import ZipConfig, own_samples, zip_merge
-    from loradex.bases import get_base, load_base
+    from fusion.merge.ziplora import fit_merge, zip_options
+    from loradex.bases import load_base
 
     check_compatible(adapters)
-    known = [f.name for f in fields(ZipConfig)] + list(ZIP_OPTIONS)
-    unknown = sorted(set(opts) - set(known))
-    if unknown:
-        raise FusionError(f"strategy 'zip' takes no option {', '.join(unknown)}; its options: {', '.join(known)}")
+    cfg, data = zip_options(opts, seed)
     fam = adapters[0].family
-    base = get_base(fam)
+    _refuse_zip_on_text(fam, "zip")
+    return fit_merge(load_base(fam), adapters, [[_own_prompt(r)] for r in rows], w, cfg, data)
+
+
+def _own_prompt(row: dict[str, Any]) -> str:
+    """What an adapter is about: its description, else its name (the gate's text, zip's prompt)."""
+    return str(row.get("description") or row["name"])
+
+
+def _refuse_zip_on_text(family: str, strategy: str) -> None:
+    from fusion.errors import FusionError
+    from loradex.bases import get_base
+
+    base = get_base(family)
     if base.kind != "image":
-        raise FusionError(f"strategy 'zip' learns on a diffusion base; family {fam!r} has a {base.kind} base")
-    o = dict(opts)
-    prompts = o.pop("prompts", None)
-    if prompts is not None and (not isinstance(prompts, list) or not all(isinstance(p, str) and p for p in prompts)):
-        raise FusionError(f"zip option prompts must be a list of non-empty strings, got {prompts!r}")
-    n, steps = int(o.pop("samples", 8)), int(o.pop("sample_steps", 10))
-    guidance = float(o.pop("guidance", 4.0))
-    cfg = ZipConfig(**{"seed": seed, **o})
-    pipe = load_base(fam)
-    samplers = [
-        own_samples(
-            pipe, a, prompts or [r.get("description") or r["name"]], n, steps=steps, guidance=guidance, seed=seed
-        )  # fmt: skip
-        for a, r in zip(adapters, rows, strict=True)
-    ]
-    return zip_merge(pipe, adapters, samplers, w, cfg)
+        raise FusionError(f"strategy {strategy!r} learns on a diffusion base; family {family!r} has a {base.kind} base: "
+                          "use an exact strategy (cat, ties …) for it")  # fmt: skip
 
 
 def _png(img: Any) -> bytes:
@@ -183,18 +187,28 @@ def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, 
 def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = None, auto: int | None = None,
             strategy: str = "gate", weights: list[float] | None = None, inputs: list[str] | None = None,
             family: str | None = None, seed: int = 0, n_images: int = 1, steps: int | None = None,
-            progress: Any = None) -> ComposeResult:  # fmt: skip
-    """Run ``prompt`` through the family's base with the adapters composed by ``strategy``."""
+            options: dict[str, Any] | None = None, progress: Any = None) -> ComposeResult:  # fmt: skip
+    """Run ``prompt`` through the family's base with the adapters composed by ``strategy``.
+    ``options``: the merge's, with a ``merge:S`` strategy (``merge:zip`` fits its coefficients on the
+    family's diffusion base first: ``steps``, ``samples`` … as ``merge``); checked before the base loads."""
+    from fusion.errors import FusionError
     from loradex.bases import check_inputs, get_base, load_base
 
     if not prompt or not prompt.strip():
         raise SearchError("empty prompt: say what to render, or for a language model what task to do")
+    if options and not strategy.startswith("merge:"):
+        raise FusionError(f"options are a merge's: give them with a merge:<strategy> strategy, not {strategy!r}")
     rows = pick_adapters(svc, prompt, refs, auto, family)
     fam = rows[0]["family"]
     base = get_base(fam)
+    if strategy == "merge:zip":
+        from fusion.merge.ziplora import zip_options
+
+        _refuse_zip_on_text(fam, strategy)
+        zip_options(options, seed)
     adapters = [svc.load(r["id"]) for r in rows]
     names = [r["name"] for r in rows]
-    descriptions = [r.get("description") or r["name"] for r in rows]
+    descriptions = [_own_prompt(r) for r in rows]  # what merge:zip draws from, as ``merge`` does
     gate_dir = gate_folder(svc, fam, base.kind)
     t0 = time.perf_counter()
     images: list[bytes] = []
@@ -208,7 +222,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
         check_inputs(fam, tok, inputs)
         res = compose_text(model, tok, adapters, prompt, list(inputs), strategy=strategy, weights=weights,
                            gate_dir=gate_dir, text_encoder=svc.text_encoder, names=names,
-                           descriptions=descriptions)  # fmt: skip
+                           descriptions=descriptions, merge_options=options)  # fmt: skip
         outputs = list(res.outputs)
     else:
         from fusion.compose import compose_images
@@ -216,7 +230,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
         pipe = load_base(fam)
         res = compose_images(pipe, adapters, prompt, strategy=strategy, weights=weights, gate_dir=gate_dir, seed=seed,
                              n_images=n_images, steps=steps, text_encoder=svc.text_encoder, progress=progress,
-                             names=names, descriptions=descriptions)  # fmt: skip
+                             names=names, descriptions=descriptions, merge_options=options)  # fmt: skip
         images = [_png(im) for im in res.images]
     seconds = time.perf_counter() - t0
     gate_png = None

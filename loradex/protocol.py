@@ -102,8 +102,9 @@ class Service(Protocol):
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
                 strategy: str = "gate", weights: Sequence[float] | None = None,
                 inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
-                steps: int | None = None) -> t.ComposeResult:  # fmt: skip
-        """Adapters composed at run time in the family's base: images, or outputs for ``inputs``."""
+                steps: int | None = None, options: dict[str, Any] | None = None) -> t.ComposeResult:  # fmt: skip
+        """Adapters composed at run time in the family's base: images, or outputs for ``inputs``
+        (``options``: a ``merge:S`` strategy's merge options)."""
         ...
 
     def try_it(self, ref: str | int, inputs: Sequence[str]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Jobs on a PostgreSQL queue (procrastinate), for shared mode: API replicas defer, workers run.
 
 Every job kind of ``loradex.tasks`` is a procrastinate task ``loradex.<kind>`` on the queue of
-what it needs: ``default`` or ``cuda`` (GPU-heavy: train-encoder, generate, compose). A worker
+what it needs: ``default`` or ``cuda`` (GPU-heavy: train-encoder, generate, compose, and a merge
+with a learned strategy such as ``zip``: the queue is chosen per job, ``queue_of``). A worker
 (``loradex worker``) listens on ``default`` plus one queue per thing it offers, so GPU tasks go
 only to workers that declared ``cuda``. The job's state lives in the ``jobs`` table
 (``loradex.job_store``), saved by the worker as it moves, so any replica answers ``GET /jobs/{id}``.
@@ -38,14 +39,15 @@ DEFAULT_QUEUE = "default"
 _SCHEMA_LOCK = 0x6C6F72617163  # advisory lock key: one process applies procrastinate's schema
 
 
-def queue_of(kind: str) -> str:
-    """The queue a job of ``kind`` is deferred to: what it needs, or ``default``."""
-    return tasks.task(kind).needs or DEFAULT_QUEUE
+def queue_of(kind: str, payload: dict[str, Any] | None = None) -> str:
+    """The queue a job of ``kind`` with ``payload`` is deferred to: what it needs, or ``default``
+    (a worker runs a task by its name from whichever queue it listens on)."""
+    return tasks.needs_for(kind, payload) or DEFAULT_QUEUE
 
 
 def queues_for(offers: Iterable[str]) -> list[str]:
     """The queues a worker offering ``offers`` (e.g. ``["cuda"]``) listens on."""
-    known = {spec.needs for spec in tasks.TASKS.values() if spec.needs}
+    known = set(tasks.CAPABILITIES)
     unknown = sorted(set(offers) - known)
     if unknown:
         raise ValueError(f"unknown capabilities {unknown}; known: {', '.join(sorted(known))}")
@@ -99,7 +101,8 @@ class QueueRunner:
                   created_at=time.time())  # fmt: skip
         self.store.save(job, staged)
         try:
-            self.app.configure_task(name=f"loradex.{kind}", queue=queue_of(kind)).defer(job_id=job.id, payload=payload)
+            queue = queue_of(kind, payload)
+            self.app.configure_task(name=f"loradex.{kind}", queue=queue).defer(job_id=job.id, payload=payload)
         except Exception:  # never leave a job "queued" that no worker will ever see
             log.exception("could not queue %s job %s", kind, job.id)
             job.status, job.finished_at = "failed", time.time()

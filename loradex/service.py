@@ -523,14 +523,16 @@ class LocalService:
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
                 strategy: str = "gate", weights: Sequence[float] | None = None,
                 inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
-                steps: int | None = None, progress: Any = None) -> ComposeResult:  # fmt: skip
-        """Render (diffusion) or run ``inputs`` (language) with several adapters composed at run time."""
+                steps: int | None = None, options: dict[str, Any] | None = None,
+                progress: Any = None) -> ComposeResult:  # fmt: skip
+        """Render (diffusion) or run ``inputs`` (language) with several adapters composed at run time.
+        ``options``: a ``merge:S`` strategy's merge options (``merge:zip``: ``steps``, ``samples`` …)."""
         from loradex import composition
 
         return composition.compose(
             self, prompt, refs=builtins.list(adapters) if adapters else None, auto=auto, strategy=strategy,
             weights=None if weights is None else builtins.list(weights), inputs=builtins.list(inputs or []),
-            family=family, seed=seed, n_images=n_images, steps=steps, progress=progress,
+            family=family, seed=seed, n_images=n_images, steps=steps, options=options, progress=progress,
         )  # fmt: skip
 
 

@@ -7,7 +7,8 @@ worker died in it: ingestion and the made adapters are idempotent (same bytes â†
 training records a new checkpoint.
 
 ``needs`` names what a worker must offer to run the task (``cuda``: GPU-heavy); a task that needs
-nothing runs on any worker.
+nothing runs on any worker. ``needs_for(kind, payload)`` is what one job needs: a merge with a
+learned strategy (``zip``, fitted on the family's diffusion base) needs ``cuda`` like generation.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from loradex.types import IngestReport, IngestResult
 class TaskSpec:
     run: Callable[[Any, dict[str, Any], Any], dict[str, Any] | None]  # (service, payload, handle) â†’ output
     needs: str | None = None  # what the worker must offer (None: any worker)
+    needs_of: Callable[[dict[str, Any]], str | None] | None = None  # per payload, instead of needs
     what: str = "job"  # names the operation in the message of an unexpected failure
     total: int | None = None  # units known before it starts
     result: bool = False  # keeps an ``IngestReport`` (ingestion)
@@ -94,17 +96,25 @@ def _merge(service: Any, p: dict[str, Any], h: Any) -> dict[str, Any]:
     return out.to_dict()  # type: ignore[no-any-return]
 
 
+def _merge_needs(p: dict[str, Any]) -> str | None:
+    """A learned merge runs the family's base model (GPU-heavy); the others are seconds of linear algebra."""
+    from fusion.merge import learned_strategies
+
+    return "cuda" if p.get("strategy", "cat") in learned_strategies() else None
+
+
 def _compose(service: Any, p: dict[str, Any], h: Any) -> dict[str, Any]:
     out = service.compose(p["prompt"], adapters=p.get("adapters"), auto=p.get("auto"),
                           strategy=p.get("strategy", "gate"), weights=p.get("weights"), inputs=p.get("inputs"),
                           family=p.get("family"), seed=p.get("seed", 0), n_images=p.get("n_images", 1),
-                          steps=p.get("steps"), progress=lambda d, t: h.update(done=d, total=t))  # fmt: skip
+                          steps=p.get("steps"), options=p.get("options"),
+                          progress=lambda d, t: h.update(done=d, total=t))  # fmt: skip
     return out.to_dict()  # type: ignore[no-any-return]
 
 
 TASKS: dict[str, TaskSpec] = {
     "ingest": TaskSpec(_ingest, what="ingestion", result=True),
-    "merge": TaskSpec(_merge, what="merge"),
+    "merge": TaskSpec(_merge, needs_of=_merge_needs, what="merge"),
     "train-encoder": TaskSpec(_train_encoder, needs="cuda", what="training"),
     "train-text-map": TaskSpec(_train_text_map, what="text map fitting", total=1),  # a (d, d) fit: seconds on a CPU
     "generate": TaskSpec(_generate, needs="cuda", what="generation", total=2),
@@ -119,8 +129,16 @@ def task(kind: str) -> TaskSpec:
     return spec
 
 
+def needs_for(kind: str, payload: dict[str, Any] | None = None) -> str | None:
+    """What a worker must offer to run this job of ``kind`` (None: any worker)."""
+    spec = task(kind)
+    return spec.needs_of(payload or {}) if spec.needs_of is not None else spec.needs
+
+
 def new_result(kind: str) -> IngestReport | None:
     return IngestReport() if task(kind).result else None
 
 
-__all__ = ["TASKS", "TaskSpec", "new_result", "task"]
+CAPABILITIES = ("cuda",)  # what a worker may offer (``loradex worker --offers``)
+
+__all__ = ["CAPABILITIES", "TASKS", "TaskSpec", "needs_for", "new_result", "task"]

@@ -98,13 +98,21 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_merge(args: argparse.Namespace) -> int:
+def parse_options(text: str | None, what: str = "--options") -> dict[str, Any] | None:
+    """A merge's options as JSON text (empty: none) → a dict; ``SearchError`` naming ``what`` otherwise."""
+    if not text or not text.strip():
+        return None
     try:
-        options = json.loads(args.options) if args.options else None
+        options = json.loads(text)
     except ValueError as e:
-        raise SearchError(f"--options is not JSON ({e}): give an object, e.g. '{{\"steps\": 15}}'") from None
-    if options is not None and not isinstance(options, dict):
-        raise SearchError(f"--options must be a JSON object of option names to values, got {args.options!r}")
+        raise SearchError(f"{what} is not JSON ({e}): give an object, e.g. '{{\"steps\": 15}}'") from None
+    if not isinstance(options, dict):
+        raise SearchError(f"{what} must be a JSON object of option names to values, got {text!r}")
+    return options
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    options = parse_options(args.options)
     out = _service(args).merge(args.ids, args.weights, strategy=args.strategy, rank=args.rank, seed=args.seed,
                                name=args.name, options=options)  # fmt: skip
     if args.json:
@@ -122,7 +130,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
     bar = _bar(args, "compose")
     res = svc.compose(args.prompt, adapters=args.adapters, auto=args.auto, strategy=args.strategy,
                       weights=args.weights, inputs=args.input, family=args.family, seed=args.seed,
-                      n_images=args.n, steps=args.steps, progress=_progress(bar))  # fmt: skip
+                      n_images=args.n, steps=args.steps, options=parse_options(args.options),
+                      progress=_progress(bar))  # fmt: skip
     bar.close()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -184,6 +193,9 @@ def _output_flags(s: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: Any) -> None:
+    from loradex.composition import strategies
+
+    ways = strategies()
     s = sub.add_parser("generate", help="generate an adapter from a description (and examples) and register it")
     s.add_argument("description")
     s.add_argument("--family", required=True, help="base family (loradex generators lists those with one)")
@@ -216,7 +228,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument(
         "--strategy",
         default="cat",
-        help="cat | svd | ties | dare_linear | dare_ties | magnitude_prune | lego | zip (learned on the family's base)",
+        help=" | ".join(ways["merge"]) + f" ({', '.join(ways['learned'])}: learned on the family's diffusion base)",
     )
     s.add_argument(
         "--options", default=None, help="strategy options as JSON, e.g. '{\"density\": 0.3}' or '{\"steps\": 60}'"
@@ -231,7 +243,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--prompt", required=True, help="what to render; for a language model, the task")
     s.add_argument("--adapters", nargs="+", default=None, help="ids (or use --auto K)")
     s.add_argument("--auto", type=int, default=None, help="retrieve the top K adapters for the prompt")
-    s.add_argument("--strategy", default="gate", help="gate | linear | switch | composite | chain | merge:<strategy>")
+    s.add_argument("--strategy", default="gate", help=" | ".join(ways["compose"]))
+    s.add_argument("--options", default=None, help="with merge:<strategy>: the merge's options as JSON, e.g. "
+                   "'{\"steps\": 5}' for merge:zip (fitted on the family's diffusion base before rendering)")  # fmt: skip
     s.add_argument("--weights", type=float, nargs="+", default=None)
     s.add_argument("--input", action="append", help="language families: an input to run (repeatable)")
     s.add_argument("--family", default=None, help="with --auto: the family to retrieve from")

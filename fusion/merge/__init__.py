@@ -77,14 +77,19 @@ class StrategyContext:
 Strategy = Callable[[ModuleInput, StrategyContext], "tuple[torch.Tensor, torch.Tensor, bool]"]
 _STRATEGIES: dict[str, Strategy] = {}
 _OPTIONS: dict[str, tuple[str, ...]] = {}
+_LEARNED: set[str] = set()
 
 
-def register_strategy(name: str, fn: Strategy, options: tuple[str, ...] = ()) -> None:
-    """Add a merge strategy; ``options`` names the keyword options it reads."""
+def register_strategy(name: str, fn: Strategy, options: tuple[str, ...] = (), *, learned: bool = False) -> None:
+    """Add a merge strategy; ``options`` names the keyword options it reads. ``learned``: its
+    coefficients are fitted on the family's base model (GPU-heavy; the strategy itself only applies
+    given ones)."""
     if name in _STRATEGIES:
         raise ValueError(f"merge strategy {name!r} is already registered")
     _STRATEGIES[name] = fn
     _OPTIONS[name] = options
+    if learned:
+        _LEARNED.add(name)
 
 
 def _load_builtin() -> None:
@@ -94,6 +99,13 @@ def _load_builtin() -> None:
 def strategies() -> list[str]:
     _load_builtin()
     return list(_STRATEGIES)
+
+
+def learned_strategies() -> list[str]:
+    """The strategies fitted on the family's base model (``zip``): a merge or a ``merge:S``
+    composition with one of them runs the base, so it goes where the GPU work goes."""
+    _load_builtin()
+    return [s for s in _STRATEGIES if s in _LEARNED]
 
 
 def get_strategy(name: str) -> Strategy:
@@ -265,4 +277,5 @@ def merge(
     return MergeResult(adapter=out, info=info)
 
 
-__all__ = ["MergeResult", "merge", "register_strategy", "strategies", "get_strategy", "check_compatible"]
+__all__ = ["MergeResult", "merge", "register_strategy", "strategies", "learned_strategies", "get_strategy",
+           "check_compatible"]  # fmt: skip

@@ -22,7 +22,9 @@ factors; the teacher rows route each row to its own adapter, so one install serv
 and the base weights are never written.
 
 The strategy itself only applies given coefficients: ``merge(ads, w, strategy="zip",
-coefficients=..., axis=...)``; ``zip_merge(pipe, ads, samplers)`` learns them and merges.
+coefficients=..., axis=...)``; ``zip_merge(pipe, ads, samplers)`` learns them and merges;
+``fit_merge`` does so with each adapter's data drawn by the adapter itself, from the options a
+user gives (``zip_options``: checked before anything runs).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from fusion.errors import FusionError
@@ -96,7 +98,7 @@ def _scaled(mi: ModuleInput, ctx: StrategyContext) -> tuple[torch.Tensor, torch.
     return torch.cat(downs, dim=0), torch.cat(mi.ups, dim=1), True
 
 
-register_strategy("zip", _scaled, ("coefficients", "axis"))
+register_strategy("zip", _scaled, ("coefficients", "axis"), learned=True)
 
 
 # ---------------------------------------------------------------------------------- learning
@@ -291,4 +293,72 @@ def zip_merge(
     return res
 
 
-__all__ = ["ZipConfig", "ZipLearned", "learn", "own_samples", "zip_merge"]
+@dataclass
+class ZipData:
+    """How each adapter's data are drawn for ``fit_merge`` (the options besides ``ZipConfig``'s)."""
+
+    prompts: list[str] | None = None  # every adapter draws from these (None: each from its own prompts)
+    samples: int = 8  # latents each adapter draws alone
+    sample_steps: int = 10  # DDIM steps of each draw
+    guidance: float = 4.0  # classifier-free guidance of each draw
+
+    def __post_init__(self) -> None:
+        p = self.prompts
+        if p is not None and (not isinstance(p, list) or not p or not all(isinstance(x, str) and x for x in p)):
+            raise FusionError(f"zip option prompts must be a list of non-empty strings, got {p!r}")
+        if self.samples < 1 or self.sample_steps < 1:
+            raise FusionError(f"zip needs samples ≥ 1 and sample_steps ≥ 1, got {self.samples}, {self.sample_steps}")
+
+
+def option_names() -> list[str]:
+    """Every option ``zip_options`` takes: ``ZipConfig``'s fields, then ``ZipData``'s."""
+    return [f.name for f in fields(ZipConfig)] + [f.name for f in fields(ZipData)]
+
+
+def zip_options(options: dict[str, Any] | None, seed: int = 0) -> tuple[ZipConfig, ZipData]:
+    """A user's options (JSON values) → the fit's config and how its data are drawn; ``FusionError``
+    naming the option and the valid ones for anything else. ``seed`` unless the options give one."""
+    o = dict(options or {})
+    unknown = sorted(set(o) - set(option_names()))
+    if unknown:
+        raise FusionError(
+            f"strategy 'zip' takes no option {', '.join(unknown)}; its options: {', '.join(option_names())}"
+        )
+    data = {f.name: o.pop(f.name) for f in fields(ZipData) if f.name in o}
+    types = {"steps": int, "batch": int, "seed": int, "samples": int, "sample_steps": int, "lr": float,
+             "cos_weight": float, "guidance": float, "axis": str}  # fmt: skip
+    for k, v in {**o, **data}.items():
+        want = types.get(k)
+        if want is None:  # prompts: checked by ZipData
+            continue
+        if isinstance(v, bool) or not (isinstance(v, want) or (want is float and isinstance(v, int))):
+            kind = {int: "an integer", float: "a number", str: "a string"}[want]
+            raise FusionError(f"zip option {k} must be {kind}, got {v!r}")
+    return ZipConfig(**{"seed": seed, **o}), ZipData(**data)
+
+
+def fit_merge(
+    pipe: Any,
+    adapters: list[LoraAdapter],
+    own_prompts: list[list[str]],
+    weights: list[float] | None = None,
+    config: ZipConfig | None = None,
+    data: ZipData | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> MergeResult:
+    """``zip_merge`` on ``pipe`` where each adapter's data are latents it draws alone
+    (``own_samples``) from ``data.prompts``, else from its ``own_prompts`` (its description)."""
+    cfg, d = config or ZipConfig(), data or ZipData()
+    if len(own_prompts) != len(adapters):
+        raise FusionError(f"{len(own_prompts)} prompt lists for {len(adapters)} adapters")
+    check_compatible(adapters)  # refuse before drawing anything
+    samplers = [
+        own_samples(pipe, a, d.prompts or p, d.samples, steps=d.sample_steps, guidance=d.guidance, seed=cfg.seed)
+        for a, p in zip(adapters, own_prompts, strict=True)
+    ]
+    return zip_merge(pipe, adapters, samplers, weights, cfg, log=log)
+
+
+__all__ = ["ZipConfig", "ZipData", "ZipLearned", "fit_merge", "learn", "option_names", "own_samples", "zip_merge",
+           "zip_options"]  # fmt: skip

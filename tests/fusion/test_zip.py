@@ -119,3 +119,35 @@ def test_learning_moves_the_coefficients_and_leaves_the_pipeline_as_it_was():
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(type(m).__name__ != "FusedLayer" for m in pipe.unet.modules())
     assert [p.requires_grad for p in pipe.unet.parameters()] == flags
+
+
+def test_zip_options_are_checked_and_named_before_anything_runs():
+    from fusion.compose import compose_text
+    from fusion.merge import learned_strategies
+    from fusion.merge.ziplora import ZipData, option_names, zip_options
+    from fusion.strategies import compose_strategies
+
+    cfg, data = zip_options({"steps": 3, "lr": 1, "samples": 2, "prompts": ["a star"], "axis": "in"}, seed=7)
+    assert (cfg.steps, cfg.lr, cfg.axis, cfg.seed) == (3, 1.0, "in", 7) and data == ZipData(["a star"], 2)
+    assert zip_options({"seed": 2}, seed=7)[0].seed == 2 and zip_options(None)[1] == ZipData()
+    for bad, match in [
+        ({"density": 0.5}, "takes no option density; its options: " + ", ".join(option_names())),
+        ({"steps": "many"}, "zip option steps must be an integer, got 'many'"),
+        ({"steps": True}, "zip option steps must be an integer"),
+        ({"lr": "fast"}, "zip option lr must be a number"),
+        ({"prompts": "a star"}, "prompts must be a list of non-empty strings"),
+        ({"prompts": []}, "prompts must be a list of non-empty strings"),
+        ({"samples": 0}, "samples ≥ 1"),
+        ({"steps": -1}, "steps ≥ 0"),
+    ]:
+        with pytest.raises(FusionError, match=match):
+            zip_options(bad)
+    # listed wherever strategies are offered, fitted on a diffusion base only
+    assert learned_strategies() == ["zip"]
+    assert "merge:zip" in compose_strategies("image") and "merge:zip" in compose_strategies()
+    assert compose_strategies("text")[:3] == ["gate", "linear", "chain"] and "switch" not in compose_strategies("text")
+    a, b = adapter(LLM, 4, seed=1), adapter(LLM, 2, seed=2)
+    with pytest.raises(
+        FusionError, match="'merge:zip' learns on a diffusion base; family 'zoo-text' is a language model"
+    ):
+        compose_text(None, None, [a, b], "a task", ["abc"], strategy="merge:zip")

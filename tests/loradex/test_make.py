@@ -113,6 +113,24 @@ def test_merge_refuses_unknown_strategy_and_single_input(svc: LocalService) -> N
     assert svc.registry.count() == before
 
 
+def test_compose_merge_options_and_zip_refused_for_a_language_family(svc: LocalService) -> None:
+    """A merge:S composition takes the merge's options; merge:zip fits on a diffusion base, so a
+    language family is refused (before its base loads), as are options without a merge strategy."""
+    from ui.cli import main
+
+    ids = [_id(svc, "caesar_1"), _id(svc, "caesar_2")]
+    with pytest.raises(RegistryError, match="'merge:zip' learns on a diffusion base; family 'zoo-text' has a text"):
+        svc.compose("shift letters", adapters=ids, strategy="merge:zip", inputs=["abc"])
+    with pytest.raises(RegistryError, match="options are a merge's: give them with a merge:<strategy> strategy"):
+        svc.compose("shift letters", adapters=ids, strategy="gate", inputs=["abc"], options={"density": 0.5})
+    with pytest.raises(RegistryError, match="strategy 'ties' takes no option steps"):
+        svc.compose("shift letters", adapters=ids, strategy="merge:ties", inputs=["abc"], options={"steps": 5})
+    out = svc.compose("shift letters", adapters=ids, strategy="merge:ties", inputs=["abc"], options={"density": 0.3})
+    assert out.info["merge"]["strategy"] == "ties" and out.info["merge"]["options"] == {"density": 0.3}
+    argv = ["--home", str(svc.home), "compose", "--prompt", "shift", "--adapters", *map(str, ids), "--input", "abc"]
+    assert main([*argv, "--strategy", "merge:zip", "--options", '{"steps": 1}']) != 0
+
+
 def test_compose_routes_a_language_task_by_its_description(svc: LocalService) -> None:
     ids = [_id(svc, n) for n in ("reverse", "upper", "append_ing")]
     res = svc.compose("write the text backwards", adapters=ids, inputs=["hello", "abc"])
@@ -313,6 +331,11 @@ def test_api_and_client_generate_merge_compose(svc: LocalService) -> None:
         res = c.compose("spell the word backwards", adapters=[_id(svc, "reverse"), _id(svc, "upper")],
                         inputs=["hello"])  # fmt: skip
         assert res.outputs == ["olleh"]
+        tied = c.compose("spell the word backwards", adapters=pair, strategy="merge:ties", inputs=["hello"],
+                         options={"density": 0.3})  # fmt: skip
+        assert tied.info["merge"]["options"] == {"density": 0.3}  # compose's merge options reach the server
+        with pytest.raises(ClientError, match="merge:zip' learns on a diffusion base; family 'zoo-text'"):
+            c.compose("spell the word backwards", adapters=pair, strategy="merge:zip", inputs=["hello"])
         with pytest.raises(ClientError, match="description is empty"):
             c.generate(" ", family="zoo-text")
         r = http.post(
@@ -466,7 +489,10 @@ def test_web_compose_side_by_side_and_generate_discard(svc: LocalService) -> Non
 
 def test_web_compose_keeps_a_merge_in_the_registry(svc: LocalService) -> None:
     """The Compose tab's "keep a merge": the picked adapters merged with the picked merge strategy
-    (exact cat otherwise), registered with its lineage; the same picks again find the same adapter."""
+    (exact cat otherwise) and its options, registered with its lineage; the same picks again find the
+    same adapter."""
+    import gradio as gr
+
     ui = _make_ui(svc)
     picks = [f"{_id(svc, n)} · {n}" for n in ("caesar_1", "caesar_2")]
     line = ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "merge:svd")
@@ -477,4 +503,12 @@ def test_web_compose_keeps_a_merge_in_the_registry(svc: LocalService) -> None:
     again = ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "merge:svd")
     assert "already in the registry" in again and f"adapter **{new_id} " in again
     assert "merge (cat)" in ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "gate")
+    ties = ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "merge:ties", '{"density": 0.3}')
+    tied = svc.get(int(ties.split("adapter **", 1)[1].split(" ", 1)[0]))
+    assert json.loads(tied["metadata"]["loradex.merge"])["options"] == {"density": 0.3}
+    before = svc.registry.count()
+    with pytest.raises(gr.Error, match="zip' learns on a diffusion base; family 'zoo-text'"):
+        ui.keep_merge(TOKEN, "shift letters", picks, 2, "", "merge:zip", '{"steps": 1}')
+    assert svc.registry.count() == before
     svc.remove(new_id)
+    svc.remove(tied["id"])

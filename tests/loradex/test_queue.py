@@ -104,6 +104,11 @@ def test_killed_workers_job_is_retried_and_gpu_tasks_wait_for_cuda(tmp_path: Pat
 def test_queues_follow_what_workers_offer() -> None:
     assert [queue_of(k) for k in ("ingest", "merge", "train-encoder", "generate", "compose")] == [
         "default", "default", "cuda", "cuda", "cuda"]  # fmt: skip
+    # a merge is linear algebra, unless its strategy is fitted on the family's base (zip): the GPU's work
+    merges = [{"adapters": ["1", "2"], "strategy": s} for s in ("cat", "ties", "zip", "lego")]
+    assert [queue_of("merge", p) for p in merges] == ["default", "default", "cuda", "default"]
+    assert queue_of("merge", {"adapters": ["1", "2"]}) == "default"  # the request's default strategy: cat
+    assert queue_of("compose", {"strategy": "merge:zip"}) == queue_of("compose", {"strategy": "linear"}) == "cuda"
     assert queues_for([]) == ["default"] and queues_for(["cuda"]) == ["default", "cuda"]
     with pytest.raises(ValueError, match="unknown capabilities \\['tpu'\\]; known: cuda"):
         queues_for(["tpu"])
@@ -129,6 +134,23 @@ def test_a_job_that_cannot_be_queued_fails_instead_of_waiting_forever(tmp_path: 
         assert stored.error.code == "internal" and "could not be queued" in stored.error.message
         assert [j.id for j in runner.list()] == [job.id]
     finally:
+        api.close()
+
+
+def test_a_zip_merge_job_waits_on_the_cuda_queue(tmp_path: Path, pg_url: str) -> None:
+    """What the API replica defers: the queue row of a zip merge is on ``cuda``, a cat merge's on ``default``."""
+    api = LocalService.open(tmp_path / "api", pg_url, embed=False, mode="shared", blob_dir=tmp_path / "blobs")
+    runner = QueueRunner(api)
+    try:
+        zipped = runner.submit_task(api, "merge", {"adapters": ["1", "2"], "strategy": "zip", "options": {"steps": 5}})
+        plain = runner.submit_task(api, "merge", {"adapters": ["1", "2"], "strategy": "cat"})
+        with api.registry.engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT args->>'job_id', queue_name FROM procrastinate_jobs "
+                                          "WHERE task_name = 'loradex.merge'")).all())  # fmt: skip
+        assert rows == {zipped.id: "cuda", plain.id: "default"}
+        assert runner.get(zipped.id).status == runner.get(plain.id).status == "queued"
+    finally:
+        runner.shutdown()
         api.close()
 
 

@@ -145,7 +145,7 @@ def test_admin_refuses_a_wrong_token(web: SimpleNamespace, tmp_path: Path) -> No
     with pytest.raises(AppError, match="wrong admin token"):
         web.client.predict("", "write it backwards", fam, "(best available)", "", 0, "", api_name="/generate")
     with pytest.raises(AppError, match="wrong admin token"):
-        web.client.predict("nope", "shift letters", [], 2, "", "merge:cat", api_name="/keep_merge")
+        web.client.predict("nope", "shift letters", [], 2, "", "merge:cat", "", api_name="/keep_merge")
     with pytest.raises(AppError, match="wrong admin token"):
         web.client.predict("nope", api_name="/discard")
     assert web.svc.registry.count() == before

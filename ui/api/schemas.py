@@ -161,3 +161,6 @@ class ComposeRequest(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     n_images: int = Field(1, ge=1, le=8)
     steps: int | None = Field(None, ge=1, le=200)
+    options: dict[str, Any] | None = Field(
+        None, max_length=16, description="with merge:<strategy>: the merge's options (merge:zip: steps, samples …)"
+    )

@@ -4,7 +4,11 @@ the gate plot. Every action goes through the service, like the other tabs.
 
 What writes the registry takes the admin token, as the REST API's counterpart does: Generate
 (``POST /generate``), Keep a merge (``POST /merge``) and Discard (``DELETE /adapters/{ref}``).
-Running adapters together (Compose) registers nothing and is open, like Search and Try it."""
+Running adapters together (Compose) registers nothing and is open, like Search and Try it.
+
+The strategies offered are the service's (``loradex.composition.strategies``: every registered merge
+strategy as ``merge:S``, ``merge:zip`` included); a merge's options are JSON text, checked before
+anything runs and passed to the service with the ``merge:S`` strategy (Compose) or the merge (Keep)."""
 
 from __future__ import annotations
 
@@ -15,11 +19,11 @@ from typing import Any
 
 import gradio as gr
 
-from loradex.composition import pick_adapters
+from loradex.composition import pick_adapters, strategies
 from loradex.errors import RegistryError
 from loradex.usage import export_formats
+from ui.cli_make import parse_options
 
-STRATEGIES = ("gate", "linear", "switch", "composite", "chain", "merge:cat", "merge:ties", "merge:svd")
 SIDE_BY_SIDE = ("linear", "merge:cat", "gate")  # run over all the picked adapters, after each one alone
 
 
@@ -41,6 +45,14 @@ def parse_examples(text: str) -> list[tuple[str, str]]:
         return parse(text)
     except RegistryError as e:
         raise gr.Error(str(e), title="Examples") from None
+
+
+def merge_options(text: str | None) -> dict[str, Any] | None:
+    """The merge options box: a JSON object (empty: none); ``gr.Error`` saying what is wrong."""
+    try:
+        return parse_options(text, "merge options")
+    except RegistryError as e:
+        raise gr.Error(str(e), title="Merge options") from e
 
 
 def _refs(picked: list[str] | str | None) -> list[str]:
@@ -128,31 +140,35 @@ class MakeUI:
         return note, None, gr.Button(visible=False)
 
     def compose(self, prompt: str, adapters: list[str] | str | None, auto: float, family: str, strategy: str,
-                inputs: str, steps: float, side_by_side: bool = True,
+                inputs: str, steps: float, side_by_side: bool = True, options: str = "",
                 progress: gr.Progress = gr.Progress()) -> tuple[list[Any], Any, str]:  # noqa: B008  # fmt: skip
         """→ (captioned images, gate plot or None, text: adapters, weights and outputs). ``side_by_side``:
-        each adapter alone, then linear, merge and gate over all of them (and the picked strategy), same seed."""
+        each adapter alone, then linear, merge and gate over all of them (and the picked strategy), same seed.
+        ``options``: merge options (JSON) for the picked ``merge:S`` strategy's run."""
+        opts = merge_options(options)
+        picked = strategy or "gate"
         refs: list[str | int] = list(_refs(adapters))
         lines = [x for x in (inputs or "").splitlines() if x.strip()]
         progress(0, desc="composing")
         try:
             rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None)
             ids = [r["id"] for r in rows]
-            runs = [(strategy or "gate", ids)]
+            runs = [(picked, ids)]
             if side_by_side and len(ids) > 1:
                 runs = [(f"{r['name']} alone", [r["id"]]) for r in rows] + [(s, ids) for s in SIDE_BY_SIDE]
-                if (strategy or "gate") not in SIDE_BY_SIDE:
-                    runs.append((strategy, ids))
+                if picked not in SIDE_BY_SIDE:
+                    runs.append((picked, ids))
             results = []
             for n, (label, use) in enumerate(runs):
                 progress((n, len(runs)), desc=label)
                 strat = "linear" if label.endswith(" alone") else label
                 res = self.service.compose(prompt, adapters=use, strategy=strat, inputs=lines or None,
-                                           steps=int(steps) if steps else None)  # fmt: skip
+                                           steps=int(steps) if steps else None,
+                                           options=opts if strat == picked else None)  # fmt: skip
                 results.append((label, res))
         except RegistryError as e:
             raise gr.Error(str(e)) from e
-        main = next((r for label, r in results if label == (strategy or "gate")), results[-1][1])
+        main = next((r for label, r in results if label == picked), results[-1][1])
         text = [f"**{main.strategy}** over {len(main.adapters)} adapters of {main.family}"
                 f" ({sum(r.seconds for _, r in results):.1f} s for {len(results)} run(s))"]  # fmt: skip
         for a, w in zip(main.adapters, main.weights or [None] * len(main.adapters), strict=False):
@@ -169,15 +185,17 @@ class MakeUI:
         return images, gate, "\n".join(text)
 
     def keep_merge(self, token: str, prompt: str, adapters: list[str] | str | None, auto: float, family: str,
-                   strategy: str) -> str:  # fmt: skip
+                   strategy: str, options: str = "") -> str:  # fmt: skip
         """Admin: merge the picked (or retrieved) adapters in weight space and register the result; the
-        strategy is the picked ``merge:S`` one, else the exact ``cat``. → a line naming the new adapter."""
+        strategy is the picked ``merge:S`` one, else the exact ``cat``; ``options``: its options (JSON;
+        ``zip``: ``steps``, ``samples`` …, fitted on the family's diffusion base). → a line naming the new adapter."""
         self.check_token(token)
+        opts = merge_options(options)
         refs: list[str | int] = list(_refs(adapters))
         how = strategy.split(":", 1)[1] if (strategy or "").startswith("merge:") else "cat"
         try:
             rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None)
-            out = self.service.merge([r["id"] for r in rows], strategy=how)
+            out = self.service.merge([r["id"] for r in rows], strategy=how, options=opts)
         except RegistryError as e:
             raise gr.Error(str(e)) from e
         a = out.adapter
@@ -206,6 +224,7 @@ def build_make_tabs(service: Any, choices: list[str], check_token: Callable[[str
     ``check_token``: the admin check of what registers or removes adapters."""
     ui = MakeUI(service, check_token)
     fams = ui.families()
+    ways = strategies()
     with gr.Tab("Generate", id="generate"):
         desc, gen_btn = _ask("describe the task or style", "shift every letter by eight · cyanotype blues with polka dots",
                              "Generate", "ldx-gen-desc", "ldx-generate")  # fmt: skip
@@ -245,7 +264,7 @@ def build_make_tabs(service: Any, choices: list[str], check_token: Callable[[str
             )
             c_auto = gr.Slider(1, 8, value=2, step=1, label="K")
             c_fam = gr.Dropdown(["", *fams], value="", label="family (with K)", allow_custom_value=True)
-            c_strat = gr.Dropdown(list(STRATEGIES), value="gate", label="strategy")
+            c_strat = gr.Dropdown(ways["compose"], value="gate", label="strategy", elem_id="ldx-comp-strategy")
             c_steps = gr.Slider(2, 50, value=20, step=1, label="steps", elem_id="ldx-comp-steps")
         with gr.Row():
             c_inputs = gr.Textbox(
@@ -254,6 +273,12 @@ def build_make_tabs(service: Any, choices: list[str], check_token: Callable[[str
             c_side = gr.Checkbox(
                 True, label="side by side: each adapter alone, linear, merge, gate", scale=1, elem_id="ldx-comp-side"
             )
+        learned = ", ".join(f"merge:{w}" for w in ways["learned"])
+        c_opts = gr.Textbox(
+            label=f"merge options (JSON, with a merge:<strategy>; {learned} is fitted on the diffusion base first)",
+            placeholder='{"steps": 15, "samples": 8}  ·  {"density": 0.3}',
+            elem_id="ldx-comp-options",
+        )
         c_text = gr.Markdown(elem_id="ldx-comp-summary")
         with gr.Row():
             c_token = _token_box("ldx-comp-token")
@@ -268,7 +293,8 @@ def build_make_tabs(service: Any, choices: list[str], check_token: Callable[[str
     gen_btn.click(ui.generate, [gen_token, desc, fam, method, examples, seed, try_in],
                   [card, preview, tried, new_id, discard], api_name="generate")  # fmt: skip
     discard.click(ui.discard, [gen_token, new_id], [card, new_id, discard], api_name="discard")
-    c_keep.click(ui.keep_merge, [c_token, c_prompt, c_ids, c_auto, c_fam, c_strat], [c_kept], api_name="keep_merge")
-    c_btn.click(ui.compose, [c_prompt, c_ids, c_auto, c_fam, c_strat, c_inputs, c_steps, c_side],
+    c_keep.click(ui.keep_merge, [c_token, c_prompt, c_ids, c_auto, c_fam, c_strat, c_opts], [c_kept],
+                 api_name="keep_merge")  # fmt: skip
+    c_btn.click(ui.compose, [c_prompt, c_ids, c_auto, c_fam, c_strat, c_inputs, c_steps, c_side, c_opts],
                 [c_gallery, c_gate, c_text], api_name="compose")  # fmt: skip
     return {"description": desc, "adapters": c_ids}
