@@ -6,7 +6,8 @@ replays fusion rules on them (seconds) and prints R@1 / R@5 / MRR on the tuning 
 (training-task queries of every voice but the held-out one) and, for reporting only, on the
 other sets. Rules mirror ``loradex.search.fuse``: z-scores over the union of each signal's top
 ``REFERENCE_POOL``, spread floored at ``MIN_SPREAD``. How the numbers in
-``results/retrieval_voices_notes.md`` were produced.
+``results/retrieval_voices_notes.md`` were produced. ``… trust OUT.json [FIGURES.json]`` replays
+per-query trust gates on a ``--text-map`` dump (``results/retrieval_trust.md``).
 """
 
 from __future__ import annotations
@@ -266,10 +267,279 @@ def fit_mapped(path: Path, weights: dict[str, float], write: bool = False) -> di
     return {"settings": settings, "verdicts": rates, "relevance_rows": rows}
 
 
+# --- trust gate (issue 15, "fusion that knows when to trust which signal") -------------------------
+# Pre-registered before any gated run. A gate fuses at the map's fixed weights (FIXED) when it
+# trusts the weight encoder for the query and text-led (TEXT_LED) when it does not. Two gates:
+#  "familiar"   the prompt's best cosine with the encoder's trained texts ≥ tau; tau: the largest
+#               of TRUST_GRID keeping both training-task query sets (the tuning set and the unseen
+#               paraphrases) within TIE_MRR of the fixed fusion's MRR;
+#  "known top"  the text signal's best adapter is one the encoder was trained on (no parameter).
+# Leave-one-task-out simulates an unseen task on training-task queries: the query's own task's
+# texts (familiar) or adapters (known top) count as not trained on. The gate to ship: of those
+# within TIE_MRR on both training-task sets, the one that flags the most simulated unseen-task
+# queries of the tuning set (ties: the one flagging fewer real training-task queries).
+FIXED = (0.35, 0.65)  # encoders/text_map_search.json
+TEXT_LED = (0.1, 0.9)  # weights keep a small vote: weight-only adapters still rank
+TRUST_GRID = [round(0.3 + 0.01 * i, 2) for i in range(66)]
+TIE_MRR = 0.005
+
+
+def trust_features(data: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Per zoo, per query (dump order): ``fam`` (best cosine of the prompt with the zoo encoder's
+    trained texts: its training tasks' descriptions and training paraphrases, as
+    ``benchmarks.retrieval`` trains the bundled encoders), ``fam_loo`` (the same without the query's own
+    task's texts: the query's task simulated unseen; equal to ``fam`` for tasks not trained on),
+    ``fam_top3`` (mean of the best three), ``known`` (1.0 when the text signal's best adapter is of a
+    task the encoder was trained on), ``known_loo`` (the same with the query's own task unseen), and
+    the other query-time signals: the weights' top-1 z, text's top-1 z minus the weights', each
+    signal's top-1 z margin, whether both signals' best adapter is the same."""
+    import numpy as np
+
+    from benchmarks.retrieval import ZOOS
+    from benchmarks.zoo import training_texts
+    from encoders.text import get_text_encoder
+
+    enc = get_text_encoder()
+    out = {}
+    for kind, zoo in ZOOS.items():
+        if kind not in data:
+            continue
+        manifest = json.loads((zoo / "manifest.json").read_text())
+        by_task: dict[str, list[str]] = {}
+        for entry in training_texts(manifest).values():
+            by_task.setdefault(entry["task"], [])
+            by_task[entry["task"]] += [t for t in entry["texts"] if t not in by_task[entry["task"]]]
+        texts = list(dict.fromkeys(t for ts in by_task.values() for t in ts))
+        task_of_text = {t: task for task, ts in by_task.items() for t in ts}
+        vecs = enc.encode(texts)  # (n, dim)
+        owner = np.array([task_of_text[t] for t in texts])
+        qs = data[kind]["queries"]
+        qv = enc.encode([q["query"] for q in qs])  # (m, dim)
+        cos = qv @ vecs.T  # (m, n)
+        task_of = {int(i): t for i, t in data[kind]["task_of"].items()}
+        f: dict[str, list[float]] = {k: [] for k in ("fam", "fam_loo", "fam_top3", "known", "known_loo", "weights top z",
+                                                     "text top z minus weights'", "text margin", "weights margin",
+                                                     "top-1 agree")}  # fmt: skip
+        for k, q in enumerate(qs):
+            f["fam"].append(float(cos[k].max()))
+            f["fam_loo"].append(float(cos[k][owner != q["task"]].max()))
+            f["fam_top3"].append(float(np.sort(cos[k])[-3:].mean()))
+            text = {int(i): v for i, v in q["text"].items()}
+            top = task_of[min(text, key=lambda i: (-text[i], i))]  # the text signal's best adapter's task
+            f["known"].append(float(top in by_task))
+            f["known_loo"].append(float(top in by_task and top != q["task"]))
+            w = {int(i): v for i, v in q["weights"].items()}
+            ref = top_ids(w) | top_ids(text)
+            zw, zt = (sorted(_z(sig, ref).values(), reverse=True) for sig in (w, text))
+            f["weights top z"].append(zw[0])
+            f["text top z minus weights'"].append(zt[0] - zw[0])
+            f["text margin"].append(zt[0] - zt[1])
+            f["weights margin"].append(zw[0] - zw[1])
+            f["top-1 agree"].append(float(min(w, key=lambda i: (-w[i], i)) == min(text, key=lambda i: (-text[i], i))))
+        out[kind] = f
+    return out
+
+
+def top_ids(scores: Scores) -> set[int]:
+    """The ``REFERENCE_POOL`` best-scored ids (``fuse``'s reference pool, one signal's share)."""
+    from loradex.search import REFERENCE_POOL
+
+    return set(sorted(scores, key=lambda i: -scores[i])[:REFERENCE_POOL])
+
+
+def trust_gate(tau: float, key: str = "fam", led: tuple[float, float] = TEXT_LED) -> Callable[..., Scores]:
+    """z-fusion at ``FIXED`` when the query's ``key`` feature ≥ ``tau``, at ``led`` below."""
+    fixed, text_led = zfuse(*FIXED), zfuse(*led)
+
+    def rule(w: Scores, t: Scores, feat: dict[str, float]) -> Scores:
+        return (fixed if feat[key] >= tau else text_led)(w, t)
+
+    return rule
+
+
+def _ranks(data: dict[str, Any], feats: dict[str, Any], pred: Callable[[str, str], bool],
+           rule: Callable[..., Scores]) -> list[int]:  # fmt: skip
+    """Rank of the first adapter of each chosen query's task (``pred(zoo, set)``) under ``rule``."""
+    ranks = []
+    for kind, zoo in data.items():
+        if kind == "held_out_voice":
+            continue
+        task_of = {int(i): t for i, t in zoo["task_of"].items()}
+        for k, q in enumerate(zoo["queries"]):
+            if q["task"] == "none" or not pred(kind, q["set"]):
+                continue
+            feat = {name: vals[k] for name, vals in feats[kind].items()}
+            s = rule({int(i): v for i, v in q["weights"].items()}, {int(i): v for i, v in q["text"].items()}, feat)
+            order = sorted(s, key=lambda i: (-s[i], i))
+            ranks.append(next((r for r, i in enumerate(order) if task_of[i] == q["task"]), len(order)))
+    return ranks
+
+
+def _metrics(ranks: list[int]) -> tuple[float, float, float]:
+    n = len(ranks)
+    return (sum(r < 1 for r in ranks) / n, sum(r < 5 for r in ranks) / n, sum(1 / (r + 1) for r in ranks) / n)
+
+
+def _better_worse(before: list[int], after: list[int]) -> tuple[int, int]:
+    return sum(b < a for a, b in zip(before, after, strict=True)), sum(
+        b > a for a, b in zip(before, after, strict=True)
+    )
+
+
+def _auc(pos: list[float], neg: list[float]) -> float:
+    """P(a ``pos`` value > a ``neg`` value), ties half."""
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def trust(path: Path) -> dict[str, Any]:
+    """Choose a trust gate on training-task queries (the pre-registered rule above) and report every
+    split for weights, text, the fixed fusion and each gate; returns the figures."""
+    data = json.loads(path.read_text())
+    held_out = data["held_out_voice"]
+    feats = trust_features(data)
+    tuning = lambda z, s: "/training" in s and not s.startswith(held_out + "/")  # noqa: E731
+    paras = lambda z, s: s == "unseen_paraphrases"  # noqa: E731
+    train_sets = {"tuning": tuning, "paras": paras}
+    fixed = zfuse(*FIXED)
+    plain: dict[str, Callable[..., Scores]] = {
+        "weights": lambda w, t, f: w, "text": lambda w, t, f: t, "fixed": lambda w, t, f: fixed(w, t),
+    }  # fmt: skip
+
+    def flagged(key: str, tau: float, pred: Callable[[str, str], bool]) -> float:
+        v = [feats[z][key][k] < tau for z in feats for k, q in enumerate(data[z]["queries"]) if pred(z, q["set"])]
+        return sum(v) / len(v)
+
+    def assess(key: str, tau: float) -> dict[str, Any]:
+        rule = trust_gate(tau, key)
+        row: dict[str, Any] = {"key": key, "tau": tau}
+        row.update({n: _metrics(_ranks(data, feats, p, rule)) for n, p in train_sets.items()})
+        row["flags_training_queries"] = flagged(key, tau, tuning)
+        row["flags_simulated_unseen"] = flagged(key + "_loo", tau, tuning)
+        row["ok"] = all(row[n][2] >= base[n] - TIE_MRR for n in train_sets)
+        return row
+
+    base = {n: _metrics(_ranks(data, feats, p, plain["fixed"]))[2] for n, p in train_sets.items()}
+    grid = [assess("fam", tau) for tau in TRUST_GRID]
+    candidates = {
+        "familiar": max((r for r in grid if r["ok"]), key=lambda r: r["tau"]),
+        "known top": assess("known", 0.5),
+    }
+    ok = {n: r for n, r in candidates.items() if r["ok"]}
+    chosen = max(ok, key=lambda n: (ok[n]["flags_simulated_unseen"], -ok[n]["flags_training_queries"])) if ok else None
+    rules = {**plain, **{f"gate {n}": trust_gate(r["tau"], r["key"]) for n, r in candidates.items()}}
+    z_gate = gate("top", 2.0)  # retrieval_voices_fusion.md's untaken candidate, for comparison only
+    rules["z-gate top a=2"] = lambda w, t, f: z_gate(w, t)
+
+    sets = sorted({(z, q["set"]) for z in feats for q in data[z]["queries"] if q["task"] != "none"})
+    rows = []
+    for z, st in sets:
+        pred = lambda zz, ss, z=z, st=st: (zz, ss) == (z, st)  # noqa: E731
+        rows.append({"zoo": z, "set": st, "n": len(_ranks(data, feats, pred, plain["text"])),
+                     **{n: _metrics(_ranks(data, feats, pred, r)) for n, r in rules.items()}})  # fmt: skip
+    splits = {
+        "training tasks: tuning set (keywords/everyday/jargon)": tuning,
+        "training tasks: unseen paraphrases": paras,
+        "training tasks: long (held-out voice)": lambda z, s: s == f"{held_out}/training tasks",
+        "held-out tasks: keywords/everyday/jargon": lambda z, s: "/held-out" in s and not s.startswith(held_out + "/"),
+        "held-out tasks: paraphrases (heldout_tasks)": lambda z, s: s == "heldout_tasks",
+        "held-out tasks: long (held-out voice)": lambda z, s: s == f"{held_out}/held-out tasks",
+    }
+    voices = sorted(
+        {q["set"] for z in feats for q in data[z]["queries"] if "/" in q["set"] and "scope" not in q["set"]}
+    )
+    splits.update({f"both zoos: {v}": (lambda z, s, v=v: s == v) for v in voices})
+    pooled = [{"split": name, "n": len(_ranks(data, feats, p, plain["text"])),
+               **{n: _metrics(_ranks(data, feats, p, r)) for n, r in rules.items()}} for name, p in splits.items()]  # fmt: skip
+    changed = {  # per split and gate: queries the gate ranks better / worse than the fixed fusion
+        name: {n: _better_worse(_ranks(data, feats, p, plain["fixed"]), _ranks(data, feats, p, r))
+               for n, r in rules.items() if n.startswith(("gate", "z-gate"))} for name, p in splits.items()
+    }  # fmt: skip
+    fires = {
+        name: {g: flagged(r["key"], r["tau"], p) for g, r in candidates.items()}
+        for name, p in {**splits, "requests no adapter does": lambda z, s: s.startswith("out of scope/")}.items()
+    }
+
+    def values(key: str, pred: Callable[[str, str], bool]) -> list[float]:
+        return [feats[z][key][k] for z in feats for k, q in enumerate(data[z]["queries"]) if pred(z, q["set"])]
+
+    voice_train = lambda z, s: "/training" in s  # noqa: E731
+    voice_held = lambda z, s: "/held-out" in s  # noqa: E731
+    separation = {  # AUC, reporting only: 0.5 = the feature does not tell the two apart
+        f"{key}: training- vs held-out-task queries, {what}": _auc(values(key, tr), values(key, he))
+        for key in (
+            "fam",
+            "fam_top3",
+            "known",
+            "weights top z",
+            "text top z minus weights'",
+            "text margin",
+            "weights margin",
+            "top-1 agree",
+        )
+        for what, tr, he in (
+            ("voices", voice_train, voice_held),
+            ("paraphrases", paras, lambda z, s: s == "heldout_tasks"),
+        )
+    }
+    separation["fam vs fam_loo, voices' training-task queries (what the simulation moves)"] = _auc(
+        values("fam", voice_train), values("fam_loo", voice_train)
+    )
+    quantiles = {}
+    for name, key, pred in (("voices, training tasks: fam", "fam", voice_train), ("voices, training tasks: fam_loo", "fam_loo", voice_train),
+                            ("voices, held-out tasks: fam", "fam", voice_held), ("unseen paraphrases: fam", "fam", paras),
+                            ("heldout_tasks paraphrases: fam", "fam", lambda z, s: s == "heldout_tasks"),
+                            ("requests no adapter does: fam", "fam", lambda z, s: s.startswith("out of scope/"))):  # fmt: skip
+        v = sorted(values(key, pred))
+        quantiles[name] = {
+            "n": len(v),
+            **{f"q{p}": round(v[min(len(v) - 1, int(p / 100 * len(v)))], 3) for p in (10, 50, 90)},
+        }
+    return {"fixed": FIXED, "text_led": TEXT_LED, "base_mrr": base, "grid": grid, "candidates": candidates,
+            "chosen": chosen, "rows": rows, "pooled": pooled, "changed": changed, "fires": fires, "separation": separation,
+            "quantiles": quantiles}  # fmt: skip
+
+
+def trust_table(res: dict[str, Any]) -> str:
+    """``trust``'s figures as markdown: pooled splits, then per zoo and query set (R@1 / R@5 / MRR),
+    with whether each hybrid is ≥ the better single signal on all three."""
+    gates = [k for k in res["pooled"][0] if "gate" in k]
+    cols = ["weights", "text", "fixed", *gates]
+
+    def fmt(m: list[float]) -> str:
+        return " / ".join(f"{v:.3f}" for v in m)
+
+    def geq(row: dict[str, Any], name: str) -> str:
+        best = [max(a, b) for a, b in zip(row["weights"], row["text"], strict=True)]
+        return "".join("y" if v >= b - 1e-9 else "n" for v, b in zip(row[name], best, strict=True))
+
+    head = "| {} | n | {} | {} |".format(
+        "{}", " | ".join(cols), " | ".join(f"{c} ≥ best single" for c in ["fixed", *gates])
+    )
+    out = [head.format("split"), "|" + "---|" * (2 + len(cols) + 1 + len(gates))]
+    for r in res["pooled"]:
+        out.append(f"| {r['split']} | {r['n']} | " + " | ".join(fmt(r[c]) for c in cols) + " | "
+                   + " | ".join(geq(r, c) for c in ["fixed", *gates]) + " |")  # fmt: skip
+    out += ["", head.format("zoo: set"), "|" + "---|" * (2 + len(cols) + 1 + len(gates))]
+    for r in res["rows"]:
+        out.append(f"| {r['zoo']}: {r['set']} | {r['n']} | " + " | ".join(fmt(r[c]) for c in cols) + " | "
+                   + " | ".join(geq(r, c) for c in ["fixed", *gates]) + " |")  # fmt: skip
+    for c in ["fixed", *gates]:
+        flags = [geq(r, c) for r in res["rows"]]
+        out.append(f"\n{c}: ≥ the better single signal on all three metrics in {sum(f == 'yyy' for f in flags)} of "
+                   f"{len(flags)} rows, {sum(f.count('y') for f in flags)} of {3 * len(flags)} cells")  # fmt: skip
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
     cmd, file = sys.argv[1], Path(sys.argv[2])
     if cmd == "dump":
         dump(file, "--text-map" in sys.argv[3:])
+    elif cmd == "trust":  # trust FILE [OUT.json]
+        res = trust(file)
+        if len(sys.argv) > 3:
+            Path(sys.argv[3]).write_text(json.dumps(res, indent=1))
+        print(json.dumps({k: res[k] for k in ("candidates", "chosen", "separation", "quantiles", "fires", "changed")}))
+        print(trust_table(res))
     elif cmd == "fit-mapped":  # fit-mapped FILE TEXT_WEIGHT [--write]
         wt = float(sys.argv[3])
         print(

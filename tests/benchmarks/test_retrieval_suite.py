@@ -128,3 +128,40 @@ def test_fusion_sweep_replays_rules_on_dumped_signals(tmp_path: Path, capsys: py
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 + len(rules())
     assert "1.000/1.000/1.000" in next(line for line in out if line.startswith("z 0.7/0.3 "))
+
+
+def test_trust_gate_fuses_text_led_only_below_its_threshold() -> None:
+    """Weights and text disagree on the best adapter: the map's fixed fusion follows weights; the
+    gate keeps that when the query's feature reaches the threshold and lets text lead below it."""
+    from benchmarks.retrieval_fusion_sweep import trust_gate
+
+    w, t = {1: 0.9, 2: 0.1, 3: 0.1}, {1: 0.5, 2: 0.6, 3: 0.1}
+    rule = trust_gate(0.6, "fam")
+
+    def best(s: dict[int, float]) -> int:
+        return max(s, key=lambda i: s[i])
+
+    assert best(rule(w, t, {"fam": 0.6})) == 1 and best(rule(w, t, {"fam": 0.9})) == 1
+    assert best(rule(w, t, {"fam": 0.59})) == 2
+
+
+def test_trust_features_tell_trained_from_untrained_tasks() -> None:
+    """On the committed text zoo's manifest: a training task's own description is a trained text
+    (best cosine 1) until leave-one-task-out removes it; a held-out task's never is; "known top"
+    follows whether text's best adapter is of a training task."""
+    from benchmarks.retrieval import ZOO_TEXT
+    from benchmarks.retrieval_fusion_sweep import trust_features
+
+    manifest = json.loads((ZOO_TEXT / "manifest.json").read_text())
+    task = {t["id"]: t for t in manifest["tasks"]}
+    if not {"reverse", "caesar_3"} <= task.keys() or task["caesar_3"]["split"] != "heldout":
+        pytest.skip("the committed text zoo changed")
+    task_of = {"1": "reverse", "2": "caesar_3", "3": "upper"}
+    queries = [{"set": "unseen_paraphrases", "query": task[name]["canonical"], "task": name,
+                "weights": {"1": 0.2, "2": 0.9, "3": 0.1}, "text": {k: 0.9 if v == name else 0.2 for k, v in task_of.items()}}
+               for name in ("reverse", "caesar_3")]  # fmt: skip
+    f = trust_features({"held_out_voice": "long", "text": {"task_of": task_of, "queries": queries}})["text"]
+    assert f["fam"][0] == pytest.approx(1.0, abs=1e-4) and f["fam_loo"][0] < f["fam"][0] - 0.02
+    assert f["fam"][1] < 0.999 and f["fam_loo"][1] == f["fam"][1]
+    assert (f["known"], f["known_loo"]) == ([1.0, 0.0], [0.0, 0.0])
+    assert f["top-1 agree"] == [0.0, 1.0]
