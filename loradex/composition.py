@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 GATES = Path(__file__).resolve().parents[1] / "fusion" / "checkpoints"
 MAX_COMPOSE = 8  # adapters one composition installs at most
+# auto picks: a candidate's hybrid score (z units) minus this × its highest cosine with an adapter
+# already picked (maximal marginal relevance); chosen on the image zoo's training combos
+# (benchmarks/compose_picks.py, results/compose_picks.md)
+PICK_REDUNDANCY = 4.0
+PICK_POOL = 20  # candidates the auto picks choose from
 FREE_GATE = {"threshold": 0.4, "g_max": 0.7}  # training-free image gate, chosen on the image zoo's training combos
 
 
@@ -163,17 +168,47 @@ def _png(img: Any) -> bytes:
     return buf.getvalue()
 
 
+def diverse_picks(svc: LocalService, hits: list[Any], k: int, redundancy: float = PICK_REDUNDANCY) -> list[Any]:
+    """``k`` of ``hits`` (best first) that together cover the request: greedily the hit with the best
+    score minus ``redundancy`` × its highest cosine with one already picked (maximal marginal
+    relevance over the adapters' stored text vectors, or weight vectors for adapters without text).
+    The nearest k are often seeds of one adapter, or one attribute twice ("a crescent in thermal
+    colours" → crescent, crescent_s1); a request for several things wants one adapter for each."""
+    import numpy as np
+
+    vecs = {h.adapter["id"]: svc.registry.embeddings_of(h.adapter["id"]) for h in hits}
+
+    def sim(a: int, b: int) -> float:
+        for kind in ("text", "weights"):
+            x, y = vecs[a].get(kind), vecs[b].get(kind)
+            if x is not None and y is not None:
+                return float(np.dot(x, y))
+        return 0.0
+
+    picked: list[Any] = []
+    left = list(hits)
+    while left and len(picked) < k:
+        best = max(left, key=lambda h: h.score - redundancy * max((sim(h.adapter["id"], p.adapter["id"])
+                                                                   for p in picked), default=0.0))  # fmt: skip
+        picked.append(best)
+        left.remove(best)
+    return picked
+
+
 def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, auto: int | None,
                   family: str | None) -> list[dict[str, Any]]:  # fmt: skip
-    """The adapters to compose: the given ones, or the top ``auto`` search hits of one family."""
+    """The adapters to compose: the given ones, or ``auto`` search hits of one family that together
+    cover the prompt (``diverse_picks``)."""
     if refs:
         rows = [svc.get(r) for r in refs]
     elif auto:
-        hits = svc.search(prompt, k=max(auto * 3, auto), family=family)
+        hits = svc.search(prompt, k=max(auto * 5, PICK_POOL), family=family)
         if not hits:
             raise SearchError(f"no adapter found for {prompt!r}" + (f" in family {family!r}" if family else ""))
         fam = family or hits[0].adapter["family"]
-        rows = [svc.get(h.adapter["id"]) for h in hits if h.adapter["family"] == fam][:auto]
+        rows = [
+            svc.get(h.adapter["id"]) for h in diverse_picks(svc, [h for h in hits if h.adapter["family"] == fam], auto)
+        ]
     else:
         raise SearchError("name the adapters to compose, or ask for the top K with auto")
     if not 1 <= len(rows) <= MAX_COMPOSE:

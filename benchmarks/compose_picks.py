@@ -1,0 +1,83 @@
+"""Suite ``compose_picks``: which adapters ``compose --auto K`` picks for a request of several things.
+
+The image zoo is ingested into a fresh registry and its text map fitted on the zoo's training
+texts, as a fresh start does. For every combo task (a palette and a texture: ``sepia_dots``) its
+own adapters are left out of the candidates, so the request has to be met by composing others;
+each of its texts (canonical description and every paraphrase) asks for K = 2 adapters. A pick
+**covers** the combo when the picked adapters' task parameters include both the palette and the
+texture, and is **clean** when it also brings no other palette or texture (a ``grayscale_dots``
+picked for sepia + dots brings grayscale); **distinct** counts picks of two different tasks (not
+two seeds of one). Pickers: the nearest K (what ``pick_adapters`` did before) and
+``loradex.composition.diverse_picks`` at several redundancy weights, in the same run. The
+product's weight (``PICK_REDUNDANCY``) was chosen on the training combos' rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.retrieval import ZOO_IMAGE
+
+K = 2
+POOL = 20
+REDUNDANCIES = (1.0, 2.0, 4.0, 8.0)
+
+
+def judge(picked: list[dict[str, Any]], want: dict[str, str]) -> tuple[bool, bool, bool]:
+    """(covers, clean, distinct) of the picked tasks' parameters against the combo's."""
+    got: dict[str, set[str]] = {}
+    for p in picked:
+        for key, value in p.items():
+            got.setdefault(key, set()).add(value)
+    covers = all(v in got.get(key, ()) for key, v in want.items())
+    clean = covers and all(got.get(key, set()) <= {v} for key, v in want.items())
+    distinct = len({json.dumps(p, sort_keys=True) for p in picked}) == len(picked)
+    return covers, clean, distinct
+
+
+def suite_compose_picks(args: argparse.Namespace) -> dict[str, Any]:
+    from benchmarks.zoo import training_texts
+    from loradex.composition import PICK_REDUNDANCY, diverse_picks
+    from loradex.service import LocalService
+
+    manifest = json.loads((ZOO_IMAGE / "manifest.json").read_text())
+    params = {Path(a["path"]).name: t["params"] for t in manifest["tasks"] for a in t["adapters"]}
+    combos = [t for t in manifest["tasks"] if t["family"] == "combo"]
+    if getattr(args, "quick", False):
+        combos = combos[::3]
+    pickers = {"nearest": None, **{f"diverse {r:g}": r for r in REDUNDANCIES}}
+    counts = {(name, split): [0, 0, 0, 0] for name in pickers for split in ("train", "heldout")}
+    t_pick: list[float] = []
+    with tempfile.TemporaryDirectory() as d:
+        svc = LocalService.open(Path(d) / "home")
+        svc.ingest([ZOO_IMAGE / "adapters"])
+        svc.train_text_map(training_texts(manifest))
+        names = {r["id"]: r["name"] for r in svc.registry.list()}
+        for t in combos:
+            own = {Path(a["path"]).name for a in t["adapters"]}
+            for text in [t["canonical"]] + [p["text"] for p in t["paraphrases"]]:
+                hits = svc.search(text, k=POOL + len(own), family="zoo-image")
+                hits = [h for h in hits if names[h.adapter["id"]] not in own][:POOL]
+                for name, redundancy in pickers.items():
+                    t0 = time.perf_counter()
+                    picked = hits[:K] if redundancy is None else diverse_picks(svc, hits, K, redundancy)
+                    if redundancy == PICK_REDUNDANCY:
+                        t_pick.append(time.perf_counter() - t0)
+                    verdict = judge([params[names[h.adapter["id"]]] for h in picked], t["params"])
+                    c = counts[(name, t["split"])]
+                    for i, ok in enumerate(verdict):
+                        c[i] += ok
+                    c[3] += 1
+        svc.close()
+    rows = []
+    for (name, split), (covers, clean, distinct, n) in counts.items():
+        rows.append({"picker": name, "combos": "training" if split == "train" else "held-out", "requests": n,
+                     "covers": covers / n, "clean": clean / n, "distinct": distinct / n})  # fmt: skip
+    t_pick.sort()
+    return {"rows": rows, "k": K, "pool": POOL, "product_redundancy": PICK_REDUNDANCY,
+            "pick_ms_p50": 1000 * t_pick[len(t_pick) // 2] if t_pick else None}  # fmt: skip
