@@ -60,7 +60,8 @@ def text_map_version(folder: Path) -> str:
 
 
 def search_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A map's search settings: ``{"signal_weights": {"weights": …, "text": …}, "calibration":
+    """A map's search settings: ``{"signal_weights": {"weights": …, "text": …}, "precision_weight": …
+    (``loradex.search.rerank_by_precision``; absent: 0, no re-ranking), "calibration":
     {"text": [a_t, b], "families": {family: {"both": [a_w, a_t, b]}}, "nothing_fits_below": …,
     "nothing_fits_text_below": …}}`` from its config, or the bundled ``MAPPED_SEARCH`` for a map
     written without them."""
@@ -101,6 +102,9 @@ def _search_problem(found: Any) -> str | None:
     if not (isinstance(weights, dict) and all(isinstance(weights.get(k), (int, float)) and weights[k] > 0
                                               for k in ("weights", "text"))):  # fmt: skip
         return f"signal_weights must give weights and text, each > 0; got {weights!r}"
+    precision = found.get("precision_weight", 0.0)
+    if not (isinstance(precision, (int, float)) and not isinstance(precision, bool) and precision >= 0):
+        return f"precision_weight must be a number >= 0; got {precision!r}"
     cal = found.get("calibration", {})
     if not isinstance(cal, dict) or not isinstance(cal.get("families", {}), dict):
         return "calibration must be an object with a families object"

@@ -71,6 +71,7 @@ class TextEncoder:
         self._model: Any = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._tokens: OrderedDict[str, np.ndarray] = OrderedDict()  # text → (tokens, dim), ``token_vectors``
         self._known: dict[str, bool] = {}  # char → the tokenizer knows it (``knows``)
         self.version = f"st:{path.name}:{_folder_digest(path)}"
         if self.config.quantize:
@@ -104,6 +105,26 @@ class TextEncoder:
             known = tok is not None and tok.tokenize(char) not in ([], [tok.unk_token])
             self._known[char] = known
         return known
+
+    def token_vectors(self, text: str) -> np.ndarray:
+        """(tokens, dim) float32: the model's contextual vector of each word piece of ``text`` (the
+        special tokens left out), each L2-normalized; cached per text (``loradex.search``'s
+        description precision reads them)."""
+        import numpy as np
+
+        with self._lock:
+            found = self._tokens.get(text)
+            if found is not None:
+                self._tokens.move_to_end(text)
+                return found
+        out = self.model.encode([text], output_value="token_embeddings", convert_to_numpy=False)[0]
+        vecs = out.float().cpu().numpy()[1:-1]  # (tokens, dim): without [CLS] and [SEP]
+        vecs = (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        with self._lock:
+            self._tokens[text] = vecs
+            if len(self._tokens) > self.config.cache_size:
+                self._tokens.popitem(last=False)
+        return vecs
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32, L2-normalized; cached per text."""

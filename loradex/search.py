@@ -25,6 +25,8 @@ SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
 # the same adapter for the same prompt gets the same score at k = 1 and at k = 50.
 REFERENCE_POOL = 64
 VERDICT_POOL = 10  # "nothing fits" when none of the top VERDICT_POOL candidates is likely relevant
+RERANK_POOL = 10  # hybrid hits re-ranked by description precision (``rerank_by_precision``), whatever k is
+MIN_PRECISION_SPREAD = 0.05  # precision spread below which it cannot reorder the pool
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
 
@@ -77,6 +79,34 @@ def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None 
             num[i] = num.get(i, 0.0) + w * (v - mean) / std
             den[i] = den.get(i, 0.0) + w
     return {i: num[i] / den[i] for i in num}
+
+
+def description_precision(prompt_tokens: Any, description_tokens: Any) -> float:
+    """How much of a description the prompt asks for: the mean, over the description's word pieces,
+    of each one's best cosine with a word piece of the prompt (BERTScore precision). An adapter that
+    does more than was asked ("swap the case, then reverse" for "swap the case") scores lower than
+    one that does just that, where the sentence cosines of both are close."""
+    if len(prompt_tokens) == 0 or len(description_tokens) == 0:
+        return 0.0
+    return float((description_tokens @ prompt_tokens.T).max(axis=1).mean())  # (desc tokens, prompt tokens)
+
+
+def rerank_by_precision(ranked: list[tuple[float, int, Any]], precision: dict[int, float],
+                        weight: float) -> list[tuple[float, int, Any]]:  # fmt: skip
+    """``ranked`` (best first) with the top ``RERANK_POOL``'s scores raised by ``weight`` × their
+    description precision standardised over that pool (spread floored at ``MIN_PRECISION_SPREAD``);
+    the rest keep their order below the pool's weakest adjustment. Re-sorted."""
+    pool = [t for t in ranked[:RERANK_POOL] if t[1] in precision]
+    if weight <= 0 or len(pool) < 2:
+        return ranked
+    vals = [precision[i] for _, i, _ in pool]
+    mean = sum(vals) / len(vals)
+    std = max((sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, MIN_PRECISION_SPREAD)
+    lift = {i: weight * (precision[i] - mean) / std for _, i, _ in pool}
+    floor = min(lift.values())
+    out = [(score + lift.get(i, floor), i, parts) for score, i, parts in ranked]
+    out.sort(key=lambda t: (-t[0], t[1]))
+    return out
 
 
 class Searcher:
@@ -164,11 +194,27 @@ class Searcher:
             if i in fused:
                 ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
+        weight = float((self.text_settings() or {}).get("precision_weight", 0.0)) if mode == "hybrid" else 0.0
+        if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
+            ranked = rerank_by_precision(ranked, self._precision(prompt, ranked[:RERANK_POOL]), weight)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         best_text = max(signals["text"].values(), default=None) if "text" in signals else None
         verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
         return SearchResults(shown[:k], verdict, calibration.nothing_fits_below)
+
+    def _precision(self, prompt: str, pool: list[tuple[float, int, Any]]) -> dict[int, float]:
+        """Each pooled adapter's ``description_precision`` for the prompt (its description, else its name;
+        adapters with neither are left out)."""
+        found = self.registry.hits([i for _, i, _ in pool])
+        mine = self.text_encoder.token_vectors(readable_prompt(prompt, getattr(self.text_encoder, "knows", None)))
+        out = {}
+        for _, i, _ in pool:
+            info = found.get(i)
+            text = info and (info.get("description") or info.get("name"))
+            if text:
+                out[i] = description_precision(mine, self.text_encoder.token_vectors(str(text)))
+        return out
 
     def _hits(self, top: list[tuple[float, int, dict[str, float | None]]], kinds: list[str]) -> list[SearchHit]:
         encoded = self.weight_embedder.families

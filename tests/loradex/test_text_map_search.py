@@ -16,7 +16,7 @@ from encoders.registry_text_map import MAPPED_SEARCH, REGISTRY_MAP_CONFIG
 from encoders.weight import BUNDLED
 from encoders.weight.registry_training import EncoderTrainingError
 from loradex.relevance import TEXT_CALIBRATION
-from loradex.search import SIGNAL_WEIGHTS, fuse
+from loradex.search import RERANK_POOL, SIGNAL_WEIGHTS, fuse, rerank_by_precision
 from loradex.service import LocalService
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,14 +41,19 @@ def _fit(svc: LocalService) -> Path:
     return Path(svc.train_text_map({t: texts[t] for t in TASKS}, FEW_STEPS)["path"])
 
 
-def _hybrid_matches(svc: LocalService, weights: dict[str, float]) -> bool:
+def _hybrid_matches(svc: LocalService, weights: dict[str, float], precision_weight: float = 0.0) -> bool:
     """Whether every adapter's hybrid score is ``fuse`` of its cosines with ``weights`` (the whole
-    registry is under ``REFERENCE_POOL``: the reference is every adapter)."""
+    registry is under ``REFERENCE_POOL``: the reference is every adapter), then re-ranked by
+    description precision with ``precision_weight``."""
     hits = svc.search(PROMPT, len(TASKS), mode="hybrid")
     assert len(hits) == len(TASKS) and all(h.scores["weights"] is not None for h in hits)
     signals = {kind: {h.adapter["id"]: float(h.scores[kind] or 0.0) for h in hits} for kind in ("weights", "text")}
     fused = fuse(signals, weights)
-    return all(abs(h.score - fused[h.adapter["id"]]) < 1e-9 for h in hits)
+    ranked = sorted(((v, i, None) for i, v in fused.items()), key=lambda t: (-t[0], t[1]))
+    if precision_weight:
+        ranked = rerank_by_precision(ranked, svc.searcher._precision(PROMPT, ranked[:RERANK_POOL]), precision_weight)
+    expected = {i: v for v, i, _ in ranked}
+    return all(abs(h.score - expected[h.adapter["id"]]) < 1e-9 for h in hits)
 
 
 def test_a_registry_without_a_map_keeps_the_plain_fusion_and_calibration(svc: LocalService) -> None:
@@ -69,7 +74,9 @@ def test_a_map_carries_its_fusion_and_calibration_and_search_uses_them(svc: Loca
     mapped_weights = bundled["signal_weights"]
     assert mapped_weights != SIGNAL_WEIGHTS
     assert svc.searcher.signal_weights == mapped_weights
-    assert _hybrid_matches(svc, mapped_weights) and not _hybrid_matches(svc, SIGNAL_WEIGHTS)
+    lift = bundled["precision_weight"]
+    assert lift > 0 and _hybrid_matches(svc, mapped_weights, lift)
+    assert not _hybrid_matches(svc, SIGNAL_WEIGHTS, lift) and not _hybrid_matches(svc, mapped_weights)
     cal, mapped = svc.searcher.calibration, bundled["calibration"]
     assert cal.text == mapped["text"] and cal.nothing_fits_text_below == mapped["nothing_fits_text_below"]
     assert cal.nothing_fits_below == mapped["nothing_fits_below"]
@@ -109,5 +116,8 @@ def test_malformed_settings_are_refused_naming_the_file(svc: LocalService) -> No
     before = svc.encoders()
     with pytest.raises(EncoderTrainingError, match=r"config\.json.*signal_weights"):
         svc.add_text_map(folder)  # refused before anything is recorded
+    cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "precision_weight": -1}}))
+    with pytest.raises(EncoderTrainingError, match=r"config\.json.*precision_weight must be a number >= 0"):
+        svc.add_text_map(folder)
     assert svc.encoders() == before and svc.searcher.signal_weights == cfg["search"]["signal_weights"]
     assert len(svc.search(PROMPT, 3)) == 3
