@@ -268,7 +268,8 @@ def fit_mapped(path: Path, weights: dict[str, float], write: bool = False) -> di
         "map, shipped calibration and fusion": verdict_rates(mapped, shipped, SIGNAL_WEIGHTS),
         "map, mapped calibration and fusion": verdict_rates(mapped, new, weights),
     }
-    settings = {"signal_weights": weights,
+    kept = {k: v for k, v in json.loads(MAPPED_SEARCH.read_text()).items() if k == "untrained_top_weights"}
+    settings = {"signal_weights": weights, **kept,
                 "calibration": {"text": cal["text"], "families": {f: {"both": c["both"]} for f, c in cal["families"].items()},
                                 "nothing_fits_below": cal["nothing_fits_below"],
                                 "nothing_fits_text_below": cal["nothing_fits_text_below"]}}  # fmt: skip
