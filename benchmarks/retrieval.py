@@ -6,7 +6,9 @@
 ``encoders/weight/checkpoints/zoo-<kind>/`` (bundled). Its defaults are the bundled encoders'
 recipe (``BUNDLED_RECIPE``): 100 epochs, no validation split, a query head of width 256 whose
 search query keeps half the prompt as encoded, trained on both query forms. Training is
-deterministic on CPU: the command rewrites the bundled checkpoint bit for bit.
+deterministic on CPU: the command rewrites the bundled checkpoint bit for bit. The checkpoint also
+records which adapters it was trained on (``encoders.weight.trained``; ``… record-training text|image``
+writes that alone for a checkpoint trained before it was recorded).
 
 For each built zoo, the suite ingests it into a fresh registry through ``LocalService`` and asks it, for
 every query, the rank of the first adapter of the query's task, in modes weights / text /
@@ -99,6 +101,27 @@ def train_zoo_encoder(zoo: Path = ZOO_TEXT, family: str | None = None, *, epochs
         shutil.rmtree(out, ignore_errors=True)
         shutil.copytree(result["path"], out)
     return result
+
+
+def record_zoo_training(zoo: Path = ZOO_TEXT, out: Path | None = None) -> dict[str, Any]:
+    """Write which adapters the bundled zoo encoder was trained on (``encoders.weight.trained``) into
+    its checkpoint folder without retraining: the selection ``train_zoo_encoder`` trains on (the
+    zoo's training tasks' adapters)."""
+    from benchmarks.zoo import training_texts
+    from encoders.weight.registry_training import record_training, training_selection
+    from registry.store import Registry
+
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    family = zoo_family(manifest)
+    out = out or BUNDLED / family
+    with tempfile.TemporaryDirectory() as d:
+        reg = Registry(home=d)
+        reg.init()
+        reg.ingest([zoo / "adapters"])
+        chosen = training_selection(reg, family, training_texts(manifest), only_listed=True)
+        record_training(out, chosen)
+        reg.close()
+    return {"family": family, "adapters": len(chosen)}
 
 
 def _queries(manifest: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
@@ -298,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
                    help='JSON, e.g. {"n_probes": 4, "d_model": 64, "query_hidden": 0}')  # fmt: skip
     t.add_argument("--raw-query-weight", type=float, default=BUNDLED_RECIPE["raw_query_weight"],
                    help="with a query head: loss weight on prompts as encoded")  # fmt: skip
+    r = sub.add_parser("record-training", help="write what the bundled zoo encoder was trained on, without retraining")
+    r.add_argument("zoo", choices=sorted(ZOOS))
     args = p.parse_args(argv)
+    if args.command == "record-training":
+        print(json.dumps(record_zoo_training(ZOOS[args.zoo])))
+        return 0
     res = train_zoo_encoder(args.zoo_dir or ZOOS[args.zoo], epochs=args.epochs, out=args.out, val_fraction=args.val_fraction,
                             model_config=args.model_config, lr=args.lr, val_paraphrases=args.val_paraphrases,
                             raw_query_weight=args.raw_query_weight)  # fmt: skip

@@ -25,17 +25,19 @@ ID_OFFSET = 1_000_000  # per zoo in ``relevance_data``: the zoos' registries num
 Rule = Callable[[Scores, Scores], Scores]
 
 
-def dump(out: Path, text_map: bool = False) -> None:
+def dump(out: Path, text_map: bool = False, extra: Path | None = None) -> None:
     """Per zoo registry and query: every zoo adapter's weights and text cosines. ``text_map``: also
     fit the registry's text map on the zoo's training texts (as ``retrieval --text-map``) and store
     the plain cosines as ``text_plain``, the mapped ones as ``text``; requests no adapter does
     (``relevance_queries.json``) are added as sets ``out of scope/fit`` and ``out of scope/heldout``
-    (task ``none``)."""
+    (task ``none``). ``extra``: a queries file in ``retrieval_fresh.json``'s form, added as set
+    ``extra_set(...)`` (a name none of the other sets' selectors matches, so their figures stay)."""
     from benchmarks.retrieval import VOICES, ZOOS, _queries, adapter_tasks, zoo_family
     from loradex.service import LocalService
 
     held_out = json.loads(VOICES.read_text())["held_out_voice"]
     oos = json.loads((VOICES.parent / "relevance_queries.json").read_text())
+    more = json.loads(extra.read_text()) if extra is not None else None
     data: dict[str, object] = {"held_out_voice": held_out}
     for kind, zoo in ZOOS.items():
         manifest = json.loads((zoo / "manifest.json").read_text())
@@ -43,6 +45,8 @@ def dump(out: Path, text_map: bool = False) -> None:
         qs["unseen_paraphrases"], qs["heldout_tasks"] = qs["unseen_paraphrases"][::4], qs["heldout_tasks"][::4]
         if text_map:
             qs.update({f"out of scope/{split}": [(q, "none") for q in oos[split]] for split in ("fit", "heldout")})
+        if more is not None:
+            qs[extra_set(more["voice"])] = [(q, task) for q, task in more.get(kind, [])]
         with tempfile.TemporaryDirectory() as d:
             svc = LocalService.open(Path(d))
             svc.ingest([zoo / "adapters"])
@@ -59,6 +63,12 @@ def dump(out: Path, text_map: bool = False) -> None:
             data[kind] = {"task_of": {r["id"]: folder_task[r["name"]] for r in rows}, "queries": rows_out}
             svc.close()
     out.write_text(json.dumps(data))
+
+
+def extra_set(voice: str) -> str:
+    """The dump's set name for an extra queries file's requests (all on training tasks): no ``/``, not
+    ``unseen_paraphrases`` / ``heldout_tasks``, so no selector of ``sweep`` or ``trust`` takes it."""
+    return f"{voice}: training tasks"
 
 
 def _scores(svc: Any, text: str, mode: str, family: str) -> dict[int, float]:
@@ -165,7 +175,7 @@ def sweep(path: Path, mapped: bool = False) -> None:
     held_out = data.pop("held_out_voice")
     sets: dict[str, Callable[[str], bool]] = {
         "tuning": lambda q: "/training" in q and not q.startswith(held_out + "/"),
-        "paraphrases": lambda q: "/" not in q,
+        "paraphrases": lambda q: q in ("unseen_paraphrases", "heldout_tasks"),
         "voices, held-out tasks": lambda q: "/held-out" in q and not q.startswith(held_out + "/"),
     }
     print("rule".ljust(44) + "".join(s.rjust(26) for s in sets))
@@ -258,7 +268,8 @@ def fit_mapped(path: Path, weights: dict[str, float], write: bool = False) -> di
         "map, shipped calibration and fusion": verdict_rates(mapped, shipped, SIGNAL_WEIGHTS),
         "map, mapped calibration and fusion": verdict_rates(mapped, new, weights),
     }
-    settings = {"signal_weights": weights,
+    kept = {k: v for k, v in json.loads(MAPPED_SEARCH.read_text()).items() if k == "untrained_top_weights"}
+    settings = {"signal_weights": weights, **kept,
                 "calibration": {"text": cal["text"], "families": {f: {"both": c["both"]} for f, c in cal["families"].items()},
                                 "nothing_fits_below": cal["nothing_fits_below"],
                                 "nothing_fits_text_below": cal["nothing_fits_text_below"]}}  # fmt: skip
@@ -499,6 +510,82 @@ def trust(path: Path) -> dict[str, Any]:
             "quantiles": quantiles}  # fmt: skip
 
 
+# --- known-top gate, decided on fresh training-task requests ------------------------------------
+# Fixed before the fresh requests (retrieval_fresh.json, committed first) were dumped or replayed:
+# ship the known-top gate if, on the fresh requests (both zoos pooled), its MRR ≥ the fixed fusion's
+# − TIE_MRR, and on the tuning set it loses no more than OLD_TUNING_LOSS (what retrieval_trust.json
+# already records: 0.848 → 0.841). Text-led weights stay TEXT_LED (not tuned).
+OLD_TUNING_LOSS = 0.007
+
+
+def known(path: Path, voice: str = "fresh") -> dict[str, Any]:
+    """Fixed fusion vs the known-top gate on a dump made with ``--extra`` (the ``voice`` requests),
+    on the fresh requests (pooled and per zoo) and the tuning set, with the decision rule above."""
+    data = json.loads(path.read_text())
+    held_out = data["held_out_voice"]
+    feats = trust_features(data)
+    fixed = zfuse(*FIXED)
+    rules: dict[str, Callable[..., Scores]] = {
+        "weights": lambda w, t, f: w, "text": lambda w, t, f: t, "fixed": lambda w, t, f: fixed(w, t),
+        "known top": trust_gate(0.5, "known"),
+    }  # fmt: skip
+    fresh = extra_set(voice)
+    splits: dict[str, Callable[[str, str], bool]] = {
+        f"{voice} training-task requests, both zoos": lambda z, s: s == fresh,
+        f"{voice}, text zoo": lambda z, s: z == "text" and s == fresh,
+        f"{voice}, image zoo": lambda z, s: z == "image" and s == fresh,
+        "tuning set (keywords/everyday/jargon, training tasks)": lambda z, s: (
+            "/training" in s and not s.startswith(held_out + "/")
+        ),
+        "unseen paraphrases (training tasks)": lambda z, s: s == "unseen_paraphrases",
+        "held-out tasks: keywords/everyday/jargon": lambda z, s: "/held-out" in s and not s.startswith(held_out + "/"),
+        "held-out tasks: paraphrases": lambda z, s: s == "heldout_tasks",
+    }
+    rows, moved = [], {}
+    for name, pred in splits.items():
+        ranks = {n: _ranks(data, feats, pred, r) for n, r in rules.items()}
+        flags = [1 - feats[z]["known"][k] for z in feats for k, q in enumerate(data[z]["queries"]) if pred(z, q["set"])]
+        rows.append({"split": name, "n": len(ranks["fixed"]), "gate fires": sum(flags) / len(flags),
+                     **{n: _metrics(r) for n, r in ranks.items()}})  # fmt: skip
+        moved[name] = _better_worse(ranks["fixed"], ranks["known top"])
+    fresh_row, tuning_row = rows[0], rows[3]
+    fresh_ok = fresh_row["known top"][2] >= fresh_row["fixed"][2] - TIE_MRR
+    old_ok = tuning_row["fixed"][2] - tuning_row["known top"][2] <= OLD_TUNING_LOSS + 1e-9
+    losers = []  # fresh requests the gate ranks worse: query, task, text's best task, rank fixed → gate
+    for kind, zoo in data.items():
+        if kind == "held_out_voice":
+            continue
+        task_of = {int(i): t for i, t in zoo["task_of"].items()}
+        for k, q in enumerate(zoo["queries"]):
+            if q["set"] != fresh:
+                continue
+            w, t = ({int(i): v for i, v in q[key].items()} for key in ("weights", "text"))
+            feat = {name: vals[k] for name, vals in feats[kind].items()}
+            r = []
+            for rule in (rules["fixed"], rules["known top"]):
+                sc = rule(w, t, feat)
+                order = sorted(sc, key=lambda i: (-sc[i], i))
+                r.append(next((n for n, i in enumerate(order) if task_of[i] == q["task"]), len(order)))
+            if r[0] != r[1]:
+                losers.append({"zoo": kind, "query": q["query"], "task": q["task"],
+                               "text's best": task_of[min(t, key=lambda i: (-t[i], i))], "rank fixed": r[0] + 1,
+                               "rank known top": r[1] + 1})  # fmt: skip
+    return {"fixed": FIXED, "text_led": TEXT_LED, "rows": rows, "better / worse": moved, "changed queries": losers,
+            "fresh within TIE_MRR": fresh_ok, "tuning loss within OLD_TUNING_LOSS": old_ok,
+            "ship": fresh_ok and old_ok}  # fmt: skip
+
+
+def known_table(res: dict[str, Any]) -> str:
+    """``known``'s figures as markdown (R@1 / R@5 / MRR)."""
+    cols = ["weights", "text", "fixed", "known top"]
+    out = ["| split | n | gate fires | " + " | ".join(cols) + " | better / worse |", "|" + "---|" * (len(cols) + 4)]
+    for r in res["rows"]:
+        bw = res["better / worse"][r["split"]]
+        out.append(f"| {r['split']} | {r['n']} | {r['gate fires']:.1%} | "
+                   + " | ".join(" / ".join(f"{v:.3f}" for v in r[c]) for c in cols) + f" | {bw[0]} / {bw[1]} |")  # fmt: skip
+    return "\n".join(out)
+
+
 def trust_table(res: dict[str, Any]) -> str:
     """``trust``'s figures as markdown: pooled splits, then per zoo and query set (R@1 / R@5 / MRR),
     with whether each hybrid is ≥ the better single signal on all three."""
@@ -533,13 +620,20 @@ def trust_table(res: dict[str, Any]) -> str:
 if __name__ == "__main__":
     cmd, file = sys.argv[1], Path(sys.argv[2])
     if cmd == "dump":
-        dump(file, "--text-map" in sys.argv[3:])
+        rest = sys.argv[3:]
+        dump(file, "--text-map" in rest, Path(rest[rest.index("--extra") + 1]) if "--extra" in rest else None)
     elif cmd == "trust":  # trust FILE [OUT.json]
         res = trust(file)
         if len(sys.argv) > 3:
             Path(sys.argv[3]).write_text(json.dumps(res, indent=1))
         print(json.dumps({k: res[k] for k in ("candidates", "chosen", "separation", "quantiles", "fires", "changed")}))
         print(trust_table(res))
+    elif cmd == "known":  # known FILE [OUT.json]: FILE from dump --text-map --extra retrieval_fresh.json
+        res = known(file)
+        if len(sys.argv) > 3:
+            Path(sys.argv[3]).write_text(json.dumps(res, indent=1))
+        print(json.dumps({k: v for k, v in res.items() if k not in ("rows",)}, indent=1))
+        print(known_table(res))
     elif cmd == "fit-mapped":  # fit-mapped FILE TEXT_WEIGHT [--write]
         wt = float(sys.argv[3])
         print(

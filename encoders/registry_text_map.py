@@ -60,7 +60,9 @@ def text_map_version(folder: Path) -> str:
 
 
 def search_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A map's search settings: ``{"signal_weights": {"weights": …, "text": …}, "precision_weight": …
+    """A map's search settings: ``{"signal_weights": {"weights": …, "text": …}, "untrained_top_weights":
+    {"weights": …, "text": …} (optional: text-led fusion when text's best adapter is one its weight
+    encoder was not trained on, ``loradex.search.Searcher.fusion_weights``), "precision_weight": …
     (``loradex.search.rerank_by_precision``; absent: 0, no re-ranking), "calibration":
     {"text": [a_t, b], "families": {family: {"both": [a_w, a_t, b]}}, "nothing_fits_below": …,
     "nothing_fits_text_below": …}}`` from its config, or the bundled ``MAPPED_SEARCH`` for a map
@@ -102,6 +104,10 @@ def _search_problem(found: Any) -> str | None:
     if not (isinstance(weights, dict) and all(isinstance(weights.get(k), (int, float)) and weights[k] > 0
                                               for k in ("weights", "text"))):  # fmt: skip
         return f"signal_weights must give weights and text, each > 0; got {weights!r}"
+    led = found.get("untrained_top_weights", {"weights": 1.0, "text": 1.0})
+    if not (isinstance(led, dict) and all(isinstance(led.get(k), (int, float)) and led[k] > 0
+                                          for k in ("weights", "text"))):  # fmt: skip
+        return f"untrained_top_weights must give weights and text, each > 0; got {led!r}"
     precision = found.get("precision_weight", 0.0)
     if not (isinstance(precision, (int, float)) and not isinstance(precision, bool) and precision >= 0):
         return f"precision_weight must be a number >= 0; got {precision!r}"

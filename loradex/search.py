@@ -133,6 +133,24 @@ class Searcher:
         settings = self.text_settings()
         return dict(settings["signal_weights"]) if settings and "signal_weights" in settings else SIGNAL_WEIGHTS
 
+    def fusion_weights(self, text: dict[int, float]) -> dict[str, float]:
+        """Hybrid fusion weights for one query, given its text cosines: ``signal_weights``, or the
+        text map's ``untrained_top_weights`` (text-led) when the text signal's best adapter is one
+        its family's weight encoder was not trained on (the checkpoint's record,
+        ``encoders.weight.trained``): the weights signal then points at what the encoder knows,
+        often a sibling task, and text should lead (``benchmarks/results/retrieval_trust.md``).
+        Adapters of families without an encoder or a record, and registries without a map (or a map
+        config without the key), keep the fixed weights."""
+        fixed = self.signal_weights
+        settings = self.text_settings()
+        led = settings.get("untrained_top_weights") if settings else None
+        if not led or not text:
+            return fixed
+        top = min(text, key=lambda i: (-text[i], i))  # the text signal's best adapter
+        found = self.registry.identity_of(top)
+        learned = self.weight_embedder.trained_on(found[0]) if found is not None else None
+        return dict(led) if learned is not None and found is not None and found[1] not in learned else fixed
+
     @property
     def calibration(self) -> Calibration:
         """The relevance fit for the weight encoders and text map in use (reloaded when they change)."""
@@ -187,7 +205,10 @@ class Searcher:
                 mine = [i for i in pooled if (ids is None or i in ids) and not (excluded and i in excluded)]
                 signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
         live = [kind for kind in kinds if signals[kind]]
-        fused = fuse(signals, self.signal_weights, reference) if len(live) > 1 else (signals[live[0]] if live else {})
+        if len(live) > 1:
+            fused = fuse(signals, self.fusion_weights(signals["text"]), reference)
+        else:
+            fused = signals[live[0]] if live else {}
         ranked = []
         for i in candidates:
             parts: dict[str, float | None] = {kind: signals[kind].get(i) for kind in kinds}

@@ -419,6 +419,12 @@ class Registry:
             rows = s.scalars(select(Adapter).where(Adapter.id.in_(ids))).all()
             return {a.id: {**adapter_summary(a), "trigger_words": a.trigger_words} for a in rows}
 
+    def identity_of(self, adapter_id: int) -> tuple[str, str] | None:
+        """(family, sha256) of one adapter (one primary-key query), None when it is gone."""
+        with self.sessions() as s:
+            row = s.execute(select(Adapter.family, Adapter.sha256).where(Adapter.id == adapter_id)).first()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def ids_of_families(self, families: builtins.list[str]) -> dict[str, set[int]]:
         """family → ids of its adapters (one indexed query; no rows are loaded)."""
         out: dict[str, set[int]] = {f: set() for f in families}

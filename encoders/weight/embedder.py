@@ -30,6 +30,7 @@ class WeightEmbedder:
         self._models: dict[str, Any] | None = None
         self._versions: dict[str, str] = {}
         self._fits: dict[str, dict[str, list[float]]] = {}
+        self._trained: dict[str, frozenset[str]] = {}  # family → sha256 of the adapters its encoder learned
 
     def set_sources(self, sources: Callable[[], list[Path]]) -> None:
         self._sources = sources
@@ -43,10 +44,12 @@ class WeightEmbedder:
         with self._lock:
             if self._models is None:
                 from encoders.weight.model import WeightEncoder, checkpoint_version
+                from encoders.weight.trained import load_trained_adapters
 
                 models: dict[str, Any] = {}
                 versions: dict[str, str] = {}
                 fits: dict[str, dict[str, list[float]]] = {}
+                trained: dict[str, frozenset[str]] = {}
                 for folder in [*bundled_checkpoints(), *self._sources()]:
                     m = WeightEncoder.load(Path(folder), self.device)
                     models[m.cfg.family] = m
@@ -56,7 +59,12 @@ class WeightEmbedder:
                         fits[m.cfg.family] = json.loads(fit.read_text())
                     else:
                         fits.pop(m.cfg.family, None)  # a later encoder of the family has no fit
-                self._models, self._versions, self._fits = models, versions, fits
+                    learned = load_trained_adapters(Path(folder))
+                    if learned is not None:
+                        trained[m.cfg.family] = learned
+                    else:
+                        trained.pop(m.cfg.family, None)  # a later encoder of the family does not say
+                self._models, self._versions, self._fits, self._trained = models, versions, fits, trained
             return self._models
 
     @property
@@ -69,6 +77,12 @@ class WeightEmbedder:
         """family → relevance fit of its encoder's cosines (``loradex.relevance``), where one exists."""
         self._load()
         return dict(self._fits)
+
+    def trained_on(self, family: str) -> frozenset[str] | None:
+        """sha256 of the adapters ``family``'s encoder was trained on (``encoders.weight.trained``),
+        None when it has no encoder or its checkpoint does not record them."""
+        self._load()
+        return self._trained.get(family)
 
     @property
     def version(self) -> str:

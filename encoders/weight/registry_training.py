@@ -49,6 +49,33 @@ def load_texts_file(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def training_selection(registry: Any, family: str, texts: dict[str, dict[str, Any]] | None = None, *,
+                       only_listed: bool = False) -> list[tuple[dict[str, Any], list[str], str, str]]:  # fmt: skip
+    """The family's adapters a weight encoder trains on, each as (info, its texts, task, group): the
+    ones with a description or texts-file texts (only those in ``texts`` when ``only_listed``)."""
+    texts = texts or {}
+    rows = [registry.get(r["id"]) for r in registry.list(family=family)]
+    chosen: list[tuple[dict[str, Any], list[str], str, str]] = []
+    for info in rows:
+        extra = texts.get(info["name"]) or texts.get(info["sha256"])
+        if only_listed and extra is None:
+            continue
+        desc = (info.get("description") or "").strip()
+        all_texts = list(dict.fromkeys([t for t in [desc, *((extra or {}).get("texts") or [])] if t.strip()]))
+        if not all_texts:
+            continue
+        task = (extra or {}).get("task") or all_texts[0]
+        chosen.append((info, all_texts, str(task), str((extra or {}).get("group") or "")))
+    return chosen
+
+
+def record_training(folder: Path, chosen: list[tuple[dict[str, Any], list[str], str, str]]) -> None:
+    """Write into checkpoint ``folder`` which adapters it was trained on (``encoders.weight.trained``)."""
+    from encoders.weight.trained import write_trained_adapters
+
+    write_trained_adapters(folder, [info["sha256"] for info, *_ in chosen])
+
+
 def train_from_registry(
     registry: Any,
     family: str,
@@ -64,19 +91,7 @@ def train_from_registry(
     from encoders.weight.features import adapter_factors, vocabulary
     from encoders.weight.train import TrainItem, train_encoder
 
-    texts = texts or {}
-    rows = [registry.get(r["id"]) for r in registry.list(family=family)]
-    chosen: list[tuple[dict[str, Any], list[str], str, str]] = []
-    for info in rows:
-        extra = texts.get(info["name"]) or texts.get(info["sha256"])
-        if only_listed and extra is None:
-            continue
-        desc = (info.get("description") or "").strip()
-        all_texts = list(dict.fromkeys([t for t in [desc, *((extra or {}).get("texts") or [])] if t.strip()]))
-        if not all_texts:
-            continue
-        task = (extra or {}).get("task") or all_texts[0]
-        chosen.append((info, all_texts, str(task), str((extra or {}).get("group") or "")))
+    chosen = training_selection(registry, family, texts, only_listed=only_listed)
     if len(chosen) < 4:
         raise EncoderTrainingError(
             f"family {family!r} has {len(chosen)} described adapters; a weight encoder needs at least 4 "
@@ -99,6 +114,7 @@ def train_from_registry(
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
         version = model.save(tmp, metrics)
+        record_training(tmp, chosen)
         final = move_into_place(tmp, root / version.rsplit(":", 1)[-1])
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -87,6 +87,10 @@ def test_weight_encoder_trained_on_one_replica_is_loaded_by_another(
     assert b.registry.indexes["weights"].version == a.registry.indexes["weights"].version
     weights = _ranking(b, "Reverse the string.", "weights")
     assert weights and weights == _ranking(a, "Reverse the string.", "weights")
+    # the checkpoint records which adapters it learned (the training tasks'), and travels with it
+    learned = {r["sha256"] for r in a.registry.list(family="zoo-text") if r["name"] in texts}
+    assert 0 < len(learned) < len(a.registry.list(family="zoo-text"))
+    assert b.weight_embedder.trained_on("zoo-text") == learned
 
 
 def test_generator_trained_on_one_replica_is_in_the_catalog_of_another(
