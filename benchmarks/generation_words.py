@@ -137,7 +137,9 @@ def to_markdown(res: dict[str, Any]) -> str:
     lines += ["", "| request | task | split | generated | retrieved | experts (weight) |", "|---|---|---|---|---|---|"]
     for r in res["rows"]:
         ex = ", ".join(f"{n} {w:+.2f}" for n, w in r["experts"])
-        lines.append(f"| {r['text']} | {r['task']} | {r['split']} | {r['generated']:.2f} | {r['retrieved']:.2f} | {ex} |")
+        lines.append(
+            f"| {r['text']} | {r['task']} | {r['split']} | {r['generated']:.2f} | {r['retrieved']:.2f} | {ex} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ steps (or on another chain that shares a step) and the other step is lost. ``spl
 request at sequence words ("then", "after that", "finally", "once that is done"); each part is
 matched to a one-step expert and the chain is generated as the exact ΔW sum of those experts.
 On the text zoo the sum of the two step experts reproduces held-out two-step tasks at 0.52 exact
-match (mean over the 14 held-out chains whose steps the library holds; a single step scores 0),
+match (mean over the 13 held-out chains whose steps the library holds as one-step experts; a single step scores 0),
 while the library's own chain experts stay better for the chains it holds (sums: 0.41 there), so
 the sum is taken only when it fits the request better than the nearest expert does (the
 generators' ``chain`` rule, ``benchmarks/results/generation_words.md``).

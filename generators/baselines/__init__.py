@@ -78,7 +78,11 @@ class _LibraryGenerator(Generator):
         lib = self.library
         whole = lib.protos @ apply_text_map(emb, lib.text_map)  # (E,)
         steps = self.info.get("expert_steps")
-        one = torch.tensor([s == 1 for s in steps]) if steps and len(steps) == len(lib) else torch.ones(len(lib), dtype=torch.bool)
+        one = (
+            torch.tensor([s == 1 for s in steps])
+            if steps and len(steps) == len(lib)
+            else torch.ones(len(lib), dtype=torch.bool)
+        )
         picked: list[tuple[str, int, float]] = []
         for part, e in zip(parts, self.embed(parts), strict=True):
             s = lib.scores(e).masked_fill(~one, -2.0)  # (E,)

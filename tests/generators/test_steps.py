@@ -53,7 +53,9 @@ def test_an_item_chains_the_steps_most_of_its_descriptions_name() -> None:
 
 
 def test_training_records_how_many_steps_each_expert_chains(text_items: list, text_encoder: Any, tmp_path: Any) -> None:
-    train_generator("nearest", "zoo-text", text_items, tmp_path, config={"text_map_steps": 0}, text_encoder=text_encoder)
+    train_generator(
+        "nearest", "zoo-text", text_items, tmp_path, config={"text_map_steps": 0}, text_encoder=text_encoder
+    )
     g = load_generator(tmp_path, text_encoder=text_encoder)
     assert g.info["expert_steps"] == [1] * len(g.library)
 
