@@ -36,7 +36,8 @@ _FILLER = {"it", "this", "that", "them", "the", "result", "output", "string", "t
 
 
 def split_steps(text: str) -> list[str]:
-    """The steps a request chains, in its order; ``[text]`` when it names one step.
+    """The steps a request chains, in the order it names them (not always the order they run:
+    "Before you Y, X" gives [Y, X]; the sum does not care); ``[text]`` when it names one step.
 
     A part needs a word that is not filler ("then do it" has one step); at most 4 parts.
     """
