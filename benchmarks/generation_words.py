@@ -92,6 +92,7 @@ def stamp_steps(methods: tuple[str, ...] = ("analogy", "nearest")) -> dict[str, 
     texts, what ``library_state`` records when a checkpoint is trained) into the bundled text-zoo
     checkpoints that chain, without refitting them. Returns method → experts that chain."""
     from benchmarks.generation_data import CHECKPOINTS, manifest
+    from generators.base import checkpoint_version
     from generators.steps import description_steps
 
     texts = {t["id"]: [t["canonical"]] + [p["text"] for p in t["paraphrases"] if p["split"] == "train"]
@@ -102,6 +103,11 @@ def stamp_steps(methods: tuple[str, ...] = ("analogy", "nearest")) -> dict[str, 
         cfg = json.loads(f.read_text())
         cfg["info"]["expert_steps"] = [description_steps(texts[t]) for t in cfg["info"]["expert_tasks"]]
         f.write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+        mf = f.with_name("metrics.json")  # its "version" names the checkpoint's content
+        if mf.is_file():
+            mf.write_text(
+                json.dumps({**json.loads(mf.read_text()), "version": checkpoint_version(f.parent)}, indent=1) + "\n"
+            )
         out[m] = sum(s > 1 for s in cfg["info"]["expert_steps"])
     return out
 
