@@ -67,6 +67,7 @@ class TrainData:
     desc_emb: list[np.ndarray]  # per item: (n_desc, d) embeddings of its descriptions
     example_emb: list[np.ndarray | None]  # per item: (n_examples, d) embeddings of "in => out" texts, or None
     text_dim: int  # text embedding width
+    steps: list[int] = field(default_factory=list)  # per item: steps its descriptions chain (generators.steps)
 
 
 def example_text(inp: str, out: str) -> str:
@@ -165,7 +166,8 @@ class Generator:
         emb = self.embed([text])[0]  # (d,)
         ex_emb = self.embed([example_text(i, o) for i, o in exs]) if exs else None  # (m, d)
         with torch.no_grad(), few_threads():
-            facs, extra = self.factors(emb, ex_emb, int(seed))
+            chained = self.chain(text, emb)
+            facs, extra = chained if chained is not None else self.factors(emb, ex_emb, int(seed))
         r = self.output_rank(facs) if rank is None else int(rank)
         chosen = "generated"
         if exs and score_candidates is not None:
@@ -197,6 +199,10 @@ class Generator:
     def candidates(self, emb: torch.Tensor, ex_emb: torch.Tensor | None) -> list[tuple[str, Factors, dict[str, Any]]]:
         """Alternatives to try on examples (library experts); none by default."""
         return []
+
+    def chain(self, text: str, emb: torch.Tensor) -> tuple[Factors, dict[str, Any]] | None:
+        """Factors for a request that chains steps (``generators.steps``), or None to use ``factors``."""
+        return None
 
     def output_rank(self, factors: Factors) -> int:
         """Rank of the written adapter when the caller names none: the family's canonical rank
@@ -334,6 +340,7 @@ def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) 
     import numpy as np
 
     from generators.canonical import Layout, stack
+    from generators.steps import description_steps
 
     if len(items) < 2:
         raise GeneratorTrainingError(f"{len(items)} training adapters; a generator needs at least 2")
@@ -359,6 +366,7 @@ def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) 
         desc_emb=desc_emb,
         example_emb=ex_emb,
         text_dim=int(desc_emb[0].shape[1]),
+        steps=[description_steps(d) for d in descs],
     )
 
 

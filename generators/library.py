@@ -59,6 +59,8 @@ def library_state(
     state["lib.emb"] = torch.from_numpy(np.concatenate(embs)).float()  # (m, d)
     state["lib.owner"] = torch.tensor([j for j, e in enumerate(embs) for _ in range(len(e))], dtype=torch.long)
     info: dict[str, Any] = {"experts": [data.names[i] for i in idx], "expert_tasks": [data.tasks[i] for i in idx]}
+    if data.steps:
+        info["expert_steps"] = [data.steps[i] for i in idx]  # steps each expert chains (generators.steps)
     if map_steps > 0:
         w, metrics = fit_text_map(state["lib.emb"], state["lib.owner"], TextMapConfig(steps=map_steps))
         state["lib.text_map"] = w.half()  # (d, d)

@@ -61,6 +61,7 @@ class AnalogyGenerator(_LibraryGenerator):
 
     method = "analogy"
     config_cls = AnalogyConfig
+    chains = True
 
     def triples(
         self, emb: torch.Tensor, exclude: list[int] | None = None, bridge: float | None = None

@@ -42,6 +42,7 @@ class BaselineConfig:
 class _LibraryGenerator(Generator):
     config_cls = BaselineConfig
     uses_library = True
+    chains = False  # requests that chain steps get the sum of their steps' experts (``chain``)
 
     def setup(self) -> None:
         from generators.library import Library
@@ -61,6 +62,52 @@ class _LibraryGenerator(Generator):
         size = sum(int(t.numel() * t.element_size()) for t in state.values())
         return state, info, {"library_bytes": size, "experts": len(info["experts"]), "text_map": info.get("text_map")}
 
+    def chain(self, text: str, emb: torch.Tensor) -> tuple[Factors, dict[str, Any]] | None:
+        """A request that chains steps (``generators.steps.split_steps``): each part's nearest one-step
+        expert (every expert when the checkpoint does not say how many steps each chains), summed
+        exactly, when normalize(Σ e_part expert) fits the request better than the nearest expert
+        (a chain the library holds keeps its own expert). None otherwise."""
+        import torch
+
+        from encoders.text_map import apply_text_map
+        from generators.steps import split_steps
+
+        parts = split_steps(text)
+        if not self.chains or not self.uses_library or len(parts) < 2:
+            return None
+        lib = self.library
+        whole = lib.protos @ apply_text_map(emb, lib.text_map)  # (E,)
+        steps = self.info.get("expert_steps")
+        one = (
+            torch.tensor([s == 1 for s in steps])
+            if steps and len(steps) == len(lib)
+            else torch.ones(len(lib), dtype=torch.bool)
+        )
+        picked: list[tuple[str, int, float]] = []
+        for part, e in zip(parts, self.embed(parts), strict=True):
+            s = lib.scores(e).masked_fill(~one, -2.0)  # (E,)
+            picked.append((part, int(s.argmax()), float(s.max())))
+        idx = [j for _, j, _ in picked]
+        if len(set(idx)) < len(idx):
+            return None
+        fit = float(torch.nn.functional.normalize(lib.protos[idx].sum(0), dim=-1) @ apply_text_map(emb, lib.text_map))
+        near = int(whole.argmax())
+        if (not bool(one[near]) or not steps) and fit <= float(whole[near]):
+            return None  # a chain expert (or, unknown, any expert) holds the request better than the sum
+        info = {
+            "experts": [{"name": lib.names[j], "weight": 1.0} for j in idx],
+            "chain": [{"step": p, "expert": lib.names[j], "cosine": round(c, 4)} for p, j, c in picked],
+            "chain_cosine": round(fit, 4),
+            "nearest_cosine": round(float(whole[near]), 4),
+        }
+        return lib.mix(idx, torch.ones(len(idx)), self.layout.rank * len(idx)), info
+
+    def output_rank(self, factors: Factors) -> int:
+        """A chain keeps its sum's rank (the sum of its experts' ranks); one expert keeps its own."""
+        if not self.chains:
+            return self.layout.rank
+        return min(256, max(int(a.shape[0]) for a, _ in factors.values()))
+
     def candidates(self, emb: torch.Tensor, ex_emb: torch.Tensor | None) -> list[tuple[str, Factors, dict[str, Any]]]:
         if not self.uses_library:
             return []
@@ -76,9 +123,10 @@ class _LibraryGenerator(Generator):
 
 
 class NearestGenerator(_LibraryGenerator):
-    """The expert whose descriptions are closest to the query."""
+    """The expert whose descriptions are closest to the query (a chain of steps: their sum, ``chain``)."""
 
     method = "nearest"
+    chains = True
 
     def factors(self, emb: torch.Tensor, example_emb: torch.Tensor | None, seed: int) -> tuple[Factors, dict[str, Any]]:
         s = self.library.scores(emb)

@@ -1,0 +1,57 @@
+"""Requests that chain steps: "reverse it and then uppercase", "dedupe; after that swap the case".
+
+A library keeps one expert per task it was trained on, so a chain of two steps it holds only as
+separate experts has no expert of its own: matched whole, such a request lands on one of its
+steps (or on another chain that shares a step) and the other step is lost. ``split_steps`` cuts a
+request at sequence words ("then", "after that", "finally", "once that is done"); each part is
+matched to a one-step expert and the chain is generated as the exact ΔW sum of those experts.
+On the text zoo the sum of the two step experts reproduces held-out two-step tasks at 0.52 exact
+match (mean over the 13 held-out chains whose steps the library holds as one-step experts; a single step scores 0),
+while the library's own chain experts stay better for the chains it holds (sums: 0.41 there), so
+the sum is taken only when it fits the request better than the nearest expert does (the
+generators' ``chain`` rule, ``benchmarks/results/generation_words.md``).
+
+Only the request's parts are compared, never their order: the sum does not depend on it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Sequence words between two steps. Plain "and", "before", "after", "followed by" and a bare "; "
+# are left out: "upper and lower case", "put dis before it", "the input followed by 'er'", "move
+# every letter one place on; after z, start again at a" are one step.
+_SEQUENCE = re.compile(
+    r"""\s*(?:
+        (?:,\s*|;\s*|\s+)(?:and\s+)?(?:then|afterwards?|after\s+that|after\s+which|and\s+finally|finally|
+                                        once\s+(?:that|this)\s+is\s+done)\b[,:]?\s*
+      | [.;]\s+(?:next|then|afterwards?|after\s+that|finally|once\s+(?:that|this)\s+is\s+done)\b[,:]?\s*
+      | ,?\s+but\s+only\s+after\s+(?:you\s+)?                  # "Y, but only after you X"
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_BEFORE = re.compile(r"^(?:before|after)\s+you\s+([^,]+),\s*(.+)$", re.IGNORECASE)  # "Before you Y, X"
+_LEAD = re.compile(r"^(?:first(?:ly)?|start\s+by|begin\s+by|to\s+start)\b[,:]?\s*", re.IGNORECASE)
+_FILLER = {"it", "this", "that", "them", "the", "result", "output", "string", "text", "and", "please", "do", "so"}
+
+
+def split_steps(text: str) -> list[str]:
+    """The steps a request chains, in the order it names them (not always the order they run:
+    "Before you Y, X" gives [Y, X]; the sum does not care); ``[text]`` when it names one step.
+
+    A part needs a word that is not filler ("then do it" has one step); at most 4 parts.
+    """
+    text = text.strip()
+    lead = _BEFORE.match(text)
+    pieces = [lead.group(1), lead.group(2)] if lead else _SEQUENCE.split(text)
+    parts = [_LEAD.sub("", p.strip(" ,.;:")).strip() for p in pieces]
+    parts = [p for p in parts if any(w not in _FILLER for w in re.findall(r"[a-z0-9']+", p.lower()))]
+    return parts if 2 <= len(parts) <= 4 else [text]
+
+
+def description_steps(descriptions: list[str]) -> int:
+    """How many steps a library item does, from its descriptions: the parts most of them split into."""
+    counts = [len(split_steps(d)) for d in descriptions if d.strip()]
+    if not counts:
+        return 1
+    return max(sorted(set(counts)), key=counts.count)
