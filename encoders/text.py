@@ -156,30 +156,17 @@ class TextEncoder:
         return np.stack(out)  # (n, dim)
 
     def _encode_fresh(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Each text's (dim,) vector, a function of the text alone: batch-mates never change it.
-
-        Float: texts of one token length go through the model together, a batch per length: no
-        padding, so a vector differs from one text per pass only by the matmuls' summation order
-        (on one torch thread, as ``Registry.ingest`` runs it, not at all on the CPU:
-        ``tests/encoders/test_text_batching.py``). int8: activation scales are per forward pass,
-        so one text per pass."""
+        """Each text's (dim,) vector, a function of the text alone: batch-mates never change it, so
+        one text per forward pass (``tests/encoders/test_text_batching.py``). Texts of one token
+        length used to go through together, which was bit for bit the same on one torch thread
+        with transformers < 5.25 but differs by ~1e-7 with 5.25 (the matmuls' split follows the
+        batch); int8 activation scales are per forward pass anyway."""
         import numpy as np
 
-        if self.config.quantize:
-            groups = [[t] for t in texts]
-        else:
-            tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize  # (sentence-transformers < 6)
-            lengths = tokenize(texts)["attention_mask"].sum(dim=1).tolist()  # tokens per text
-            by_length: dict[int, list[str]] = {}
-            for t, n in zip(texts, lengths, strict=True):
-                by_length.setdefault(int(n), []).append(t)
-            groups = list(by_length.values())
         fresh: dict[str, np.ndarray] = {}
-        for group in groups:
-            vecs = self.model.encode(
-                group, batch_size=self.config.batch_size, normalize_embeddings=True, convert_to_numpy=True
-            ).astype(np.float32)  # (len(group), dim)
-            fresh.update(zip(group, vecs, strict=True))
+        for t in texts:
+            vec = self.model.encode([t], batch_size=1, normalize_embeddings=True, convert_to_numpy=True)
+            fresh[t] = vec[0].astype(np.float32)  # (dim,)
         return fresh
 
     def clear_cache(self) -> None:

@@ -134,7 +134,7 @@ def fit_bundled_text_map(service: LocalService) -> str | None:
     texts = Settings.from_env().bundled_texts()
     if not texts:
         return None
-    if service.registry.encoders(kind="text"):
+    if any(e["kind"] == "text" for e in service.encoders()):
         return "text map: the registry has one already"
     try:
         fitted = service.train_text_map(texts)

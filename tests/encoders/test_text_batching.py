@@ -1,7 +1,7 @@
-"""Texts encoded together get exactly the vectors each gets on its own (no padding: one batch per
-token length), on one torch thread as ingestion runs the encoder: an adapter's stored text vector
-never depends on what it was ingested with. (On more threads the matmuls' split may follow the
-batch size: equal to float rounding, ~1e-7, not bit for bit.)"""
+"""Texts encoded together get exactly the vectors each gets on its own (one text per forward pass:
+batching texts of one token length stopped being bit for bit with transformers 5.25), on one torch
+thread as ingestion runs the encoder: an adapter's stored text vector never depends on what it was
+ingested with."""
 
 from __future__ import annotations
 
