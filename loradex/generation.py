@@ -145,7 +145,11 @@ def generate(
     method, entry = pick(svc, family, method)
     gen = load(svc, entry["path"])
     exs = [(str(i), str(o)) for i, o in (examples or [])]
-    out = gen.generate(description, examples=exs or None, seed=seed, rank=rank,
+    from loradex.search import readable_prompt
+
+    # read as search reads a prompt: symbols the text encoder does not know (emoji) dropped
+    asked = readable_prompt(description, getattr(svc.text_encoder, "knows", None))
+    out = gen.generate(asked, examples=exs or None, seed=seed, rank=rank,
                        score_candidates=example_scorer(family, exs))  # fmt: skip
     seconds = time.perf_counter() - t0
     lineage = dict(out.lineage)

@@ -71,6 +71,13 @@ def test_same_request_same_bytes_across_processes(svc: LocalService) -> None:
     assert doc["duplicate"] is True and doc["adapter"]["sha256"] == first.adapter["sha256"]
 
 
+def test_emoji_in_a_request_change_nothing(svc: LocalService) -> None:
+    """The generator reads a description as search reads a prompt (``readable_prompt``)."""
+    plain = svc.generate("make every letter uppercase", family="zoo-text", method="nearest", seed=3)
+    decorated = svc.generate("✨ make every letter uppercase 🔠", family="zoo-text", method="nearest", seed=3)
+    assert decorated.adapter["sha256"] == plain.adapter["sha256"] and decorated.duplicate
+
+
 @pytest.mark.parametrize(
     ("kwargs", "phrase"),
     [
