@@ -45,13 +45,12 @@ class TextEncoderConfig:
     model_path: str | None = None  # local sentence-transformers folder; None → the bundled MiniLM
     device: str | None = None  # "cpu" / "cuda"; None → CUDA when present
     cache_size: int = 4096  # prompts kept in the LRU embedding cache (0 disables it)
-    batch_size: int = 64  # texts per forward pass (the int8 path always runs one)
     quantize: bool = False  # int8 dynamic quantization of the Linear layers (CPU only); False → float reference
     smooth_alpha: float = 0.65  # int8 only: share of activation range moved into the weights (0 = none)
 
     def __post_init__(self) -> None:
-        if self.cache_size < 0 or self.batch_size < 1:
-            raise ValueError(f"cache_size must be ≥ 0 and batch_size ≥ 1, got {self.cache_size}, {self.batch_size}")
+        if self.cache_size < 0:
+            raise ValueError(f"cache_size must be ≥ 0, got {self.cache_size}")
         if not 0.0 <= self.smooth_alpha < 1.0:
             raise ValueError(f"smooth_alpha must be in [0, 1), got {self.smooth_alpha}")
         if self.quantize and self.device not in (None, "cpu"):

@@ -176,11 +176,16 @@ def diverse_picks(svc: LocalService, hits: list[Any], k: int, redundancy: float 
     colours" → crescent, crescent_s1); a request for several things wants one adapter for each."""
     import numpy as np
 
-    vecs = {h.adapter["id"]: svc.registry.embeddings_of(h.adapter["id"]) for h in hits}
+    vecs: dict[int, dict[str, Any]] = {}  # id → stored vectors, read when first compared (none for k = 1)
+
+    def stored(i: int) -> dict[str, Any]:
+        if i not in vecs:
+            vecs[i] = svc.registry.embeddings_of(i)
+        return vecs[i]
 
     def sim(a: int, b: int) -> float:
         for kind in ("text", "weights"):
-            x, y = vecs[a].get(kind), vecs[b].get(kind)
+            x, y = stored(a).get(kind), stored(b).get(kind)
             if x is not None and y is not None:
                 return float(np.dot(x, y))
         return 0.0

@@ -145,10 +145,9 @@ def generate(
     method, entry = pick(svc, family, method)
     gen = load(svc, entry["path"])
     exs = [(str(i), str(o)) for i, o in (examples or [])]
-    from loradex.search import readable_prompt
+    from loradex.search import readable_for
 
-    # read as search reads a prompt: symbols the text encoder does not know (emoji) dropped
-    asked = readable_prompt(description, getattr(svc.text_encoder, "knows", None))
+    asked = readable_for(svc.text_encoder, description)  # as search reads a prompt: unknown symbols dropped
     out = gen.generate(asked, examples=exs or None, seed=seed, rank=rank,
                        score_candidates=example_scorer(family, exs))  # fmt: skip
     seconds = time.perf_counter() - t0

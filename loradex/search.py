@@ -55,6 +55,12 @@ def readable_prompt(prompt: str, knows: Callable[[str], bool] | None = None) -> 
     return text or prompt
 
 
+def readable_for(encoder: Any, prompt: str) -> str:
+    """``readable_prompt`` with ``encoder``'s own tokenizer deciding which symbols it knows (when it
+    can tell: ``TextEncoder.knows``); what search, the map's query point and generation embed."""
+    return readable_prompt(prompt, getattr(encoder, "knows", None))
+
+
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,
          reference: set[int] | None = None) -> dict[int, float]:  # fmt: skip
     """Hybrid score: per signal, cosines standardised over the reference pool (``reference``: the
@@ -147,9 +153,11 @@ class Searcher:
         if not led or not text:
             return fixed
         top = min(text, key=lambda i: (-text[i], i))  # the text signal's best adapter
-        found = self.registry.identity_of(top)
-        learned = self.weight_embedder.trained_on(found[0]) if found is not None else None
-        return dict(led) if learned is not None and found is not None and found[1] not in learned else fixed
+        found = self.registry.identity_of(top)  # (family, sha256), None when removed meanwhile
+        if found is None:
+            return fixed
+        learned = self.weight_embedder.trained_on(found[0])
+        return dict(led) if learned is not None and found[1] not in learned else fixed
 
     @property
     def calibration(self) -> Calibration:
@@ -182,7 +190,8 @@ class Searcher:
                     "no weight encoder covers these adapters (families with one: "
                     f"{have}); use --mode text or hybrid, or train one with loradex train-encoder"
                 )
-        q = self.text_encoder.encode([readable_prompt(prompt, getattr(self.text_encoder, "knows", None))])[0]  # (dim,)
+        read = readable_for(self.text_encoder, prompt)
+        q = self.text_encoder.encode([read])[0]  # (dim,)
         pool = max(k * 4, REFERENCE_POOL) if mode == "hybrid" else k
         queries: dict[str, list[Query]] = {kind: [(q, allowed, None)] for kind in kinds}
         if "text" in kinds:  # the text index's space: the registry's text map, when it has one
@@ -217,18 +226,18 @@ class Searcher:
         ranked.sort(key=lambda t: (-t[0], t[1]))
         weight = float((self.text_settings() or {}).get("precision_weight", 0.0)) if mode == "hybrid" else 0.0
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
-            ranked = rerank_by_precision(ranked, self._precision(prompt, ranked[:RERANK_POOL]), weight)
+            ranked = rerank_by_precision(ranked, self._precision(read, ranked[:RERANK_POOL]), weight)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         best_text = max(signals["text"].values(), default=None) if "text" in signals else None
         verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
         return SearchResults(shown[:k], verdict, calibration.nothing_fits_below)
 
-    def _precision(self, prompt: str, pool: list[tuple[float, int, Any]]) -> dict[int, float]:
-        """Each pooled adapter's ``description_precision`` for the prompt (its description, else its name;
-        adapters with neither are left out)."""
+    def _precision(self, read: str, pool: list[tuple[float, int, Any]]) -> dict[int, float]:
+        """Each pooled adapter's ``description_precision`` for the prompt as read (``readable_for``;
+        its description, else its name; adapters with neither are left out)."""
         found = self.registry.hits([i for _, i, _ in pool])
-        mine = self.text_encoder.token_vectors(readable_prompt(prompt, getattr(self.text_encoder, "knows", None)))
+        mine = self.text_encoder.token_vectors(read)
         out = {}
         for _, i, _ in pool:
             info = found.get(i)

@@ -321,10 +321,10 @@ class LocalService:
         return self.searcher.similar(self.registry.get(ref), k)
 
     def embed_prompt(self, prompt: str) -> Any:
-        """The prompt as search embeds it (``readable_prompt``): a normalized (dim,) vector (LRU-cached)."""
-        from loradex.search import readable_prompt
+        """The prompt as search embeds it (``readable_for``): a normalized (dim,) vector (LRU-cached)."""
+        from loradex.search import readable_for
 
-        return self.text_encoder.encode([readable_prompt(prompt, getattr(self.text_encoder, "knows", None))])[0]
+        return self.text_encoder.encode([readable_for(self.text_encoder, prompt)])[0]
 
     def index_state(self) -> str:
         """Changes whenever an index's encoder version or membership changes (a cache key)."""
