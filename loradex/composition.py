@@ -141,13 +141,15 @@ def _zip(rows: list[dict[str, Any]], adapters: list[Any], w: list[float], seed: 
     its own description, else its name); the other options are ``ZipConfig`` fields. Options and the
     base's kind are checked before the base is loaded."""
     from fusion.merge import check_compatible
-    from fusion.merge.ziplora import fit_merge, zip_options
+    from fusion.merge.ziplora import fit_merge, fit_units, zip_options
     from loradex.bases import load_base
 
     check_compatible(adapters)
     cfg, data = zip_options(opts, seed)
     fam = adapters[0].family
     _refuse_zip_on_text(fam, "zip")
+    if progress is not None:  # the total at once: loading the base takes a while before the first unit
+        progress(0, fit_units(len(adapters), cfg, data))
     return fit_merge(load_base(fam), adapters, [[_own_prompt(r)] for r in rows], w, cfg, data, progress=progress)
 
 
