@@ -113,10 +113,12 @@ def _merged(
     pipe: Any = None,
     own_prompts: list[str] | None = None,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[LoraAdapter, dict[str, Any]]:
     """``merge:S`` → the merged adapter and the merge's info. ``merge:zip`` without ``coefficients``
     fits them first on ``pipe`` (a diffusion pipeline), each adapter drawing its data alone from
-    ``own_prompts[i]`` unless the options give ``prompts`` (``ziplora.zip_options``)."""
+    ``own_prompts[i]`` unless the options give ``prompts`` (``ziplora.zip_options``); ``progress``
+    sees that fit (``ziplora.fit_merge``). The other merges are quick and report nothing."""
     from fusion.merge import merge
 
     name = strategy.split(":", 1)[1]
@@ -130,7 +132,7 @@ def _merged(
             )
         cfg, data = zip_options(options, seed)
         prompts = own_prompts or [adapter_description(a) for a in adapters]
-        res = fit_merge(pipe, adapters, [[p] for p in prompts], weights, cfg, data)
+        res = fit_merge(pipe, adapters, [[p] for p in prompts], weights, cfg, data, progress=progress)
         res.info.pop("coefficients", None)  # tensors; the fit's summary stays in info["zip"]
     else:
         res = merge(adapters, weights, strategy=name, missing="zero", **options)
@@ -260,6 +262,8 @@ def compose_images(
     ``scores`` (k,): precomputed description similarities (skips the text encoder).
     ``merge_options``: the ``merge:S`` strategy's options (``merge:zip``: ``ziplora.zip_options``).
     Steps and guidance default to the family gate's sampling defaults, else 20 and 7.5.
+    ``progress(done, total)``: the denoising steps; with ``merge:zip`` the fit's units come first
+    (total = fit units + steps), so done only rises.
     """
     if not adapters:
         raise FusionError("compose needs at least one adapter")
@@ -285,9 +289,17 @@ def compose_images(
         "adapters": names,
     }
     installed = adapters
+    fitted = 0  # units a merge:zip fit reported before rendering
     if kind == "merge":
+
+        def fit_progress(done: int, total: int) -> None:
+            nonlocal fitted
+            fitted = total
+            if progress is not None:
+                progress(done, total + steps)
+
         merged, minfo = _merged(adapters, w, strategy, merge_options or {}, pipe=pipe, own_prompts=descriptions,
-                                seed=seed)  # fmt: skip
+                                seed=seed, progress=fit_progress)  # fmt: skip
         installed, info["merge"] = [merged], minfo
     handle = install(pipe, installed, names if kind != "merge" else ["merged"])
     routed = w
@@ -319,7 +331,7 @@ def compose_images(
                 j = (i // max(1, switch_every)) % k
                 handle.set_weights([w[a] if a == j else 0.0 for a in range(k)])
             if progress is not None:
-                progress(i, n)
+                progress(fitted + i, fitted + n)
 
         handle.start_trace()
         images = sample_images(
@@ -331,7 +343,7 @@ def compose_images(
     finally:
         handle.remove()
     if progress is not None:
-        progress(steps, steps)
+        progress(fitted + steps, fitted + steps)
     return ComposeResult(images=to_pil(images), gate_trace=trace, weights=routed, info=info, tensor=images)
 
 

@@ -19,6 +19,7 @@ import io
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,10 +88,12 @@ def strategies() -> dict[str, list[str]]:
 
 
 def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None = None, *, strategy: str = "cat",
-          rank: int | None = None, seed: int = 0, name: str | None = None,
-          options: dict[str, Any] | None = None) -> MergeOutcome:  # fmt: skip
+          rank: int | None = None, seed: int = 0, name: str | None = None, options: dict[str, Any] | None = None,
+          progress: Callable[[int, int], None] | None = None) -> MergeOutcome:  # fmt: skip
     """Merge registered adapters into a new registered one (see module doc). ``options`` go to
-    the strategy (``density`` …); ``zip`` learns its coefficients on the family's base, see ``_zip``."""
+    the strategy (``density`` …); ``zip`` learns its coefficients on the family's base, see ``_zip``,
+    reporting ``progress(done, total)`` as it fits (``ziplora.fit_merge``); the other strategies are
+    seconds of linear algebra and report nothing."""
     from fusion.errors import FusionError
     from fusion.merge import merge as merge_adapters
 
@@ -105,7 +108,7 @@ def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None 
     opts = dict(options or {})
     t0 = time.perf_counter()
     if strategy == "zip":
-        res = _zip(rows, adapters, w, seed, opts)
+        res = _zip(rows, adapters, w, seed, opts, progress)
     else:
         res = merge_adapters(adapters, w, strategy=strategy, rank=rank, seed=seed, **opts)
     seconds = time.perf_counter() - t0
@@ -131,20 +134,23 @@ def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None 
                         duplicate=made.status == "duplicate")  # fmt: skip
 
 
-def _zip(rows: list[dict[str, Any]], adapters: list[Any], w: list[float], seed: int, opts: dict[str, Any]) -> Any:
+def _zip(rows: list[dict[str, Any]], adapters: list[Any], w: list[float], seed: int, opts: dict[str, Any],
+         progress: Callable[[int, int], None] | None = None) -> Any:  # fmt: skip
     """``zip`` on the family's registered diffusion base: each adapter's data are latents it draws
     alone (``samples`` of them, ``sample_steps`` DDIM steps, ``guidance``) from ``prompts`` (default:
     its own description, else its name); the other options are ``ZipConfig`` fields. Options and the
     base's kind are checked before the base is loaded."""
     from fusion.merge import check_compatible
-    from fusion.merge.ziplora import fit_merge, zip_options
+    from fusion.merge.ziplora import fit_merge, fit_units, zip_options
     from loradex.bases import load_base
 
     check_compatible(adapters)
     cfg, data = zip_options(opts, seed)
     fam = adapters[0].family
     _refuse_zip_on_text(fam, "zip")
-    return fit_merge(load_base(fam), adapters, [[_own_prompt(r)] for r in rows], w, cfg, data)
+    if progress is not None:  # the total at once: loading the base takes a while before the first unit
+        progress(0, fit_units(len(adapters), cfg, data))
+    return fit_merge(load_base(fam), adapters, [[_own_prompt(r)] for r in rows], w, cfg, data, progress=progress)
 
 
 def _own_prompt(row: dict[str, Any]) -> str:
@@ -230,7 +236,8 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
             options: dict[str, Any] | None = None, progress: Any = None) -> ComposeResult:  # fmt: skip
     """Run ``prompt`` through the family's base with the adapters composed by ``strategy``.
     ``options``: the merge's, with a ``merge:S`` strategy (``merge:zip`` fits its coefficients on the
-    family's diffusion base first: ``steps``, ``samples`` … as ``merge``); checked before the base loads."""
+    family's diffusion base first: ``steps``, ``samples`` … as ``merge``); checked before the base loads.
+    ``progress(done, total)``: images: the denoising steps, after a ``merge:zip`` fit's units."""
     from fusion.errors import FusionError
     from loradex.bases import check_inputs, get_base, load_base
 

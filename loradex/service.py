@@ -512,13 +512,16 @@ class LocalService:
     # -- composition (loradex.composition) ---------------------------------------------------
     def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
               rank: int | None = None, seed: int = 0, name: str | None = None,
-              options: dict[str, Any] | None = None) -> MergeOutcome:  # fmt: skip
+              options: dict[str, Any] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> MergeOutcome:  # fmt: skip
         """Merge registered adapters in weight space into a new registered adapter (``origin=merged``).
-        ``options``: the strategy's options (``density`` …; ``zip``: ``steps``, ``lr``, ``prompts`` …)."""
+        ``options``: the strategy's options (``density`` …; ``zip``: ``steps``, ``lr``, ``prompts`` …).
+        ``progress(done, total)``: a learned strategy's fit (``zip``); the others report nothing."""
         from loradex import composition
 
         return composition.merge(self, builtins.list(refs), None if weights is None else builtins.list(weights),
-                                 strategy=strategy, rank=rank, seed=seed, name=name, options=options)  # fmt: skip
+                                 strategy=strategy, rank=rank, seed=seed, name=name, options=options,
+                                 progress=progress)  # fmt: skip
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
                 strategy: str = "gate", weights: Sequence[float] | None = None,
@@ -526,7 +529,8 @@ class LocalService:
                 steps: int | None = None, options: dict[str, Any] | None = None,
                 progress: Any = None) -> ComposeResult:  # fmt: skip
         """Render (diffusion) or run ``inputs`` (language) with several adapters composed at run time.
-        ``options``: a ``merge:S`` strategy's merge options (``merge:zip``: ``steps``, ``samples`` …)."""
+        ``options``: a ``merge:S`` strategy's merge options (``merge:zip``: ``steps``, ``samples`` …).
+        ``progress(done, total)``: images: the denoising steps, after a ``merge:zip`` fit's units."""
         from loradex import composition
 
         return composition.compose(

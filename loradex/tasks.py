@@ -91,8 +91,10 @@ def _generate(service: Any, p: dict[str, Any], h: Any) -> dict[str, Any]:
 
 
 def _merge(service: Any, p: dict[str, Any], h: Any) -> dict[str, Any]:
+    """``done`` / ``total``: a learned strategy's fit (zip's draws, then its optimizer steps)."""
     out = service.merge(p["adapters"], p.get("weights"), strategy=p.get("strategy", "cat"), rank=p.get("rank"),
-                        seed=p.get("seed", 0), name=p.get("name"), options=p.get("options"))  # fmt: skip
+                        seed=p.get("seed", 0), name=p.get("name"), options=p.get("options"),
+                        progress=lambda d, t: h.update(done=d, total=t))  # fmt: skip
     return out.to_dict()  # type: ignore[no-any-return]
 
 

@@ -29,10 +29,13 @@ def _emit(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
 
 
-def _bar(args: argparse.Namespace, desc: str) -> Any:
+def _bar(args: argparse.Namespace, desc: str, *, show: bool = True) -> Any:
+    """A progress bar on stderr; off with ``-q``, with ``--json`` (stdout stays one document) and
+    with ``show=False`` (an operation that takes seconds)."""
     from tqdm import tqdm
 
-    return tqdm(total=0, desc=desc, file=sys.stderr, disable=bool(getattr(args, "quiet", False) or args.json))
+    off = not show or bool(getattr(args, "quiet", False) or args.json)
+    return tqdm(total=0, desc=desc, file=sys.stderr, disable=off)
 
 
 def _progress(bar: Any) -> Any:
@@ -112,9 +115,16 @@ def parse_options(text: str | None, what: str = "--options") -> dict[str, Any] |
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from loradex.composition import strategies
+
     options = parse_options(args.options)
-    out = _service(args).merge(args.ids, args.weights, strategy=args.strategy, rank=args.rank, seed=args.seed,
-                               name=args.name, options=options)  # fmt: skip
+    svc = _service(args)
+    bar = _bar(args, f"{args.strategy} fit", show=args.strategy in strategies()["learned"])  # the others: seconds
+    try:
+        out = svc.merge(args.ids, args.weights, strategy=args.strategy, rank=args.rank, seed=args.seed,
+                        name=args.name, options=options, progress=_progress(bar))  # fmt: skip
+    finally:
+        bar.close()
     if args.json:
         _emit({"id": out.adapter["id"], **out.to_dict()})
         return EXIT_OK
@@ -236,7 +246,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--rank", type=int, default=None)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--name", default=None)
-    s.add_argument("--json", action="store_true")
+    _output_flags(s)
     s.set_defaults(fn=cmd_merge)
 
     s = sub.add_parser("compose", help="run several adapters together in their base pipeline")

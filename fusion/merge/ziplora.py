@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 AXES = ("out", "in")
 # (n, generator) → (latents x0 (n, C, h, w) in the UNet's space, n prompts)
 Sampler = Callable[[int, "torch.Generator"], "tuple[torch.Tensor, list[str]]"]
+Progress = Callable[[int, int], None]  # (units done, units in all), as generation and compose report
 
 
 @dataclass
@@ -144,8 +145,10 @@ def learn(
     config: ZipConfig | None = None,
     *,
     log: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> ZipLearned:
-    """Fit zip coefficients for ``adapters`` on ``pipe`` (a diffusers pipeline); see the module doc."""
+    """Fit zip coefficients for ``adapters`` on ``pipe`` (a diffusers pipeline); see the module doc.
+    ``progress(done, steps)``: once before the first optimizer step, then after each one."""
     import torch
 
     from fusion.compose import encode_prompts
@@ -195,6 +198,8 @@ def learn(
         coss: list[float] = []
         t0 = time.perf_counter()
         n_train = int(sched.config.num_train_timesteps)
+        if progress is not None:
+            progress(0, cfg.steps)
         for step in range(cfg.steps):
             xs, caps = [], []
             for s in samplers:
@@ -222,6 +227,8 @@ def learn(
             coss.append(cos.item())
             if log is not None and (step % 10 == 0 or step == cfg.steps - 1):
                 log(f"zip step {step}: mse {mse.item():.5f} |cos| {cos.item():.4f} ({time.perf_counter() - t0:.0f}s)")
+            if progress is not None:
+                progress(step + 1, cfg.steps)
         apply(None)
     finally:
         handle.remove()
@@ -248,10 +255,11 @@ def learn(
 
 def own_samples(
     pipe: Any, adapter: LoraAdapter, prompts: list[str], n: int, *, steps: int = 10, guidance: float = 4.0,
-    seed: int = 0,
+    seed: int = 0, progress: Progress | None = None,
 ) -> Sampler:  # fmt: skip
     """A sampler over ``n`` latents the adapter draws alone from ``prompts`` (cycled), drawn once:
-    the data of an adapter whose training images are not at hand."""
+    the data of an adapter whose training images are not at hand. ``progress(done, steps)`` per
+    denoising step of the draw."""
     import torch
 
     from fusion.compose import sample_images
@@ -262,7 +270,9 @@ def own_samples(
     ps = [prompts[i % len(prompts)] for i in range(n)]
     with install(pipe, [adapter]) as h:
         pool = sample_images(pipe, ps, [seed + i for i in range(n)], steps=steps, guidance=guidance, handle=h,
-                             decode=False)  # fmt: skip
+                             decode=False, on_step=(lambda i, k, _t: progress(i, k)) if progress else None)  # fmt: skip
+    if progress is not None:
+        progress(steps, steps)
 
     def sample(b: int, gen: torch.Generator) -> tuple[torch.Tensor, list[str]]:
         idx = torch.randint(0, n, (b,), generator=gen)
@@ -279,12 +289,13 @@ def zip_merge(
     config: ZipConfig | None = None,
     *,
     log: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> MergeResult:
     """Learn zip coefficients on ``pipe`` and merge: the result's ΔW is exactly Σ mᵢ ⊙ wᵢΔWᵢ.
-    ``info["zip"]`` holds the training metrics and the coefficient summary."""
+    ``info["zip"]`` holds the training metrics and the coefficient summary; ``progress`` as ``learn``."""
     cfg = config or ZipConfig()
     check_compatible(adapters)  # refuse before any training
-    learned = learn(pipe, adapters, samplers, weights, cfg, log=log)
+    learned = learn(pipe, adapters, samplers, weights, cfg, log=log, progress=progress)
     res = merge(adapters, weights, strategy="zip", seed=cfg.seed, coefficients=learned.coefficients, axis=cfg.axis)
     res.info["options"] = {"axis": cfg.axis}
     res.info["zip"] = learned.metrics
@@ -337,6 +348,13 @@ def zip_options(options: dict[str, Any] | None, seed: int = 0) -> tuple[ZipConfi
     return ZipConfig(**{"seed": seed, **o}), ZipData(**data)
 
 
+def fit_units(k: int, config: ZipConfig | None = None, data: ZipData | None = None) -> int:
+    """How many units ``fit_merge`` of ``k`` adapters reports: each adapter's denoising steps
+    drawing its data, then the optimizer steps."""
+    cfg, d = config or ZipConfig(), data or ZipData()
+    return k * d.sample_steps + cfg.steps
+
+
 def fit_merge(
     pipe: Any,
     adapters: list[LoraAdapter],
@@ -346,19 +364,31 @@ def fit_merge(
     data: ZipData | None = None,
     *,
     log: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> MergeResult:
     """``zip_merge`` on ``pipe`` where each adapter's data are latents it draws alone
-    (``own_samples``) from ``data.prompts``, else from its ``own_prompts`` (its description)."""
+    (``own_samples``) from ``data.prompts``, else from its ``own_prompts`` (its description).
+    ``progress(done, total)`` counts the draws' denoising steps, then the optimizer steps:
+    total = ``fit_units(len(adapters), config, data)``, done rises to it."""
     cfg, d = config or ZipConfig(), data or ZipData()
     if len(own_prompts) != len(adapters):
         raise FusionError(f"{len(own_prompts)} prompt lists for {len(adapters)} adapters")
     check_compatible(adapters)  # refuse before drawing anything
-    samplers = [
-        own_samples(pipe, a, d.prompts or p, d.samples, steps=d.sample_steps, guidance=d.guidance, seed=cfg.seed)
-        for a, p in zip(adapters, own_prompts, strict=True)
-    ]
-    return zip_merge(pipe, adapters, samplers, weights, cfg, log=log)
+    total = fit_units(len(adapters), cfg, d)
+    drawn = len(adapters) * d.sample_steps
+
+    def part(offset: int) -> Progress | None:
+        """A phase's (done, of) as the whole fit's (offset + done, total)."""
+        return (lambda done, _of: progress(offset + done, total)) if progress is not None else None
+
+    samplers: list[Sampler] = []
+    for i, (a, p) in enumerate(zip(adapters, own_prompts, strict=True)):
+        draw = part(i * d.sample_steps)  # adapter i's draw: units i·sample_steps … (i + 1)·sample_steps
+        s = own_samples(pipe, a, d.prompts or p, d.samples, steps=d.sample_steps, guidance=d.guidance, seed=cfg.seed,
+                        progress=draw)  # fmt: skip
+        samplers.append(s)
+    return zip_merge(pipe, adapters, samplers, weights, cfg, log=log, progress=part(drawn))
 
 
-__all__ = ["ZipConfig", "ZipData", "ZipLearned", "fit_merge", "learn", "option_names", "own_samples", "zip_merge",
-           "zip_options"]  # fmt: skip
+__all__ = ["Progress", "ZipConfig", "ZipData", "ZipLearned", "fit_merge", "fit_units", "learn", "option_names",
+           "own_samples", "zip_merge", "zip_options"]  # fmt: skip

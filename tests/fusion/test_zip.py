@@ -1,4 +1,5 @@
-"""The ``zip`` merge: exact application of coefficients, learning on a tiny pipeline, refusals."""
+"""The ``zip`` merge: exact application of coefficients, learning on a tiny pipeline, refusals, the
+fit's progress."""
 
 from __future__ import annotations
 
@@ -151,3 +152,52 @@ def test_zip_options_are_checked_and_named_before_anything_runs():
         FusionError, match="'merge:zip' learns on a diffusion base; family 'zoo-text' is a language model"
     ):
         compose_text(None, None, [a, b], "a task", ["abc"], strategy="merge:zip")
+
+
+def rises_to_the_end(calls: list[tuple[int, int]]) -> int:
+    """The one total every call reported; done never falls and ends there."""
+    (total,) = {t for _, t in calls}
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == total
+    return total
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_sd_pipeline()  # a zip fit leaves it as it was (above)
+
+
+def test_the_fit_reports_each_optimizer_step_then_each_drawn_step_before_them(pipe):
+    from fusion.merge.ziplora import ZipData, fit_merge, fit_units
+
+    a = random_adapter(pipe.unet, "unet", UNET_TARGETS, 4, 1, "tiny")
+    b = random_adapter(pipe.unet, "unet", UNET_TARGETS, 2, 2, "tiny")
+    calls: list[tuple[int, int]] = []
+    cfg = ZipConfig(steps=3, batch=1)
+    zip_merge(pipe, [a, b], [latent_sampler(0), latent_sampler(1)], config=cfg,
+              progress=lambda d, t: calls.append((d, t)))  # fmt: skip
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]  # before the first step, then after each
+
+    calls.clear()
+    data = ZipData(prompts=["a circle"], samples=1, sample_steps=2)
+    res = fit_merge(pipe, [a, b], [["a"], ["b"]], config=cfg, data=data, progress=lambda d, t: calls.append((d, t)))
+    assert rises_to_the_end(calls) == fit_units(2, cfg, data) == 2 * 2 + 3  # two draws of 2 steps, 3 fit steps
+    assert [d for d, _ in calls].count(7) == 1 and len({d for d, _ in calls}) == 8  # every unit reported
+    plain = fit_merge(pipe, [a, b], [["a"], ["b"]], config=cfg, data=data)  # no progress: the same fit
+    for n, m in res.adapter.modules.items():
+        torch.testing.assert_close(m.delta(), plain.adapter.modules[n].delta())
+
+
+def test_compose_with_merge_zip_reports_the_fit_then_the_rendering_on_one_scale(pipe):
+    from fusion.compose import compose_images
+
+    ads = [random_adapter(pipe.unet, "unet", UNET_TARGETS, 4, s, "tiny") for s in (1, 2)]
+    opts = {"steps": 2, "batch": 1, "samples": 1, "sample_steps": 1, "prompts": ["a circle"]}
+    calls: list[tuple[int, int]] = []
+    compose_images(pipe, ads, "a circle", strategy="merge:zip", steps=3, guidance=3.0, merge_options=opts,
+                   progress=lambda d, t: calls.append((d, t)))  # fmt: skip
+    assert rises_to_the_end(calls) == (2 * 1 + 2) + 3  # the fit's 4 units, then 3 denoising steps
+    calls.clear()
+    compose_images(pipe, ads, "a circle", strategy="merge:cat", steps=3, guidance=3.0,
+                   progress=lambda d, t: calls.append((d, t)))  # fmt: skip
+    assert rises_to_the_end(calls) == 3  # a quick merge reports only the rendering, as before

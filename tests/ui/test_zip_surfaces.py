@@ -1,7 +1,8 @@
 """The learned merge ``zip`` on the surfaces besides ``LocalService.merge``: the web UI's Compose tab
 (its strategy list, the merge options box, Keep a merge) through ``gradio_client`` against the real
 server, and ``loradex compose --strategy merge:zip`` on the image zoo (fitted on the family's base,
-then rendered). Fits are kept to one optimizer step on one drawn latent per adapter."""
+then rendered); the fit's progress on each surface (CLI bar on stderr, the job's done / total, the
+web handlers' progress). Fits are kept to one optimizer step on one drawn latent per adapter."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import numpy as np
@@ -120,3 +122,85 @@ def test_cli_compose_merge_zip_fits_on_the_base_then_renders(
     cat = svc.compose("a red circle", adapters=site.ids, strategy="merge:cat", steps=2)
     plain = np.asarray(Image.open(io.BytesIO(cat.images[0])).convert("RGB"), dtype=np.int16)
     assert int(np.abs(composed - plain).max()) > 1  # the fitted coefficients are not the plain sum's
+
+
+FIT_UNITS = 2 * OPTS["sample_steps"] + OPTS["steps"]  # two adapters' draws, then the optimizer steps
+
+
+def _rising(pairs: list[tuple[int, int]]) -> int:
+    """The one total every update reported; done never falls and ends there."""
+    (total,) = {t for _, t in pairs}
+    done = [d for d, _ in pairs]
+    assert done == sorted(done) and done[-1] == total
+    return total
+
+
+def test_cli_merge_and_compose_show_the_zip_fit_on_stderr_never_in_json(
+    site: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ui.cli import main
+
+    home = ["--home", str(site.svc.home)]
+    merge = [*home, "merge", *map(str, site.ids), "--strategy", "zip", "--options", json.dumps(OPTS)]
+    assert main(merge) == 0
+    out, err = capsys.readouterr()
+    assert "zip fit" in err and f"{FIT_UNITS}/{FIT_UNITS}" in err and "zip fit" not in out
+    assert main([*merge, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["info"]["strategy"] == "zip" and "zip fit" not in err and "it/s" not in err
+    assert main([*home, "merge", *map(str, site.ids), "--strategy", "cat"]) == 0  # seconds of algebra: no bar
+    assert "cat fit" not in capsys.readouterr().err
+
+    compose = [*home, "compose", "--prompt", "a red circle", "--adapters", *map(str, site.ids), "--steps", "2",
+               "--out", str(tmp_path / "out"), "--strategy", "merge:zip", "--options", json.dumps(OPTS)]  # fmt: skip
+    assert main(compose) == 0
+    err = capsys.readouterr().err
+    assert "compose: 100%" in err and f"{FIT_UNITS + 2}/{FIT_UNITS + 2}" in err  # the fit, then 2 steps
+    assert main([*compose, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["strategy"] == "merge:zip" and "compose:" not in err
+
+
+def test_a_zip_merge_job_counts_the_fit(site: SimpleNamespace) -> None:
+    """What the API's POST /merge runs: the job's done rises to its total, the fit's units."""
+    import time
+
+    runner = site.svc.job_runner()
+    try:
+        job = runner.submit_task(site.svc, "merge", {"adapters": [str(i) for i in site.ids], "strategy": "zip",
+                                                     "options": {**OPTS, "lr": 0.03}})  # fmt: skip
+        seen = []
+        deadline = time.monotonic() + 300
+        while not (job := runner.get(job.id)).finished and time.monotonic() < deadline:
+            if job.total is not None:
+                seen.append((job.done, job.total))
+            time.sleep(0.005)
+        assert job.status == "done", job.error
+        assert (job.done, job.total) == (FIT_UNITS, FIT_UNITS) and job.output["info"]["strategy"] == "zip"
+        assert _rising([*seen, (job.done, job.total)]) == FIT_UNITS
+        assert runner.store.load(job.id).done == FIT_UNITS  # saved as it finished: a restart keeps it
+    finally:
+        runner.shutdown()
+
+
+def test_the_web_handlers_show_the_zip_fit_on_their_progress(site: SimpleNamespace) -> None:
+    """Keep a merge and Compose hand the service's progress to the handler's ``gr.Progress`` (here a
+    callable with its signature, as Gradio passes one)."""
+    from ui.web import WebUI
+    from ui.web.make import MakeUI
+
+    ui = MakeUI(site.svc, WebUI(site.svc, admin_token=TOKEN).check_token)
+    calls: list[tuple[Any, dict[str, Any]]] = []
+
+    def progress(*a: Any, **k: Any) -> None:
+        calls.append((a[0], k))
+
+    line = ui.keep_merge(TOKEN, "", site.picks, 2, "", "merge:zip", json.dumps(OPTS), progress=progress)
+    assert "merge (zip) of grayscale, dots" in line
+    fit = [p for p, k in calls if k.get("desc") == "zip fit"]
+    assert _rising(fit) == FIT_UNITS and len(fit) > FIT_UNITS  # every unit, and the start of each phase
+
+    calls.clear()
+    ui.compose("a red circle", site.picks, 2, "", "merge:zip", "", 2, False, json.dumps(OPTS), progress=progress)
+    run = [p for p, k in calls if k.get("desc") == "merge:zip" and k.get("unit") == "steps"]
+    assert _rising(run) == FIT_UNITS + 2 and {d for d, _ in run} == set(range(FIT_UNITS + 3))

@@ -55,6 +55,15 @@ def merge_options(text: str | None) -> dict[str, Any] | None:
         raise gr.Error(str(e), title="Merge options") from e
 
 
+def _steps(progress: Any, desc: str) -> Callable[[int, int], None]:
+    """The service's ``progress(done, total)`` shown on the handler's ``gr.Progress`` as ``desc``."""
+
+    def update(done: int, total: int) -> None:
+        progress((done, total or None), desc=desc, unit="steps")
+
+    return update
+
+
 def _refs(picked: list[str] | str | None) -> list[str]:
     """Adapter references from the picker (``"12 · name"`` entries or typed ids / names; a string:
     comma- or space-separated ids)."""
@@ -160,11 +169,13 @@ class MakeUI:
                     runs.append((picked, ids))
             results = []
             for n, (label, use) in enumerate(runs):
-                progress((n, len(runs)), desc=label)
+                desc = label if len(runs) == 1 else f"{label} ({n + 1}/{len(runs)})"
+                progress((n, len(runs)), desc=desc)
                 strat = "linear" if label.endswith(" alone") else label
                 res = self.service.compose(prompt, adapters=use, strategy=strat, inputs=lines or None,
                                            steps=int(steps) if steps else None,
-                                           options=opts if strat == picked else None)  # fmt: skip
+                                           options=opts if strat == picked else None,
+                                           progress=_steps(progress, desc))  # fmt: skip
                 results.append((label, res))
         except RegistryError as e:
             raise gr.Error(str(e)) from e
@@ -185,17 +196,20 @@ class MakeUI:
         return images, gate, "\n".join(text)
 
     def keep_merge(self, token: str, prompt: str, adapters: list[str] | str | None, auto: float, family: str,
-                   strategy: str, options: str = "") -> str:  # fmt: skip
+                   strategy: str, options: str = "",
+                   progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008  # fmt: skip
         """Admin: merge the picked (or retrieved) adapters in weight space and register the result; the
         strategy is the picked ``merge:S`` one, else the exact ``cat``; ``options``: its options (JSON;
-        ``zip``: ``steps``, ``samples`` …, fitted on the family's diffusion base). → a line naming the new adapter."""
+        ``zip``: ``steps``, ``samples`` …, fitted on the family's diffusion base, ``progress`` showing the
+        fit). → a line naming the new adapter."""
         self.check_token(token)
         opts = merge_options(options)
         refs: list[str | int] = list(_refs(adapters))
         how = strategy.split(":", 1)[1] if (strategy or "").startswith("merge:") else "cat"
         try:
             rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None)
-            out = self.service.merge([r["id"] for r in rows], strategy=how, options=opts)
+            out = self.service.merge([r["id"] for r in rows], strategy=how, options=opts,
+                                     progress=_steps(progress, f"{how} fit"))  # fmt: skip
         except RegistryError as e:
             raise gr.Error(str(e)) from e
         a = out.adapter
