@@ -59,6 +59,7 @@ _CHUNK = 1 << 20
 __all__ = ["AuthError", "Client", "ClientError"]
 
 ErrorMap = dict[str, Callable[[str], Exception]]
+Progress = Callable[[int, int], None]  # progress(done, total) of a job, as the server reports it
 
 
 class Client:
@@ -292,38 +293,43 @@ class Client:
 
     def generate(self, description: str, *, family: str, method: str | None = None,
                  examples: Sequence[tuple[str, str]] | None = None, seed: int = 0, rank: int | None = None,
-                 poll: float = 0.1, timeout: float | None = None, **_: Any) -> GenerateResult:  # fmt: skip
-        """Generate and register an adapter on the server (a job) and wait for it."""
+                 poll: float = 0.1, timeout: float | None = None, progress: Progress | None = None,
+                 **_: Any) -> GenerateResult:  # fmt: skip
+        """Generate and register an adapter on the server (a job) and wait for it; ``progress(done,
+        total)`` sees the job's counts as they change (``wait``)."""
         body = {"description": description, "family": family, "method": method, "seed": seed, "rank": rank,
                 "examples": [list(e) for e in examples] if examples else None}  # fmt: skip
-        return GenerateResult.from_dict(self._job_output("/generate", body, poll, timeout))
+        return GenerateResult.from_dict(self._job_output("/generate", body, poll, timeout, progress))
 
     def merge(self, refs: Sequence[str | int], weights: Sequence[float] | None = None, *, strategy: str = "cat",
               rank: int | None = None, seed: int = 0, name: str | None = None,
-              options: dict[str, Any] | None = None, poll: float = 0.1,
-              timeout: float | None = None) -> MergeOutcome:  # fmt: skip
+              options: dict[str, Any] | None = None, poll: float = 0.1, timeout: float | None = None,
+              progress: Progress | None = None) -> MergeOutcome:  # fmt: skip
         """Merge registered adapters into a new registered adapter on the server (a job); ``options``:
-        the strategy's options, as ``LocalService.merge``."""
+        the strategy's options, as ``LocalService.merge``; ``progress(done, total)``: a learned
+        strategy's fit as the job reports it (``zip``)."""
         body = {"adapters": [str(r) for r in refs], "weights": list(weights) if weights is not None else None,
                 "strategy": strategy, "rank": rank, "seed": seed, "name": name, "options": options}  # fmt: skip
-        return MergeOutcome.from_dict(self._job_output("/merge", body, poll, timeout))
+        return MergeOutcome.from_dict(self._job_output("/merge", body, poll, timeout, progress))
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
                 strategy: str = "gate", weights: Sequence[float] | None = None,
                 inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
                 steps: int | None = None, options: dict[str, Any] | None = None, poll: float = 0.1,
-                timeout: float | None = None, **_: Any) -> ComposeResult:  # fmt: skip
-        """Compose adapters at run time on the server (a job): images or outputs, and the gate plot."""
+                timeout: float | None = None, progress: Progress | None = None, **_: Any) -> ComposeResult:  # fmt: skip
+        """Compose adapters at run time on the server (a job): images or outputs, and the gate plot;
+        ``progress(done, total)``: the job's steps as it reports them (as ``LocalService.compose``)."""
         body = {"prompt": prompt, "adapters": [str(a) for a in adapters] if adapters else None, "auto": auto,
                 "strategy": strategy, "weights": list(weights) if weights is not None else None,
                 "inputs": list(inputs) if inputs else None, "family": family, "seed": seed, "n_images": n_images,
                 "steps": steps, "options": options}  # fmt: skip
-        return ComposeResult.from_dict(self._job_output("/compose", body, poll, timeout))
+        return ComposeResult.from_dict(self._job_output("/compose", body, poll, timeout, progress))
 
-    def _job_output(self, path: str, body: dict[str, Any], poll: float, timeout: float | None) -> dict[str, Any]:
+    def _job_output(self, path: str, body: dict[str, Any], poll: float, timeout: float | None,
+                    progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
         """POST ``body``, wait for the job, return its output; a failed job raises like an error response."""
         r = self._request("POST", path, admin=True, json=body)
-        job = self.wait(Job.from_dict(r.json()).id, poll=poll, timeout=timeout)
+        job = self.wait(Job.from_dict(r.json()).id, poll=poll, timeout=timeout, on_progress=progress)
         if job.status != "done" or job.output is None:
             err = job.error
             code, message = (err.code, err.message) if err else ("failed", f"job {job.id} failed")
@@ -337,10 +343,14 @@ class Client:
         return Job.from_dict(self._request("GET", f"/jobs/{self._ref(job_id)}", admin=True, errors=not_found).json())
 
     def wait(self, job_id: str, *, poll: float = 0.1, timeout: float | None = None,
-             on_result: Callable[[IngestResult], None] | None = None) -> Job:  # fmt: skip
-        """Poll a job until it is done or failed (``on_result`` sees each new result once)."""
+             on_result: Callable[[IngestResult], None] | None = None,
+             on_progress: Progress | None = None) -> Job:  # fmt: skip
+        """Poll a job until it is done or failed (``on_result`` sees each new result once;
+        ``on_progress(done, total)`` each change of the job's counts once it has a total, the last
+        one included)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         seen, delay = 0, min(poll, 0.05)
+        counts: tuple[int, int] | None = None
         while True:
             job = self.job(job_id)
             results = job.result.results if job.result else []
@@ -348,6 +358,9 @@ class Client:
                 if on_result:
                     on_result(res)
             seen = len(results)
+            if on_progress is not None and job.total is not None and (job.done, job.total) != counts:
+                counts = (job.done, job.total)
+                on_progress(*counts)
             if job.finished:
                 return job
             if deadline is not None and time.monotonic() > deadline:

@@ -183,6 +183,23 @@ def test_a_zip_merge_job_counts_the_fit(site: SimpleNamespace) -> None:
         runner.shutdown()
 
 
+def test_the_python_client_passes_the_jobs_progress_on(site: SimpleNamespace) -> None:
+    """``Client.merge`` / ``Client.compose`` against the real server: ``progress(done, total)`` sees
+    the job's counts change, never falling, ending at the fit's units (merge) or the fit and the
+    rendering steps (compose)."""
+    from loradex.client import Client
+
+    client = Client(site.url, token=TOKEN)
+    seen: list[tuple[int, int]] = []
+    out = client.merge(site.ids, strategy="zip", options={**OPTS, "lr": 0.02}, poll=0.01,
+                       progress=lambda d, t: seen.append((d, t)))  # fmt: skip
+    assert out.info["strategy"] == "zip" and _rising(seen) == FIT_UNITS
+    seen.clear()
+    res = client.compose("a red circle", adapters=site.ids, strategy="merge:zip", options=OPTS, steps=2, poll=0.01,
+                         progress=lambda d, t: seen.append((d, t)))  # fmt: skip
+    assert res.strategy == "merge:zip" and _rising(seen) == FIT_UNITS + 2
+
+
 def test_the_web_handlers_show_the_zip_fit_on_their_progress(site: SimpleNamespace) -> None:
     """Keep a merge and Compose hand the service's progress to the handler's ``gr.Progress`` (here a
     callable with its signature, as Gradio passes one)."""
