@@ -47,6 +47,7 @@ def run(home: Path, half: str, n: int, method: str | None = None) -> dict[str, A
     from benchmarks.generation_data import manifest, weights_path
     from benchmarks.generation_judges import TextJudge
     from loradex.generation import load, pick
+    from loradex.search import readable_for
     from registry.filters import Filters
     from registry.formats import read_adapter
 
@@ -56,7 +57,7 @@ def run(home: Path, half: str, n: int, method: str | None = None) -> dict[str, A
     method, entry = pick(svc, FAMILY, method)
     gen = load(svc, entry["path"])
     t0 = time.perf_counter()
-    made = [gen.generate(r["text"], seed=0) for r in rows]
+    made = [gen.generate(readable_for(svc.text_encoder, r["text"]), seed=0) for r in rows]  # read as generate reads
     gen_s = time.perf_counter() - t0
     found = []
     for r in rows:

@@ -145,15 +145,18 @@ def generate(
     method, entry = pick(svc, family, method)
     gen = load(svc, entry["path"])
     exs = [(str(i), str(o)) for i, o in (examples or [])]
-    from loradex.search import readable_for
+    from loradex.search import readable_for, readable_prompt
 
-    asked = readable_for(svc.text_encoder, description)  # as search reads a prompt: unknown symbols dropped
+    # embedded as search reads a prompt (unknown symbols dropped, number words as digits);
+    # stored and shown as asked, less the symbols
+    asked = readable_for(svc.text_encoder, description)
+    shown = readable_prompt(description, getattr(svc.text_encoder, "knows", None))
     out = gen.generate(asked, examples=exs or None, seed=seed, rank=rank,
                        score_candidates=example_scorer(family, exs))  # fmt: skip
     seconds = time.perf_counter() - t0
-    lineage = dict(out.lineage)
+    lineage = {**out.lineage, "description": shown}
     adapter = out.adapter
-    adapter.description = str(lineage.get("description") or description).strip()
+    adapter.description = shown
     adapter.metadata = {**adapter.metadata, "loradex.origin": "generated",
                         "loradex.generator": json.dumps(_file_lineage(lineage), sort_keys=True)}  # fmt: skip
     if progress:

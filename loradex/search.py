@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loradex.errors import SearchError
+from loradex.number_words import digits_for_number_words
 from loradex.relevance import Calibration
 from loradex.types import SEARCH_MODES, Filters, SearchHit, SearchResults
 
@@ -56,9 +57,11 @@ def readable_prompt(prompt: str, knows: Callable[[str], bool] | None = None) -> 
 
 
 def readable_for(encoder: Any, prompt: str) -> str:
-    """``readable_prompt`` with ``encoder``'s own tokenizer deciding which symbols it knows (when it
-    can tell: ``TextEncoder.knows``); what search, the map's query point and generation embed."""
-    return readable_prompt(prompt, getattr(encoder, "knows", None))
+    """What search, the map's query point and generation embed: ``readable_prompt`` with ``encoder``'s
+    own tokenizer deciding which symbols it knows (when it can tell: ``TextEncoder.knows``), number
+    words as digits (``digits_for_number_words``: descriptions say "by 8", people "by eight", and the
+    encoder embeds the two apart). Only for embedding: what is stored and shown keeps the words."""
+    return digits_for_number_words(readable_prompt(prompt, getattr(encoder, "knows", None)))
 
 
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,

@@ -78,6 +78,14 @@ def test_emoji_in_a_request_change_nothing(svc: LocalService) -> None:
     assert decorated.adapter["sha256"] == plain.adapter["sha256"] and decorated.duplicate
 
 
+def test_number_words_are_read_as_digits_and_stored_as_written(svc: LocalService) -> None:
+    """The generator embeds "two" as "2" (``readable_for``); the adapter keeps the user's words."""
+    words = svc.generate("🔤 shift each letter forward by two", family="zoo-text", method="nearest", seed=4)
+    digits = svc.generate("shift each letter forward by 2", family="zoo-text", method="nearest", seed=4)
+    assert words.adapter["description"] == words.lineage["description"] == "shift each letter forward by two"
+    assert words.lineage["experts"] == digits.lineage["experts"] == [{"name": "caesar_2", "weight": 1.0}]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "phrase"),
     [
