@@ -414,6 +414,8 @@ def compose_text(
     gate's temperature; a trained text gate maps the embeddings first). ``chain`` applies the
     adapters in order, each to the previous output (two-step tasks from one-step adapters).
     ``generate_fn(model, tokenizer, inputs) → outputs`` defaults to ``greedy_generate``.
+    ``scores`` (k,): the caller's relevance of each adapter to ``task`` (e.g. a registry's search
+    scores), routed by the gate in place of its own description similarities.
     """
     if not adapters:
         raise FusionError("compose needs at least one adapter")
@@ -450,6 +452,7 @@ def compose_text(
     return ComposeResult(outputs=outs, gate_trace=trace, weights=routed, info=info)
 
 
+@torch.no_grad()
 def gate_scores(gate: Any, request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
     """Description similarities (k,), through the gate's own embedding map when it has one."""
     if hasattr(gate, "scores"):

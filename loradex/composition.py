@@ -7,7 +7,9 @@ weight and ``merge:<strategy>``). ``compose`` installs the adapters side by side
 registered base (``loradex.bases``) — never fusing into the base weights — and renders images
 (diffusion families) or runs an input (language families), routed by the prompt; ``auto=K``
 retrieves the adapters for the prompt first. Trained gates are read from
-``fusion/checkpoints/<family>/``; other families get the training-free gate. The learned merge
+``fusion/checkpoints/<family>/``; other families get the training-free gate. A language-model
+composition in a registry with a text map routes by the registry's search instead
+(``search_scores``), passed down to ``fusion.compose.compose_text`` as the gate's scores. The learned merge
 ``zip`` (and ``merge:zip`` in ``compose``) fits its coefficients on the family's diffusion base,
 each adapter drawing its data alone from its description; language families are refused.
 """
@@ -230,6 +232,22 @@ def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, 
     return rows
 
 
+def search_scores(svc: LocalService, prompt: str, rows: list[dict[str, Any]]) -> list[float] | None:
+    """What a language-model composition routes by when the registry has a text map: each loaded
+    adapter's hybrid search score for the prompt, the search restricted to the loaded adapters
+    (``Searcher.scores_among``: the map's cosines and the weights signal, standardised over them).
+    The map is fitted to this registry's adapters and their paraphrases, and this score routed
+    held-out paraphrases of the text zoo's tasks better than the family's trained router
+    (benchmarks/results/fusion_notes.md, 2026-12-03 routing). None, and the family's gate scores
+    the descriptions itself, when the registry has no map or an adapter has no signal."""
+    if svc.text_encoder is None or svc.searcher.text_settings() is None:
+        return None
+    found = svc.searcher.scores_among(prompt, [int(r["id"]) for r in rows])
+    if any(int(r["id"]) not in found for r in rows):
+        return None
+    return [float(found[int(r["id"])][0]) for r in rows]
+
+
 def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = None, auto: int | None = None,
             strategy: str = "gate", weights: list[float] | None = None, inputs: list[str] | None = None,
             family: str | None = None, seed: int = 0, n_images: int = 1, steps: int | None = None,
@@ -261,15 +279,21 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
     images: list[bytes] = []
     outputs: list[str] = []
     if base.kind == "text":
+        import torch
+
         from fusion.compose import compose_text
 
         if not inputs:
             raise SearchError(f"family {fam!r} is a language model: give an input to run (--input TEXT)")
         model, tok = load_base(fam)
         check_inputs(fam, tok, inputs)
+        scores = search_scores(svc, prompt, rows) if strategy == "gate" else None
         res = compose_text(model, tok, adapters, prompt, list(inputs), strategy=strategy, weights=weights,
                            gate_dir=gate_dir, text_encoder=svc.text_encoder, names=names,
-                           descriptions=descriptions, merge_options=options)  # fmt: skip
+                           descriptions=descriptions, merge_options=options,
+                           scores=None if scores is None else torch.tensor(scores))  # fmt: skip
+        if scores is not None:
+            res.info["gate"] = "search"
         outputs = list(res.outputs)
     else:
         from fusion.compose import compose_images

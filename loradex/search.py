@@ -196,12 +196,7 @@ class Searcher:
         read = readable_for(self.text_encoder, prompt)
         q = self.text_encoder.encode([read])[0]  # (dim,)
         pool = max(k * 4, REFERENCE_POOL) if mode == "hybrid" else k
-        queries: dict[str, list[Query]] = {kind: [(q, allowed, None)] for kind in kinds}
-        if "text" in kinds:  # the text index's space: the registry's text map, when it has one
-            to_index = getattr(self.registry.embedders.get("text"), "query", None)
-            queries["text"] = [(to_index(q) if callable(to_index) else q, allowed, None)]
-        if "weights" in kinds:
-            queries["weights"] = self._weight_queries(q, allowed)
+        queries = self._queries(q, kinds, allowed)
         candidates: set[int] = set()
         reference: set[int] = set()  # each query's top REFERENCE_POOL: the same set for every k
         for kind in kinds:
@@ -209,32 +204,67 @@ class Searcher:
                 found = self.registry.indexes[kind].search(vec, pool, ids, excluded)  # best first
                 candidates.update(i for i, _ in found)
                 reference.update(i for i, _ in found[:REFERENCE_POOL])
+        signals = self._signals(queries, sorted(candidates))
+        ranked = self._ranked(read, signals, reference, mode)
+        shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
+        calibration = self.calibration  # the verdict reads the same candidates whatever k is
+        best_text = max(signals["text"].values(), default=None) if "text" in signals else None
+        verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
+        return SearchResults(shown[:k], verdict, calibration.nothing_fits_below)
+
+    def scores_among(self, prompt: str, ids: list[int]) -> dict[int, tuple[float, dict[str, float | None]]]:
+        """Hybrid search for ``prompt`` restricted to ``ids`` (adapters loaded together, e.g. the ones
+        a composition routes between): id → (score, cosines per signal), the score as ``search``
+        makes it with those adapters as the whole pool (signals standardised over them, the text map's
+        fusion weights and description-precision lift). Ids with no signal are left out."""
+        if not prompt or not prompt.strip():
+            raise SearchError("empty prompt")
+        kinds = ["weights", "text"]
+        read = readable_for(self.text_encoder, prompt)
+        q = self.text_encoder.encode([read])[0]  # (dim,)
+        mine = set(ids)
+        signals = self._signals(self._queries(q, kinds, mine), sorted(mine))
+        return {i: (score, parts) for score, i, parts in self._ranked(read, signals, mine, "hybrid")}
+
+    def _queries(self, q: Any, kinds: list[str], allowed: set[int] | None) -> dict[str, list[Query]]:
+        """Each signal's queries for the prompt vector ``q`` (dim,)."""
+        queries: dict[str, list[Query]] = {kind: [(q, allowed, None)] for kind in kinds}
+        if "text" in kinds:  # the text index's space: the registry's text map, when it has one
+            to_index = getattr(self.registry.embedders.get("text"), "query", None)
+            queries["text"] = [(to_index(q) if callable(to_index) else q, allowed, None)]
+        if "weights" in kinds:
+            queries["weights"] = self._weight_queries(q, allowed)
+        return queries
+
+    def _signals(self, queries: dict[str, list[Query]], pooled: list[int]) -> dict[str, dict[int, float]]:
+        """Exact cosines of the ``pooled`` adapters per signal (each scored by the query that may score it)."""
         signals: dict[str, dict[int, float]] = {}
-        pooled = sorted(candidates)
-        for kind in kinds:
+        for kind, found in queries.items():
             signals[kind] = {}
-            for vec, ids, excluded in queries[kind]:
+            for vec, ids, excluded in found:
                 mine = [i for i in pooled if (ids is None or i in ids) and not (excluded and i in excluded)]
                 signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
+        return signals
+
+    def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int],
+                mode: str) -> list[tuple[float, int, dict[str, float | None]]]:  # fmt: skip
+        """(score, id, cosines) best first: the signals fused (``fuse`` over ``reference``) when more
+        than one has scores, then, in hybrid mode with a text map, re-ranked by description precision."""
+        kinds = list(signals)
         live = [kind for kind in kinds if signals[kind]]
         if len(live) > 1:
             fused = fuse(signals, self.fusion_weights(signals["text"]), reference)
         else:
             fused = signals[live[0]] if live else {}
         ranked = []
-        for i in candidates:
+        for i in fused:
             parts: dict[str, float | None] = {kind: signals[kind].get(i) for kind in kinds}
-            if i in fused:
-                ranked.append((fused[i], i, parts))
+            ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
         weight = float((self.text_settings() or {}).get("precision_weight", 0.0)) if mode == "hybrid" else 0.0
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
             ranked = rerank_by_precision(ranked, self._precision(read, ranked[:RERANK_POOL]), weight)
-        shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
-        calibration = self.calibration  # the verdict reads the same candidates whatever k is
-        best_text = max(signals["text"].values(), default=None) if "text" in signals else None
-        verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
-        return SearchResults(shown[:k], verdict, calibration.nothing_fits_below)
+        return ranked
 
     def _precision(self, read: str, pool: list[tuple[float, int, Any]]) -> dict[int, float]:
         """Each pooled adapter's ``description_precision`` for the prompt as read (``readable_for``;

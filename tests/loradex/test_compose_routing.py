@@ -1,0 +1,75 @@
+"""A language-model composition routes by the registry's search when the registry has a text map
+(``loradex.composition.search_scores``): the hybrid search restricted to the loaded adapters
+(``Searcher.scores_among``), on real text zoo adapters in a real registry. Without a map the
+family's trained router routes, as before, and misses a held-out paraphrase the map gets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.zoo import training_texts
+from benchmarks.zoo.text.tasks import all_tasks
+from loradex.service import LocalService
+
+REPO = Path(__file__).resolve().parents[2]
+ZOO = REPO / "benchmarks" / "zoo" / "text"
+TASKS = ("keepfrom_2", "delete_n", "upper", "caesar_1")  # the task asked for first
+# a held-out paraphrase of keepfrom_2 (never among the texts the map or the router was fitted on);
+# the trained router sends it to delete_n (benchmarks/results/fusion_route.json)
+REQUEST = "Drop 1 character, keep the next one, and repeat until the end."
+INPUTS = ["hello", "abcdef"]
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[LocalService]:
+    if not all((ZOO / "adapters" / t).is_dir() for t in TASKS):
+        pytest.skip("the text zoo is not built")
+    s = LocalService.open(tmp_path / "home")
+    assert s.ingest([ZOO / "adapters" / t for t in TASKS]).count("ingested") == len(TASKS)
+    yield s
+    s.close()
+
+
+def _ids(svc: LocalService) -> list[int]:
+    by_name = {r["name"]: int(r["id"]) for r in svc.list()}
+    return [by_name[t] for t in TASKS]
+
+
+def _fit_map(svc: LocalService) -> None:
+    """The map as a first start fits it: the adapters' training texts (canonical + training paraphrases)."""
+    texts = training_texts(json.loads((ZOO / "manifest.json").read_text()))
+    svc.train_text_map({t: texts[t] for t in TASKS})
+
+
+def test_scores_among_the_whole_registry_are_its_search_scores(svc: LocalService) -> None:
+    _fit_map(svc)
+    ids = _ids(svc)
+    found = svc.searcher.scores_among(REQUEST, ids)
+    hits = svc.search(REQUEST, len(ids))  # the registry is these adapters: search's pool is the same
+    assert sorted(found) == sorted(ids) and len(hits) == len(ids)
+    for h in hits:
+        score, parts = found[h.adapter["id"]]
+        assert score == pytest.approx(h.score, abs=1e-9) and parts == h.scores
+    fewer = svc.searcher.scores_among(REQUEST, ids[:2])  # standardised over the loaded ones only
+    assert sorted(fewer) == sorted(ids[:2]) and fewer[ids[0]][0] != pytest.approx(found[ids[0]][0])
+
+
+def test_compose_routes_a_paraphrase_by_the_registry_search_once_it_has_a_map(svc: LocalService) -> None:
+    ids = _ids(svc)
+    (task,) = [t for t in all_tasks() if t.id == TASKS[0]]
+    wanted = [task.apply(s) for s in INPUTS]
+    old = svc.compose(REQUEST, adapters=ids, inputs=INPUTS)  # no map: the family's trained router
+    assert old.info["gate"] == "trained"
+    assert max(range(len(ids)), key=lambda i: old.weights[i]) != 0 and old.outputs != wanted
+    _fit_map(svc)
+    new = svc.compose(REQUEST, adapters=ids, inputs=INPUTS)
+    assert new.info["gate"] == "search"
+    assert new.weights[0] > 0.99 and new.outputs == wanted
+    found = svc.searcher.scores_among(REQUEST, ids)
+    assert new.info["scores"] == pytest.approx([found[i][0] for i in ids])
+    # a strategy other than the gate is not routed
+    assert svc.compose(REQUEST, adapters=ids, inputs=INPUTS, strategy="linear").info.get("gate") is None
