@@ -575,6 +575,63 @@ def known(path: Path, voice: str = "fresh") -> dict[str, Any]:
             "ship": fresh_ok and old_ok}  # fmt: skip
 
 
+FAMILY_GRID = [round(0.05 * i, 2) for i in range(2, 19)]  # the weights' share when text's best is known
+
+
+def per_family(path: Path, voice: str = "fresh") -> dict[str, Any]:
+    """Per zoo (= family), the known-top gate with the weights' share of the known-top case chosen for
+    that family alone (``FAMILY_GRID``; the text-led case stays ``TEXT_LED``), on a dump made with
+    ``--text-map --extra``. Chosen by MRR over the family's training-task queries (the voices but the
+    held-out one, the unseen paraphrases, the ``voice`` requests; ties: nearest ``FIXED``); held-out
+    tasks and the held-out voice are reported, never used."""
+    data = json.loads(path.read_text())
+    held_out = data["held_out_voice"]
+    feats = trust_features(data)
+    fresh = extra_set(voice)
+
+    def training(s: str) -> bool:
+        return s in ("unseen_paraphrases", fresh) or ("/training" in s and not s.startswith(held_out + "/"))
+
+    splits: dict[str, Callable[[str], bool]] = {
+        "choice: training-task queries": training,
+        "held-out tasks: keywords/everyday/jargon": lambda s: "/held-out" in s and not s.startswith(held_out + "/"),
+        "held-out tasks: paraphrases": lambda s: s == "heldout_tasks",
+        f"held-out voice '{held_out}', training tasks": lambda s: s.startswith(f"{held_out}/training"),
+        f"held-out voice '{held_out}', held-out tasks": lambda s: s.startswith(f"{held_out}/held-out"),
+    }
+    out: dict[str, Any] = {}
+    for kind in (k for k in data if k != "held_out_voice"):
+
+        def gate_at(ww: float) -> Callable[..., Scores]:
+            known_rule, led = zfuse(ww, round(1 - ww, 4)), zfuse(*TEXT_LED)
+            return lambda w, t, f: (known_rule if f["known"] >= 0.5 else led)(w, t)
+
+        def mrr(rule: Callable[..., Scores], pred: Callable[[str], bool], kind: str = kind) -> tuple[float, ...]:
+            return _metrics(_ranks(data, feats, lambda z, s: z == kind and pred(s), rule))
+
+        grid = {ww: mrr(gate_at(ww), training)[2] for ww in FAMILY_GRID}
+        best = max(grid.values())
+        chosen = min((ww for ww, v in grid.items() if v >= best - 1e-9), key=lambda ww: abs(ww - FIXED[0]))
+        rules = {"weights": lambda w, t, f: w, "text": lambda w, t, f: t, "shipped (known top)": gate_at(FIXED[0]),
+                 f"per family (known top at {chosen})": gate_at(chosen)}  # fmt: skip
+        out[kind] = {"grid (training MRR)": grid, "chosen": chosen,
+                     "rows": {name: {r: mrr(rule, pred) for r, rule in rules.items()} for name, pred in splits.items()}}  # fmt: skip
+    return out
+
+
+def per_family_table(res: dict[str, Any]) -> str:
+    """``per_family``'s figures as markdown (R@1 / R@5 / MRR)."""
+    lines = []
+    for kind, r in res.items():
+        cols = list(next(iter(r["rows"].values())))
+        lines += [f"**{kind} zoo** (weights' share when text's best is known: chosen {r['chosen']}, shipped {FIXED[0]})",
+                  "", "| split | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]  # fmt: skip
+        for split, row in r["rows"].items():
+            lines.append(f"| {split} | " + " | ".join(" / ".join(f"{v:.3f}" for v in row[c]) for c in cols) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def known_table(res: dict[str, Any]) -> str:
     """``known``'s figures as markdown (R@1 / R@5 / MRR)."""
     cols = ["weights", "text", "fixed", "known top"]
@@ -634,6 +691,11 @@ if __name__ == "__main__":
             Path(sys.argv[3]).write_text(json.dumps(res, indent=1))
         print(json.dumps({k: v for k, v in res.items() if k not in ("rows",)}, indent=1))
         print(known_table(res))
+    elif cmd == "per-family":  # per-family FILE [OUT.json]: FILE from dump --text-map --extra retrieval_fresh.json
+        res = per_family(file)
+        if len(sys.argv) > 3:
+            Path(sys.argv[3]).write_text(json.dumps(res, indent=1))
+        print(per_family_table(res))
     elif cmd == "fit-mapped":  # fit-mapped FILE TEXT_WEIGHT [--write]
         wt = float(sys.argv[3])
         print(

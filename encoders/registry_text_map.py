@@ -62,7 +62,9 @@ def text_map_version(folder: Path) -> str:
 def search_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     """A map's search settings: ``{"signal_weights": {"weights": …, "text": …}, "untrained_top_weights":
     {"weights": …, "text": …} (optional: text-led fusion when text's best adapter is one its weight
-    encoder was not trained on, ``loradex.search.Searcher.fusion_weights``), "precision_weight": …
+    encoder was not trained on, ``loradex.search.Searcher.fusion_weights``), "family_signal_weights":
+    {family: {"weights": …, "text": …}} (optional: a family's own weights when text's best adapter is
+    of that family and known), "precision_weight": …
     (``loradex.search.rerank_by_precision``; absent: 0, no re-ranking), "calibration":
     {"text": [a_t, b], "families": {family: {"both": [a_w, a_t, b]}}, "nothing_fits_below": …,
     "nothing_fits_text_below": …}}`` from its config, or the bundled ``MAPPED_SEARCH`` for a map
@@ -108,6 +110,13 @@ def _search_problem(found: Any) -> str | None:
     if not (isinstance(led, dict) and all(isinstance(led.get(k), (int, float)) and led[k] > 0
                                           for k in ("weights", "text"))):  # fmt: skip
         return f"untrained_top_weights must give weights and text, each > 0; got {led!r}"
+    by_family = found.get("family_signal_weights", {})
+    if not isinstance(by_family, dict):
+        return "family_signal_weights must be an object, family → {weights, text}"
+    for family, pair in by_family.items():
+        if not (isinstance(pair, dict) and all(isinstance(pair.get(k), (int, float)) and pair[k] > 0
+                                               for k in ("weights", "text"))):  # fmt: skip
+            return f"family_signal_weights[{family!r}] must give weights and text, each > 0; got {pair!r}"
     precision = found.get("precision_weight", 0.0)
     if not (isinstance(precision, (int, float)) and not isinstance(precision, bool) and precision >= 0):
         return f"precision_weight must be a number >= 0; got {precision!r}"

@@ -148,19 +148,23 @@ class Searcher:
         its family's weight encoder was not trained on (the checkpoint's record,
         ``encoders.weight.trained``): the weights signal then points at what the encoder knows,
         often a sibling task, and text should lead (``benchmarks/results/retrieval_trust.md``).
-        Adapters of families without an encoder or a record, and registries without a map (or a map
-        config without the key), keep the fixed weights."""
+        Otherwise the map's ``family_signal_weights`` for that adapter's family when it gives them
+        (how far a family's weight encoder can be trusted on what it knows differs by family), else
+        the fixed weights; registries without a map (or a map config without the keys) keep them."""
         fixed = self.signal_weights
-        settings = self.text_settings()
-        led = settings.get("untrained_top_weights") if settings else None
-        if not led or not text:
+        settings = self.text_settings() or {}
+        led = settings.get("untrained_top_weights")
+        by_family = settings.get("family_signal_weights") or {}
+        if not (led or by_family) or not text:
             return fixed
         top = min(text, key=lambda i: (-text[i], i))  # the text signal's best adapter
         found = self.registry.identity_of(top)  # (family, sha256), None when removed meanwhile
         if found is None:
             return fixed
         learned = self.weight_embedder.trained_on(found[0])
-        return dict(led) if learned is not None and found[1] not in learned else fixed
+        if led and learned is not None and found[1] not in learned:
+            return dict(led)
+        return dict(by_family.get(found[0]) or fixed)
 
     @property
     def calibration(self) -> Calibration:

@@ -124,3 +124,32 @@ def test_malformed_text_led_weights_are_refused_naming_the_file(svc: LocalServic
     with pytest.raises(EncoderTrainingError, match=r"config\.json.*untrained_top_weights"):
         svc.add_text_map(folder)
     assert svc.encoders() == before
+
+
+def test_a_family_s_own_weights_apply_when_text_s_best_is_known_and_of_that_family(svc: LocalService) -> None:
+    """``family_signal_weights``: the weights of the family of text's best adapter (when that adapter
+    is known to its encoder); text still leads when it is not; another family's entry changes nothing."""
+    folder = _fit(svc)
+    cfg_file = folder / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    own = {"weights": 0.8, "text": 0.2}
+    for families, expected in (({"zoo-image": own}, FIXED), ({"zoo-text": own, "zoo-image": LED}, own)):
+        cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "family_signal_weights": families}}))
+        svc.add_text_map(folder)
+        hits, signals = _hits(svc, TO_TRAINED)
+        others = [w for w in (FIXED, own) if w != expected]
+        assert _fused_with(hits, signals, expected) and not any(_fused_with(hits, signals, w) for w in others)
+        hits, signals = _hits(svc, TO_UNTRAINED)  # an untrained best: text-led whatever the family's weights
+        assert _fused_with(hits, signals, LED)
+
+
+def test_malformed_family_weights_are_refused_naming_the_file(svc: LocalService) -> None:
+    folder = _fit(svc)
+    cfg_file = folder / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    bad = {"zoo-text": {"weights": 0.5, "text": -1}}
+    cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "family_signal_weights": bad}}))
+    before = svc.encoders()
+    with pytest.raises(EncoderTrainingError, match=r"config\.json.*family_signal_weights\['zoo-text'\]"):
+        svc.add_text_map(folder)
+    assert svc.encoders() == before
