@@ -113,6 +113,22 @@ class JobRunner:
         return sorted(mine + older, key=lambda j: -j.created_at)[: self.keep]
 
     def _update(self, job_id: str, **changes: Any) -> None:
+        """Apply ``changes`` to the job; a status change is saved at once. A job that finishes is
+        saved *before* it shows as finished: whoever sees it done (a poll, ``wait``) finds it in the
+        store too, so a restart right after cannot bring back an older state."""
+        if changes.get("status") in ("done", "failed") and self.store is not None:
+            with self._lock:
+                final = replace(_snapshot(self._jobs[job_id]), **changes)
+                self._saved[job_id] = time.monotonic()
+            try:
+                self.store.save(final, self._staged.get(job_id))
+            except Exception:  # a lost save must not fail the job itself
+                log.exception("could not save job %s", job_id)
+            with self._lock:
+                job = self._jobs[job_id]
+                for k, v in changes.items():
+                    setattr(job, k, v)
+            return
         with self._lock:
             job = self._jobs[job_id]
             moved = "status" in changes and changes["status"] != job.status

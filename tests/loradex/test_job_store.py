@@ -81,3 +81,42 @@ def test_interrupted_jobs_fail_naming_what_was_not_done(db_url: str, tmp_path: P
     assert not staged.exists() and not orphan.exists()
     assert store.load("dead").status == "failed"  # type: ignore[union-attr]
     assert store.recover(uploads) == []  # once
+
+
+class _WatchedStore(JobStore):
+    """The real store, noting for each finished save whether the runner already showed the job finished."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        self.runner: JobRunner | None = None
+        self.shown_before_saved: list[bool] = []
+
+    def save(self, job: Job, staged: str | Path | None = None) -> None:
+        if job.finished and self.runner is not None:
+            self.shown_before_saved.append(self.runner.get(job.id).finished)
+        super().save(job, staged)
+
+
+def test_a_job_is_saved_finished_before_it_shows_finished(db_url: str, tmp_path: Path) -> None:
+    """Whoever sees a job done (a poll, ``Client.wait``) finds it done in the store too: a restart at
+    that moment cannot bring back the running state with its last throttled progress."""
+    reg = Registry(tmp_path / "home", db_url)
+    reg.init()
+    store = _WatchedStore(reg)
+    runner = JobRunner(store=store, save_every=60.0)  # progress saves throttled away: only the final one lands
+    store.runner = runner
+
+    def work(h: JobHandle) -> dict:
+        for i in range(5):
+            h.update(done=i + 1, total=5)
+        return {"adapter_id": 3}
+
+    def broken(h: JobHandle) -> dict:
+        raise ValueError("nope")
+
+    done = _wait(runner, runner.submit("merge", work).id)
+    failed = _wait(runner, runner.submit("merge", broken).id)
+    runner.shutdown()
+    assert store.shown_before_saved == [False, False]
+    assert (store.load(done.id).status, store.load(done.id).done) == ("done", 5)
+    assert store.load(failed.id).status == "failed"
