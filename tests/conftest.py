@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ADAPTERS = Path(os.environ.get("LORADEX_FIXTURES", REPO.parent / "shared" / "fixtures" / "real_adapters"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEXT_ZOO = REPO / "benchmarks" / "zoo" / "text"
+
+
+@contextmanager
+def text_zoo_service(home: Path, tasks: Sequence[str]) -> Iterator[Any]:
+    """A ``LocalService`` at ``home`` holding the text zoo's adapters of ``tasks`` (skips when the zoo
+    is not built); closed on exit."""
+    from loradex.service import LocalService
+
+    if not all((TEXT_ZOO / "adapters" / t).is_dir() for t in tasks):
+        pytest.skip("the text zoo is not built")
+    s = LocalService.open(home)
+    try:
+        assert s.ingest([TEXT_ZOO / "adapters" / t for t in tasks]).count("ingested") == len(tasks)
+        yield s
+    finally:
+        s.close()
 
 
 @pytest.fixture(scope="session")

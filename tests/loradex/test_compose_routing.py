@@ -14,6 +14,7 @@ import pytest
 from benchmarks.zoo import training_texts
 from benchmarks.zoo.text.tasks import all_tasks
 from loradex.service import LocalService
+from tests.conftest import text_zoo_service
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = REPO / "benchmarks" / "zoo" / "text"
@@ -26,12 +27,8 @@ INPUTS = ["hello", "abcdef"]
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[LocalService]:
-    if not all((ZOO / "adapters" / t).is_dir() for t in TASKS):
-        pytest.skip("the text zoo is not built")
-    s = LocalService.open(tmp_path / "home")
-    assert s.ingest([ZOO / "adapters" / t for t in TASKS]).count("ingested") == len(TASKS)
-    yield s
-    s.close()
+    with text_zoo_service(tmp_path / "home", TASKS) as s:
+        yield s
 
 
 def _ids(svc: LocalService) -> list[int]:

@@ -18,6 +18,7 @@ from encoders.weight.registry_training import EncoderTrainingError
 from loradex.relevance import TEXT_CALIBRATION
 from loradex.search import RERANK_POOL, SIGNAL_WEIGHTS, fuse, rerank_by_precision
 from loradex.service import LocalService
+from tests.conftest import text_zoo_service
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = REPO / "benchmarks" / "zoo" / "text"
@@ -28,12 +29,8 @@ PROMPT = "write the word backwards"
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[LocalService]:
-    if not all((ZOO / "adapters" / t).is_dir() for t in TASKS):
-        pytest.skip("the text zoo is not built")
-    s = LocalService.open(tmp_path / "home")
-    assert s.ingest([ZOO / "adapters" / t for t in TASKS]).count("ingested") == len(TASKS)
-    yield s
-    s.close()
+    with text_zoo_service(tmp_path / "home", TASKS) as s:
+        yield s
 
 
 def _fit(svc: LocalService) -> Path:
