@@ -6,8 +6,8 @@
 The requests (``benchmarks/generation_words.json``) were written before any generator output was
 looked at, each naming the text-zoo task it means, and split up front into a ``tune`` half (looked
 at while fixing) and a ``report`` half (measured at the end). Each request is given to the
-default generator of ``zoo-text`` exactly as ``LocalService.generate`` gives it (``pick`` + the
-loaded checkpoint; nothing is registered, so the registry stays as ``prepare`` built it), and to
+default generator of ``zoo-text`` exactly as ``LocalService.generate`` gives it (``loradex.generation.make``:
+nothing is registered, so the registry stays as ``prepare`` built it), and to
 the ordinary search (top ingested ``zoo-text`` adapter). Both adapters, the task's own oracle and
 the bare base are judged by the zoo's evaluator: exact match on the first ``n`` of the task's
 evaluation strings. A missing home is built first (``ui.server.prepare``: samples + both zoos).
@@ -46,8 +46,7 @@ def open_home(home: Path) -> Any:
 def run(home: Path, half: str, n: int, method: str | None = None) -> dict[str, Any]:
     from benchmarks.generation_data import manifest, weights_path
     from benchmarks.generation_judges import TextJudge
-    from loradex.generation import load, pick
-    from loradex.search import readable_for
+    from loradex.generation import make, pick
     from registry.filters import Filters
     from registry.formats import read_adapter
 
@@ -55,9 +54,8 @@ def run(home: Path, half: str, n: int, method: str | None = None) -> dict[str, A
     svc = open_home(home)
     man = {t["id"]: t for t in manifest("text")["tasks"]}
     method, entry = pick(svc, FAMILY, method)
-    gen = load(svc, entry["path"])
     t0 = time.perf_counter()
-    made = [gen.generate(readable_for(svc.text_encoder, r["text"]), seed=0) for r in rows]  # read as generate reads
+    made = [make(svc, r["text"], family=FAMILY, method=method, seed=0)[0] for r in rows]  # as generate makes it
     gen_s = time.perf_counter() - t0
     found = []
     for r in rows:
@@ -82,7 +80,7 @@ def run(home: Path, half: str, n: int, method: str | None = None) -> dict[str, A
             **r, "split": man[r["task"]]["split"], "generated": g, "retrieved": s, "oracle": ora[r["task"]],
             "base": base[r["task"]], "retrieved_name": name,
             "experts": [(e["name"], e["weight"]) for e in lin.get("experts", [])],
-            "analogy": bool(lin.get("analogy")), "reading": lin.get("reading"),
+            "analogy": bool(lin.get("analogy")), "reading": lin.get("reading"), "chosen": lin.get("chosen"),
         })  # fmt: skip
     return {"half": half, "n": n, "method": method, "version": entry["version"], "generate_s": round(gen_s, 2),
             "summary": summary(out_rows), "rows": out_rows}  # fmt: skip

@@ -148,12 +148,17 @@ class Generator:
         seed: int = 0,
         rank: int | None = None,
         score_candidates: ScoreCandidates | None = None,
+        expert: str | None = None,
     ) -> GeneratedAdapter:
         """A new adapter for ``description``; same arguments ⇒ bit-identical tensors.
 
         With ``examples`` and ``score_candidates``, the generated adapter competes with the
         nearest library experts (methods that keep a library) on the caller's scoring of the
         examples, and the best-scoring one is returned (lineage says which).
+
+        ``expert``: the library expert the caller ranks first for the request (the service's
+        search): when the method answers with one library expert as is, it is that one (``picked``;
+        lineage ``picked_over`` names the method's own choice).
         """
         import torch
 
@@ -168,10 +173,12 @@ class Generator:
         with torch.no_grad(), few_threads():
             chained = self.chain(text, emb)
             facs, extra = chained if chained is not None else self.factors(emb, ex_emb, int(seed))
+            swapped = self.picked(extra, expert) if expert else None
+            facs, extra = swapped or (facs, extra)
         r = self.output_rank(facs) if rank is None else int(rank)
         chosen = "generated"
         if exs and score_candidates is not None:
-            cands = [("generated", facs, extra)] + self.candidates(emb, ex_emb)
+            cands = [(chosen, facs, extra)] + self.candidates(emb, ex_emb)
             with few_threads():
                 adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
             scores = [float(s) for s in score_candidates(adapters)]
@@ -199,6 +206,23 @@ class Generator:
     def candidates(self, emb: torch.Tensor, ex_emb: torch.Tensor | None) -> list[tuple[str, Factors, dict[str, Any]]]:
         """Alternatives to try on examples (library experts); none by default."""
         return []
+
+    def expert_names(self) -> list[str]:
+        """The library experts this generator draws on (none for methods without a library)."""
+        lib = getattr(self, "library", None)
+        return list(lib.names) if lib is not None else []
+
+    def picked(self, extra: dict[str, Any], name: str) -> tuple[Factors, dict[str, Any]] | None:
+        """When the method answered with one library expert as is (``nearest``; ``analogy`` when no
+        triple beats the nearest expert), library expert ``name`` in its place (the one the caller
+        ranks first, e.g. the registry's search); None otherwise or when the library lacks it."""
+        lib = getattr(self, "library", None)
+        experts = extra.get("experts") or []
+        one = len(experts) == 1 and float(experts[0].get("weight", 0.0)) == 1.0 and not extra.get("chain")
+        if lib is None or not one or name not in lib.names or experts[0]["name"] == name:
+            return None
+        out = {**extra, "experts": [{"name": name, "weight": 1.0}], "picked_over": experts[0]["name"]}
+        return lib.expert(lib.names.index(name)), out
 
     def chain(self, text: str, emb: torch.Tensor) -> tuple[Factors, dict[str, Any]] | None:
         """Factors for a request that chains steps (``generators.steps``), or None to use ``factors``."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loradex.types import GenerateResult
+from registry.filters import Filters
 
 if TYPE_CHECKING:  # pragma: no cover
     from loradex.service import LocalService
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 GENERATOR_KIND = "generator"  # encoder_checkpoints.kind of a trained generator
 _CACHE: dict[str, Any] = {}  # checkpoint folder → loaded generator
 _LOCK = threading.Lock()
+PICK_POOL = 20  # search hits looked through for a library expert (``search_pick``)
 
 
 def catalog(svc: LocalService) -> dict[str, dict[str, dict[str, Any]]]:
@@ -123,9 +125,53 @@ def example_scorer(family: str, examples: list[tuple[str, str]]) -> Callable[[li
     return score
 
 
+def library_rows(svc: LocalService, family: str, names: list[str]) -> dict[str, int]:
+    """Name → registry id of the ``family`` adapters named like a generator's library experts (a
+    name the registry holds more than once is left out: which row is the expert would be a guess)."""
+    want = set(names)
+    by_name: dict[str, list[int]] = {}
+    for row in svc.registry.list(family=family) if family else []:
+        if row["name"] in want:
+            by_name.setdefault(row["name"], []).append(int(row["id"]))
+    return {name: ids[0] for name, ids in by_name.items() if len(ids) == 1}
+
+
+def search_pick(svc: LocalService, family: str, gen: Any, asked: str) -> str | None:
+    """The first of the generator's library experts in the registry's own search for ``asked``
+    (``family``'s adapters, as a user's search ranks them; the top ``PICK_POOL``), or None: no
+    library, no text map, none of them that high. Where the generator answers with one expert
+    as is, it answers with this one (``Generator.picked``); see ``benchmarks.generation_pick``."""
+    names = gen.expert_names()
+    if not names or svc.text_encoder is None or svc.searcher.text_settings() is None:
+        return None
+    by_id = {i: n for n, i in library_rows(svc, family, names).items()}
+    hits = svc.search(asked, PICK_POOL, filters=Filters(family=family)) if by_id else []
+    return next((by_id[int(h.adapter["id"])] for h in hits if int(h.adapter["id"]) in by_id), None)
+
+
 def _slug(text: str, n: int = 40) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return s[:n].rstrip("-") or "adapter"
+
+
+def make(svc: LocalService, description: str, *, family: str, method: str | None = None,
+         examples: list[tuple[str, str]] | None = None, seed: int = 0,
+         rank: int | None = None) -> tuple[Any, str, str]:  # fmt: skip
+    """What ``generate`` registers, unregistered: (the generator's ``GeneratedAdapter``, method, the
+    description as stored). The request is embedded as search reads a prompt (unknown symbols
+    dropped, number words as digits), stored and shown as asked less the symbols; where the
+    generator answers with one library expert, it is the one the registry's search ranks first
+    (``search_pick``)."""
+    from loradex.search import readable_for, readable_prompt
+
+    method, entry = pick(svc, family, method)
+    gen = load(svc, entry["path"])
+    exs = [(str(i), str(o)) for i, o in (examples or [])]
+    asked = readable_for(svc.text_encoder, description)
+    shown = readable_prompt(description, getattr(svc.text_encoder, "knows", None))
+    out = gen.generate(asked, examples=exs or None, seed=seed, rank=rank, expert=search_pick(svc, family, gen, asked),
+                       score_candidates=example_scorer(family, exs))  # fmt: skip
+    return out, method, shown
 
 
 def generate(
@@ -139,20 +185,10 @@ def generate(
     rank: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerateResult:
-    """Generate, write in the family's native format, register (``origin=generated``); see module doc."""
-
+    """Generate (``make``), write in the family's native format, register (``origin=generated``); see module doc."""
     t0 = time.perf_counter()
-    method, entry = pick(svc, family, method)
-    gen = load(svc, entry["path"])
-    exs = [(str(i), str(o)) for i, o in (examples or [])]
-    from loradex.search import readable_for, readable_prompt
-
-    # embedded as search reads a prompt (unknown symbols dropped, number words as digits);
-    # stored and shown as asked, less the symbols
-    asked = readable_for(svc.text_encoder, description)
-    shown = readable_prompt(description, getattr(svc.text_encoder, "knows", None))
-    out = gen.generate(asked, examples=exs or None, seed=seed, rank=rank,
-                       score_candidates=example_scorer(family, exs))  # fmt: skip
+    out, method, shown = make(svc, description, family=family, method=method, examples=examples, seed=seed,
+                              rank=rank)  # fmt: skip
     seconds = time.perf_counter() - t0
     lineage = {**out.lineage, "description": shown}
     adapter = out.adapter
@@ -180,16 +216,9 @@ def _expert_edges(svc: LocalService, lineage: dict[str, Any], method: str) -> li
     experts = lineage.get("experts") or []
     if not experts:
         return []
-    family = str(lineage.get("family") or "")
-    by_name: dict[str, list[int]] = {}
-    for row in svc.registry.list(family=family) if family else []:
-        by_name.setdefault(row["name"], []).append(int(row["id"]))
-    edges = []
-    for e in experts:
-        ids = by_name.get(str(e.get("name")), [])
-        if len(ids) == 1:
-            edges.append({"parent": ids[0], "weight": float(e.get("weight", 0.0)), "method": f"generate:{method}"})
-    return edges
+    ids = library_rows(svc, str(lineage.get("family") or ""), [str(e.get("name")) for e in experts])
+    return [{"parent": ids[str(e.get("name"))], "weight": float(e.get("weight", 0.0)), "method": f"generate:{method}"}
+            for e in experts if str(e.get("name")) in ids]  # fmt: skip
 
 
 def train(svc: LocalService, family: str, method: str, *, texts: str | Path | None = None,
