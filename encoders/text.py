@@ -72,6 +72,7 @@ class TextEncoder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._tokens: OrderedDict[str, np.ndarray] = OrderedDict()  # text → (tokens, dim), ``token_vectors``
         self._known: dict[str, bool] = {}  # char → the tokenizer knows it (``knows``)
+        self._words: frozenset[str] | None = None  # the tokenizer's whole words (``words``)
         self.version = f"st:{path.name}:{_folder_digest(path)}"
         if self.config.quantize:
             self.version += f":int8-sq{round(self.config.smooth_alpha * 100)}"
@@ -104,6 +105,15 @@ class TextEncoder:
             known = tok is not None and tok.tokenize(char) not in ([], [tok.unk_token])
             self._known[char] = known
         return known
+
+    def words(self) -> frozenset[str]:
+        """The whole words of the tokenizer's vocabulary (lower-case ASCII letters; cached): what
+        ``loradex.spelling`` counts as spelt right."""
+        if self._words is None:
+            tok = getattr(self.model, "tokenizer", None)
+            vocab = tok.get_vocab() if tok is not None else {}
+            self._words = frozenset(w for w in vocab if w.isascii() and w.isalpha() and w.islower())
+        return self._words
 
     def token_vectors(self, text: str) -> np.ndarray:
         """(tokens, dim) float32: the model's contextual vector of each word piece of ``text`` (the

@@ -207,7 +207,7 @@ class Client:
         r = self._request("POST", "/search", json=body, errors={"bad_request": SearchError})
         data = r.json()
         return SearchResults([hit_from_dict(h) for h in data["hits"]], data.get("nothing_fits"),
-                             data.get("relevance_threshold"))  # fmt: skip
+                             data.get("relevance_threshold"), data.get("read"))  # fmt: skip
 
     # -- ingestion -------------------------------------------------------------------------
     def ingest(

@@ -167,7 +167,7 @@ def make(svc: LocalService, description: str, *, family: str, method: str | None
     method, entry = pick(svc, family, method)
     gen = load(svc, entry["path"])
     exs = [(str(i), str(o)) for i, o in (examples or [])]
-    asked = readable_for(svc.text_encoder, description)
+    asked = readable_for(svc.text_encoder, description, svc.searcher.speller())
     shown = readable_prompt(description, getattr(svc.text_encoder, "knows", None))
     out = gen.generate(asked, examples=exs or None, seed=seed, rank=rank, expert=search_pick(svc, family, gen, asked),
                        score_candidates=example_scorer(family, exs))  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 from loradex.errors import SearchError
 from loradex.number_words import digits_for_number_words
 from loradex.relevance import Calibration
+from loradex.spelling import Speller, words_of
 from loradex.types import SEARCH_MODES, Filters, SearchHit, SearchResults
 
 MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
@@ -56,12 +57,14 @@ def readable_prompt(prompt: str, knows: Callable[[str], bool] | None = None) -> 
     return text or prompt
 
 
-def readable_for(encoder: Any, prompt: str) -> str:
+def readable_for(encoder: Any, prompt: str, speller: Speller | None = None) -> str:
     """What search, the map's query point and generation embed: ``readable_prompt`` with ``encoder``'s
-    own tokenizer deciding which symbols it knows (when it can tell: ``TextEncoder.knows``), number
+    own tokenizer deciding which symbols it knows (when it can tell: ``TextEncoder.knows``), spelling
+    slips put right (``speller``, ``Searcher.speller``: the encoder's and the registry's words), number
     words as digits (``digits_for_number_words``: descriptions say "by 8", people "by eight", and the
     encoder embeds the two apart). Only for embedding: what is stored and shown keeps the words."""
-    return digits_for_number_words(readable_prompt(prompt, getattr(encoder, "knows", None)))
+    read = readable_prompt(prompt, getattr(encoder, "knows", None))
+    return digits_for_number_words(speller.correct(read) if speller is not None else read)
 
 
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,
@@ -129,6 +132,22 @@ class Searcher:
     def __init__(self, registry: Any, text_encoder: Any, weight_embedder: Any) -> None:
         self.registry, self.text_encoder, self.weight_embedder = registry, text_encoder, weight_embedder
         self._calibration: tuple[str, Calibration] | None = None
+        self._speller: tuple[tuple[Any, ...], Speller] | None = None
+
+    def speller(self) -> Speller | None:
+        """Spelling for prompts (``loradex.spelling``): the text encoder's words and the words of the
+        registry's adapter names, descriptions and tags (rebuilt when the text index changes);
+        None for an encoder that cannot list its words."""
+        listed = getattr(self.text_encoder, "words", None)
+        if not callable(listed):
+            return None
+        index = self.registry.indexes["text"]
+        key = (len(index.ids), max(index.ids, default=0), index.version)
+        if self._speller is None or self._speller[0] != key:
+            texts = [" ".join([r["name"], r.get("description") or "", *(r.get("tags") or [])])
+                     for r in self.registry.list()]  # fmt: skip
+            self._speller = (key, Speller(listed(), words_of(texts)))
+        return self._speller[1]
 
     def text_settings(self) -> dict[str, Any] | None:
         """The registry's text map's search settings (``encoders.registry_text_map.search_settings``),
@@ -197,7 +216,8 @@ class Searcher:
                     "no weight encoder covers these adapters (families with one: "
                     f"{have}); use --mode text or hybrid, or train one with loradex train-encoder"
                 )
-        read = readable_for(self.text_encoder, prompt)
+        speller = self.speller()
+        read = readable_for(self.text_encoder, prompt, speller)
         q = self.text_encoder.encode([read])[0]  # (dim,)
         pool = max(k * 4, REFERENCE_POOL) if mode == "hybrid" else k
         queries = self._queries(q, kinds, allowed)
@@ -214,7 +234,8 @@ class Searcher:
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         best_text = max(signals["text"].values(), default=None) if "text" in signals else None
         verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
-        return SearchResults(shown[:k], verdict, calibration.nothing_fits_below)
+        fixed = speller.correct(prompt) if speller is not None else prompt
+        return SearchResults(shown[:k], verdict, calibration.nothing_fits_below, fixed if fixed != prompt else None)
 
     def scores_among(self, prompt: str, ids: list[int]) -> dict[int, tuple[float, dict[str, float | None]]]:
         """Hybrid search for ``prompt`` restricted to ``ids`` (adapters loaded together, e.g. the ones
@@ -224,7 +245,7 @@ class Searcher:
         if not prompt or not prompt.strip():
             raise SearchError("empty prompt")
         kinds = ["weights", "text"]
-        read = readable_for(self.text_encoder, prompt)
+        read = readable_for(self.text_encoder, prompt, self.speller())
         q = self.text_encoder.encode([read])[0]  # (dim,)
         mine = set(ids)
         signals = self._signals(self._queries(q, kinds, mine), sorted(mine))

@@ -324,7 +324,7 @@ class LocalService:
         """The prompt as search embeds it (``readable_for``): a normalized (dim,) vector (LRU-cached)."""
         from loradex.search import readable_for
 
-        return self.text_encoder.encode([readable_for(self.text_encoder, prompt)])[0]
+        return self.text_encoder.encode([readable_for(self.text_encoder, prompt, self.searcher.speller())])[0]
 
     def index_state(self) -> str:
         """Changes whenever an index's encoder version or membership changes (a cache key)."""

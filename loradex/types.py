@@ -56,11 +56,14 @@ class SearchHit:
 class SearchResults(list[SearchHit]):
     """A search's hits, best first (a plain list), with its verdict: ``nothing_fits`` is True when
     no candidate is likely to do what was asked (every calibrated relevance below
-    ``threshold``), False when one is, None when that cannot be told (``loradex.relevance``)."""
+    ``threshold``), False when one is, None when that cannot be told (``loradex.relevance``).
+    ``read``: the prompt as search read it when it put spelling slips right (``loradex.spelling``),
+    else None."""
 
-    def __init__(self, hits: Any = (), nothing_fits: bool | None = None, threshold: float | None = None) -> None:
+    def __init__(self, hits: Any = (), nothing_fits: bool | None = None, threshold: float | None = None,
+                 read: str | None = None) -> None:  # fmt: skip
         super().__init__(hits)
-        self.nothing_fits, self.threshold = nothing_fits, threshold
+        self.nothing_fits, self.threshold, self.read = nothing_fits, threshold, read
 
     def verdict(self) -> str:
         """One line for people: empty unless nothing fits."""

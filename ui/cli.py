@@ -174,12 +174,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     nothing_fits, threshold = getattr(hits, "nothing_fits", None), getattr(hits, "threshold", None)
     if args.json:
         _emit_json({"prompt": args.prompt, "mode": args.mode, "hits": [h.to_dict() for h in hits],
-                    "nothing_fits": nothing_fits, "relevance_threshold": threshold})  # fmt: skip
+                    "nothing_fits": nothing_fits, "relevance_threshold": threshold,
+                    "read": getattr(hits, "read", None)})  # fmt: skip
         return EXIT_OK
     from rich.markup import escape
     from rich.table import Table
 
     console = _console()
+    read = getattr(hits, "read", None)
+    if read:
+        console.print(f"[dim]searched for: {escape(read)}[/dim]")
     if nothing_fits:
         console.print(f"[yellow]{escape(hits.verdict())}[/yellow]")
         console.print(f'  loradex generate "{escape(args.prompt)}"  makes an adapter from this description')

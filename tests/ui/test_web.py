@@ -91,6 +91,14 @@ def test_search_says_when_nothing_fits(web: SimpleNamespace) -> None:
         assert button.visible is not fits
 
 
+def test_search_says_what_it_searched_for(web: SimpleNamespace) -> None:
+    """A prompt with a spelling slip is searched as put right, and the page says so (not otherwise)."""
+    slipped, *_ = web.client.predict("a soft watrecolor painting", *SEARCH_DEFAULTS, 5, api_name="/search")
+    assert "Searched for: a soft watercolor painting" in slipped and card_names(slipped)[0] == "watercolor_sd15"
+    clean, *_ = web.client.predict("a soft watercolor painting", *SEARCH_DEFAULTS, 5, api_name="/search")
+    assert "Searched for" not in clean
+
+
 def test_search_filters(web: SimpleNamespace) -> None:
     cards, *_ = web.client.predict("a painting", "gpt2", "any", "any", "", "hybrid", 10, api_name="/search")
     assert card_names(cards) == ["Shakespeare GPT-2"]

@@ -38,6 +38,7 @@ class SearchResponse(BaseModel):
     nothing_fits: bool | None = None
     relevance_threshold: float | None = None
     message: str = ""  # one line for people when nothing fits
+    read: str | None = None  # the prompt as search read it, when it put spelling slips right
 
 
 class AdapterSummary(BaseModel):

@@ -196,6 +196,8 @@ class WebUI:
         nothing_fits = bool(getattr(hits, "nothing_fits", None))
         if nothing_fits:
             cards = f'<div class="ldx-nofit" id="ldx-nofit">{_esc(hits.verdict())}</div>' + cards
+        if getattr(hits, "read", None):
+            cards = f'<div class="ldx-note" id="ldx-read">Searched for: {_esc(hits.read)}</div>' + cards
         query = self.service.embed_prompt(prompt) if (prompt or "").strip() else None  # (dim,), LRU-cached
         regmap = self.map_plot(query, [h.adapter["id"] for h in hits])
         return f'<div class="ldx-cards">{cards}</div>', regmap, gr.Button(visible=nothing_fits)
