@@ -19,6 +19,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,20 +202,14 @@ def image_suite(zoo: ImageZoo, n: int, n_combos: int | None, gate_dir: Any, log:
 
 
 # ------------------------------------------------------------------------------- text zoo
-def text_suite(n_inputs: int, n_cases: int, gate_dir: Any, log: Any) -> dict[str, Any]:
-    from benchmarks.zoo.text.evaluate import eval_inputs
-    from benchmarks.zoo.text.model import load_base
+def text_zoo_kit(tasks: dict[str, Any]) -> tuple[dict[str, Any], Callable[[str], Any],
+                                                 Callable[[list[str], str, list[str]], float]]:  # fmt: skip
+    """The text zoo's task functions by id, its first adapter of a task (read once) and the exact-match
+    accuracy of outputs for a task's inputs (what the ``fusion`` and ``fusion_route`` suites judge by)."""
     from benchmarks.zoo.text.tasks import all_tasks
-    from encoders.text import get_text_encoder
-    from fusion.compose import compose_text, gate_scores
-    from fusion.gate import load_gate
     from registry.formats import read_adapter
 
-    model, tok = load_base(TEXT_ZOO / "base")
-    manifest = json.loads((TEXT_ZOO / "manifest.json").read_text())
-    tasks = {t["id"]: t for t in manifest["tasks"]}
     fns = {t.id: t for t in all_tasks()}
-    enc = get_text_encoder()
     cache: dict[str, Any] = {}
 
     def adapter(tid: str) -> Any:
@@ -224,6 +219,22 @@ def text_suite(n_inputs: int, n_cases: int, gate_dir: Any, log: Any) -> dict[str
 
     def acc(outs: list[str], tid: str, inputs: list[str]) -> float:
         return sum(o == fns[tid].apply(s) for o, s in zip(outs, inputs, strict=True)) / len(inputs)
+
+    return fns, adapter, acc
+
+
+def text_suite(n_inputs: int, n_cases: int, gate_dir: Any, log: Any) -> dict[str, Any]:
+    from benchmarks.zoo.text.evaluate import eval_inputs
+    from benchmarks.zoo.text.model import load_base
+    from encoders.text import get_text_encoder
+    from fusion.compose import compose_text, gate_scores
+    from fusion.gate import load_gate
+
+    model, tok = load_base(TEXT_ZOO / "base")
+    manifest = json.loads((TEXT_ZOO / "manifest.json").read_text())
+    tasks = {t["id"]: t for t in manifest["tasks"]}
+    fns, adapter, acc = text_zoo_kit(tasks)
+    enc = get_text_encoder()
 
     gate = load_gate(gate_dir, kind="text", family="zoo-text")
     free_gate = load_gate(None, kind="text", family="zoo-text")

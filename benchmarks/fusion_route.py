@@ -125,23 +125,13 @@ def protocol_cases(tasks: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
 
 def accuracy_rows(scorer: Scorer, tasks: dict[str, Any], n_inputs: int, log: Any) -> dict[str, Any]:
     """Accuracy kept per method and k on the suite's cases (composed through ``compose_text``)."""
+    from benchmarks.fusion import text_zoo_kit
     from benchmarks.zoo.text.evaluate import eval_inputs
     from benchmarks.zoo.text.model import load_base
-    from benchmarks.zoo.text.tasks import all_tasks
     from fusion.compose import compose_text
-    from registry.formats import read_adapter
 
     model, tok = load_base(TEXT_ZOO / "base")
-    fns = {t.id: t for t in all_tasks()}
-    cache: dict[str, Any] = {}
-
-    def adapter(tid: str) -> Any:
-        if tid not in cache:
-            cache[tid] = read_adapter(TEXT_ZOO / tasks[tid]["adapters"][0]["path"])
-        return cache[tid]
-
-    def acc(outs: list[str], tid: str, inputs: list[str]) -> float:
-        return sum(o == fns[tid].apply(s) for o, s in zip(outs, inputs, strict=True)) / len(inputs)
+    fns, adapter, acc = text_zoo_kit(tasks)
 
     kept: dict[str, dict[int, list[float]]] = {m: {k: [] for k in KS} for m in METHODS}
     right: dict[str, dict[int, list[bool]]] = {m: {k: [] for k in KS} for m in METHODS}
