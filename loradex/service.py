@@ -313,7 +313,30 @@ class LocalService:
 
             pairs = [(str(i), str(o)) for i, o in examples]
             return search_by_example(self, prompt or "", pairs, k, f)
-        return self.searcher.search(prompt, k, mode, f)
+        written = self._by_written_examples(prompt, k, f) if mode == "hybrid" else None
+        return written if written is not None else self.searcher.search(prompt, k, mode, f)
+
+    def _by_written_examples(self, prompt: str, k: int, f: Filters) -> SearchResults | None:
+        """A request with examples written in it ("reverse it: hello -> olleh", ``loradex.examples.examples_in``)
+        is searched by them (``loradex.verify``) when a candidate reproduces at least one; None (the
+        ordinary search then reads the words) when it holds none, when they cannot be run (no single
+        language-model family to run them on, inputs its base cannot read) or when none is reproduced
+        (they were not examples after all, or no adapter does them). ``read`` lists the examples used."""
+        from loradex.examples import examples_in
+
+        found = examples_in(prompt or "")
+        if not found:
+            return None
+        from loradex.verify import search_by_example
+
+        try:
+            hits = search_by_example(self, prompt, found, k, f)
+        except SearchError:
+            return None
+        if hits.nothing_fits or not hits:
+            return None
+        hits.read = "examples: " + "; ".join(f"{i} → {o}" for i, o in found)
+        return hits
 
     def similar(self, ref: str | int, k: int = 8) -> builtins.list[dict[str, Any]]:
         """Nearest adapters by this adapter's own stored embeddings (weights and text), best first:

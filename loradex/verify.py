@@ -146,13 +146,15 @@ def _stack(svc: LocalService, model: Any, family: str,
 
 
 def _order(svc: LocalService, query: str, scoped: Filters) -> list[dict[str, Any]]:
-    """The candidates, in the order of the ordinary search for ``query`` (then by id)."""
+    """The candidates, in the order of the ordinary search for ``query`` (then by id; the words only:
+    examples written in ``query`` are not read again)."""
     rows = svc.registry.list(scoped)
     if len(rows) > EXHAUSTIVE:
-        hits = svc.search(query, POOL, filters=scoped)
+        hits = svc.searcher.search(query, POOL, "hybrid", scoped)
         by_id = {r["id"]: r for r in rows}
         return [by_id[h.adapter["id"]] for h in hits if h.adapter["id"] in by_id]
-    ranked = {h.adapter["id"]: n for n, h in enumerate(svc.search(query, min(len(rows), 1000), filters=scoped))}
+    found = svc.searcher.search(query, min(len(rows), 1000), "hybrid", scoped)
+    ranked = {h.adapter["id"]: n for n, h in enumerate(found)}
     return sorted(rows, key=lambda r: (ranked.get(r["id"], len(ranked)), r["id"]))
 
 
