@@ -158,7 +158,7 @@ class Generator:
 
         ``expert``: the library expert the caller ranks first for the request (the service's
         search): when the method answers with one library expert as is, it is that one (``picked``;
-        lineage ``picked_over`` names the method's own choice).
+        lineage ``picked_over`` names the method's own choice); with examples it is a candidate too.
         """
         import torch
 
@@ -179,6 +179,9 @@ class Generator:
         chosen = "generated"
         if exs and score_candidates is not None:
             cands = [(chosen, facs, extra)] + self.candidates(emb, ex_emb)
+            if expert and expert not in {c[0] for c in cands}:
+                found = self.picked({"experts": [{"name": "", "weight": 1.0}]}, expert)  # the caller's pick competes
+                cands += [(expert, *found)] if found else []
             with few_threads():
                 adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
             scores = [float(s) for s in score_candidates(adapters)]

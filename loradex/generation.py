@@ -102,12 +102,38 @@ def load(svc: LocalService, path: str) -> Any:
         return _CACHE[path]
 
 
+def family_runs_examples(family: str) -> bool:
+    """Whether ``family``'s registered base is a language model (examples can be run on it)."""
+    from loradex.bases import base_families, get_base
+
+    return family in base_families() and get_base(family).kind == "text"
+
+
+def written_examples(family: str, description: str) -> list[tuple[str, str]]:
+    """Examples written in ``description`` ("… like hello -> olleh", ``loradex.examples.examples_in``)
+    that ``family``'s language-model base can run; [] for other families, and when the base cannot
+    read an input (a request is not refused for words that only looked like examples)."""
+    from loradex.examples import examples_in
+
+    found = examples_in(description) if family_runs_examples(family) else []
+    if not found:
+        return []
+    from loradex.bases import check_inputs, load_base
+    from loradex.errors import SearchError
+
+    try:
+        check_inputs(family, load_base(family)[1], [i for i, _ in found])
+    except SearchError:
+        return []
+    return found
+
+
 def example_scorer(family: str, examples: list[tuple[str, str]]) -> Callable[[list[Any]], list[float]] | None:
     """For a family whose registered base is a language model: candidates are run on the examples'
     inputs and scored by the fraction of outputs that match exactly. None for other families."""
-    from loradex.bases import base_families, check_inputs, get_base, load_base
+    from loradex.bases import check_inputs, load_base
 
-    if not examples or family not in base_families() or get_base(family).kind != "text":
+    if not examples or not family_runs_examples(family):
         return None
 
     def score(adapters: list[Any]) -> list[float]:
@@ -136,16 +162,31 @@ def library_rows(svc: LocalService, family: str, names: list[str]) -> dict[str, 
     return {name: ids[0] for name, ids in by_name.items() if len(ids) == 1}
 
 
-def search_pick(svc: LocalService, family: str, gen: Any, asked: str) -> str | None:
-    """The first of the generator's library experts in the registry's own search for ``asked``
-    (``family``'s adapters, as a user's search ranks them; the top ``PICK_POOL``), or None: no
-    library, no text map, none of them that high. Where the generator answers with one expert
-    as is, it answers with this one (``Generator.picked``); see ``benchmarks.generation_pick``."""
+def search_pick(svc: LocalService, family: str, gen: Any, asked: str,
+                examples: list[tuple[str, str]] | None = None) -> str | None:  # fmt: skip
+    """The first of the generator's library experts in the registry's own search for ``asked`` (the
+    family's adapters, as a user's search ranks them, top ``PICK_POOL``; with ``examples``, the search
+    by them, ``loradex.verify``, and only an expert that reproduces one), or None: no library, none of
+    them that high, or (words only) no text map. Where the generator answers with one expert as is, it answers with
+    this one (``Generator.picked``); with examples it competes with the generator's own candidates.
+    See ``benchmarks.generation_pick``."""
     names = gen.expert_names()
-    if not names or svc.text_encoder is None or svc.searcher.text_settings() is None:
+    by_id = {i: n for n, i in library_rows(svc, family, names).items()} if names else {}
+    if not by_id or svc.text_encoder is None:
         return None
-    by_id = {i: n for n, i in library_rows(svc, family, names).items()}
-    hits = svc.search(asked, PICK_POOL, filters=Filters(family=family)) if by_id else []
+    if examples:
+        from loradex.errors import SearchError
+        from loradex.verify import search_by_example
+
+        try:
+            hits = search_by_example(svc, asked, examples, PICK_POOL, Filters(family=family))
+            return next((by_id[int(h.adapter["id"])] for h in hits if int(h.adapter["id"]) in by_id and h.score > 0),
+                        None)  # fmt: skip
+        except SearchError:
+            pass  # the examples cannot be run here: the words pick
+    if svc.searcher.text_settings() is None:
+        return None  # plain MiniLM cosines: the generator's own description matching is as good
+    hits = svc.search(asked, PICK_POOL, filters=Filters(family=family))
     return next((by_id[int(h.adapter["id"])] for h in hits if int(h.adapter["id"]) in by_id), None)
 
 
@@ -161,15 +202,18 @@ def make(svc: LocalService, description: str, *, family: str, method: str | None
     description as stored). The request is embedded as search reads a prompt (unknown symbols
     dropped, number words as digits), stored and shown as asked less the symbols; where the
     generator answers with one library expert, it is the one the registry's search ranks first
-    (``search_pick``)."""
+    (``search_pick``). Without ``examples``, examples written in the description ("… like hello ->
+    olleh", ``loradex.examples.examples_in``) are used for a family whose base runs them."""
     from loradex.search import readable_for, readable_prompt
 
     method, entry = pick(svc, family, method)
     gen = load(svc, entry["path"])
+    if not examples:
+        examples = written_examples(family, description)
     exs = [(str(i), str(o)) for i, o in (examples or [])]
     asked = readable_for(svc.text_encoder, description, svc.searcher.speller())
     shown = readable_prompt(description, getattr(svc.text_encoder, "knows", None))
-    out = gen.generate(asked, examples=exs or None, seed=seed, rank=rank, expert=search_pick(svc, family, gen, asked),
+    out = gen.generate(asked, examples=exs or None, seed=seed, rank=rank, expert=search_pick(svc, family, gen, asked, exs),
                        score_candidates=example_scorer(family, exs))  # fmt: skip
     return out, method, shown
 

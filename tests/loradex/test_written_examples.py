@@ -73,3 +73,13 @@ def test_words_that_are_no_examples_fall_back_to_the_ordinary_search(svc: LocalS
     assert odd and all("reproduces" not in h.why for h in odd) and odd.read is None
     words = svc.search("write the string backwards", k=3)
     assert words[0].adapter["name"] == "reverse" and words.read is None
+
+
+def test_generate_uses_the_examples_written_in_a_description(svc: LocalService) -> None:
+    made = svc.generate("this one: hello -> olleh, abc -> cba", family="zoo-text", method="analogy")
+    assert made.lineage["examples"] == [["hello", "olleh"], ["abc", "cba"]] and "candidates" in made.lineage
+    out = svc.compose("reverse", adapters=[int(made.adapter["id"])], inputs=["hello", "abc"], strategy="linear")
+    assert out.outputs == ["olleh", "cba"]
+    # words the base cannot read (a space, in the text zoo) are not taken for examples, nor refused
+    spaced = svc.generate('flip it, like "hello world" -> "dlrow olleh"', family="zoo-text", method="analogy")
+    assert spaced.lineage["examples"] == [] and "candidates" not in spaced.lineage
