@@ -32,6 +32,17 @@ def text_zoo_service(home: Path, tasks: Sequence[str]) -> Iterator[Any]:
         s.close()
 
 
+def fit_zoo_text_map(svc: Any, tasks: Sequence[str], config: Any = None) -> dict[str, Any]:
+    """Fit ``svc``'s text map as a first start fits it: the text zoo's training texts (canonical +
+    training paraphrases) of ``tasks`` (held-out tasks have none and are left out)."""
+    import json
+
+    from benchmarks.zoo import training_texts
+
+    texts = training_texts(json.loads((TEXT_ZOO / "manifest.json").read_text()))
+    return dict(svc.train_text_map({t: texts[t] for t in tasks if t in texts}, config))
+
+
 @pytest.fixture(scope="session")
 def real_adapters() -> Path:
     """Folder of the 12 real third-party adapters (beside the repo, never inside it)."""

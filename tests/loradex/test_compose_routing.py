@@ -5,16 +5,14 @@ family's trained router routes, as before, and misses a held-out paraphrase the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from benchmarks.zoo import training_texts
 from benchmarks.zoo.text.tasks import all_tasks
 from loradex.service import LocalService
-from tests.conftest import text_zoo_service
+from tests.conftest import fit_zoo_text_map, text_zoo_service
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = REPO / "benchmarks" / "zoo" / "text"
@@ -36,14 +34,8 @@ def _ids(svc: LocalService) -> list[int]:
     return [by_name[t] for t in TASKS]
 
 
-def _fit_map(svc: LocalService) -> None:
-    """The map as a first start fits it: the adapters' training texts (canonical + training paraphrases)."""
-    texts = training_texts(json.loads((ZOO / "manifest.json").read_text()))
-    svc.train_text_map({t: texts[t] for t in TASKS})
-
-
 def test_scores_among_the_whole_registry_are_its_search_scores(svc: LocalService) -> None:
-    _fit_map(svc)
+    fit_zoo_text_map(svc, TASKS)
     ids = _ids(svc)
     found = svc.searcher.scores_among(REQUEST, ids)
     hits = svc.search(REQUEST, len(ids))  # the registry is these adapters: search's pool is the same
@@ -62,7 +54,7 @@ def test_compose_routes_a_paraphrase_by_the_registry_search_once_it_has_a_map(sv
     old = svc.compose(REQUEST, adapters=ids, inputs=INPUTS)  # no map: the family's trained router
     assert old.info["gate"] == "trained"
     assert max(range(len(ids)), key=lambda i: old.weights[i]) != 0 and old.outputs != wanted
-    _fit_map(svc)
+    fit_zoo_text_map(svc, TASKS)
     new = svc.compose(REQUEST, adapters=ids, inputs=INPUTS)
     assert new.info["gate"] == "search"
     assert new.weights[0] > 0.99 and new.outputs == wanted

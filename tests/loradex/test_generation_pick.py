@@ -5,7 +5,6 @@ registry's search ranks first among the library's (``loradex.generation.search_p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,12 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks.zoo import training_texts
 from benchmarks.zoo.text.tasks import all_tasks
 from generators import BUNDLED, load_generator
 from loradex.generation import library_rows, search_pick
 from loradex.search import readable_for
 from loradex.service import LocalService
-from tests.conftest import text_zoo_service
+from tests.conftest import fit_zoo_text_map, text_zoo_service
 
 ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text"
 # keep_4's own words; the bundled analogy generator's nearest expert for them is repeat_4
@@ -39,11 +37,6 @@ def analogy() -> Any:
 def svc(tmp_path: Path) -> Iterator[LocalService]:
     with text_zoo_service(tmp_path / "home", TASKS) as s:
         yield s
-
-
-def _fit_map(svc: LocalService) -> None:
-    texts = training_texts(json.loads((ZOO / "manifest.json").read_text()))
-    svc.train_text_map({t: texts[t] for t in TASKS if t in texts})
 
 
 def _names(out: Any) -> list[str]:
@@ -79,7 +72,7 @@ def test_generate_answers_with_the_registry_search_pick(svc: LocalService, analo
     assert search_pick(svc, "zoo-text", analogy, asked) is None  # no text map yet: nothing to pick by
     before = svc.generate(REQUEST, family="zoo-text", method="analogy")
     assert _names(before) == ["repeat_4"]
-    _fit_map(svc)
+    fit_zoo_text_map(svc, TASKS)
     assert library_rows(svc, "zoo-text", analogy.expert_names()) == {t: ids[t] for t in TASKS[:3]}
     assert search_pick(svc, "zoo-text", analogy, asked) == "keep_4"
     after = svc.generate(REQUEST, family="zoo-text", method="analogy")

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.zoo import training_texts
 from encoders.registry_text_map import MAPPED_SEARCH, REGISTRY_MAP_CONFIG
 from encoders.weight import BUNDLED
 from encoders.weight.registry_training import EncoderTrainingError
 from loradex.relevance import TEXT_CALIBRATION
 from loradex.search import RERANK_POOL, SIGNAL_WEIGHTS, fuse, rerank_by_precision
 from loradex.service import LocalService
-from tests.conftest import text_zoo_service
+from tests.conftest import fit_zoo_text_map, text_zoo_service
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = REPO / "benchmarks" / "zoo" / "text"
@@ -31,11 +30,6 @@ PROMPT = "write the word backwards"
 def svc(tmp_path: Path) -> Iterator[LocalService]:
     with text_zoo_service(tmp_path / "home", TASKS) as s:
         yield s
-
-
-def _fit(svc: LocalService) -> Path:
-    texts = training_texts(json.loads((ZOO / "manifest.json").read_text()))
-    return Path(svc.train_text_map({t: texts[t] for t in TASKS}, FEW_STEPS)["path"])
 
 
 def _hybrid_matches(svc: LocalService, weights: dict[str, float], precision_weight: float = 0.0) -> bool:
@@ -65,7 +59,7 @@ def test_a_registry_without_a_map_keeps_the_plain_fusion_and_calibration(svc: Lo
 
 
 def test_a_map_carries_its_fusion_and_calibration_and_search_uses_them(svc: LocalService) -> None:
-    folder = _fit(svc)
+    folder = Path(fit_zoo_text_map(svc, TASKS, FEW_STEPS)["path"])
     bundled = json.loads(MAPPED_SEARCH.read_text())
     assert json.loads((folder / "config.json").read_text())["search"] == bundled
     mapped_weights = bundled["signal_weights"]
@@ -87,7 +81,7 @@ def test_a_map_carries_its_fusion_and_calibration_and_search_uses_them(svc: Loca
 def test_a_registry_may_change_its_maps_settings(svc: LocalService) -> None:
     """The settings are the map folder's (per registry): editing them and recording the map again
     changes that registry's ranking and verdict; a map written without them gets the bundled ones."""
-    folder = _fit(svc)
+    folder = Path(fit_zoo_text_map(svc, TASKS, FEW_STEPS)["path"])
     cfg_file = folder / "config.json"
     cfg = json.loads(cfg_file.read_text())
     version = svc.encoders()[-1]["version"]
@@ -106,7 +100,7 @@ def test_a_registry_may_change_its_maps_settings(svc: LocalService) -> None:
 
 
 def test_malformed_settings_are_refused_naming_the_file(svc: LocalService) -> None:
-    folder = _fit(svc)
+    folder = Path(fit_zoo_text_map(svc, TASKS, FEW_STEPS)["path"])
     cfg_file = folder / "config.json"
     cfg = json.loads(cfg_file.read_text())
     cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "signal_weights": {"weights": 0.0}}}))
