@@ -9,7 +9,8 @@ names, descriptions and tags), not an English dictionary (``pyspellchecker``'s w
 list, MIT). The word meant is then, first, a registry word one edit away (a letter dropped, added,
 changed, or two neighbours swapped), the one the registry uses most, a tie it cannot break leaving
 the word alone; else the dictionary's most frequent word one edit away; else, for words of
-``LONG`` letters or more, a registry word two edits away. The registry's words come first because
+``LONG`` letters or more, a registry word two edits away (one with the same first letter: the scan stays
+small in a large registry). The registry's words come first because
 requests use its terms ("swpcase" → swapcase, not a dictionary word). Words with digits, inner
 capitals (``toUpperCase``), all capitals (``ROT``) and words shorter than ``SHORT`` letters are
 never touched. Only what is embedded changes: what is stored and shown keeps the user's words.
@@ -81,9 +82,9 @@ class Speller:
     def __init__(self, encoder_words: Iterable[str], registry_words: Counter[str]) -> None:
         self.encoder_words = frozenset(w.lower() for w in encoder_words)
         self.registry_words = registry_words
-        self._by_length: dict[int, list[str]] = {}
+        self._by_length: dict[tuple[int, str], list[str]] = {}  # (length, first letter) → registry words
         for w in registry_words:
-            self._by_length.setdefault(len(w), []).append(w)
+            self._by_length.setdefault((len(w), w[:1]), []).append(w)
 
     def known(self, word: str) -> bool:
         return word in self.encoder_words or word in self.registry_words or word in _dictionary()
@@ -99,7 +100,7 @@ class Speller:
             if found and found != word:
                 return str(found)
         if not mine and len(word) >= LONG:
-            mine = [w for n in range(len(word) - 2, len(word) + 3) for w in self._by_length.get(n, [])
+            mine = [w for n in range(len(word) - 2, len(word) + 3) for w in self._by_length.get((n, word[0]), [])
                     if distance(word, w) <= 2]  # fmt: skip
         if not mine:
             return None
