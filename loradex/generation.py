@@ -119,11 +119,11 @@ def written_examples(family: str, description: str) -> list[tuple[str, str]]:
     if not found:
         return []
     from loradex.bases import check_inputs, load_base
-    from loradex.errors import SearchError
+    from registry.errors import RegistryError
 
     try:
         check_inputs(family, load_base(family)[1], [i for i, _ in found])
-    except SearchError:
+    except RegistryError:
         return []
     return found
 
@@ -175,14 +175,14 @@ def search_pick(svc: LocalService, family: str, gen: Any, asked: str,
     if not by_id or svc.text_encoder is None:
         return None
     if examples:
-        from loradex.errors import SearchError
         from loradex.verify import search_by_example
+        from registry.errors import RegistryError
 
         try:
             hits = search_by_example(svc, asked, examples, PICK_POOL, Filters(family=family))
             return next((by_id[int(h.adapter["id"])] for h in hits if int(h.adapter["id"]) in by_id and h.score > 0),
                         None)  # fmt: skip
-        except SearchError:
+        except RegistryError:
             pass  # the examples cannot be run here: the words pick
     if svc.searcher.text_settings() is None:
         return None  # plain MiniLM cosines: the generator's own description matching is as good

@@ -320,7 +320,8 @@ class LocalService:
         """A request with examples written in it ("reverse it: hello -> olleh", ``loradex.examples.examples_in``)
         is searched by them (``loradex.verify``) when a candidate reproduces at least one; None (the
         ordinary search then reads the words) when it holds none, when they cannot be run (no single
-        language-model family to run them on, inputs its base cannot read) or when none is reproduced
+        language-model family to run them on, inputs its base cannot read, adapters the registered base
+        cannot take: any ``RegistryError``) or when none is reproduced
         (they were not examples after all, or no adapter does them). ``read`` lists the examples used."""
         from loradex.examples import examples_in
 
@@ -328,10 +329,11 @@ class LocalService:
         if not found:
             return None
         from loradex.verify import search_by_example
+        from registry.errors import RegistryError
 
         try:
             hits = search_by_example(self, prompt, found, k, f)
-        except SearchError:
+        except RegistryError:  # cannot be run here (no base for them, adapters of another shape …)
             return None
         if hits.nothing_fits or not hits:
             return None
