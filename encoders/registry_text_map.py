@@ -54,7 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAP_FILE = "text_map.safetensors"
 MAPPED_SEARCH = Path(__file__).resolve().parent / "text_map_search.json"  # search settings for mapped cosines
-TUNED_SEARCH = MAPPED_SEARCH  # for a tuned map's mean-of-both cosines: not refitted yet (the mapped ones)
+# for a tuned map's mean-of-both cosines (``retrieval_fusion_sweep fit-mapped … --tuned --write``)
+TUNED_SEARCH = Path(__file__).resolve().parent / "text_map_search_tuned.json"
 # reg 0.01 (vs text_map's 1e-3 for generator libraries): best MRR on the voices' training-task
 # queries among {1e-3, 1e-2, 3e-2, 1e-1} (retrieval_voices_notes.md)
 REGISTRY_MAP_CONFIG = TextMapConfig(reg=0.01)

@@ -283,8 +283,9 @@ class Client:
         body: dict[str, Any] = {}
         if config is not None:
             body.update({k: getattr(config, k) for k in ("steps", "lr", "temperature", "reg", "seed")})
-        if tune is not None:
-            body["tune"] = dict(tune) if isinstance(tune, dict) else tune.to_dict()
+        if tune is not None:  # the REST request takes the modules as the default only: left out
+            body["tune"] = {k: v for k, v in (dict(tune) if isinstance(tune, dict) else tune.to_dict()).items()
+                            if k != "target_modules" or list(v) != ["query", "key", "value", "dense"]}  # fmt: skip
         if texts:
             body["texts"] = {k: (v["texts"] if isinstance(v, dict) else list(v)) for k, v in texts.items()}
         return self._job_output("/encoders/text-map", body, poll, timeout)

@@ -121,3 +121,33 @@ def test_cli_tunes_the_text_map(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert (Path(fitted["path"]) / LORA_FILE).is_file()
     assert main([*home, "search", PROMPT, "--mode", "text", "-k", "1", "--json"]) == 0
     assert "Pixel Art XL" in capsys.readouterr().out
+
+
+def test_a_tune_over_rest_and_the_client(service: LocalService) -> None:
+    from fastapi.testclient import TestClient
+
+    from loradex.client import Client
+    from tests.ui.test_api import AUTH, TOKEN, assert_error, wait_job
+    from ui.api import create_app
+    from ui.server import BackgroundServer
+
+    app = create_app(service, admin_token=TOKEN)
+    http = TestClient(app, raise_server_exceptions=False)
+    body = {"texts": TEXTS, "steps": FEW_STEPS.steps}
+    for bad in ({"rank": 0}, {"bogus": 1}, {"max_steps": 0}):
+        assert_error(http.post("/encoders/text-map", json={**body, "tune": bad}, headers=AUTH), 400, "bad_request")
+    assert service.encoders() == []
+    job = wait_job(
+        http, http.post("/encoders/text-map", json={**body, "tune": {"max_steps": 1}}, headers=AUTH).json()["id"]
+    )
+    assert job["status"] == "done" and job["done"] == job["total"] == 2, job  # one tune step, then the fit
+    assert job["output"]["metrics"]["tune"]["steps"] == 1
+    assert job["output"]["version"] == service.registry.embedders["text"].map_version
+    assert service.registry.indexes["text"].dim == 768
+    with BackgroundServer(app) as server:
+        client = Client(server.url, token=TOKEN)
+        out = client.train_text_map(_texts(), FEW_STEPS, tune=TuneConfig(max_steps=2))
+        assert out["metrics"]["tune"]["steps"] == 2 and out["version"] != job["output"]["version"]
+        remote = [(h.adapter["name"], round(h.score, 5)) for h in client.search(PROMPT, k=6, mode="text")]
+        local = [(h.adapter["name"], round(h.score, 5)) for h in service.search(PROMPT, k=6, mode="text")]
+        assert remote == local and remote[0][0] == "Pixel Art XL"
