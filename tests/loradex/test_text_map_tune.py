@@ -151,3 +151,15 @@ def test_a_tune_over_rest_and_the_client(service: LocalService) -> None:
         remote = [(h.adapter["name"], round(h.score, 5)) for h in client.search(PROMPT, k=6, mode="text")]
         local = [(h.adapter["name"], round(h.score, 5)) for h in service.search(PROMPT, k=6, mode="text")]
         assert remote == local and remote[0][0] == "Pixel Art XL"
+
+
+def test_the_version_follows_the_tune(service: LocalService) -> None:
+    """The same tune again gives the same files (a deterministic fit: kept once); another seed, another
+    LoRA under the same W: another version."""
+    one = service.train_text_map(_texts(), FEW_STEPS, tune=TuneConfig(max_steps=1))
+    again = service.train_text_map(_texts(), FEW_STEPS, tune=TuneConfig(max_steps=1))
+    other = service.train_text_map(_texts(), FEW_STEPS, tune=TuneConfig(max_steps=1, seed=1))
+    assert again["version"] == one["version"] and again["path"] == one["path"]
+    assert other["version"] != one["version"]
+    assert (Path(other["path"]) / LORA_FILE).read_bytes() != (Path(one["path"]) / LORA_FILE).read_bytes()
+    assert service.registry.embedders["text"].map_version == other["version"]
