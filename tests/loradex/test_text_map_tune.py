@@ -94,6 +94,12 @@ def test_a_bad_tune_is_refused_and_changes_nothing(service: LocalService, tmp_pa
     for bad, said in (({"rank": 0}, "rank"), ({"bogus": 1}, "unknown field"), ("yes", "TuneConfig")):
         with pytest.raises(EncoderTrainingError, match=said):
             service.train_text_map(_texts(), FEW_STEPS, tune=bad)
+    from encoders.registry_text_map import fit_registry_text_map
+    from encoders.text import TextEncoder, TextEncoderConfig
+
+    int8 = TextEncoder(TextEncoderConfig(quantize=True))  # not loaded: refused before any model runs
+    with pytest.raises(EncoderTrainingError, match="int8"):
+        fit_registry_text_map(service.registry, int8, texts=_texts(), config=FEW_STEPS, tune=TUNE)
     assert [e for e in service.encoders() if e["kind"] == "text"] == []
     assert service.registry.indexes["text"].version == version
     assert not (service.home / "encoders" / "text").is_dir() or not any((service.home / "encoders" / "text").iterdir())
