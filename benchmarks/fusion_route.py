@@ -95,7 +95,8 @@ class Scorer:
             ids = [self.adapter_id(t) for t in tids]
             from loradex.search import readable_for
 
-            q = self.text_map.query(enc.encode([readable_for(enc, query)])[0])
+            read = readable_for(enc, query)
+            q = self.text_map.query_text(read, enc.encode([read])[0])
             cos = self.svc.registry.indexes["text"].score_ids(q, ids)
             return torch.tensor([cos[i] for i in ids])
         if method == "router+search":

@@ -20,7 +20,8 @@ and ``VOICE/held-out tasks``. The file's ``held_out_voice`` is used for no tunin
 registry holds the same adapters with their descriptions removed (weights are all there is).
 The described registry fits its text map (``LocalService.train_text_map``) on the zoo's training
 texts (``benchmarks.zoo.training_texts``: training tasks, training paraphrases), as a fresh start of
-the service does with the texts the zoo sets declare; ``--no-text-map`` keeps plain cosines.
+the service does with the texts the zoo sets declare; ``--no-text-map`` keeps plain cosines;
+``--tune-text`` also fine-tunes the text encoder with it (``encoders.registry_text_tune``).
 """
 
 from __future__ import annotations
@@ -268,7 +269,12 @@ def _suite_zoo(zoo: Path, args: argparse.Namespace) -> dict[str, Any]:
             from benchmarks.zoo import training_texts
 
             t0 = time.perf_counter()
-            fitted = svc.train_text_map(training_texts(manifest))
+            tune = None
+            if getattr(args, "tune_text", False):  # train-encoder --text --tune: a LoRA of the text encoder too
+                from encoders.registry_text_tune import TuneConfig
+
+                tune = TuneConfig()
+            fitted = svc.train_text_map(training_texts(manifest), tune=tune)
             result["text_map"] = {"version": fitted["version"], "fit_and_reembed_s": time.perf_counter() - t0,
                                   **fitted["metrics"]}  # fmt: skip
         if family not in svc.weight_embedder.families:

@@ -1,7 +1,8 @@
 """Replay hybrid fusion rules offline on the voice queries (issue 15).
 
 ``python -m benchmarks.retrieval_fusion_sweep dump OUT.json`` ingests both zoos once and stores,
-per query, every zoo adapter's weights and text cosines (slow: minutes). ``… sweep OUT.json``
+per query, every zoo adapter's weights and text cosines (slow: minutes; ``--text-map``: with the
+registry's text map, ``--tune-text``: a tuned one). ``… sweep OUT.json``
 replays fusion rules on them (seconds) and prints R@1 / R@5 / MRR on the tuning set
 (training-task queries of every voice but the held-out one) and, for reporting only, on the
 other sets. Rules mirror ``loradex.search.fuse``: z-scores over the union of each signal's top
@@ -25,13 +26,15 @@ ID_OFFSET = 1_000_000  # per zoo in ``relevance_data``: the zoos' registries num
 Rule = Callable[[Scores, Scores], Scores]
 
 
-def dump(out: Path, text_map: bool = False, extra: Path | None = None) -> None:
+def dump(out: Path, text_map: bool = False, extra: Path | None = None, tune: bool = False) -> None:
     """Per zoo registry and query: every zoo adapter's weights and text cosines. ``text_map``: also
     fit the registry's text map on the zoo's training texts (as ``retrieval --text-map``) and store
     the plain cosines as ``text_plain``, the mapped ones as ``text``; requests no adapter does
     (``relevance_queries.json``) are added as sets ``out of scope/fit`` and ``out of scope/heldout``
     (task ``none``). ``extra``: a queries file in ``retrieval_fresh.json``'s form, added as set
-    ``extra_set(...)`` (a name none of the other sets' selectors matches, so their figures stay)."""
+    ``extra_set(...)`` (a name none of the other sets' selectors matches, so their figures stay).
+    ``tune``: the map fitted with the text-encoder tune (``train-encoder --text --tune``): ``text``
+    holds the tuned map's cosines (the mean of both sides)."""
     from benchmarks.retrieval import VOICES, ZOOS, _queries, adapter_tasks, zoo_family
     from loradex.service import LocalService
 
@@ -57,7 +60,12 @@ def dump(out: Path, text_map: bool = False, extra: Path | None = None) -> None:
             if text_map:
                 from benchmarks.zoo import training_texts
 
-                svc.train_text_map(training_texts(manifest))
+                tuned = None
+                if tune:
+                    from encoders.registry_text_tune import TuneConfig
+
+                    tuned = TuneConfig()
+                svc.train_text_map(training_texts(manifest), tune=tuned)
                 for r in rows_out:
                     r["text_plain"], r["text"] = r["text"], _scores(svc, str(r["query"]), "text", family)
             data[kind] = {"task_of": {r["id"]: folder_task[r["name"]] for r in rows}, "queries": rows_out}
@@ -239,12 +247,14 @@ def verdict_rates(data: dict[str, Any], cal: Any, weights: dict[str, float]) -> 
     return out
 
 
-def fit_mapped(path: Path, weights: dict[str, float], write: bool = False) -> dict[str, Any]:
+def fit_mapped(path: Path, weights: dict[str, float], write: bool = False, tuned: bool = False) -> dict[str, Any]:
     """Fit the relevance calibration on mapped text cosines (``benchmarks.relevance``'s fitting
     queries and rules), then per query group the "nothing fits" rate: plain cosines with the shipped
     calibration (a registry without a map), mapped cosines with the shipped calibration (a map before
     this fit), mapped cosines with this fit and ``weights`` (a map now). ``write``: store the fit and
-    ``weights`` as ``MAPPED_SEARCH`` (new maps carry them)."""
+    ``weights`` as ``MAPPED_SEARCH`` (new maps carry them). ``tuned``: ``path`` is a ``dump --tune-text``;
+    ``write`` stores ``MAPPED_SEARCH``'s settings with this calibration and ``weights`` as ``TUNED_SEARCH``
+    (what tuned maps carry)."""
     from benchmarks.relevance import choose_threshold, fit, is_fit_query, measure, per_query
     from encoders.registry_text_map import MAPPED_SEARCH
     from encoders.weight import BUNDLED
@@ -273,7 +283,12 @@ def fit_mapped(path: Path, weights: dict[str, float], write: bool = False) -> di
                 "calibration": {"text": cal["text"], "families": {f: {"both": c["both"]} for f, c in cal["families"].items()},
                                 "nothing_fits_below": cal["nothing_fits_below"],
                                 "nothing_fits_text_below": cal["nothing_fits_text_below"]}}  # fmt: skip
-    if write:
+    if write and tuned:  # the mapped settings' other keys kept (re-rank, per-family weights): not refitted
+        from encoders.registry_text_map import TUNED_SEARCH
+
+        settings = {**json.loads(MAPPED_SEARCH.read_text()), **settings}
+        TUNED_SEARCH.write_text(json.dumps(settings, indent=1) + "\n")
+    elif write:
         MAPPED_SEARCH.write_text(json.dumps(settings, indent=1) + "\n")
     return {"settings": settings, "verdicts": rates, "relevance_rows": rows}
 
@@ -678,7 +693,8 @@ if __name__ == "__main__":
     cmd, file = sys.argv[1], Path(sys.argv[2])
     if cmd == "dump":
         rest = sys.argv[3:]
-        dump(file, "--text-map" in rest, Path(rest[rest.index("--extra") + 1]) if "--extra" in rest else None)
+        dump(file, "--text-map" in rest or "--tune-text" in rest,
+             Path(rest[rest.index("--extra") + 1]) if "--extra" in rest else None, "--tune-text" in rest)  # fmt: skip
     elif cmd == "trust":  # trust FILE [OUT.json]
         res = trust(file)
         if len(sys.argv) > 3:
@@ -696,10 +712,9 @@ if __name__ == "__main__":
         if len(sys.argv) > 3:
             Path(sys.argv[3]).write_text(json.dumps(res, indent=1))
         print(per_family_table(res))
-    elif cmd == "fit-mapped":  # fit-mapped FILE TEXT_WEIGHT [--write]
-        wt = float(sys.argv[3])
-        print(
-            json.dumps(fit_mapped(file, {"weights": round(1 - wt, 4), "text": wt}, "--write" in sys.argv[4:]), indent=1)
-        )
+    elif cmd == "fit-mapped":  # fit-mapped FILE TEXT_WEIGHT [--write] [--tuned]
+        wt, flags = float(sys.argv[3]), sys.argv[4:]
+        found = fit_mapped(file, {"weights": round(1 - wt, 4), "text": wt}, "--write" in flags, "--tuned" in flags)
+        print(json.dumps(found, indent=1))
     else:
         sweep(file, "--mapped" in sys.argv[3:])

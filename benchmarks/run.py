@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="retrieval: fit each zoo registry's text map on the zoo's training texts, as a fresh start of the "
         "service does (default; --no-text-map: plain text-encoder cosines)",
     )
+    p.add_argument("--tune-text", action="store_true",
+                   help="retrieval: with the text map, also fine-tune the text encoder (train-encoder --text --tune)")  # fmt: skip
     p.add_argument("--encoder-dir", default=None, help="weight encoder checkpoint to use instead of the bundled one")
     p.add_argument("--sizes", type=_ints, default=None, help="scale, scale_1m: comma list of registry sizes N")
     p.add_argument("--types", type=lambda s: s.split(","), default=None, help="scale_1m: comma list of index types")

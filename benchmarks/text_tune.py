@@ -9,8 +9,8 @@ cosine alone (no weights signal, no calibration). Rows:
 
 - ``plain``: the bundled MiniLM; ``plain+map``: with the text map fitted as a registry fits it
   (``fit_text_map``, ``REGISTRY_MAP_CONFIG``, on the zoos' training texts, one group per adapter);
-- ``tuned``: MiniLM after an in-batch contrastive fine-tune (symmetric InfoNCE, scale 20, one text
-  per task in a batch) on the training tasks' canonical text + training paraphrases + adapter text,
+- ``tuned``: MiniLM after an in-batch contrastive fine-tune (``encoders.registry_text_tune.finetune``,
+  the product's loop: symmetric InfoNCE, scale 20, one text per task in a batch) on the training tasks' canonical text + training paraphrases + adapter text,
   LoRA (PEFT, rank ``--rank`` on query/key/value/dense) or the full model (``--full``);
   ``tuned+map``: the map refitted on the tuned encoder;
 - ``mean(tuned+map, plain+map)``: the mean of the two cosines (an ensemble of the two text sides);
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -120,46 +119,6 @@ def groups(zoos: dict[str, Any]) -> list[list[str]]:
     return out
 
 
-def finetune(model: Any, data: list[list[str]], *, epochs: int, lr: float, batch: int = 32, scale: float = 20.0,
-             seed: int = 0) -> None:  # fmt: skip
-    """In-batch contrastive fine-tune: each text of a group is an anchor once per epoch, its positive
-    another text of its group, the other groups' positives the negatives (one text per group a batch)."""
-    import torch
-    from torch.nn import functional as F
-
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    model.train()
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        pending = [(g, a) for g, texts in enumerate(data) for a in texts[1:]]
-        rng.shuffle(pending)
-        while pending:
-            picked: list[tuple[int, str]] = []
-            rest, used = [], set()
-            for g, a in pending:
-                if g in used or len(picked) >= batch:
-                    rest.append((g, a))
-                else:
-                    used.add(g)
-                    picked.append((g, a))
-            pending = rest
-            if len(picked) < 4:
-                break
-            pos = [rng.choice([t for t in data[g] if t != a]) for g, a in picked]
-            ea = F.normalize(model(model.tokenize([a for _, a in picked]))["sentence_embedding"], dim=-1)  # (b, d)
-            ep = F.normalize(model(model.tokenize(pos))["sentence_embedding"], dim=-1)  # (b, d)
-            logits = scale * ea @ ep.T  # (b, b)
-            labels = torch.arange(len(picked))
-            loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        print(f"epoch {epoch}: loss {loss.item():.3f}, {time.perf_counter() - t0:.0f} s", flush=True)
-    model.eval()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.text_tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -172,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     from sentence_transformers import SentenceTransformer
 
+    from encoders.registry_text_tune import TuneConfig, finetune, lora_model
     from encoders.text import bundled_model_path
 
     voices = json.loads((ROOT / "retrieval_voices.json").read_text())
@@ -190,13 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     w_plain = fit_map(zoos, plain)
     row("plain", [(plain, None)])
     row("plain+map", [(plain, w_plain)])
-    model = SentenceTransformer(str(bundled_model_path()), device="cpu")
-    if not a.full:
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(r=a.rank, lora_alpha=2 * a.rank, target_modules=["query", "key", "value", "dense"])
-        model[0].model = get_peft_model(model[0].model, lora)
-    finetune(model, groups(zoos), epochs=a.epochs, lr=a.lr or (2e-5 if a.full else 5e-4), seed=a.seed)
+    cfg = TuneConfig(rank=a.rank, lr=a.lr or (2e-5 if a.full else 5e-4), epochs=a.epochs, seed=a.seed)
+    model = (
+        SentenceTransformer(str(bundled_model_path()), device="cpu")
+        if a.full
+        else lora_model(bundled_model_path(), cfg)
+    )
+    t0 = time.perf_counter()
+    done = finetune(model, groups(zoos), cfg)
+    print(f"tuned: {done['steps']} steps, last loss {done['loss']:.3f}, {time.perf_counter() - t0:.0f} s", flush=True)
     tuned = encoder(model)
     w_tuned = fit_map(zoos, tuned)
     row("tuned", [(tuned, None)])

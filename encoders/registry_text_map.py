@@ -27,6 +27,10 @@ map's ``config.json`` and record the folder again (``LocalService.add_text_map``
 since it names W only, so nothing re-embeds; the row points at the edited files, and
 other replicas reload the map on their next catch-up: ``registry.replica``). A registry without a map keeps the
 plain-cosine settings (``loradex.search.SIGNAL_WEIGHTS``, ``encoders/text_calibration.json``).
+
+``tune`` (opt-in, ``train-encoder --text --tune``) adds a LoRA fine-tune of the text encoder and a
+second map on it to the folder (``encoders.registry_text_tune``): the text index then holds 2d-dim
+vectors whose inner products are the mean of the plain-mapped and tuned-mapped cosines.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from encoders.registry_text_tune import TUNE_FILES, Progress, TuneConfig, tune_and_fit, tune_problem
 from encoders.text import metadata_text
 from encoders.text_map import TextMapConfig
 from encoders.weight.registry_training import EncoderTrainingError
@@ -49,14 +54,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAP_FILE = "text_map.safetensors"
 MAPPED_SEARCH = Path(__file__).resolve().parent / "text_map_search.json"  # search settings for mapped cosines
+# for a tuned map's mean-of-both cosines (``retrieval_fusion_sweep fit-mapped … --tuned --write``)
+TUNED_SEARCH = Path(__file__).resolve().parent / "text_map_search_tuned.json"
 # reg 0.01 (vs text_map's 1e-3 for generator libraries): best MRR on the voices' training-task
 # queries among {1e-3, 1e-2, 3e-2, 1e-1} (retrieval_voices_notes.md)
 REGISTRY_MAP_CONFIG = TextMapConfig(reg=0.01)
 
 
 def text_map_version(folder: Path) -> str:
-    """``tmap:<digest of W>``: names the map; a new map is a new version (stored vectors re-embed)."""
-    return "tmap:" + hashlib.sha256((Path(folder) / MAP_FILE).read_bytes()).hexdigest()[:12]
+    """``tmap:<digest>`` of W, then of a tuned map's LoRA and W_t (``registry_text_tune.TUNE_FILES``):
+    names the map; a new map is a new version (stored vectors re-embed)."""
+    h = hashlib.sha256((Path(folder) / MAP_FILE).read_bytes())  # a plain map: the digest of W alone
+    for name in TUNE_FILES:
+        if (Path(folder) / name).is_file():
+            h.update(name.encode() + (Path(folder) / name).read_bytes())
+    return "tmap:" + h.hexdigest()[:12]
 
 
 def search_settings(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +105,9 @@ def load_text_map(folder: Path) -> tuple[np.ndarray, dict[str, Any]]:
     problem = _search_problem(cfg.get("search"))
     if problem:
         raise EncoderTrainingError(f'{folder / "config.json"}: "search" {problem}')
+    problem = tune_problem(folder, cfg, int(w.shape[0]))
+    if problem:
+        raise EncoderTrainingError(f"{folder}: {problem}")
     return w.astype("float32"), cfg
 
 
@@ -142,17 +157,25 @@ def registry_texts(registry: Any, texts: dict[str, dict[str, Any]] | None = None
 
 
 def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, dict[str, Any]] | None = None,
-                          config: TextMapConfig | None = None) -> dict[str, Any]:  # fmt: skip
-    """Fit the registry's text map and write its folder under ``<data dir>/encoders/text/``.
+                          config: TextMapConfig | None = None, tune: TuneConfig | None = None,
+                          progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
+    """Fit the registry's text map and write its folder under ``<data dir>/encoders/text/``; with
+    ``tune``, also fine-tune the text encoder and fit a second map on it
+    (``encoders.registry_text_tune``; ``progress(steps done, steps)`` while it trains).
 
     Returns ``{"version", "path", "metrics"}``. Raises ``EncoderTrainingError`` when no adapter has
-    a second text (nothing to learn from: give paraphrases with a texts file)."""
+    a second text (nothing to learn from: give paraphrases with a texts file) or ``tune`` cannot be
+    used (a tune config that is not a ``TuneConfig``, an int8 encoder); nothing is written then."""
     import torch
     from safetensors.numpy import save_file
 
     from encoders.text_map import fit_text_map
 
     cfg = config or REGISTRY_MAP_CONFIG
+    if tune is not None and not isinstance(tune, TuneConfig):
+        raise EncoderTrainingError(f"tune must be a TuneConfig, got {type(tune).__name__}")
+    if tune is not None and getattr(getattr(text_encoder, "config", None), "quantize", False):
+        raise EncoderTrainingError("--tune fine-tunes the float text encoder; this service encodes text in int8")
     groups = registry_texts(registry, texts)
     if sum(len(g) > 1 for g in groups) < 2:
         raise EncoderTrainingError(
@@ -171,9 +194,16 @@ def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, 
         tmp = Path(d) / "map"
         tmp.mkdir()
         save_file({"w": w.numpy().astype("float32")}, str(tmp / MAP_FILE))  # (d, d)
-        (tmp / "config.json").write_text(json.dumps({"kind": "text-map", "base": text_encoder.version,
-                                                     "dim": int(w.shape[0]), "metrics": metrics,
-                                                     "search": json.loads(MAPPED_SEARCH.read_text())}, indent=1))  # fmt: skip
+        found: dict[str, Any] = {"kind": "text-map", "base": text_encoder.version, "dim": int(w.shape[0])}
+        if tune is not None:
+
+            def fit_tuned(vecs: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:  # (m, d)
+                return fit_text_map(torch.from_numpy(vecs), owner, cfg)
+
+            metrics["tune"] = tune_and_fit(tmp, text_encoder, groups, tune, fit_tuned, progress)
+            found.update(tune=tune.to_dict(), index_dim=2 * int(w.shape[0]))
+        search = json.loads((TUNED_SEARCH if tune is not None else MAPPED_SEARCH).read_text())
+        (tmp / "config.json").write_text(json.dumps({**found, "metrics": metrics, "search": search}, indent=1))
         version = text_map_version(tmp)
         dest = move_into_place(tmp, root / version.split(":")[1])  # the same map again: kept once
     return {"version": version, "path": str(dest), "metrics": metrics}

@@ -325,7 +325,8 @@ def metadata_text(info: dict) -> str:
 class MetadataTextEmbedder:
     """Registry embedder of kind ``text``: the metadata text through the text encoder, then through
     the registry's text map when one is recorded (``encoders.registry_text_map``; the latest
-    recorded map fitted for this encoder wins). ``version`` names the encoder, the rules and the
+    recorded map fitted for this encoder wins; a tuned map also through its fine-tuned encoder and
+    second map, ``encoders.registry_text_tune``: vectors of twice the encoder's dim). ``version`` names the encoder, the rules and the
     map, so recording a map re-embeds on the next sync; a registry with no map keeps its vectors."""
 
     kind = "text"
@@ -334,7 +335,7 @@ class MetadataTextEmbedder:
         self.encoder = encoder
         self._sources = sources or (lambda: [])
         self._lock = threading.Lock()
-        self._map: tuple[str, np.ndarray, dict[str, Any]] | None = None
+        self._map: tuple[str, np.ndarray, dict[str, Any], Any] | None = None
         self._loaded = False
 
     def set_sources(self, sources: Callable[[], list[Path]]) -> None:
@@ -346,17 +347,24 @@ class MetadataTextEmbedder:
         with self._lock:
             self._loaded = False
 
-    def _text_map(self) -> tuple[str, np.ndarray, dict[str, Any]] | None:
+    def _text_map(self) -> tuple[str, np.ndarray, dict[str, Any], Any] | None:
+        """(version, W, config, tuned side: (``TunedTextEncoder``, W_t) or None) of the map in use."""
         with self._lock:
             if not self._loaded:
                 from encoders.registry_text_map import load_text_map, text_map_version
+                from encoders.registry_text_tune import load_tuned
 
                 found = None
                 for folder in self._sources():
                     w, cfg = load_text_map(Path(folder))
                     if cfg.get("base") == self.encoder.version:  # fitted in this encoder's space
-                        found = (text_map_version(Path(folder)), w, cfg)
-                self._map, self._loaded = found, True
+                        found = (folder, w, cfg)
+                self._map = None
+                if found is not None:
+                    folder, w, cfg = found
+                    tuned = load_tuned(Path(folder), cfg, self.encoder)
+                    self._map = (text_map_version(Path(folder)), w, cfg, tuned)
+                self._loaded = True
             return self._map
 
     @property
@@ -364,6 +372,12 @@ class MetadataTextEmbedder:
         """Version of the text map in use (None: plain encoder cosines)."""
         m = self._text_map()
         return None if m is None else m[0]
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the map in use has a tuned side (index vectors of 2 × the encoder's dim)."""
+        m = self._text_map()
+        return m is not None and m[3] is not None
 
     @property
     def search_settings(self) -> dict[str, Any] | None:
@@ -384,23 +398,53 @@ class MetadataTextEmbedder:
 
     def query(self, vec: np.ndarray) -> np.ndarray:
         """A prompt's (dim,) encoder vector in this index's space: mapped and renormalized (as is
-        without a map)."""
+        without a map). A tuned map needs the prompt's text too: ``query_text``."""
+        m = self._text_map()
+        if m is not None and m[3] is not None:
+            raise ValueError(f"text map {m[0]} has a tuned side: map a prompt with query_text(text, vec)")
         import numpy as np
 
+        return self._index_vectors([""], np.asarray(vec, dtype=np.float32)[None, :])[0]
+
+    def query_text(self, text: str, vec: np.ndarray) -> np.ndarray:
+        """The prompt ``text`` (as search reads it) in this index's space, given its (dim,) encoder
+        vector ``vec``: ``query(vec)``, or with a tuned map the (2 dim,) concatenation of both sides."""
+        import numpy as np
+
+        return self._index_vectors([text], np.asarray(vec, dtype=np.float32)[None, :])[0]
+
+    def _index_vectors(self, texts: Sequence[str], vecs: np.ndarray) -> np.ndarray:
+        """Index vectors of ``texts`` given their plain encoder vectors ``vecs`` (n, dim): (n, dim)
+        ``unit(W·v)`` (``vecs`` without a map), or (n, 2 dim) ``[unit(W·v), unit(W_t·tuned(t))] / √2``
+        with a tuned map (inner products: the mean of the two cosines)."""
+        import numpy as np
+
+        vecs = np.asarray(vecs, dtype=np.float32)  # (n, dim)
         m = self._text_map()
         if m is None:
-            return vec
-        out = m[1] @ np.asarray(vec, dtype=np.float32)  # (dim,) = W (dim, dim) · x
-        return (out / max(float(np.linalg.norm(out)), 1e-12)).astype(np.float32)
+            return vecs
+        out = _unit_rows(vecs @ m[1].T)  # (n, dim): rows W · v
+        if m[3] is None:
+            return out
+        tuned, w_t = m[3]
+        side = _unit_rows(tuned.encode(list(texts)) @ w_t.T)  # (n, dim)
+        return (np.concatenate([out, side], axis=1) / np.sqrt(2.0)).astype(np.float32)  # (n, 2 dim)
 
     def embed(self, info: dict, load: object = None) -> np.ndarray | None:
         text = metadata_text(info)
-        return self.query(self.encoder.encode([text])[0]) if text else None
+        return self._index_vectors([text], self.encoder.encode([text]))[0] if text else None
 
     def embed_many(self, infos: Sequence[dict], loads: Sequence[object] = ()) -> list[np.ndarray | None]:
         """``embed`` of each info, the texts through the model together (the same vectors: see
         ``TextEncoder._encode_fresh``)."""
         texts = [metadata_text(info) for info in infos]
-        todo = [t for t in texts if t]
-        vecs = dict(zip(todo, self.encoder.encode(todo), strict=True)) if todo else {}
-        return [self.query(vecs[t]) if t else None for t in texts]
+        todo = list(dict.fromkeys(t for t in texts if t))
+        vecs = dict(zip(todo, self._index_vectors(todo, self.encoder.encode(todo)), strict=True)) if todo else {}
+        return [vecs[t] if t else None for t in texts]
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (n, d) scaled to unit length, float32."""
+    import numpy as np
+
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)

@@ -274,14 +274,18 @@ class Client:
             raise ClientError(0, err.code if err else "failed", err.message if err else f"training job {job.id} failed")
         return job.encoder
 
-    def train_text_map(self, texts: dict[str, Any] | None = None, config: Any = None, *, poll: float = 0.2,
-                       timeout: float | None = None, **_: Any) -> dict[str, Any]:  # fmt: skip
+    def train_text_map(self, texts: dict[str, Any] | None = None, config: Any = None, *, tune: Any = None,
+                       poll: float = 0.2, timeout: float | None = None, **_: Any) -> dict[str, Any]:  # fmt: skip
         """Fit the registry's text map on the server (a job) and wait; returns its version and metrics.
         ``texts``: adapter name or sha256 → paraphrases (or ``{"texts": [...]}``); ``config``: a
-        ``TextMapConfig`` (its fields are sent; left out: the registry's defaults)."""
+        ``TextMapConfig`` (its fields are sent; left out: the registry's defaults); ``tune``: a
+        ``TuneConfig`` or its fields as a dict (fine-tune the text encoder too; None: no tune)."""
         body: dict[str, Any] = {}
         if config is not None:
             body.update({k: getattr(config, k) for k in ("steps", "lr", "temperature", "reg", "seed")})
+        if tune is not None:  # the REST request takes the modules as the default only: left out
+            body["tune"] = {k: v for k, v in (dict(tune) if isinstance(tune, dict) else tune.to_dict()).items()
+                            if k != "target_modules" or list(v) != ["query", "key", "value", "dense"]}  # fmt: skip
         if texts:
             body["texts"] = {k: (v["texts"] if isinstance(v, dict) else list(v)) for k, v in texts.items()}
         return self._job_output("/encoders/text-map", body, poll, timeout)

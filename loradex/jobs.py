@@ -234,10 +234,12 @@ def submit_train_encoder(runner: Any, service: Any, family: str, train_config: A
     return runner.submit_task(service, "train-encoder", payload)  # type: ignore[no-any-return]
 
 
-def submit_train_text_map(runner: Any, service: Any, texts: Any, config: dict[str, Any] | None = None) -> Job:
+def submit_train_text_map(runner: Any, service: Any, texts: Any, config: dict[str, Any] | None = None,
+                          tune: dict[str, Any] | None = None) -> Job:  # fmt: skip
     """Fit the registry's text map as a job (``output``: version and metrics); ``config``: fields of
-    ``encoders.text_map.TextMapConfig`` that differ from the registry's defaults."""
-    payload = {"texts": texts, "config": config or {}}
+    ``encoders.text_map.TextMapConfig`` that differ from the registry's defaults; ``tune``: fields of
+    ``encoders.registry_text_tune.TuneConfig`` to fine-tune the text encoder too (None: no tune)."""
+    payload = {"texts": texts, "config": config or {}, "tune": tune}
     return runner.submit_task(service, "train-text-map", payload)  # type: ignore[no-any-return]
 
 

@@ -77,9 +77,11 @@ class Service(Protocol):
         """Train ``family``'s weight encoder on its described adapters; family, version, best metrics."""
         ...
 
-    def train_text_map(self, texts: dict[str, Any] | None = None, config: Any = None) -> dict[str, Any]:
+    def train_text_map(self, texts: dict[str, Any] | None = None, config: Any = None, *,
+                       tune: Any = None) -> dict[str, Any]:  # fmt: skip
         """Fit the registry's text map on its metadata texts and ``texts`` (name or sha256 →
-        paraphrases), record it and re-embed the text index; version and metrics."""
+        paraphrases), record it and re-embed the text index; version and metrics. ``tune``: a
+        ``TuneConfig`` (or its fields) to fine-tune the text encoder too (None: a linear map only)."""
         ...
 
     def generators(self) -> dict[str, dict[str, dict[str, Any]]]:

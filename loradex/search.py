@@ -220,7 +220,7 @@ class Searcher:
         read = readable_for(self.text_encoder, prompt, speller)
         q = self.text_encoder.encode([read])[0]  # (dim,)
         pool = max(k * 4, REFERENCE_POOL) if mode == "hybrid" else k
-        queries = self._queries(q, kinds, allowed)
+        queries = self._queries(read, q, kinds, allowed)
         candidates: set[int] = set()
         reference: set[int] = set()  # each query's top REFERENCE_POOL: the same set for every k
         for kind in kinds:
@@ -248,18 +248,28 @@ class Searcher:
         read = readable_for(self.text_encoder, prompt, self.speller())
         q = self.text_encoder.encode([read])[0]  # (dim,)
         mine = set(ids)
-        signals = self._signals(self._queries(q, kinds, mine), sorted(mine))
+        signals = self._signals(self._queries(read, q, kinds, mine), sorted(mine))
         return {i: (score, parts) for score, i, parts in self._ranked(read, signals, mine, "hybrid")}
 
-    def _queries(self, q: Any, kinds: list[str], allowed: set[int] | None) -> dict[str, list[Query]]:
-        """Each signal's queries for the prompt vector ``q`` (dim,)."""
+    def _queries(self, read: str, q: Any, kinds: list[str], allowed: set[int] | None) -> dict[str, list[Query]]:
+        """Each signal's queries for the prompt as read (``readable_for``) and its vector ``q`` (dim,)."""
         queries: dict[str, list[Query]] = {kind: [(q, allowed, None)] for kind in kinds}
-        if "text" in kinds:  # the text index's space: the registry's text map, when it has one
-            to_index = getattr(self.registry.embedders.get("text"), "query", None)
-            queries["text"] = [(to_index(q) if callable(to_index) else q, allowed, None)]
+        if "text" in kinds:  # the text index's space: the registry's text map (and its tuned side), if any
+            queries["text"] = [(self.text_query(read, q), allowed, None)]
         if "weights" in kinds:
             queries["weights"] = self._weight_queries(q, allowed)
         return queries
+
+    def text_query(self, read: str, q: Any) -> Any:
+        """The prompt in the text index's space: through the registry's text map (``query_text``: a
+        tuned map encodes the text again with its fine-tuned encoder), else ``q`` as is. The weights
+        signal keeps ``q``: its query heads were trained on the plain encoder."""
+        embedder = self.registry.embedders.get("text")
+        to_index = getattr(embedder, "query_text", None)
+        if callable(to_index):
+            return to_index(read, q)
+        to_index = getattr(embedder, "query", None)
+        return to_index(q) if callable(to_index) else q
 
     def _signals(self, queries: dict[str, list[Query]], pooled: list[int]) -> dict[str, dict[int, float]]:
         """Exact cosines of the ``pooled`` adapters per signal (each scored by the query that may score it)."""

@@ -389,13 +389,24 @@ class LocalService:
         self.registry.sync_indexes()
         return version
 
-    def train_text_map(self, texts: dict[str, dict[str, Any]] | None = None, config: Any = None) -> dict[str, Any]:
+    def train_text_map(self, texts: dict[str, dict[str, Any]] | None = None, config: Any = None, *,
+                       tune: Any = None, progress: Any = None) -> dict[str, Any]:  # fmt: skip
         """Fit the registry's text map on its adapters' metadata texts and ``texts`` (a texts file's
         paraphrases, ``load_texts_file``), record it and re-embed the text index
-        (``encoders.registry_text_map``): ``{"version", "path", "metrics"}``."""
+        (``encoders.registry_text_map``): ``{"version", "path", "metrics"}``. ``tune``: a
+        ``encoders.registry_text_tune.TuneConfig`` (or its fields as a dict) to fine-tune the text
+        encoder too (``progress(steps done, steps)`` while it trains); None: a linear map only."""
         from encoders.registry_text_map import fit_registry_text_map
+        from encoders.registry_text_tune import TuneConfig
+        from encoders.weight.registry_training import EncoderTrainingError
 
-        result = fit_registry_text_map(self.registry, self.text_encoder, texts=texts, config=config)
+        if isinstance(tune, dict):
+            try:
+                tune = TuneConfig.from_dict(tune)
+            except (TypeError, ValueError) as e:
+                raise EncoderTrainingError(str(e)) from None
+        result = fit_registry_text_map(self.registry, self.text_encoder, texts=texts, config=config, tune=tune,
+                                       progress=progress)  # fmt: skip
         self.add_text_map(Path(result["path"]), result["metrics"])
         return result
 

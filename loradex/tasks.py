@@ -69,18 +69,21 @@ def _train_encoder(service: Any, payload: dict[str, Any], h: Any) -> None:
 
 
 def _train_text_map(service: Any, payload: dict[str, Any], h: Any) -> dict[str, Any]:
-    """``{"texts": name or sha256 → {"texts": [...]} | None, "config": TextMapConfig fields}``: fit the
-    registry's text map, record it, re-embed; the output is its version and metrics."""
+    """``{"texts": name or sha256 → {"texts": [...]} | None, "config": TextMapConfig fields, "tune":
+    TuneConfig fields | None}``: fit the registry's text map (with ``tune``: and fine-tune the text
+    encoder, its steps the job's progress), record it, re-embed; the output is its version and metrics."""
     from encoders.registry_text_map import REGISTRY_MAP_CONFIG
     from encoders.weight.registry_training import EncoderTrainingError
 
     cfg = replace(REGISTRY_MAP_CONFIG, **(payload.get("config") or {}))
     h.update(total=1)
     try:
-        out = service.train_text_map(payload.get("texts"), cfg)
+        out = service.train_text_map(payload.get("texts"), cfg, tune=payload.get("tune"),
+                                     progress=lambda done, total: h.update(done=done, total=total + 1))  # fmt: skip
     except EncoderTrainingError as e:  # the message names the data dir: a server path, kept private
         raise EncoderTrainingError(str(e).replace(str(service.home), "the registry")) from None
-    h.update(done=1)
+    steps = int((out["metrics"].get("tune") or {}).get("steps", 0))
+    h.update(done=steps + 1, total=steps + 1)
     return {"version": out["version"], "metrics": out["metrics"]}
 
 
@@ -118,7 +121,8 @@ TASKS: dict[str, TaskSpec] = {
     "ingest": TaskSpec(_ingest, what="ingestion", result=True),
     "merge": TaskSpec(_merge, needs_of=_merge_needs, what="merge"),
     "train-encoder": TaskSpec(_train_encoder, needs="cuda", what="training"),
-    "train-text-map": TaskSpec(_train_text_map, what="text map fitting", total=1),  # a (d, d) fit: seconds on a CPU
+    # a (d, d) fit: seconds on a CPU (with a tune: minutes)
+    "train-text-map": TaskSpec(_train_text_map, what="text map fitting", total=1),
     "generate": TaskSpec(_generate, needs="cuda", what="generation", total=2),
     "compose": TaskSpec(_compose, needs="cuda", what="composition"),
 }

@@ -312,6 +312,9 @@ def test_fingerprint_and_map_figure() -> None:
     assert list(traces["gpt2"]["marker"]["symbol"]) == ["circle", "diamond"]
     empty = map_figure(None).to_dict()
     assert empty["layout"]["annotations"][0]["text"] == "nothing embedded yet"
+    # a prompt vector of another dim (a tuned text map stores 2 × the encoder's dim): the map, no star
+    other = {t["name"] for t in map_figure(data, x[0, :8], [1]).to_dict()["data"] if t.get("name")}
+    assert other == {"sd1", "gpt2", "search hits"}
 
 
 def test_map_labels_never_overlap() -> None:

@@ -53,11 +53,13 @@ def train_encoder(req: TrainEncoderRequest, response: Response, service: Service
 @router.post("/encoders/text-map", status_code=202, response_model=Job)
 def train_text_map(req: TrainTextMapRequest, response: Response, service: ServiceDep, jobs: JobsDep) -> Job:
     """Fit the registry's text map on its adapters' metadata texts and ``texts`` (adapter name or
-    sha256 → paraphrases), record it and re-embed the text index; runs as a job: poll
-    ``GET /jobs/{id}``, whose ``output`` holds the map's version and metrics."""
+    sha256 → paraphrases), record it and re-embed the text index (with ``tune``: fine-tune the text
+    encoder too); runs as a job: poll ``GET /jobs/{id}``, whose ``output`` holds the map's version and
+    metrics."""
     texts = {k: {"texts": v} for k, v in (req.texts or {}).items()} or None
-    config = req.model_dump(exclude={"texts"}, exclude_none=True)
-    job = submit_train_text_map(jobs, service, texts, config)
+    config = req.model_dump(exclude={"texts", "tune"}, exclude_none=True)
+    tune = req.tune.model_dump(exclude_none=True) if req.tune is not None else None
+    job = submit_train_text_map(jobs, service, texts, config, tune)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
 

@@ -80,6 +80,20 @@ class TrainEncoderRequest(BaseModel):
     texts: dict[str, list[str]] | None = None
 
 
+class TextTuneRequest(BaseModel):
+    """A text-encoder fine-tune with the text map (``encoders.registry_text_tune.TuneConfig``); fields
+    left out keep its defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    rank: int | None = Field(default=None, ge=1, le=64)
+    lr: float | None = Field(default=None, gt=0.0)
+    epochs: int | None = Field(default=None, ge=1, le=50)
+    batch: int | None = Field(default=None, ge=4, le=512)
+    scale: float | None = Field(default=None, gt=0.0)
+    seed: int | None = None
+    max_steps: int | None = Field(default=None, ge=1)
+
+
 class TrainTextMapRequest(BaseModel):
     """Fit the registry's text map; fields left out keep the registry's defaults
     (``encoders.registry_text_map.REGISTRY_MAP_CONFIG``)."""
@@ -93,6 +107,9 @@ class TrainTextMapRequest(BaseModel):
     temperature: float | None = Field(default=None, gt=0.0)
     reg: float | None = Field(default=None, ge=0.0)
     seed: int | None = None
+    tune: TextTuneRequest | None = Field(
+        default=None, description="fine-tune the text encoder too (``encoders.registry_text_tune``); null: no tune"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -343,6 +343,8 @@ def map_figure(data: MapData | None, query: np.ndarray | None = None, hits: list
         return fig
     hits = hits or []
     rank = {aid: i + 1 for i, aid in enumerate(hits)}
+    if query is not None and np.asarray(query).reshape(-1).shape[0] != data.mean.shape[0]:
+        query = None  # a prompt vector of another space (a tuned text map's index is 2 × its dim): no star
     q2 = data.project(query) if query is not None else None
     pts = data.coords  # (n, 2)
     allx = np.vstack([pts, q2[None, :]]) if q2 is not None else pts
