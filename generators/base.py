@@ -179,9 +179,8 @@ class Generator:
         chosen = "generated"
         if exs and score_candidates is not None:
             cands = [(chosen, facs, extra)] + self.candidates(emb, ex_emb)
-            if expert and expert not in {c[0] for c in cands}:
-                found = self.picked({"experts": [{"name": "", "weight": 1.0}]}, expert)  # the caller's pick competes
-                cands += [(expert, *found)] if found else []
+            found = self.library_expert(expert) if expert and expert not in {c[0] for c in cands} else None
+            cands += [(expert, *found)] if expert and found else []  # the caller's pick competes
             with few_threads():
                 adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
             scores = [float(s) for s in score_candidates(adapters)]
@@ -215,17 +214,23 @@ class Generator:
         lib = getattr(self, "library", None)
         return list(lib.names) if lib is not None else []
 
+    def library_expert(self, name: str) -> tuple[Factors, dict[str, Any]] | None:
+        """Library expert ``name`` as is (factors, lineage extras); None when there is no library or it lacks ``name``."""
+        lib = getattr(self, "library", None)
+        if lib is None or name not in lib.names:
+            return None
+        return lib.expert(lib.names.index(name)), {"experts": [{"name": name, "weight": 1.0}]}
+
     def picked(self, extra: dict[str, Any], name: str) -> tuple[Factors, dict[str, Any]] | None:
         """When the method answered with one library expert as is (``nearest``; ``analogy`` when no
         triple beats the nearest expert), library expert ``name`` in its place (the one the caller
         ranks first, e.g. the registry's search); None otherwise or when the library lacks it."""
-        lib = getattr(self, "library", None)
         experts = extra.get("experts") or []
         one = len(experts) == 1 and float(experts[0].get("weight", 0.0)) == 1.0 and not extra.get("chain")
-        if lib is None or not one or name not in lib.names or experts[0]["name"] == name:
+        found = self.library_expert(name) if one and experts[0]["name"] != name else None
+        if found is None:
             return None
-        out = {**extra, "experts": [{"name": name, "weight": 1.0}], "picked_over": experts[0]["name"]}
-        return lib.expert(lib.names.index(name)), out
+        return found[0], {**extra, **found[1], "picked_over": experts[0]["name"]}
 
     def chain(self, text: str, emb: torch.Tensor) -> tuple[Factors, dict[str, Any]] | None:
         """Factors for a request that chains steps (``generators.steps``), or None to use ``factors``."""
