@@ -92,6 +92,11 @@ def get_base(family: str) -> Base:
         return base
 
 
+def runs_text(family: str) -> bool:
+    """Whether ``family`` has an available base that is a language model (text can be run through it)."""
+    return family in base_families() and get_base(family).kind == "text"
+
+
 def load_base(family: str, device: str = "cpu") -> Any:
     """What ``family``'s loader returns, loaded once per family and device."""
     base = get_base(family)

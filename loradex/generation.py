@@ -102,20 +102,14 @@ def load(svc: LocalService, path: str) -> Any:
         return _CACHE[path]
 
 
-def family_runs_examples(family: str) -> bool:
-    """Whether ``family``'s registered base is a language model (examples can be run on it)."""
-    from loradex.bases import base_families, get_base
-
-    return family in base_families() and get_base(family).kind == "text"
-
-
 def written_examples(family: str, description: str) -> list[tuple[str, str]]:
     """Examples written in ``description`` ("… like hello -> olleh", ``loradex.examples.examples_in``)
     that ``family``'s language-model base can run; [] for other families, and when the base cannot
     read an input (a request is not refused for words that only looked like examples)."""
+    from loradex.bases import runs_text
     from loradex.examples import examples_in
 
-    found = examples_in(description) if family_runs_examples(family) else []
+    found = examples_in(description) if runs_text(family) else []
     if not found:
         return []
     from loradex.bases import check_inputs, load_base
@@ -131,9 +125,9 @@ def written_examples(family: str, description: str) -> list[tuple[str, str]]:
 def example_scorer(family: str, examples: list[tuple[str, str]]) -> Callable[[list[Any]], list[float]] | None:
     """For a family whose registered base is a language model: candidates are run on the examples'
     inputs and scored by the fraction of outputs that match exactly. None for other families."""
-    from loradex.bases import check_inputs, load_base
+    from loradex.bases import check_inputs, load_base, runs_text
 
-    if not examples or not family_runs_examples(family):
+    if not examples or not runs_text(family):
         return None
 
     def score(adapters: list[Any]) -> list[float]:

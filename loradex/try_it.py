@@ -24,7 +24,7 @@ def try_adapter(svc: LocalService, ref: str | int, inputs: Sequence[str]) -> dic
     """``{"adapter", "family", "kind": "text", "rows": [{"input", "base", "adapter"}]}`` or
     ``{…, "kind": "image", "png": bytes}``; ``SearchError`` for bad inputs (characters the base's
     tokenizer does not know included), ``UnknownBaseError`` when the family has nothing to run on."""
-    from loradex.bases import base_families, get_base
+    from loradex.bases import base_families, runs_text
 
     inputs = [str(x).strip() for x in inputs if str(x).strip()]
     if not 1 <= len(inputs) <= MAX_INPUTS or any(len(x) > MAX_CHARS for x in inputs):
@@ -34,7 +34,7 @@ def try_adapter(svc: LocalService, ref: str | int, inputs: Sequence[str]) -> dic
     head = {"adapter": {"id": info["id"], "name": info["name"]}, "family": family}
     if svc.has_preview(family):
         return {**head, "kind": "image", "png": svc.previews.try_png(svc.registry, info, inputs)}
-    if family in base_families() and get_base(family).kind == "text":
+    if runs_text(family):
         return {**head, "kind": "text", "rows": _run_text(svc, info, inputs)}
     raise UnknownBaseError(family, base_families(), f"nothing to run {family!r} adapters on: register its base "
                            "(loradex.bases.register_base, or a 'loradex.bases' entry point; see the README's "

@@ -162,11 +162,11 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
                       filters: Filters, *, exhaustive: bool = False) -> SearchResults:  # fmt: skip
     """Top ``k`` candidates by the share of ``examples`` they reproduce, ties in search order;
     ``exhaustive`` runs every candidate instead of stopping once ``k`` reproduce them all."""
-    from loradex.bases import base_families, check_inputs, get_base, load_base
+    from loradex.bases import base_families, check_inputs, load_base, runs_text
 
     if not 1 <= len(examples) <= MAX_EXAMPLES:
         raise SearchError(f"give 1 … {MAX_EXAMPLES} examples (INPUT=>OUTPUT), got {len(examples)}")
-    texts = [f for f in base_families() if get_base(f).kind == "text"]
+    texts = [f for f in base_families() if runs_text(f)]
     family = filters.family
     if family is None:
         counts = {f: len(svc.registry.list(Filters.of(filters, family=f))) for f in texts}
