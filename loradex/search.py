@@ -142,7 +142,8 @@ class Searcher:
         if not callable(listed):
             return None
         index = self.registry.indexes["text"]
-        key = (len(index.ids), max(index.ids, default=0), index.version)
+        ids = index.ids  # a copy: taken once
+        key = (len(ids), max(ids, default=0), index.version)
         if self._speller is None or self._speller[0] != key:
             texts = [" ".join([r["name"], r.get("description") or "", *(r.get("tags") or [])])
                      for r in self.registry.list()]  # fmt: skip

@@ -27,6 +27,7 @@ from typing import Any
 
 SHORT = 4  # words shorter than this are left alone (too many neighbours)
 LONG = 8  # words this long may be two edits from the word meant (registry words only)
+FIXED_CACHE = 10_000  # words whose fix a speller remembers
 _WORD = re.compile(r"(?<![\w])[A-Za-z]+(?![\w])")  # a word not glued to digits or underscores
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -83,6 +84,7 @@ class Speller:
         self.encoder_words = frozenset(w.lower() for w in encoder_words)
         self.registry_words = registry_words
         self._by_length: dict[tuple[int, str], list[str]] = {}  # (length, first letter) → registry words
+        self._fixed: dict[str, str | None] = {}  # word → ``fix`` (search reads a prompt twice: embedded, shown)
         for w in registry_words:
             self._by_length.setdefault((len(w), w[:1]), []).append(w)
 
@@ -91,7 +93,14 @@ class Speller:
 
     def fix(self, word: str) -> str | None:
         """The word meant by lower-case ``word`` (None: leave it): a registry word one edit away, else
-        the dictionary's, else (long words) a registry word two edits away."""
+        the dictionary's, else (long words) a registry word two edits away. Worked out once a word."""
+        if word not in self._fixed:
+            if len(self._fixed) >= FIXED_CACHE:
+                self._fixed.clear()  # a long-running server sees endless new words: bounded
+            self._fixed[word] = self._fix(word)
+        return self._fixed[word]
+
+    def _fix(self, word: str) -> str | None:
         if len(word) < SHORT or self.known(word):
             return None
         mine = [w for w in edits1(word) if w in self.registry_words]
