@@ -35,12 +35,17 @@ def slip(query: str, rng: random.Random) -> str:
     return re.sub(rf"\b{w}\b", t, query, count=1)
 
 
-def rank_of(svc: Any, query: str, task: str, k: int = 10) -> int | None:
-    for r, h in enumerate(svc.search(query, k=k)):
+def task_rank(hits: Any, task: str) -> int | None:
+    """The rank of the first of ``task``'s adapters (any seed: ``task``, ``task_s1`` …) among ``hits``, or None."""
+    for r, h in enumerate(hits):
         name = str(h.adapter["name"])
         if name == task or name.startswith(f"{task}-") or name.startswith(f"{task}_s"):
             return r
     return None
+
+
+def rank_of(svc: Any, query: str, task: str, k: int = 10) -> int | None:
+    return task_rank(svc.search(query, k=k), task)
 
 
 def run(home: Path, seed: int = 0) -> dict[str, Any]:

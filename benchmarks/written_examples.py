@@ -23,17 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def _rank(hits: Any, task: str) -> int | None:
-    for r, h in enumerate(hits):
-        name = str(h.adapter["name"])
-        if name == task or name.startswith(f"{task}_s"):
-            return r
-    return None
-
-
 def run(home: Path) -> dict[str, Any]:
     from benchmarks.generation_data import QUERIES
     from benchmarks.generation_words import open_home
+    from benchmarks.spelling import task_rank
     from loradex.examples import examples_in
     from loradex.types import Filters
 
@@ -48,11 +41,11 @@ def run(home: Path) -> dict[str, Any]:
     for name, rows in sets.items():
         words, read, secs, per = [], [], [], []
         for q, task in rows:
-            a = _rank(svc.searcher.search(q, 10, "hybrid", Filters()), task)
+            a = task_rank(svc.searcher.search(q, 10, "hybrid", Filters()), task)
             t0 = time.perf_counter()
             hits = svc.search(q, k=10)
             secs.append(time.perf_counter() - t0)
-            b = _rank(hits, task)
+            b = task_rank(hits, task)
             words.append(a)
             read.append(b)
             per.append({"query": q, "task": task, "examples": examples_in(q), "words_rank": a, "read_rank": b})
