@@ -329,8 +329,8 @@ def test_explain_database_errors(tmp_path: Path) -> None:
         c.execute(text("insert into t values (1)"))
     assert isinstance(explain(e.value), StorageError) and "read-only" in str(explain(e.value))
     dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
-    with pytest.raises(OperationalError) as e2, dead.connect():
-        pass
+    with pytest.raises(OperationalError) as e2:
+        dead.connect()
     err = explain(e2.value, "postgresql://127.0.0.1:1")
     assert isinstance(err, DatabaseUnavailableError) and "cannot be reached" in str(err)
 

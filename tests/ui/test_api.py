@@ -261,8 +261,8 @@ def test_known_operational_causes_get_their_code_not_internal(tmp_path: Path) ->
     from loradex.errors import ERROR_CODES, error_code, known_cause
 
     dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
-    with pytest.raises(OperationalError) as e, dead.connect():
-        pass
+    with pytest.raises(OperationalError) as e:
+        dead.connect()
     known = known_cause(e.value)
     assert known is not None and error_code(known) == "unavailable" and ERROR_CODES["unavailable"] == 503
 

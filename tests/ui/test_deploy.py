@@ -4,6 +4,7 @@ deployment stops every process."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import time
@@ -36,11 +37,9 @@ def _free_ports(n: int) -> int:
 def _until(check, what: str, dep, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout  # a liveness bound, not a speed figure
     while True:
-        try:
+        with contextlib.suppress(httpx.HTTPError, OSError):  # not up yet: poll again
             if check():
                 return
-        except (httpx.HTTPError, OSError):
-            pass
         assert not dep.dead(), f"{dep.dead()} exited before {what}; logs in {dep.base / 'logs'}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}; logs in {dep.base / 'logs'}"
         time.sleep(0.25)
