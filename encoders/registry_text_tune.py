@@ -186,21 +186,11 @@ class TunedTextEncoder(TextEncoder):
         digest = hashlib.sha256((self.folder / LORA_FILE).read_bytes()).hexdigest()[:12]
         self.version = f"{base.version}:lora:{digest}"
 
-    @property
-    def model(self):  # type: ignore[no-untyped-def]
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
-
     def _load(self) -> Any:
-        import torch
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = lora_model(self.path, self.tune, device)
+        model = lora_model(self.path, self.tune, self.device)
         state = load_file(str(self.folder / LORA_FILE))
         found = set_peft_model_state_dict(model[0].model, state)
         unexpected: list[str] = list(getattr(found, "unexpected_keys", None) or [])
@@ -248,14 +238,11 @@ def tune_and_fit(folder: Path, base: TextEncoder, groups: list[list[str]], cfg: 
                  progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
     """Fine-tune a LoRA of ``base`` on ``groups``, save it in ``folder``, and fit W_t on the saved
     LoRA's vectors of the groups' texts (``fit``: (m, d) numpy → (W_t tensor, metrics)) into
-    ``folder/TUNED_MAP_FILE``. Returns the metrics (tune's steps and last loss, W_t's fit)."""
-    import torch
+    ``folder/TUNED_MAP_FILE``. Returns the metrics (tune's steps and last loss, W_t's fit). ``base``
+    must be the float encoder (``fit_registry_text_map`` refuses an int8 one before anything is fitted)."""
     from safetensors.numpy import save_file
 
-    if base.config.quantize:
-        raise ValueError("--tune fine-tunes the float encoder; this service encodes text with int8 (quantize)")
-    device = base.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = lora_model(base.path, cfg, device)
+    model = lora_model(base.path, cfg, base.device)
     metrics = finetune(model, groups, cfg, progress)
     save_lora(model, folder)
     del model

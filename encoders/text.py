@@ -82,16 +82,23 @@ class TextEncoder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    import torch
-                    from sentence_transformers import SentenceTransformer
-
-                    if self.config.quantize:
-                        model = SentenceTransformer(str(self.path), device="cpu")
-                        self._model = quantize_int8(model, self.config.smooth_alpha)
-                    else:
-                        device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-                        self._model = SentenceTransformer(str(self.path), device=device)
+                    self._model = self._load()
         return self._model
+
+    @property
+    def device(self) -> str:
+        """Where the float model runs: the configured device, else CUDA when present, else the CPU."""
+        import torch
+
+        return self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _load(self) -> Any:
+        """The SentenceTransformer (int8 on the CPU when ``quantize``); called once, under the lock."""
+        from sentence_transformers import SentenceTransformer
+
+        if self.config.quantize:
+            return quantize_int8(SentenceTransformer(str(self.path), device="cpu"), self.config.smooth_alpha)
+        return SentenceTransformer(str(self.path), device=self.device)
 
     @property
     def dim(self) -> int:
