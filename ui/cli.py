@@ -255,6 +255,7 @@ def _train_text_map(args: argparse.Namespace, texts: dict[str, Any] | None) -> i
         from tqdm import tqdm
 
         from encoders.registry_text_tune import TuneConfig
+        from ui.cli_make import _progress
 
         try:
             tune = TuneConfig(epochs=args.tune_epochs, seed=args.seed)
@@ -262,12 +263,7 @@ def _train_text_map(args: argparse.Namespace, texts: dict[str, Any] | None) -> i
             print(f"error: {e}", file=sys.stderr)
             return EXIT_ERROR
         bar = tqdm(total=0, unit="step", desc="tune text encoder", file=sys.stderr, disable=args.quiet)
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        result = _service(args).train_text_map(texts, tune=tune, progress=progress)
+        result = _service(args).train_text_map(texts, tune=tune, progress=_progress(bar))
         bar.close()
     if args.json:
         _emit_json(result)
