@@ -284,8 +284,11 @@ class Client:
         if config is not None:
             body.update({k: getattr(config, k) for k in ("steps", "lr", "temperature", "reg", "seed")})
         if tune is not None:  # the REST request takes the modules as the default only: left out
+            from encoders.registry_text_tune import TuneConfig  # no torch
+
+            default = list(TuneConfig().target_modules)
             body["tune"] = {k: v for k, v in (dict(tune) if isinstance(tune, dict) else tune.to_dict()).items()
-                            if k != "target_modules" or list(v) != ["query", "key", "value", "dense"]}  # fmt: skip
+                            if k != "target_modules" or list(v) != default}  # fmt: skip
         if texts:
             body["texts"] = {k: (v["texts"] if isinstance(v, dict) else list(v)) for k, v in texts.items()}
         return self._job_output("/encoders/text-map", body, poll, timeout)
