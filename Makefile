@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(VENV)/bin/loradex --home $(HOME_DIR) init
 	$(VENV)/bin/loradex --home $(HOME_DIR) ingest samples/adapters $(patsubst %/manifest.json,%/adapters,$(wildcard benchmarks/zoo/*/manifest.json)); test $$? -le 1
-	$(VENV)/bin/loradex --home $(HOME_DIR) train-encoder --text --bundled
+	$(VENV)/bin/loradex --home $(HOME_DIR) train-encoder --text --bundled --tune
 	$(VENV)/bin/loradex --home $(HOME_DIR) list
 
 test: setup

@@ -50,10 +50,10 @@ METHODS = ("router", "mapped_text", "search", "search_no_map", "router+search", 
 KS = (2, 4, 8)
 
 
-def open_registry(home: Path, text_map: bool = True) -> Any:
+def open_registry(home: Path, text_map: bool = True, tune: bool = False) -> Any:
     """The text zoo's adapters in a registry at ``home``, with (``text_map``) its text map fitted as
-    a first start fits it (``ui.server.fit_bundled_text_map`` on the text zoo's set); reused when
-    already there."""
+    a first start fits it (``ui.server.fit_bundled_text_map`` on the text zoo's set; ``tune``: then
+    tuned as a first serve does, ``ui.server.start_text_tune``); reused when already there."""
     from loradex.service import LocalService
     from loradex.settings import Settings
 
@@ -62,6 +62,10 @@ def open_registry(home: Path, text_map: bool = True) -> Any:
         svc.ingest([TEXT_ZOO / "adapters"])
     if text_map and not any(e["kind"] == "text" for e in svc.encoders()):
         svc.train_text_map(Settings(adapter_sets=("zoo-text",)).bundled_texts())
+    if text_map and tune and not svc.registry.embedders["text"].tuned:
+        from encoders.registry_text_tune import TuneConfig
+
+        svc.train_text_map(Settings(adapter_sets=("zoo-text",)).bundled_texts(), tune=TuneConfig())
     return svc
 
 
@@ -215,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path, default=None, help="registry data dir (reused; default: a temporary one)")
     ap.add_argument("--inputs", type=int, default=20, help="inputs per task (the suite's full run: 20)")
     ap.add_argument("--out", type=Path, default=RESULTS / "fusion_route.json")
+    ap.add_argument("--tune-text", action="store_true", help="the registry's text map tuned, as a first serve makes it")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -225,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = {t["id"]: t for t in json.loads((TEXT_ZOO / "manifest.json").read_text())["tasks"]}
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "home"
-        svc = open_registry(home)
+        svc = open_registry(home, tune=args.tune_text)
         no_map = open_registry(home.with_name(home.name + "-no-map"), text_map=False)
         try:
             log(f"registry: {svc.registry.count()} adapters, text map {svc.registry.embedders['text'].map_version}")

@@ -6,10 +6,11 @@ service builds one when it opens. Importing this module does not import torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from loradex.errors import SearchError
 from loradex.number_words import digits_for_number_words
@@ -36,6 +37,8 @@ HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description"
 # their variation selectors and joiners, private-use and unassigned code points
 DROPPED_CATEGORIES = frozenset({"So", "Co", "Cn", "Cs"})
 DROPPED_CHARS = frozenset({"\u200d", *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0x1F3FB, 0x1F400))})
+
+_T = TypeVar("_T")
 
 # one query of a signal: (query vector, ids it may score (None: all allowed), ids it must not score)
 Query = tuple[Any, set[int] | None, set[int] | None]
@@ -121,6 +124,18 @@ def rerank_by_precision(ranked: list[tuple[float, int, Any]], precision: dict[in
     return out
 
 
+def _reads_indexes(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run a ``Searcher`` method under the registry's ``swap`` lock (``registry.swap``): an encoder
+    swapped in meanwhile (a new text map re-embedding the index) is waited out, not half seen."""
+
+    @functools.wraps(method)
+    def read(self: Searcher, *args: Any, **kwargs: Any) -> _T:
+        with self.registry.swap.reading():
+            return method(self, *args, **kwargs)
+
+    return read
+
+
 class Searcher:
     """Prompt → top-k adapters with a per-signal score breakdown.
 
@@ -200,6 +215,7 @@ class Searcher:
             self._calibration = (version, cal)
         return self._calibration[1]
 
+    @_reads_indexes
     def search(self, prompt: str, k: int, mode: str, filters: Filters) -> SearchResults:
         if mode not in SEARCH_MODES:
             raise SearchError(f"unknown search mode {mode!r}; known: {', '.join(SEARCH_MODES)}")
@@ -238,6 +254,7 @@ class Searcher:
         fixed = speller.correct(prompt) if speller is not None else prompt
         return SearchResults(shown[:k], verdict, calibration.nothing_fits_below, fixed if fixed != prompt else None)
 
+    @_reads_indexes
     def scores_among(self, prompt: str, ids: list[int]) -> dict[int, tuple[float, dict[str, float | None]]]:
         """Hybrid search for ``prompt`` restricted to ``ids`` (adapters loaded together, e.g. the ones
         a composition routes between): id → (score, cosines per signal), the score as ``search``
@@ -349,6 +366,7 @@ class Searcher:
         out.append((q, allowed, headed))
         return out
 
+    @_reads_indexes
     def similar(self, info: dict[str, Any], k: int = 8) -> list[dict[str, Any]]:
         """Nearest adapters by ``info``'s own stored embeddings: ``{"adapter": summary, "score": mean
         cosine, "scores": {"weights": …, "text": …}}``, best first."""

@@ -384,9 +384,10 @@ class LocalService:
         from encoders.weight.model import checkpoint_version
 
         version = checkpoint_version(folder)
-        self.registry.record_encoder("weights", version.split(":")[1], version, folder, metrics or {})
-        self.weight_embedder.reload()
-        self.registry.sync_indexes()
+        with self.registry.swap.writing():  # searches wait out the re-embedding instead of mixing versions
+            self.registry.record_encoder("weights", version.split(":")[1], version, folder, metrics or {})
+            self.weight_embedder.reload()
+            self.registry.sync_indexes()
         return version
 
     def train_text_map(self, texts: dict[str, dict[str, Any]] | None = None, config: Any = None, *,
@@ -420,11 +421,12 @@ class LocalService:
             raise EncoderTrainingError(f"{folder}: text map fitted for encoder {cfg.get('base')}, this service uses "
                               f"{self.text_encoder.version}")  # fmt: skip
         version = text_map_version(folder)
-        self.registry.record_encoder("text", "*", version, folder, metrics or cfg.get("metrics") or {})
-        embedder = self.registry.embedders.get("text")
-        if embedder is not None and hasattr(embedder, "reload"):
-            embedder.reload()
-        self.registry.sync_indexes()
+        with self.registry.swap.writing():  # searches wait out the re-embedding instead of mixing versions
+            self.registry.record_encoder("text", "*", version, folder, metrics or cfg.get("metrics") or {})
+            embedder = self.registry.embedders.get("text")
+            if embedder is not None and hasattr(embedder, "reload"):
+                embedder.reload()
+            self.registry.sync_indexes()
         return version
 
     def register_made(self, adapter: Any, name: str, *, origin: str,

@@ -7,7 +7,8 @@
 adapter files in instead; ``LORADEX_BLOB_DIR`` is then their local read-through cache, default
 ``<data dir>/blob-cache``), ``LORADEX_CATCH_UP_INTERVAL`` (shared mode: seconds between change-log polls),
 ``LORADEX_QUEUE_RETENTION_HOURS`` (shared mode: finished jobs' queue rows are kept this long, default
-168), ``LORADEX_TEXT_INT8`` (``1``: the int8 text encoder; read by ``LocalService`` itself, see its
+168), ``LORADEX_TEXT_TUNE`` (``0``: a first ``serve`` keeps the plain text map instead of fine-tuning
+the text encoder on the bundled paraphrases afterwards, see ``ui.server.tune_bundled_text_map``), ``LORADEX_TEXT_INT8`` (``1``: the int8 text encoder; read by ``LocalService`` itself, see its
 ``text_int8``), ``LORADEX_ADAPTER_SETS`` (comma-separated
 names of the sets to bundle; default every registered set) and ``LORADEX_ADAPTER_DIRS`` (extra
 folders, ``os.pathsep``-separated). Base pipelines are configured in ``loradex.bases``.
@@ -53,6 +54,7 @@ class Settings:
     blobs_url: str | None = None  # fsspec URL of the adapter files (None: blob_dir); blob_dir is then its cache
     catch_up_interval: float = 0.5  # shared mode: seconds between change-log polls (NOTIFY wakes earlier)
     queue_retention_hours: int = 168  # shared mode: finished jobs' queue rows are deleted after this many hours
+    text_tune: bool = True  # a first embedded serve fine-tunes the text encoder on the bundled paraphrases
 
     def __post_init__(self) -> None:
         from registry.index import INDEX_TYPES
@@ -99,6 +101,8 @@ class Settings:
                 raise ValueError(
                     f"LORADEX_QUEUE_RETENTION_HOURS={retention!r} is not a whole number of hours"
                 ) from None
+        if os.environ.get("LORADEX_TEXT_TUNE", "").strip():
+            values["text_tune"] = env_flag("LORADEX_TEXT_TUNE")
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}  # unset: the field's default
         return cls(**values)  # type: ignore[arg-type]

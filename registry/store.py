@@ -28,6 +28,7 @@ from registry.index import VectorIndex, bytes_to_vector, vector_to_bytes
 from registry.ingest import IngestReport, IngestResult, Prepared, Unit, discover, prepare
 from registry.models import Adapter, AdapterEmbedding
 from registry.storage import BlobStorage, open_blob_store
+from registry.swap import SwapLock
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -71,6 +72,7 @@ class Registry:
         self.db_url = db_url or default_url(self.home)
         self.engine = make_engine(self.db_url)
         self.sessions = session_factory(self.engine)
+        self.swap = SwapLock()  # searches read under it; a new encoder version is swapped in under it
         # blobs: under the data dir, or a folder every replica shares (shared mode: a shared filesystem),
         # or behind an fsspec URL (``blobs_url``) with ``blob_dir`` (default <home>/blob-cache) as its cache
         local = Path(blob_dir).expanduser() if blob_dir else self.home / ("blob-cache" if blobs_url else "blobs")

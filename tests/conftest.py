@@ -14,6 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_ADAPTERS = Path(os.environ.get("LORADEX_FIXTURES", REPO.parent / "shared" / "fixtures" / "real_adapters"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEXT_ZOO = REPO / "benchmarks" / "zoo" / "text"
+# A first serve fine-tunes the text encoder in a second job (``ui.server.start_text_tune``): a minute
+# or more of CPU under every test that serves bundled sets. Off here; the tests of that job turn it on.
+os.environ.setdefault("LORADEX_TEXT_TUNE", "0")
 
 
 @contextmanager

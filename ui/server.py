@@ -5,8 +5,9 @@ the samples and whatever sets installed distributions declare, plus ``LORADEX_AD
 the database was fresh, fits the registry's text map on the paraphrases those sets declare
 (``fit_bundled_text_map``), and finds the admin token (``LORADEX_ADMIN_TOKEN``, else ``<data dir>/admin_token``,
 generated at first start with mode 0600). ``serve`` leaves that ingestion to a job
-(``start_bundled_ingest``: the port opens at once, ``/health`` says ``starting`` until it ends)
-and runs uvicorn, bound to 127.0.0.1
+(``start_bundled_ingest``: the port opens at once, ``/health`` says ``starting`` until it ends),
+then fine-tunes the text encoder on the same paraphrases in a second job (``start_text_tune``:
+searches use the plain map until the tuned one is swapped in), and runs uvicorn, bound to 127.0.0.1
 unless told otherwise, with the Gradio web UI mounted at ``/ui`` of the API app (``mount_ui``:
 one process, one port; ``/`` redirects there). ``BackgroundServer`` runs an app in a thread on a
 free port (tests, benchmarks, notebooks).
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -46,6 +47,7 @@ def bundled_adapters(settings: Settings | None = None) -> list[Path]:
 
 
 BUNDLED_PENDING = "bundled_ingest.pending"
+BUNDLED_TUNE_STEPS: int | None = None  # the first start's text-encoder tune (``start_text_tune``): every step
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 UI_PATH = "/ui"
 
@@ -144,6 +146,29 @@ def fit_bundled_text_map(service: LocalService) -> str | None:
     return f"text map {fitted['version']} fitted on {m['texts']} texts of {m['adapters']} adapters"
 
 
+def start_text_tune(app: Any, service: LocalService) -> str | None:
+    """A first start's second job: fine-tune the text encoder on the bundled paraphrases and swap
+    the tuned map in (``train-encoder --text --bundled --tune``; ``encoders.registry_text_tune``),
+    once the plain map is serving. Held-out phrasings find their adapters more often with it
+    (``benchmarks/results/retrieval_text_tune.md``), but it takes a minute or two of CPU, so the
+    port does not wait for it: searches use the plain map meanwhile and wait out the few seconds of
+    the swap (``registry.swap``). None (nothing started): ``Settings.text_tune`` off, no bundled
+    paraphrases, no plain map fitted (nothing to improve on), a map tuned already, or an int8 text
+    encoder (the tune trains the float one). A failed tune leaves the plain map."""
+    from encoders.registry_text_tune import TuneConfig
+    from loradex.jobs import submit_train_text_map
+
+    settings = Settings.from_env()
+    texts = settings.bundled_texts()
+    embedder = service.registry.embedders.get("text")
+    if not settings.text_tune or not texts or embedder is None or getattr(embedder, "map_version", None) is None:
+        return None
+    if getattr(embedder, "tuned", False) or getattr(getattr(service.text_encoder, "config", None), "quantize", False):
+        return None
+    tune = replace(TuneConfig(), max_steps=BUNDLED_TUNE_STEPS).to_dict()
+    return str(submit_train_text_map(app.state.jobs, service, texts, None, tune).id)
+
+
 def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) -> str | None:
     """Ingest ``prep.pending`` as a job of ``app``'s runner, so the port is open meanwhile; ``/health``
     answers ``starting`` until it ends. Returns the job id (None: nothing to do)."""
@@ -158,6 +183,10 @@ def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) ->
         prep.samples = report
         if out is not None:
             print(bundled_message(prep), file=out, flush=True)
+        tune = start_text_tune(app, prep.service)
+        if tune is not None and out is not None:
+            print(f"fine-tuning the text encoder on the bundled paraphrases (job {tune}); search uses the plain "
+                  "text map until it is done", file=out, flush=True)  # fmt: skip
 
     job = app.state.jobs.submit("ingest", work, what="ingestion of the bundled adapters", result=_report())
     app.state.starting = job.id

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from encoders.registry_text_map import load_text_map
 from loradex import settings
 from loradex.settings import Settings
 from ui.cli import main
@@ -125,3 +126,61 @@ def test_cli_fits_the_map_on_the_bundled_texts(
     fitted = json.loads(capsys.readouterr().out)
     # the bundled paraphrases of all six, but the file's entry replaces the set's for neon_glow_flux
     assert fitted["metrics"]["adapters"] == 6 and fitted["metrics"]["texts"] == 6 + 10 + 1
+
+
+def test_serve_then_tunes_the_text_encoder_in_a_second_job(
+    sample_set: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``LORADEX_TEXT_TUNE`` on (the default outside the tests), the first serve's plain map
+    serves at once and a second job fine-tunes the text encoder on the same paraphrases and swaps
+    the tuned map in; a second start tunes nothing again."""
+    import uvicorn
+
+    from encoders.registry_text_tune import TuneConfig
+    from ui import server
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setenv("LORADEX_TEXT_TUNE", "1")
+    monkeypatch.setattr(server, "BUNDLED_TUNE_STEPS", 2)  # the job's length, not what it does
+    monkeypatch.delenv("LORADEX_DB_URL", raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
+    out = io.StringIO()
+    assert serve(tmp_path / "home", port=8126, out=out, ui=False) == 0
+    app = seen["app"]
+    http = TestClient(app)
+    deadline = time.monotonic() + 300
+    while http.get("/health").json()["status"] == "starting" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert http.get("/health").json()["status"] == "ok"
+    svc = app.state.service
+    try:
+        tune_jobs = [j for j in app.state.jobs.list() if j.kind == "train-text-map"]
+        assert len(tune_jobs) == 1 and f"(job {tune_jobs[0].id})" in out.getvalue()
+        while app.state.jobs.get(tune_jobs[0].id).status in ("queued", "running") and time.monotonic() < deadline:
+            assert http.post("/search", json={"prompt": "8-bit retro sprites", "k": 1}).status_code == 200
+            time.sleep(0.2)
+        job = app.state.jobs.get(tune_jobs[0].id)
+        assert job.status == "done" and job.output["metrics"]["tune"]["steps"] == 2
+        maps = svc.registry.encoders(kind="text")
+        assert len(maps) == 2 and "tune" not in maps[0]["metrics"] and maps[1]["version"] == job.output["version"]
+        assert svc.registry.embedders["text"].tuned and svc.registry.indexes["text"].dim == 768
+        tuned_cfg = load_text_map(Path(maps[1]["path"]))[1]
+        assert TuneConfig.from_dict(tuned_cfg["tune"]) == TuneConfig(max_steps=2)
+        first_jobs = {j.id for j in app.state.jobs.list()}
+        hit = http.post("/search", json={"prompt": "8-bit retro sprites", "k": 1}).json()
+        assert hit["hits"][0]["adapter"]["name"] == "Pixel Art XL"
+    finally:
+        svc.close()
+    assert serve(tmp_path / "home", port=8126, out=io.StringIO(), ui=False) == 0  # not fresh: no new job
+    assert seen["app"] is not app and {j.id for j in seen["app"].state.jobs.list()} == first_jobs
+    seen["app"].state.service.close()
+
+
+def test_the_tune_setting_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LORADEX_TEXT_TUNE", raising=False)
+    assert Settings.from_env().text_tune is True  # on unless turned off
+    monkeypatch.setenv("LORADEX_TEXT_TUNE", "off")
+    assert Settings.from_env().text_tune is False
+    monkeypatch.setenv("LORADEX_TEXT_TUNE", "later")
+    with pytest.raises(ValueError, match="LORADEX_TEXT_TUNE='later' is not on/off"):
+        Settings.from_env()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -169,3 +170,45 @@ def test_the_version_follows_the_tune(service: LocalService) -> None:
     assert other["version"] != one["version"]
     assert (Path(other["path"]) / LORA_FILE).read_bytes() != (Path(one["path"]) / LORA_FILE).read_bytes()
     assert service.registry.embedders["text"].map_version == other["version"]
+
+
+def test_searches_wait_out_the_swap_to_a_tuned_map(service: LocalService) -> None:
+    """Swapping in a tuned map changes the text index's dimension (384 → 768) and re-embeds every
+    adapter; searches running meanwhile (a serve's background tune) see the old index or the new,
+    never a query of one with vectors of the other (``registry.swap``)."""
+    service.train_text_map(_texts(), FEW_STEPS)
+    assert service.registry.indexes["text"].dim == 384
+    errors: list[str] = []
+    found: list[str] = []
+    stop = threading.Event()
+
+    def keep_searching() -> None:
+        while not stop.is_set():
+            try:
+                found.append(service.search(PROMPT, k=1)[0].adapter["name"])
+            except Exception as e:  # what a request would have answered with
+                errors.append(repr(e))
+
+    t = threading.Thread(target=keep_searching, daemon=True)
+    t.start()
+    try:
+        service.train_text_map(_texts(), FEW_STEPS, tune=TUNE)
+    finally:
+        stop.set()
+        t.join(60)
+    assert errors == [] and found and set(found) == {"Pixel Art XL"}
+    assert service.registry.indexes["text"].dim == 768
+
+    answered = threading.Event()
+    late: list[str] = []
+
+    def one_search() -> None:
+        late.append(service.search(PROMPT, k=1)[0].adapter["name"])
+        answered.set()
+
+    with service.registry.swap.writing():  # a swap in progress: the search waits for it
+        s = threading.Thread(target=one_search, daemon=True)
+        s.start()
+        assert not answered.wait(0.5)
+    s.join(60)
+    assert late == ["Pixel Art XL"]
