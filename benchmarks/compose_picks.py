@@ -7,9 +7,10 @@ each of its texts (canonical description and every paraphrase) asks for K = 2 ad
 **covers** the combo when the picked adapters' task parameters include both the palette and the
 texture, and is **clean** when it also brings no other palette or texture (a ``grayscale_dots``
 picked for sepia + dots brings grayscale); **distinct** counts picks of two different tasks (not
-two seeds of one). Pickers: the nearest K (what ``pick_adapters`` did before) and
-``loradex.composition.diverse_picks`` at several redundancy weights, in the same run. The
-product's weight (``PICK_REDUNDANCY``) was chosen on the training combos' rows.
+two seeds of one). Pickers: the nearest K, ``loradex.composition.diverse_picks`` at several
+redundancy weights (the picker before ``part_picks``; its weight ``PICK_REDUNDANCY`` was chosen on
+the training combos' rows), and ``parts``: ``loradex.composition.part_picks`` (what ``compose --auto``
+does now: each part of the request searched alone, the rest filled by ``diverse_picks``), in the same run.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def judge(picked: list[dict[str, Any]], want: dict[str, str]) -> tuple[bool, boo
 
 def suite_compose_picks(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.zoo import training_texts
-    from loradex.composition import PICK_REDUNDANCY, diverse_picks
+    from loradex.composition import PICK_REDUNDANCY, diverse_picks, part_picks
     from loradex.service import LocalService
 
     manifest = json.loads((ZOO_IMAGE / "manifest.json").read_text())
@@ -50,7 +51,8 @@ def suite_compose_picks(args: argparse.Namespace) -> dict[str, Any]:
     combos = [t for t in manifest["tasks"] if t["family"] == "combo"]
     if getattr(args, "quick", False):
         combos = combos[::3]
-    pickers = {"nearest": None, **{f"diverse {r:g}": r for r in REDUNDANCIES}}
+    pickers: dict[str, float | str | None] = {"nearest": None, **{f"diverse {r:g}": r for r in REDUNDANCIES},
+                                               "parts": "parts"}  # fmt: skip
     counts = {(name, split): [0, 0, 0, 0] for name in pickers for split in ("train", "heldout")}
     t_pick: list[float] = []
     with tempfile.TemporaryDirectory() as d:
@@ -58,15 +60,22 @@ def suite_compose_picks(args: argparse.Namespace) -> dict[str, Any]:
         svc.ingest([ZOO_IMAGE / "adapters"])
         svc.train_text_map(training_texts(manifest))
         names = {r["id"]: r["name"] for r in svc.registry.list()}
+        ids = {name: i for i, name in names.items()}
         for t in combos:
             own = {Path(a["path"]).name for a in t["adapters"]}
             for text in [t["canonical"]] + [p["text"] for p in t["paraphrases"]]:
-                hits = svc.search(text, k=POOL + len(own), family="zoo-image")
-                hits = [h for h in hits if names[h.adapter["id"]] not in own][:POOL]
+                found = svc.search(text, k=POOL + len(own), family="zoo-image")
+                hits = [h for h in found if names[h.adapter["id"]] not in own][:POOL]
                 for name, redundancy in pickers.items():
                     t0 = time.perf_counter()
-                    picked = hits[:K] if redundancy is None else diverse_picks(svc, hits, K, redundancy)
-                    if redundancy == PICK_REDUNDANCY:
+                    if redundancy == "parts":
+                        left_out = frozenset(ids[n] for n in own if n in ids)
+                        picked = part_picks(svc, text, hits, K, "zoo-image", exclude=left_out)
+                    elif redundancy is None:
+                        picked = hits[:K]
+                    else:
+                        picked = diverse_picks(svc, hits, K, float(redundancy))
+                    if redundancy == "parts":
                         t_pick.append(time.perf_counter() - t0)
                     verdict = judge([params[names[h.adapter["id"]]] for h in picked], t["params"])
                     c = counts[(name, t["split"])]
@@ -79,5 +88,5 @@ def suite_compose_picks(args: argparse.Namespace) -> dict[str, Any]:
         rows.append({"picker": name, "combos": "training" if split == "train" else "held-out", "requests": n,
                      "covers": covers / n, "clean": clean / n, "distinct": distinct / n})  # fmt: skip
     t_pick.sort()
-    return {"rows": rows, "k": K, "pool": POOL, "product_redundancy": PICK_REDUNDANCY,
+    return {"rows": rows, "k": K, "pool": POOL, "product": "parts", "fill_redundancy": PICK_REDUNDANCY,
             "pick_ms_p50": 1000 * t_pick[len(t_pick) // 2] if t_pick else None}  # fmt: skip

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -176,36 +177,84 @@ def _png(img: Any) -> bytes:
     return buf.getvalue()
 
 
-def diverse_picks(svc: LocalService, hits: list[Any], k: int, redundancy: float = PICK_REDUNDANCY) -> list[Any]:
-    """``k`` of ``hits`` (best first) that together cover the request: greedily the hit with the best
-    score minus ``redundancy`` × its highest cosine with one already picked (maximal marginal
-    relevance over the adapters' stored text vectors, or weight vectors for adapters without text).
-    The nearest k are often seeds of one adapter, or one attribute twice ("a crescent in thermal
-    colours" → crescent, crescent_s1); a request for several things wants one adapter for each."""
-    import numpy as np
+# Where a request for several things divides into its parts ("a star, in sepia, with polka dots"):
+# punctuation and joining words, not inside a hyphenated word ("black-and-white")
+_PART_BREAK = re.compile(r"[,;:.!?]+|(?<![-\w])(?:and|with|plus|then|while|but|also|over|on top of|as well as|in)"
+                         r"(?![-\w])", re.IGNORECASE)  # fmt: skip
+SAME_PART = 0.8  # text cosine above which two parts' adapters count as one thing asked twice
 
-    vecs: dict[int, dict[str, Any]] = {}  # id → stored vectors, read when first compared (none for k = 1)
 
-    def stored(i: int) -> dict[str, Any]:
-        if i not in vecs:
-            vecs[i] = svc.registry.embeddings_of(i)
-        return vecs[i]
+def request_parts(prompt: str) -> list[str]:
+    """The parts of a request for several things (``_PART_BREAK``), each with a word of three or
+    more letters; one part when it does not divide."""
+    parts = [" ".join(p.split()) for p in _PART_BREAK.split(prompt)]
+    return [p for p in parts if re.search(r"[^\W\d_]{3,}", p)]
 
-    def sim(a: int, b: int) -> float:
+
+class _Similarity:
+    """Cosines between adapters' stored vectors (text, else weights), read once per adapter."""
+
+    def __init__(self, svc: LocalService) -> None:
+        self.svc, self.vecs = svc, {}  # type: ignore[var-annotated]
+
+    def __call__(self, a: int, b: int) -> float:
+        import numpy as np
+
+        for i in (a, b):
+            if i not in self.vecs:
+                self.vecs[i] = self.svc.registry.embeddings_of(i)
         for kind in ("text", "weights"):
-            x, y = stored(a).get(kind), stored(b).get(kind)
+            x, y = self.vecs[a].get(kind), self.vecs[b].get(kind)
             if x is not None and y is not None:
                 return float(np.dot(x, y))
         return 0.0
 
-    picked: list[Any] = []
-    left = list(hits)
+
+def diverse_picks(svc: LocalService, hits: list[Any], k: int, redundancy: float = PICK_REDUNDANCY,
+                  picked: list[Any] | None = None, sim: _Similarity | None = None) -> list[Any]:  # fmt: skip
+    """``k`` of ``hits`` (best first) that together cover the request: greedily the hit with the best
+    score minus ``redundancy`` × its highest cosine with one already picked (maximal marginal
+    relevance over the adapters' stored text vectors, or weight vectors for adapters without text),
+    after the ``picked`` ones given. The nearest k are often seeds of one adapter, or one attribute
+    twice ("a crescent in thermal colours" → crescent, crescent_s1); a request for several things
+    wants one adapter for each."""
+    sim = sim or _Similarity(svc)
+    picked = list(picked or [])
+    taken = {p.adapter["id"] for p in picked}
+    left = [h for h in hits if h.adapter["id"] not in taken]
     while left and len(picked) < k:
         best = max(left, key=lambda h: h.score - redundancy * max((sim(h.adapter["id"], p.adapter["id"])
                                                                    for p in picked), default=0.0))  # fmt: skip
         picked.append(best)
         left.remove(best)
     return picked
+
+
+def part_picks(svc: LocalService, prompt: str, hits: list[Any], k: int, family: str,
+               exclude: frozenset[int] = frozenset()) -> list[Any]:  # fmt: skip
+    """``k`` adapters for a request of several things: each part of the request
+    (``request_parts``) searched alone, the parts taken in order of their best hit's calibrated
+    relevance, each adding its best hit unless a part before already brought it (or an adapter
+    within ``SAME_PART`` of it) or nothing fits that part; the rest filled from the whole request's
+    ``hits`` (``diverse_picks``). A whole request ranks adapters that do several of the things
+    first ("grayscale with stripes" → grayscale_waves, which brings waves), a part ranks those that
+    do just it. ``exclude``: adapter ids no part may bring. Measured in ``benchmarks/compose_picks.py``."""
+    parts = request_parts(prompt) if k > 1 else []
+    sim = _Similarity(svc)
+    best: list[tuple[float, Any]] = []
+    for part in parts if len(parts) > 1 else []:
+        found = svc.search(part, k=1 + len(exclude), family=family)
+        top = next((h for h in found if h.adapter["id"] not in exclude), None)
+        if top is not None and not found.nothing_fits:
+            best.append((top.relevance if top.relevance is not None else top.score, top))
+    picked: list[Any] = []
+    for _, hit in sorted(best, key=lambda t: -t[0]):
+        if len(picked) == k:
+            break
+        if not any(hit.adapter["id"] == p.adapter["id"] or sim(hit.adapter["id"], p.adapter["id"]) > SAME_PART
+                   for p in picked):  # fmt: skip
+            picked.append(hit)
+    return diverse_picks(svc, hits, k, picked=picked, sim=sim)
 
 
 def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, auto: int | None,
@@ -219,9 +268,8 @@ def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, 
         if not hits:
             raise SearchError(f"no adapter found for {prompt!r}" + (f" in family {family!r}" if family else ""))
         fam = family or hits[0].adapter["family"]
-        rows = [
-            svc.get(h.adapter["id"]) for h in diverse_picks(svc, [h for h in hits if h.adapter["family"] == fam], auto)
-        ]
+        mine = [h for h in hits if h.adapter["family"] == fam]
+        rows = [svc.get(h.adapter["id"]) for h in part_picks(svc, prompt, mine, auto, fam)]
     else:
         raise SearchError("name the adapters to compose, or ask for the top K with auto")
     if not 1 <= len(rows) <= MAX_COMPOSE:
