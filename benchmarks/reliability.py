@@ -363,30 +363,35 @@ def fuzz(seconds: float, seed: int = 0, keep: str = "") -> dict[str, Any]:
     return {"seeds": len(seeds), "seconds": seconds, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
-def _pg_factory() -> Any:
-    """A fresh schema per trial in the PostgreSQL test database."""
-    import uuid
+class PgSchemas:
+    """A fresh schema per trial in the PostgreSQL test database (called with the trial's folder, as the
+    SQLite factory is); ``drop()`` removes the schemas this factory made and no others, so a run
+    beside this one on the same database (another suite, a test) keeps its own."""
 
-    from sqlalchemy import create_engine, text
+    def __init__(self) -> None:
+        self.url = os.environ.get("LORADEX_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        self.made: list[str] = []
 
-    url = os.environ.get("LORADEX_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    def __call__(self, _: Path) -> str:
+        import uuid
 
-    def make(_: Path) -> str:
+        from sqlalchemy import create_engine, text
+
         schema = f"loradex_rel_{uuid.uuid4().hex[:10]}"
-        with create_engine(url).begin() as c:
+        with create_engine(self.url).begin() as c:
             c.execute(text(f'CREATE SCHEMA "{schema}"'))
-        return f"{url}?options=-csearch_path%3D{schema}"
+        self.made.append(schema)
+        return f"{self.url}?options=-csearch_path%3D{schema}"
 
-    return make
+    def drop(self) -> None:
+        from sqlalchemy import create_engine, text
 
-
-def _drop_pg_schemas() -> None:
-    from sqlalchemy import create_engine, text
-
-    url = os.environ.get("LORADEX_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    with create_engine(url).begin() as c:
-        for (s,) in c.execute(text("select nspname from pg_namespace where nspname like 'loradex_rel_%'")).all():
-            c.execute(text(f'DROP SCHEMA "{s}" CASCADE'))
+        if not self.made:
+            return
+        with create_engine(self.url).begin() as c:
+            for schema in self.made:
+                c.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        self.made.clear()
 
 
 def suite_reliability(args: argparse.Namespace) -> dict[str, Any]:
@@ -399,10 +404,11 @@ def suite_reliability(args: argparse.Namespace) -> dict[str, Any]:
     if parts - set(PARTS):
         raise ValueError(f"unknown reliability part(s) {sorted(parts - set(PARTS))}; known: {', '.join(PARTS)}")
     rows: list[dict[str, Any]] = []
+    pg = PgSchemas()
     try:
         for name, factory, n in (
             ("sqlite", sqlite, 3 if quick else 50),
-            ("postgresql", _pg_factory(), 2 if quick else 20),
+            ("postgresql", pg, 2 if quick else 20),
         ):
             if "crash" in parts:
                 r = crash_trials(n, factory)
@@ -412,18 +418,18 @@ def suite_reliability(args: argparse.Namespace) -> dict[str, Any]:
 
                 r = job_crash_trials(n, factory)
                 rows.append({"check": f"crash: kill -9 during merge / generate jobs ({name})", **r})
-        for name, factory in (("sqlite", sqlite), ("postgresql", _pg_factory())) if "concurrency" in parts else ():
+        for name, factory in (("sqlite", sqlite), ("postgresql", pg)) if "concurrency" in parts else ():
             r = concurrency(factory, writers=2 if quick else 3, readers=1 if quick else 2,
                             files=10 if quick else 60, seconds=5 if quick else 30)  # fmt: skip
             rows.append({"check": f"concurrency: writers + readers ({name})", **r})
-        for name, factory in (("sqlite", sqlite), ("postgresql", _pg_factory())) if "api" in parts else ():
+        for name, factory in (("sqlite", sqlite), ("postgresql", pg)) if "api" in parts else ():
             from benchmarks.reliability_api import api_concurrency
 
             r = api_concurrency(factory, writers=2 if quick else 3, searchers=2 if quick else 4,
                                 seconds=20 if quick else 60)  # fmt: skip
             rows.append({"check": f"api: writers + searchers over REST ({name})", **r})
     finally:
-        _drop_pg_schemas()
+        pg.drop()
     out: dict[str, Any] = {"rows": rows, "quick": quick, "parts": sorted(parts)}
     if "fuzz" in parts:
         out["fuzz"] = fuzz(20 if quick else 600)

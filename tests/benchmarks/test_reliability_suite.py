@@ -28,15 +28,14 @@ def test_crash_trials_lose_nothing() -> None:
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_job_crash_trials_lose_nothing(db: str) -> None:
-    from benchmarks.reliability import _drop_pg_schemas, _pg_factory
+    from benchmarks.reliability import PgSchemas
     from benchmarks.reliability_jobs import job_crash_trials
 
-    factory = _sqlite if db == "sqlite" else _pg_factory()
+    pg = PgSchemas()
     try:
-        r = job_crash_trials(3 if db == "sqlite" else 2, factory, merges=2, generations=1)
+        r = job_crash_trials(3 if db == "sqlite" else 2, _sqlite if db == "sqlite" else pg, merges=2, generations=1)
     finally:
-        if db == "postgresql":
-            _drop_pg_schemas()
+        pg.drop()
     assert r["trials"] >= 2 and r["full_plan_s"] > 0
     assert (r["dangling_after_kill"], r["live_jobs_after_restart"], r["staging_left_after_restart"]) == (0, 0, 0), r
     assert (r["incomplete_after_rerun"], r["wrong_lineage_after_rerun"], r["problems_after_rerun"]) == (0, 0, 0), r
@@ -93,3 +92,29 @@ def test_api_writers_and_searchers_lose_nothing() -> None:
         0,
         0,
     ), r
+
+
+@pytest.mark.postgres
+def test_pg_schemas_drop_only_their_own(tmp_path: Path) -> None:
+    """Two runs on one database (a suite and a test at once): one run's cleanup leaves the other's
+    schemas alone (it used to drop every loradex_rel_* schema)."""
+    from sqlalchemy import create_engine, text
+
+    from benchmarks.reliability import PgSchemas
+
+    mine, theirs = PgSchemas(), PgSchemas()
+    try:
+        mine(tmp_path), theirs(tmp_path)
+
+        def present() -> set[str]:
+            with create_engine(mine.url).connect() as c:
+                rows = c.execute(text("select nspname from pg_namespace where nspname like 'loradex_rel_%'")).all()
+            return {r[0] for r in rows}
+
+        made = set(mine.made) | set(theirs.made)
+        assert made <= present()
+        gone = set(mine.made)
+        mine.drop()
+        assert not gone & present() and set(theirs.made) <= present()
+    finally:
+        mine.drop(), theirs.drop()
