@@ -39,6 +39,8 @@ MAX_COMPOSE = 8  # adapters one composition installs at most
 # (benchmarks/compose_picks.py, results/compose_picks.md)
 PICK_REDUNDANCY = 4.0
 PICK_POOL = 20  # candidates the auto picks choose from
+# what a composition reports of each adapter (``picked_for``: the part of the prompt an auto pick was for)
+SUMMARY_FIELDS = ("id", "name", "family", "format", "description", "picked_for")
 FREE_GATE = {"threshold": 0.4, "g_max": 0.7}  # training-free image gate, chosen on the image zoo's training combos
 
 
@@ -231,29 +233,34 @@ def diverse_picks(svc: LocalService, hits: list[Any], k: int, redundancy: float 
 
 
 def part_picks(svc: LocalService, prompt: str, hits: list[Any], k: int, family: str,
-               exclude: frozenset[int] = frozenset()) -> list[Any]:  # fmt: skip
+               exclude: frozenset[int] = frozenset(), why: dict[int, str] | None = None) -> list[Any]:  # fmt: skip
     """``k`` adapters for a request of several things: each part of the request
     (``request_parts``) searched alone, the parts taken in order of their best hit's calibrated
     relevance, each adding its best hit unless a part before already brought it (or an adapter
     within ``SAME_PART`` of it) or nothing fits that part; the rest filled from the whole request's
-    ``hits`` (``diverse_picks``). A whole request ranks adapters that do several of the things
+    ``hits`` (``diverse_picks``). The parts' picks come in the order the prompt names them (a chain
+    runs "X, then Y" as X first). A whole request ranks adapters that do several of the things
     first ("grayscale with stripes" → grayscale_waves, which brings waves), a part ranks those that
-    do just it. ``exclude``: adapter ids no part may bring. Measured in ``benchmarks/compose_picks.py``."""
+    do just it. ``exclude``: adapter ids no part may bring; ``why`` (filled when given): adapter id →
+    the part it was picked for. Measured in ``benchmarks/compose_picks.py``."""
     parts = request_parts(prompt) if k > 1 else []
     sim = _Similarity(svc)
-    best: list[tuple[float, Any]] = []
-    for part in parts if len(parts) > 1 else []:
+    best: list[tuple[float, int, Any]] = []  # (relevance, part's place in the prompt, its best hit)
+    for place, part in enumerate(parts if len(parts) > 1 else []):
         found = svc.search(part, k=1 + len(exclude), family=family)
         top = next((h for h in found if h.adapter["id"] not in exclude), None)
         if top is not None and not found.nothing_fits:
-            best.append((top.relevance if top.relevance is not None else top.score, top))
-    picked: list[Any] = []
-    for _, hit in sorted(best, key=lambda t: -t[0]):
-        if len(picked) == k:
+            best.append((top.relevance if top.relevance is not None else top.score, place, top))
+    chosen: list[tuple[int, Any]] = []
+    for _, place, hit in sorted(best, key=lambda t: (-t[0], t[1])):
+        if len(chosen) == k:
             break
         if not any(hit.adapter["id"] == p.adapter["id"] or sim(hit.adapter["id"], p.adapter["id"]) > SAME_PART
-                   for p in picked):  # fmt: skip
-            picked.append(hit)
+                   for _, p in chosen):  # fmt: skip
+            chosen.append((place, hit))
+            if why is not None:
+                why[hit.adapter["id"]] = parts[place]
+    picked = [hit for _, hit in sorted(chosen, key=lambda t: t[0])]  # in the prompt's order ("X, then Y")
     return diverse_picks(svc, hits, k, picked=picked, sim=sim)
 
 
@@ -269,7 +276,10 @@ def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, 
             raise SearchError(f"no adapter found for {prompt!r}" + (f" in family {family!r}" if family else ""))
         fam = family or hits[0].adapter["family"]
         mine = [h for h in hits if h.adapter["family"] == fam]
-        rows = [svc.get(h.adapter["id"]) for h in part_picks(svc, prompt, mine, auto, fam)]
+        why: dict[int, str] = {}
+        rows = [svc.get(h.adapter["id"]) for h in part_picks(svc, prompt, mine, auto, fam, why=why)]
+        for r in rows:
+            r["picked_for"] = why.get(r["id"])  # the part of the prompt it was searched for (None: the whole)
     else:
         raise SearchError("name the adapters to compose, or ask for the top K with auto")
     if not 1 <= len(rows) <= MAX_COMPOSE:
@@ -358,7 +368,8 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
 
         with tempfile.TemporaryDirectory() as d:
             gate_png = plot_gates(res.gate_trace, Path(d) / "gates.png").read_bytes()
-    summaries = [{k: r[k] for k in ("id", "name", "family", "format", "description")} for r in rows]
+    summaries: list[dict[str, Any]] = [{k: r[k] for k in SUMMARY_FIELDS if k in r}
+                 for r in rows]  # fmt: skip
     info = json.loads(json.dumps(res.info, default=str))
     return ComposeResult(adapters=summaries, family=fam, strategy=strategy, weights=[float(x) for x in res.weights],
                          images=images, outputs=outputs, gate_png=gate_png, info=info, seconds=seconds)  # fmt: skip

@@ -235,7 +235,7 @@ class MergeOutcome:
 class ComposeResult:
     """Adapters composed at run time in their family's base pipeline (nothing is registered)."""
 
-    adapters: list[dict[str, Any]]  # id, name, family, format, description of each composed adapter
+    adapters: list[dict[str, Any]]  # id, name, family, format, description (+ picked_for with auto) of each
     family: str
     strategy: str  # gate | linear | switch | composite | chain | merge:<strategy>
     weights: list[float] = field(default_factory=list)  # per adapter: routed or static weight

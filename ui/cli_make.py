@@ -159,7 +159,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
         _emit({**doc, "images": files, "gate_plot": str(gate) if gate else None})
         return EXIT_OK
     for a, w in zip(res.adapters, res.weights or [None] * len(res.adapters), strict=False):
-        print(f"  {a['id']:>5} {a['name']:<32} weight {w:.3f}" if w is not None else f"  {a['id']:>5} {a['name']}")
+        line = f"  {a['id']:>5} {a['name']:<32}" + (f" weight {w:.3f}" if w is not None else "")
+        print(line + (f"  (for {a['picked_for']!r})" if a.get("picked_for") else ""))
     for i, o in zip(args.input or [], res.outputs, strict=False):
         print(f"{i} → {o}")
     for image in files:

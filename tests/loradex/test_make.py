@@ -157,6 +157,29 @@ def test_compose_routes_a_language_task_by_its_description(svc: LocalService) ->
         svc.compose("reverse", adapters=ids)
 
 
+def test_compose_auto_says_which_part_each_pick_is_for(svc: LocalService, capsys: pytest.CaptureFixture[str]) -> None:
+    from ui.cli import main
+
+    prompt = "write the text backwards, then capitalize all letters"
+    argv = ["--home", str(svc.home), "compose", "--prompt", prompt, "--auto", "2", "--family", "zoo-text",
+            "--strategy", "chain", "--input", "hello"]  # fmt: skip
+    assert main([*argv, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {a["name"]: a["picked_for"] for a in doc["adapters"]} == {
+        "reverse": "write the text backwards", "upper": "capitalize all letters"}  # fmt: skip
+    assert [a["name"] for a in doc["adapters"]] == ["reverse", "upper"]  # the prompt's order: a chain runs it so
+    assert doc["outputs"] == ["OLLEH"]
+    assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert "(for 'write the text backwards')" in shown and "(for 'capitalize all letters')" in shown
+    from ui.web.make import MakeUI
+
+    _, _, text = MakeUI(svc, lambda token: None).compose(prompt, "", 2, "zoo-text", "chain", "hello", 0, False,
+                                                         progress=lambda *a, **k: None)  # fmt: skip
+    assert "reverse · chain weight 1.000 · for “write the text backwards”" in text
+    assert "upper · chain weight 1.000 · for “capitalize all letters”" in text
+
+
 def test_try_it_runs_the_adapter_beside_the_base(svc: LocalService) -> None:
     out = svc.try_it("reverse", ["hello", "abc"])
     assert out["kind"] == "text" and out["adapter"]["name"] == "reverse"

@@ -162,6 +162,7 @@ class MakeUI:
         try:
             rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None)
             ids = [r["id"] for r in rows]
+            why = {r["id"]: r.get("picked_for") for r in rows}
             runs = [(picked, ids)]
             if side_by_side and len(ids) > 1:
                 runs = [(f"{r['name']} alone", [r["id"]]) for r in rows] + [(s, ids) for s in SIDE_BY_SIDE]
@@ -183,7 +184,9 @@ class MakeUI:
         text = [f"**{main.strategy}** over {len(main.adapters)} adapters of {main.family}"
                 f" ({sum(r.seconds for _, r in results):.1f} s for {len(results)} run(s))"]  # fmt: skip
         for a, w in zip(main.adapters, main.weights or [None] * len(main.adapters), strict=False):
-            text.append(f"- {a['id']} {a['name']}" + (f" · {main.strategy} weight {w:.3f}" if w is not None else ""))
+            part = why.get(a["id"])  # the part of the prompt an auto pick was searched for
+            text.append(f"- {a['id']} {a['name']}" + (f" · {main.strategy} weight {w:.3f}" if w is not None else "")
+                        + (f" · for “{part}”" if part else ""))  # fmt: skip
         if lines:
             text += ["", "| input | " + " | ".join(label for label, _ in results) + " |",
                      "|---|" + "---|" * len(results)]  # fmt: skip
