@@ -155,18 +155,19 @@ def resync(registry: Registry, kinds: list[str], *, force: bool = False) -> list
     the indexes whose embedder now has another version than the index (all of them: ``force``).
     An embedding this replica cannot make (its encoder is not here) is left out, not mixed in."""
     done = []
-    for kind in kinds:
-        embedder = registry.embedders[kind]
-        reload = getattr(embedder, "reload", None)
-        if callable(reload):
-            reload()
-        index = registry.indexes[kind]
-        if not force and index.version == embedder.version:
-            continue
-        index.version = embedder.version
-        done.append(kind)
-        with registry.sessions() as s:
-            index.rebuild(s)
+    with registry.swap.writing():  # searches here wait out the reload and rebuild (``registry.swap``)
+        for kind in kinds:
+            embedder = registry.embedders[kind]
+            reload = getattr(embedder, "reload", None)
+            if callable(reload):
+                reload()
+            index = registry.indexes[kind]
+            if not force and index.version == embedder.version:
+                continue
+            index.version = embedder.version
+            done.append(kind)
+            with registry.sessions() as s:
+                index.rebuild(s)
     return done
 
 
