@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -162,7 +163,9 @@ def lora_model(base_path: Path, cfg: TuneConfig, device: str | None = None) -> A
     model = SentenceTransformer(str(base_path), device=device or "cpu")
     torch.manual_seed(cfg.seed)  # the LoRA's A matrices start random
     inner: Any = model[0].model  # the transformers model
-    model[0].model = get_peft_model(inner, _lora_config(cfg))
+    with warnings.catch_warnings():  # PEFT asks transformers a deprecated question; nothing for a user to do
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model[0].model = get_peft_model(inner, _lora_config(cfg))
     return model
 
 
