@@ -11,6 +11,7 @@ two seeds of one). Pickers: the nearest K, ``loradex.composition.diverse_picks``
 redundancy weights (the picker before ``part_picks``; its weight ``PICK_REDUNDANCY`` was chosen on
 the training combos' rows), and ``parts``: ``loradex.composition.part_picks`` (what ``compose --auto``
 does now: each part of the request searched alone, the rest filled by ``diverse_picks``), in the same run.
+``two_step_rows``: the same pickers on the text zoo's two-step requests ("X, then Y").
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.retrieval import ZOO_IMAGE
+from benchmarks.retrieval import ZOO_IMAGE, ZOO_TEXT
 
 K = 2
 POOL = 20
@@ -89,4 +90,44 @@ def suite_compose_picks(args: argparse.Namespace) -> dict[str, Any]:
                      "covers": covers / n, "clean": clean / n, "distinct": distinct / n})  # fmt: skip
     t_pick.sort()
     return {"rows": rows, "k": K, "pool": POOL, "product": "parts", "fill_redundancy": PICK_REDUNDANCY,
-            "pick_ms_p50": 1000 * t_pick[len(t_pick) // 2] if t_pick else None}  # fmt: skip
+            "pick_ms_p50": 1000 * t_pick[len(t_pick) // 2] if t_pick else None,
+            "two_step_rows": two_step_rows(bool(getattr(args, "quick", False)))}  # fmt: skip
+
+
+def two_step_rows(quick: bool = False) -> list[dict[str, Any]]:
+    """The text zoo's two-step tasks ("X, then Y") asked of a registry with the zoo's adapters (text map
+    fitted on its training texts), each two-step task's own adapters left out: how often K = 2 picks
+    are its two one-step tasks (``pair``), and in the order the steps run (``in order``: what a
+    ``chain`` over the picks needs). Pickers: nearest, ``diverse_picks`` at ``PICK_REDUNDANCY`` over the
+    whole request, ``part_picks`` (the product)."""
+    from benchmarks.zoo import training_texts
+    from loradex.composition import diverse_picks, part_picks
+    from loradex.service import LocalService
+
+    manifest = json.loads((ZOO_TEXT / "manifest.json").read_text())
+    task_of = {Path(a["path"]).name: t["id"] for t in manifest["tasks"] for a in t["adapters"]}
+    two = [t for t in manifest["tasks"] if "__then__" in t["id"]]
+    if quick:
+        two = two[::4]
+    counts: dict[tuple[str, str], list[int]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        svc = LocalService.open(Path(d) / "home")
+        svc.ingest([ZOO_TEXT / "adapters"])
+        svc.train_text_map(training_texts(manifest))
+        task = {r["id"]: task_of.get(r["name"], r["name"]) for r in svc.registry.list()}
+        for t in two:
+            steps = t["id"].split("__then__")
+            own = frozenset(i for i, tid in task.items() if tid == t["id"])
+            for text in [t["canonical"]] + [p["text"] for p in t["paraphrases"]]:
+                found = svc.search(text, k=POOL + len(own), family="zoo-text")
+                hits = [h for h in found if h.adapter["id"] not in own][:POOL]
+                for name, picked in (("nearest", hits[:K]), ("diverse 4", diverse_picks(svc, hits, K)),
+                                     ("parts", part_picks(svc, text, hits, K, "zoo-text", exclude=own))):  # fmt: skip
+                    got = [task[h.adapter["id"]] for h in picked]
+                    c = counts.setdefault((name, t["split"]), [0, 0, 0])
+                    c[0] += sorted(got) == sorted(steps)
+                    c[1] += got == steps
+                    c[2] += 1
+        svc.close()
+    return [{"picker": name, "tasks": "training" if split == "train" else "held-out", "requests": n,
+             "pair": pair / n, "in order": order / n} for (name, split), (pair, order, n) in counts.items()]  # fmt: skip
