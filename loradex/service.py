@@ -268,6 +268,13 @@ class LocalService:
 
         return Health("ok", __version__, self.registry.engine.dialect.name, self.registry.count())
 
+    def text_map(self) -> dict[str, Any] | None:
+        """The registry's text map in use: ``{"version", "tuned"}`` (tuned: it has a fine-tuned text
+        encoder side, ``encoders.registry_text_tune``); None while text search reads plain cosines."""
+        embedder = self.registry.embedders.get("text")
+        version = getattr(embedder, "map_version", None)
+        return None if version is None else {"version": version, "tuned": bool(getattr(embedder, "tuned", False))}
+
     def stats(self) -> Stats:
         """Counts by family / format / origin, index sizes, encoders."""
         rows = self.registry.list()
@@ -277,10 +284,10 @@ class LocalService:
         ]
         encoders = []
         if self.text_encoder is not None:
-            mapped = getattr(self.registry.embedders.get("text"), "map_version", None)
+            mapped = self.text_map()
             encoders.append(EncoderInfo("text", None, self.text_encoder.version, "bundled"))
             if mapped:
-                encoders.append(EncoderInfo("text", None, mapped, "trained"))
+                encoders.append(EncoderInfo("text", None, mapped["version"], "trained"))
         if self.weight_embedder is not None:
             trained = {e["version"] for e in self.registry.encoders("weights")}
             encoders += [

@@ -160,17 +160,13 @@ def start_text_tune(app: Any, service: LocalService) -> str | None:
 
     settings = Settings.from_env()
     texts = settings.bundled_texts()
-    embedder = service.registry.embedders.get("text")
-    if not settings.text_tune or not texts or embedder is None or _map_version(service) is None:
+    mapped = service.text_map()
+    if not settings.text_tune or not texts or mapped is None or mapped["tuned"]:
         return None
-    if getattr(embedder, "tuned", False) or getattr(getattr(service.text_encoder, "config", None), "quantize", False):
+    if getattr(getattr(service.text_encoder, "config", None), "quantize", False):
         return None
     tune = replace(TuneConfig(), max_steps=BUNDLED_TUNE_STEPS).to_dict()
     return str(submit_train_text_map(app.state.jobs, service, texts, None, tune).id)
-
-
-def _map_version(service: LocalService) -> str | None:
-    return getattr(service.registry.embedders.get("text"), "map_version", None)
 
 
 def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) -> str | None:
@@ -182,9 +178,9 @@ def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) ->
 
     def work(h: Any) -> None:
         report = prep.service.ingest(folders, progress=h.add_result, on_total=lambda n: h.update(total=n))
-        before = _map_version(prep.service)
+        before = prep.service.text_map()
         prep.text_map = fit_bundled_text_map(prep.service)
-        fitted_now = _map_version(prep.service) not in (None, before)  # not a map someone fitted meanwhile
+        fitted_now = prep.service.text_map() not in (None, before)  # not a map someone fitted meanwhile
         pending.unlink(missing_ok=True)  # an interrupted start leaves it: the next start completes the work
         prep.samples = report
         if out is not None:

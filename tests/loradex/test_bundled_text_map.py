@@ -163,7 +163,8 @@ def test_serve_then_tunes_the_text_encoder_in_a_second_job(
         assert job.status == "done" and job.output["metrics"]["tune"]["steps"] == 2
         maps = svc.registry.encoders(kind="text")
         assert len(maps) == 2 and "tune" not in maps[0]["metrics"] and maps[1]["version"] == job.output["version"]
-        assert svc.registry.embedders["text"].tuned and svc.registry.indexes["text"].dim == 768
+        assert svc.text_map() == {"version": maps[1]["version"], "tuned": True}
+        assert svc.registry.indexes["text"].dim == 768
         tuned_cfg = load_text_map(Path(maps[1]["path"]))[1]
         assert TuneConfig.from_dict(tuned_cfg["tune"]) == TuneConfig(max_steps=2)
         first_jobs = {j.id for j in app.state.jobs.list()}
