@@ -186,6 +186,7 @@ def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) ->
         if out is not None:
             print(bundled_message(prep), file=out, flush=True)
         tune = start_text_tune(app, prep.service) if fitted_now else None
+        app.state.tuning = tune  # /health says so in its detail while it runs
         if tune is not None and out is not None:
             print(f"fine-tuning the text encoder on the bundled paraphrases (job {tune}); search uses the plain "
                   "text map until it is done", file=out, flush=True)  # fmt: skip

@@ -151,7 +151,10 @@ def test_serve_then_tunes_the_text_encoder_in_a_second_job(
     deadline = time.monotonic() + 300
     while http.get("/health").json()["status"] == "starting" and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert http.get("/health").json()["status"] == "ok"
+    first_ok = http.get("/health").json()
+    assert first_ok["status"] == "ok"
+    # the tune was queued before the ingestion job ended, and takes seconds: still running here
+    assert first_ok["detail"].startswith("fine-tuning the text encoder: ")
     svc = app.state.service
     try:
         tune_jobs = [j for j in app.state.jobs.list() if j.kind == "train-text-map"]
@@ -161,6 +164,7 @@ def test_serve_then_tunes_the_text_encoder_in_a_second_job(
             time.sleep(0.2)
         job = app.state.jobs.get(tune_jobs[0].id)
         assert job.status == "done" and job.output["metrics"]["tune"]["steps"] == 2
+        assert http.get("/health").json()["detail"] == ""
         maps = svc.registry.encoders(kind="text")
         assert len(maps) == 2 and "tune" not in maps[0]["metrics"] and maps[1]["version"] == job.output["version"]
         assert svc.text_map() == {"version": maps[1]["version"], "tuned": True}

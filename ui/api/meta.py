@@ -17,7 +17,8 @@ router = APIRouter(tags=["meta"], responses=ERRORS)
 @router.get("/health", response_model=Health)
 def health(request: Request, service: ServiceDep) -> Health:
     """``ok``; ``starting`` (still 200: the API answers) while the server ingests its bundled
-    adapters in the background (``app.state.starting`` holds that job's id)."""
+    adapters in the background (``app.state.starting`` holds that job's id). ``ok`` says in its
+    detail when a first start's text-encoder tune is still running (``app.state.tuning``)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
@@ -31,6 +32,15 @@ def health(request: Request, service: ServiceDep) -> Health:
             of = f"{job.done}/{job.total}" if job.total is not None else f"{job.done}"
             return replace(h, status="starting", detail=f"ingesting the bundled adapters: {of} (job {job.id})")
         request.app.state.starting = None
+    tuning = getattr(request.app.state, "tuning", None)
+    if tuning is not None:
+        job = request.app.state.jobs.get(tuning)
+        if job.status in ("queued", "running"):
+            of = f"{job.done}/{job.total}" if job.total is not None else f"{job.done}"
+            return replace(
+                h, detail=f"fine-tuning the text encoder: {of} (job {job.id}); search uses the plain text map"
+            )
+        request.app.state.tuning = None
     return h
 
 
