@@ -391,10 +391,7 @@ class LocalService:
         from encoders.weight.model import checkpoint_version
 
         version = checkpoint_version(folder)
-        with self.registry.swap.writing():  # searches wait out the re-embedding instead of mixing versions
-            self.registry.record_encoder("weights", version.split(":")[1], version, folder, metrics or {})
-            self.weight_embedder.reload()
-            self.registry.sync_indexes()
+        self._swap_in("weights", version.split(":")[1], version, folder, metrics or {}, self.weight_embedder)
         return version
 
     def train_text_map(self, texts: dict[str, dict[str, Any]] | None = None, config: Any = None, *,
@@ -428,13 +425,20 @@ class LocalService:
             raise EncoderTrainingError(f"{folder}: text map fitted for encoder {cfg.get('base')}, this service uses "
                               f"{self.text_encoder.version}")  # fmt: skip
         version = text_map_version(folder)
-        with self.registry.swap.writing():  # searches wait out the re-embedding instead of mixing versions
-            self.registry.record_encoder("text", "*", version, folder, metrics or cfg.get("metrics") or {})
-            embedder = self.registry.embedders.get("text")
-            if embedder is not None and hasattr(embedder, "reload"):
+        self._swap_in(
+            "text", "*", version, folder, metrics or cfg.get("metrics") or {}, self.registry.embedders.get("text")
+        )
+        return version
+
+    def _swap_in(self, kind: str, family: str, version: str, folder: Path, metrics: dict[str, Any],
+                 embedder: Any) -> None:  # fmt: skip
+        """Record ``version`` of a ``kind`` encoder, reload ``embedder`` and re-embed, under the
+        registry's swap lock (``registry.swap``): searches wait out the change instead of mixing versions."""
+        with self.registry.swap.writing():
+            self.registry.record_encoder(kind, family, version, folder, metrics)
+            if callable(getattr(embedder, "reload", None)):
                 embedder.reload()
             self.registry.sync_indexes()
-        return version
 
     def register_made(self, adapter: Any, name: str, *, origin: str,
                       lineage: builtins.list[dict[str, Any]]) -> IngestResult:  # fmt: skip
