@@ -20,7 +20,7 @@ class SwapLock:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0  # threads inside reading() (each counted once)
-        self._writer: int | None = None  # thread id of the writer inside writing()
+        self._writing = False  # a thread is inside writing()
         self._waiting = 0  # writers waiting for the readers to leave
         self._mine = threading.local()  # this thread's depth: reads, writes
 
@@ -29,25 +29,31 @@ class SwapLock:
             self._mine.depth = [0, 0]
         return self._mine.depth  # type: ignore[no-any-return]
 
+    @staticmethod
+    @contextmanager
+    def _inside(depth: list[int], i: int) -> Iterator[None]:
+        """This thread's depth of reads (``i`` 0) or writes (1) raised for the block."""
+        depth[i] += 1
+        try:
+            yield
+        finally:
+            depth[i] -= 1
+
     @contextmanager
     def reading(self) -> Iterator[None]:
         depth = self._depth()
         if depth[0] or depth[1]:  # already inside: no second wait (a waiting writer would deadlock it)
-            depth[0] += 1
-            try:
+            with self._inside(depth, 0):
                 yield
-            finally:
-                depth[0] -= 1
             return
         with self._cond:
-            while self._writer is not None or self._waiting:
+            while self._writing or self._waiting:
                 self._cond.wait()
             self._readers += 1
-        depth[0] += 1
         try:
-            yield
+            with self._inside(depth, 0):
+                yield
         finally:
-            depth[0] -= 1
             with self._cond:
                 self._readers -= 1
                 if not self._readers:
@@ -57,27 +63,23 @@ class SwapLock:
     def writing(self) -> Iterator[None]:
         depth = self._depth()
         if depth[1]:
-            depth[1] += 1
-            try:
+            with self._inside(depth, 1):
                 yield
-            finally:
-                depth[1] -= 1
             return
         if depth[0]:
             raise RuntimeError("a swap cannot start inside a read of the same thread")
         with self._cond:
             self._waiting += 1
             try:
-                while self._writer is not None or self._readers:
+                while self._writing or self._readers:
                     self._cond.wait()
             finally:
                 self._waiting -= 1
-            self._writer = threading.get_ident()
-        depth[1] += 1
+            self._writing = True
         try:
-            yield
+            with self._inside(depth, 1):
+                yield
         finally:
-            depth[1] -= 1
             with self._cond:
-                self._writer = None
+                self._writing = False
                 self._cond.notify_all()
