@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from fastapi import APIRouter, Request
 
-from loradex.types import Health, Stats
+from loradex.types import Health, Job, Stats
 from ui.api.deps import ServiceDep
 from ui.api.errors import ApiError
 from ui.api.schemas import ERRORS
@@ -25,23 +25,31 @@ def health(request: Request, service: ServiceDep) -> Health:
         h: Health = service.health()
     except SQLAlchemyError as e:
         raise ApiError(503, "unavailable", f"database unreachable ({type(e).__name__})") from None
-    starting = getattr(request.app.state, "starting", None)
-    if starting is not None:
-        job = request.app.state.jobs.get(starting)
-        if job.status in ("queued", "running"):
-            of = f"{job.done}/{job.total}" if job.total is not None else f"{job.done}"
-            return replace(h, status="starting", detail=f"ingesting the bundled adapters: {of} (job {job.id})")
-        request.app.state.starting = None
-    tuning = getattr(request.app.state, "tuning", None)
-    if tuning is not None:
-        job = request.app.state.jobs.get(tuning)
-        if job.status in ("queued", "running"):
-            of = f"{job.done}/{job.total}" if job.total is not None else f"{job.done}"
-            return replace(
-                h, detail=f"fine-tuning the text encoder: {of} (job {job.id}); search uses the plain text map"
-            )
-        request.app.state.tuning = None
+    job = _running(request, "starting")
+    if job is not None:
+        return replace(h, status="starting", detail=f"ingesting the bundled adapters: {_done(job)} (job {job.id})")
+    job = _running(request, "tuning")
+    if job is not None:
+        tune = f"fine-tuning the text encoder: {_done(job)} (job {job.id}); search uses the plain text map"
+        return replace(h, detail=tune)
     return h
+
+
+def _running(request: Request, attr: str) -> Job | None:
+    """The job ``app.state.<attr>`` names while it is queued or running; once it has ended, None
+    (and the attribute is cleared)."""
+    job_id = getattr(request.app.state, attr, None)
+    if job_id is None:
+        return None
+    job: Job = request.app.state.jobs.get(job_id)
+    if job.status in ("queued", "running"):
+        return job
+    setattr(request.app.state, attr, None)
+    return None
+
+
+def _done(job: Job) -> str:
+    return f"{job.done}/{job.total}" if job.total is not None else f"{job.done}"
 
 
 @router.get("/stats", response_model=Stats)
