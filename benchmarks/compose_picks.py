@@ -72,12 +72,11 @@ def suite_compose_picks(args: argparse.Namespace) -> dict[str, Any]:
                     if redundancy == "parts":
                         left_out = frozenset(ids[n] for n in own if n in ids)
                         picked = part_picks(svc, text, hits, K, "zoo-image", exclude=left_out)
+                        t_pick.append(time.perf_counter() - t0)
                     elif redundancy is None:
                         picked = hits[:K]
                     else:
                         picked = diverse_picks(svc, hits, K, float(redundancy))
-                    if redundancy == "parts":
-                        t_pick.append(time.perf_counter() - t0)
                     verdict = judge([params[names[h.adapter["id"]]] for h in picked], t["params"])
                     c = counts[(name, t["split"])]
                     for i, ok in enumerate(verdict):

@@ -60,12 +60,13 @@ def open_registry(home: Path, text_map: bool = True, tune: bool = False) -> Any:
     svc = LocalService.open(home)
     if svc.registry.count() == 0:
         svc.ingest([TEXT_ZOO / "adapters"])
+    texts = Settings(adapter_sets=("zoo-text",)).bundled_texts() if text_map else {}
     if text_map and not any(e["kind"] == "text" for e in svc.encoders()):
-        svc.train_text_map(Settings(adapter_sets=("zoo-text",)).bundled_texts())
-    if text_map and tune and not svc.registry.embedders["text"].tuned:
+        svc.train_text_map(texts)
+    if text_map and tune and not (svc.text_map() or {}).get("tuned"):
         from encoders.registry_text_tune import TuneConfig
 
-        svc.train_text_map(Settings(adapter_sets=("zoo-text",)).bundled_texts(), tune=TuneConfig())
+        svc.train_text_map(texts, tune=TuneConfig())
     return svc
 
 

@@ -368,8 +368,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
 
         with tempfile.TemporaryDirectory() as d:
             gate_png = plot_gates(res.gate_trace, Path(d) / "gates.png").read_bytes()
-    summaries: list[dict[str, Any]] = [{k: r[k] for k in SUMMARY_FIELDS if k in r}
-                 for r in rows]  # fmt: skip
+    summaries: list[dict[str, Any]] = [{k: r[k] for k in SUMMARY_FIELDS if k in r} for r in rows]
     info = json.loads(json.dumps(res.info, default=str))
     return ComposeResult(adapters=summaries, family=fam, strategy=strategy, weights=[float(x) for x in res.weights],
                          images=images, outputs=outputs, gate_png=gate_png, info=info, seconds=seconds)  # fmt: skip

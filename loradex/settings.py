@@ -8,7 +8,7 @@ adapter files in instead; ``LORADEX_BLOB_DIR`` is then their local read-through 
 ``<data dir>/blob-cache``), ``LORADEX_CATCH_UP_INTERVAL`` (shared mode: seconds between change-log polls),
 ``LORADEX_QUEUE_RETENTION_HOURS`` (shared mode: finished jobs' queue rows are kept this long, default
 168), ``LORADEX_TEXT_TUNE`` (``0``: a first ``serve`` keeps the plain text map instead of fine-tuning
-the text encoder on the bundled paraphrases afterwards, see ``ui.server.tune_bundled_text_map``), ``LORADEX_TEXT_INT8`` (``1``: the int8 text encoder; read by ``LocalService`` itself, see its
+the text encoder on the bundled paraphrases afterwards, see ``ui.server.start_text_tune``), ``LORADEX_TEXT_INT8`` (``1``: the int8 text encoder; read by ``LocalService`` itself, see its
 ``text_int8``), ``LORADEX_ADAPTER_SETS`` (comma-separated
 names of the sets to bundle; default every registered set) and ``LORADEX_ADAPTER_DIRS`` (extra
 folders, ``os.pathsep``-separated). Base pipelines are configured in ``loradex.bases``.
