@@ -68,6 +68,8 @@ class TrainData:
     example_emb: list[np.ndarray | None]  # per item: (n_examples, d) embeddings of "in => out" texts, or None
     text_dim: int  # text embedding width
     steps: list[int] = field(default_factory=list)  # per item: steps its descriptions chain (generators.steps)
+    # per item: for each description that names several steps, the (n_parts, d) embeddings of its parts
+    part_emb: list[list[np.ndarray]] = field(default_factory=list)
 
 
 def example_text(inp: str, out: str) -> str:
@@ -224,9 +226,11 @@ class Generator:
     def picked(self, extra: dict[str, Any], name: str) -> tuple[Factors, dict[str, Any]] | None:
         """When the method answered with one library expert as is (``nearest``; ``analogy`` when no
         triple beats the nearest expert), library expert ``name`` in its place (the one the caller
-        ranks first, e.g. the registry's search); None otherwise or when the library lacks it."""
+        ranks first, e.g. the registry's search); None otherwise or when the library lacks it. A
+        chain's answer (the sum of its steps, or the chain expert that holds them) stays."""
         experts = extra.get("experts") or []
-        one = len(experts) == 1 and float(experts[0].get("weight", 0.0)) == 1.0 and not extra.get("chain")
+        chained = extra.get("chain") or extra.get("chain_held")
+        one = len(experts) == 1 and float(experts[0].get("weight", 0.0)) == 1.0 and not chained
         found = self.library_expert(name) if one and experts[0]["name"] != name else None
         if found is None:
             return None
@@ -372,7 +376,7 @@ def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) 
     import numpy as np
 
     from generators.canonical import Layout, stack
-    from generators.steps import description_steps
+    from generators.steps import description_steps, split_steps
 
     if len(items) < 2:
         raise GeneratorTrainingError(f"{len(items)} training adapters; a generator needs at least 2")
@@ -386,7 +390,10 @@ def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) 
     layout = Layout.from_adapters(adapters, rank)
     descs = [[d for d in it.descriptions if d.strip()] for it in items]
     exs = [[example_text(i, o) for i, o in it.examples] for it in items]
-    texts = list(dict.fromkeys(t for group in descs + exs for t in group))
+    parts = [[split_steps(d) for d in group] for group in descs]  # per item, per description: its steps
+    parts = [[p for p in group if len(p) > 1] for group in parts]
+    part_texts = [t for group in parts for p in group for t in p]
+    texts = list(dict.fromkeys(t for group in descs + exs + [part_texts] for t in group))
     vecs = dict(zip(texts, text_encoder.encode(texts), strict=True))  # one batched pass over every text
     desc_emb = [np.stack([vecs[t] for t in d]) for d in descs]
     ex_emb = [np.stack([vecs[t] for t in e]) if e else None for e in exs]
@@ -399,6 +406,7 @@ def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) 
         example_emb=ex_emb,
         text_dim=int(desc_emb[0].shape[1]),
         steps=[description_steps(d) for d in descs],
+        part_emb=[[np.stack([vecs[t] for t in p]) for p in group] for group in parts],
     )
 
 

@@ -65,7 +65,32 @@ def library_state(
         w, metrics = fit_text_map(state["lib.emb"], state["lib.owner"], TextMapConfig(steps=map_steps))
         state["lib.text_map"] = w.half()  # (d, d)
         info["text_map"] = metrics
+    if data.steps and data.part_emb and any(data.steps[i] > 1 for i in idx):
+        lib = Library(state, info["experts"], [])
+        info["expert_chains"] = chain_signatures(lib, info["expert_steps"], [data.part_emb[i] for i in idx])
     return state, info
+
+
+def chain_signatures(lib: Library, steps: list[int], part_emb: list[list[Any]]) -> list[list[str] | None]:
+    """Per expert that chains steps, the one-step experts its steps match: each description that
+    splits into as many steps as the expert chains (``generators.steps.split_steps``) votes for its
+    parts' nearest one-step experts (as a sorted list; the order a description names them in is not
+    always the order they run), and most votes win. None for one-step experts and for chains no
+    description splits. A request whose steps match the same experts is one the library holds."""
+    from collections import Counter
+
+    import torch
+
+    one = torch.tensor([s == 1 for s in steps])
+    out: list[list[str] | None] = []
+    for j, n in enumerate(steps):
+        votes: Counter[tuple[str, ...]] = Counter()
+        for emb in part_emb[j] if n > 1 else []:
+            if len(emb) == n:
+                picks = lib.step_picks(torch.from_numpy(emb).float(), one)
+                votes[tuple(sorted(lib.names[i] for i, _ in picks))] += 1
+        out.append(list(votes.most_common(1)[0][0]) if votes else None)
+    return out
 
 
 class Library:
@@ -106,6 +131,14 @@ class Library:
         sims = self.emb @ q  # (m,)
         out = torch.full((len(self.names),), -2.0)
         return out.scatter_reduce(0, self.owner, sims, reduce="amax")
+
+    def step_picks(self, embs: torch.Tensor, one: torch.Tensor) -> list[tuple[int, float]]:
+        """Per row of ``embs`` (n, d), the best expert among those ``one`` (E,) marks, and its score."""
+        out = []
+        for e in embs:
+            s = self.scores(e).masked_fill(~one, -2.0)  # (E,)
+            out.append((int(s.argmax()), float(s.max())))
+        return out
 
     def expert(self, i: int) -> Factors:
         return {m: (a[i], b[i]) for m, (a, b) in self.factors.items()}

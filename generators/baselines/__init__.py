@@ -39,6 +39,15 @@ class BaselineConfig:
             raise GeneratorTrainingError(f"text_map_steps must be ≥ 0, got {self.text_map_steps}")
 
 
+def held_chain(picked: list[str], signatures: list[list[str] | None], whole: torch.Tensor) -> int | None:
+    """The chain expert whose own steps are the request's: ``picked``, each step's one-step expert;
+    ``signatures``, per expert, the one-step experts its steps match (None for one-step experts).
+    Of several (both orders of two steps), the one the whole request (``whole`` (E,)) matches best."""
+    asked = sorted(picked)
+    held = [j for j, sig in enumerate(signatures) if sig == asked]
+    return max(held, key=lambda j: float(whole[j])) if held else None
+
+
 class _LibraryGenerator(Generator):
     config_cls = BaselineConfig
     uses_library = True
@@ -66,7 +75,15 @@ class _LibraryGenerator(Generator):
         """A request that chains steps (``generators.steps.split_steps``): each part's nearest one-step
         expert (every expert when the checkpoint does not say how many steps each chains), summed
         exactly, when normalize(Σ e_part expert) fits the request better than the nearest expert
-        (a chain the library holds keeps its own expert). None otherwise."""
+        (a chain the library holds keeps its own expert). None otherwise: the method's own answer.
+
+        With chain signatures in the checkpoint (``generators.library.chain_signatures``: the
+        one-step experts each chain expert's own descriptions split into), a chain expert whose
+        steps are exactly the request's answers first (``held_chain``), even when the whole request
+        lands nearer a sibling chain ("… then rotate it one to the left" matched whole lands on
+        "Caesar 2 then rotate right"). A looser match (a step within a margin of the signature's)
+        was measured and not kept: it summed more held-out chains but lost training chains whose
+        signature names a sibling of a step the library lacks (``generation_notes.md``)."""
         import torch
 
         from encoders.text_map import apply_text_map
@@ -83,20 +100,26 @@ class _LibraryGenerator(Generator):
             if steps and len(steps) == len(lib)
             else torch.ones(len(lib), dtype=torch.bool)
         )
-        picked: list[tuple[str, int, float]] = []
-        for part, e in zip(parts, self.embed(parts), strict=True):
-            s = lib.scores(e).masked_fill(~one, -2.0)  # (E,)
-            picked.append((part, int(s.argmax()), float(s.max())))
-        idx = [j for _, j, _ in picked]
+        picks = lib.step_picks(self.embed(parts), one)  # per part: (one-step expert, cosine)
+        idx = [j for j, _ in picks]
         if len(set(idx)) < len(idx):
             return None
-        fit = float(torch.nn.functional.normalize(lib.protos[idx].sum(0), dim=-1) @ apply_text_map(emb, lib.text_map))
         near = int(whole.argmax())
+        signatures = self.info.get("expert_chains")
+        if signatures and len(signatures) == len(lib):
+            held = held_chain([lib.names[j] for j in idx], signatures, whole)
+            if held is not None:  # the library holds these steps as one chain expert
+                return lib.expert(held), {"experts": [{"name": lib.names[held], "weight": 1.0}],
+                                          "chain_held": signatures[held]}  # fmt: skip
+        fit = float(torch.nn.functional.normalize(lib.protos[idx].sum(0), dim=-1) @ apply_text_map(emb, lib.text_map))
         if (not bool(one[near]) or not steps) and fit <= float(whole[near]):
             return None  # a chain expert (or, unknown, any expert) holds the request better than the sum
         info = {
             "experts": [{"name": lib.names[j], "weight": 1.0} for j in idx],
-            "chain": [{"step": p, "expert": lib.names[j], "cosine": round(c, 4)} for p, j, c in picked],
+            "chain": [
+                {"step": p, "expert": lib.names[j], "cosine": round(c, 4)}
+                for p, (j, c) in zip(parts, picks, strict=True)
+            ],
             "chain_cosine": round(fit, 4),
             "nearest_cosine": round(float(whole[near]), 4),
         }

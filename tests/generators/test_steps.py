@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from generators import BUNDLED, load_generator, train_generator
+from generators.baselines import held_chain
 from generators.canonical import combine
 from generators.steps import description_steps, split_steps
 
@@ -122,9 +123,51 @@ def test_one_step_requests_are_not_chained(text_analogy: Any) -> None:
 
 
 def test_without_step_counts_the_sum_must_fit_better_than_the_nearest_expert(text_encoder: Any) -> None:
-    """A checkpoint saved before ``expert_steps``: any expert may be a step; the sum is taken only
-    when it fits the request better than the nearest expert does."""
+    """A checkpoint saved before ``expert_steps`` (and chain signatures): any expert may be a step;
+    the sum is taken only when it fits the request better than the nearest expert does."""
     gen = load_generator(BUNDLED / "zoo-text" / "analogy", text_encoder=text_encoder)
-    gen.info = {k: v for k, v in gen.info.items() if k != "expert_steps"}
+    gen.info = {k: v for k, v in gen.info.items() if k not in ("expert_steps", "expert_chains")}
     text = "reverse the string, then make it all capitals"
     assert gen.chain(text, gen.embed([text])[0]) is None  # its own chain expert fits better
+
+
+def test_a_chain_expert_holds_a_request_whose_steps_are_its_own_in_either_order() -> None:
+    signatures = [None, None, None, ["a", "b"], ["b", "c"], ["a", "b"]]
+    whole = torch.tensor([0.1, 0.1, 0.1, 0.2, 0.3, 0.25])
+    assert held_chain(["b", "c"], signatures, whole) == 4
+    assert held_chain(["c", "b"], signatures, whole) == 4  # named in the other order
+    assert held_chain(["b", "a"], signatures, whole) == 5  # two chains of a and b: the better match
+    assert held_chain(["a", "c"], signatures, whole) is None  # a then c: the library lacks it
+    assert held_chain(["a"], signatures, whole) is None
+
+
+def test_training_records_the_steps_each_chain_expert_chains(text_encoder: Any, tmp_path: Any) -> None:
+    from tests.generators.conftest import TEXT_ZOO, zoo_items
+
+    ids = ["reverse", "upper", "swapcase", "caesar_1", "reverse__then__upper", "swapcase__then__reverse"]
+    items = zoo_items(TEXT_ZOO, ids)
+    train_generator("nearest", "zoo-text", items, tmp_path, config={"text_map_steps": 50}, text_encoder=text_encoder)
+    g = load_generator(tmp_path, text_encoder=text_encoder)
+    sig = dict(zip(g.library.names, g.info["expert_chains"], strict=True))
+    assert sig == {
+        "reverse": None,
+        "upper": None,
+        "swapcase": None,
+        "caesar_1": None,
+        "reverse__then__upper": ["reverse", "upper"],
+        "swapcase__then__reverse": ["reverse", "swapcase"],
+    }
+
+
+def test_a_chain_the_library_holds_answers_even_when_a_sibling_is_nearer(text_analogy: Any, judge: Any) -> None:
+    """Matched whole, this lands on Caesar 2 then rotate *right*; its steps are the library's
+    Caesar 2 then rotate left, which answers (and the registry's pick does not replace it)."""
+    text = "Start by applying a Caesar shift of two. Once that is done, cyclically shift it one to the left."
+    lib = text_analogy.library
+    whole = lib.scores(text_analogy.embed([text])[0])
+    assert lib.names[int(whole.argmax())] == "caesar_2__then__rotr_1"
+    out = text_analogy.generate(text, seed=0, expert="caesar_2__then__rotr_1")
+    assert [e["name"] for e in out.lineage["experts"]] == ["caesar_2__then__rotl_1"]
+    assert out.lineage["chain_held"] == ["caesar_2", "rotl_1"]
+    assert "picked_over" not in out.lineage
+    assert judge.accuracy([("caesar_2__then__rotl_1", out.adapter)]) == [pytest.approx(1.0, abs=0.05)]
