@@ -83,6 +83,7 @@ register_suite("api_replicas", _lazy("benchmarks.api_replicas:suite_api_replicas
 register_suite("ui_flows", _lazy("benchmarks.ui_flows:suite_ui_flows"))
 register_suite("by_example", _lazy("benchmarks.by_example:suite_by_example"))
 register_suite("compose_picks", _lazy("benchmarks.compose_picks:suite_compose_picks"))
+register_suite("compose_steps", _lazy("benchmarks.compose_steps:suite_compose_steps"))
 
 
 # -- reporting -----------------------------------------------------------------------------

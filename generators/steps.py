@@ -11,7 +11,8 @@ while the library's own chain experts stay better for the chains it holds (sums:
 the sum is taken only when it fits the request better than the nearest expert does (the
 generators' ``chain`` rule, ``benchmarks/results/generation_words.md``).
 
-Only the request's parts are compared, never their order: the sum does not depend on it.
+Only the request's parts are compared, never their order: the sum does not depend on it. A chain
+run at compose time does (``steps_in_run_order``: "Before you Y, X" runs X first).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _SEQUENCE = re.compile(
     )""",
     re.IGNORECASE | re.VERBOSE,
 )
-_BEFORE = re.compile(r"^(?:before|after)\s+you\s+([^,]+),\s*(.+)$", re.IGNORECASE)  # "Before you Y, X"
+_BEFORE = re.compile(r"^(before|after)\s+you\s+([^,]+),\s*(.+)$", re.IGNORECASE)  # "Before you Y, X"
+_ONLY_AFTER = re.compile(r",?\s+but\s+only\s+after\s+", re.IGNORECASE)  # "Y, but only after you X"
 _LEAD = re.compile(r"^(?:first(?:ly)?|start\s+by|begin\s+by|to\s+start)\b[,:]?\s*", re.IGNORECASE)
 _FILLER = {"it", "this", "that", "them", "the", "result", "output", "string", "text", "and", "please", "do", "so"}
 
@@ -41,12 +43,25 @@ def split_steps(text: str) -> list[str]:
 
     A part needs a word that is not filler ("then do it" has one step); at most 4 parts.
     """
+    return _split(text)[0]
+
+
+def steps_in_run_order(text: str) -> list[str]:
+    """``split_steps`` in the order the steps run: "Before you Y, X" and "Y, but only after you X"
+    run X first; every other sequence word ("X, then Y", "After you X, Y") keeps the order named."""
+    parts, reverse = _split(text)
+    return parts[::-1] if reverse and len(parts) == 2 else parts
+
+
+def _split(text: str) -> tuple[list[str], bool]:
+    """(``split_steps``, whether the request names its two steps in the reverse of their run order)."""
     text = text.strip()
     lead = _BEFORE.match(text)
-    pieces = [lead.group(1), lead.group(2)] if lead else _SEQUENCE.split(text)
+    pieces = [lead.group(2), lead.group(3)] if lead else _SEQUENCE.split(text)
+    reverse = bool(lead and lead.group(1).lower() == "before") or (not lead and bool(_ONLY_AFTER.search(text)))
     parts = [_LEAD.sub("", p.strip(" ,.;:")).strip() for p in pieces]
     parts = [p for p in parts if any(w not in _FILLER for w in re.findall(r"[a-z0-9']+", p.lower()))]
-    return parts if 2 <= len(parts) <= 4 else [text]
+    return (parts, reverse) if 2 <= len(parts) <= 4 else ([text], False)
 
 
 def description_steps(descriptions: list[str]) -> int:

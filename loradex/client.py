@@ -320,7 +320,7 @@ class Client:
         return MergeOutcome.from_dict(self._job_output("/merge", body, poll, timeout, progress))
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
-                strategy: str = "gate", weights: Sequence[float] | None = None,
+                strategy: str = "auto", weights: Sequence[float] | None = None,
                 inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
                 steps: int | None = None, options: dict[str, Any] | None = None, poll: float = 0.1,
                 timeout: float | None = None, progress: Progress | None = None, **_: Any) -> ComposeResult:  # fmt: skip

@@ -6,7 +6,9 @@ the family's native format and ingests it with ``origin=merged`` and lineage to 
 weight and ``merge:<strategy>``). ``compose`` installs the adapters side by side in the family's
 registered base (``loradex.bases``) — never fusing into the base weights — and renders images
 (diffusion families) or runs an input (language families), routed by the prompt; ``auto=K``
-retrieves the adapters for the prompt first. Trained gates are read from
+retrieves the adapters for the prompt first. The default strategy, ``auto``, runs a language
+request of steps in sequence ("X, then Y") as a chain of the adapters its steps route to, in the
+order they run, and everything else through the gate (``auto_strategy``). Trained gates are read from
 ``fusion/checkpoints/<family>/``; other families get the training-free gate. A language-model
 composition in a registry with a text map routes by the registry's search instead
 (``search_scores``), passed down to ``fusion.compose.compose_text`` as the gate's scores. The learned merge
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 GATES = Path(__file__).resolve().parents[1] / "fusion" / "checkpoints"
 MAX_COMPOSE = 8  # adapters one composition installs at most
+AUTO = "auto"  # compose's default strategy: a chain for a language request of steps, else the gate (auto_strategy)
 # auto picks: a candidate's hybrid score (z units) minus this × its highest cosine with an adapter
 # already picked (maximal marginal relevance); chosen on the image zoo's training combos
 # (benchmarks/compose_picks.py, results/compose_picks.md)
@@ -83,13 +86,13 @@ def gate_folder(svc: LocalService, family: str, kind: str) -> Path:
 
 def strategies() -> dict[str, list[str]]:
     """What a surface offers: ``merge`` (the strategies ``fusion.merge`` registers) and ``compose``
-    (the runtime ones, then ``merge:S`` for each merge strategy); ``learned``: the merge strategies
+    (``auto``, the runtime ones, then ``merge:S`` for each merge strategy); ``learned``: the merge strategies
     fitted on the family's diffusion base (``zip``), which take longer and need a diffusion family."""
     from fusion.merge import learned_strategies
     from fusion.merge import strategies as merges
     from fusion.strategies import compose_strategies
 
-    return {"merge": merges(), "compose": compose_strategies(), "learned": learned_strategies()}
+    return {"merge": merges(), "compose": [AUTO, *compose_strategies()], "learned": learned_strategies()}
 
 
 def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None = None, *, strategy: str = "cat",
@@ -290,6 +293,36 @@ def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, 
     return rows
 
 
+def auto_strategy(svc: LocalService, prompt: str, rows: list[dict[str, Any]],
+                  kind: str) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """What ``auto`` runs: (strategy, the adapters in the order it runs them, what it decided).
+
+    A language family's request of steps in sequence ("reverse it, then uppercase", "Before you Y,
+    X": ``generators.steps.steps_in_run_order``) whose steps each route to a different adapter (the
+    hybrid search for the step alone among the adapters, ``Searcher.scores_among``) runs as a
+    ``chain`` of those adapters in the order the steps run: a gate mixes the adapters at every
+    token and does neither step (text zoo two-step tasks: chain 0.90 exact match, linear mix 0.275;
+    ``benchmarks/results/fusion_notes.md``). Anything else (one step, two steps on one adapter, an
+    image family) runs the ``gate``. Adapters no step routes to are left out of the chain."""
+    from generators.steps import steps_in_run_order
+
+    steps = steps_in_run_order(prompt) if kind == "text" and len(rows) > 1 else []
+    if len(steps) < 2:
+        return "gate", rows, {}
+    by_id = {int(r["id"]): r for r in rows}
+    routed = []
+    for step in steps:
+        found = svc.searcher.scores_among(step, list(by_id))
+        if not found:
+            return "gate", rows, {"auto": f"no adapter scores for the step {step!r}: gate"}
+        routed.append(max(found, key=lambda i: found[i][0]))
+    if len(set(routed)) < len(routed):
+        return "gate", rows, {"auto": "two steps route to one adapter: gate"}
+    decided = {"steps": [{"step": st, "adapter": by_id[i]["name"]} for st, i in zip(steps, routed, strict=True)],
+               "left_out": [r["name"] for r in rows if int(r["id"]) not in routed]}  # fmt: skip
+    return "chain", [by_id[i] for i in routed], {"auto": decided}
+
+
 def search_scores(svc: LocalService, prompt: str, rows: list[dict[str, Any]]) -> list[float] | None:
     """What a language-model composition routes by when the registry has a text map: each loaded
     adapter's hybrid search score for the prompt, the search restricted to the loaded adapters
@@ -307,10 +340,11 @@ def search_scores(svc: LocalService, prompt: str, rows: list[dict[str, Any]]) ->
 
 
 def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = None, auto: int | None = None,
-            strategy: str = "gate", weights: list[float] | None = None, inputs: list[str] | None = None,
+            strategy: str = AUTO, weights: list[float] | None = None, inputs: list[str] | None = None,
             family: str | None = None, seed: int = 0, n_images: int = 1, steps: int | None = None,
             options: dict[str, Any] | None = None, progress: Any = None) -> ComposeResult:  # fmt: skip
-    """Run ``prompt`` through the family's base with the adapters composed by ``strategy``.
+    """Run ``prompt`` through the family's base with the adapters composed by ``strategy``
+    (``auto``: ``auto_strategy`` chooses a chain or the gate; the result says which).
     ``options``: the merge's, with a ``merge:S`` strategy (``merge:zip`` fits its coefficients on the
     family's diffusion base first: ``steps``, ``samples`` … as ``merge``); checked before the base loads.
     ``progress(done, total)``: images: the denoising steps, after a ``merge:zip`` fit's units."""
@@ -324,6 +358,10 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
     rows = pick_adapters(svc, prompt, refs, auto, family)
     fam = rows[0]["family"]
     base = get_base(fam)
+    decided: dict[str, Any] = {}
+    if strategy == AUTO:  # with weights, the gate they scale (what compose ran before auto existed)
+        strategy, rows, decided = ("gate", rows, {}) if weights is not None else auto_strategy(svc, prompt, rows,
+                                                                                                base.kind)  # fmt: skip
     if strategy == "merge:zip":
         from fusion.merge.ziplora import zip_options
 
@@ -369,7 +407,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
         with tempfile.TemporaryDirectory() as d:
             gate_png = plot_gates(res.gate_trace, Path(d) / "gates.png").read_bytes()
     summaries: list[dict[str, Any]] = [{k: r[k] for k in SUMMARY_FIELDS if k in r} for r in rows]
-    info = json.loads(json.dumps(res.info, default=str))
+    info = json.loads(json.dumps({**res.info, **decided}, default=str))
     return ComposeResult(adapters=summaries, family=fam, strategy=strategy, weights=[float(x) for x in res.weights],
                          images=images, outputs=outputs, gate_png=gate_png, info=info, seconds=seconds)  # fmt: skip
 

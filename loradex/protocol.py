@@ -102,7 +102,7 @@ class Service(Protocol):
         ...
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
-                strategy: str = "gate", weights: Sequence[float] | None = None,
+                strategy: str = "auto", weights: Sequence[float] | None = None,
                 inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
                 steps: int | None = None, options: dict[str, Any] | None = None) -> t.ComposeResult:  # fmt: skip
         """Adapters composed at run time in the family's base: images, or outputs for ``inputs``

@@ -573,7 +573,7 @@ class LocalService:
                                  progress=progress)  # fmt: skip
 
     def compose(self, prompt: str, *, adapters: Sequence[str | int] | None = None, auto: int | None = None,
-                strategy: str = "gate", weights: Sequence[float] | None = None,
+                strategy: str = "auto", weights: Sequence[float] | None = None,
                 inputs: Sequence[str] | None = None, family: str | None = None, seed: int = 0, n_images: int = 1,
                 steps: int | None = None, options: dict[str, Any] | None = None,
                 progress: Any = None) -> ComposeResult:  # fmt: skip

@@ -110,7 +110,7 @@ def _merge_needs(p: dict[str, Any]) -> str | None:
 
 def _compose(service: Any, p: dict[str, Any], h: Any) -> dict[str, Any]:
     out = service.compose(p["prompt"], adapters=p.get("adapters"), auto=p.get("auto"),
-                          strategy=p.get("strategy", "gate"), weights=p.get("weights"), inputs=p.get("inputs"),
+                          strategy=p.get("strategy", "auto"), weights=p.get("weights"), inputs=p.get("inputs"),
                           family=p.get("family"), seed=p.get("seed", 0), n_images=p.get("n_images", 1),
                           steps=p.get("steps"), options=p.get("options"),
                           progress=lambda d, t: h.update(done=d, total=t))  # fmt: skip

@@ -72,6 +72,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     experts = out.lineage.get("experts") or []
     if experts:
         print("from: " + ", ".join(f"{e['name']} ({e['weight']:.2f})" for e in experts))
+    if out.lineage.get("chain"):  # a chain of steps the library lacks: the sum of its steps' experts
+        print("steps: " + "; ".join(f"{c['step']!r} → {c['expert']}" for c in out.lineage["chain"]) + " (summed)")
+    elif out.lineage.get("chain_held"):
+        print("steps: the library's own chain of " + " and ".join(out.lineage["chain_held"]))
     print(f"generator {out.lineage.get('generator')} v{out.lineage.get('version')}, seed {args.seed}, "
           f"{out.seconds * 1000:.0f} ms")  # fmt: skip
     if args.out:
@@ -168,6 +172,12 @@ def cmd_compose(args: argparse.Namespace) -> int:
     if gate:
         print(f"gate values per layer over timesteps: {gate}")
     print(f"{res.strategy} over {len(res.adapters)} adapters of {res.family}, {res.seconds:.1f} s")
+    auto = res.info.get("auto")
+    if isinstance(auto, dict):  # auto ran the request's steps as a chain
+        print("chained in the order the steps run: " + " → ".join(f"{s['step']!r} ({s['adapter']})" for s in auto["steps"])
+              + (f"; left out: {', '.join(auto['left_out'])}" if auto["left_out"] else ""))  # fmt: skip
+    elif auto:
+        print(f"auto: {auto}")
     return EXIT_OK
 
 
@@ -254,7 +264,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--prompt", required=True, help="what to render; for a language model, the task")
     s.add_argument("--adapters", nargs="+", default=None, help="ids (or use --auto K)")
     s.add_argument("--auto", type=int, default=None, help="retrieve the top K adapters for the prompt")
-    s.add_argument("--strategy", default="gate", help=" | ".join(ways["compose"]))
+    s.add_argument("--strategy", default="auto",
+                   help=" | ".join(ways["compose"]) + " (auto: a chain for a language request of steps, 'X, then Y', "
+                   "else gate)")  # fmt: skip
     s.add_argument("--options", default=None, help="with merge:<strategy>: the merge's options as JSON, e.g. "
                    "'{\"steps\": 5}' for merge:zip (fitted on the family's diffusion base before rendering)")  # fmt: skip
     s.add_argument("--weights", type=float, nargs="+", default=None)

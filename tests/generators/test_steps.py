@@ -11,7 +11,7 @@ import torch
 from generators import BUNDLED, load_generator, train_generator
 from generators.baselines import held_chain
 from generators.canonical import combine
-from generators.steps import description_steps, split_steps
+from generators.steps import description_steps, split_steps, steps_in_run_order
 
 
 @pytest.mark.parametrize(
@@ -43,6 +43,22 @@ def test_sequence_words_split_a_request_into_its_steps(text: str, parts: list[st
 )
 def test_one_step_requests_stay_whole(text: str) -> None:
     assert split_steps(text) == [text]
+
+
+@pytest.mark.parametrize(
+    ("text", "run"),
+    [
+        ("reverse it and then uppercase", ["reverse it", "uppercase"]),
+        ("Before you double each letter, flip the case", ["flip the case", "double each letter"]),
+        ("After you double each letter, flip the case", ["double each letter", "flip the case"]),
+        ("Capitalize every letter, but only after you sort them", ["sort them", "Capitalize every letter"]),
+        ("First drop the a's, after that capitalise", ["drop the a's", "capitalise"]),
+        ("rot13", ["rot13"]),
+    ],
+)
+def test_steps_in_the_order_they_run(text: str, run: list[str]) -> None:
+    assert steps_in_run_order(text) == run
+    assert sorted(run) == sorted(split_steps(text))
 
 
 def test_an_item_chains_the_steps_most_of_its_descriptions_name() -> None:

@@ -56,6 +56,25 @@ def test_generate_registers_a_peft_adapter_with_lineage(svc: LocalService) -> No
         assert (got.modules[name].delta() - m.delta()).abs().max() < 0.02 * m.delta().abs().max()
 
 
+def test_cli_generate_says_which_expert_each_step_of_a_chain_got(
+    svc: LocalService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ui.cli import main
+
+    argv = [
+        "--home",
+        str(svc.home),
+        "generate",
+        "write it backwards, then make it all capitals",
+        "--family",
+        "zoo-text",
+    ]
+    assert main([*argv, "--method", "nearest"]) == 0
+    out = capsys.readouterr().out
+    assert "steps: 'write it backwards' → reverse; 'make it all capitals' → upper (summed)" in out, out
+    assert "from: reverse (1.00), upper (1.00)" in out, out
+
+
 def test_same_request_same_bytes_across_processes(svc: LocalService) -> None:
     first = svc.generate("make every letter uppercase", family="zoo-text", method="nearest", seed=7)
     again = svc.generate("make every letter uppercase", family="zoo-text", method="nearest", seed=7)
@@ -178,6 +197,44 @@ def test_compose_auto_says_which_part_each_pick_is_for(svc: LocalService, capsys
                                                          progress=lambda *a, **k: None)  # fmt: skip
     assert "reverse · chain weight 1.000 · for “write the text backwards”" in text
     assert "upper · chain weight 1.000 · for “capitalize all letters”" in text
+
+
+def test_compose_runs_a_request_of_steps_as_a_chain_in_the_order_they_run(
+    svc: LocalService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [_id(svc, n) for n in ("reverse", "append_ing", "upper")]
+    first = svc.compose("Before you write it backwards, add ing at the end", adapters=ids, inputs=["hello"])
+    assert first.strategy == "chain"
+    assert [a["name"] for a in first.adapters] == ["append_ing", "reverse"]  # "before you Y, X": X runs first
+    assert first.outputs == ["gniolleh"]
+    assert first.info["auto"]["left_out"] == ["upper"]
+    then = svc.compose("write it backwards, then add ing at the end", adapters=ids, inputs=["hello"])
+    assert [a["name"] for a in then.adapters] == ["reverse", "append_ing"]
+    assert then.outputs == ["ollehing"]
+    assert svc.compose("add ing at the end", adapters=ids, inputs=["hello"]).strategy == "gate"  # one step
+    named = svc.compose("write it backwards, then add ing at the end", adapters=ids, inputs=["hello"], strategy="gate")
+    assert named.strategy == "gate" and "auto" not in named.info
+    from ui.cli import main
+
+    argv = ["--home", str(svc.home), "compose", "--prompt", "reverse it and then capitalize all letters", "--auto", "2",
+            "--family", "zoo-text", "--input", "hello"]  # fmt: skip
+    assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert "chained in the order the steps run: 'reverse it' (reverse) → 'capitalize all letters' (upper)" in shown
+    assert "hello → OLLEH" in shown
+    from ui.web.make import MakeUI
+
+    _, _, text = MakeUI(svc, lambda token: None).compose("Before you write it backwards, add ing at the end", "", 2,
+                                                         "zoo-text", "auto", "hello", 0, True,
+                                                         progress=lambda *a, **k: None)  # fmt: skip
+    assert "**chain** over 2 adapters" in text
+    assert (
+        "chained, in the order the steps run: “add ing at the end” (append_ing) → “write it backwards” (reverse)"
+        in text
+    )
+    assert (
+        "| `hello` |" in text and "`gniolleh` |" in text
+    )  # the chain's column, beside each alone, linear, merge, gate
 
 
 def test_try_it_runs_the_adapter_beside_the_base(svc: LocalService) -> None:

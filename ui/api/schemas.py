@@ -172,7 +172,11 @@ class ComposeRequest(BaseModel):
     prompt: str = Field(max_length=4000, description="what to render, or the task for a language model")
     adapters: list[str] | None = Field(None, max_length=8, description="ids; or leave empty and set auto")
     auto: int | None = Field(None, ge=1, le=8, description="retrieve the top K adapters for the prompt")
-    strategy: str = Field("gate", description="gate | linear | switch | composite | chain | merge:<strategy>")
+    strategy: str = Field(
+        "auto",
+        description="auto (chain for a language request of steps, else gate) | gate | linear | switch | "
+        "composite | chain | merge:<strategy>",
+    )
     weights: list[float] | None = None
     inputs: list[str] | None = Field(None, max_length=64, description="language families: inputs to run")
     family: str | None = None

@@ -19,7 +19,8 @@ from typing import Any
 
 import gradio as gr
 
-from loradex.composition import pick_adapters, strategies
+from loradex.bases import get_base
+from loradex.composition import auto_strategy, pick_adapters, strategies
 from loradex.errors import RegistryError
 from loradex.usage import export_formats
 from ui.cli_make import parse_options
@@ -155,7 +156,7 @@ class MakeUI:
         each adapter alone, then linear, merge and gate over all of them (and the picked strategy), same seed.
         ``options``: merge options (JSON) for the picked ``merge:S`` strategy's run."""
         opts = merge_options(options)
-        picked = strategy or "gate"
+        picked = strategy or "auto"
         refs: list[str | int] = list(_refs(adapters))
         lines = [x for x in (inputs or "").splitlines() if x.strip()]
         progress(0, desc="composing")
@@ -163,11 +164,16 @@ class MakeUI:
             rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None)
             ids = [r["id"] for r in rows]
             why = {r["id"]: r.get("picked_for") for r in rows}
-            runs = [(picked, ids)]
+            decided: dict[str, Any] = {}
+            mine = ids
+            if picked == "auto":  # resolved here, so that side by side runs it once under its own name
+                picked, chained, decided = auto_strategy(self.service, prompt, rows, get_base(rows[0]["family"]).kind)
+                mine = [r["id"] for r in chained]
+            runs = [(picked, mine)]
             if side_by_side and len(ids) > 1:
                 runs = [(f"{r['name']} alone", [r["id"]]) for r in rows] + [(s, ids) for s in SIDE_BY_SIDE]
                 if picked not in SIDE_BY_SIDE:
-                    runs.append((picked, ids))
+                    runs.append((picked, mine))
             results = []
             for n, (label, use) in enumerate(runs):
                 desc = label if len(runs) == 1 else f"{label} ({n + 1}/{len(runs)})"
@@ -187,6 +193,10 @@ class MakeUI:
             part = why.get(a["id"])  # the part of the prompt an auto pick was searched for
             text.append(f"- {a['id']} {a['name']}" + (f" · {main.strategy} weight {w:.3f}" if w is not None else "")
                         + (f" · for “{part}”" if part else ""))  # fmt: skip
+        auto = decided.get("auto")
+        if isinstance(auto, dict):  # auto ran a chain: which adapter each step of the request went to
+            text.append("- chained, in the order the steps run: "
+                        + " → ".join(f"“{s['step']}” ({s['adapter']})" for s in auto["steps"]))  # fmt: skip
         if lines:
             text += ["", "| input | " + " | ".join(label for label, _ in results) + " |",
                      "|---|" + "---|" * len(results)]  # fmt: skip
@@ -281,7 +291,7 @@ def build_make_tabs(service: Any, choices: list[str], check_token: Callable[[str
             )
             c_auto = gr.Slider(1, 8, value=2, step=1, label="K")
             c_fam = gr.Dropdown(["", *fams], value="", label="family (with K)", allow_custom_value=True)
-            c_strat = gr.Dropdown(ways["compose"], value="gate", label="strategy", elem_id="ldx-comp-strategy")
+            c_strat = gr.Dropdown(ways["compose"], value="auto", label="strategy", elem_id="ldx-comp-strategy")
             c_steps = gr.Slider(2, 50, value=20, step=1, label="steps", elem_id="ldx-comp-steps")
         with gr.Row():
             c_inputs = gr.Textbox(
