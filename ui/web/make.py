@@ -193,10 +193,10 @@ class MakeUI:
             part = why.get(a["id"])  # the part of the prompt an auto pick was searched for
             text.append(f"- {a['id']} {a['name']}" + (f" · {main.strategy} weight {w:.3f}" if w is not None else "")
                         + (f" · for “{part}”" if part else ""))  # fmt: skip
-        auto = decided.get("auto")
-        if isinstance(auto, dict):  # auto ran a chain: which adapter each step of the request went to
+        how = decided.get("auto")
+        if isinstance(how, dict):  # auto ran a chain: which adapter each step of the request went to
             text.append("- chained, in the order the steps run: "
-                        + " → ".join(f"“{s['step']}” ({s['adapter']})" for s in auto["steps"]))  # fmt: skip
+                        + " → ".join(f"“{s['step']}” ({s['adapter']})" for s in how["steps"]))  # fmt: skip
         if lines:
             text += ["", "| input | " + " | ".join(label for label, _ in results) + " |",
                      "|---|" + "---|" * len(results)]  # fmt: skip
