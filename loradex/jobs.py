@@ -40,6 +40,8 @@ from loradex.types import ErrorInfo, IngestReport, IngestResult, Job
 from registry.errors import RegistryError
 
 log = logging.getLogger("loradex.jobs")
+JOBS = "jobs"  # the lane users' jobs run on, one at a time
+BACKGROUND = "background"  # a lane for the service's own long work (a first serve's tune)
 
 
 class JobHandle:
@@ -64,12 +66,15 @@ class JobHandle:
 
 
 class JobRunner:
-    """In-memory jobs run one at a time on a worker thread (SQLite has one writer anyway)."""
+    """In-memory jobs run one at a time on a worker thread (SQLite has one writer anyway), per
+    *lane*: a job submitted on another lane (``BACKGROUND``: the tune a first ``serve`` starts) runs
+    on its own thread, so the jobs users submit do not queue behind it. Ingests and encoder swaps
+    keep to one encoder version across lanes (``registry.swap``)."""
 
     def __init__(self, keep: int = 200, store: JobStore | None = None, save_every: float = 0.5) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: dict[str, ThreadPoolExecutor] = {}  # lane → its one worker thread
         self.keep = keep
         self.store = store  # saves each job as it moves (``loradex.job_store``): state survives a restart
         self.save_every = save_every  # seconds between progress saves (status changes save at once)
@@ -138,10 +143,10 @@ class JobRunner:
 
     def submit(self, kind: str, work: Callable[[JobHandle], dict[str, Any] | None], *, job_id: str | None = None,
                total: int | None = None, what: str | None = None, clean: Callable[[str], str] = str,
-               result: IngestReport | None = None, staged: Path | None = None) -> Job:  # fmt: skip
-        """Register a job of ``kind`` and run ``work(handle)`` on the worker thread; its return value
-        becomes ``job.output``. ``clean`` scrubs server paths from error messages; ``what`` names the
-        operation in the message of an unexpected failure."""
+               result: IngestReport | None = None, staged: Path | None = None, lane: str = JOBS) -> Job:  # fmt: skip
+        """Register a job of ``kind`` and run ``work(handle)`` on ``lane``'s worker thread; its return
+        value becomes ``job.output``. ``clean`` scrubs server paths from error messages; ``what`` names
+        the operation in the message of an unexpected failure."""
         job = Job(job_id or uuid.uuid4().hex, kind, "queued", total=total, result=result, created_at=time.time())
         with self._lock:
             self._jobs[job.id] = job
@@ -150,9 +155,10 @@ class JobRunner:
             snap = _snapshot(job)
             if staged is not None:
                 self._staged[job.id] = str(staged)
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loradex-job")
-            pool = self._pool
+            pool = self._pools.get(lane)
+            if pool is None:
+                name = "loradex-job" if lane == JOBS else f"loradex-{lane}"
+                pool = self._pools[lane] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
         self._save(job.id, force=True)
         pool.submit(self._execute, job, work, what or kind, clean)
@@ -180,12 +186,13 @@ class JobRunner:
                          error=ErrorInfo("internal", f"{what} failed (details are in the server log)"))  # fmt: skip
 
     def submit_task(self, service: Any, kind: str, payload: dict[str, Any], *, job_id: str | None = None,
-                    staged: Path | None = None) -> Job:  # fmt: skip
-        """Run the task code of ``kind`` (``loradex.tasks``) with its JSON ``payload`` on the worker
-        thread: what a shared-mode ``loradex worker`` runs from the queue, in this process."""
+                    staged: Path | None = None, lane: str = JOBS) -> Job:  # fmt: skip
+        """Run the task code of ``kind`` (``loradex.tasks``) with its JSON ``payload`` on ``lane``'s
+        worker thread: what a shared-mode ``loradex worker`` runs from the queue, in this process."""
         spec = tasks.task(kind)
         return self.submit(kind, lambda h: spec.run(service, payload, h), job_id=job_id, total=spec.total,
-                           what=spec.what, clean=_cleaner(payload), result=tasks.new_result(kind), staged=staged)  # fmt: skip
+                           what=spec.what, clean=_cleaner(payload), result=tasks.new_result(kind), staged=staged,
+                           lane=lane)  # fmt: skip
 
     def run_task(self, service: Any, kind: str, payload: dict[str, Any], job_id: str) -> Job:
         """Run ``kind`` now, in this thread, as job ``job_id``, continuing the stored job of that id
@@ -204,10 +211,10 @@ class JobRunner:
             return _snapshot(self._jobs.pop(job.id))
 
     def shutdown(self) -> None:
-        """Stop the worker (queued jobs are dropped); a later ``submit`` starts a new one."""
+        """Stop the workers (queued jobs are dropped); a later ``submit`` starts a new one."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -235,16 +242,25 @@ def submit_train_encoder(runner: Any, service: Any, family: str, train_config: A
 
 
 def submit_train_text_map(runner: Any, service: Any, texts: Any, config: dict[str, Any] | None = None,
-                          tune: dict[str, Any] | None = None) -> Job:  # fmt: skip
+                          tune: dict[str, Any] | None = None, lane: str = JOBS) -> Job:  # fmt: skip
     """Fit the registry's text map as a job (``output``: version and metrics); ``config``: fields of
     ``encoders.text_map.TextMapConfig`` that differ from the registry's defaults; ``tune``: fields of
-    ``encoders.registry_text_tune.TuneConfig`` to fine-tune the text encoder too (None: no tune)."""
+    ``encoders.registry_text_tune.TuneConfig`` to fine-tune the text encoder too (None: no tune);
+    ``lane``: the runner's lane (``BACKGROUND``: users' jobs do not wait for it)."""
     payload = {"texts": texts, "config": config or {}, "tune": tune}
-    return runner.submit_task(service, "train-text-map", payload)  # type: ignore[no-any-return]
+    return runner.submit_task(service, "train-text-map", payload, lane=lane)  # type: ignore[no-any-return]
 
 
 def _snapshot(job: Job) -> Job:
     return replace(job, result=IngestReport(list(job.result.results)) if job.result is not None else None)
 
 
-__all__ = ["JobHandle", "JobRunner", "submit_ingest", "submit_train_encoder", "submit_train_text_map"]
+__all__ = [
+    "BACKGROUND",
+    "JOBS",
+    "JobHandle",
+    "JobRunner",
+    "submit_ingest",
+    "submit_train_encoder",
+    "submit_train_text_map",
+]

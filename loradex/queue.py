@@ -95,7 +95,9 @@ class QueueRunner:
         self.app.open()
 
     def submit_task(self, service: Any, kind: str, payload: dict[str, Any], *, job_id: str | None = None,
-                    staged: Path | None = None) -> Job:  # fmt: skip
+                    staged: Path | None = None, lane: str = "jobs") -> Job:  # fmt: skip
+        """Queue ``kind`` for the workers (``lane`` is the in-process runner's: workers take jobs in
+        parallel already)."""
         spec = tasks.task(kind)
         job = Job(job_id or uuid.uuid4().hex, kind, "queued", total=spec.total, result=tasks.new_result(kind),
                   created_at=time.time())  # fmt: skip

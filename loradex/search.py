@@ -157,8 +157,7 @@ class Searcher:
         if not callable(listed):
             return None
         index = self.registry.indexes["text"]
-        ids = index.ids  # a copy: taken once
-        key = (len(ids), max(ids, default=0), index.version)
+        key = (id(index), index.changes, len(index), index.version)  # O(1): no copy of the ids per search
         if self._speller is None or self._speller[0] != key:
             texts = [" ".join([r["name"], r.get("description") or "", *(r.get("tags") or [])])
                      for r in self.registry.list()]  # fmt: skip

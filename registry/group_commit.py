@@ -76,7 +76,8 @@ def commit_group(reg: Registry, units: Sequence[Unit], outcomes: list[Outcome], 
                  emit: Callable[[IngestResult], None]) -> None:  # fmt: skip
     """Commit one group (``units`` and their ``outcomes``, in order) and ``emit`` each result in
     order once durable; on an error, emit the results settled before it, then raise it."""
-    results, error = _settle(reg, units, outcomes, origin, edges)
+    with reg.swap.reading():  # embedded and indexed with one encoder version: a swap waits for the group
+        results, error = _settle(reg, units, outcomes, origin, edges)
     outcomes.clear()  # the parsed tensors are not kept while the results are reported
     for r in results:
         if r is None:

@@ -107,6 +107,7 @@ class VectorIndex:
         self._index: Any = None
         self._ids: set[int] = set()
         self._lock = threading.RLock()
+        self.changes = 0  # bumped whenever the ids held change: a cheap "same contents?" for caches
 
     # -- persistence -----------------------------------------------------------------------
     @property
@@ -143,6 +144,7 @@ class VectorIndex:
                         self.apply_search_params()
                         self.dim = int(meta["dim"]) if meta.get("dim") else None
                         self._ids = set(ids)
+                        self.changes += 1
                         if self._index.ntotal == len(ids):
                             return False
                 except (OSError, ValueError, RuntimeError, KeyError):
@@ -161,6 +163,7 @@ class VectorIndex:
             rows = session.scalars(q.order_by(AdapterEmbedding.adapter_id)).all()
             self._index = None
             self._ids = set()
+            self.changes += 1
             if rows:
                 self.dim = rows[0].dim
                 vecs = np.stack([bytes_to_vector(r.vector, r.dim) for r in rows])  # (n, dim)
@@ -174,6 +177,7 @@ class VectorIndex:
 
         with self._lock:
             self._index, self._ids, self.version = None, set(), version
+            self.changes += 1
             self._add_unlocked(np.asarray(ids, dtype=np.int64), vecs)
 
     def save(self) -> None:
@@ -286,6 +290,7 @@ class VectorIndex:
             self._index = self._new_index(self.dim)
         self._index.add_with_ids(vecs, ids)
         self._ids.update(ids.tolist())
+        self.changes += 1
 
     def add(self, ids: list[int], vecs: np.ndarray, version: str) -> None:
         import numpy as np
@@ -309,11 +314,13 @@ class VectorIndex:
             keep = sorted(self._ids - set(present))
             vecs = np.stack([self._index.reconstruct(i) for i in keep]) if keep else None
             self._index, self._ids = None, set()
+            self.changes += 1
             if vecs is not None:
                 self._add_unlocked(np.asarray(keep, dtype=np.int64), vecs)
             return
         self._index.remove_ids(np.asarray(present, dtype=np.int64))
         self._ids.difference_update(present)
+        self.changes += 1
 
     def remove(self, ids: list[int]) -> None:
         with self._lock:

@@ -249,7 +249,8 @@ class Registry:
         save_index: bool = True,
     ) -> IngestResult:  # fmt: skip
         try:
-            return self._commit_prepared(prep, origin, edges, save_index=save_index)
+            with self.swap.reading():  # its vectors and the index they go to are of one encoder version
+                return self._commit_prepared(prep, origin, edges, save_index=save_index)
         finally:
             prep.discard_staged()  # not renamed into place (duplicate, refused row, error): not needed
 

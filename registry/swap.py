@@ -2,11 +2,12 @@
 
 Recording a new encoder version (a text map, a weight encoder) reloads the embedder and then
 re-embeds and rebuilds the index: for those seconds the query side and the stored vectors can be of
-different versions (a tuned text map even changes the index's dimension). Searches read under
-``reading()``, the swap runs under ``writing()``: a search sees the old pair or the new one, waiting
-out the swap instead of failing on half of it. Re-entrant per thread (a writer may search, a reader
-may read again); a waiting writer holds back new readers so that a steady stream of searches cannot
-starve it.
+different versions (a tuned text map even changes the index's dimension). Searches, and ingests
+(which embed a new adapter and add it to the index), run under ``reading()``; the swap runs under
+``writing()``. A search sees the old pair or the new one, waiting out the swap instead of failing
+on half of it, and an ingest's vectors land in the index of the version they were embedded with.
+Re-entrant per thread (a writer may search, a reader may read again); a waiting writer holds back
+new readers so that a steady stream of searches cannot starve it.
 """
 
 from __future__ import annotations

@@ -152,11 +152,12 @@ def start_text_tune(app: Any, service: LocalService) -> str | None:
     once the plain map is serving. Held-out phrasings find their adapters more often with it
     (``benchmarks/results/retrieval_text_tune.md``), but it takes a minute or two of CPU, so the
     port does not wait for it: searches use the plain map meanwhile and wait out the few seconds of
-    the swap (``registry.swap``). None (nothing started): ``Settings.text_tune`` off, no bundled
+    the swap (``registry.swap``), and it runs on the runner's background lane, so jobs users submit
+    meanwhile (generate, compose, ingest) do not queue behind it. None (nothing started): ``Settings.text_tune`` off, no bundled
     paraphrases, no plain map fitted (nothing to improve on), a map tuned already, or an int8 text
     encoder (the tune trains the float one). A failed tune leaves the plain map."""
     from encoders.registry_text_tune import TuneConfig
-    from loradex.jobs import submit_train_text_map
+    from loradex.jobs import BACKGROUND, submit_train_text_map
 
     settings = Settings.from_env()
     texts = settings.bundled_texts()
@@ -166,7 +167,7 @@ def start_text_tune(app: Any, service: LocalService) -> str | None:
     if getattr(getattr(service.text_encoder, "config", None), "quantize", False):
         return None
     tune = replace(TuneConfig(), max_steps=BUNDLED_TUNE_STEPS).to_dict()
-    return str(submit_train_text_map(app.state.jobs, service, texts, None, tune).id)
+    return str(submit_train_text_map(app.state.jobs, service, texts, None, tune, lane=BACKGROUND).id)
 
 
 def start_bundled_ingest(app: Any, prep: Prepared, out: TextIO | None = None) -> str | None:

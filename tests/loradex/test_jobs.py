@@ -9,7 +9,7 @@ import time
 import pytest
 
 from loradex.errors import JobNotFoundError, SearchError
-from loradex.jobs import JobHandle, JobRunner
+from loradex.jobs import BACKGROUND, JobHandle, JobRunner
 from loradex.types import Job
 
 
@@ -76,4 +76,32 @@ def test_failures_carry_codes_and_hide_unexpected_details() -> None:
     runner.shutdown()
     d = runner.submit("after", lambda h: {"ok": True})  # a shut-down runner starts a new worker
     assert wait(runner, d.id).output == {"ok": True}
+    runner.shutdown()
+
+
+def test_jobs_of_a_lane_run_one_at_a_time_and_the_background_lane_apart() -> None:
+    """A first serve's tune runs on the background lane: jobs users submit meanwhile do not wait for it,
+    while the users' jobs still run one at a time, in order."""
+    runner = JobRunner()
+    release, second_started = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def long_tune(h: JobHandle) -> None:
+        release.wait(10)
+        order.append("tune")
+
+    def first(h: JobHandle) -> None:
+        assert not second_started.wait(0.3)  # the second user job has not started while this one runs
+        order.append("first")
+
+    def second(h: JobHandle) -> None:
+        second_started.set()
+        order.append("second")
+
+    tune = runner.submit("train-text-map", long_tune, lane=BACKGROUND)
+    a, b = runner.submit("generate", first), runner.submit("compose", second)
+    assert wait(runner, b.id).status == "done" and wait(runner, a.id).status == "done"
+    assert order == ["first", "second"] and runner.get(tune.id).status == "running"
+    release.set()
+    assert wait(runner, tune.id).status == "done" and order[-1] == "tune"
     runner.shutdown()

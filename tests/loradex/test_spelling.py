@@ -89,8 +89,13 @@ def test_search_reads_a_slip_as_the_word_meant(svc: LocalService) -> None:
 def test_the_registry_words_follow_its_adapters(svc: LocalService) -> None:
     sp = svc.searcher.speller()
     assert sp is not None and "swapcase" in sp.registry_words and "interleave" not in sp.registry_words
-    svc.ingest([Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text" / "adapters" / "interleave_dash"])
+    assert svc.searcher.speller() is sp  # nothing changed: the same speller, not rebuilt per search
+    report = svc.ingest(
+        [Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text" / "adapters" / "interleave_dash"]
+    )
     assert "interleave" in svc.searcher.speller().registry_words  # type: ignore[union-attr]
+    svc.remove(report.results[0].adapter_id)  # type: ignore[arg-type]
+    assert "interleave" not in svc.searcher.speller().registry_words  # type: ignore[union-attr]
 
 
 def test_generate_reads_the_slip_and_keeps_what_was_typed(svc: LocalService) -> None:

@@ -212,3 +212,35 @@ def test_searches_wait_out_the_swap_to_a_tuned_map(service: LocalService) -> Non
         assert not answered.wait(0.5)
     s.join(60)
     assert late == ["Pixel Art XL"]
+
+
+def test_an_ingest_waits_out_the_swap_and_lands_in_the_new_index(service: LocalService) -> None:
+    """An adapter ingested while a tuned map is swapped in (384 → 768-d text index) is embedded with
+    one version and added to that version's index: the ingest waits for the swap, then its text
+    vector is of the tuned map and the index holds every adapter once."""
+    zoo = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text" / "adapters"
+    if not (zoo / "reverse").is_dir():
+        pytest.skip("the text zoo is not built")
+    service.train_text_map(_texts(), FEW_STEPS)
+    done = threading.Event()
+    report: list = []
+
+    def ingest() -> None:
+        report.append(service.ingest([zoo / "reverse", zoo / "upper"]))
+        done.set()
+
+    with service.registry.swap.writing():  # a swap in progress
+        t = threading.Thread(target=ingest, daemon=True)
+        t.start()
+        assert not done.wait(1.0)  # parsed, but not embedded or written while the swap runs
+        service.train_text_map(_texts(), FEW_STEPS, tune=TUNE)  # the swap itself (re-entrant for its thread)
+    t.join(120)
+    assert done.is_set() and report[0].count("ingested") == 2
+    text = service.registry.embedders["text"]
+    index = service.registry.indexes["text"]
+    rows = service.registry.list()
+    assert index.dim == 768 and len(index) == len(rows)
+    vecs = service.registry.embeddings_of(next(r["id"] for r in rows if r["name"] == "reverse"))
+    assert vecs["text"].shape == (768,)
+    assert service.search("write the string backwards", k=1)[0].adapter["name"] == "reverse"
+    assert text.map_version == service.text_map()["version"]
