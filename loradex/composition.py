@@ -196,6 +196,17 @@ def request_parts(prompt: str) -> list[str]:
     return [p for p in parts if re.search(r"[^\W\d_]{3,}", p)]
 
 
+def sequence_parts(prompt: str) -> list[str]:
+    """The steps of a request that names steps in sequence ("sort them in descending order, then
+    add ing": ``generators.steps.split_steps``), in the order it names them; [] for any other
+    request. A step is one part even where ``request_parts`` would cut it at a joining word
+    ("in descending order")."""
+    from generators.steps import split_steps
+
+    steps = split_steps(prompt)
+    return steps if len(steps) > 1 else []
+
+
 class _Similarity:
     """Cosines between adapters' stored vectors (text, else weights), read once per adapter."""
 
@@ -237,8 +248,8 @@ def diverse_picks(svc: LocalService, hits: list[Any], k: int, redundancy: float 
 
 def part_picks(svc: LocalService, prompt: str, hits: list[Any], k: int, family: str,
                exclude: frozenset[int] = frozenset(), why: dict[int, str] | None = None) -> list[Any]:  # fmt: skip
-    """``k`` adapters for a request of several things: each part of the request
-    (``request_parts``) searched alone, the parts taken in order of their best hit's calibrated
+    """``k`` adapters for a request of several things: each part of the request (its steps,
+    ``sequence_parts``, for a request of steps in sequence; else ``request_parts``) searched alone, the parts taken in order of their best hit's calibrated
     relevance, each adding its best hit unless a part before already brought it (or an adapter
     within ``SAME_PART`` of it) or nothing fits that part; the rest filled from the whole request's
     ``hits`` (``diverse_picks``). The parts' picks come in the order the prompt names them (a chain
@@ -246,7 +257,7 @@ def part_picks(svc: LocalService, prompt: str, hits: list[Any], k: int, family: 
     first ("grayscale with stripes" → grayscale_waves, which brings waves), a part ranks those that
     do just it. ``exclude``: adapter ids no part may bring; ``why`` (filled when given): adapter id →
     the part it was picked for. Measured in ``benchmarks/compose_picks.py``."""
-    parts = request_parts(prompt) if k > 1 else []
+    parts = (sequence_parts(prompt) or request_parts(prompt)) if k > 1 else []
     sim = _Similarity(svc)
     best: list[tuple[float, int, Any]] = []  # (relevance, part's place in the prompt, its best hit)
     for place, part in enumerate(parts if len(parts) > 1 else []):

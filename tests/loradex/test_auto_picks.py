@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loradex.composition import diverse_picks, pick_adapters, request_parts
+from loradex.composition import diverse_picks, pick_adapters, request_parts, sequence_parts
 from loradex.service import LocalService
 from loradex.settings import Settings
 
@@ -61,6 +61,13 @@ def test_auto_pick_of_one_is_the_best_hit(svc: LocalService) -> None:
 ])  # fmt: skip
 def test_request_parts(prompt: str, parts: list[str]) -> None:
     assert request_parts(prompt) == parts
+
+
+def test_a_request_of_steps_divides_into_its_steps() -> None:
+    prompt = "Sort the characters in descending order, then append 'ing'."
+    assert sequence_parts(prompt) == ["Sort the characters in descending order", "append 'ing'"]
+    assert "descending order" in request_parts(prompt)  # cut at "in": half a step searched alone
+    assert sequence_parts("a star, in sepia, with polka dots") == []  # not a request of steps
 
 
 @pytest.mark.parametrize(("prompt", "wanted"), [
