@@ -20,6 +20,8 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +95,27 @@ def suite_compose_picks(args: argparse.Namespace) -> dict[str, Any]:
             "two_step_rows": two_step_rows(bool(getattr(args, "quick", False)))}  # fmt: skip
 
 
-def two_step_rows(quick: bool = False) -> list[dict[str, Any]]:
-    """The text zoo's two-step tasks ("X, then Y") asked of a registry with the zoo's adapters (text map
-    fitted on its training texts), each two-step task's own adapters left out: how often K = 2 picks
-    are its two one-step tasks (``pair``), and in the order the steps run (``in order``: what a
-    ``chain`` over the picks needs). Pickers: nearest, ``diverse_picks`` at ``PICK_REDUNDANCY`` over the
-    whole request, ``part_picks`` (the product)."""
+@dataclass
+class TwoStepRequest:
+    """One text of a text-zoo two-step task, asked of ``two_step_requests``' registry."""
+
+    svc: Any  # the registry's LocalService
+    task: dict[int, str]  # adapter id → its task id
+    record: dict[str, Any]  # the two-step task's manifest record
+    own: frozenset[int]  # the task's own adapters, left out
+    text: str  # its canonical description or a paraphrase
+    hits: list[Any]  # the search for ``text`` without ``own``, top ``POOL``
+
+    @property
+    def steps(self) -> list[str]:
+        return str(self.record["id"]).split("__then__")
+
+
+def two_step_requests(quick: bool = False) -> Iterator[TwoStepRequest]:
+    """Every text of the text zoo's two-step tasks (``quick``: every 4th task), asked of a fresh
+    registry with the zoo's adapters and a text map fitted on its training texts, as a fresh start
+    does; each task's own adapters left out of the hits. The registry lives while the caller iterates."""
     from benchmarks.zoo import training_texts
-    from loradex.composition import diverse_picks, part_picks
     from loradex.service import LocalService
 
     manifest = json.loads((ZOO_TEXT / "manifest.json").read_text())
@@ -108,25 +123,38 @@ def two_step_rows(quick: bool = False) -> list[dict[str, Any]]:
     two = [t for t in manifest["tasks"] if "__then__" in t["id"]]
     if quick:
         two = two[::4]
-    counts: dict[tuple[str, str], list[int]] = {}
     with tempfile.TemporaryDirectory() as d:
         svc = LocalService.open(Path(d) / "home")
-        svc.ingest([ZOO_TEXT / "adapters"])
-        svc.train_text_map(training_texts(manifest))
-        task = {r["id"]: task_of.get(r["name"], r["name"]) for r in svc.registry.list()}
-        for t in two:
-            steps = t["id"].split("__then__")
-            own = frozenset(i for i, tid in task.items() if tid == t["id"])
-            for text in [t["canonical"]] + [p["text"] for p in t["paraphrases"]]:
-                found = svc.search(text, k=POOL + len(own), family="zoo-text")
-                hits = [h for h in found if h.adapter["id"] not in own][:POOL]
-                for name, picked in (("nearest", hits[:K]), ("diverse 4", diverse_picks(svc, hits, K)),
-                                     ("parts", part_picks(svc, text, hits, K, "zoo-text", exclude=own))):  # fmt: skip
-                    got = [task[h.adapter["id"]] for h in picked]
-                    c = counts.setdefault((name, t["split"]), [0, 0, 0])
-                    c[0] += sorted(got) == sorted(steps)
-                    c[1] += got == steps
-                    c[2] += 1
-        svc.close()
+        try:
+            svc.ingest([ZOO_TEXT / "adapters"])
+            svc.train_text_map(training_texts(manifest))
+            task = {r["id"]: task_of.get(r["name"], r["name"]) for r in svc.registry.list()}
+            for t in two:
+                own = frozenset(i for i, tid in task.items() if tid == t["id"])
+                for text in [t["canonical"]] + [p["text"] for p in t["paraphrases"]]:
+                    found = svc.search(text, k=POOL + len(own), family="zoo-text")
+                    hits = [h for h in found if h.adapter["id"] not in own][:POOL]
+                    yield TwoStepRequest(svc, task, t, own, text, hits)
+        finally:
+            svc.close()
+
+
+def two_step_rows(quick: bool = False) -> list[dict[str, Any]]:
+    """The text zoo's two-step tasks ("X, then Y") asked of a registry with the zoo's adapters (text map
+    fitted on its training texts), each two-step task's own adapters left out: how often K = 2 picks
+    are its two one-step tasks (``pair``), and in the order the steps run (``in order``: what a
+    ``chain`` over the picks needs). Pickers: nearest, ``diverse_picks`` at ``PICK_REDUNDANCY`` over the
+    whole request, ``part_picks`` (the product)."""
+    from loradex.composition import diverse_picks, part_picks
+
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in two_step_requests(quick):
+        for name, picked in (("nearest", r.hits[:K]), ("diverse 4", diverse_picks(r.svc, r.hits, K)),
+                             ("parts", part_picks(r.svc, r.text, r.hits, K, "zoo-text", exclude=r.own))):  # fmt: skip
+            got = [r.task[h.adapter["id"]] for h in picked]
+            c = counts.setdefault((name, r.record["split"]), [0, 0, 0])
+            c[0] += sorted(got) == sorted(r.steps)
+            c[1] += got == r.steps
+            c[2] += 1
     return [{"picker": name, "tasks": "training" if split == "train" else "held-out", "requests": n,
              "pair": pair / n, "in order": order / n} for (name, split), (pair, order, n) in counts.items()]  # fmt: skip

@@ -249,10 +249,10 @@ def diverse_picks(svc: LocalService, hits: list[Any], k: int, redundancy: float 
 def part_picks(svc: LocalService, prompt: str, hits: list[Any], k: int, family: str,
                exclude: frozenset[int] = frozenset(), why: dict[int, str] | None = None) -> list[Any]:  # fmt: skip
     """``k`` adapters for a request of several things: each part of the request (its steps,
-    ``sequence_parts``, for a request of steps in sequence; else ``request_parts``) searched alone, the parts taken in order of their best hit's calibrated
-    relevance, each adding its best hit unless a part before already brought it (or an adapter
-    within ``SAME_PART`` of it) or nothing fits that part; the rest filled from the whole request's
-    ``hits`` (``diverse_picks``). The parts' picks come in the order the prompt names them (a chain
+    ``sequence_parts``, for a request of steps in sequence; else ``request_parts``) searched alone,
+    the parts taken in order of their best hit's calibrated relevance, each adding its best hit
+    unless a part before already brought it (or an adapter within ``SAME_PART`` of it) or nothing
+    fits that part; the rest filled from the whole request's ``hits`` (``diverse_picks``). The parts' picks come in the order the prompt names them (a chain
     runs "X, then Y" as X first). A whole request ranks adapters that do several of the things
     first ("grayscale with stripes" → grayscale_waves, which brings waves), a part ranks those that
     do just it. ``exclude``: adapter ids no part may bring; ``why`` (filled when given): adapter id →
@@ -370,9 +370,10 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
     fam = rows[0]["family"]
     base = get_base(fam)
     decided: dict[str, Any] = {}
-    if strategy == AUTO:  # with weights, the gate they scale (what compose ran before auto existed)
-        strategy, rows, decided = ("gate", rows, {}) if weights is not None else auto_strategy(svc, prompt, rows,
-                                                                                                base.kind)  # fmt: skip
+    if strategy == AUTO and weights is not None:
+        strategy = "gate"  # weights scale the gate (what compose ran before auto existed)
+    elif strategy == AUTO:
+        strategy, rows, decided = auto_strategy(svc, prompt, rows, base.kind)
     if strategy == "merge:zip":
         from fusion.merge.ziplora import zip_options
 

@@ -30,6 +30,7 @@ from typing import Any
 from loradex import tasks
 from loradex.errors import JobNotFoundError
 from loradex.job_store import JobStore
+from loradex.jobs import JOBS
 from loradex.types import ErrorInfo, Job
 from registry.errors import RegistryError
 
@@ -95,7 +96,7 @@ class QueueRunner:
         self.app.open()
 
     def submit_task(self, service: Any, kind: str, payload: dict[str, Any], *, job_id: str | None = None,
-                    staged: Path | None = None, lane: str = "jobs") -> Job:  # fmt: skip
+                    staged: Path | None = None, lane: str = JOBS) -> Job:  # fmt: skip
         """Queue ``kind`` for the workers (``lane`` is the in-process runner's: workers take jobs in
         parallel already)."""
         spec = tasks.task(kind)
