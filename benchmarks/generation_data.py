@@ -25,12 +25,25 @@ CHECKPOINTS = REPO / "generators" / "checkpoints"
 QUERIES = REPO / "benchmarks" / "generation_queries.json"
 METHODS = ("nearest", "topk_mean", "mean_all", "analogy", "hypernet", "semantic", "cvae")
 N_TRAIN_EXAMPLES = 8  # (input, output) pairs stored per training task (text), drawn away from eval inputs
+# pairs per task for end-to-end objectives (the first 8 are the ones above; only those are embedded)
+N_E2E_EXAMPLES = 256
 # Per-zoo training recipes (chosen before the evaluation queries were run). semantic and cvae keep
 # their network in float16; their widths are the largest that keep each checkpoint under 10 MB
 # (semantic also stores the expert library, about 8 MB on text and 6.8 MB on image).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "text": {
-        "hypernet": {"steps": 1200, "batch_size": 32, "width": 128, "emb_noise": 0.05},
+        # end to end through the frozen text base (chosen on validation over reconstruction and three
+        # other end-to-end settings; benchmarks/results/generation_notes.md, 2026-12-04)
+        "hypernet": {
+            "steps": 3000,
+            "batch_size": 16,
+            "width": 128,
+            "emb_noise": 0.05,
+            "lr": 0.005,
+            "objective": "end_to_end",
+            "task_examples": 8,
+            "text_map_steps": 300,
+        },
         "semantic": {"steps": 600, "batch_size": 16, "width": 64, "contexts": 4},
         "cvae": {"steps": 1500, "batch_size": 32, "width": 96, "emb_noise": 0.05},
     },
@@ -85,8 +98,9 @@ def query_examples(task: Any, n: int = 3) -> list[tuple[str, str]]:
     return out
 
 
-def train_items(zoo: str) -> list[Any]:
-    """Every adapter of every training task, with training texts only."""
+def train_items(zoo: str, n_examples: int = N_TRAIN_EXAMPLES) -> list[Any]:
+    """Every adapter of every training task, with training texts only (text: ``n_examples`` examples
+    per task; the first N_TRAIN_EXAMPLES are the same whatever ``n_examples``)."""
     from generators import TrainItem
     from registry.formats import read_adapter
 
@@ -96,7 +110,7 @@ def train_items(zoo: str) -> list[Any]:
         if t["split"] != "train":
             continue
         texts = [t["canonical"]] + [p["text"] for p in t["paraphrases"] if p["split"] == "train"]
-        ex = train_examples(tasks[t["id"]]) if zoo == "text" else []
+        ex = train_examples(tasks[t["id"]], n_examples) if zoo == "text" else []
         for a in t["adapters"]:
             name = a["path"].rsplit("/", 1)[-1]
             items.append(TrainItem(name, read_adapter(weights_path(zoo, a["path"])), texts, t["id"], ex))
@@ -115,7 +129,13 @@ def train(zoo: str, methods: tuple[str, ...] = METHODS, out_root: Path = CHECKPO
 
     torch.set_num_threads(1)  # small ops: one thread is faster than two contended ones on this machine
     t0 = time.perf_counter()
-    items = train_items(zoo)
+    e2e = [m for m in methods if RECIPES[zoo].get(m, {}).get("objective") == "end_to_end"]
+    items = train_items(zoo, N_E2E_EXAMPLES if e2e else N_TRAIN_EXAMPLES)
+    task_model = None
+    if e2e:
+        from benchmarks.zoo.plugins import load_zoo_text
+
+        task_model = load_zoo_text()  # the frozen base the end-to-end loss runs through
     text_encoder = get_text_encoder()
     data = prepare(items, text_encoder)  # canonical params and embeddings, shared by every method
     read_s = time.perf_counter() - t0
@@ -128,7 +148,7 @@ def train(zoo: str, methods: tuple[str, ...] = METHODS, out_root: Path = CHECKPO
                 print(f"  {zoo}/{m}: {i}/{n}", flush=True)
 
         res = train_generator(m, FAMILIES[zoo], items, folder, config=RECIPES[zoo].get(m), progress=progress,
-                              text_encoder=text_encoder, prepared=data)  # fmt: skip
+                              text_encoder=text_encoder, prepared=data, task_model=task_model)  # fmt: skip
         size = sum(f.stat().st_size for f in folder.iterdir())
         out[m] = {"seconds": round(res["seconds"], 1), "bytes": size, "version": res["version"]}
         print(f"{zoo}/{m}: {res['seconds']:.0f} s, {size / 1e6:.2f} MB, version {res['version']}", flush=True)

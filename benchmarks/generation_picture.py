@@ -17,11 +17,15 @@ COLOURS = {"base": (150, 150, 150), "nearest": (70, 130, 200), "best": (220, 120
 def columns(pic: dict[str, Any]) -> list[tuple[str, str, tuple[int, int, int]]]:
     """(label, method key, colour) per column; the best method merged into nearest's or analogy's."""
     best = pic["best"]
+    # a run with --methods lacks some columns (no per-task scores given: every column)
+    ran = {k for ent in pic["tasks"].values() for k in ent} if pic.get("tasks") else set(COLUMNS) | {best}
     out = []
     for c in COLUMNS:
         if c == "best" and best in ("nearest", "analogy"):
             continue
         key = best if c == "best" else c
+        if key not in ran:
+            continue
         label = f"{key} (best on validation)" if key == best else key
         out.append((label, key, COLOURS[c]))
     return out

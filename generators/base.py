@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -70,6 +70,11 @@ class TrainData:
     steps: list[int] = field(default_factory=list)  # per item: steps its descriptions chain (generators.steps)
     # per item: for each description that names several steps, the (n_parts, d) embeddings of its parts
     part_emb: list[list[np.ndarray]] = field(default_factory=list)
+    examples: list[list[tuple[str, str]]] = field(default_factory=list)  # per item: its (input, output) pairs
+    task_model: Any = None  # (frozen base model, tokenizer) for end-to-end objectives (generators.end_to_end)
+
+
+EMBEDDED_EXAMPLES = 8  # examples per item the text encoder embeds; the rest feed end-to-end objectives only
 
 
 def example_text(inp: str, out: str) -> str:
@@ -389,7 +394,7 @@ def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) 
     adapters = [it.adapter for it in items]
     layout = Layout.from_adapters(adapters, rank)
     descs = [[d for d in it.descriptions if d.strip()] for it in items]
-    exs = [[example_text(i, o) for i, o in it.examples] for it in items]
+    exs = [[example_text(i, o) for i, o in it.examples[:EMBEDDED_EXAMPLES]] for it in items]
     parts = [[split_steps(d) for d in group] for group in descs]  # per item, per description: its steps
     parts = [[p for p in group if len(p) > 1] for group in parts]
     part_texts = [t for group in parts for p in group for t in p]
@@ -407,6 +412,7 @@ def prepare(items: list[TrainItem], text_encoder: Any, rank: int | None = None) 
         text_dim=int(desc_emb[0].shape[1]),
         steps=[description_steps(d) for d in descs],
         part_emb=[[np.stack([vecs[t] for t in p]) for p in group] for group in parts],
+        examples=[list(it.examples) for it in items],
     )
 
 
@@ -420,10 +426,12 @@ def train_generator(
     text_encoder: Any = None,
     progress: Callable[[int, int], None] | None = None,
     prepared: TrainData | None = None,
+    task_model: Any = None,
 ) -> dict[str, Any]:
     """Train ``method`` on ``items`` and save the checkpoint in ``out_dir``.
 
     ``prepared``: the ``prepare(items, text_encoder)`` result, to share between methods.
+    ``task_model``: the family's ``(base model, tokenizer)``, for end-to-end objectives.
     Returns ``{"path", "version", "metrics", "seconds"}``.
     """
     from generators.canonical import template_of
@@ -438,6 +446,8 @@ def train_generator(
     rank = getattr(cfg, "rank", None)
     reuse = prepared is not None and (rank is None or rank == prepared.layout.rank)
     data = prepared if reuse and prepared is not None else prepare(items, text_encoder, rank)
+    if task_model is not None:
+        data = replace(data, task_model=task_model)
     state, info, metrics = cls.fit(data, cfg, progress)
     if getattr(cfg, "store_half", False):
         state = round_half(state)

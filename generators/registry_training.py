@@ -82,8 +82,11 @@ def train_from_registry(
     only_listed: bool = False,
     config: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    task_model: Any = None,
 ) -> dict[str, Any]:
     """Train ``method`` for ``family`` and store the checkpoint under the registry's home.
+
+    ``task_model``: the family's ``(base model, tokenizer)`` for end-to-end objectives.
 
     Returns ``{"family", "method", "version", "path", "metrics", "seconds", "items"}`` (items: adapter names).
     """
@@ -92,7 +95,8 @@ def train_from_registry(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
-        res = train_generator(method, family, items, tmp, config=config, text_encoder=text_encoder, progress=progress)
+        res = train_generator(method, family, items, tmp, config=config, text_encoder=text_encoder, progress=progress,
+                              task_model=task_model)  # fmt: skip
         final = move_into_place(tmp, root / res["version"])
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

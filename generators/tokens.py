@@ -129,6 +129,16 @@ class GroupStats:
                 out[s.name] = (a[row, j], b[row, j])
         return out
 
+    def by_module(
+        self, groups: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Grouped factors of a batch → module name → (A (b, r, in), B (b, out, r))."""
+        out = {}
+        for specs, (a, b) in zip(self.specs, groups, strict=True):
+            for j, s in enumerate(specs):
+                out[s.name] = (a[:, j], b[:, j])
+        return out
+
     def delta_loss(
         self, pred: list[tuple[torch.Tensor, torch.Tensor]], target: list[tuple[torch.Tensor, torch.Tensor]]
     ) -> torch.Tensor:

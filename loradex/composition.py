@@ -279,9 +279,10 @@ def part_picks(svc: LocalService, prompt: str, hits: list[Any], k: int, family: 
 
 
 def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, auto: int | None,
-                  family: str | None) -> list[dict[str, Any]]:  # fmt: skip
+                  family: str | None, per_step: bool = False) -> list[dict[str, Any]]:  # fmt: skip
     """The adapters to compose: the given ones, or ``auto`` search hits of one family that together
-    cover the prompt (``diverse_picks``)."""
+    cover the prompt (``diverse_picks``). ``per_step``: a language family's request of more steps
+    than ``auto`` gets one pick per step (a chain needs an adapter for each; ``auto_strategy``)."""
     if refs:
         rows = [svc.get(r) for r in refs]
     elif auto:
@@ -291,7 +292,14 @@ def pick_adapters(svc: LocalService, prompt: str, refs: list[str | int] | None, 
         fam = family or hits[0].adapter["family"]
         mine = [h for h in hits if h.adapter["family"] == fam]
         why: dict[int, str] = {}
-        rows = [svc.get(h.adapter["id"]) for h in part_picks(svc, prompt, mine, auto, fam, why=why)]
+        k = auto
+        if per_step:
+            from generators.steps import steps_in_run_order
+            from loradex.bases import runs_text
+
+            if runs_text(fam):
+                k = max(auto, min(len(steps_in_run_order(prompt)), MAX_COMPOSE))
+        rows = [svc.get(h.adapter["id"]) for h in part_picks(svc, prompt, mine, k, fam, why=why)]
         for r in rows:
             r["picked_for"] = why.get(r["id"])  # the part of the prompt it was searched for (None: the whole)
     else:
@@ -366,7 +374,7 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
         raise SearchError("empty prompt: say what to render, or for a language model what task to do")
     if options and not strategy.startswith("merge:"):
         raise FusionError(f"options are a merge's: give them with a merge:<strategy> strategy, not {strategy!r}")
-    rows = pick_adapters(svc, prompt, refs, auto, family)
+    rows = pick_adapters(svc, prompt, refs, auto, family, per_step=strategy in (AUTO, "chain") and weights is None)
     fam = rows[0]["family"]
     base = get_base(fam)
     decided: dict[str, Any] = {}
@@ -374,6 +382,8 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
         strategy = "gate"  # weights scale the gate (what compose ran before auto existed)
     elif strategy == AUTO:
         strategy, rows, decided = auto_strategy(svc, prompt, rows, base.kind)
+        if auto and not refs and isinstance(decided.get("auto"), dict) and len(decided["auto"]["steps"]) > auto:
+            decided["auto"]["asked"] = auto  # more picks than asked: one adapter per step
     if strategy == "merge:zip":
         from fusion.merge.ziplora import zip_options
 

@@ -259,6 +259,22 @@ def _expert_edges(svc: LocalService, lineage: dict[str, Any], method: str) -> li
             for e in experts if str(e.get("name")) in ids]  # fmt: skip
 
 
+def task_model_for(family: str, config: dict[str, Any] | None) -> Any:
+    """The family's text base ``(model, tokenizer)`` when the config asks for end-to-end training."""
+    if (config or {}).get("objective") != "end_to_end":
+        return None
+    from generators import GeneratorTrainingError
+    from loradex.bases import base_families, load_base, runs_text
+
+    if not runs_text(family):
+        have = [f for f in base_families() if runs_text(f)]
+        raise GeneratorTrainingError(
+            f"end-to-end training runs the family's language model, and {family!r} has none registered; "
+            f"text bases: {', '.join(have) or 'none'}"
+        )
+    return load_base(family)
+
+
 def train(svc: LocalService, family: str, method: str, *, texts: str | Path | None = None,
           config: dict[str, Any] | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """Train ``method`` for ``family`` on the registry's described adapters and record it."""
@@ -266,7 +282,7 @@ def train(svc: LocalService, family: str, method: str, *, texts: str | Path | No
 
     table = load_texts_file(texts) if texts else None
     res = train_from_registry(svc.registry, family, method, svc.text_encoder, texts=table, config=config,
-                              progress=progress)  # fmt: skip
+                              progress=progress, task_model=task_model_for(family, config))  # fmt: skip
     metrics = {**(res.get("metrics") or {}), "method": method, "seconds": res.get("seconds")}
     svc.registry.record_encoder(GENERATOR_KIND, family, res["version"], Path(res["path"]), metrics)
     return {k: res[k] for k in ("family", "method", "version", "path", "seconds") if k in res} | {

@@ -175,7 +175,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
     auto = res.info.get("auto")
     if isinstance(auto, dict):  # auto ran the request's steps as a chain
         print("chained in the order the steps run: " + " → ".join(f"{s['step']!r} ({s['adapter']})" for s in auto["steps"])
-              + (f"; left out: {', '.join(auto['left_out'])}" if auto["left_out"] else ""))  # fmt: skip
+              + (f"; left out: {', '.join(auto['left_out'])}" if auto["left_out"] else "")
+              + (f" (one adapter per step: --auto {auto['asked']} picked {len(auto['steps'])})" if auto.get("asked") else ""))  # fmt: skip
     elif auto:
         print(f"auto: {auto}")
     return EXIT_OK

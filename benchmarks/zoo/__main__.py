@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("zoo", choices=sorted(BUILDERS))
     t.add_argument("--zoo-dir", type=Path, default=None, help="zoo folder (default: benchmarks/zoo/<zoo>/)")
     t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--examples", type=int, default=0,
+                   help="text zoo: (input, output) examples per task, never evaluation inputs (for end-to-end training)")  # fmt: skip
     args = p.parse_args(argv)
     if args.command == "texts":
         import json
@@ -39,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
 
         folder = args.zoo_dir or Path(__file__).resolve().parent / args.zoo
         doc = training_texts(json.loads((folder / "manifest.json").read_text()))
+        if args.examples and args.zoo == "text":
+            from benchmarks.generation_data import text_tasks, train_examples
+
+            tasks = text_tasks()
+            for rec in doc.values():
+                rec["examples"] = [list(p) for p in train_examples(tasks[rec["task"]], args.examples)]
         args.out.write_text(json.dumps(doc, indent=1))
         print(f"wrote {len(doc)} adapters' texts to {args.out}")
         return 0

@@ -33,3 +33,7 @@ def test_the_picture_shows_analogy_and_the_best_method_once() -> None:
         cols = columns({"best": best})
         assert [k for _, k, _ in cols] == ["base", "nearest", "analogy", "oracle"]
         assert [lab for lab, k, _ in cols if k == best] == [f"{best} (best on validation)"]
+    # a run with --methods hypernet evaluated no nearest / analogy: no empty columns drawn as 0.00
+    ran = {"best": "hypernet", "tasks": {"caesar_8": {"base": {"score": 0.0}, "hypernet": {"score": 0.1},
+                                                      "oracle": {"score": 1.0}}}}  # fmt: skip
+    assert [k for _, k, _ in columns(ran)] == ["base", "hypernet", "oracle"]

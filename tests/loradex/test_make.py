@@ -222,6 +222,12 @@ def test_compose_runs_a_request_of_steps_as_a_chain_in_the_order_they_run(
     shown = capsys.readouterr().out
     assert "chained in the order the steps run: 'reverse it' (reverse) → 'capitalize all letters' (upper)" in shown
     assert "hello → OLLEH" in shown
+    # Three steps asked with --auto 2: one pick per step, all three chained (not a gate over two).
+    argv[4] = "add ing at the end, then reverse it, and then capitalize all letters"
+    assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert "(append_ing) → 'reverse it' (reverse) → 'capitalize all letters' (upper)" in shown
+    assert "(one adapter per step: --auto 2 picked 3)" in shown and "hello → GNIOLLEH" in shown
     from ui.web.make import MakeUI
 
     _, _, text = MakeUI(svc, lambda token: None).compose("Before you write it backwards, add ing at the end", "", 2,
@@ -350,6 +356,25 @@ def test_made_adapters_get_names_no_other_adapter_has(tmp_path: Path) -> None:
     rows = svc.list()
     assert len({r["name"] for r in rows}) == len(rows)
     assert all(svc.get(r["name"])["id"] == r["id"] for r in rows)
+
+
+def test_train_generator_end_to_end_through_the_family_base(svc: LocalService, tmp_path: Path) -> None:
+    """``--config '{"objective": "end_to_end"}'`` trains the hypernet through the family's own text
+    base on the examples of the texts file; a family without a language model is told so."""
+    from benchmarks.generation_data import text_tasks, train_examples
+    from generators import GeneratorTrainingError
+
+    tasks = text_tasks()
+    table = {t: {"texts": [], "examples": [list(p) for p in train_examples(tasks[t], 4)]} for t in TEXT_TASKS}
+    (tmp_path / "texts.json").write_text(json.dumps(table))
+    cfg = {"objective": "end_to_end", "steps": 4, "batch_size": 3, "width": 16, "task_examples": 2}
+    res = svc.train_generator("zoo-text", "hypernet", texts=tmp_path / "texts.json", config=cfg)
+    # the registry's other described adapters (merges made by earlier tests) have no examples: not drawn
+    assert res["metrics"]["objective"] == "end_to_end"
+    assert res["items"] - res["metrics"]["without_examples"] == len(TEXT_TASKS)
+    assert res["metrics"]["first_loss"] > 0.5  # a task loss through the base, not a reconstruction
+    with pytest.raises(GeneratorTrainingError, match="'zoo-image' has none registered; text bases: zoo-text"):
+        svc.train_generator("zoo-image", "hypernet", config=cfg)
 
 
 def test_zip_merge_learns_on_the_family_base_and_registers_the_exact_combination(tmp_path: Path) -> None:

@@ -161,7 +161,8 @@ class MakeUI:
         lines = [x for x in (inputs or "").splitlines() if x.strip()]
         progress(0, desc="composing")
         try:
-            rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None)
+            rows = pick_adapters(self.service, prompt, refs or None, None if refs else int(auto or 2), family or None,
+                                 per_step=picked in ("auto", "chain"))  # fmt: skip
             ids = [r["id"] for r in rows]
             why = {r["id"]: r.get("picked_for") for r in rows}
             decided: dict[str, Any] = {}
