@@ -32,10 +32,10 @@ N_E2E_EXAMPLES = 256
 # (semantic also stores the expert library, about 8 MB on text and 6.8 MB on image).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "text": {
-        # end to end through the frozen text base (chosen on validation over reconstruction and three
+        # end to end through the frozen text base (chosen on validation over reconstruction and five
         # other end-to-end settings; benchmarks/results/generation_notes.md, 2026-12-04)
         "hypernet": {
-            "steps": 3000,
+            "steps": 5000,
             "batch_size": 16,
             "width": 128,
             "emb_noise": 0.05,
