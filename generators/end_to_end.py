@@ -63,8 +63,7 @@ class TaskLoss:
             p.requires_grad_(False)
         self.tok = tok
         self.pad = int(getattr(tok, "pad_id", tok.eos_id))
-        self.current: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.rows = 1  # sequences per task in the current batch
+        self.current: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # module → this batch's factors
         self.hooks = []
         for spec in layout.modules:
             comp, _, path = spec.name.partition(".")

@@ -123,11 +123,7 @@ class GroupStats:
         self, groups: list[tuple[torch.Tensor, torch.Tensor]], row: int = 0
     ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Row ``row`` of grouped factors → module name → (A (r, in), B (out, r))."""
-        out = {}
-        for specs, (a, b) in zip(self.specs, groups, strict=True):
-            for j, s in enumerate(specs):
-                out[s.name] = (a[row, j], b[row, j])
-        return out
+        return {name: (a[row], b[row]) for name, (a, b) in self.by_module(groups).items()}
 
     def by_module(
         self, groups: list[tuple[torch.Tensor, torch.Tensor]]
