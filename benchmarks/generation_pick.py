@@ -3,11 +3,15 @@
     python -m benchmarks.generation_pick [--home /tmp/gw_home] [--out benchmarks/results/generation_pick.json]
 
 When a generator answers a request with one library expert as is (``nearest``; ``analogy`` when no
-triple beats the nearest expert), ``loradex.generation.search_pick`` makes it the expert the
-registry's hybrid search ranks first among the library's (``Generator.picked``). Measured on every
-query of ``generation_queries.json`` and ``retrieval_voices.json`` for both zoos, through the default
-generator: for training tasks, how often the answer is the task's own expert alone, without and
-with the pick; for held-out tasks (no expert of their own) how often the pick changes the answer.
+triple beats the nearest expert), ``loradex.generation.search_pick`` makes it the adapter the
+registry's hybrid search ranks first among the family's ingested ones (``Generator.picked``): a
+library expert, or one outside the generator's library (the default registry holds the zoos'
+held-out tasks' adapters, which no generator was trained on), which also replaces an answer that
+blends several experts (an analogy), never a chain of steps. Measured on every query of
+``generation_queries.json`` and ``retrieval_voices.json`` for both zoos, through the default
+generator: for training tasks, how often the answer is the task's own adapter alone (or one of its
+extra seeds), without and with the pick; for held-out tasks (no expert of their own in the library)
+how often the pick changes the answer and how often the answer becomes the task's own adapter.
 Every changed answer is judged both ways by the zoo's own evaluator (text: exact match on 50
 strings; image: mean of style hit and content kept on 6 prompts). Nothing is tuned here: the pick
 has no threshold. A missing home is built first (``ui.server.prepare``).
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +58,8 @@ def measure(svc: Any, zoo: str) -> list[dict[str, Any]]:
         a, b = gen.generate(asked, seed=0), gen.generate(asked, seed=0, expert=top)
         alone = [e["name"] for e in a.lineage.get("experts") or []]
         picked = [e["name"] for e in b.lineage.get("experts") or []]
-        rows.append({**q, "search_top": top, "alone": alone, "picked": picked})
+        rows.append({**q, "search_top": top.name if top else None, "outside_library": bool(top and top.adapter),
+                     "alone": alone, "picked": picked})  # fmt: skip
         if alone != picked:  # judged by the zoo's own evaluator, as the generation suite does
             judged.append((len(rows) - 1, a.adapter, b.adapter))
     if judged:
@@ -77,6 +83,11 @@ def judge_changed(zoo: str, items: list[tuple[str, Any, Any]]) -> list[tuple[flo
     return list(zip(acc[:k], acc[k:], strict=True))
 
 
+def own(name: str | None, task: str) -> bool:
+    """``name`` is the task's adapter or one of its extra seeds (``task_s1`` …)."""
+    return name is not None and re.fullmatch(re.escape(task) + r"(_s\d+)?", name) is not None
+
+
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for source in ["all", *sorted({r["source"] for r in rows})]:
@@ -85,11 +96,15 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ho = [r for r in rs if r["split"] == "heldout"]
         out[source] = {
             "train": len(tr),
-            "own_alone": sum(r["alone"] == [r["task"]] for r in tr),
-            "own_picked": sum(r["picked"] == [r["task"]] for r in tr),
-            "search_top_own": sum(r["search_top"] == r["task"] for r in tr),
+            "own_alone": sum(len(r["alone"]) == 1 and own(r["alone"][0], r["task"]) for r in tr),
+            "own_picked": sum(len(r["picked"]) == 1 and own(r["picked"][0], r["task"]) for r in tr),
+            "search_top_own": sum(own(r["search_top"], r["task"]) for r in tr),
             "heldout": len(ho),
             "heldout_changed": sum(r["alone"] != r["picked"] for r in ho),
+            # the registry holds held-out tasks' own adapters (outside the generator's library)
+            "heldout_own_picked": sum(len(r["picked"]) == 1 and own(r["picked"][0], r["task"]) for r in ho),
+            "heldout_search_top_own": sum(own(r["search_top"], r["task"]) for r in ho),
+            "picked_outside_library": sum(r["outside_library"] and r["alone"] != r["picked"] for r in rs),
         }
         for name, group in (("train", tr), ("heldout", ho)):
             ch = [r for r in group if "metric_alone" in r]
@@ -112,14 +127,16 @@ def run(home: Path) -> dict[str, Any]:
 def to_markdown(res: dict[str, Any]) -> str:
     lines = ["| zoo | queries | training-task queries | own expert: generator alone | own expert: with the pick | "
              "search top is own | task metric summed over changed answers, training: alone → picked | held-out "
-             "queries | held-out answers changed | their task metric summed: alone → picked |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "queries | held-out answers changed | their task metric summed: alone → picked | held-out: own "
+             "adapter answers (search top is own) | answers from outside the library |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for zoo, z in res.items():
         for src, s in z["summary"].items():
             lines.append(f"| {zoo} | {src} | {s['train']} | {s['own_alone']} | **{s['own_picked']}** | "
                          f"{s['search_top_own']} | {s['train_metric_sum_alone']} → {s['train_metric_sum_picked']} | "
                          f"{s['heldout']} | {s['heldout_changed']} | {s['heldout_metric_sum_alone']} → "
-                         f"{s['heldout_metric_sum_picked']} |")  # fmt: skip
+                         f"{s['heldout_metric_sum_picked']} | {s['heldout_own_picked']} "
+                         f"({s['heldout_search_top_own']}) | {s['picked_outside_library']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

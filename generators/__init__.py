@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from generators.base import (
+    Expert,
     GeneratedAdapter,
     Generator,
     TrainItem,
@@ -71,6 +72,7 @@ __all__ = [
     "DEFAULT_METHODS",
     "MAX_DESCRIPTION_CHARS",
     "DescriptionError",
+    "Expert",
     "GeneratedAdapter",
     "Generator",
     "GeneratorCheckpointError",

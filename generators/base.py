@@ -45,6 +45,24 @@ class GeneratedAdapter:
     lineage: dict[str, Any]  # generator, version, method, seed, rank, experts [{"name", "weight"}], …
 
 
+@dataclass(frozen=True)
+class Expert:
+    """The adapter a caller ranks first for a request (e.g. the registry's search): a library expert
+    by ``name``, or, with ``adapter`` (or ``load``, which reads it) given, an adapter of the family
+    outside the library (its registered file; ``ref`` is its registry id), used as is."""
+
+    name: str
+    adapter: LoraAdapter | None = None
+    ref: int | None = None
+    covers_steps: bool = False  # its description names the request's steps in their order (it may replace a chain)
+    load: Callable[[], LoraAdapter] | None = None  # reads ``adapter`` when it is needed (a large file)
+
+    @property
+    def outside(self) -> bool:
+        """An adapter from outside the generator's library (given, or to be read)."""
+        return self.adapter is not None or self.load is not None
+
+
 @dataclass
 class TrainItem:
     """One training adapter."""
@@ -155,7 +173,7 @@ class Generator:
         seed: int = 0,
         rank: int | None = None,
         score_candidates: ScoreCandidates | None = None,
-        expert: str | None = None,
+        expert: str | Expert | None = None,
     ) -> GeneratedAdapter:
         """A new adapter for ``description``; same arguments ⇒ bit-identical tensors.
 
@@ -163,9 +181,10 @@ class Generator:
         nearest library experts (methods that keep a library) on the caller's scoring of the
         examples, and the best-scoring one is returned (lineage says which).
 
-        ``expert``: the library expert the caller ranks first for the request (the service's
-        search): when the method answers with one library expert as is, it is that one (``picked``;
-        lineage ``picked_over`` names the method's own choice); with examples it is a candidate too.
+        ``expert``: the expert the caller ranks first for the request (the service's search), a
+        library expert's name or an ``Expert`` (which may be an adapter outside the library): when
+        the method answers with one library expert as is, it is that one (``picked``; lineage
+        ``picked_over`` names the method's own choice); with examples it is a candidate too.
         """
         import torch
 
@@ -173,6 +192,7 @@ class Generator:
 
         text = check_description(description)
         exs = check_examples(examples)
+        expert = Expert(expert) if isinstance(expert, str) else expert
         if rank is not None and not 1 <= int(rank) <= 256:
             raise GeneratorError(f"rank {rank!r} is out of range; use 1 … 256")
         emb = self.embed([text])[0]  # (d,)
@@ -186,14 +206,16 @@ class Generator:
         chosen = "generated"
         if exs and score_candidates is not None:
             cands = [(chosen, facs, extra)] + self.candidates(emb, ex_emb)
-            found = self.library_expert(expert) if expert and expert not in {c[0] for c in cands} else None
-            cands += [(expert, *found)] if expert and found else []  # the caller's pick competes
+            found = self.expert_factors(expert) if expert and expert.name not in {c[0] for c in cands} else None
+            cands += [(expert.name, *found)] if expert and found else []  # the caller's pick competes
             with few_threads():
-                adapters = [to_adapter(recanonical(f, r), self.layout, self.template, text) for _, f, _ in cands]
+                adapters = [to_adapter(recanonical(f, _kept_rank(f, e, r, rank)), self.layout, self.template, text)
+                            for _, f, e in cands]  # fmt: skip
             scores = [float(s) for s in score_candidates(adapters)]
             best = max(range(len(cands)), key=lambda i: (scores[i], -i))
             chosen, facs, extra = cands[best]
             extra = {**extra, "candidates": [{"name": c[0], "score": s} for c, s in zip(cands, scores, strict=True)]}
+        r = _kept_rank(facs, extra, r, rank)
         with few_threads():
             facs = recanonical(facs, r)
         adapter = to_adapter(facs, self.layout, self.template, text)
@@ -228,18 +250,49 @@ class Generator:
             return None
         return lib.expert(lib.names.index(name)), {"experts": [{"name": name, "weight": 1.0}]}
 
-    def picked(self, extra: dict[str, Any], name: str) -> tuple[Factors, dict[str, Any]] | None:
-        """When the method answered with one library expert as is (``nearest``; ``analogy`` when no
-        triple beats the nearest expert), library expert ``name`` in its place (the one the caller
-        ranks first, e.g. the registry's search); None otherwise or when the library lacks it. A
-        chain's answer (the sum of its steps, or the chain expert that holds them) stays."""
+    def expert_factors(self, expert: Expert) -> tuple[Factors, dict[str, Any]] | None:
+        """``expert`` as is: the library's factors, or an outside adapter's own re-expressed on the
+        family's layout (exactly, at its own rank); None when neither is possible (not in the library
+        and no adapter; an adapter with modules or shapes the family's layout lacks)."""
+        if not expert.outside:
+            return self.library_expert(expert.name)
+        from generators.canonical import few_threads, module_factors
+
+        ad = expert.adapter if expert.adapter is not None else expert.load()  # type: ignore[misc]
+        if not ad.modules or set(ad.modules) - set(self.layout.names):
+            return None
+        rank = max(max(ad.ranks), 1)
+        try:
+            with few_threads():
+                facs = {spec.name: module_factors(ad, spec, rank) for spec in self.layout.modules}
+        except ValueError:  # a module's shape differs from the family's
+            return None
+        entry: dict[str, Any] = {"name": expert.name, "weight": 1.0, "outside_library": True}
+        if expert.ref is not None:
+            entry["id"] = int(expert.ref)
+        return facs, {"experts": [entry]}
+
+    def picked(self, extra: dict[str, Any], expert: str | Expert) -> tuple[Factors, dict[str, Any]] | None:
+        """``expert`` (the one the caller ranks first, e.g. the registry's search) in place of the
+        method's answer, or None to keep it. A library expert replaces an answer that is one library
+        expert as is (``nearest``; ``analogy`` when no triple beats the nearest expert). An adapter
+        from outside the library also replaces a blend of experts (an analogy, a top-K mean): the
+        blend guesses at a task the library lacks, and the caller ranks first an adapter this
+        generator was never shown. A chain's answer (the sum of its steps, or the chain expert that
+        holds them) stays, unless ``expert.covers_steps`` (the caller found the request's steps, in
+        order, in the expert's own description: one adapter trained on the chain beats a sum of its
+        steps), and so does an answer drawn from no expert (a learned method's own)."""
+        expert = Expert(expert) if isinstance(expert, str) else expert
         experts = extra.get("experts") or []
-        chained = extra.get("chain") or extra.get("chain_held")
-        one = len(experts) == 1 and float(experts[0].get("weight", 0.0)) == 1.0 and not chained
-        found = self.library_expert(name) if one and experts[0]["name"] != name else None
+        if not experts or ((extra.get("chain") or extra.get("chain_held")) and not expert.covers_steps):
+            return None
+        one = len(experts) == 1 and float(experts[0].get("weight", 0.0)) == 1.0
+        if (one and experts[0]["name"] == expert.name) or not (one or expert.outside or expert.covers_steps):
+            return None
+        found = self.expert_factors(expert)
         if found is None:
             return None
-        return found[0], {**extra, **found[1], "picked_over": experts[0]["name"]}
+        return found[0], {**extra, **found[1], "picked_over": ", ".join(str(e["name"]) for e in experts)}
 
     def chain(self, text: str, emb: torch.Tensor) -> tuple[Factors, dict[str, Any]] | None:
         """Factors for a request that chains steps (``generators.steps``), or None to use ``factors``."""
@@ -275,6 +328,15 @@ class Generator:
         if metrics is not None:
             (out / "metrics.json").write_text(json.dumps({**metrics, "version": self.version}, indent=1) + "\n")
         return self.version
+
+
+def _kept_rank(factors: Factors, extra: dict[str, Any], r: int, asked: int | None) -> int:
+    """The written rank: ``r``, or for an adapter from outside the library answered as is (and no
+    rank asked for) at least its own, so it is written exactly."""
+    outside = any(e.get("outside_library") for e in extra.get("experts") or [])
+    if asked is not None or not outside:
+        return r
+    return min(256, max(r, max(int(a.shape[0]) for a, _ in factors.values())))
 
 
 def _stored(key: str, t: torch.Tensor, half: bool) -> torch.Tensor:

@@ -18,6 +18,8 @@ run at compose time does (``steps_in_run_order``: "Before you Y, X" runs X first
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 # Sequence words between two steps. Plain "and", "before", "after", "followed by" and a bare "; "
 # are left out: "upper and lower case", "put dis before it", "the input followed by 'er'", "move
@@ -70,3 +72,20 @@ def description_steps(descriptions: list[str]) -> int:
     if not counts:
         return 1
     return max(sorted(set(counts)), key=counts.count)
+
+
+def same_steps(asked: str, described: str, encode: Callable[[list[str]], Any]) -> bool:
+    """Whether an adapter described as ``described`` does the steps ``asked`` chains, in the same
+    run order: both name the same number (≥ 2) of steps and each asked step's closest described
+    step (cosine of ``encode``'s vectors) is the one in its place, and the other way round. "sort
+    it, then swap the case" is not "Swap the case, then sort the characters": same steps, other order."""
+    import numpy as np
+
+    want, have = steps_in_run_order(asked), steps_in_run_order(described)
+    if len(want) < 2 or len(want) != len(have):
+        return False
+    v = np.asarray(encode(want + have), dtype=np.float64)  # (2n, d)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    sim = v[: len(want)] @ v[len(want) :].T  # (n, n): asked step × described step
+    n = len(want)
+    return all(int(sim[i].argmax()) == i for i in range(n)) and all(int(sim[:, j].argmax()) == j for j in range(n))

@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from loradex.types import GenerateResult
 from registry.filters import Filters
 
 if TYPE_CHECKING:  # pragma: no cover
+    from generators.base import Expert
     from loradex.service import LocalService
 
 GENERATOR_KIND = "generator"  # encoder_checkpoints.kind of a trained generator
@@ -157,31 +159,75 @@ def library_rows(svc: LocalService, family: str, names: list[str]) -> dict[str, 
 
 
 def search_pick(svc: LocalService, family: str, gen: Any, asked: str,
-                examples: list[tuple[str, str]] | None = None) -> str | None:  # fmt: skip
-    """The first of the generator's library experts in the registry's own search for ``asked`` (the
-    family's adapters, as a user's search ranks them, top ``PICK_POOL``; with ``examples``, the search
-    by them, ``loradex.verify``, and only an expert that reproduces one), or None: no library, none of
-    them that high, or (words only) no text map. Where the generator answers with one expert as is, it answers with
-    this one (``Generator.picked``); with examples it competes with the generator's own candidates.
-    See ``benchmarks.generation_pick``."""
+                examples: list[tuple[str, str]] | None = None) -> Expert | None:  # fmt: skip
+    """The adapter the registry's own search ranks first for ``asked`` among the family's ingested
+    adapters (as a user's search ranks them, top ``PICK_POOL``; with ``examples``, the search by
+    them, ``loradex.verify``, and only one that reproduces an example), or None: none that high, or
+    (words only) no text map. A library expert is named; an adapter outside the generator's library
+    (one registered after it was trained, or one it was never shown) comes with its weights. Where
+    the generator answers with one expert as is, it answers with this one (``Generator.picked``);
+    with examples it competes with the generator's own candidates. For a request that chains steps,
+    it is marked ``covers_steps`` when its own description names the same steps in the same order
+    (``generators.steps.same_steps``): it may then replace the generator's sum of one-step experts.
+    Adapters this service made (generated, merged) are never picked: their descriptions are
+    requests, not what they were checked to do. See ``benchmarks.generation_pick``."""
+    if svc.text_encoder is None:
+        return None
     names = gen.expert_names()
     by_id = {i: n for n, i in library_rows(svc, family, names).items()} if names else {}
-    if not by_id or svc.text_encoder is None:
-        return None
     if examples:
         from loradex.verify import search_by_example
         from registry.errors import RegistryError
 
         try:
             hits = search_by_example(svc, asked, examples, PICK_POOL, Filters(family=family))
-            return next((by_id[int(h.adapter["id"])] for h in hits if int(h.adapter["id"]) in by_id and h.score > 0),
-                        None)  # fmt: skip
+            found = _first_expert(svc, [h for h in hits if h.score > 0], by_id)
+            return found[0] if found else None
         except RegistryError:
             pass  # the examples cannot be run here: the words pick
     if svc.searcher.text_settings() is None:
         return None  # plain MiniLM cosines: the generator's own description matching is as good
-    hits = svc.search(asked, PICK_POOL, filters=Filters(family=family))
-    return next((by_id[int(h.adapter["id"])] for h in hits if int(h.adapter["id"]) in by_id), None)
+    found = _first_expert(svc, svc.search(asked, PICK_POOL, filters=Filters(family=family)), by_id)
+    if found is None:
+        return None
+    from generators.steps import same_steps
+
+    top, described = found
+    if described and same_steps(asked, described, step_vectors(svc)):
+        return replace(top, covers_steps=True)  # one adapter for the whole chain asked
+    return top
+
+
+def step_vectors(svc: LocalService) -> Callable[[list[str]], Any]:
+    """Texts → vectors in the registry's text space (its text map applied when it has one), for
+    comparing a request's steps with an adapter description's (``generators.steps.same_steps``)."""
+    import numpy as np
+
+    emb = svc.registry.embedders.get("text")
+    mapped = getattr(emb, "query_text", None)  # the metadata text embedder's: the map, when there is one
+
+    def encode(texts: list[str]) -> Any:
+        vecs = svc.text_encoder.encode(texts)
+        if mapped is None or getattr(emb, "map_version", None) is None:
+            return vecs
+        return np.stack([mapped(t, v) for t, v in zip(texts, vecs, strict=True)])
+
+    return encode
+
+
+def _first_expert(svc: LocalService, hits: list[Any], library: dict[int, str]) -> tuple[Expert, str] | None:
+    """The first hit as an ``Expert`` (a library expert by name, else an ingested adapter with its
+    weights) and its registered description."""
+    from generators.base import Expert
+
+    for h in hits:
+        ref = int(h.adapter["id"])
+        described = str(h.adapter.get("description") or "")
+        if ref in library:
+            return Expert(library[ref]), described
+        if h.adapter.get("origin", "ingested") == "ingested":
+            return Expert(str(h.adapter["name"]), ref=ref, load=functools.partial(svc.load, ref)), described
+    return None
 
 
 def _slug(text: str, n: int = 40) -> str:
@@ -255,6 +301,7 @@ def _expert_edges(svc: LocalService, lineage: dict[str, Any], method: str) -> li
     if not experts:
         return []
     ids = library_rows(svc, str(lineage.get("family") or ""), [str(e.get("name")) for e in experts])
+    ids |= {str(e.get("name")): int(e["id"]) for e in experts if e.get("id") is not None}  # outside the library
     return [{"parent": ids[str(e.get("name"))], "weight": float(e.get("weight", 0.0)), "method": f"generate:{method}"}
             for e in experts if str(e.get("name")) in ids]  # fmt: skip
 

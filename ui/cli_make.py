@@ -72,6 +72,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     experts = out.lineage.get("experts") or []
     if experts:
         print("from: " + ", ".join(f"{e['name']} ({e['weight']:.2f})" for e in experts))
+    outside = [e for e in experts if e.get("outside_library")]
+    if outside:  # the registry's search ranked an adapter the generator was not trained on first
+        print("note: " + ", ".join(f"{e['name']} (#{e.get('id')})" for e in outside) + " is already registered "
+              "and ranks first for this request; the new adapter is a copy of its weights")  # fmt: skip
     if out.lineage.get("chain"):  # a chain of steps the library lacks: the sum of its steps' experts
         print("steps: " + "; ".join(f"{c['step']!r} → {c['expert']}" for c in out.lineage["chain"]) + " (summed)")
     elif out.lineage.get("chain_held"):

@@ -11,7 +11,7 @@ import torch
 from generators import BUNDLED, load_generator, train_generator
 from generators.baselines import held_chain
 from generators.canonical import combine
-from generators.steps import description_steps, split_steps, steps_in_run_order
+from generators.steps import description_steps, same_steps, split_steps, steps_in_run_order
 
 
 @pytest.mark.parametrize(
@@ -187,3 +187,29 @@ def test_a_chain_the_library_holds_answers_even_when_a_sibling_is_nearer(text_an
     assert out.lineage["chain_held"] == ["caesar_2", "rotl_1"]
     assert "picked_over" not in out.lineage
     assert judge.accuracy([("caesar_2__then__rotl_1", out.adapter)]) == [pytest.approx(1.0, abs=0.05)]
+
+
+@pytest.mark.parametrize(
+    ("asked", "described", "same"),
+    [
+        ("delete all a's, then capitalize everything", "Delete every 'a', then convert everything to uppercase.", True),
+        (
+            "alphabetize, then swap upper and lower case",
+            "Sort the characters alphabetically, then swap the case of every letter.",
+            True,
+        ),
+        (
+            "alphabetize, then swap upper and lower case",
+            "Swap the case of every letter, then sort the characters in descending order.",
+            False,
+        ),
+        ("add ing to the end and then make it all caps", "Convert everything to uppercase, then append 'ing'.", False),
+        ("Before you reverse it, uppercase it", "Convert everything to uppercase, then reverse the string.", True),
+        ("reverse it", "Reverse the string.", False),  # one step: nothing to cover
+        ("reverse it, then uppercase", "Reverse the string.", False),  # a step the adapter does not name
+    ],
+)
+def test_a_description_covers_a_request_that_names_its_steps_in_the_same_order(
+    text_encoder: Any, asked: str, described: str, same: bool
+) -> None:
+    assert same_steps(asked, described, text_encoder.encode) is same

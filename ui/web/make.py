@@ -132,6 +132,9 @@ class MakeUI:
             f"<p>generator <b>{_esc(lin.get('generator'))}</b> v{_esc(lin.get('version'))}, seed {_esc(lin.get('seed'))}, "
             f"{seconds * 1000:.0f} ms</p>"
             + (f'<p class="ldx-lineage">drawn from: {experts}</p>' if experts else "")
+            + "".join(f'<p class="ldx-found"><a href="?adapter={int(e["id"])}">{_esc(e["name"])}</a> is already '
+                      "registered and ranks first for this request; this adapter is a copy of its weights</p>"
+                      for e in lin.get("experts") or [] if e.get("outside_library") and e.get("id") is not None)
             + f'<div class="ldx-foot"><span class="ldx-dls">{links}</span></div></div></div>'
         )  # fmt: skip
 
