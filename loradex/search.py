@@ -10,6 +10,7 @@ import functools
 import json
 import unicodedata
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from loradex.errors import SearchError
@@ -136,6 +137,29 @@ def _reads_indexes(method: Callable[..., _T]) -> Callable[..., _T]:
     return read
 
 
+def after_originals(hits: list[SearchHit], copies: dict[int, int]) -> list[SearchHit]:
+    """``hits`` with each copy (``copies``: id → its original; a generated adapter that is a
+    registered one's weights as is) that ranks above its original moved to right after it, scored
+    as it is. A copy's description is the request it was made for, so its text signal can outrank
+    the original it copied for the next similar request; the original is what was checked."""
+    at = {int(h.adapter["id"]): n for n, h in enumerate(hits)}
+    moved = {c for c, o in copies.items() if c in at and o in at and at[c] < at[o]}
+    if not moved:
+        return hits
+    out: list[SearchHit] = []
+    for h in hits:
+        i = int(h.adapter["id"])
+        if i in moved:
+            continue
+        out.append(h)
+        for c in sorted((c for c in moved if copies[c] == i), key=at.__getitem__):
+            hit = hits[at[c]]
+            rel = hit.relevance if hit.relevance is None or h.relevance is None else min(hit.relevance, h.relevance)
+            out.append(replace(hit, score=min(hit.score, h.score), relevance=rel,
+                               why=f"{hit.why}; a copy of #{i} ({h.adapter['name']}): listed after it"))  # fmt: skip
+    return out
+
+
 class Searcher:
     """Prompt → top-k adapters with a per-signal score breakdown.
 
@@ -250,6 +274,9 @@ class Searcher:
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         best_text = max(signals["text"].values(), default=None) if "text" in signals else None
         verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
+        made = [int(h.adapter["id"]) for h in shown if h.adapter.get("origin", "ingested") != "ingested"]
+        copies_of = getattr(self.registry, "copies_of", None)
+        shown = after_originals(shown, copies_of(made) if made and copies_of else {})
         fixed = speller.correct(prompt) if speller is not None else prompt
         return SearchResults(shown[:k], verdict, calibration.nothing_fits_below, fixed if fixed != prompt else None)
 

@@ -422,6 +422,26 @@ class Registry:
             rows = s.scalars(select(Adapter).where(Adapter.id.in_(ids))).all()
             return {a.id: {**adapter_summary(a), "trigger_words": a.trigger_words} for a in rows}
 
+    def copies_of(self, ids: builtins.list[int]) -> dict[int, int]:
+        """id → its original, for those of ``ids`` made as a copy of one adapter (a single lineage
+        parent of weight 1: a generated adapter that is a registered one's weights as is). One query."""
+        if not ids:
+            return {}
+        from registry.models import Lineage
+
+        edges: dict[int, builtins.list[tuple[int, float]]] = {}
+        with self.sessions() as s:
+            for child, parent, weight in s.execute(
+                select(Lineage.child_id, Lineage.parent_id, Lineage.weight).where(Lineage.child_id.in_(ids))
+            ):
+                edges.setdefault(int(child), []).append((int(parent), float(weight)))
+            single = [c for c, e in edges.items() if len(e) == 1 and e[0][1] == 1.0]
+            metas: dict[int, Any] = {}
+            if single:
+                rows = s.execute(select(Adapter.id, Adapter.meta).where(Adapter.id.in_(single)))
+                metas = {int(i): m for i, m in rows}
+        return {c: edges[c][0][0] for c in single if _one_expert(metas.get(c))}
+
     def identity_of(self, adapter_id: int) -> tuple[str, str] | None:
         """(family, sha256) of one adapter (one primary-key query), None when it is gone."""
         with self.sessions() as s:
@@ -555,6 +575,20 @@ def _family_info(families: dict[str, Any], family: str) -> tuple[str, str]:
     kind = getattr(info, "kind", None) or (info[0] if isinstance(info, tuple | list) else "unknown")
     label = getattr(info, "label", None) or (info[1] if isinstance(info, tuple | list) else family)
     return str(kind), str(label)
+
+
+def _one_expert(meta: Any) -> bool:
+    """Whether a made adapter's file records one source expert (or records none, as a merge does):
+    a generated sum lists every expert in ``loradex.generator``, registered or not."""
+    import json
+
+    made = (meta or {}).get("loradex.generator") if isinstance(meta, dict) else None
+    if not made:
+        return True
+    try:
+        return len(json.loads(made).get("experts") or []) == 1
+    except (ValueError, AttributeError):
+        return False
 
 
 # key in the summary / detail dict → column attribute of ``Adapter`` (in output order)

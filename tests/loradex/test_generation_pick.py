@@ -127,11 +127,21 @@ def test_adapters_the_service_made_are_never_picked(svc: LocalService) -> None:
     nearest = load_generator(BUNDLED / "zoo-text" / "nearest", text_encoder=get_text_encoder())
     fit_zoo_text_map(svc, TASKS)
     made = svc.generate("write every letter of the text in capitals", family="zoo-text", method="nearest")
+    (parent,) = made.adapter["parents"]
     asked = readable_for(svc.text_encoder, "write every letter of the text in capitals")
-    hits = svc.search(asked, 5)
-    assert hits[0].adapter["id"] == made.adapter["id"]  # its description is the request itself
     top = search_pick(svc, "zoo-text", nearest, asked)
     assert top is not None and top.ref != made.adapter["id"] and top.name != made.adapter["name"]
+    # its description is the request itself: by text it outranks the adapter it copied, which search lists first
+    plain = svc.search(asked, 5, mode="text")
+    ids = [int(h.adapter["id"]) for h in plain]
+    assert ids.index(parent["id"]) + 1 == ids.index(int(made.adapter["id"]))
+    copy = plain[ids.index(int(made.adapter["id"]))]
+    assert f"a copy of #{parent['id']}" in copy.why and copy.score <= plain[ids.index(parent["id"])].score
+    summed = svc.generate("keep every other letter, then repeat each letter four times", family="zoo-text",
+                          method="nearest")  # fmt: skip
+    assert len(summed.lineage["experts"]) == 2  # a sum of two experts is no copy, even with one registered
+    made_ids = [int(made.adapter["id"]), int(summed.adapter["id"])]
+    assert svc.registry.copies_of(made_ids) == {int(made.adapter["id"]): parent["id"]}
 
 
 def test_an_outside_adapter_replaces_a_blend_but_never_a_chain(svc: LocalService, analogy: Any) -> None:
