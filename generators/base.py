@@ -272,7 +272,7 @@ class Generator:
             entry["id"] = int(expert.ref)
         return facs, {"experts": [entry]}
 
-    def picked(self, extra: dict[str, Any], expert: str | Expert) -> tuple[Factors, dict[str, Any]] | None:
+    def picked(self, extra: dict[str, Any], expert: Expert) -> tuple[Factors, dict[str, Any]] | None:
         """``expert`` (the one the caller ranks first, e.g. the registry's search) in place of the
         method's answer, or None to keep it. A library expert replaces an answer that is one library
         expert as is (``nearest``; ``analogy`` when no triple beats the nearest expert). An adapter
@@ -282,7 +282,6 @@ class Generator:
         holds them) stays, unless ``expert.covers_steps`` (the caller found the request's steps, in
         order, in the expert's own description: one adapter trained on the chain beats a sum of its
         steps), and so does an answer drawn from no expert (a learned method's own)."""
-        expert = Expert(expert) if isinstance(expert, str) else expert
         experts = extra.get("experts") or []
         if not experts or ((extra.get("chain") or extra.get("chain_held")) and not expert.covers_steps):
             return None

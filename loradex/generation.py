@@ -199,18 +199,13 @@ def search_pick(svc: LocalService, family: str, gen: Any, asked: str,
 
 
 def step_vectors(svc: LocalService) -> Callable[[list[str]], Any]:
-    """Texts → vectors in the registry's text space (its text map applied when it has one), for
-    comparing a request's steps with an adapter description's (``generators.steps.same_steps``)."""
+    """Texts → vectors in the registry's text space (``Searcher.text_query``: its text map applied),
+    for comparing a request's steps with an adapter description's (``generators.steps.same_steps``)."""
     import numpy as np
 
-    emb = svc.registry.embedders.get("text")
-    mapped = getattr(emb, "query_text", None)  # the metadata text embedder's: the map, when there is one
-
     def encode(texts: list[str]) -> Any:
-        vecs = svc.text_encoder.encode(texts)
-        if mapped is None or getattr(emb, "map_version", None) is None:
-            return vecs
-        return np.stack([mapped(t, v) for t, v in zip(texts, vecs, strict=True)])
+        vecs = svc.text_encoder.encode(texts)  # (n, dim)
+        return np.stack([svc.searcher.text_query(t, v) for t, v in zip(texts, vecs, strict=True)])
 
     return encode
 
