@@ -3,8 +3,11 @@
     python -m benchmarks.written_examples [--home /tmp/gw_home] [--out benchmarks/results/written_examples.json]
 
 Queries: the ``examples`` voice of ``generation_queries.json`` (35 held-out text-zoo tasks, three
-``IN -> OUT`` pairs each, written before this was built) and the ``long`` voice of
-``retrieval_voices.json`` (requests that mention an example in passing, "like turning cat into dbu").
+``IN -> OUT`` pairs each, written before this was built), the ``long`` voice of
+``retrieval_voices.json`` (requests that mention an example in passing, "like turning cat into dbu"),
+the text-zoo requests of ``retrieval_fresh.json`` (plain requests, some with an example), and the two
+sets of ``written_examples_prose.json`` (the task explained through an example in prose: "so hello
+would come out as olleh", "if I type dog I want god back").
 Per query: the rank of the task's adapter (any seed) in the ordinary search of the words
 (``Searcher.search``) and in ``LocalService.search``, which reads the examples (``examples_in``) and
 runs the candidates on the base; R@1, MRR over the top 10, and p50 latency of the latter.
@@ -36,7 +39,12 @@ def run(home: Path) -> dict[str, Any]:
                                             if q["voice"] == "examples"],  # fmt: skip
         "long voice (text zoo)": [(v["long"], t) for t, v in
                                   json.loads((REPO / "benchmarks" / "retrieval_voices.json").read_text())["text"].items()],
+        "fresh voice (text zoo)": [(q, t) for q, t in
+                                   json.loads((REPO / "benchmarks" / "retrieval_fresh.json").read_text())["text"]],
     }  # fmt: skip
+    prose = json.loads((REPO / "benchmarks" / "written_examples_prose.json").read_text())
+    sets["examples in prose, team"] = [(q, t) for q, t in prose["team"]]
+    sets["examples in prose, independent author"] = [(q, t) for q, t in prose["independent"]]
     out: dict[str, Any] = {}
     for name, rows in sets.items():
         words, read, secs, per = [], [], [], []

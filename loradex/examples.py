@@ -49,38 +49,133 @@ def parse_examples(text: str | None) -> list[tuple[str, str]]:
     return out
 
 
-# Examples written inside a request ("reverse it, like hello -> olleh", "so do becomes undo").
+# Examples written inside a request ("reverse it, like hello -> olleh", "so do becomes undo",
+# "if I type dog I want god back"). A side is a quoted span or one run of characters without spaces.
 _SIDE = r"(\"[^\"]+\"|'[^']+'|`[^`]+`|“[^”]+”|‘[^’]+’|[^\s,;:()\[\]{}]+)"
 _ARROW = re.compile(_SIDE + r"\s*(?:=>|⇒|→|⟶|->)\s*" + _SIDE)
 _QUOTED = r"(\"[^\"]+\"|'[^']+'|“[^”]+”|‘[^’]+’)"
-_SAID = re.compile(_QUOTED + r"\s+(?:becomes|turns into|gives|yields|should (?:come out as|become|give|be)|into|to)\s+"
+# "'cat' to 'dbu'", "'WhIsPer' to just be 'whisper'" (quoted: "the model to be able" is no example)
+_SAID = re.compile(_QUOTED + r"\s+(?:into|to|(?:to|should|would|must|will|can)\s+(?:just\s+|simply\s+|only\s+)?be)\s+"
                    + _QUOTED)  # fmt: skip
-_WORDS = re.compile(r"\b(?:turn(?:s|ing)?\s+([A-Za-z]+)\s+into\s+([A-Za-z]+)"
-                    r"|([A-Za-z]+)\s+(?:becomes|turns into|gives)\s+([A-Za-z]+))\b")  # fmt: skip
-# words that name what a request acts on, not a sample of it ("each letter becomes …", "turn it into …")
-GENERIC = frozenset(
-    "it this that these those them they everything something anything text string strings word words letter "
-    "letters character characters char chars input output result sentence line lines each every all one the "
-    "an its my your our their whole case uppercase lowercase capitals number numbers".split()
+
+
+def _alternation(phrases: str) -> str:
+    """``a|b c|…`` (``|``-separated phrases, spaces meaning any run of spaces), longest first."""
+    words = sorted({p.strip() for p in phrases.split("|") if p.strip()}, key=len, reverse=True)
+    return "(?:" + "|".join(r"\s+".join(map(re.escape, w.split())) for w in words) + ")"
+
+
+# how people join an example's input to its output: "X becomes Y", "X should come out as Y", "X gives me Y"
+_MODAL = _alternation("should|would|will|must|shall|could|can|might|may|ought to|needs to|need to|has to|"
+                      "have to|is to|is supposed to|to|then")  # fmt: skip
+_LINK = _alternation(
+    "becomes|become|became|becoming|turns into|turn into|turned into|turning into|turns to|turn to|"
+    "turns out as|turn out as|turned out as|comes out as|come out as|came out as|comes out|come out|"
+    "comes back as|come back as|came back as|comes back|come back|gives back|give back|gave back|gives me|"
+    "give me|gave me|gives you|give you|gives|give|gave|returns|return|returned|yields|yield|produces|"
+    "produce|produced|outputs|output|results in|result in|resulted in|maps to|map to|mapped to|maps onto|"
+    "changes to|change to|changed to|changes into|change into|changed into|goes to|go to|went to|"
+    "ends up as|end up as|ended up as|ends up|end up|ended up|reads as|read as|reads|read|spits out|"
+    "spit out|prints|print|is turned into|be turned into|gets turned into|get turned into|is changed to|"
+    "be changed to|is converted to|be converted to|is converted into|be converted into|is written as|"
+    "be written as|is output as|be output as|is shown as|be shown as|is rendered as|be rendered as|"
+    "is transformed into|be transformed into|is mapped to|be mapped to|should be|would be|must be|will be"
 )
+_ADVERB = r"(?:(?:just|simply|only|exactly|now|then|instead|always|become|be)\s+)?"
+_LINKED = re.compile(r"(?<![\w'’])" + _SIDE + r"\s+(?:" + _MODAL + r"\s+" + _ADVERB + r")?" + _LINK + r"\s+"
+                     + _ADVERB + _SIDE, re.IGNORECASE)  # fmt: skip
+# "turn X into Y", "map X to Y", "turn a word like X into Y", "make X into Y", "rewrite X as Y"
+_SAMPLE = r"(?:(?:[A-Za-z]+\s+){0,3}?(?:like|such\s+as|say|e\.g\.)\s+)?"
+_VERB_FIRST = re.compile(
+    r"\b(?:turns?|turned|turning|changes?|changed|changing|converts?|converted|converting|transforms?|"
+    r"transformed|transforming|maps?|mapped|mapping)\s+" + _SAMPLE + _SIDE + r"\s+(?:into|to|onto)\s+" + _SIDE
+    + r"|\b(?:makes?|made|making)\s+" + _SAMPLE + _SIDE + r"\s+into\s+" + _SIDE  # "make sure to …" is no example
+    + r"|\b(?:rewrites?|rewrote|rewriting|spells?|spelled|spelling)\s+" + _SAMPLE + _SIDE + r"\s+as\s+" + _SIDE,
+    re.IGNORECASE)  # fmt: skip
+# "if I type dog I want god back", "feed it cat, get CAT", "typing hello gives me ifmmp"
+_GIVEN = _alternation("type|typed|types|typing|enter|entered|enters|entering|input|inputs|feed|fed|feeds|"
+                      "feeding|put in|puts in|putting in|pass|passed|passes|passing|send|sent|sending|"
+                      "write|wrote|writes|writing|give it|gave it|giving it|paste|pasted|pasting|"
+                      "provide|provided|supply|supplied|start with|starting with|start from")  # fmt: skip
+_GOT = _alternation("get|gets|got|getting|receive|receives|see|want|wants|expect|expects|need|needs|"
+                    "return|returns|should return|should get|should give|should give back|gives|give|gives back|"
+                    "give back|gives me|give me|out comes|comes out|come out|produces|yields|spits out|"
+                    "outputs|prints|would like|'d like|want to see|want to get")  # fmt: skip
+_IN_OUT = re.compile(r"\b" + _GIVEN + r"(?:\s+(?:in|it))?\s+" + _SIDE + r"(?:\s*[,;]?\s+(?!" + _GOT + r"\b)\S+){0,4}?"
+                     + r"\s*[,;]?\s+" + _GOT + r"(?:\s+(?:back|out))?\s+" + _SIDE, re.IGNORECASE)  # fmt: skip
+# words that name what a request acts on, or say how, not a sample of it ("each letter becomes …",
+# "turn it into …", "capitals become small")
+GENERIC = frozenset(
+    "it this that these those them they everything something anything nothing text string strings word words "
+    "letter letters character characters char chars input output result results sentence line lines each every "
+    "all one the an its my your our their whole case uppercase lowercase upper lower capital capitals small big "
+    "number numbers vowel vowels consonant consonants space spaces digit digits symbol symbols name names "
+    "first last start end front back beginning copy copies same other way round around reverse reversed backwards "
+    "forwards caps i you me we us he she him her and or so then is are was be to of in on at as by for "
+    "with if when what which who how not no yes too also just only but from into onto than like such "
+    "colour colours color colors tone tones shade shades hue pixel pixels image images picture pictures "
+    "photo photos brightness background highlight highlights shadow shadows".split()
+)
+_ENDS = ".!?…,;:"  # sentence punctuation after an unquoted output is not part of it
+_ARTICLE = re.compile(r"(?:a|an)\s+(?!(?:and|or|so|then|but|while)\b)[A-Za-z]", re.IGNORECASE)
+
+
+def _side(text: str, *, output: bool) -> str | None:
+    """A matched side as the example's input or output: unquoted, sentence punctuation after an
+    unquoted output dropped; None when it is a word naming what is acted on (``GENERIC``)."""
+    quoted = _unquote(text)
+    if quoted != text.strip():  # it was quoted: taken as written
+        return quoted
+    word = text.rstrip(_ENDS) if output else text
+    word = word.strip("'’")
+    if not word or word.lower() in GENERIC or word.lower().rstrip("s'’") in GENERIC:
+        return None
+    return word
+
+
+def _found(text: str) -> list[tuple[int, int, tuple[str, str]]]:
+    """(start, end, pair) of every example written in ``text``, by start; each input once."""
+    found: list[tuple[int, int, tuple[str, str]]] = []
+    for m in _ARROW.finditer(text):
+        found.append((m.start(), m.end(), (_unquote(m.group(1)), _unquote(m.group(2).rstrip(".!?")))))
+    for m in _SAID.finditer(text):
+        found.append((m.start(), m.end(), (_unquote(m.group(1)), _unquote(m.group(2)))))
+    for pattern in (_LINKED, _VERB_FIRST, _IN_OUT):
+        for m in pattern.finditer(text):
+            at = next(g for g in range(1, len(m.groups()), 2) if m.group(g) is not None)  # one way's two sides
+            if _ARTICLE.match(text, m.start(at + 1)):  # "becomes a shade of green": an article, not the letter a
+                continue
+            a, b = _side(m.group(at), output=False), _side(m.group(at + 1), output=True)
+            if a and b is not None and a != b:
+                found.append((m.start(at), m.end(at + 1), (a, b)))
+    out: list[tuple[int, int, tuple[str, str]]] = []
+    inputs: set[str] = set()
+    for start, end, pair in sorted(found):
+        if pair[0] and pair[0] not in inputs:  # one output per input: the first way of reading it
+            inputs.add(pair[0])
+            out.append((start, end, pair))
+    return out
 
 
 def examples_in(text: str) -> list[tuple[str, str]]:
     """Input → output pairs written inside a request, in order, each once: ``IN -> OUT`` with any of
-    ``SEPARATORS``' arrows; quoted sides joined by words ("'banana' should come out as 'bnn'");
-    unquoted single words after "turn X into Y" or around "X becomes / turns into / gives Y" unless
-    a side is a word naming what is acted on (``GENERIC``: "each letter becomes its capital")."""
-    found: list[tuple[int, tuple[str, str]]] = []
-    for m in _ARROW.finditer(text):
-        found.append((m.start(), (_unquote(m.group(1)), _unquote(m.group(2).rstrip(".!?")))))
-    for m in _SAID.finditer(text):
-        found.append((m.start(), (_unquote(m.group(1)), _unquote(m.group(2)))))
-    for m in _WORDS.finditer(text):
-        a, b = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-        if a.lower() not in GENERIC and b.lower() not in GENERIC:
-            found.append((m.start(), (a, b)))
-    out: list[tuple[str, str]] = []
-    for _, pair in sorted(found):
-        if pair[0] and pair not in out:
-            out.append(pair)
-    return out
+    ``SEPARATORS``' arrows; sides joined by words — "X becomes / turns into / should come out as /
+    gives me / results in / ends up (as) / reads Y", "turn / map / change X into Y", "make X into Y",
+    "type (feed, enter …) X … get (want, see …) Y" — quoted, or one word each unless a side is a word
+    naming what is acted on or a plain word of the request (``GENERIC``: "each letter becomes its
+    capital"). Pairs whose output is the input are dropped (no example shows nothing done)."""
+    return [pair for _, _, pair in _found(text)]
+
+
+def words_without_examples(text: str) -> str:
+    """``text`` less the examples written in it (``examples_in``): what the request says in words,
+    for ranking the candidates the examples are checked on ("bright should turn into right" says
+    nothing about which adapter; "chop off the first letter" does). ``text`` when nothing is left."""
+    kept, last = [], 0
+    for start, end, _ in _found(text):
+        if start >= last:
+            kept.append(text[last:start])
+            last = end
+    kept.append(text[last:])
+    words = " ".join(" ".join(kept).split()).strip(" ,;:")
+    return words if re.search(r"[A-Za-z]{3}", words) else text

@@ -330,7 +330,7 @@ class LocalService:
         language-model family to run them on, inputs its base cannot read, adapters the registered base
         cannot take: any ``RegistryError``) or when none is reproduced
         (they were not examples after all, or no adapter does them). ``read`` lists the examples used."""
-        from loradex.examples import examples_in
+        from loradex.examples import examples_in, words_without_examples
 
         found = examples_in(prompt or "")
         if not found:
@@ -338,8 +338,11 @@ class LocalService:
         from loradex.verify import search_by_example
         from registry.errors import RegistryError
 
+        words = words_without_examples(prompt)  # they rank candidates that reproduce as many examples
         try:
-            hits = search_by_example(self, prompt, found, k, f)
+            hits = search_by_example(self, words, found, k, f)
+            if hits.nothing_fits and len(found) > 1:  # the shortest pair screened: it may be words misread
+                hits = search_by_example(self, words, found, k, f, screen=False)
         except RegistryError:  # cannot be run here (no base for them, adapters of another shape …)
             return None
         if hits.nothing_fits or not hits:

@@ -145,23 +145,34 @@ def _stack(svc: LocalService, model: Any, family: str,
     return handle, at
 
 
-def _order(svc: LocalService, query: str, scoped: Filters) -> list[dict[str, Any]]:
+def _order(svc: LocalService, query: str, scoped: Filters, asked_steps: int = 1) -> list[dict[str, Any]]:
     """The candidates, in the order of the ordinary search for ``query`` (then by id; the words only:
-    examples written in ``query`` are not read again)."""
+    examples written in ``query`` are not read again), those whose description names as many steps
+    as were asked (``asked_steps``, ``generators.steps.split_steps``) first: where several reproduce
+    the examples ("usa → u.s.a": joining with dots, and deduplicating then joining with dots), the one
+    that does just what was asked is the likelier meaning, whatever the words ranked first."""
+    from generators.steps import split_steps
+
     rows = svc.registry.list(scoped)
     if len(rows) > EXHAUSTIVE:
         hits = svc.searcher.search(query, POOL, "hybrid", scoped)
         by_id = {r["id"]: r for r in rows}
-        return [by_id[h.adapter["id"]] for h in hits if h.adapter["id"] in by_id]
-    found = svc.searcher.search(query, min(len(rows), 1000), "hybrid", scoped)
-    ranked = {h.adapter["id"]: n for n, h in enumerate(found)}
-    return sorted(rows, key=lambda r: (ranked.get(r["id"], len(ranked)), r["id"]))
+        rows = [by_id[h.adapter["id"]] for h in hits if h.adapter["id"] in by_id]
+    else:
+        found = svc.searcher.search(query, min(len(rows), 1000), "hybrid", scoped)
+        ranked = {h.adapter["id"]: n for n, h in enumerate(found)}
+        rows = sorted(rows, key=lambda r: (ranked.get(r["id"], len(ranked)), r["id"]))
+    steps = {r["id"]: len(split_steps(r["description"])) if r.get("description") else 1 for r in rows}
+    return sorted(rows, key=lambda r: abs(steps[r["id"]] - asked_steps))  # stable: search order within
 
 
 def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, str]], k: int,
-                      filters: Filters, *, exhaustive: bool = False) -> SearchResults:  # fmt: skip
+                      filters: Filters, *, exhaustive: bool = False, screen: bool = True) -> SearchResults:  # fmt: skip
     """Top ``k`` candidates by the share of ``examples`` they reproduce, ties in search order;
-    ``exhaustive`` runs every candidate instead of stopping once ``k`` reproduce them all."""
+    ``exhaustive`` runs every candidate instead of stopping once ``k`` reproduce them all. ``screen``:
+    the shortest example screens each chunk (a candidate that misses it scores 0); off, every
+    example runs on every candidate (examples read from words, some of which may be no examples)."""
+    from generators.steps import split_steps
     from loradex.bases import base_families, check_inputs, load_base, runs_text
 
     if not 1 <= len(examples) <= MAX_EXAMPLES:
@@ -180,7 +191,7 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
                           f"families with one: {', '.join(texts) or 'none'}")  # fmt: skip
     scoped = Filters.of(filters, family=family)
     query = prompt.strip() or "; ".join(f"{i} → {o}" for i, o in examples)
-    rows = _order(svc, query, scoped)
+    rows = _order(svc, query, scoped, len(split_steps(prompt)) if prompt.strip() else 1)
     t0 = time.perf_counter()
     model, tok = load_base(family)
     check_inputs(family, tok, [x for x, _ in examples])
@@ -203,15 +214,20 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
             chunk = rows[start : start + CHUNK]
             handle, at = _stack(svc, model, family, rows if whole else chunk)
             try:
-                screen = check(model, tok, handle, [at[r["id"]] for r in chunk], [first])
-                passed = [r["id"] for r, ok in zip(chunk, screen, strict=True) if ok[0]]
-                outs = check(model, tok, handle, [at[i] for i in passed], rest) if rest and passed else []
+                if screen:
+                    shown = check(model, tok, handle, [at[r["id"]] for r in chunk], [first])
+                    passed = [r["id"] for r, ok in zip(chunk, shown, strict=True) if ok[0]]
+                    outs = check(model, tok, handle, [at[i] for i in passed], rest) if rest and passed else []
+                    got = {i: 1 + sum(ok) for i, ok in zip(passed, outs or [[] for _ in passed], strict=True)}
+                else:  # every example on every candidate: one wrong example must not hide the others
+                    shown = check(model, tok, handle, [at[r["id"]] for r in chunk], [first, *rest])
+                    got = {r["id"]: sum(ok) for r, ok in zip(chunk, shown, strict=True) if any(ok)}
             finally:
                 handle.set_row_adapters(None)
                 handle.remove()  # the base is as it was; a kept stack is put back for the next chunk or search
             score.update({r["id"]: 0.0 for r in chunk})
-            for i, ok in zip(passed, outs or [[] for _ in passed], strict=True):
-                score[i] = (1 + sum(ok)) / len(examples)
+            score.update({i: n / len(examples) for i, n in got.items()})
+            passed = list(got)
             perfect += sum(1 for i in passed if score[i] == 1.0)
             if perfect >= k and not exhaustive:
                 break

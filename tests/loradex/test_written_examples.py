@@ -83,3 +83,89 @@ def test_generate_uses_the_examples_written_in_a_description(svc: LocalService) 
     # words the base cannot read (a space, in the text zoo) are not taken for examples, nor refused
     spaced = svc.generate('flip it, like "hello world" -> "dlrow olleh"', family="zoo-text", method="analogy")
     assert spaced.lineage["examples"] == [] and "candidates" not in spaced.lineage
+
+
+@pytest.mark.parametrize(
+    ("text", "pairs"),
+    [
+        ("read from right to left, so hello would come out as olleh", [("hello", "olleh")]),
+        ("all small, so if I write HeLLo it gives back hello", [("HeLLo", "hello")]),
+        ("one of each run, e.g. bookkeeper should become bokeper", [("bookkeeper", "bokeper")]),
+        ("dashes between letters, so abc comes out as a-b-c.", [("abc", "a-b-c")]),
+        ("feed it cat, get CAT", [("cat", "CAT")]),
+        ("I type dog and want god back", [("dog", "god")]),
+        ("turn a verb like jump into jumping", [("jump", "jumping")]),
+        ("something that makes lemon into nomel", [("lemon", "nomel")]),
+        ("I want 'WhIsPer' to just be 'whisper'", [("WhIsPer", "whisper")]),
+        ("sorted, so lemon reads elmno", [("lemon", "elmno")]),
+        ("apple ought to turn out as pple", [("apple", "pple")]),
+        ("each letter one back, so b goes to a", [("b", "a")]),
+    ],
+)
+def test_examples_written_in_prose_are_read(text: str, pairs: list[tuple[str, str]]) -> None:
+    assert examples_in(text) == pairs
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hacker-movie green: every colour becomes a shade of green.",  # an article, not the letter a
+        "Arrange the letters from z to a.",
+        "Start by making sure to add the prefix 're'. Once that is done, rewrite it in all caps.",
+        "I want the model to be able to draw a heart",
+        "The result is the input string turned back to front.",
+        "the same characters but read from right to left",
+        "Brightness is shown as temperature: dark violet for cool, hot yellow for bright areas.",
+    ],
+)
+def test_prose_without_examples_gives_none(text: str) -> None:
+    assert examples_in(text) == []
+
+
+def test_no_zoo_description_or_paraphrase_is_read_as_an_example() -> None:
+    """Every canonical description and paraphrase of both zoos says what to do without a sample:
+    none may be read as one (a misread pair costs a run of every candidate, and a reproduced one
+    would replace the words' answer)."""
+    import json
+
+    from tests.conftest import REPO
+
+    texts = []
+    for zoo in ("text", "image"):
+        for task in json.loads((REPO / "benchmarks" / "zoo" / zoo / "manifest.json").read_text())["tasks"]:
+            texts += [task["canonical"], *(p["text"] for p in task.get("paraphrases", []))]
+    assert len(texts) > 1000
+    assert [(t, examples_in(t)) for t in texts if examples_in(t)] == []
+
+
+def test_words_without_examples_keep_what_the_request_says() -> None:
+    from loradex.examples import words_without_examples
+
+    assert (
+        words_without_examples("chop off the first letter, bright should turn into right")
+        == "chop off the first letter"
+    )
+    assert words_without_examples("hello -> olleh") == "hello -> olleh"  # nothing else: kept whole
+    assert words_without_examples("write it backwards") == "write it backwards"
+
+
+def test_a_misread_pair_does_not_hide_a_real_example(svc: LocalService) -> None:
+    # "qqq becomes zzzzzz" is the shorter pair; no adapter writes it. Screening every candidate on
+    # it first would leave none for "walk becomes walking".
+    prompt = "so qqq becomes zzzzzz and walk becomes walking"
+    assert examples_in(prompt) == [("qqq", "zzzzzz"), ("walk", "walking")]
+    hits = svc.search(prompt, k=3)
+    assert hits[0].adapter["name"] == "append_ing" and hits[0].score == 0.5
+    assert hits.read == "examples: qqq → zzzzzz; walk → walking"
+
+
+def test_among_adapters_that_reproduce_the_examples_the_one_doing_as_many_steps_as_asked_comes_first(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    tasks = ("sortdesc__then__interleave_dot", "dedupe__then__interleave_dot", "interleave_dot")
+    with text_zoo_service(tmp_path_factory.mktemp("steps") / "home", tasks) as s:
+        one = s.search("so usa would come out as u.s.a", k=3)
+        assert [h.score for h in one] == [1.0, 1.0, 1.0]  # all three write u.s.a for usa
+        assert one[0].adapter["name"] == "interleave_dot"
+        two = s.search("drop repeated letters, then put dots between them, so usa would come out as u.s.a", k=3)
+        assert two[0].adapter["name"] == "dedupe__then__interleave_dot" and two[0].score == 1.0
