@@ -32,6 +32,32 @@ _WORD = re.compile(r"(?<![\w])[A-Za-z]+(?![\w])")  # a word not glued to digits 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
+# prefixes that make new words of known ones ("decapitalize", "unshift", "nonalphabetic")
+PREFIXES = ("de", "un", "re", "dis", "non", "pre", "anti", "mis", "over", "under", "sub", "semi", "multi",
+            "inter", "trans", "co", "counter", "auto", "hyper", "super", "post", "mono", "bi", "tri")  # fmt: skip
+# British and American spellings of one word: (ending, the other ending)
+_VARIANTS = (("isation", "ization"), ("isations", "izations"), ("ise", "ize"), ("ised", "ized"), ("ises", "izes"),
+             ("ising", "izing"), ("iser", "izer"), ("yse", "yze"), ("ysed", "yzed"), ("ysing", "yzing"))  # fmt: skip
+
+
+def spelling_variants(word: str) -> list[str]:
+    """Other spellings of ``word`` (British ↔ American: -ise/-ize, -our/-or, -yse/-yze, grey/gray,
+    -tre/-ter; "colourise" → "colorise", "colourize", "colorize")."""
+    stems = [word]
+    if "our" in word:
+        stems.append(word.replace("our", "or"))
+    for a, b in (("grey", "gray"), ("gray", "grey")):
+        if a in word:
+            stems.append(word.replace(a, b))
+    if word.endswith("tre"):
+        stems.append(word[:-3] + "ter")
+    out = list(stems)
+    for w in stems:
+        out += [w[: -len(a)] + b for a, b in _VARIANTS if w.endswith(a)]
+        out += [w[: -len(b)] + a for a, b in _VARIANTS if w.endswith(b)]
+    return [w for w in dict.fromkeys(out) if w != word]
+
+
 def words_of(texts: Iterable[str]) -> Counter[str]:
     """Lower-case words (letters only) of ``texts``, with how often each occurs."""
     out: Counter[str] = Counter()
@@ -91,6 +117,16 @@ class Speller:
     def known(self, word: str) -> bool:
         return word in self.encoder_words or word in self.registry_words or word in _dictionary()
 
+    def derived(self, word: str) -> bool:
+        """Whether ``word`` is a known word (``known``, or another spelling of one) behind a prefix
+        (``PREFIXES``): words people build on the fly, which no vocabulary lists."""
+        for prefix in PREFIXES:
+            rest = word[len(prefix) :]
+            if word.startswith(prefix) and len(rest) >= SHORT:
+                if self.known(rest) or any(self.known(v) for v in spelling_variants(rest)):
+                    return True
+        return False
+
     def fix(self, word: str) -> str | None:
         """The word meant by lower-case ``word`` (None: leave it): a registry word one edit away, else
         the dictionary's, else (long words) a registry word two edits away. Worked out once a word."""
@@ -102,6 +138,11 @@ class Speller:
 
     def _fix(self, word: str) -> str | None:
         if len(word) < SHORT or self.known(word):
+            return None
+        for other in spelling_variants(word):  # "capitalise", "colourise": another spelling of a known word
+            if self.known(other):
+                return other
+        if self.derived(word):  # "decapitalize", "unreverse": a known word with a prefix, no slip
             return None
         mine = [w for w in edits1(word) if w in self.registry_words]
         if not mine:

@@ -54,6 +54,32 @@ def test_what_is_never_touched(speller: Speller, text: str) -> None:
     assert speller.correct(text) == text
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("decapitalize the string", "decapitalize the string"),  # de + a known word: not "recapitalize"
+        ("deduplicate the letters", "deduplicate the letters"),  # not "reduplicate"
+        ("desaturation", "desaturation"),  # not "denaturation"
+        ("unreverse it", "unreverse it"),  # un + a registry word
+        ("capitalise every letter", "capitalize every letter"),  # British spelling: the known one, not "capitalist"
+        ("colourise it", "colorize it"),  # two differences of spelling at once
+        ("unrevrse it", "unrevrse it"),  # a slip behind a prefix: nothing one edit away is known, left
+    ],
+)
+def test_words_built_with_a_prefix_or_spelt_the_british_way_are_no_slips(typed: str, meant: str) -> None:
+    words = Speller({"the", "string", "letters", "every", "letter", "it", "capitalize", "saturation", "colorize"},
+                    words_of(["reverse: Reverse the string.", "dedupe: duplicate letters removed"]))  # fmt: skip
+    assert words.correct(typed) == meant
+
+
+def test_spelling_variants() -> None:
+    from loradex.spelling import spelling_variants
+
+    assert set(spelling_variants("colourise")) == {"colorise", "colourize", "colorize"}
+    assert spelling_variants("capitalize") == ["capitalise"] and spelling_variants("greyscale") == ["grayscale"]
+    assert spelling_variants("reverse") == []
+
+
 def test_a_tie_the_registry_cannot_break_is_left(speller: Speller) -> None:
     tie = Speller(set(), Counter({"cold": 2, "colt": 2}))
     assert tie.fix("colx") is None
