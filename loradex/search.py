@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from generators.steps import split_steps
 from loradex.errors import SearchError
 from loradex.number_words import digits_for_number_words
 from loradex.relevance import Calibration
@@ -30,6 +31,10 @@ SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
 REFERENCE_POOL = 64
 VERDICT_POOL = 10  # "nothing fits" when none of the top VERDICT_POOL candidates is likely relevant
 RERANK_POOL = 10  # hybrid hits re-ranked by description precision (``rerank_by_precision``), whatever k is
+# hybrid hits of that pool lose this much score per step their description names more or fewer than the
+# request does (``rerank_by_steps``): 0.5 of a standardised unit, the best of 0.1 / 0.25 / 0.5 / 1.0 by MRR on
+# training-task requests of keywords/everyday/jargon (benchmarks/results/retrieval_steps.md)
+STEP_PENALTY = 0.5
 MIN_PRECISION_SPREAD = 0.05  # precision spread below which it cannot reorder the pool
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
@@ -121,6 +126,20 @@ def rerank_by_precision(ranked: list[tuple[float, int, Any]], precision: dict[in
     lift = {i: weight * (precision[i] - mean) / std for _, i, _ in pool}
     floor = min(lift.values())
     out = [(score + lift.get(i, floor), i, parts) for score, i, parts in ranked]
+    out.sort(key=lambda t: (-t[0], t[1]))
+    return out
+
+
+def rerank_by_steps(ranked: list[tuple[float, int, Any]], steps: dict[int, int], asked: int,
+                    penalty: float | None = None) -> list[tuple[float, int, Any]]:  # fmt: skip
+    """``ranked`` (best first) with each of ``steps``' adapters (id → the steps its description names,
+    ``generators.steps.split_steps``) lowered by ``penalty`` per step more or fewer than ``asked``:
+    "shift letters +1" asks one step, and an adapter that shifts and also rotates does more than
+    that. Re-sorted; adapters not in ``steps`` keep their scores. ``penalty``: ``STEP_PENALTY``."""
+    penalty = STEP_PENALTY if penalty is None else penalty
+    if penalty <= 0 or not steps:
+        return ranked
+    out = [(score - penalty * abs(steps[i] - asked) if i in steps else score, i, parts) for score, i, parts in ranked]
     out.sort(key=lambda t: (-t[0], t[1]))
     return out
 
@@ -340,15 +359,19 @@ class Searcher:
             parts: dict[str, float | None] = {kind: signals[kind].get(i) for kind in kinds}
             ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
-        weight = float((self.text_settings() or {}).get("precision_weight", 0.0)) if mode == "hybrid" else 0.0
+        if mode != "hybrid":
+            return ranked
+        found = self.registry.hits([i for _, i, _ in ranked[:RERANK_POOL]])  # the pool's descriptions
+        weight = float((self.text_settings() or {}).get("precision_weight", 0.0))
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
-            ranked = rerank_by_precision(ranked, self._precision(read, ranked[:RERANK_POOL]), weight)
-        return ranked
+            ranked = rerank_by_precision(ranked, self._precision(read, ranked[:RERANK_POOL], found), weight)
+        steps = {i: len(split_steps(str(info["description"]))) for i, info in found.items() if info.get("description")}
+        return rerank_by_steps(ranked, steps, len(split_steps(read)))
 
-    def _precision(self, read: str, pool: list[tuple[float, int, Any]]) -> dict[int, float]:
+    def _precision(self, read: str, pool: list[tuple[float, int, Any]],
+                   found: dict[int, dict[str, Any]]) -> dict[int, float]:  # fmt: skip
         """Each pooled adapter's ``description_precision`` for the prompt as read (``readable_for``;
-        its description, else its name; adapters with neither are left out)."""
-        found = self.registry.hits([i for _, i, _ in pool])
+        its description, else its name, from ``found``; adapters with neither are left out)."""
         mine = self.text_encoder.token_vectors(read)
         out = {}
         for _, i, _ in pool:
