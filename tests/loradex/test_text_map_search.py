@@ -14,8 +14,9 @@ import pytest
 from encoders.registry_text_map import MAPPED_SEARCH, REGISTRY_MAP_CONFIG
 from encoders.weight import BUNDLED
 from encoders.weight.registry_training import EncoderTrainingError
+from generators.steps import split_steps
 from loradex.relevance import TEXT_CALIBRATION
-from loradex.search import RERANK_POOL, SIGNAL_WEIGHTS, fuse, rerank_by_precision
+from loradex.search import RERANK_POOL, SIGNAL_WEIGHTS, fuse, rerank_by_precision, rerank_by_steps
 from loradex.service import LocalService
 from tests.conftest import fit_zoo_text_map, text_zoo_service
 
@@ -41,8 +42,13 @@ def _hybrid_matches(svc: LocalService, weights: dict[str, float], precision_weig
     signals = {kind: {h.adapter["id"]: float(h.scores[kind] or 0.0) for h in hits} for kind in ("weights", "text")}
     fused = fuse(signals, weights)
     ranked = sorted(((v, i, None) for i, v in fused.items()), key=lambda t: (-t[0], t[1]))
+    pool = svc.registry.hits([i for _, i, _ in ranked[:RERANK_POOL]])
     if precision_weight:
-        ranked = rerank_by_precision(ranked, svc.searcher._precision(PROMPT, ranked[:RERANK_POOL]), precision_weight)
+        ranked = rerank_by_precision(
+            ranked, svc.searcher._precision(PROMPT, ranked[:RERANK_POOL], pool), precision_weight
+        )
+    steps = {i: len(split_steps(info["description"])) for i, info in pool.items() if info.get("description")}
+    ranked = rerank_by_steps(ranked, steps, len(split_steps(PROMPT)))
     expected = {i: v for v, i, _ in ranked}
     return all(abs(h.score - expected[h.adapter["id"]]) < 1e-9 for h in hits)
 
