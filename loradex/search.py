@@ -18,6 +18,7 @@ from loradex.errors import SearchError
 from loradex.number_words import digits_for_number_words
 from loradex.relevance import Calibration
 from loradex.spelling import Speller, words_of
+from loradex.symbol_words import symbols_for_names
 from loradex.types import SEARCH_MODES, Filters, SearchHit, SearchResults
 
 MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
@@ -71,9 +72,10 @@ def readable_for(encoder: Any, prompt: str, speller: Speller | None = None) -> s
     own tokenizer deciding which symbols it knows (when it can tell: ``TextEncoder.knows``), spelling
     slips put right (``speller``, ``Searcher.speller``: the encoder's and the registry's words), number
     words as digits (``digits_for_number_words``: descriptions say "by 8", people "by eight", and the
-    encoder embeds the two apart). Only for embedding: what is stored and shown keeps the words."""
+    encoder embeds the two apart), symbol names with their symbol (``symbols_for_names``: descriptions
+    say "'-'", people "a hyphen"). Only for embedding: what is stored and shown keeps the words."""
     read = readable_prompt(prompt, getattr(encoder, "knows", None))
-    return digits_for_number_words(speller.correct(read) if speller is not None else read)
+    return symbols_for_names(digits_for_number_words(speller.correct(read) if speller is not None else read))
 
 
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,
