@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from generators.steps import split_steps
+from generators.steps import description_steps, split_steps
 from loradex.errors import SearchError
 from loradex.number_words import digits_for_number_words
 from loradex.relevance import Calibration
@@ -367,7 +367,9 @@ class Searcher:
         weight = float((self.text_settings() or {}).get("precision_weight", 0.0))
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
             ranked = rerank_by_precision(ranked, self._precision(read, ranked[:RERANK_POOL], found), weight)
-        steps = {i: len(split_steps(str(info["description"]))) for i, info in found.items() if info.get("description")}
+        steps = {
+            i: description_steps([str(info["description"])]) for i, info in found.items() if info.get("description")
+        }
         return rerank_by_steps(ranked, steps, len(split_steps(read)))
 
     def _precision(self, read: str, pool: list[tuple[float, int, Any]],

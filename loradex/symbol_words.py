@@ -37,8 +37,8 @@ NAMES: tuple[tuple[str, str], ...] = (
     (r"slash(?:es)?", "/"),
     (r"backslash(?:es)?", "\\"),
 )
-_NAME = re.compile(r"\b(" + "|".join(f"(?:{n})" for n, _ in NAMES) + r")\b(?!\s*['\"])", re.IGNORECASE)
-_SYMBOL = [(re.compile(rf"^(?:{n})$", re.IGNORECASE), s) for n, s in NAMES]
+# one capturing group per name, in ``NAMES``' order: the group that matched says which symbol
+_NAME = re.compile(r"\b(?:" + "|".join(f"({n})" for n, _ in NAMES) + r")\b(?!\s*['\"])", re.IGNORECASE)
 
 
 def symbols_for_names(text: str) -> str:
@@ -46,10 +46,7 @@ def symbols_for_names(text: str) -> str:
     a name already followed by a quote ("a dash '-'") is left as it is."""
 
     def add(m: re.Match[str]) -> str:
-        name = m.group(1)
-        for pattern, symbol in _SYMBOL:
-            if pattern.match(name):
-                return f"{name} '{symbol}'"
-        return name  # pragma: no cover - every alternative of _NAME is one of _SYMBOL
+        at = m.lastindex or 1  # the one group that matched
+        return f"{m.group(at)} '{NAMES[at - 1][1]}'"
 
     return _NAME.sub(add, text)

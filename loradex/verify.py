@@ -151,7 +151,7 @@ def _order(svc: LocalService, query: str, scoped: Filters, asked_steps: int = 1)
     as were asked (``asked_steps``, ``generators.steps.split_steps``) first: where several reproduce
     the examples ("usa → u.s.a": joining with dots, and deduplicating then joining with dots), the one
     that does just what was asked is the likelier meaning, whatever the words ranked first."""
-    from generators.steps import split_steps
+    from generators.steps import description_steps
 
     rows = svc.registry.list(scoped)
     if len(rows) > EXHAUSTIVE:
@@ -162,7 +162,7 @@ def _order(svc: LocalService, query: str, scoped: Filters, asked_steps: int = 1)
         found = svc.searcher.search(query, min(len(rows), 1000), "hybrid", scoped)
         ranked = {h.adapter["id"]: n for n, h in enumerate(found)}
         rows = sorted(rows, key=lambda r: (ranked.get(r["id"], len(ranked)), r["id"]))
-    steps = {r["id"]: len(split_steps(r["description"])) if r.get("description") else 1 for r in rows}
+    steps = {r["id"]: description_steps([r.get("description") or ""]) for r in rows}
     return sorted(rows, key=lambda r: abs(steps[r["id"]] - asked_steps))  # stable: search order within
 
 

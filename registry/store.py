@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import json
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -580,8 +581,6 @@ def _family_info(families: dict[str, Any], family: str) -> tuple[str, str]:
 def _one_expert(meta: Any) -> bool:
     """Whether a made adapter's file records one source expert (or records none, as a merge does):
     a generated sum lists every expert in ``loradex.generator``, registered or not."""
-    import json
-
     made = (meta or {}).get("loradex.generator") if isinstance(meta, dict) else None
     if not made:
         return True
