@@ -103,6 +103,9 @@ _GOT = _alternation("get|gets|got|getting|receive|receives|see|want|wants|expect
                     "outputs|prints|would like|'d like|want to see|want to get")  # fmt: skip
 _IN_OUT = re.compile(r"\b" + _GIVEN + r"(?:\s+(?:in|it))?\s+" + _SIDE + r"(?:\s*[,;]?\s+(?!" + _GOT + r"\b)\S+){0,4}?"
                      + r"\s*[,;]?\s+" + _GOT + r"(?:\s+(?:back|out))?\s+" + _SIDE, re.IGNORECASE)  # fmt: skip
+# "for 'keyboard' I'd expect 'dkeyboar'", "for "abc", I want "cba"" (the input quoted: "for each letter I want" is no example)
+_FOR = re.compile(r"\bfor\s+" + _QUOTED + r"(?:\s*[,;]?\s+(?!" + _GOT + r"\b)\S+){0,4}?\s*[,;]?\s+" + _GOT
+                  + r"(?:\s+(?:back|out))?\s+" + _SIDE, re.IGNORECASE)  # fmt: skip
 # words that name what a request acts on, or say how, not a sample of it ("each letter becomes …",
 # "turn it into …", "capitals become small")
 GENERIC = frozenset(
@@ -140,7 +143,7 @@ def _found(text: str) -> list[tuple[int, int, tuple[str, str]]]:
         found.append((m.start(), m.end(), (_unquote(m.group(1)), _unquote(m.group(2).rstrip(".!?")))))
     for m in _SAID.finditer(text):
         found.append((m.start(), m.end(), (_unquote(m.group(1)), _unquote(m.group(2)))))
-    for pattern in (_LINKED, _VERB_FIRST, _IN_OUT):
+    for pattern in (_LINKED, _VERB_FIRST, _IN_OUT, _FOR):
         for m in pattern.finditer(text):
             at = next(g for g in range(1, len(m.groups()), 2) if m.group(g) is not None)  # one way's two sides
             if _ARTICLE.match(text, m.start(at + 1)):  # "becomes a shade of green": an article, not the letter a
@@ -165,6 +168,28 @@ def examples_in(text: str) -> list[tuple[str, str]]:
     naming what is acted on or a plain word of the request (``GENERIC``: "each letter becomes its
     capital"). Pairs whose output is the input are dropped (no example shows nothing done)."""
     return [pair for _, _, pair in _found(text)]
+
+
+LETTER_RUN = 4  # how many times a one-letter example is repeated to be checked (``as_checked``)
+
+
+def as_checked(examples: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pairs candidates are run on: a one-letter example ("so a becomes b", ``x=>y``) stands for
+    what happens to that letter wherever it occurs, so it is checked on a run of it ("aaaa" → "bbbb"):
+    an adapter learned on words need not handle a string of one character. Other pairs as given."""
+    return [(i * LETTER_RUN, o * LETTER_RUN) if len(i) == 1 and len(o) == 1 and i.isalpha() else (i, o)
+            for i, o in examples]  # fmt: skip
+
+
+def examples_set_apart(text: str) -> bool:
+    """Whether every example written in ``text`` is set apart from its words: an arrow between its
+    sides, or its input quoted (``'Hello there' -> 'HELLO THERE'``, ``"abc" becomes "cba"``), so its
+    sides are samples and not words of the request ("turn a verb like jump into jumping" is not)."""
+    spans = _found(text)
+    return bool(spans) and all(
+        _ARROW.fullmatch(text[start:end]) or text[start:end].lstrip()[:1] in {q[0] for q in QUOTES}
+        for start, end, _ in spans
+    )
 
 
 def words_without_examples(text: str) -> str:

@@ -134,14 +134,16 @@ def example_scorer(family: str, examples: list[tuple[str, str]]) -> Callable[[li
 
     def score(adapters: list[Any]) -> list[float]:
         from fusion.compose import compose_text
+        from loradex.examples import as_checked
 
         model, tok = load_base(family)
-        inputs = [i for i, _ in examples]
+        runs = as_checked(examples)  # a one-letter example is checked on a run of its letter
+        inputs = [i for i, _ in runs]
         check_inputs(family, tok, inputs)
         out = []
         for a in adapters:
             got = compose_text(model, tok, [a], "", inputs, strategy="linear").outputs
-            out.append(sum(g == o for g, (_, o) in zip(got, examples, strict=True)) / len(examples))
+            out.append(sum(g == o for g, (_, o) in zip(got, runs, strict=True)) / len(runs))
         return out
 
     return score

@@ -320,21 +320,23 @@ class LocalService:
 
             pairs = [(str(i), str(o)) for i, o in examples]
             return search_by_example(self, prompt or "", pairs, k, f)
-        written = self._by_written_examples(prompt, k, f) if mode == "hybrid" else None
-        return written if written is not None else self.searcher.search(prompt, k, mode, f)
+        written, words = self._by_written_examples(prompt, k, f) if mode == "hybrid" else (None, prompt)
+        return written if written is not None else self.searcher.search(words, k, mode, f)
 
-    def _by_written_examples(self, prompt: str, k: int, f: Filters) -> SearchResults | None:
+    def _by_written_examples(self, prompt: str, k: int, f: Filters) -> tuple[SearchResults | None, str]:
         """A request with examples written in it ("reverse it: hello -> olleh", ``loradex.examples.examples_in``)
-        is searched by them (``loradex.verify``) when a candidate reproduces at least one; None (the
-        ordinary search then reads the words) when it holds none, when they cannot be run (no single
-        language-model family to run them on, inputs its base cannot read, adapters the registered base
-        cannot take: any ``RegistryError``) or when none is reproduced
-        (they were not examples after all, or no adapter does them). ``read`` lists the examples used."""
-        from loradex.examples import examples_in, words_without_examples
+        is searched by them (``loradex.verify``) when a candidate reproduces at least one: (hits, prompt).
+        Otherwise (None, the text the ordinary search should read): the prompt when it holds none or
+        none is reproduced (they were not examples after all, or no adapter does them); when they
+        cannot be run (no single language-model family to run them on, inputs its base cannot read,
+        adapters the registered base cannot take: any ``RegistryError``), the words without them if
+        every example is set apart by an arrow or quotes ("shouting mode: 'Hello there' -> 'HELLO
+        THERE'": the samples' own words would only mislead), else the prompt. ``read`` lists the examples used."""
+        from loradex.examples import examples_in, examples_set_apart, words_without_examples
 
         found = examples_in(prompt or "")
         if not found:
-            return None
+            return None, prompt
         from loradex.verify import search_by_example
         from registry.errors import RegistryError
 
@@ -344,11 +346,11 @@ class LocalService:
             if hits.nothing_fits and len(found) > 1:  # the shortest pair screened: it may be words misread
                 hits = search_by_example(self, words, found, k, f, screen=False)
         except RegistryError:  # cannot be run here (no base for them, adapters of another shape …)
-            return None
+            return None, words if examples_set_apart(prompt) else prompt
         if hits.nothing_fits or not hits:
-            return None
+            return None, prompt
         hits.read = "examples: " + "; ".join(f"{i} → {o}" for i, o in found)
-        return hits
+        return hits, prompt
 
     def similar(self, ref: str | int, k: int = 8) -> builtins.list[dict[str, Any]]:
         """Nearest adapters by this adapter's own stored embeddings (weights and text), best first:

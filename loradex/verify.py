@@ -174,6 +174,7 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
     example runs on every candidate (examples read from words, some of which may be no examples)."""
     from generators.steps import split_steps
     from loradex.bases import base_families, check_inputs, load_base, runs_text
+    from loradex.examples import as_checked
 
     if not 1 <= len(examples) <= MAX_EXAMPLES:
         raise SearchError(f"give 1 … {MAX_EXAMPLES} examples (INPUT=>OUTPUT), got {len(examples)}")
@@ -197,9 +198,10 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
     check_inputs(family, tok, [x for x, _ in examples])
     forced = all(hasattr(tok, a) for a in ("prompt", "encode", "eos_id"))
     check = teacher_forced if forced else decoded
+    runs = as_checked(examples)  # a one-letter example is checked on a run of its letter
     # the shortest example screens each chunk; the others run only on the candidates that pass it
-    by_len = sorted(range(len(examples)), key=lambda j: (len(examples[j][0]) + len(examples[j][1]), j))
-    first, rest = examples[by_len[0]], [examples[j] for j in by_len[1:]]
+    by_len = sorted(range(len(runs)), key=lambda j: (len(runs[j][0]) + len(runs[j][1]), j))
+    first, rest = runs[by_len[0]], [runs[j] for j in by_len[1:]]
     score: dict[int, float] = {}
     perfect = 0
     # small enough: every candidate stacked once and kept; else each chunk installed on its own

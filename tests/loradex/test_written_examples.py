@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from loradex.examples import examples_in
+from loradex.examples import as_checked, examples_in, examples_set_apart, words_without_examples
 from loradex.service import LocalService
 from tests.conftest import text_zoo_service
 
@@ -75,6 +75,29 @@ def test_words_that_are_no_examples_fall_back_to_the_ordinary_search(svc: LocalS
     assert words[0].adapter["name"] == "reverse" and words.read is None
 
 
+def test_examples_that_cannot_be_run_leave_the_words_to_search(svc: LocalService) -> None:
+    # the text zoo's base reads no space: the samples cannot be run, and their own words would mislead
+    prompt = "shouting mode: 'Hello there' -> 'HELLO THERE'"
+    assert examples_set_apart(prompt) and words_without_examples(prompt) == "shouting mode"
+    hits = svc.search(prompt, k=3)
+    assert hits.read is None and all("reproduces" not in h.why for h in hits)
+    assert [h.adapter["id"] for h in hits] == [h.adapter["id"] for h in svc.search("shouting mode", k=3)]
+    assert hits[0].adapter["name"] == "upper"
+    # an example in plain words is part of what the request says: the whole request is searched then
+    plain = 'turn a phrase like hello there into "HELLO THERE"'
+    assert not examples_set_apart(plain) and not examples_set_apart("write it in capitals")
+
+
+def test_a_one_letter_example_is_checked_on_a_run_of_its_letter(svc: LocalService) -> None:
+    assert as_checked([("a", "b"), ("ab", "bc"), ("a", ""), ("1", "2")]) == [
+        ("aaaa", "bbbb"), ("ab", "bc"), ("a", ""), ("1", "2")]  # fmt: skip
+    hits = svc.search("change every letter to the one right after it, so a becomes b", k=3)
+    assert hits.read == "examples: a → b"  # what was read is shown as written
+    assert hits[0].adapter["name"] == "caesar_1" and hits[0].score == 1.0 and "reproduces 1/1" in hits[0].why
+    told = svc.search("", k=2, examples=[("a", "A"), ("b", "B")])  # given one letter at a time, too
+    assert {h.adapter["name"] for h in told} == {"upper", "swapcase"} and all(h.score == 1.0 for h in told)
+
+
 def test_generate_uses_the_examples_written_in_a_description(svc: LocalService) -> None:
     made = svc.generate("this one: hello -> olleh, abc -> cba", family="zoo-text", method="analogy")
     assert made.lineage["examples"] == [["hello", "olleh"], ["abc", "cba"]] and "candidates" in made.lineage
@@ -100,6 +123,8 @@ def test_generate_uses_the_examples_written_in_a_description(svc: LocalService) 
         ("sorted, so lemon reads elmno", [("lemon", "elmno")]),
         ("apple ought to turn out as pple", [("apple", "pple")]),
         ("each letter one back, so b goes to a", [("b", "a")]),
+        ("so for 'keyboard' I'd expect 'dkeyboar', the last letter in front", [("keyboard", "dkeyboar")]),
+        ('for "abc", I want "cba"', [("abc", "cba")]),
     ],
 )
 def test_examples_written_in_prose_are_read(text: str, pairs: list[tuple[str, str]]) -> None:
@@ -116,6 +141,8 @@ def test_examples_written_in_prose_are_read(text: str, pairs: list[tuple[str, st
         "The result is the input string turned back to front.",
         "the same characters but read from right to left",
         "Brightness is shown as temperature: dark violet for cool, hot yellow for bright areas.",
+        "for each letter I want the next one in the alphabet",
+        "for example I want it in caps",
     ],
 )
 def test_prose_without_examples_gives_none(text: str) -> None:
@@ -139,7 +166,6 @@ def test_no_zoo_description_or_paraphrase_is_read_as_an_example() -> None:
 
 
 def test_words_without_examples_keep_what_the_request_says() -> None:
-    from loradex.examples import words_without_examples
 
     assert (
         words_without_examples("chop off the first letter, bright should turn into right")
