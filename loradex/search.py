@@ -14,11 +14,12 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from generators.steps import description_steps, split_steps
+from loradex.contrasts import without_contrasts
 from loradex.errors import SearchError
 from loradex.number_words import digits_for_number_words
 from loradex.relevance import Calibration
 from loradex.spelling import Speller, words_of
-from loradex.symbol_words import symbols_for_names
+from loradex.symbol_words import NAME_WORDS, symbols_for_names
 from loradex.types import SEARCH_MODES, Filters, SearchHit, SearchResults
 
 MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
@@ -73,8 +74,9 @@ def readable_for(encoder: Any, prompt: str, speller: Speller | None = None) -> s
     slips put right (``speller``, ``Searcher.speller``: the encoder's and the registry's words), number
     words as digits (``digits_for_number_words``: descriptions say "by 8", people "by eight", and the
     encoder embeds the two apart), symbol names with their symbol (``symbols_for_names``: descriptions
-    say "'-'", people "a hyphen"). Only for embedding: what is stored and shown keeps the words."""
-    read = readable_prompt(prompt, getattr(encoder, "knows", None))
+    say "'-'", people "a hyphen"), and without the alternatives it turns down (``without_contrasts``:
+    "horizontal stripes, not vertical"). Only for embedding: what is stored and shown keeps the words."""
+    read = readable_prompt(without_contrasts(prompt), getattr(encoder, "knows", None))
     return symbols_for_names(digits_for_number_words(speller.correct(read) if speller is not None else read))
 
 
@@ -196,8 +198,8 @@ class Searcher:
 
     def speller(self) -> Speller | None:
         """Spelling for prompts (``loradex.spelling``): the text encoder's words and the words of the
-        registry's adapter names, descriptions and tags (rebuilt when the text index changes);
-        None for an encoder that cannot list its words."""
+        registry's adapter names, descriptions and tags and of the symbol names search reads (rebuilt
+        when the text index changes); None for an encoder that cannot list its words."""
         listed = getattr(self.text_encoder, "words", None)
         if not callable(listed):
             return None
@@ -206,6 +208,7 @@ class Searcher:
         if self._speller is None or self._speller[0] != key:
             texts = [" ".join([r["name"], r.get("description") or "", *(r.get("tags") or [])])
                      for r in self.registry.list()]  # fmt: skip
+            texts.append(NAME_WORDS)  # symbol names search reads ("a hyphen" → '-'), misspelt like any word
             self._speller = (key, Speller(listed(), words_of(texts)))
         return self._speller[1]
 
@@ -298,7 +301,8 @@ class Searcher:
         made = [int(h.adapter["id"]) for h in shown if h.adapter.get("origin", "ingested") != "ingested"]
         copies_of = getattr(self.registry, "copies_of", None)
         shown = after_originals(shown, copies_of(made) if made and copies_of else {})
-        fixed = speller.correct(prompt) if speller is not None else prompt
+        asked = without_contrasts(prompt)  # shown as read: the slips put right, turned-down alternatives left out
+        fixed = speller.correct(asked) if speller is not None else asked
         return SearchResults(shown[:k], verdict, calibration.nothing_fits_below, fixed if fixed != prompt else None)
 
     @_reads_indexes

@@ -37,6 +37,9 @@ NAMES: tuple[tuple[str, str], ...] = (
     (r"slash(?:es)?", "/"),
     (r"backslash(?:es)?", "\\"),
 )
+# the words of the names, for spelling ("a hypen between letters" is a slip for a name, not for "hype")
+NAME_WORDS = ("full stop period hyphen dash asterisk pound hash hashtag number sign underscore tilde plus at dollar "
+              "ampersand exclamation question mark comma colon semicolon slash backslash")  # fmt: skip
 # one capturing group per name, in ``NAMES``' order: the group that matched says which symbol
 _NAME = re.compile(r"\b(?:" + "|".join(f"({n})" for n, _ in NAMES) + r")\b(?!\s*['\"])", re.IGNORECASE)
 

@@ -112,6 +112,13 @@ def test_search_reads_a_slip_as_the_word_meant(svc: LocalService) -> None:
     assert [h.score for h in plain] != pytest.approx([h.score for h in want])  # the slip did cost something
 
 
+def test_a_misspelt_symbol_name_is_read_as_the_name(svc: LocalService) -> None:
+    hits = svc.search("put a hypen between every letter", k=3)
+    assert hits.read == "put a hyphen between every letter"  # not "hype": the names search reads are words it knows
+    sp = svc.searcher.speller()
+    assert sp is not None and sp.fix("asterik") == "asterisk" and sp.fix("underscor") == "underscore"
+
+
 def test_the_registry_words_follow_its_adapters(svc: LocalService) -> None:
     sp = svc.searcher.speller()
     assert sp is not None and "swapcase" in sp.registry_words and "interleave" not in sp.registry_words
