@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from generators.steps import description_steps, split_steps
 from loradex.contrasts import without_contrasts
+from loradex.directions import directions, opposed
 from loradex.errors import SearchError
 from loradex.number_words import digits_for_number_words
 from loradex.relevance import Calibration
@@ -37,6 +38,10 @@ RERANK_POOL = 10  # hybrid hits re-ranked by description precision (``rerank_by_
 # request does (``rerank_by_steps``): 0.5 of a standardised unit, the best of 0.1 / 0.25 / 0.5 / 1.0 by MRR on
 # training-task requests of keywords/everyday/jargon (benchmarks/results/retrieval_steps.md)
 STEP_PENALTY = 0.5
+# hybrid hits of that pool lose this much score per axis (rotation, sort order) their description goes the
+# other way on than the request (``loradex.directions``): a full standardised unit, as the opposite way is
+# another task, not a lesser fit
+DIRECTION_PENALTY = 1.0
 MIN_PRECISION_SPREAD = 0.05  # precision spread below which it cannot reorder the pool
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
@@ -141,9 +146,14 @@ def rerank_by_steps(ranked: list[tuple[float, int, Any]], steps: dict[int, int],
     "shift letters +1" asks one step, and an adapter that shifts and also rotates does more than
     that. Re-sorted; adapters not in ``steps`` keep their scores. ``penalty``: ``STEP_PENALTY``."""
     penalty = STEP_PENALTY if penalty is None else penalty
-    if penalty <= 0 or not steps:
+    return lowered(ranked, {i: penalty * abs(n - asked) for i, n in steps.items()})
+
+
+def lowered(ranked: list[tuple[float, int, Any]], drops: dict[int, float]) -> list[tuple[float, int, Any]]:
+    """``ranked`` (best first) with each of ``drops``' adapters' score lowered by its drop, re-sorted."""
+    if not any(drops.values()):
         return ranked
-    out = [(score - penalty * abs(steps[i] - asked) if i in steps else score, i, parts) for score, i, parts in ranked]
+    out = [(score - drops.get(i, 0.0), i, parts) for score, i, parts in ranked]
     out.sort(key=lambda t: (-t[0], t[1]))
     return out
 
@@ -371,10 +381,13 @@ class Searcher:
         weight = float((self.text_settings() or {}).get("precision_weight", 0.0))
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
             ranked = rerank_by_precision(ranked, self._precision(read, ranked[:RERANK_POOL], found), weight)
-        steps = {
-            i: description_steps([str(info["description"])]) for i, info in found.items() if info.get("description")
-        }
-        return rerank_by_steps(ranked, steps, len(split_steps(read)))
+        described = {i: str(info["description"]) for i, info in found.items() if info.get("description")}
+        steps = {i: description_steps([text]) for i, text in described.items()}
+        ranked = rerank_by_steps(ranked, steps, len(split_steps(read)))
+        asked = directions(read)  # "the last two letters to the front": not the adapter that rotates left
+        if not asked:
+            return ranked
+        return lowered(ranked, {i: DIRECTION_PENALTY * opposed(asked, directions(t)) for i, t in described.items()})
 
     def _precision(self, read: str, pool: list[tuple[float, int, Any]],
                    found: dict[int, dict[str, Any]]) -> dict[int, float]:  # fmt: skip

@@ -1,0 +1,116 @@
+"""Which way a request goes on a rotation or a sort order (``loradex.directions``), and the search prior
+that lowers adapters described the other way (``Searcher._ranked``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loradex.directions import directions, opposed
+from loradex.search import DIRECTION_PENALTY, lowered
+from loradex.service import LocalService
+from tests.conftest import fit_zoo_text_map, text_zoo_service
+
+TEXT_ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text"
+
+
+@pytest.mark.parametrize(
+    ("text", "way"),
+    [
+        ("bring the final three letters round to the start", {"rotation": "right"}),
+        ("the opening character should hop over to the back", {"rotation": "left"}),
+        ("circular shift to the left by one", {"rotation": "left"}),
+        ("cyclically rotate rightwards 4", {"rotation": "right"}),
+        ("ROR 2", {"rotation": "right"}),
+        ("left-rotate by three", {"rotation": "left"}),
+        ("put the letters in order from z down to a", {"order": "down"}),
+        ("alphabetize it", {"order": "up"}),
+        ("reverse-alphabetical ordering of the characters", {"order": "down"}),
+        ("sort them A-Z", {"order": "up"}),
+        ("sort descending", {"order": "down"}),
+        ("arrange characters with the smallest first", {"order": "up"}),
+        ("rotate left by 1, then sort in descending order", {"rotation": "left", "order": "down"}),
+    ],
+)
+def test_the_way_is_read(text: str, way: dict[str, str]) -> None:
+    assert directions(text) == way
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Shift each letter forward by 1 in the alphabet, wrapping around from z to a.",  # no ordering
+        "shift every letter to the one right after it",  # "right" without a rotation
+        "rotate left, then rotate right",  # both ways: says nothing
+        "add 'ing' to the end",
+        "sort the characters",  # no way named
+        "the right style for old photos, left as it is",
+    ],
+)
+def test_no_way_is_read(text: str) -> None:
+    assert directions(text) == {}
+
+
+def test_no_zoo_text_is_read_the_wrong_way() -> None:
+    """Every description and paraphrase of both zoos: a way read is the task's own (rotl/rotr, sort/sortdesc
+    steps), and most of the text zoo's rotation and sort texts are read."""
+    read = total = 0
+    for kind in ("text", "image"):
+        manifest = json.loads((TEXT_ZOO.parent / kind / "manifest.json").read_text())
+        for task in manifest["tasks"]:
+            want: dict[str, str] = {}
+            for step in task["id"].split("__then__"):
+                if step.startswith(("rotl_", "rotr_")):
+                    want["rotation"] = "left" if step.startswith("rotl_") else "right"
+                if step in ("sort", "sortdesc"):
+                    want["order"] = "up" if step == "sort" else "down"
+            for text in [task["canonical"], *(p["text"] for p in task["paraphrases"])]:
+                got = directions(text)
+                assert all(want.get(axis) == way for axis, way in got.items()), (task["id"], text, got)
+                total += bool(want)
+                read += bool(want) and got == want
+    assert total > 200 and read / total > 0.9
+
+
+def test_opposed_counts_axes_both_name_the_other_way() -> None:
+    assert opposed({"rotation": "left"}, {"rotation": "right"}) == 1
+    assert opposed({"rotation": "left", "order": "up"}, {"rotation": "right", "order": "down"}) == 2
+    assert opposed({"rotation": "left"}, {"order": "down"}) == 0 and opposed({}, {"rotation": "right"}) == 0
+    ranked = [(2.0, 1, None), (1.5, 2, None), (1.0, 3, None)]
+    assert [i for _, i, _ in lowered(ranked, {1: DIRECTION_PENALTY})] == [2, 1, 3]
+    assert lowered(ranked, {1: 0.0}) is ranked
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
+    tasks = ("rotl_2", "rotr_2", "rotl_1", "rotr_1", "sort", "sortdesc", "reverse")
+    with text_zoo_service(tmp_path_factory.mktemp("directions") / "home", tasks) as s:
+        fit_zoo_text_map(s, tasks)  # as a first start fits it: hybrid search with the map and its re-ranking
+        yield s
+
+
+@pytest.mark.parametrize(
+    ("prompt", "task"),
+    [
+        ("take the final two letters and put them at the beginning", "rotr_2"),
+        ("move the first two characters to the end", "rotl_2"),
+        ("cycle the text one place to the left", "rotl_1"),
+        ("sort the letters from z to a", "sortdesc"),
+        ("sort the letters from a to z", "sort"),
+    ],
+)
+def test_search_puts_the_way_asked_first(svc: LocalService, prompt: str, task: str) -> None:
+    hits = svc.search(prompt, k=7)
+    assert hits[0].adapter["name"] == task
+    way = directions(prompt)
+    assert all(opposed(way, directions(h.adapter["description"])) == 0 for h in hits[:1])
+
+
+def test_without_the_prior_a_way_is_lost(svc: LocalService, monkeypatch: pytest.MonkeyPatch) -> None:
+    prompt = "take the final two letters and put them at the beginning"
+    assert svc.search(prompt, k=3)[0].adapter["name"] == "rotr_2"
+    monkeypatch.setattr("loradex.search.DIRECTION_PENALTY", 0.0)
+    assert svc.search(prompt, k=3)[0].adapter["name"] != "rotr_2"
