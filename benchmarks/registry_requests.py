@@ -8,9 +8,10 @@ every voice of ``retrieval_voices.json`` (both zoos), ``retrieval_fresh.json``,
 ``retrieval_direction.json`` (60 requests for tasks that come in confusable pairs: rotate left/right,
 sort up/down, upper/lower, append/prepend, keep from the first/the n-th, Caesar forward/back, two
 steps in either order), ``retrieval_direction2.json`` (48 more: rotations, sorts, two steps with one,
-controls) and ``retrieval_broad.json`` (90 requests over both zoos in eight voices: terse, chatty,
-question, use case, typo, negation, analogy, British); the last three written blind,
-from the task list only, by an author who saw no code or other query set. Each is searched as a user
+controls), ``retrieval_caesar.json`` (36 letter shifts, forward and backward) and
+``retrieval_broad.json`` (90 requests over both zoos in eight voices: terse, chatty, question, use case,
+typo, negation, analogy, British); the last four written blind, from the task list only, by an author
+who saw no code or other query set. Each is searched as a user
 searches (``LocalService.search``, hybrid, no family filter, k = 5); a hit is any adapter of the
 asked task (any seed). Prints R@1 / R@5 per set; ``--out`` writes them with every request's rank and
 top three.
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-SETS = ("voices", "fresh", "direction", "direction2", "broad")
+SETS = ("voices", "fresh", "direction", "direction2", "caesar", "broad")
 
 
 def requests() -> list[tuple[str, str, str]]:
@@ -37,7 +38,7 @@ def requests() -> list[tuple[str, str, str]]:
             out += [("voices", task, said[v]) for v in voices["voices"] if v in said]
     fresh = json.loads((ROOT / "retrieval_fresh.json").read_text())
     out += [("fresh", task, q) for zoo in ("text", "image") for q, task in fresh[zoo]]
-    for name in ("direction", "direction2", "broad"):
+    for name in ("direction", "direction2", "caesar", "broad"):
         written = json.loads((ROOT / f"retrieval_{name}.json").read_text())
         out += [(name, r["task"], r["request"]) for r in written["requests"]]
     return out

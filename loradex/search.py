@@ -19,6 +19,7 @@ from loradex.directions import directions, opposed
 from loradex.errors import SearchError
 from loradex.number_words import digits_for_number_words
 from loradex.relevance import Calibration
+from loradex.shift_words import forward_shifts
 from loradex.spelling import Speller, words_of
 from loradex.symbol_words import NAME_WORDS, symbols_for_names
 from loradex.types import SEARCH_MODES, Filters, SearchHit, SearchResults
@@ -79,10 +80,12 @@ def readable_for(encoder: Any, prompt: str, speller: Speller | None = None) -> s
     slips put right (``speller``, ``Searcher.speller``: the encoder's and the registry's words), number
     words as digits (``digits_for_number_words``: descriptions say "by 8", people "by eight", and the
     encoder embeds the two apart), symbol names with their symbol (``symbols_for_names``: descriptions
-    say "'-'", people "a hyphen"), and without the alternatives it turns down (``without_contrasts``:
+    say "'-'", people "a hyphen"), a letter shift asked backwards as the forward one (``forward_shifts``:
+    "back by 2" is "forward by 24"), and without the alternatives it turns down (``without_contrasts``:
     "horizontal stripes, not vertical"). Only for embedding: what is stored and shown keeps the words."""
     read = readable_prompt(without_contrasts(prompt), getattr(encoder, "knows", None))
-    return symbols_for_names(digits_for_number_words(speller.correct(read) if speller is not None else read))
+    digits = digits_for_number_words(speller.correct(read) if speller is not None else read)
+    return symbols_for_names(forward_shifts(digits))
 
 
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,

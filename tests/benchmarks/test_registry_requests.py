@@ -20,7 +20,7 @@ def test_every_request_names_a_zoo_task() -> None:
     assert all(q.strip() for _, _, q in rows) and len(set(rows)) == len(rows)  # no request twice in a set
     direction = [(t, q) for s, t, q in rows if s == "direction"]
     assert len(direction) == 60 and sum(s == "broad" for s, _, _ in rows) == 90
-    assert sum(s == "direction2" for s, _, _ in rows) == 48
+    assert sum(s == "direction2" for s, _, _ in rows) == 48 and sum(s == "caesar" for s, _, _ in rows) == 36
     # both members of the confusable pairs are asked for
     for pair in (("rotl_2", "rotr_2"), ("sort", "sortdesc"), ("upper", "lower"), ("keep_2", "keepfrom_2")):
         assert all(any(t == p for t, _ in direction) for p in pair)
