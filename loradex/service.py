@@ -321,7 +321,12 @@ class LocalService:
             pairs = [(str(i), str(o)) for i, o in examples]
             return search_by_example(self, prompt or "", pairs, k, f)
         written, words = self._by_written_examples(prompt, k, f) if mode == "hybrid" else (None, prompt)
-        return written if written is not None else self.searcher.search(words, k, mode, f)
+        if written is not None:
+            return written
+        hits = self.searcher.search(words, k, mode, f)
+        if words != prompt and hits.read is None:
+            hits.read = words  # the samples were left out: say what was searched for
+        return hits
 
     def _by_written_examples(self, prompt: str, k: int, f: Filters) -> tuple[SearchResults | None, str]:
         """A request with examples written in it ("reverse it: hello -> olleh", ``loradex.examples.examples_in``)

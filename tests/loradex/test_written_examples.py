@@ -80,7 +80,7 @@ def test_examples_that_cannot_be_run_leave_the_words_to_search(svc: LocalService
     prompt = "shouting mode: 'Hello there' -> 'HELLO THERE'"
     assert examples_set_apart(prompt) and words_without_examples(prompt) == "shouting mode"
     hits = svc.search(prompt, k=3)
-    assert hits.read is None and all("reproduces" not in h.why for h in hits)
+    assert hits.read == "shouting mode" and all("reproduces" not in h.why for h in hits)
     assert [h.adapter["id"] for h in hits] == [h.adapter["id"] for h in svc.search("shouting mode", k=3)]
     assert hits[0].adapter["name"] == "upper"
     # an example in plain words is part of what the request says: the whole request is searched then
