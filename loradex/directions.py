@@ -18,25 +18,20 @@ import re
 _FLAGS = re.IGNORECASE
 _UNIT = r"(?:\w+\s+){0,2}?(?:char\w*|letters?|symbols?|elements?|items?|places?|positions?|spots?|ones?)\b"
 _GAP = r"[^.;!?]{0,60}?"  # within the clause
+_TURNING = r"(?:rotat\w*|shift\w*|cycl\w*|circular\w*)"
+
+
+def _way(ends: str, to: str, short: str, side: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """A rotation's way: characters at ``ends`` moved to ``to`` within the clause; or named
+    (``short`` mnemonics, "``side``-rotate")."""
+    moved = re.compile(rf"\b(?:{ends})\s+" + _UNIT + _GAP + rf"\b(?:{to})\b", _FLAGS)
+    return moved, re.compile(rf"\b(?:{short})\b|\b{side}[- ]?" + _TURNING, _FLAGS)
+
+
 # rotation: the first characters go to the end (left), the last ones to the front (right)
-_LEFT = (
-    re.compile(
-        r"\b(?:first|leading|opening|initial|beginning|starting|front)\s+"
-        + _UNIT
-        + _GAP
-        + r"\b(?:end|back|tail|rear)\b",
-        _FLAGS,
-    ),  # fmt: skip
-    re.compile(r"\b(?:rol|rotl)\b|\bleft[- ]?(?:rotat\w*|shift\w*|cycl\w*|circular\w*)", _FLAGS),
-)
-_RIGHT = (
-    re.compile(
-        r"\b(?:last|final|trailing|ending|end|closing|back)\s+" + _UNIT + _GAP + r"\b(?:front|start|beginning|head)\b",
-        _FLAGS,
-    ),  # fmt: skip
-    re.compile(r"\b(?:ror|rotr)\b|\bright[- ]?(?:rotat\w*|shift\w*|cycl\w*|circular\w*)", _FLAGS),
-)
-_TURNS = re.compile(r"\b(?:rotat\w*|cycl\w*|circular\w*|cyclic\w*)\b", _FLAGS)  # "left" / "right" count then
+_LEFT = _way("first|leading|opening|initial|beginning|starting|front", "end|back|tail|rear", "rol|rotl", "left")
+_RIGHT = _way("last|final|trailing|ending|end|closing|back", "front|start|beginning|head", "ror|rotr", "right")
+_TURNS = re.compile(r"\b(?:rotat\w*|cycl\w*|circular\w*)\b", _FLAGS)  # "left" / "right" count then
 _LEFT_WORD = re.compile(r"\bleft(?:wards?)?\b", _FLAGS)
 _RIGHT_WORD = re.compile(r"\bright(?:wards?)?\b", _FLAGS)
 # sort order: only in a text about ordering ("wrapping around from z to a" is no order)

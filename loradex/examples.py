@@ -103,7 +103,8 @@ _GOT = _alternation("get|gets|got|getting|receive|receives|see|want|wants|expect
                     "outputs|prints|would like|'d like|want to see|want to get")  # fmt: skip
 _IN_OUT = re.compile(r"\b" + _GIVEN + r"(?:\s+(?:in|it))?\s+" + _SIDE + r"(?:\s*[,;]?\s+(?!" + _GOT + r"\b)\S+){0,4}?"
                      + r"\s*[,;]?\s+" + _GOT + r"(?:\s+(?:back|out))?\s+" + _SIDE, re.IGNORECASE)  # fmt: skip
-# "for 'keyboard' I'd expect 'dkeyboar'", "for "abc", I want "cba"" (the input quoted: "for each letter I want" is no example)
+# "for 'keyboard' I'd expect 'dkeyboar'", "for "abc", I want "cba"" (the input quoted: "for each letter I
+# want" is no example)
 _FOR = re.compile(r"\bfor\s+" + _QUOTED + r"(?:\s*[,;]?\s+(?!" + _GOT + r"\b)\S+){0,4}?\s*[,;]?\s+" + _GOT
                   + r"(?:\s+(?:back|out))?\s+" + _SIDE, re.IGNORECASE)  # fmt: skip
 # words that name what a request acts on, or say how, not a sample of it ("each letter becomes …",

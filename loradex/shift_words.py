@@ -8,7 +8,8 @@ rewrites a backward shift of n letters as "forward by 26 − n" in a text about 
 (a cipher, a Caesar shift, a key), after number words became digits (``loradex.number_words``):
 "back by 2", "3 places earlier", "the letter before it", "minus 10", "left in the alphabet by 6", and
 undoing a shift ("decode a Caesar cipher with a shift of 3"). Not in a text about a rotation ("the last
-2 letters back to the front", ``loradex.directions``), nor where "forward" is said too. Importing this module imports nothing heavy.
+2 letters back to the front", ``loradex.directions``), nor where "forward" is said too. Importing this
+module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _BACKWARD = (
         r"|step|spot|notch)\s+back(?:wards?)?|(?:the\s+)?(?:one|letter)\s+(?:just\s+|right\s+|immediately\s+)?"
         r"before(?:\s+it)?|previous\s+letter)\b()",
         _FLAGS,
-    ),  # fmt: skip  # one back: an empty group
+    ),  # one back: no count, an empty group
     re.compile(r"\b(?:minus|negative)\s+(\d+)\b|\b(?:shift|key|offset|rot|by|of)\s*-\s*(\d+)\b", _FLAGS),  # -8
     re.compile(
         r"\bleft\s+(?:in|through|along)\s+the\s+alphabet\s+(?:by\s+)?(\d+)\b"
