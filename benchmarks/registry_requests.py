@@ -11,10 +11,14 @@ steps in either order), ``retrieval_direction2.json`` (48 more: rotations, sorts
 controls), ``retrieval_caesar.json`` (36 letter shifts, forward and backward) and
 ``retrieval_broad.json`` (90 requests over both zoos in eight voices: terse, chatty, question, use case,
 typo, negation, analogy, British); the last four written blind, from the task list only, by an author
-who saw no code or other query set. Each is searched as a user
-searches (``LocalService.search``, hybrid, no family filter, k = 5); a hit is any adapter of the
-asked task (any seed). Prints R@1 / R@5 per set; ``--out`` writes them with every request's rank and
-top three.
+who saw no code or other query set. Written blind the same way, later: ``retrieval_voices2.json`` (120 text
+zoo requests in six voices: code, spec with inline samples, ESL, texting, kid, roundabout),
+``retrieval_looks.json`` (60 image zoo requests in five voices: photo, design, mood, use case, plain; and 30
+for the bundled real adapters) and ``retrieval_none.json`` (60 requests no adapter in the registry does,
+40 of them near misses: task null). Each is searched as a user searches (``LocalService.search``, hybrid,
+no family filter, k = 5); a hit is any adapter of the asked task (any seed). Prints R@1 / R@5 per set and
+voice, and how often search said "nothing fits": on requests some adapter does (a false alarm) and on the
+ones no adapter does (right); ``--out`` writes them with every request's rank and top three.
 """
 
 from __future__ import annotations
@@ -26,45 +30,74 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-SETS = ("voices", "fresh", "direction", "direction2", "caesar", "broad")
+# the bundled real adapters a request may name, by their sample file's stem → their name in the registry
+SAMPLES = {"ink_sketch_sd2": "ink_sketch_sd2", "neon_glow_flux": "neon_glow_flux", "pixel_art_sdxl": "Pixel Art XL",
+           "shakespeare_gpt2": "Shakespeare GPT-2", "sql_helper_llama": "sql_helper_llama",
+           "watercolor_sd15": "watercolor_sd15"}  # fmt: skip
+SETS = ("voices", "fresh", "direction", "direction2", "caesar", "broad", "voices2", "looks", "none")
 
 
-def requests() -> list[tuple[str, str, str]]:
-    """(set, task, request) for every request of the three sets."""
-    out = []
+def requests() -> list[tuple[str, str | None, str]]:
+    """(set, task, request) for every request of every set; task None: no adapter does it."""
+    return [(name, task, q) for name, task, q, _ in voiced()]
+
+
+def voiced() -> list[tuple[str, str | None, str, str]]:
+    """(set, task, request, voice) for every request of every set (voice "" where the set has none)."""
+    out: list[tuple[str, str | None, str, str]] = []
     voices = json.loads((ROOT / "retrieval_voices.json").read_text())
     for zoo in ("text", "image"):
         for task, said in voices[zoo].items():
-            out += [("voices", task, said[v]) for v in voices["voices"] if v in said]
+            out += [("voices", task, said[v], v) for v in voices["voices"] if v in said]
     fresh = json.loads((ROOT / "retrieval_fresh.json").read_text())
-    out += [("fresh", task, q) for zoo in ("text", "image") for q, task in fresh[zoo]]
-    for name in ("direction", "direction2", "caesar", "broad"):
+    out += [("fresh", task, q, "") for zoo in ("text", "image") for q, task in fresh[zoo]]
+    for name in SETS[2:]:
         written = json.loads((ROOT / f"retrieval_{name}.json").read_text())
-        out += [(name, r["task"], r["request"]) for r in written["requests"]]
+        out += [(name, r["task"], r["request"], r.get("voice", "")) for r in written["requests"]]
     return out
 
 
-def run(home: Path, k: int = 5) -> dict[str, Any]:
+def run(home: Path, k: int = 5, sets: tuple[str, ...] = SETS) -> dict[str, Any]:
     from benchmarks.generation_words import open_home
     from benchmarks.spelling import task_rank
 
     svc = open_home(home)
     rows = []
     t0 = time.perf_counter()
-    for name, task, q in requests():
+    for name, task, q, voice in voiced():
+        if name not in sets:
+            continue
         hits = svc.search(q, k)
-        rank = task_rank(hits, task)
-        rows.append({"set": name, "task": task, "request": q, "rank": None if rank is None else rank + 1,
+        rank = None if task is None else task_rank(hits, SAMPLES.get(task, task))
+        rows.append({"set": name, "voice": voice, "task": task, "request": q,
+                     "rank": None if rank is None else rank + 1, "nothing_fits": hits.nothing_fits,
                      "top": [h.adapter["name"] for h in hits[:3]]})  # fmt: skip
     seconds = time.perf_counter() - t0
-    summary = {}
-    for name in (*SETS, "all"):
-        mine = [r for r in rows if name in ("all", r["set"])]
-        summary[name] = {"n": len(mine), "recall@1": round(sum(r["rank"] == 1 for r in mine) / len(mine), 3),
-                         f"recall@{k}": round(sum(r["rank"] is not None for r in mine) / len(mine), 3)}  # fmt: skip
+    summary = {name: rates([r for r in rows if name in ("all", r["set"])], k) for name in (*sets, "all")}
+    by_voice = {
+        f"{name}/{v}": rates([r for r in rows if r["set"] == name and r["voice"] == v], k)
+        for name in sets
+        for v in sorted({r["voice"] for r in rows if r["set"] == name and r["voice"]})
+    }
     svc.close()
     return {"suite": "registry_requests", "home": str(home), "k": k, "seconds": round(seconds, 1),
-            "summary": summary, "rows": rows}  # fmt: skip
+            "summary": summary, "by_voice": by_voice, "rows": rows}  # fmt: skip
+
+
+def rates(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """R@1 / R@k over the requests some adapter does, and how often search said nothing fits: on
+    those (a false alarm) and on the requests no adapter does (task None: the right answer)."""
+    asked = [r for r in rows if r["task"] is not None]
+    none = [r for r in rows if r["task"] is None]
+    out: dict[str, Any] = {"n": len(asked)}
+    if asked:
+        out["recall@1"] = round(sum(r["rank"] == 1 for r in asked) / len(asked), 3)
+        out[f"recall@{k}"] = round(sum(r["rank"] is not None for r in asked) / len(asked), 3)
+        out["nothing_fits_said"] = round(sum(bool(r["nothing_fits"]) for r in asked) / len(asked), 3)
+    if none:
+        out["n_no_adapter"] = len(none)
+        out["nothing_fits_on_no_adapter"] = round(sum(bool(r["nothing_fits"]) for r in none) / len(none), 3)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,10 +105,16 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--home", type=Path, default=Path("/tmp/gw_home"), help="data dir (built when missing)")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
     a = p.parse_args(argv)
-    res = run(a.home)
+    unknown = [s for s in a.sets.split(",") if s not in SETS]
+    if unknown:
+        p.error(f"unknown set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
+    res = run(a.home, sets=tuple(a.sets.split(",")))
     for name, s in res["summary"].items():
         print(f"{name}: " + ", ".join(f"{key} {v}" for key, v in s.items()), flush=True)
+    for name, s in res["by_voice"].items():
+        print(f"  {name}: " + ", ".join(f"{key} {v}" for key, v in s.items()), flush=True)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     return 0

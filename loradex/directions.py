@@ -1,5 +1,5 @@
-"""Which way a text goes where adapters come in opposite pairs: a rotation (left / right) and a sort
-order (up / down).
+"""Which way a text goes where adapters come in opposite pairs: a rotation (left / right), a sort
+order (up / down) and the letter case the letters end up in (lower / upper).
 
 Sentence encoders read "move the first letter to the end" and "move the last letter to the front" as
 nearly the same sentence (the same words in another order), and "sort descending" as close to "sort"
@@ -50,6 +50,41 @@ _UP = re.compile(
 )
 
 
+# letter case: what the letters end up as ("make the big letters into little ones", "convert to uppercase");
+# the target named after into / to / as / become is read first, then weaker ways of saying it
+_SMALL = r"(?:small|little|tiny|lower[\s-]?case|lower|minuscules?|non[\s-]?capitals?)"
+_BIG = r"(?:big|capitals?|capital|upper[\s-]?case|upper|caps|block|majuscules?|large)"
+_CASED = r"(?:\s+(?:letters?|case|characters?|chars?|ones|form|type))?\b"
+_DET = r"(?:all\s+)?(?:the\s+|its\s+|their\s+|every\s+|each\s+|an?\s+)?"
+_TARGET = r"\b(?:into|to|in|as|becomes?|become|turns?\s+into)\s+" + _DET
+_TO_SMALL, _TO_BIG = (re.compile(_TARGET + word + _CASED, _FLAGS) for word in (_SMALL, _BIG))
+_MADE_SMALL = re.compile(
+    r"\bdowncas\w*|\b(?:lower[\s-]?case|de-?capitali[sz]e)[sd]?\s+(?:it|them|this|everything|all|every|each|the|a|any|string|word|text|input)\b"
+    r"|\ball\s+(?:lower[\s-]?case|small\s+letters|lower\s+case)\b"
+    r"|\b(?:remov\w*|get\s+rid\s+of|drop\w*|strip\w*|no|without)\s+" + _DET + r"(?:capitals|capital\s+letters|caps|upper[\s-]?case)\b",
+    _FLAGS)  # fmt: skip
+_MADE_BIG = re.compile(
+    r"\bupcas\w*|\b(?:upper[\s-]?case|capitali[sz]e)[sd]?\s+(?:it|them|this|everything|all|every|each|the|a|any|string|word|text|input)\b"
+    r"|\ball[\s-]+(?:caps|capitals|upper[\s-]?case|capital\s+letters|big\s+letters)\b|\bshout\w*|\byell(?:s|ed|ing)?\b",
+    _FLAGS)  # fmt: skip
+_BOTH_WAYS = re.compile(
+    r"\bswap\w*\s+(?:the\s+)?case|\binvert\w*\s+(?:the\s+)?case|\bflip\w*\s+(?:the\s+)?case", _FLAGS
+)
+
+
+_LETTERING = re.compile(r"\b(?:letters?|case|caps|capitals?|characters?|chars?|shout\w*|upper\w*|lower\w*|downcas\w*|"
+                        r"upcas\w*|words?|strings?|text)\b", _FLAGS)  # fmt: skip
+
+
+def _case(text: str) -> str | None:
+    if not _LETTERING.search(text) or _BOTH_WAYS.search(text):  # only in a text about letters
+        return None
+    small, big = bool(_TO_SMALL.search(text)), bool(_TO_BIG.search(text))
+    if not (small or big):
+        small, big = bool(_MADE_SMALL.search(text)), bool(_MADE_BIG.search(text))
+    return "lower" if small and not big else "upper" if big and not small else None
+
+
 def _rotation(text: str) -> str | None:
     left = any(p.search(text) for p in _LEFT)
     right = any(p.search(text) for p in _RIGHT)
@@ -68,8 +103,8 @@ def _order(text: str) -> str | None:
 
 def directions(text: str) -> dict[str, str]:
     """Axis → way for each axis ``text`` goes one way on: ``"rotation"`` → ``"left"`` / ``"right"``,
-    ``"order"`` → ``"up"`` / ``"down"``."""
-    found = {"rotation": _rotation(text), "order": _order(text)}
+    ``"order"`` → ``"up"`` / ``"down"``, ``"case"`` → ``"lower"`` / ``"upper"``."""
+    found = {"rotation": _rotation(text), "order": _order(text), "case": _case(text)}
     return {axis: way for axis, way in found.items() if way is not None}
 
 

@@ -51,8 +51,15 @@ def parse_examples(text: str | None) -> list[tuple[str, str]]:
 
 # Examples written inside a request ("reverse it, like hello -> olleh", "so do becomes undo",
 # "if I type dog I want god back"). A side is a quoted span or one run of characters without spaces.
-_SIDE = r"(\"[^\"]+\"|'[^']+'|`[^`]+`|“[^”]+”|‘[^’]+’|[^\s,;:()\[\]{}]+)"
-_ARROW = re.compile(_SIDE + r"\s*(?:=>|⇒|→|⟶|->)\s*" + _SIDE)
+_SIDE = r"(\"[^\"]+\"|'[^']+'|`[^`]+`|“[^”]+”|‘[^’]+’|[^\s,;:()\[\]{}=<>]+)"
+_ARROWS = r"(?:==>|-->|=>|⇒|→|⟶|↦|⟹|➔|➜|➝|⇨|<->|↔|->)"
+_ARROW = re.compile(_SIDE + r"\s*" + _ARROWS + r"\s*" + _SIDE)
+# "f('pirate') == 'pzrztz'", "so cat = ccaatt": a double equals sign, or a spaced single one at the start
+# or after "so / like / say / e.g." or a comma, joins two sides of two characters or more ("reverse=True",
+# "style hit = judge sees …" name settings and terms, not samples)
+_EQUALS = re.compile(r"(?:\b[A-Za-z_]\w*\(\s*" + _SIDE + r"\s*\)|" + _SIDE + r")\s*==\s*" + _SIDE
+                     + r"|(?:^|(?<=[,;:(])|(?<=\bso\s)|(?<=\blike\s)|(?<=\bsay\s)|(?<=\be\.g\.\s)|(?<=\bi\.e\.\s))\s*"
+                     + _SIDE + r"\s+=\s+" + _SIDE, re.IGNORECASE)  # fmt: skip
 _QUOTED = r"(\"[^\"]+\"|'[^']+'|“[^”]+”|‘[^’]+’)"
 # "'cat' to 'dbu'", "'WhIsPer' to just be 'whisper'" (quoted: "the model to be able" is no example)
 _SAID = re.compile(_QUOTED + r"\s+(?:into|to|(?:to|should|would|must|will|can)\s+(?:just\s+|simply\s+|only\s+)?be)\s+"
@@ -107,6 +114,24 @@ _IN_OUT = re.compile(r"\b" + _GIVEN + r"(?:\s+(?:in|it))?\s+" + _SIDE + r"(?:\s*
 # want" is no example)
 _FOR = re.compile(r"\bfor\s+" + _QUOTED + r"(?:\s*[,;]?\s+(?!" + _GOT + r"\b)\S+){0,4}?\s*[,;]?\s+" + _GOT
                   + r"(?:\s+(?:back|out))?\s+" + _SIDE, re.IGNORECASE)  # fmt: skip
+# "in: zebra out: afcsb", "input planets, expected output lanetsp", "if the input is letter, the output
+# should be letring", "'wild' in, 'wildcat' out": sides labelled as input and output (taken as written)
+_IS = _alternation("is|was|would be|should be|will be|must be|has to be|needs to be|becomes|of")
+_LABELLED = re.compile(
+    r"\b(?:in\s*[:=]|input(?:\s*[:=]|\s+string)?(?:\s+" + _IS + r")?)\s*" + _SIDE
+    + r"\s*[,;.]?\s*(?:and\s+|then\s+|so\s+)?(?:the\s+|an?\s+|my\s+)?(?:expected\s+|desired\s+|wanted\s+|correct\s+)?"
+    + r"(?:out(?:put)?|result|answer)\s*(?:[:=]|" + _IS + r")?\s*" + _SIDE
+    + r"|" + _SIDE + r"\s+in\s*[,;/]\s*(?:and\s+)?" + _SIDE + r"\s+out\b",
+    re.IGNORECASE)  # fmt: skip
+# "from elephant I want epn", "for math the answer is m+a+t+h": an unquoted input, then who wants what
+_FROM = re.compile(
+    r"\b(?:for|from|given|with)\s+" + _SIDE + r"\s*,?\s+(?:(?:I|we|you)(?:'d|’d|\s+would|\s+should|\s+will)?\s+"
+    + r"(?:want|like|expect|need|get|see)(?:\s+to\s+(?:get|see))?(?:\s+back)?"
+    + r"|the\s+(?:answer|output|result)\s+" + _IS + r")\s+" + _SIDE,
+    re.IGNORECASE)  # fmt: skip
+# a second sample said after the first with its verb left out: "orange should come out as aegnor, cabbage as
+# aabbceg"
+_ELIDED = re.compile(r"\s*[,;]\s*(?:and\s+)?" + _SIDE + r"\s+(?:as|into|to)\s+" + _SIDE)
 # words that name what a request acts on, or say how, not a sample of it ("each letter becomes …",
 # "turn it into …", "capitals become small")
 GENERIC = frozenset(
@@ -118,10 +143,16 @@ GENERIC = frozenset(
     "forwards caps i you me we us he she him her and or so then is are was be to of in on at as by for "
     "with if when what which who how not no yes too also just only but from into onto than like such "
     "colour colours color colors tone tones shade shades hue pixel pixels image images picture pictures "
-    "photo photos brightness background highlight highlights shadow shadows".split()
+    "photo photos brightness background highlight highlights shadow shadows example examples instance expected "
+    "desired wanted".split()
 )
 _ENDS = ".!?…,;:"  # sentence punctuation after an unquoted output is not part of it
 _ARTICLE = re.compile(r"(?:a|an)\s+(?!(?:and|or|so|then|but|while)\b)[A-Za-z]", re.IGNORECASE)
+
+
+def _generic(word: str) -> bool:
+    """A word naming what is acted on (``GENERIC``), in any case, plural or possessive."""
+    return word.lower() in GENERIC or word.lower().rstrip("s'’") in GENERIC
 
 
 def _side(text: str, *, output: bool) -> str | None:
@@ -132,9 +163,25 @@ def _side(text: str, *, output: bool) -> str | None:
         return quoted
     word = text.rstrip(_ENDS) if output else text
     word = word.strip("'’")
-    if not word or word.lower() in GENERIC or word.lower().rstrip("s'’") in GENERIC:
+    if not word or _generic(word):
         return None
     return word
+
+
+def _elided(text: str, found: list[tuple[int, int, tuple[str, str]]]) -> list[tuple[int, int, tuple[str, str]]]:
+    """Samples said right after one of ``found`` with the verb left out ("…, cabbage as aabbceg")."""
+    verbs = _LINK + "|" + _GOT + "|" + _MODAL + "|" + _GIVEN
+    out = []
+    for _, end, _ in found:
+        m = _ELIDED.match(text, end)
+        if m is None or _ARTICLE.match(text, m.start(2)):
+            continue
+        if any(start < m.end(2) and m.start(1) < stop for start, stop, _ in found):  # read another way
+            continue
+        a, b = _side(m.group(1), output=False), _side(m.group(2), output=True)
+        if a and b and a != b and not any(re.fullmatch(verbs, w, re.IGNORECASE) for w in (a, b)):
+            out.append((m.start(1), m.end(2), (a, b)))
+    return out
 
 
 def _found(text: str) -> list[tuple[int, int, tuple[str, str]]]:
@@ -144,7 +191,17 @@ def _found(text: str) -> list[tuple[int, int, tuple[str, str]]]:
         found.append((m.start(), m.end(), (_unquote(m.group(1)), _unquote(m.group(2).rstrip(".!?")))))
     for m in _SAID.finditer(text):
         found.append((m.start(), m.end(), (_unquote(m.group(1)), _unquote(m.group(2)))))
-    for pattern in (_LINKED, _VERB_FIRST, _IN_OUT, _FOR):
+    for m in _EQUALS.finditer(text):
+        sides = [g for g in m.groups() if g is not None]  # (input, output)
+        given, want = _unquote(sides[0]), _unquote(sides[-1].rstrip(_ENDS))
+        if len(given) > 1 and len(want) > 1:
+            found.append((m.start(), m.end(), (given, want)))
+    for m in _LABELLED.finditer(text):
+        at = 1 if m.group(1) is not None else 3
+        given, want = _unquote(m.group(at)), _unquote(m.group(at + 1).rstrip(_ENDS))
+        if given and given != want and not (_generic(given) and _generic(want)):  # "input is lowercase, …"
+            found.append((m.start(at), m.end(at + 1), (given, want)))
+    for pattern in (_LINKED, _VERB_FIRST, _IN_OUT, _FOR, _FROM):
         for m in pattern.finditer(text):
             at = next(g for g in range(1, len(m.groups()), 2) if m.group(g) is not None)  # one way's two sides
             if _ARTICLE.match(text, m.start(at + 1)):  # "becomes a shade of green": an article, not the letter a
@@ -152,6 +209,7 @@ def _found(text: str) -> list[tuple[int, int, tuple[str, str]]]:
             a, b = _side(m.group(at), output=False), _side(m.group(at + 1), output=True)
             if a and b is not None and a != b:
                 found.append((m.start(at), m.end(at + 1), (a, b)))
+    found += _elided(text, found)
     out: list[tuple[int, int, tuple[str, str]]] = []
     inputs: set[str] = set()
     for start, end, pair in sorted(found):

@@ -125,6 +125,20 @@ def test_generate_uses_the_examples_written_in_a_description(svc: LocalService) 
         ("each letter one back, so b goes to a", [("b", "a")]),
         ("so for 'keyboard' I'd expect 'dkeyboar', the last letter in front", [("keyboard", "dkeyboar")]),
         ('for "abc", I want "cba"', [("abc", "cba")]),
+        # labelled sides, equals signs, other arrows, a second sample with its verb left out
+        ("in: zebra out: afcsb", [("zebra", "afcsb")]),
+        ("input planets, expected output lanetsp", [("planets", "lanetsp")]),
+        ("If the input is letter, the output should be letring.", [("letter", "letring")]),
+        ("'wild' in, 'wildcat' out -- same ending for any word", [("wild", "wildcat")]),
+        ("f('pirate') == 'pzrztz'", [("pirate", "pzrztz")]),
+        ("dbl every letter so cat = ccaatt", [("cat", "ccaatt")]),
+        ("dog ↦ qdcnf", [("dog", "qdcnf")]),
+        ("the half-alphabet swap (a<->n, b<->o ...)", [("a", "n"), ("b", "o")]),
+        ("from elephant I want epn", [("elephant", "epn")]),
+        ("for math the answer is m+a+t+h", [("math", "m+a+t+h")]),
+        ("orange should come out as aegnor, cabbage as aabbceg", [("orange", "aegnor"), ("cabbage", "aabbceg")]),
+        ("given 'hello' return 'gdkkn'; given 'apple' return 'zookd'", [("hello", "gdkkn"), ("apple", "zookd")]),
+        ("so b becomes a and a loops round to z", [("b", "a")]),  # "and a loops" is no second sample
     ],
 )
 def test_examples_written_in_prose_are_read(text: str, pairs: list[tuple[str, str]]) -> None:
@@ -143,6 +157,10 @@ def test_examples_written_in_prose_are_read(text: str, pairs: list[tuple[str, st
         "Brightness is shown as temperature: dark violet for cool, hot yellow for bright areas.",
         "for each letter I want the next one in the alphabet",
         "for example I want it in caps",
+        "sorted(s, reverse=True) joined back into a str",  # a setting, not a sample
+        "style hit = judge sees the palette",  # a single spaced equals sign in the middle of prose
+        "caesar with k = 13",
+        "input is lowercase, output is uppercase",  # both sides name what is acted on
     ],
 )
 def test_prose_without_examples_gives_none(text: str) -> None:
