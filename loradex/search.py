@@ -17,7 +17,9 @@ from generators.steps import description_steps, split_steps
 from loradex.contrasts import without_contrasts
 from loradex.directions import directions, opposed
 from loradex.errors import SearchError
+from loradex.examples import examples_in
 from loradex.number_words import digits_for_number_words
+from loradex.params import families, mismatched
 from loradex.relevance import Calibration
 from loradex.shift_words import forward_shifts
 from loradex.spelling import Speller, words_of
@@ -39,10 +41,13 @@ RERANK_POOL = 10  # hybrid hits re-ranked by description precision (``rerank_by_
 # request does (``rerank_by_steps``): 0.5 of a standardised unit, the best of 0.1 / 0.25 / 0.5 / 1.0 by MRR on
 # training-task requests of keywords/everyday/jargon (benchmarks/results/retrieval_steps.md)
 STEP_PENALTY = 0.5
-# hybrid hits of that pool lose this much score per axis (rotation, sort order) their description goes the
+# hybrid hits of that pool lose this much score per axis (rotation, sort order, case) their description goes the
 # other way on than the request (``loradex.directions``): a full standardised unit, as the opposite way is
 # another task, not a lesser fit
 DIRECTION_PENALTY = 1.0
+# standardised units off an adapter whose siblings differ from it only in a setting and which names another
+# setting than the request does (``loradex.params``): the same unit as a direction the other way
+SETTING_PENALTY = 1.0
 MIN_PRECISION_SPREAD = 0.05  # precision spread below which it cannot reorder the pool
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
@@ -208,6 +213,7 @@ class Searcher:
         self.registry, self.text_encoder, self.weight_embedder = registry, text_encoder, weight_embedder
         self._calibration: tuple[str, Calibration] | None = None
         self._speller: tuple[tuple[Any, ...], Speller] | None = None
+        self._families: tuple[tuple[Any, ...], dict[str, list[str]]] | None = None
 
     def speller(self) -> Speller | None:
         """Spelling for prompts (``loradex.spelling``): the text encoder's words and the words of the
@@ -224,6 +230,15 @@ class Searcher:
             texts.append(NAME_WORDS)  # symbol names search reads ("a hyphen" → '-'), misspelt like any word
             self._speller = (key, Speller(listed(), words_of(texts)))
         return self._speller[1]
+
+    def setting_families(self) -> dict[str, list[str]]:
+        """The registry's parametric families (``loradex.params.families``) of its descriptions, rebuilt
+        when the text index changes."""
+        index = self.registry.indexes["text"]
+        key = (id(index), index.changes, len(index), index.version)
+        if self._families is None or self._families[0] != key:
+            self._families = (key, families(r.get("description") or "" for r in self.registry.list()))
+        return self._families[1]
 
     def text_settings(self) -> dict[str, Any] | None:
         """The registry's text map's search settings (``encoders.registry_text_map.search_settings``),
@@ -306,11 +321,13 @@ class Searcher:
                 candidates.update(i for i, _ in found)
                 reference.update(i for i, _ in found[:REFERENCE_POOL])
         signals = self._signals(queries, sorted(candidates))
-        ranked = self._ranked(read, signals, reference, mode)
+        ranked, unmet = self._ranked(read, signals, reference, mode)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         best_text = max(signals["text"].values(), default=None) if "text" in signals else None
         verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
+        if unmet:  # the best is one of a family none of which has the setting asked
+            verdict = True
         made = [int(h.adapter["id"]) for h in shown if h.adapter.get("origin", "ingested") != "ingested"]
         copies_of = getattr(self.registry, "copies_of", None)
         shown = after_originals(shown, copies_of(made) if made and copies_of else {})
@@ -331,7 +348,7 @@ class Searcher:
         q = self.text_encoder.encode([read])[0]  # (dim,)
         mine = set(ids)
         signals = self._signals(self._queries(read, q, kinds, mine), sorted(mine))
-        return {i: (score, parts) for score, i, parts in self._ranked(read, signals, mine, "hybrid")}
+        return {i: (score, parts) for score, i, parts in self._ranked(read, signals, mine, "hybrid")[0]}
 
     def _queries(self, read: str, q: Any, kinds: list[str], allowed: set[int] | None) -> dict[str, list[Query]]:
         """Each signal's queries for the prompt as read (``readable_for``) and its vector ``q`` (dim,)."""
@@ -364,9 +381,12 @@ class Searcher:
         return signals
 
     def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int],
-                mode: str) -> list[tuple[float, int, dict[str, float | None]]]:  # fmt: skip
-        """(score, id, cosines) best first: the signals fused (``fuse`` over ``reference``) when more
-        than one has scores, then, in hybrid mode with a text map, re-ranked by description precision."""
+                mode: str) -> tuple[list[tuple[float, int, dict[str, float | None]]], set[int]]:  # fmt: skip
+        """((score, id, cosines) best first, unmet): the signals fused (``fuse`` over ``reference``) when
+        more than one has scores, then, in hybrid mode, re-ranked by description precision (with a text
+        map), the steps asked, the way asked (``loradex.directions``) and the settings asked
+        (``loradex.params``); ``unmet``: the best adapter before those priors, when its family has no member
+        with the setting asked."""
         kinds = list(signals)
         live = [kind for kind in kinds if signals[kind]]
         if len(live) > 1:
@@ -379,7 +399,7 @@ class Searcher:
             ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
         if mode != "hybrid":
-            return ranked
+            return ranked, set()
         found = self.registry.hits([i for _, i, _ in ranked[:RERANK_POOL]])  # the pool's descriptions
         weight = float((self.text_settings() or {}).get("precision_weight", 0.0))
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
@@ -388,9 +408,14 @@ class Searcher:
         steps = {i: description_steps([text]) for i, text in described.items()}
         ranked = rerank_by_steps(ranked, steps, len(split_steps(read)))
         asked = directions(read)  # "the last two letters to the front": not the adapter that rotates left
-        if not asked:
-            return ranked
-        return lowered(ranked, {i: DIRECTION_PENALTY * opposed(asked, directions(t)) for i, t in described.items()})
+        drops = {i: DIRECTION_PENALTY * opposed(asked, directions(t)) for i, t in described.items()} if asked else {}
+        samples = {side for pair in examples_in(read) for side in pair}  # quoted samples name no setting
+        # "repeat each char 3x": not the ones repeating 2 or 4 times; "… 5x": none does (``unmet``)
+        off, unmet = mismatched(read, described, self.setting_families(), samples)
+        for i in off - unmet:
+            drops[i] = drops.get(i, 0.0) + SETTING_PENALTY
+        top = {ranked[0][1]} if ranked else set()
+        return lowered(ranked, drops), top & unmet
 
     def _precision(self, read: str, pool: list[tuple[float, int, Any]],
                    found: dict[int, dict[str, Any]]) -> dict[int, float]:  # fmt: skip

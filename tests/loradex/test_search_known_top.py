@@ -37,8 +37,10 @@ FIXED, LED = BUNDLED["signal_weights"], BUNDLED["untrained_top_weights"]
 @pytest.fixture
 def svc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalService]:
     # the fusion alone is compared here: the description-precision re-rank that follows it
-    # (``rerank_by_precision``, tests/loradex/test_precision_rerank.py) is left out
+    # (``rerank_by_precision``, tests/loradex/test_precision_rerank.py) and the settings prior
+    # (``loradex.params``, tests/loradex/test_params.py) are left out
     monkeypatch.setattr("loradex.search.rerank_by_precision", lambda ranked, precision, weight: ranked)
+    monkeypatch.setattr("loradex.search.SETTING_PENALTY", 0.0)  # and the settings prior (caesar_1 … vs "by 3")
     manifest = json.loads((ZOO / "manifest.json").read_text())
     split = {t["id"]: t["split"] for t in manifest["tasks"]}
     if split.get(UNTRAINED) != "heldout" or any(split.get(t) != "train" for t in TRAINED):
