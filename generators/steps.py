@@ -26,9 +26,10 @@ from typing import Any
 # every letter one place on; after z, start again at a" are one step.
 _SEQUENCE = re.compile(
     r"""\s*(?:
-        (?:,\s*|;\s*|\s+)(?:and\s+)?(?:then|afterwards?|after\s+that|after\s+which|and\s+finally|finally|
-                                        once\s+(?:that|this)\s+is\s+done)\b[,:]?\s*
-      | [.;]\s+(?:next|then|afterwards?|after\s+that|finally|once\s+(?:that|this)\s+is\s+done)\b[,:]?\s*
+        (?:,\s*|;\s*|\s+)(?:and\s+)?(?:then|afterwards?|after\s+(?:that|this)|after\s+which|and\s+finally|
+                                        finally|once\s+(?:that|this)\s+is\s+done)\b[,:]?\s*
+      | [.;]\s+(?:next|then|now|lastly|afterwards?|after\s+(?:that|this)|finally|
+                  once\s+(?:that|this)\s+is\s+done)\b[,:]?\s*
       | ,?\s+but\s+only\s+after\s+(?:you\s+)?                  # "Y, but only after you X"
     )""",
     re.IGNORECASE | re.VERBOSE,
@@ -36,7 +37,10 @@ _SEQUENCE = re.compile(
 _BEFORE = re.compile(r"^(before|after)\s+you\s+([^,]+),\s*(.+)$", re.IGNORECASE)  # "Before you Y, X"
 _ONLY_AFTER = re.compile(r",?\s+but\s+only\s+after\s+", re.IGNORECASE)  # "Y, but only after you X"
 _LEAD = re.compile(r"^(?:first(?:ly)?|start\s+by|begin\s+by|to\s+start)\b[,:]?\s*", re.IGNORECASE)
-_FILLER = {"it", "this", "that", "them", "the", "result", "output", "string", "text", "and", "please", "do", "so"}
+_FILLER = frozenset(
+    "it this that them the result output string text and please do so you are done finished thanks thank thx "
+    "pls ok okay be will".split()
+)
 
 
 def split_steps(text: str) -> list[str]:

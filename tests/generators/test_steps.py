@@ -23,6 +23,11 @@ from generators.steps import description_steps, same_steps, split_steps, steps_i
         ("Before you double each letter, flip the case", ["double each letter", "flip the case"]),
         ("Capitalize every letter, but only after you sort them", ["Capitalize every letter", "sort them"]),
         ("sort it, and finally add ing", ["sort it", "add ing"]),
+        (
+            "the letters go 2 forward, after this the first letter move to the end",
+            ["the letters go 2 forward", "the first letter move to the end"],
+        ),
+        ("keep just one of each run. Now shout it", ["keep just one of each run", "shout it"]),
     ],
 )
 def test_sequence_words_split_a_request_into_its_steps(text: str, parts: list[str]) -> None:
@@ -39,6 +44,8 @@ def test_sequence_words_split_a_request_into_its_steps(text: str, parts: list[st
         "Move every letter one place later in the alphabet; after z, start again at a.",
         "then do it",  # one part left after the filler
         "rot13",
+        "each letter becomes the one that comes 2 positions after it",  # "after it" is no sequence word
+        "Sort it. Now you are done.",  # nothing but filler after "Now"
     ],
 )
 def test_one_step_requests_stay_whole(text: str) -> None:
