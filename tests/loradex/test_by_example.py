@@ -93,6 +93,13 @@ def test_nothing_fits_when_no_candidate_reproduces_an_example(svc: LocalService,
     # one example of two reproduced: something fits, at half
     res = verify.search_by_example(svc, "", [("abc", "cba"), ("hello", "qqq")], 1, FAMILY)
     assert res.nothing_fits is False and res[0].score == 0.5 and res[0].adapter["name"].startswith("reverse")
+    # one of three: no fit, though the partial reproducer is still shown first
+    res = verify.search_by_example(svc, "", [("abc", "cba"), ("hello", "qqq"), ("dog", "zzz")], 1, FAMILY)
+    assert (
+        res.nothing_fits is True
+        and res[0].score == pytest.approx(1 / 3)
+        and res[0].adapter["name"].startswith("reverse")
+    )
     with pytest.raises(SearchError, match="input 'a b' has characters .* does not know: ' '"):
         verify.search_by_example(svc, "", [("abc", "cba"), ("a b", "b a")], 1, FAMILY)
 
