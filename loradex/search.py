@@ -18,6 +18,8 @@ from loradex.contrasts import without_contrasts
 from loradex.directions import directions, opposed
 from loradex.errors import SearchError
 from loradex.examples import examples_in
+from loradex.modality import KINDS as MODALITY_KINDS
+from loradex.modality import asked_kind
 from loradex.number_words import digits_for_number_words
 from loradex.params import families, mismatched
 from loradex.relevance import Calibration
@@ -48,6 +50,9 @@ DIRECTION_PENALTY = 1.0
 # standardised units off an adapter whose siblings differ from it only in a setting and which names another
 # setting than the request does (``loradex.params``): the same unit as a direction the other way
 SETTING_PENALTY = 1.0
+# off an image adapter for a request only about text, or a text adapter for one only about pictures
+# (``loradex.modality``): another kind of adapter altogether
+MODALITY_PENALTY = 1.0
 MIN_PRECISION_SPREAD = 0.05  # precision spread below which it cannot reorder the pool
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
@@ -214,6 +219,7 @@ class Searcher:
         self._calibration: tuple[str, Calibration] | None = None
         self._speller: tuple[tuple[Any, ...], Speller] | None = None
         self._families: tuple[tuple[Any, ...], dict[str, list[str]]] | None = None
+        self._kinds: tuple[tuple[Any, ...], dict[str, str]] | None = None
 
     def speller(self) -> Speller | None:
         """Spelling for prompts (``loradex.spelling``): the text encoder's words and the words of the
@@ -230,6 +236,14 @@ class Searcher:
             texts.append(NAME_WORDS)  # symbol names search reads ("a hyphen" → '-'), misspelt like any word
             self._speller = (key, Speller(listed(), words_of(texts)))
         return self._speller[1]
+
+    def family_kinds(self) -> dict[str, str]:
+        """family → kind (``Registry.family_kinds``), re-read when the text index changes."""
+        index = self.registry.indexes["text"]
+        key = (id(index), index.changes, len(index), index.version)
+        if self._kinds is None or self._kinds[0] != key:
+            self._kinds = (key, self.registry.family_kinds())
+        return self._kinds[1]
 
     def setting_families(self) -> dict[str, list[str]]:
         """The registry's parametric families (``loradex.params.families``) of its descriptions, rebuilt
@@ -414,6 +428,13 @@ class Searcher:
         off, unmet = mismatched(read, described, self.setting_families(), samples)
         for i in off - unmet:
             drops[i] = drops.get(i, 0.0) + SETTING_PENALTY
+        wanted = asked_kind(read)  # "dots between letters": not the polka-dot image style
+        if wanted is not None:
+            of_family = self.family_kinds()
+            for i, info in found.items():
+                kind = of_family.get(str(info.get("family")))
+                if kind in MODALITY_KINDS and kind != wanted:
+                    drops[i] = drops.get(i, 0.0) + MODALITY_PENALTY
         top = {ranked[0][1]} if ranked else set()
         return lowered(ranked, drops), top & unmet
 

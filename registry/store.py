@@ -27,7 +27,7 @@ from registry.errors import (
 from registry.filters import Filters
 from registry.index import VectorIndex, bytes_to_vector, vector_to_bytes
 from registry.ingest import IngestReport, IngestResult, Prepared, Unit, discover, prepare
-from registry.models import Adapter, AdapterEmbedding
+from registry.models import Adapter, AdapterEmbedding, BaseFamily
 from registry.storage import BlobStorage, open_blob_store
 from registry.swap import SwapLock
 
@@ -448,6 +448,11 @@ class Registry:
         with self.sessions() as s:
             row = s.execute(select(Adapter.family, Adapter.sha256).where(Adapter.id == adapter_id)).first()
         return None if row is None else (str(row[0]), str(row[1]))
+
+    def family_kinds(self) -> dict[str, str]:
+        """family → its kind (``diffusion``, ``llm``, ``encoder``, ``unknown``), for the families it holds."""
+        with self.sessions() as s:
+            return {str(i): str(k) for i, k in s.execute(select(BaseFamily.id, BaseFamily.kind))}
 
     def ids_of_families(self, families: builtins.list[str]) -> dict[str, set[int]]:
         """family → ids of its adapters (one indexed query; no rows are loaded)."""

@@ -16,8 +16,9 @@ def test_every_request_names_a_zoo_task() -> None:
     } | set(SAMPLES)
     rows = requests()
     assert {s for s, _, _ in rows} == set(SETS)
-    assert [t for s, t, _ in rows if t not in tasks and not (s == "none" and t is None)] == []
-    assert sum(s == "none" for s, _, _ in rows) == 60 and all(t is None for s, t, _ in rows if s == "none")
+    assert [t for s, t, _ in rows if t not in tasks and not (s in ("none", "none2") and t is None)] == []
+    assert sum(s == "none" for s, _, _ in rows) == 60 and sum(s == "none2" for s, _, _ in rows) == 50
+    assert all(t is None for s, t, _ in rows if s in ("none", "none2"))
     voices = {(s, v) for s, _, _, v in voiced()}
     assert {v for s, v in voices if s == "voices2"} == {"code", "spec", "esl", "texting", "kid", "roundabout"}
     assert all(q.strip() for _, _, q in rows) and len(set(rows)) == len(rows)  # no request twice in a set

@@ -66,6 +66,9 @@ def page(browser: Any) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     pg = ctx.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions do (5 s failed on a loaded machine)
     try:
         yield pg
     finally:
