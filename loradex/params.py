@@ -5,14 +5,15 @@ Adapters often come in families that do one thing with different settings: "Repe
 times" and "… 2 times", "Replace every vowel with 'z'" and "… with '#'", "Prepend 'non' to the start".
 Sentence encoders place a request for a setting no sibling has ("repeat each char 5x", "swap each
 vowel for the letter q", "prefix 'anti'") next to the siblings, and the best of them looks like a match.
-``settings`` reads what a text names: numbers (digits, after ``loradex.number_words`` made words digits;
-"rot13", "5x", "3rd"; ordinals, "the first" but not a "first" that orders steps; "twice"; a run like
-"1st, 3rd, 5th" also names its step) and literals (short quoted spans, "the letter q"). ``families`` finds the registry's parametric families (descriptions
-that are the same once settings are blanked out, with different settings); ``mismatched`` says which
-adapters of a search's pool belong to one and name settings of a kind the request names, none of them
-the request's. Search lowers those when a sibling has what is asked (``Searcher._ranked``,
-``SETTING_PENALTY``), and says nothing fits when its best hit is one and no sibling has it. An adapter
-of no family is never judged ("16-bit pixel art" asked as 8-bit still finds it). Importing this module imports nothing heavy.
+``numbers`` and ``literals`` read what a text names: numbers (digits, after ``loradex.number_words`` made
+words digits; "rot13", "5x", "3rd"; ordinals, "the first" but not a "first" that orders steps; "twice"; a
+run like "1st, 3rd, 5th" also names its step) and literals (short quoted spans, "the letter q").
+``families`` finds the registry's parametric families (descriptions that are the same once settings are
+blanked out, with different settings); ``mismatched`` says which adapters of a search's pool belong to
+one and name settings of a kind the request names, none of them the request's. Search lowers those when
+a sibling has what is asked (``Searcher._ranked``, ``SETTING_PENALTY``), and says nothing fits when its
+best hit is one and no sibling has it. An adapter of no family is never judged ("16-bit pixel art" asked
+as 8-bit still finds it). Importing this module imports nothing heavy.
 """
 
 from __future__ import annotations
