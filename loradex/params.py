@@ -6,8 +6,9 @@ times" and "… 2 times", "Replace every vowel with 'z'" and "… with '#'", "Pr
 Sentence encoders place a request for a setting no sibling has ("repeat each char 5x", "swap each
 vowel for the letter q", "prefix 'anti'") next to the siblings, and the best of them looks like a match.
 ``numbers`` and ``literals`` read what a text names: numbers (digits, after ``loradex.number_words`` made
-words digits; "rot13", "5x", "3rd"; ordinals, "the first" but not a "first" that orders steps; "twice"; a
-run like "1st, 3rd, 5th" also names its step) and literals (short quoted spans, "the letter q").
+words digits; "rot13", "5x", "3rd"; ordinals, "the first" and "the last letter" but not a "first" that
+orders steps; "twice"; a run like "1st, 3rd, 5th" also names its step) and literals (short quoted spans,
+"the letter q").
 ``families`` finds the registry's parametric families (descriptions that are the same once settings are
 blanked out, with different settings); ``mismatched`` says which adapters of a search's pool belong to
 one and name settings of a kind the request names, none of them the request's. Search lowers those when
@@ -36,6 +37,7 @@ _NUMBER = re.compile(
 _QUOTED = re.compile(r"""(?<!\w)(?:'([^'\s]{1,6})'|"([^"\s]{1,6})"|`([^`\s]{1,6})`|‘([^’\s]{1,6})’|“([^”\s]{1,6})”)""")
 _NAMED_LETTER = re.compile(r"\bthe\s+(?:letter|character|char|symbol)\s+([a-z])\b(?!')", _FLAGS)
 _THE_FIRST = re.compile(r"\bthe\s+first\b", _FLAGS)  # "starting with the first", "the first letter": 1
+_ONE_END = re.compile(r"\b(?:first|last|final)\s+(?:letter|character|char)\b(?!s)", _FLAGS)  # "the last letter": 1
 
 
 def numbers(text: str) -> set[int]:
@@ -45,7 +47,7 @@ def numbers(text: str) -> set[int]:
     for m in _NUMBER.finditer(digits_for_number_words(text)):
         digits = m.group(1) or m.group(2)
         found.append(int(digits) if digits else ORDINALS.get(m.group(3).lower()) or TIMES[m.group(3).lower()])
-    if _THE_FIRST.search(text):  # "first" alone orders steps ("first reverse it, then …")
+    if _THE_FIRST.search(text) or _ONE_END.search(text):  # "first" alone orders steps ("first reverse it, then …")
         found.append(1)
     out = set(found)
     for a, b, c in zip(found, found[1:], found[2:], strict=False):

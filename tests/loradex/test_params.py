@@ -25,6 +25,9 @@ from tests.conftest import text_zoo_service
         ("keep the 1st, 3rd, 5th... characters", {1, 3, 5, 2}),  # a run in even steps names its step
         ("Keep every second character, starting with the first.", {2, 1}),
         ("First reverse it, then repeat each letter", set()),  # "first" orders the steps
+        ("move the last letter to the front", {1}),
+        ("final char to the start", {1}),
+        ("the last letters to the front", set()),  # how many is not said
         ("is there one that swaps case", set()),  # "one" as a pronoun
         ("double each letter b4 sorting", {2}),  # "b4" is no number
         ("version 1.5 of the model", set()),
