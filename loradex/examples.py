@@ -168,9 +168,11 @@ def _side(text: str, *, output: bool) -> str | None:
     return word
 
 
+_VERB = re.compile(_LINK + "|" + _GOT + "|" + _MODAL + "|" + _GIVEN, re.IGNORECASE)  # no side of an elided sample
+
+
 def _elided(text: str, found: list[tuple[int, int, tuple[str, str]]]) -> list[tuple[int, int, tuple[str, str]]]:
     """Samples said right after one of ``found`` with the verb left out ("…, cabbage as aabbceg")."""
-    verbs = _LINK + "|" + _GOT + "|" + _MODAL + "|" + _GIVEN
     out = []
     for _, end, _ in found:
         m = _ELIDED.match(text, end)
@@ -179,7 +181,7 @@ def _elided(text: str, found: list[tuple[int, int, tuple[str, str]]]) -> list[tu
         if any(start < m.end(2) and m.start(1) < stop for start, stop, _ in found):  # read another way
             continue
         a, b = _side(m.group(1), output=False), _side(m.group(2), output=True)
-        if a and b and a != b and not any(re.fullmatch(verbs, w, re.IGNORECASE) for w in (a, b)):
+        if a and b and a != b and not any(_VERB.fullmatch(w) for w in (a, b)):
             out.append((m.start(1), m.end(2), (a, b)))
     return out
 

@@ -10,7 +10,7 @@ import functools
 import json
 import unicodedata
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from generators.steps import description_steps, split_steps
@@ -206,6 +206,15 @@ def after_originals(hits: list[SearchHit], copies: dict[int, int]) -> list[Searc
     return out
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """What search reads of the whole registry (``Searcher._snapshot``)."""
+
+    speller: Speller | None  # None for an encoder that cannot list its words
+    families: dict[str, list[str]]  # parametric families (``loradex.params.families``)
+    kinds: dict[str, str]  # family → kind (``Registry.family_kinds``)
+
+
 class Searcher:
     """Prompt → top-k adapters with a per-signal score breakdown.
 
@@ -217,42 +226,41 @@ class Searcher:
     def __init__(self, registry: Any, text_encoder: Any, weight_embedder: Any) -> None:
         self.registry, self.text_encoder, self.weight_embedder = registry, text_encoder, weight_embedder
         self._calibration: tuple[str, Calibration] | None = None
-        self._speller: tuple[tuple[Any, ...], Speller] | None = None
-        self._families: tuple[tuple[Any, ...], dict[str, list[str]]] | None = None
-        self._kinds: tuple[tuple[Any, ...], dict[str, str]] | None = None
+        self._view: tuple[tuple[Any, ...], _Snapshot] | None = None  # (text index state, snapshot)
 
     def speller(self) -> Speller | None:
         """Spelling for prompts (``loradex.spelling``): the text encoder's words and the words of the
         registry's adapter names, descriptions and tags and of the symbol names search reads (rebuilt
         when the text index changes); None for an encoder that cannot list its words."""
-        listed = getattr(self.text_encoder, "words", None)
-        if not callable(listed):
-            return None
-        index = self.registry.indexes["text"]
-        key = (id(index), index.changes, len(index), index.version)  # O(1): no copy of the ids per search
-        if self._speller is None or self._speller[0] != key:
-            texts = [" ".join([r["name"], r.get("description") or "", *(r.get("tags") or [])])
-                     for r in self.registry.list()]  # fmt: skip
-            texts.append(NAME_WORDS)  # symbol names search reads ("a hyphen" → '-'), misspelt like any word
-            self._speller = (key, Speller(listed(), words_of(texts)))
-        return self._speller[1]
+        if not callable(getattr(self.text_encoder, "words", None)):
+            return None  # and no snapshot: a registry without a text index has none to key it on
+        return self._snapshot().speller
 
     def family_kinds(self) -> dict[str, str]:
         """family → kind (``Registry.family_kinds``), re-read when the text index changes."""
-        index = self.registry.indexes["text"]
-        key = (id(index), index.changes, len(index), index.version)
-        if self._kinds is None or self._kinds[0] != key:
-            self._kinds = (key, self.registry.family_kinds())
-        return self._kinds[1]
+        return self._snapshot().kinds
 
     def setting_families(self) -> dict[str, list[str]]:
         """The registry's parametric families (``loradex.params.families``) of its descriptions, rebuilt
         when the text index changes."""
+        return self._snapshot().families
+
+    def _snapshot(self) -> _Snapshot:
+        """What search reads of the whole registry, built from one listing of it whenever the text index
+        has changed (an ingest or a removal changes it)."""
         index = self.registry.indexes["text"]
-        key = (id(index), index.changes, len(index), index.version)
-        if self._families is None or self._families[0] != key:
-            self._families = (key, families(r.get("description") or "" for r in self.registry.list()))
-        return self._families[1]
+        key = (id(index), index.changes, len(index), index.version)  # O(1): no copy of the ids per search
+        if self._view is None or self._view[0] != key:
+            rows = self.registry.list()
+            listed = getattr(self.text_encoder, "words", None)
+            speller = None
+            if callable(listed):
+                texts = [" ".join([r["name"], r.get("description") or "", *(r.get("tags") or [])]) for r in rows]
+                texts.append(NAME_WORDS)  # symbol names search reads ("a hyphen" → '-'), misspelt like any word
+                speller = Speller(listed(), words_of(texts))
+            setting_families = families(r.get("description") or "" for r in rows)
+            self._view = (key, _Snapshot(speller, setting_families, self.registry.family_kinds()))
+        return self._view[1]
 
     def text_settings(self) -> dict[str, Any] | None:
         """The registry's text map's search settings (``encoders.registry_text_map.search_settings``),

@@ -35,6 +35,19 @@ def text_zoo_service(home: Path, tasks: Sequence[str]) -> Iterator[Any]:
         s.close()
 
 
+def names_without_prior(svc: Any, prompt: str, k: int, monkeypatch: pytest.MonkeyPatch,
+                        penalty: str) -> tuple[list[str], list[str]]:  # fmt: skip
+    """The names of ``svc.search(prompt, k)``'s hits with the search prior ``penalty`` (a constant of
+    ``loradex.search``: ``DIRECTION_PENALTY`` …) at 0, then at its shipped value: (without, with)."""
+    import loradex.search
+
+    shipped = getattr(loradex.search, penalty)
+    monkeypatch.setattr(loradex.search, penalty, 0.0)
+    without = [h.adapter["name"] for h in svc.search(prompt, k=k)]
+    monkeypatch.setattr(loradex.search, penalty, shipped)
+    return without, [h.adapter["name"] for h in svc.search(prompt, k=k)]
+
+
 def fit_zoo_text_map(svc: Any, tasks: Sequence[str], config: Any = None) -> dict[str, Any]:
     """Fit ``svc``'s text map as a first start fits it: the text zoo's training texts (canonical +
     training paraphrases) of ``tasks`` (held-out tasks have none and are left out)."""

@@ -12,7 +12,7 @@ import pytest
 from loradex.directions import directions, opposed
 from loradex.search import DIRECTION_PENALTY, lowered
 from loradex.service import LocalService
-from tests.conftest import text_zoo_service
+from tests.conftest import names_without_prior, text_zoo_service
 
 TEXT_ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text"
 
@@ -128,6 +128,5 @@ def test_search_puts_the_way_asked_first(svc: LocalService, prompt: str, task: s
                                              ("sort the letters from a to z", "sort")])  # fmt: skip
 def test_without_the_prior_a_way_is_lost(svc: LocalService, monkeypatch: pytest.MonkeyPatch, prompt: str,
                                          task: str) -> None:  # fmt: skip
-    assert svc.search(prompt, k=3)[0].adapter["name"] == task
-    monkeypatch.setattr("loradex.search.DIRECTION_PENALTY", 0.0)
-    assert svc.search(prompt, k=3)[0].adapter["name"] != task
+    without, shipped = names_without_prior(svc, prompt, 3, monkeypatch, "DIRECTION_PENALTY")
+    assert shipped[0] == task and without[0] != task

@@ -10,6 +10,7 @@ import pytest
 
 from loradex.modality import asked_kind
 from loradex.service import LocalService
+from tests.conftest import names_without_prior
 
 ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo"
 
@@ -46,10 +47,6 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
 
 
 def test_adapters_of_the_other_kind_are_lowered(svc: LocalService, monkeypatch: pytest.MonkeyPatch) -> None:
-    prompt = "dots between the letters"
-    monkeypatch.setattr("loradex.search.MODALITY_PENALTY", 0.0)
-    before = [h.adapter["name"] for h in svc.search(prompt, k=4)]
-    monkeypatch.setattr("loradex.search.MODALITY_PENALTY", 1.0)
-    after = [h.adapter["name"] for h in svc.search(prompt, k=4)]
+    before, after = names_without_prior(svc, "dots between the letters", 4, monkeypatch, "MODALITY_PENALTY")
     assert after.index("interleave_dot") < after.index("dots")
     assert before.index("interleave_dot") > before.index("dots"), before  # the words alone pick the image style

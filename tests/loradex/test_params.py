@@ -10,7 +10,7 @@ import pytest
 
 from loradex.params import families, literals, mismatched, numbers, template
 from loradex.service import LocalService
-from tests.conftest import text_zoo_service
+from tests.conftest import names_without_prior, text_zoo_service
 
 
 @pytest.mark.parametrize(
@@ -86,9 +86,5 @@ def test_a_setting_no_adapter_has_is_said_to_fit_nothing(svc: LocalService) -> N
 
 
 def test_siblings_with_another_setting_are_lowered(svc: LocalService, monkeypatch: pytest.MonkeyPatch) -> None:
-    prompt = "quadruple every character"
-    monkeypatch.setattr("loradex.search.SETTING_PENALTY", 0.0)
-    before = [h.adapter["name"] for h in svc.search(prompt, k=3)]
-    monkeypatch.setattr("loradex.search.SETTING_PENALTY", 1.0)
-    after = [h.adapter["name"] for h in svc.search(prompt, k=3)]
+    before, after = names_without_prior(svc, "quadruple every character", 3, monkeypatch, "SETTING_PENALTY")
     assert after[0] == "repeat_4" and before[0] != "repeat_4", (before, after)
