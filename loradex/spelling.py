@@ -8,7 +8,8 @@ not the encoder's (whole words of its tokenizer), not the registry's (the words 
 names, descriptions and tags), not an English dictionary (``pyspellchecker``'s word-frequency
 list, MIT). The word meant is then, first, a registry word one edit away (a letter dropped, added,
 changed, or two neighbours swapped), the one the registry uses most, a tie it cannot break leaving
-the word alone; else the dictionary's most frequent word one edit away; else, for words of
+the word alone; else the dictionary's most frequent word one edit away (a tie, again, leaves it);
+else, for words of
 ``LONG`` letters or more, a registry word two edits away (one with the same first letter: the
 scan stays small in a large registry). The registry's words come first because requests use its
 terms ("swpcase" → swapcase, not a dictionary word). Words with digits, inner
@@ -35,6 +36,8 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # prefixes that make new words of known ones ("decapitalize", "unshift", "nonalphabetic")
 PREFIXES = ("de", "un", "re", "dis", "non", "pre", "anti", "mis", "over", "under", "sub", "semi", "multi",
             "inter", "trans", "co", "counter", "auto", "hyper", "super", "post", "mono", "bi", "tri")  # fmt: skip
+# suffixes that make new words of known ones ("tileable", "glitchness", "sketchlike")
+SUFFIXES = ("able", "ness", "ish", "less", "like")
 # British and American spellings of one word: (ending, the other ending)
 _VARIANTS = (("isation", "ization"), ("isations", "izations"), ("ise", "ize"), ("ised", "ized"), ("ises", "izes"),
              ("ising", "izing"), ("iser", "izer"), ("yse", "yze"), ("ysed", "yzed"), ("ysing", "yzing"))  # fmt: skip
@@ -103,6 +106,20 @@ def _dictionary() -> Any:
     return SpellChecker(distance=1)
 
 
+def _dictionary_fix(word: str) -> str | None:
+    """The dictionary's most frequent word one edit from ``word``; None when there is none or two
+    share the top count (pyspellchecker's own ``correction`` breaks such a tie by set order, which
+    changes with the hash seed: "tileable" was read "tillable" in one process, "fileable" in the next)."""
+    d = _dictionary()
+    found = [w for w in d.candidates(word) or () if w != word]
+    if not found:
+        return None
+    counts = {w: d.word_frequency[w] for w in found}
+    best = max(counts.values())
+    top = [w for w, c in counts.items() if c == best]
+    return str(top[0]) if len(top) == 1 else None
+
+
 class Speller:
     """Corrects words of a request against the encoder's words and the registry's (module docstring)."""
 
@@ -119,12 +136,13 @@ class Speller:
 
     def derived(self, word: str) -> bool:
         """Whether ``word`` is a known word (``known``, or another spelling of one) behind a prefix
-        (``PREFIXES``): words people build on the fly, which no vocabulary lists."""
-        for prefix in PREFIXES:
-            rest = word[len(prefix) :]
-            if word.startswith(prefix) and len(rest) >= SHORT:
-                if self.known(rest) or any(self.known(v) for v in spelling_variants(rest)):
-                    return True
+        (``PREFIXES``) or before a suffix (``SUFFIXES``): words people build on the fly, which no
+        vocabulary lists ("decapitalize", "tileable")."""
+        rests = [word[len(p) :] for p in PREFIXES if word.startswith(p)]
+        rests += [word[: -len(s)] for s in SUFFIXES if word.endswith(s)]
+        for rest in rests:
+            if len(rest) >= SHORT and (self.known(rest) or any(self.known(v) for v in spelling_variants(rest))):
+                return True
         return False
 
     def fix(self, word: str) -> str | None:
@@ -146,9 +164,9 @@ class Speller:
             return None
         mine = [w for w in edits1(word) if w in self.registry_words]
         if not mine:
-            found = _dictionary().correction(word)
-            if found and found != word:
-                return str(found)
+            found = _dictionary_fix(word)
+            if found is not None:
+                return found
         if not mine and len(word) >= LONG:
             mine = [w for n in range(len(word) - 2, len(word) + 3) for w in self._by_length.get((n, word[0]), [])
                     if distance(word, w) <= 2]  # fmt: skip
