@@ -8,19 +8,23 @@ vowel for the letter q", "prefix 'anti'") next to the siblings, and the best of 
 ``numbers`` and ``literals`` read what a text names: numbers (digits, after ``loradex.number_words`` made
 words digits; "rot13", "5x", "3rd"; ordinals, "the first" and "the last letter" but not a "first" that
 orders steps; "twice"; a run like "1st, 3rd, 5th" also names its step) and literals (short quoted spans,
-"the letter q").
+"the letter q", affixes named without quotes: "the prefix anti-", "put dis in front", "slap ed on"; a
+quoted symbol after "no" is an absence, not a setting). ``quote_affixes`` quotes those affixes in what
+search embeds, as descriptions write them.
 ``families`` finds the registry's parametric families (descriptions that are the same once settings are
-blanked out, with different settings); ``mismatched`` says which adapters of a search's pool belong to
-one and name settings of a kind the request names, none of them the request's. Search lowers those when
-a sibling has what is asked (``Searcher._ranked``, ``SETTING_PENALTY``), and says nothing fits when its
-best hit is one and no sibling has it. An adapter of no family is never judged ("16-bit pixel art" asked
+blanked out, with different settings; with the registry's step splitter, also a chain one of whose steps
+the registry does with other settings, alone or not); ``mismatched`` says which adapters of a search's
+pool belong to one and name settings of a kind the request names, none of the numbers asked, or not
+every literal asked ("dashes between letters, then add ed": the adapter inserting '-' adds no 'ed').
+Search lowers those when a sibling has what is asked (``Searcher._ranked``, ``SETTING_PENALTY``), and
+says nothing fits when its best hit is one and no sibling has it. An adapter of no family is never judged ("16-bit pixel art" asked
 as 8-bit still finds it). Importing this module imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from loradex.number_words import digits_for_number_words
 
@@ -36,6 +40,37 @@ _NUMBER = re.compile(
 )  # fmt: skip
 _QUOTED = re.compile(r"""(?<!\w)(?:'([^'\s]{1,6})'|"([^"\s]{1,6})"|`([^`\s]{1,6})`|‘([^’\s]{1,6})’|“([^”\s]{1,6})”)""")
 _NAMED_LETTER = re.compile(r"\bthe\s+(?:letter|character|char|symbol)\s+([a-z])\b(?!')", _FLAGS)
+# an affix named without quotes: "the prefix anti-", "-ed suffix", "put dis in front", "slap ed on",
+# "add ing at the end", "non glued onto the front"
+_PLACE = r"(?:on(?:to)?|to|at|in)\s+(?:the\s+)?(?:very\s+)?(?:end|front|start|beginning|back)\b"
+_AFFIXES = (
+    re.compile(
+        r"\b(?:prefix|suffix|ending)\s+(?:-([a-z]{2,6})\b|([a-z]{2,6})-(?!\w)|([a-z]{2,6})"
+        r"(?=\s*(?:[,.;:!?)]|$)|\s+(?:to|at|onto|on|in|then|and)\b))",
+        _FLAGS,
+    ),  # fmt: skip
+    re.compile(
+        r"(?<![\w-])([a-z]{2,6})-\s+(?:prefix|in\s+front)\b|(?<![\w-])-([a-z]{2,6})\s+(?:suffix|ending)\b", _FLAGS
+    ),
+    re.compile(
+        r"\b(?:add|append|attach|stick|put|tack|glue|slap|tag|prepend|pop|throw)(?:s|ed|ing)?\s+"
+        r"(?:the\s+(?:word|letters|syllable|ending)\s+)?([a-z]{2,6})\s+"
+        r"(?:" + _PLACE + r"|in\s+front\b|on\b(?=\s*(?:[,.;:!?)]|$)))",
+        _FLAGS,
+    ),  # fmt: skip
+    re.compile(r"\b(?:prepend|append)(?:s|ed|ing)?\s+([a-z]{2,6})\s+(?:to|onto|on|before|after)\b", _FLAGS),
+    re.compile(
+        r"\b(?:add|tack|slap|stick|throw|pop)(?:s|ed|ing)?\s+on\s+([a-z]{2,6})(?=\s*(?:[,.;:!?)]|$)|\s+(?:to|at|onto)\b)",
+        _FLAGS,
+    ),
+    re.compile(r"\b([a-z]{2,6})\s+(?:glued|stuck|added|attached|tacked|put|appended|prepended)\s+" + _PLACE, _FLAGS),
+)
+_NOT_AFFIX = frozenset(
+    "a an the it its this that them they these those one ones each every some something word words letter letters "
+    "char chars string text input output to of on in at for with and or is be more all any same dot dots dash "
+    "dashes star stars space spaces after before behind ahead top there here again too also then now please pls thanks".split()
+)
+_REFUSED = re.compile(r"\b(?:no|not|without|never)\s+(?:[a-z]+\s+)?$", _FLAGS)
 _THE_FIRST = re.compile(r"\bthe\s+first\b", _FLAGS)  # "starting with the first", "the first letter": 1
 _ONE_END = re.compile(r"\b(?:first|last|final)\s+(?:letter|character|char)\b(?!s)", _FLAGS)  # "the last letter": 1
 
@@ -57,10 +92,39 @@ def numbers(text: str) -> set[int]:
 
 
 def literals(text: str, skip: set[str] | None = None) -> set[str]:
-    """Short quoted spans and named letters ("the letter q"), lower-cased, less ``skip`` (samples)."""
-    out = {next(g for g in m.groups() if g is not None).lower() for m in _QUOTED.finditer(text)}
+    """Short quoted spans, named letters ("the letter q") and affixes named without quotes ("the prefix
+    anti-", "put dis in front"), lower-cased, less ``skip`` (samples)."""
+    out = {next(g for g in m.groups() if g is not None).lower() for m in _QUOTED.finditer(text)
+           if not _REFUSED.search(text, 0, m.start())}  # "no hyphen '-'": absence, not a setting  # fmt: skip
     out |= {m.group(1).lower() for m in _NAMED_LETTER.finditer(text) if m.group(1) != "I"}  # "… letter I want"
+    out |= {text[a:b].lower() for a, b in _affix_spans(text)}
     return out - {s.lower() for s in (skip or set())}
+
+
+def _affix_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each affix ``text`` names without quotes (``_AFFIXES``), in order, no overlaps."""
+    spans = set()
+    for pattern in _AFFIXES:
+        for m in pattern.finditer(text):
+            at = next(i for i in range(1, (m.lastindex or 1) + 1) if m.group(i) is not None)
+            if m.group(at).lower() not in _NOT_AFFIX:
+                spans.add((m.start(at), m.end(at)))
+    return sorted(spans)
+
+
+def quote_affixes(text: str) -> str:
+    """``text`` with the affixes it names without quotes quoted, as descriptions write them, hyphens
+    dropped: "the prefix anti-" → "the prefix 'anti'", "put dis in front" → "put 'dis' in front" (the
+    encoder reads "anti-" as a word and a hyphen, and finds the adapters that insert hyphens)."""
+    out, last = [], 0
+    for a, b in _affix_spans(text):
+        start = a - 1 if a and text[a - 1] == "-" else a
+        end = b + 1 if b < len(text) and text[b] == "-" else b
+        if start < last:
+            continue
+        out += [text[last:start], f"'{text[a:b]}'"]
+        last = end
+    return "".join(out + [text[last:]])
 
 
 def template(text: str) -> str:
@@ -69,18 +133,40 @@ def template(text: str) -> str:
     return " ".join(_NUMBER.sub("#", text).lower().split())
 
 
-def families(descriptions: Iterable[str]) -> dict[str, list[str]]:
+def families(descriptions: Iterable[str], split: Callable[[str], list[str]] | None = None) -> dict[str, list[str]]:
     """Template → the distinct descriptions of that shape, for the shapes two or more descriptions
-    share with different settings (a registry's parametric families)."""
+    share with different settings (a registry's parametric families). With ``split`` (a description →
+    its steps), a description of two or more steps one of which has the shape of a step other
+    descriptions do with other settings ("Shift each letter forward by 13, then reverse the string"
+    beside "Shift each letter forward by 2") is a family too, alone if no other description shares its
+    whole shape: it names a setting the registry varies."""
+    texts = set(descriptions)
     shapes: dict[str, set[str]] = {}
-    for text in descriptions:
+    for text in texts:
         shapes.setdefault(template(text), set()).add(text)
-    return {shape: sorted(texts) for shape, texts in shapes.items() if len(texts) > 1}
+    out = {shape: sorted(found) for shape, found in shapes.items() if len(found) > 1}
+    if split is None:
+        return out
+    steps = {text: split(text) for text in texts}
+    named: dict[str, set[tuple[frozenset[int], frozenset[str]]]] = {}  # step shape → the settings it comes with
+    for parts in steps.values():
+        for part in parts:
+            setting = (frozenset(numbers(part)), frozenset(literals(part)))
+            if setting[0] or setting[1]:
+                named.setdefault(_step_shape(part), set()).add(setting)
+    for text, parts in steps.items():
+        if len(parts) > 1 and any(len(named.get(_step_shape(part), ())) > 1 for part in parts):
+            out.setdefault(template(text), sorted(shapes[template(text)]))
+    return out
+
+
+def _step_shape(step: str) -> str:
+    return template(step).strip(" .;,")
 
 
 def _misses(want_n: set[int], want_l: set[str], text: str) -> bool:
     have_n, have_l = numbers(text), literals(text)
-    return bool((want_n and have_n and not want_n & have_n) or (want_l and have_l and not want_l & have_l))
+    return bool((want_n and have_n and not want_n & have_n) or (want_l and have_l and not want_l <= have_l))
 
 
 def mismatched(asked: str, described: Mapping[int, str], known: Mapping[str, list[str]],

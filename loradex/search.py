@@ -21,7 +21,7 @@ from loradex.examples import examples_in
 from loradex.modality import KINDS as MODALITY_KINDS
 from loradex.modality import asked_kind
 from loradex.number_words import digits_for_number_words
-from loradex.params import families, mismatched
+from loradex.params import families, mismatched, quote_affixes
 from loradex.relevance import Calibration
 from loradex.shift_words import forward_shifts
 from loradex.spelling import Speller, words_of
@@ -91,11 +91,13 @@ def readable_for(encoder: Any, prompt: str, speller: Speller | None = None) -> s
     words as digits (``digits_for_number_words``: descriptions say "by 8", people "by eight", and the
     encoder embeds the two apart), symbol names with their symbol (``symbols_for_names``: descriptions
     say "'-'", people "a hyphen"), a letter shift asked backwards as the forward one (``forward_shifts``:
-    "back by 2" is "forward by 24"), and without the alternatives it turns down (``without_contrasts``:
-    "horizontal stripes, not vertical"). Only for embedding: what is stored and shown keeps the words."""
+    "back by 2" is "forward by 24"), affixes named without quotes quoted (``quote_affixes``: "the
+    prefix anti-" is "the prefix 'anti'"), and without the alternatives it turns down
+    (``without_contrasts``: "horizontal stripes, not vertical"). Only for embedding: what is stored and
+    shown keeps the words."""
     read = readable_prompt(without_contrasts(prompt), getattr(encoder, "knows", None))
     digits = digits_for_number_words(speller.correct(read) if speller is not None else read)
-    return symbols_for_names(forward_shifts(digits))
+    return symbols_for_names(quote_affixes(forward_shifts(digits)))
 
 
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,
@@ -258,7 +260,7 @@ class Searcher:
                 texts = [" ".join([r["name"], r.get("description") or "", *(r.get("tags") or [])]) for r in rows]
                 texts.append(NAME_WORDS)  # symbol names search reads ("a hyphen" → '-'), misspelt like any word
                 speller = Speller(listed(), words_of(texts))
-            setting_families = families(r.get("description") or "" for r in rows)
+            setting_families = families((r.get("description") or "" for r in rows), split_steps)
             self._view = (key, _Snapshot(speller, setting_families, self.registry.family_kinds()))
         return self._view[1]
 

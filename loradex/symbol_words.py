@@ -44,12 +44,18 @@ NAME_WORDS = ("full stop period hyphen dash asterisk pound hash hashtag number s
 _NAME = re.compile(r"\b(?:" + "|".join(f"({n})" for n, _ in NAMES) + r")\b(?!\s*['\"])", re.IGNORECASE)
 
 
+_REFUSED = re.compile(r"\b(?:no|not|without|never)\s+(?:an?\s+|the\s+|any\s+)?$", re.IGNORECASE)
+
+
 def symbols_for_names(text: str) -> str:
     """``text`` with each symbol name followed by the symbol, quoted ("a hyphen" → "a hyphen '-'");
-    a name already followed by a quote ("a dash '-'") is left as it is."""
+    a name already followed by a quote ("a dash '-'") or refused ("no hyphen", "without any commas")
+    is left as it is."""
 
     def add(m: re.Match[str]) -> str:
         at = m.lastindex or 1  # the one group that matched
+        if _REFUSED.search(text, 0, m.start()):
+            return m.group(0)  # "no hyphen", "without commas": an absence, not the symbol asked for
         return f"{m.group(at)} '{NAMES[at - 1][1]}'"
 
     return _NAME.sub(add, text)

@@ -88,3 +88,77 @@ def test_a_setting_no_adapter_has_is_said_to_fit_nothing(svc: LocalService) -> N
 def test_siblings_with_another_setting_are_lowered(svc: LocalService, monkeypatch: pytest.MonkeyPatch) -> None:
     before, after = names_without_prior(svc, "quadruple every character", 3, monkeypatch, "SETTING_PENALTY")
     assert after[0] == "repeat_4" and before[0] != "repeat_4", (before, after)
+
+
+@pytest.mark.parametrize(
+    ("text", "want", "quoted"),
+    [
+        ("Attach the prefix anti- to the word", {"anti"}, "Attach the prefix 'anti' to the word"),
+        ("the suffix -ly please", {"ly"}, "the suffix 'ly' please"),
+        ("un- prefix on every word", {"un"}, "'un' prefix on every word"),
+        ("put dis in front, like like becomes dislike", {"dis"}, "put 'dis' in front, like like becomes dislike"),
+        ("just slap ed on, no grammar rules", {"ed"}, "just slap 'ed' on, no grammar rules"),
+        ("add the word cat at the end", {"cat"}, "add the word 'cat' at the end"),
+        ("Need non glued onto the front of it", {"non"}, "Need 'non' glued onto the front of it"),
+        ("tack on ing", {"ing"}, "tack on 'ing'"),
+        ("Prepend pre to the word", {"pre"}, "Prepend 'pre' to the word"),
+        # words that are no affix: pronouns, the letters moved by a rotation, a place
+        ("add it to the end", set(), None),
+        ("move the first two letters to the end", set(), None),
+        ("stick them on the back", set(), None),
+        ("get 'pro' tacked on after it", {"pro"}, None),
+        ("Insert a hyphen '-' between the letters, no dot '.'", {"-"}, None),  # an absence names no setting
+    ],
+)
+def test_affixes_named_without_quotes(text: str, want: set[str], quoted: str | None) -> None:
+    from loradex.params import quote_affixes
+
+    assert literals(text) == want
+    assert quote_affixes(text) == (text if quoted is None else quoted)
+
+
+def test_a_chain_with_a_step_the_registry_varies_is_judged() -> None:
+    """A two-step description whose step comes with other settings elsewhere names a setting, even
+    when no other description shares its whole shape; a one-off number ("16-bit") does not."""
+    from generators.steps import split_steps
+
+    texts = ["Shift each letter forward by 13, then reverse the string.", "Shift each letter forward by 2.",
+             "Shift each letter forward by 5.", "Reverse the string, then convert everything to uppercase.",
+             "Crisp 16-bit pixel art."]  # fmt: skip
+    known = families(texts, split_steps)
+    assert template(texts[0]) in known and template(texts[3]) not in known and template(texts[4]) not in known
+    assert families(texts) == {template(texts[1]): sorted(texts[1:3])}  # without steps: the one-step family only
+    described = dict(enumerate(texts))
+    assert mismatched("Reverse the word, then shift each letter by 3", described, known)[1] == {0, 1, 2}
+    assert mismatched("shift every letter by 13 and then reverse it", described, known)[1] == {1, 2}  # 0 does it
+
+
+def test_every_affix_asked_must_be_one_the_adapter_adds() -> None:
+    described = {1: "Insert '-' between the characters.", 2: "Insert '.' between the characters."}
+    known = families(described.values())
+    assert mismatched("dashes '-' between letters, then add 'ed' at the end", described, known)[1] == {1, 2}
+    assert mismatched("put '-' between the letters", described, known) == ({2}, set())
+
+
+AFFIX_TASKS = (
+    "prepend_un",
+    "prepend_dis",
+    "prepend_re",
+    "interleave_dash",
+    "interleave_dot",
+    "append_ing",
+    "append_ed",
+)
+
+
+@pytest.fixture(scope="module")
+def affixes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
+    with text_zoo_service(tmp_path_factory.mktemp("affixes") / "home", AFFIX_TASKS) as s:
+        yield s
+
+
+def test_an_affix_without_quotes_finds_its_adapter_or_nothing(affixes: LocalService) -> None:
+    hits = affixes.search("Attach the negative prefix un- to the stem, no hyphen.", k=3)
+    assert hits[0].adapter["name"] == "prepend_un" and hits.nothing_fits is not True
+    assert affixes.search("Attach the prefix anti- to the word (no hyphen).", k=3).nothing_fits is True
+    assert affixes.search("dashes between letters then add ed at the end", k=3).nothing_fits is True

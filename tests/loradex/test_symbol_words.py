@@ -58,3 +58,11 @@ def test_search_finds_the_adapter_of_the_symbol_named(svc: LocalService) -> None
         ("a pound sign in place of every vowel", "vowels_hash"),
     ]:
         assert svc.search(prompt, k=3, mode="text")[0].adapter["name"] == task, prompt
+
+
+def test_a_symbol_refused_is_not_written_beside_its_name() -> None:
+    from loradex.symbol_words import symbols_for_names
+
+    assert symbols_for_names("prefix un, no hyphen") == "prefix un, no hyphen"
+    assert symbols_for_names("join them without any commas") == "join them without any commas"
+    assert symbols_for_names("not a dash but a hyphen") == "not a dash but a hyphen '-'"
