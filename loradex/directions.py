@@ -1,5 +1,6 @@
 """Which way a text goes where adapters come in opposite pairs: a rotation (left / right), a sort
-order (up / down) and the letter case the letters end up in (lower / upper).
+order (up / down), the letter case the letters end up in (lower / upper) and the way lines run
+(horizontal / vertical / diagonal).
 
 Sentence encoders read "move the first letter to the end" and "move the last letter to the front" as
 nearly the same sentence (the same words in another order), and "sort descending" as close to "sort"
@@ -101,10 +102,41 @@ def _order(text: str) -> str | None:
     return "up" if up and not down else "down" if down and not up else None
 
 
+# the way lines run: only in a text about lines ("left to right" alone is no stripe)
+_LINED = re.compile(r"\b(?:stripe\w*|pinstripe\w*|lines?|lined|bands?|banded|banding|bars?|streak\w*|scan[\s-]?lines?|"
+                    r"rul(?:ed|ing)|hatch\w*|blinds?)\b", _FLAGS)  # fmt: skip
+_STACKED = r"\bstacked\s+(?:up\s+)?(?:from\s+)?(?:top|bottom)[\s-]+to[\s-]+(?:top|bottom)\b"  # rows one above another
+_HORIZONTAL = re.compile(
+    r"\bhorizontal\w*|\bside[\s-]+to[\s-]+side\b|\b(?:left|right)[\s-]+to[\s-]+(?:left|right)\b|\bscan[\s-]?lines?\b"
+    r"|\bvenetian\s+blinds?\b|\blying\s+flat\b|" + _STACKED,
+    _FLAGS,
+)
+_VERTICAL = re.compile(
+    r"\bvertical\w*|\bup[\s-]+(?:and|&|n)[\s-]+down\b|\b(?:top|bottom)[\s-]+to[\s-]+(?:top|bottom)\b|\bupright\b"
+    r"|\bbar[\s-]?codes?\b|\brunning\s+down\b|\bstanding\s+up\b",
+    _FLAGS,
+)
+_DIAGONAL = re.compile(
+    r"\bdiagonal\w*|\bslant\w*|\boblique\w*|\b45\s*(?:°|-?\s*degrees?\b|deg\b)|\bangled\b|\btilted\b"
+    r"|\bat\s+an\s+angle\b|\bcandy[\s-]?canes?\b|\bbarber(?:'s)?[\s-]+(?:shop\s+)?poles?\b",
+    _FLAGS,
+)
+
+
+def _orientation(text: str) -> str | None:
+    if not _LINED.search(text):
+        return None
+    unstacked = re.sub(_STACKED, " ", text, flags=_FLAGS)  # "stacked from top to bottom" is no vertical
+    found = [way for way, p in (("horizontal", _HORIZONTAL), ("vertical", _VERTICAL), ("diagonal", _DIAGONAL))
+             if p.search(text if way == "horizontal" else unstacked)]  # fmt: skip
+    return found[0] if len(found) == 1 else None
+
+
 def directions(text: str) -> dict[str, str]:
     """Axis → way for each axis ``text`` goes one way on: ``"rotation"`` → ``"left"`` / ``"right"``,
-    ``"order"`` → ``"up"`` / ``"down"``, ``"case"`` → ``"lower"`` / ``"upper"``."""
-    found = {"rotation": _rotation(text), "order": _order(text), "case": _case(text)}
+    ``"order"`` → ``"up"`` / ``"down"``, ``"case"`` → ``"lower"`` / ``"upper"``, ``"lines"`` →
+    ``"horizontal"`` / ``"vertical"`` / ``"diagonal"``."""
+    found = {"rotation": _rotation(text), "order": _order(text), "case": _case(text), "lines": _orientation(text)}
     return {axis: way for axis, way in found.items() if way is not None}
 
 

@@ -1,4 +1,5 @@
-"""Which way a request goes on a rotation or a sort order (``loradex.directions``), and the search prior
+"""Which way a request goes on a rotation, a sort order, a letter case or the way lines run
+(``loradex.directions``), and the search prior
 that lowers adapters described the other way (``Searcher._ranked``)."""
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ TEXT_ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text"
         ("then the result make in big letters", {"case": "upper"}),
         ("make it look like I'm shouting", {"case": "upper"}),
         ("turn it all into capital letters", {"case": "upper"}),
+        ("thin lines going side to side over my pic", {"lines": "horizontal"}),
+        ("Fine stripes stacked from top to bottom", {"lines": "horizontal"}),  # rows, one above another
+        ("old brown photo with up-and-down lines", {"lines": "vertical"}),
+        ("bars like a barcode", {"lines": "vertical"}),
+        ("dark colours with slanty stripes", {"lines": "diagonal"}),
+        ("candy-cane bands at 45°", {"lines": "diagonal"}),
     ],
 )
 def test_the_way_is_read(text: str, way: dict[str, str]) -> None:
@@ -59,6 +66,8 @@ def test_the_way_is_read(text: str, way: dict[str, str]) -> None:
         "keep upper and lower case as they are",
         "Cover everything in small round spots arranged in a grid.",  # not about letters
         "The whole frame becomes a soft brown monochrome with a yellowish cast.",
+        "a grid of horizontal and vertical lines",  # two ways: says nothing
+        "a horizontal banner, no pattern",  # not about lines
     ],
 )
 def test_no_way_is_read(text: str) -> None:
@@ -80,12 +89,17 @@ def test_no_zoo_text_is_read_the_wrong_way() -> None:
                     want["order"] = "up" if step == "sort" else "down"
                 if step in ("upper", "lower"):
                     want["case"] = step
+            for part, way in (("hstripes", "horizontal"), ("vstripes", "vertical"), ("diagonal", "diagonal")):
+                if task["id"].endswith(part):
+                    want["lines"] = way
             for text in [task["canonical"], *(p["text"] for p in task["paraphrases"])]:
                 got = directions(text)
+                if task["id"].endswith("waves"):  # wavy lines may run any way: the adapter names none
+                    got.pop("lines", None)
                 assert all(want.get(axis) == way for axis, way in got.items()), (task["id"], text, got)
                 total += bool(want)
                 read += bool(want) and got == want
-    assert total > 200 and read / total > 0.9
+    assert total > 350 and read / total > 0.9
 
 
 def test_opposed_counts_axes_both_name_the_other_way() -> None:
