@@ -14,8 +14,8 @@ search embeds, as descriptions write them.
 ``families`` finds the registry's parametric families (descriptions that are the same once settings are
 blanked out, with different settings; with the registry's step splitter, also a chain one of whose steps
 the registry does with other settings, alone or not); ``mismatched`` says which adapters of a search's
-pool belong to one and name settings of a kind the request names, none of the numbers asked, or not
-every literal asked ("dashes between letters, then add ed": the adapter inserting '-' adds no 'ed').
+pool belong to one and name settings of a kind the request names, none of them the request's (literals
+step by step: "dashes between letters, then add ed": the adapter inserting '-' adds no 'ed').
 Search lowers those when a sibling has what is asked (``Searcher._ranked``, ``SETTING_PENALTY``), and
 says nothing fits when its best hit is one and no sibling has it. An adapter of no family is never judged ("16-bit pixel art" asked
 as 8-bit still finds it). Importing this module imports nothing heavy.
@@ -164,26 +164,34 @@ def _step_shape(step: str) -> str:
     return template(step).strip(" .;,")
 
 
-def _misses(want_n: set[int], want_l: set[str], text: str) -> bool:
+def _misses(want_n: set[int], want_ls: list[set[str]], text: str) -> bool:
+    """Whether ``text`` names numbers while the request names others and none of its own, or literals
+    while a step asked names others and none of its own."""
     have_n, have_l = numbers(text), literals(text)
-    return bool((want_n and have_n and not want_n & have_n) or (want_l and have_l and not want_l <= have_l))
+    if want_n and have_n and not want_n & have_n:
+        return True
+    return any(want_l and have_l and not want_l & have_l for want_l in want_ls)
 
 
 def mismatched(asked: str, described: Mapping[int, str], known: Mapping[str, list[str]],
-               samples: set[str] | None = None) -> tuple[set[int], set[int]]:  # fmt: skip
+               samples: set[str] | None = None,
+               split: Callable[[str], list[str]] | None = None) -> tuple[set[int], set[int]]:  # fmt: skip
     """(off, unmet) among ``described`` (id → description): ``off``, the adapters of a parametric family
     (``known``, from ``families``) that name numbers (or literals) while ``asked`` names others of that
-    kind and none of theirs; ``unmet``, those of ``off`` whose family has no member with what is asked."""
-    want_n, want_l = numbers(asked), literals(asked, samples)
-    if not (want_n or want_l):
+    kind and none of theirs (literals: each step it chains on its own, with ``split``; numbers are read
+    whole, "[::-1]" or "the first letter" in one step would otherwise judge another step's number);
+    ``unmet``, those of ``off`` whose family has no member with what is asked."""
+    want_n = numbers(asked)
+    want_ls = [found for step in (split(asked) if split else [asked]) if (found := literals(step, samples))]
+    if not (want_n or want_ls):
         return set(), set()
     off: set[int] = set()
     unmet: set[int] = set()
     for i, text in described.items():
         members = known.get(template(text))
-        if members is None or not _misses(want_n, want_l, text):
+        if members is None or not _misses(want_n, want_ls, text):
             continue
         off.add(i)
-        if all(_misses(want_n, want_l, other) for other in members):
+        if all(_misses(want_n, want_ls, other) for other in members):
             unmet.add(i)
     return off, unmet

@@ -435,7 +435,7 @@ class Searcher:
         drops = {i: DIRECTION_PENALTY * opposed(asked, directions(t)) for i, t in described.items()} if asked else {}
         samples = {side for pair in examples_in(read) for side in pair}  # quoted samples name no setting
         # "repeat each char 3x": not the ones repeating 2 or 4 times; "… 5x": none does (``unmet``)
-        off, unmet = mismatched(read, described, self.setting_families(), samples)
+        off, unmet = mismatched(read, described, self.setting_families(), samples, split_steps)
         for i in off - unmet:
             drops[i] = drops.get(i, 0.0) + SETTING_PENALTY
         wanted = asked_kind(read)  # "dots between letters": not the polka-dot image style

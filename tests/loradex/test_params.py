@@ -133,32 +133,26 @@ def test_a_chain_with_a_step_the_registry_varies_is_judged() -> None:
     assert mismatched("shift every letter by 13 and then reverse it", described, known)[1] == {1, 2}  # 0 does it
 
 
-def test_every_affix_asked_must_be_one_the_adapter_adds() -> None:
-    described = {1: "Insert '-' between the characters.", 2: "Insert '.' between the characters."}
-    known = families(described.values())
-    assert mismatched("dashes '-' between letters, then add 'ed' at the end", described, known)[1] == {1, 2}
-    assert mismatched("put '-' between the letters", described, known) == ({2}, set())
+def test_each_step_asked_is_judged_on_its_own() -> None:
+    from generators.steps import split_steps
 
-
-AFFIX_TASKS = (
-    "prepend_un",
-    "prepend_dis",
-    "prepend_re",
-    "interleave_dash",
-    "interleave_dot",
-    "append_ing",
-    "append_ed",
-)
-
-
-@pytest.fixture(scope="module")
-def affixes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
-    with text_zoo_service(tmp_path_factory.mktemp("affixes") / "home", AFFIX_TASKS) as s:
-        yield s
-
-
-def test_an_affix_without_quotes_finds_its_adapter_or_nothing(affixes: LocalService) -> None:
-    hits = affixes.search("Attach the negative prefix un- to the stem, no hyphen.", k=3)
-    assert hits[0].adapter["name"] == "prepend_un" and hits.nothing_fits is not True
-    assert affixes.search("Attach the prefix anti- to the word (no hyphen).", k=3).nothing_fits is True
-    assert affixes.search("dashes between letters then add ed at the end", k=3).nothing_fits is True
+    described = {1: "Insert '-' between the characters.", 2: "Insert '.' between the characters.",
+                 3: "Repeat each character 2 times, then rotate the string left by 1."}  # fmt: skip
+    known = families([*described.values(), "Repeat each character 3 times."], split_steps)
+    asked = "dashes '-' between letters, then add 'ed' at the end"  # the adapter inserting '-' adds no 'ed'
+    assert mismatched(asked, described, known, split=split_steps)[1] == {1, 2}
+    assert mismatched(asked, described, known) == ({2}, set())  # read whole, '-' is one of the literals asked
+    assert mismatched("put '-' between the letters", described, known, split=split_steps) == ({2}, set())
+    # numbers are read whole: "[::-1]" in the second step judges no shift of the first
+    described = {1: "Shift each letter forward by 13, then reverse the string."}
+    known = families([*described.values(), "Shift each letter forward by 2."], split_steps)
+    assert mismatched("ROT13 it first, then reverse the result with [::-1]", described, known, split=split_steps) == (
+        set(),
+        set(),
+    )
+    # a sample the examples reader missed is one more literal of the same step, not a setting to match
+    asked, known = "I want add 'er' at end of word, for 'teach' make 'teacher'.", families(["Append 'er' to the end."])
+    assert mismatched(asked, {1: "Append 'er' to the end."}, {template("Append 'er' to the end."): ["x"]}) == (
+        set(),
+        set(),
+    )
