@@ -15,7 +15,11 @@ who saw no code or other query set. Written blind the same way, later: ``retriev
 zoo requests in six voices: code, spec with inline samples, ESL, texting, kid, roundabout),
 ``retrieval_looks.json`` (60 image zoo requests in five voices: photo, design, mood, use case, plain; and 30
 for the bundled real adapters) and ``retrieval_none.json`` (60 requests no adapter in the registry does,
-40 of them near misses: task null). Each is searched as a user searches (``LocalService.search``, hybrid,
+40 of them near misses: task null); ``retrieval_voices3.json``, ``retrieval_looks2.json`` and
+``retrieval_none2.json`` (a second round the same way); ``retrieval_round8a.json`` and ``retrieval_round8b.json``
+(a third round, written blind by two helpers and split alternately per group into halves a and b, each with
+110 requests for a task of the text zoo, the image zoo or the real adapters, 12 voices for text and 10 for
+images, and 40 no adapter does). Each is searched as a user searches (``LocalService.search``, hybrid,
 no family filter, k = 5); a hit is any adapter of the asked task (any seed). Prints R@1 / R@5 per set and
 voice, and how often search said "nothing fits": on requests some adapter does (a false alarm) and on the
 ones no adapter does (right); ``--out`` writes them with every request's rank and top three.
@@ -35,7 +39,7 @@ SAMPLES = {"ink_sketch_sd2": "ink_sketch_sd2", "neon_glow_flux": "neon_glow_flux
            "shakespeare_gpt2": "Shakespeare GPT-2", "sql_helper_llama": "sql_helper_llama",
            "watercolor_sd15": "watercolor_sd15"}  # fmt: skip
 SETS = ("voices", "fresh", "direction", "direction2", "caesar", "broad", "voices2", "looks", "none", "voices3",
-        "looks2", "none2")  # fmt: skip
+        "looks2", "none2", "round8a", "round8b")  # fmt: skip
 
 
 def requests() -> list[tuple[str, str | None, str]]:
