@@ -143,3 +143,8 @@ def directions(text: str) -> dict[str, str]:
 def opposed(asked: dict[str, str], described: dict[str, str]) -> int:
     """How many axes the two texts both go on, in opposite ways."""
     return sum(1 for axis, way in asked.items() if axis in described and described[axis] != way)
+
+
+def agreed(asked: dict[str, str], described: dict[str, str]) -> bool:
+    """Whether the two texts go the same way on an axis both name, and opposite ways on none."""
+    return not opposed(asked, described) and any(described.get(axis) == way for axis, way in asked.items())

@@ -195,3 +195,21 @@ def mismatched(asked: str, described: Mapping[int, str], known: Mapping[str, lis
         if all(_misses(want_n, want_ls, other) for other in members):
             unmet.add(i)
     return off, unmet
+
+
+def named(asked: str, described: Mapping[int, str], known: Mapping[str, list[str]], samples: set[str] | None = None,
+          split: Callable[[str], list[str]] | None = None) -> set[int]:  # fmt: skip
+    """The adapters among ``described`` of a parametric family (``known``) that name a setting ``asked``
+    names, and no other of a kind it names ("pushed 20 places" and "Shift each letter forward by 20"):
+    the request singles out that member of its family. Of several numbers asked, at least half must be
+    the adapter's ("cab -> 3 1 2, bed -> 2 5 4" names samples, not a rotation by 5)."""
+    want_n = numbers(asked)
+    want_ls = [found for step in (split(asked) if split else [asked]) if (found := literals(step, samples))]
+    out = set()
+    for i, text in described.items():
+        if template(text) not in known or _misses(want_n, want_ls, text):
+            continue
+        have_n, have_l = numbers(text), literals(text)
+        if 2 * len(want_n & have_n) >= len(want_n) > 0 or any(want_l & have_l for want_l in want_ls):
+            out.add(i)
+    return out

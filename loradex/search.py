@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 from generators.steps import description_steps, split_steps
 from loradex.contrasts import without_contrasts
-from loradex.directions import directions, opposed
+from loradex.directions import agreed, directions, opposed
 from loradex.errors import SearchError
 from loradex.examples import examples_in
 from loradex.modality import KINDS as MODALITY_KINDS
 from loradex.modality import asked_kind
 from loradex.number_words import digits_for_number_words
-from loradex.params import families, mismatched, quote_affixes
+from loradex.params import families, mismatched, named, quote_affixes
 from loradex.relevance import Calibration
 from loradex.shift_words import forward_shifts
 from loradex.spelling import Speller, words_of
@@ -345,13 +345,15 @@ class Searcher:
                 candidates.update(i for i, _ in found)
                 reference.update(i for i, _ in found[:REFERENCE_POOL])
         signals = self._signals(queries, sorted(candidates))
-        ranked, unmet = self._ranked(read, signals, reference, mode)
+        ranked, unmet, singled = self._ranked(read, signals, reference, mode)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         best_text = max(signals["text"].values(), default=None) if "text" in signals else None
         verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
         if unmet:  # the best is one of a family none of which has the setting asked
             verdict = True
+        elif singled and verdict:  # the best names the setting asked, or goes the way asked
+            verdict = False
         made = [int(h.adapter["id"]) for h in shown if h.adapter.get("origin", "ingested") != "ingested"]
         copies_of = getattr(self.registry, "copies_of", None)
         shown = after_originals(shown, copies_of(made) if made and copies_of else {})
@@ -405,12 +407,13 @@ class Searcher:
         return signals
 
     def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int],
-                mode: str) -> tuple[list[tuple[float, int, dict[str, float | None]]], set[int]]:  # fmt: skip
-        """((score, id, cosines) best first, unmet): the signals fused (``fuse`` over ``reference``) when
-        more than one has scores, then, in hybrid mode, re-ranked by description precision (with a text
-        map), the steps asked, the way asked (``loradex.directions``) and the settings asked
-        (``loradex.params``); ``unmet``: the best adapter before those priors, when its family has no member
-        with the setting asked."""
+                mode: str) -> tuple[list[tuple[float, int, dict[str, float | None]]], set[int], bool]:  # fmt: skip
+        """((score, id, cosines) best first, unmet, singled): the signals fused (``fuse`` over
+        ``reference``) when more than one has scores, then, in hybrid mode, re-ranked by description
+        precision (with a text map), the steps asked, the way asked (``loradex.directions``) and the
+        settings asked (``loradex.params``); ``unmet``: the best adapter before those priors, when its
+        family has no member with the setting asked; ``singled``: the best after them names a setting
+        the request names (``loradex.params.named``) or goes the way it asks (``agreed``)."""
         kinds = list(signals)
         live = [kind for kind in kinds if signals[kind]]
         if len(live) > 1:
@@ -423,7 +426,7 @@ class Searcher:
             ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
         if mode != "hybrid":
-            return ranked, set()
+            return ranked, set(), False
         found = self.registry.hits([i for _, i, _ in ranked[:RERANK_POOL]])  # the pool's descriptions
         weight = float((self.text_settings() or {}).get("precision_weight", 0.0))
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
@@ -446,7 +449,13 @@ class Searcher:
                 if kind in MODALITY_KINDS and kind != wanted:
                     drops[i] = drops.get(i, 0.0) + MODALITY_PENALTY
         top = {ranked[0][1]} if ranked else set()
-        return lowered(ranked, drops), top & unmet
+        ranked = lowered(ranked, drops)
+        if not (ranked and ranked[0][1] in described) or top & unmet:
+            return ranked, top & unmet, False
+        # the best names the setting asked, or goes the way asked on an axis: the request singles it out
+        first = ranked[0][1]
+        singled = first in named(read, {first: described[first]}, self.setting_families(), samples, split_steps)
+        return ranked, set(), singled or agreed(asked, directions(described[first]))
 
     def _precision(self, read: str, pool: list[tuple[float, int, Any]],
                    found: dict[int, dict[str, Any]]) -> dict[int, float]:  # fmt: skip

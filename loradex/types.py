@@ -56,7 +56,9 @@ class SearchHit:
 class SearchResults(list[SearchHit]):
     """A search's hits, best first (a plain list), with its verdict: ``nothing_fits`` is True when
     no candidate is likely to do what was asked (every calibrated relevance below
-    ``threshold``), False when one is, None when that cannot be told (``loradex.relevance``).
+    ``threshold``, and the best hit names no setting asked and goes no way asked; or its family has
+    no member with the setting asked), False when one is, None when that cannot be told
+    (``loradex.relevance``, ``loradex.search.Searcher.search``).
     ``read``: the prompt as search read it when it put spelling slips right (``loradex.spelling``),
     else None."""
 

@@ -144,3 +144,12 @@ def test_without_the_prior_a_way_is_lost(svc: LocalService, monkeypatch: pytest.
                                          task: str) -> None:  # fmt: skip
     without, shipped = names_without_prior(svc, prompt, 3, monkeypatch, "DIRECTION_PENALTY")
     assert shipped[0] == task and without[0] != task
+
+
+def test_agreed_needs_one_axis_the_same_way_and_none_opposed() -> None:
+    from loradex.directions import agreed
+
+    assert agreed({"rotation": "right"}, {"rotation": "right"})
+    assert not agreed({"rotation": "right"}, {"rotation": "left"}) and not agreed({"rotation": "right"}, {})
+    assert not agreed({"rotation": "right", "order": "up"}, {"rotation": "right", "order": "down"})
+    assert agreed({"lines": "vertical", "case": "upper"}, {"lines": "vertical"})

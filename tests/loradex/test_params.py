@@ -156,3 +156,31 @@ def test_each_step_asked_is_judged_on_its_own() -> None:
         set(),
         set(),
     )
+
+
+def test_named_finds_the_member_a_request_singles_out() -> None:
+    from loradex.params import named
+
+    described = {1: "Repeat each character 2 times.", 2: "Repeat each character 4 times.", 3: "Crisp 16-bit pixel art.",
+                 4: "Replace every vowel with 'z'.", 5: "Replace every vowel with '#'."}  # fmt: skip
+    known = families(described.values())
+    assert named("say each letter twice", described, known) == {1}
+    assert named("vowels become the letter z", described, known) == {4}
+    assert named("16-bit pixel art", described, known) == set()  # of no family: never singled out
+    assert named("repeat it", described, known) == set()  # no setting asked
+    assert named("repeat each letter 4 times, then 5 more, then 6, then 7", described, known) == set()  # 1 of 4
+
+
+def test_a_request_that_singles_an_adapter_out_is_not_told_nothing_fits(
+    svc: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the calibrated signals alone would say nothing fits, a best hit that names the setting asked
+    (or goes the way asked) still fits; a family without the setting still fits nothing."""
+    from loradex.relevance import Calibration
+
+    monkeypatch.setattr(Calibration, "nothing_fits", lambda self, relevances, best_text=None: True)
+    for prompt, name in (("say every letter three times", "repeat_3"), ("vowels to the letter z", "vowels_z")):
+        hits = svc.search(prompt, k=3)
+        assert hits[0].adapter["name"] == name and hits.nothing_fits is False, prompt
+    assert svc.search("repeat each char 5x", k=3).nothing_fits is True  # no sibling repeats 5 times
+    assert svc.search("make it look expensive", k=3).nothing_fits is True  # nothing singled out
