@@ -44,6 +44,8 @@ _NAMED_LETTER = re.compile(r"\bthe\s+(?:letter|character|char|symbol)\s+([a-z])\
 # "add ing at the end", "non glued onto the front"
 _PLACE = r"(?:on(?:to)?|to|at|in)\s+(?:the\s+)?(?:very\s+)?(?:end|front|start|beginning|back)\b"
 _AFFIXES = (
+    # spelled out: "add the letters e n d to the end", "tacks the three letters c a t onto the end"
+    re.compile(r"\bletters\s+((?:[a-z]\s+){1,5}[a-z])(?=\s+(?:" + _PLACE + r"|in\s+front\b))", _FLAGS),
     re.compile(
         r"\b(?:prefix|suffix|ending)\s+(?:-([a-z]{2,6})\b|([a-z]{2,6})-(?!\w)|([a-z]{2,6})"
         r"(?=\s*(?:[,.;:!?)]|$)|\s+(?:to|at|onto|on|in|then|and)\b))",
@@ -97,8 +99,12 @@ def literals(text: str, skip: set[str] | None = None) -> set[str]:
     out = {next(g for g in m.groups() if g is not None).lower() for m in _QUOTED.finditer(text)
            if not _REFUSED.search(text, 0, m.start())}  # "no hyphen '-'": absence, not a setting  # fmt: skip
     out |= {m.group(1).lower() for m in _NAMED_LETTER.finditer(text) if m.group(1) != "I"}  # "… letter I want"
-    out |= {text[a:b].lower() for a, b in _affix_spans(text)}
+    out |= {_joined(text[a:b]).lower() for a, b in _affix_spans(text)}
     return out - {s.lower() for s in (skip or set())}
+
+
+def _joined(letters: str) -> str:
+    return "".join(letters.split())  # "c a t" → "cat"
 
 
 def _affix_spans(text: str) -> list[tuple[int, int]]:
@@ -107,7 +113,7 @@ def _affix_spans(text: str) -> list[tuple[int, int]]:
     for pattern in _AFFIXES:
         for m in pattern.finditer(text):
             at = next(i for i in range(1, (m.lastindex or 1) + 1) if m.group(i) is not None)
-            if m.group(at).lower() not in _NOT_AFFIX:
+            if _joined(m.group(at)).lower() not in _NOT_AFFIX:
                 spans.add((m.start(at), m.end(at)))
     return sorted(spans)
 
@@ -122,7 +128,7 @@ def quote_affixes(text: str) -> str:
         end = b + 1 if b < len(text) and text[b] == "-" else b
         if start < last:
             continue
-        out += [text[last:start], f"'{text[a:b]}'"]
+        out += [text[last:start], f"'{_joined(text[a:b])}'"]
         last = end
     return "".join(out + [text[last:]])
 

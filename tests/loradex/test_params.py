@@ -102,6 +102,8 @@ def test_siblings_with_another_setting_are_lowered(svc: LocalService, monkeypatc
         ("Need non glued onto the front of it", {"non"}, "Need 'non' glued onto the front of it"),
         ("tack on ing", {"ing"}, "tack on 'ing'"),
         ("Prepend pre to the word", {"pre"}, "Prepend 'pre' to the word"),
+        ("add the letters e n d to the end", {"end"}, "add the letters 'end' to the end"),  # spelled out
+        ("remove the letters a and e", set(), None),  # two letters, not one affix
         # words that are no affix: pronouns, the letters moved by a rotation, a place
         ("add it to the end", set(), None),
         ("move the first two letters to the end", set(), None),
