@@ -142,6 +142,9 @@ def test_search_puts_the_way_asked_first(svc: LocalService, prompt: str, task: s
                                              ("sort the letters from a to z", "sort")])  # fmt: skip
 def test_without_the_prior_a_way_is_lost(svc: LocalService, monkeypatch: pytest.MonkeyPatch, prompt: str,
                                          task: str) -> None:  # fmt: skip
+    import loradex.search
+
+    monkeypatch.setattr(loradex.search, "DIRECTION_BONUS", 0.0)  # the penalty alone
     without, shipped = names_without_prior(svc, prompt, 3, monkeypatch, "DIRECTION_PENALTY")
     assert shipped[0] == task and without[0] != task
 
@@ -153,3 +156,12 @@ def test_agreed_needs_one_axis_the_same_way_and_none_opposed() -> None:
     assert not agreed({"rotation": "right"}, {"rotation": "left"}) and not agreed({"rotation": "right"}, {})
     assert not agreed({"rotation": "right", "order": "up"}, {"rotation": "right", "order": "down"})
     assert agreed({"lines": "vertical", "case": "upper"}, {"lines": "vertical"})
+
+
+@pytest.mark.parametrize(("prompt", "task"), [("move the final letter to the very front", "rotr_1"),
+                                             ("take the last two letters and put them at the start", "rotr_2")])  # fmt: skip
+def test_an_adapter_going_the_way_asked_is_raised(svc: LocalService, monkeypatch: pytest.MonkeyPatch, prompt: str,
+                                                  task: str) -> None:  # fmt: skip
+    """Only lowering the other way leaves the reversal and the sorts (no way named) above the rotation asked."""
+    without, shipped = names_without_prior(svc, prompt, 3, monkeypatch, "DIRECTION_BONUS")
+    assert shipped[0] == task and without[0] != task, (without, shipped)
