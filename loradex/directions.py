@@ -148,3 +148,12 @@ def opposed(asked: dict[str, str], described: dict[str, str]) -> int:
 def agreed(asked: dict[str, str], described: dict[str, str]) -> bool:
     """Whether the two texts go the same way on an axis both name, and opposite ways on none."""
     return not opposed(asked, described) and any(described.get(axis) == way for axis, way in asked.items())
+
+
+_ABC_ORDER = re.compile(r"\b(?:abc|a-?b-?c|abcs|abc's)(?:\s+|-)order\b", _FLAGS)
+
+
+def plain_orders(text: str) -> str:
+    """``text`` with "abc order" written as descriptions write it, "alphabetical order": read as it is,
+    the letters "abc" pull the query to the adapters that add 'abc'."""
+    return _ABC_ORDER.sub("alphabetical order", text)

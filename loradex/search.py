@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from generators.steps import description_steps, split_steps
 from loradex.contrasts import without_contrasts
-from loradex.directions import agreed, directions, opposed
+from loradex.directions import agreed, directions, opposed, plain_orders
 from loradex.errors import SearchError
 from loradex.examples import examples_in
 from loradex.modality import KINDS as MODALITY_KINDS
@@ -96,12 +96,12 @@ def readable_for(encoder: Any, prompt: str, speller: Speller | None = None) -> s
     encoder embeds the two apart), symbol names with their symbol (``symbols_for_names``: descriptions
     say "'-'", people "a hyphen"), a letter shift asked backwards as the forward one (``forward_shifts``:
     "back by 2" is "forward by 24"), affixes named without quotes quoted (``quote_affixes``: "the
-    prefix anti-" is "the prefix 'anti'"), and without the alternatives it turns down
-    (``without_contrasts``: "horizontal stripes, not vertical"). Only for embedding: what is stored and
-    shown keeps the words."""
+    prefix anti-" is "the prefix 'anti'"), "abc order" as "alphabetical order" (``plain_orders``), and
+    without the alternatives it turns down (``without_contrasts``: "horizontal stripes, not vertical").
+    Only for embedding: what is stored and shown keeps the words."""
     read = readable_prompt(without_contrasts(prompt), getattr(encoder, "knows", None))
     digits = digits_for_number_words(speller.correct(read) if speller is not None else read)
-    return symbols_for_names(quote_affixes(forward_shifts(digits)))
+    return symbols_for_names(quote_affixes(plain_orders(forward_shifts(digits))))
 
 
 def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,

@@ -165,3 +165,13 @@ def test_an_adapter_going_the_way_asked_is_raised(svc: LocalService, monkeypatch
     """Only lowering the other way leaves the reversal and the sorts (no way named) above the rotation asked."""
     without, shipped = names_without_prior(svc, prompt, 3, monkeypatch, "DIRECTION_BONUS")
     assert shipped[0] == task and without[0] != task, (without, shipped)
+
+
+def test_abc_order_is_read_as_alphabetical() -> None:
+    from loradex.directions import plain_orders
+    from loradex.search import readable_for
+
+    assert plain_orders("Put the letters in ABC order.") == "Put the letters in alphabetical order."
+    assert plain_orders("add abc to the end") == "add abc to the end"  # the letters themselves, kept
+    assert readable_for(None, "sort it in abc-order") == "sort it in alphabetical order"
+    assert directions(plain_orders("abc order please")) == {"order": "up"}
