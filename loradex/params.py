@@ -17,8 +17,8 @@ the registry does with other settings, alone or not); ``mismatched`` says which 
 pool belong to one and name settings of a kind the request names, none of them the request's (literals
 step by step: "dashes between letters, then add ed": the adapter inserting '-' adds no 'ed').
 Search lowers those when a sibling has what is asked (``Searcher._ranked``, ``SETTING_PENALTY``), and
-says nothing fits when its best hit is one and no sibling has it. An adapter of no family is never judged ("16-bit pixel art" asked
-as 8-bit still finds it). Importing this module imports nothing heavy.
+says nothing fits when its best hit is one and no sibling has it. An adapter of no family is never
+judged ("16-bit pixel art" asked as 8-bit still finds it). Importing this module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -170,6 +170,14 @@ def _step_shape(step: str) -> str:
     return template(step).strip(" .;,")
 
 
+def _wanted(asked: str, samples: set[str] | None,
+            split: Callable[[str], list[str]] | None) -> tuple[set[int], list[set[str]]]:  # fmt: skip
+    """The numbers ``asked`` names (read whole) and the literals each of its steps names (``split``;
+    one step without it), steps naming none left out."""
+    steps = split(asked) if split else [asked]
+    return numbers(asked), [found for step in steps if (found := literals(step, samples))]
+
+
 def _misses(want_n: set[int], want_ls: list[set[str]], text: str) -> bool:
     """Whether ``text`` names numbers while the request names others and none of its own, or literals
     while a step asked names others and none of its own."""
@@ -187,8 +195,7 @@ def mismatched(asked: str, described: Mapping[int, str], known: Mapping[str, lis
     kind and none of theirs (literals: each step it chains on its own, with ``split``; numbers are read
     whole, "[::-1]" or "the first letter" in one step would otherwise judge another step's number);
     ``unmet``, those of ``off`` whose family has no member with what is asked."""
-    want_n = numbers(asked)
-    want_ls = [found for step in (split(asked) if split else [asked]) if (found := literals(step, samples))]
+    want_n, want_ls = _wanted(asked, samples, split)
     if not (want_n or want_ls):
         return set(), set()
     off: set[int] = set()
@@ -209,8 +216,7 @@ def named(asked: str, described: Mapping[int, str], known: Mapping[str, list[str
     names, and no other of a kind it names ("pushed 20 places" and "Shift each letter forward by 20"):
     the request singles out that member of its family. Of several numbers asked, at least half must be
     the adapter's ("cab -> 3 1 2, bed -> 2 5 4" names samples, not a rotation by 5)."""
-    want_n = numbers(asked)
-    want_ls = [found for step in (split(asked) if split else [asked]) if (found := literals(step, samples))]
+    want_n, want_ls = _wanted(asked, samples, split)
     out = set()
     for i, text in described.items():
         if template(text) not in known or _misses(want_n, want_ls, text):

@@ -439,10 +439,9 @@ class Searcher:
         steps = {i: description_steps([text]) for i, text in described.items()}
         ranked = rerank_by_steps(ranked, steps, len(split_steps(read)))
         asked = directions(read)  # "the last two letters to the front": not the adapter that rotates left
-        drops = {}
-        for i, text in described.items() if asked else ():
-            way = directions(text)
-            drops[i] = DIRECTION_PENALTY * opposed(asked, way) - (DIRECTION_BONUS if agreed(asked, way) else 0.0)
+        ways = {i: directions(text) for i, text in described.items()} if asked else {}
+        drops = {i: DIRECTION_PENALTY * opposed(asked, way) - (DIRECTION_BONUS if agreed(asked, way) else 0.0)
+                 for i, way in ways.items()}  # fmt: skip
         samples = {side for pair in examples_in(read) for side in pair}  # quoted samples name no setting
         # "repeat each char 3x": not the ones repeating 2 or 4 times; "… 5x": none does (``unmet``)
         off, unmet = mismatched(read, described, self.setting_families(), samples, split_steps)
@@ -462,7 +461,7 @@ class Searcher:
         # the best names the setting asked, or goes the way asked on an axis: the request singles it out
         first = ranked[0][1]
         singled = first in named(read, {first: described[first]}, self.setting_families(), samples, split_steps)
-        return ranked, set(), singled or agreed(asked, directions(described[first]))
+        return ranked, set(), singled or agreed(asked, ways.get(first, {}))
 
     def _precision(self, read: str, pool: list[tuple[float, int, Any]],
                    found: dict[int, dict[str, Any]]) -> dict[int, float]:  # fmt: skip

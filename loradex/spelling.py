@@ -9,9 +9,8 @@ names, descriptions and tags), not an English dictionary (``pyspellchecker``'s w
 list, MIT). The word meant is then, first, a registry word one edit away (a letter dropped, added,
 changed, or two neighbours swapped), the one the registry uses most, a tie it cannot break leaving
 the word alone; else the dictionary's most frequent word one edit away (a tie, again, leaves it);
-else, for words of
-``LONG`` letters or more, a registry word two edits away (one with the same first letter: the
-scan stays small in a large registry). The registry's words come first because requests use its
+else, for words of ``LONG`` letters or more, a registry word two edits away (one with the same first
+letter: the scan stays small in a large registry). The registry's words come first because requests use its
 terms ("swpcase" → swapcase, not a dictionary word). Words with digits, inner
 capitals (``toUpperCase``), all capitals (``ROT``) and words shorter than ``SHORT`` letters are
 never touched. Only what is embedded changes: what is stored and shown keeps the user's words.
