@@ -51,6 +51,10 @@ def check_description(description: object) -> str:
     if not isinstance(description, str) or not description.strip():
         raise DescriptionError("the description is empty: describe the task in a sentence or a few words")
     text = description.strip()
+    if not any(ch.isalnum() for ch in text):  # "?", "🙂🙂": nothing a generator can read a task from
+        raise DescriptionError(
+            f"the description {text[:40]!r} has no words: describe the task in a sentence or a few words"
+        )
     if len(text) > MAX_DESCRIPTION_CHARS:
         raise DescriptionError(
             f"the description has {len(text)} characters; at most {MAX_DESCRIPTION_CHARS} are accepted"

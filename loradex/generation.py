@@ -241,9 +241,11 @@ def make(svc: LocalService, description: str, *, family: str, method: str | None
     generator answers with one library expert, it is the one the registry's search ranks first
     (``search_pick``). Without ``examples``, examples written in the description ("… like hello ->
     olleh", ``loradex.examples.examples_in``) are used for a family whose base runs them."""
+    from generators.errors import check_description
     from loradex.search import readable_for, readable_prompt
 
     method, entry = pick(svc, family, method)
+    check_description(description)  # before search reads it: its refusal speaks of a prompt, not a description
     gen = load(svc, entry["path"])
     if not examples:
         examples = written_examples(family, description)

@@ -93,6 +93,9 @@ def test_bad_descriptions_are_refused(method: str, text_items: list, text_encode
     for bad in ["", "   \n"]:
         with pytest.raises(DescriptionError, match="empty"):
             gen.generate(bad)
+    for wordless in ["?", "🙂🙂", "\x00", "-> =>"]:
+        with pytest.raises(DescriptionError, match="has no words"):
+            gen.generate(wordless)
     with pytest.raises(DescriptionError, match=str(MAX_DESCRIPTION_CHARS)):
         gen.generate("x" * (MAX_DESCRIPTION_CHARS + 1))
     with pytest.raises(DescriptionError, match="pair"):

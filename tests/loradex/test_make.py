@@ -109,6 +109,8 @@ def test_number_words_are_read_as_digits_and_stored_as_written(svc: LocalService
     ("kwargs", "phrase"),
     [
         ({"description": "   ", "family": "zoo-text"}, "description is empty"),
+        ({"description": "   ", "family": "zoo-text", "method": "analogy"}, "description is empty"),
+        ({"description": "🙂🙂 ?", "family": "zoo-text"}, "has no words"),
         ({"description": "x" * 5000, "family": "zoo-text"}, "at most"),
         ({"description": "shift", "family": "no-such-family"}, "no trained generator; trained: .*zoo-text: .*nearest"),
         ({"description": "shift", "family": "zoo-text", "method": "bogus"}, "known: "),
