@@ -102,12 +102,15 @@ def merge(svc: LocalService, refs: list[str | int], weights: list[float] | None 
     the strategy (``density`` …); ``zip`` learns its coefficients on the family's base, see ``_zip``,
     reporting ``progress(done, total)`` as it fits (``ziplora.fit_merge``); the other strategies are
     seconds of linear algebra and report nothing."""
-    from fusion.errors import FusionError
+    from fusion.errors import FusionError, IncompatibleAdaptersError
     from fusion.merge import merge as merge_adapters
 
     if len(refs) < 2:
         raise FusionError(f"a merge needs at least two adapters, got {len(refs)}")
     rows = [svc.get(r) for r in refs]
+    if len({r["family"] for r in rows}) > 1:  # named as the registry names them, before anything loads
+        who = ", ".join(f"{r['name']} (id {r['id']}): {r['family']}" for r in rows)
+        raise IncompatibleAdaptersError(f"adapters of different families cannot merge: {who}")
     default = 1.0 if strategy == "zip" else 1.0 / len(rows)  # zip starts from each adapter at full weight
     w = [default] * len(rows) if weights is None else [float(x) for x in weights]
     if len(w) != len(rows):

@@ -232,6 +232,9 @@ def merge(
         mi = ModuleInput(name, m0.kind, shape, downs, ups, _module_seed(seed, name))
         with torch.no_grad():
             down, up, exact = fn(mi, ctx)  # (r, in·kh·kw), (out, r)
+        if not (bool(torch.isfinite(down).all()) and bool(torch.isfinite(up).all())):
+            raise FusionError(f"module {name}: weights {list(weights)} overflow the merged factors (not finite numbers); "
+                              "use smaller weights")  # fmt: skip
         if not exact:
             exact_all = False
             target = mi.exact()  # (out, in·kh·kw)

@@ -129,6 +129,8 @@ def test_refusals_name_the_adapters_and_the_reason():
         torch.testing.assert_close(mod.delta(), expect[n], rtol=1e-5, atol=1e-6)
     with pytest.raises(FusionError, match="weights"):
         merge([a, partial], [1.0])
+    with pytest.raises(FusionError, match=r"weights \[1e\+308, 1e\+308\] overflow"):
+        merge([a, adapter(LLM, 4, seed=5)], [1e308, 1e308])
 
 
 @pytest.mark.parametrize("strategy", ["cat", "svd", "ties", "dare_linear", "dare_ties", "magnitude_prune", "lego"])

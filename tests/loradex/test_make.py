@@ -334,6 +334,19 @@ def test_try_it_on_an_image_adapter_and_where_nothing_can_run(tmp_path: Path) ->
         svc.try_it("watercolor_sd15", ["a lake"])
 
 
+def test_merge_across_families_names_the_adapters(tmp_path: Path) -> None:
+    from fusion.errors import IncompatibleAdaptersError
+
+    if not (IMAGE / "grayscale").is_dir() or not (TEXT / "reverse").is_dir():
+        pytest.skip("the zoos are not built")
+    svc = LocalService.open(tmp_path / "home", embed=False)
+    svc.ingest([IMAGE / "grayscale", TEXT / "reverse"])
+    gray, rev = svc.get("grayscale")["id"], svc.get("reverse")["id"]
+    with pytest.raises(IncompatibleAdaptersError, match=rf"grayscale \(id {gray}\): zoo-image, reverse \(id {rev}\)"):
+        svc.merge(["grayscale", "reverse"])
+    assert svc.registry.count() == 2
+
+
 def test_made_adapters_get_names_no_other_adapter_has(tmp_path: Path) -> None:
     """Names are references: a generated adapter must not take its expert's title ('grayscale'), and
     a made name already in use gets -2, -3 …; every one resolves to its own adapter."""
