@@ -56,14 +56,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     svc = _service(args, embed=args.embed)
-    bar = tqdm(total=0, unit="adapter", desc="ingest", file=sys.stderr, disable=args.quiet)
+    with tqdm(total=0, unit="adapter", desc="ingest", file=sys.stderr, disable=args.quiet) as bar:
 
-    def on_total(n: int) -> None:
-        bar.total = n
-        bar.refresh()
+        def on_total(n: int) -> None:
+            bar.total = n
+            bar.refresh()
 
-    report = svc.ingest(args.paths, workers=args.workers, progress=lambda r: bar.update(1), on_total=on_total)
-    bar.close()
+        report = svc.ingest(args.paths, workers=args.workers, progress=lambda r: bar.update(1), on_total=on_total)
     if not report.results:  # an empty folder or only other files: not a silent "ingested 0"
         from registry.ingest import nothing_found
 
@@ -224,19 +223,20 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     svc = _service(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, val_fraction=args.val_fraction,
                       seed=args.seed, raw_query_weight=args.raw_query_weight if args.query_hidden else 0.0)  # fmt: skip
-    bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"train {args.family}", file=sys.stderr, disable=args.quiet)
-
-    def progress(epoch: int, total: int, m: dict[str, float]) -> None:
-        bar.n = epoch
-        bar.set_postfix(loss=f"{m['loss']:.3f}", **{k: f"{v:.2f}" for k, v in m.items() if k.startswith("val_recall")})
-
     model_config = None
     if args.query_hidden:
         model_config = {"query_hidden": args.query_hidden, "query_dropout": args.query_dropout,
                         "query_raw_share": args.query_raw_share}  # fmt: skip
-    result = svc.train_encoder(args.family, texts=texts, only_listed=args.only_listed, train_config=cfg,
-                               progress=progress, model_config=model_config)  # fmt: skip
-    bar.close()
+    with tqdm(total=cfg.epochs, unit="epoch", desc=f"train {args.family}", file=sys.stderr, disable=args.quiet) as bar:
+
+        def progress(epoch: int, total: int, m: dict[str, float]) -> None:
+            bar.n = epoch
+            bar.set_postfix(
+                loss=f"{m['loss']:.3f}", **{k: f"{v:.2f}" for k, v in m.items() if k.startswith("val_recall")}
+            )
+
+        result = svc.train_encoder(args.family, texts=texts, only_listed=args.only_listed, train_config=cfg,
+                                   progress=progress, model_config=model_config)  # fmt: skip
     if args.json:
         _emit_json(result)
     else:
@@ -262,9 +262,8 @@ def _train_text_map(args: argparse.Namespace, texts: dict[str, Any] | None) -> i
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_ERROR
-        bar = tqdm(total=0, unit="step", desc="tune text encoder", file=sys.stderr, disable=args.quiet)
-        result = _service(args).train_text_map(texts, tune=tune, progress=_progress(bar))
-        bar.close()
+        with tqdm(total=0, unit="step", desc="tune text encoder", file=sys.stderr, disable=args.quiet) as bar:
+            result = _service(args).train_text_map(texts, tune=tune, progress=_progress(bar))
     if args.json:
         _emit_json(result)
     else:

@@ -56,10 +56,9 @@ def _summary(a: dict[str, Any]) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     svc = _service(args)
     examples = [parse_example(e) for e in args.example or []]
-    bar = _bar(args, "generate")
-    out = svc.generate(args.description, family=args.family, method=args.method, examples=examples or None,
-                       seed=args.seed, rank=args.rank, progress=_progress(bar))  # fmt: skip
-    bar.close()
+    with _bar(args, "generate") as bar:  # closed before an error is printed, not under it
+        out = svc.generate(args.description, family=args.family, method=args.method, examples=examples or None,
+                           seed=args.seed, rank=args.rank, progress=_progress(bar))  # fmt: skip
     if args.out:
         out_files = svc.export(out.adapter["id"], args.format or out.adapter["format"], args.out)
     if args.json:
@@ -98,9 +97,8 @@ def cmd_generators(args: argparse.Namespace) -> int:
 def cmd_train_generator(args: argparse.Namespace) -> int:
     svc = _service(args)
     config = json.loads(args.config) if args.config else None
-    bar = _bar(args, f"train {args.method}")
-    res = svc.train_generator(args.family, args.method, texts=args.texts, config=config, progress=_progress(bar))
-    bar.close()
+    with _bar(args, f"train {args.method}") as bar:
+        res = svc.train_generator(args.family, args.method, texts=args.texts, config=config, progress=_progress(bar))
     if args.json:
         _emit(res)
     else:
@@ -127,12 +125,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     options = parse_options(args.options)
     svc = _service(args)
-    bar = _bar(args, f"{args.strategy} fit", show=args.strategy in strategies()["learned"])  # the others: seconds
-    try:
+    with _bar(args, f"{args.strategy} fit", show=args.strategy in strategies()["learned"]) as bar:  # others: seconds
         out = svc.merge(args.ids, args.weights, strategy=args.strategy, rank=args.rank, seed=args.seed,
                         name=args.name, options=options, progress=_progress(bar))  # fmt: skip
-    finally:
-        bar.close()
     if args.json:
         _emit({"id": out.adapter["id"], **out.to_dict()})
         return EXIT_OK
@@ -145,12 +140,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_compose(args: argparse.Namespace) -> int:
     svc = _service(args)
-    bar = _bar(args, "compose")
-    res = svc.compose(args.prompt, adapters=args.adapters, auto=args.auto, strategy=args.strategy,
-                      weights=args.weights, inputs=args.input, family=args.family, seed=args.seed,
-                      n_images=args.n, steps=args.steps, options=parse_options(args.options),
-                      progress=_progress(bar))  # fmt: skip
-    bar.close()
+    with _bar(args, "compose") as bar:
+        res = svc.compose(args.prompt, adapters=args.adapters, auto=args.auto, strategy=args.strategy,
+                          weights=args.weights, inputs=args.input, family=args.family, seed=args.seed,
+                          n_images=args.n, steps=args.steps, options=parse_options(args.options),
+                          progress=_progress(bar))  # fmt: skip
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []

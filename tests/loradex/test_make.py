@@ -499,6 +499,9 @@ def test_cli_merge_and_fsck(svc: LocalService) -> None:
     assert fsck.returncode == 0 and json.loads(fsck.stdout)["problems"] == 0
     bad = cli("generate", "shift", "--family", "zoo-text", "--example", "no separator")
     assert bad.returncode == 2 and "INPUT=>OUTPUT" in bad.stderr
+    blank = cli("generate", " ", "--family", "zoo-text")  # the progress bar is closed before the error is printed
+    assert blank.returncode == 2
+    assert any(line.startswith("loradex: error: the description is empty") for line in blank.stderr.split("\n"))
 
 
 def test_search_by_example_runs_the_candidates(svc: LocalService) -> None:
