@@ -122,7 +122,7 @@ class Client:
     # -- registry --------------------------------------------------------------------------
     def list(self, filters: Filters | None = None, *, limit: int | None = None, offset: int = 0, sort: str = "id",
              **kw: Any) -> builtins.list[dict[str, Any]]:  # fmt: skip
-        params = self._list_params(Filters.of(filters, **kw), limit=limit, offset=offset or None,
+        params = self._list_params(Filters.of(filters, **kw), limit=limit, offset=offset,
                                    sort=None if sort == "id" else sort)  # fmt: skip
         return list(self._request("GET", "/adapters", params=params, errors={"bad_request": InvalidQueryError}).json())
 
@@ -133,9 +133,10 @@ class Client:
 
     @staticmethod
     def _list_params(filters: Filters, **extra: Any) -> dict[str, Any]:
-        params: dict[str, Any] = {**filters.to_dict(), **extra}
+        params: dict[str, Any] = filters.to_dict()
         params["tag"] = params.pop("tags", None)
-        return {k: v for k, v in params.items() if v}
+        given = {k: v for k, v in extra.items() if v is not None}  # limit 0 goes to the server, which refuses it
+        return {k: v for k, v in params.items() if v} | given
 
     def get(self, ref: str | int) -> dict[str, Any]:
         not_found: ErrorMap = {"not_found": lambda _: AdapterNotFoundError(ref)}

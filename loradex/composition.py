@@ -375,6 +375,9 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
 
     if not prompt or not prompt.strip():
         raise SearchError("empty prompt: say what to render, or for a language model what task to do")
+    for what, value in (("n_images", n_images), ("steps", steps)):
+        if value is not None and value < 1:  # the REST API's bounds, for every surface
+            raise FusionError(f"{what} must be ≥ 1, got {value}")
     if options and not strategy.startswith("merge:"):
         raise FusionError(f"options are a merge's: give them with a merge:<strategy> strategy, not {strategy!r}")
     rows = pick_adapters(svc, prompt, refs, auto, family, per_step=strategy in (AUTO, "chain") and weights is None)

@@ -217,6 +217,8 @@ class LocalService:
         params; "-" first for descending); ``kw``: ``family``, ``format``, ``origin``, ``tag``,
         ``tags`` (``Filters.of``). A family, format or origin the registry does not have is an
         ``InvalidQueryError`` that lists the ones it has."""
+        if (limit is not None and limit < 1) or offset < 0:  # the REST API's bounds, for every surface
+            raise InvalidQueryError(f"limit must be ≥ 1 and offset ≥ 0, got limit {limit}, offset {offset}")
         f = Filters.of(filters, **kw)
         self.registry.check_filters(f)
         return self.registry.list(f, limit=limit, offset=offset, sort=sort)

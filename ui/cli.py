@@ -105,7 +105,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     filters = Filters(family=args.family, format=args.format, origin=args.origin, tags=tuple(args.tag or ()))
-    rows = _service(args, embed=False).list(filters, sort=args.sort, limit=args.limit, offset=max(0, args.offset))
+    rows = _service(args, embed=False).list(filters, sort=args.sort, limit=args.limit, offset=args.offset)
     if args.json:
         _emit_json(rows)
         return EXIT_OK

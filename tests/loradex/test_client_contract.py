@@ -150,6 +150,9 @@ def test_list_and_filters(face: Face) -> None:
     assert sizes == sorted(sizes, reverse=True)
     with pytest.raises(InvalidQueryError, match="unknown sort 'popularity'; known: id, name"):
         face.api.list(sort="popularity")
+    for bounds in ({"limit": 0}, {"limit": -1}, {"offset": -1}):  # refused on every surface, not an empty page
+        with pytest.raises(InvalidQueryError, match="limit|offset"):
+            face.api.list(**bounds)
 
 
 def test_get(face: Face) -> None:

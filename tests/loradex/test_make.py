@@ -159,6 +159,9 @@ def test_compose_merge_options_and_zip_refused_for_a_language_family(svc: LocalS
         svc.compose("shift letters", adapters=ids, strategy="merge:zip", inputs=["abc"])
     with pytest.raises(RegistryError, match="options are a merge's: give them with a merge:<strategy> strategy"):
         svc.compose("shift letters", adapters=ids, strategy="gate", inputs=["abc"], options={"density": 0.5})
+    for bounds in ({"steps": 0}, {"n_images": 0}):  # the REST API's bounds hold for the service too
+        with pytest.raises(RegistryError, match=f"{next(iter(bounds))} must be ≥ 1, got 0"):
+            svc.compose("shift letters", adapters=ids, inputs=["abc"], **bounds)
     with pytest.raises(RegistryError, match="strategy 'ties' takes no option steps"):
         svc.compose("shift letters", adapters=ids, strategy="merge:ties", inputs=["abc"], options={"steps": 5})
     out = svc.compose("shift letters", adapters=ids, strategy="merge:ties", inputs=["abc"], options={"density": 0.3})
