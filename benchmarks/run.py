@@ -82,6 +82,7 @@ register_suite("workers_scale", _lazy("benchmarks.worker_ingest_scale:suite_work
 register_suite("api_replicas", _lazy("benchmarks.api_replicas:suite_api_replicas"))
 register_suite("ui_flows", _lazy("benchmarks.ui_flows:suite_ui_flows"))
 register_suite("by_example", _lazy("benchmarks.by_example:suite_by_example"))
+register_suite("by_example_images", _lazy("benchmarks.by_example_images:suite_by_example_images"))
 register_suite("compose_picks", _lazy("benchmarks.compose_picks:suite_compose_picks"))
 register_suite("compose_steps", _lazy("benchmarks.compose_steps:suite_compose_steps"))
 

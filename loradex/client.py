@@ -201,11 +201,23 @@ class Client:
 
     # -- search ----------------------------------------------------------------------------
     def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
-               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> SearchResults:  # fmt: skip
-        body = {"prompt": prompt, "k": k, "mode": mode, **Filters.of(filters, **kw).to_dict()}
+               examples: Sequence[tuple[str, str]] | None = None, images: Sequence[bytes | str | Path] | None = None,
+               progress: Callable[[int, int], None] | None = None, **kw: Any) -> SearchResults:  # fmt: skip
+        """``LocalService.search`` on the server. ``images`` (example pictures: bytes or paths) go as
+        base64; ``progress`` is accepted for parity (the server renders without reporting)."""
+        body: dict[str, Any] = {"prompt": prompt, "k": k, "mode": mode, **Filters.of(filters, **kw).to_dict()}
         if examples:
             body["examples"] = [list(e) for e in examples]
-        r = self._request("POST", "/search", json=body, errors={"bad_request": SearchError})
+        if images:
+            import base64
+
+            try:
+                raw = [Path(item).read_bytes() if isinstance(item, str | Path) else bytes(item) for item in images]
+            except OSError as e:
+                raise SearchError(f"example picture {e.filename}: cannot be read ({e.strerror})") from None
+            body["images"] = [base64.b64encode(data).decode() for data in raw]
+        wait = None if images else httpx.USE_CLIENT_DEFAULT  # a first render of every candidate takes minutes
+        r = self._request("POST", "/search", json=body, errors={"bad_request": SearchError}, timeout=wait)
         data = r.json()
         return SearchResults([hit_from_dict(h) for h in data["hits"]], data.get("nothing_fits"),
                              data.get("relevance_threshold"), data.get("read"))  # fmt: skip

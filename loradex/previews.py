@@ -254,10 +254,26 @@ def grid_png(top: Any, bottom: Any, cell: int) -> bytes:
     return buf.getvalue()
 
 
+def grid_cells(png: bytes, cell: int) -> tuple[list[Any], list[Any]]:
+    """The two rows of a ``grid_png`` picture as PIL images (base row, adapter row), ``cell`` px each."""
+    from PIL import Image
+
+    gap = 2
+    grid = Image.open(io.BytesIO(png)).convert("RGB")
+    n = (grid.size[0] + gap) // (cell + gap)
+    rows: tuple[list[Any], list[Any]] = ([], [])
+    for r in range(2):
+        for i in range(n):
+            x, y = i * (cell + gap), r * (cell + gap)
+            rows[r].append(grid.crop((x, y, x + cell, y + cell)))
+    return rows
+
+
 __all__ = [
     "PreviewPipeline",
     "PreviewUnavailableError",
     "Previewer",
+    "grid_cells",
     "grid_png",
     "preview_families",
     "preview_pipeline",

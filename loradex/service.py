@@ -307,16 +307,28 @@ class LocalService:
 
     # -- search ------------------------------------------------------------------------
     def search(self, prompt: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
-               examples: Sequence[tuple[str, str]] | None = None, **kw: Any) -> SearchResults:  # fmt: skip
+               examples: Sequence[tuple[str, str]] | None = None, images: Sequence[bytes | str | Path] | None = None,
+               progress: Callable[[int, int], None] | None = None, **kw: Any) -> SearchResults:  # fmt: skip
         """Prompt → top-k adapters with a per-signal score breakdown (``loradex.search.Searcher``);
         ``kw``: ``family``, ``format``, ``origin``, ``tags`` refine ``filters``. With ``examples``
         (input → output pairs) the candidates are run on the family's base and ranked by how many
-        examples they reproduce (``loradex.verify``); the prompt may then be empty."""
+        examples they reproduce (``loradex.verify``); with ``images`` (example pictures: bytes or
+        paths) an image family's candidates are rendered and ranked by how much their pictures look
+        like them (``loradex.verify_images``; ``progress(done, total)`` as they render). The prompt
+        may then be empty."""
         f = Filters.of(filters, **kw)
         try:
             self.registry.check_filters(f)
         except InvalidQueryError as e:  # every refusal of a search is a SearchError
             raise SearchError(str(e)) from None
+        if k < 1:
+            raise SearchError(f"k must be ≥ 1, got {k}")
+        if examples and images:
+            raise SearchError("give examples (INPUT=>OUTPUT) or example pictures, not both")
+        if images:
+            from loradex.verify_images import search_by_image
+
+            return search_by_image(self, prompt or "", list(images), k, f, progress)
         if examples:
             from loradex.verify import search_by_example
 

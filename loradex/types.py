@@ -71,9 +71,10 @@ class SearchResults(list[SearchHit]):
         """One line for people: empty unless nothing fits."""
         if not self.nothing_fits:
             return ""
-        best = max((h.relevance for h in self if h.relevance is not None), default=0.0)
-        return (f"Nothing in the registry is likely to do this (best relevance {best:.1%}, under "
-                f"{self.threshold or 0:.1%}); the closest are below. A generator can make one from the description.")  # fmt: skip
+        known = [h.relevance for h in self if h.relevance is not None]
+        why = f" (best relevance {max(known):.1%}, under {self.threshold:.1%})" if known and self.threshold else ""
+        return (f"Nothing in the registry is likely to do this{why}; the closest are below. A generator can make "
+                "one from the description.")  # fmt: skip
 
 
 @dataclass

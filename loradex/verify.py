@@ -167,6 +167,25 @@ def _order(svc: LocalService, query: str, scoped: Filters, asked_steps: int = 1)
     return sorted(rows, key=lambda r: abs(steps[r["id"]] - asked_steps))  # stable: search order within
 
 
+def one_family(svc: LocalService, filters: Filters, runnable: list[str], what: str,
+               base: tuple[str, str, str]) -> str:  # fmt: skip
+    """The family a search by example runs in: ``filters.family``, else the one of ``runnable`` with
+    adapters among ``filters``; a ``SearchError`` saying ``what`` the search does and which families
+    have ``base`` = (its article, what it is, what it is for) otherwise."""
+    article, kind, use = base
+    family = filters.family
+    if family is None:
+        have = [f for f in runnable if svc.registry.list(Filters.of(filters, family=f), limit=1)]
+        if len(have) != 1:
+            raise SearchError(f"{what}: name the family (--family); families with {article}{kind}: "
+                              f"{', '.join(runnable) or 'none'}")  # fmt: skip
+        family = have[0]
+    if family not in runnable:
+        raise SearchError(f"family {family!r} has no registered {kind} to {use}; families with one: "
+                          f"{', '.join(runnable) or 'none'}")  # fmt: skip
+    return family
+
+
 def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, str]], k: int,
                       filters: Filters, *, exhaustive: bool = False, screen: bool = True) -> SearchResults:  # fmt: skip
     """Top ``k`` candidates by the share of ``examples`` they reproduce, ties in search order;
@@ -180,17 +199,8 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
     if not 1 <= len(examples) <= MAX_EXAMPLES:
         raise SearchError(f"give 1 … {MAX_EXAMPLES} examples (INPUT=>OUTPUT), got {len(examples)}")
     texts = [f for f in base_families() if runs_text(f)]
-    family = filters.family
-    if family is None:
-        counts = {f: len(svc.registry.list(Filters.of(filters, family=f))) for f in texts}
-        have = [f for f, n in counts.items() if n]
-        if len(have) != 1:
-            raise SearchError("search by example runs adapters on their base model: name the family (--family); "
-                              f"families with a language-model base: {', '.join(texts) or 'none'}")  # fmt: skip
-        family = have[0]
-    if family not in texts:
-        raise SearchError(f"family {family!r} has no registered language-model base to run examples on; "
-                          f"families with one: {', '.join(texts) or 'none'}")  # fmt: skip
+    family = one_family(svc, filters, texts, "search by example runs adapters on their base model",
+                        ("a ", "language-model base", "run examples on"))  # fmt: skip
     scoped = Filters.of(filters, family=family)
     query = prompt.strip() or "; ".join(f"{i} → {o}" for i, o in examples)
     rows = _order(svc, query, scoped, len(split_steps(prompt)) if prompt.strip() else 1)

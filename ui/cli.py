@@ -169,7 +169,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     from loradex.examples import parse_example
 
     examples = [parse_example(e) for e in args.example or []] or None
-    hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, examples=examples)
+    pictures = list(args.example_image or []) or None
+    if pictures:  # candidates are rendered once each (then their previews are cached): show it
+        from tqdm import tqdm
+
+        with tqdm(total=0, unit="adapter", desc="render candidates", file=sys.stderr,
+                  disable=args.quiet or args.json) as bar:  # fmt: skip
+
+            def rendered(done: int, total: int) -> None:
+                bar.total, bar.n = total, done
+                bar.refresh()
+
+            hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, images=pictures, progress=rendered)
+    else:
+        hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, examples=examples)
     nothing_fits, threshold = getattr(hits, "nothing_fits", None), getattr(hits, "threshold", None)
     if args.json:
         _emit_json({"prompt": args.prompt, "mode": args.mode, "hits": [h.to_dict() for h in hits],
@@ -185,8 +198,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         console.print(f"[dim]searched for: {escape(read)}[/dim]")
     if nothing_fits:
         console.print(f"[yellow]{escape(hits.verdict())}[/yellow]")
-        console.print(f'  loradex generate "{escape(args.prompt)}"  makes an adapter from this description')
-    table = Table(title=f"{len(hits)} results for {args.prompt!r} ({'examples' if examples else args.mode})")
+        if args.prompt.strip():
+            console.print(f'  loradex generate "{escape(args.prompt)}"  makes an adapter from this description')
+    by = "example pictures" if pictures else "examples" if examples else args.mode
+    table = Table(title=f"{len(hits)} results for {args.prompt!r} ({by})")
     for col in ("#", "id", "name", "family", "relevance", "score", "weights", "text", "why"):
         table.add_column(col, no_wrap=col == "name")  # names stay whole; "why" wraps
     for n, h in enumerate(hits, 1):
@@ -396,9 +411,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s.set_defaults(fn=cmd_remove)
 
-    s = sub.add_parser("search", help="find adapters for a prompt (weights + metadata text) or by examples")
-    s.add_argument("prompt", nargs="?", default="", help="what the adapter should do (optional with --example)")
+    s = sub.add_parser(
+        "search",
+        help="find adapters for a prompt (weights + metadata text) or by examples (INPUT=>OUTPUT, or example pictures)",
+    )
+    s.add_argument(
+        "prompt", nargs="?", default="", help="what the adapter should do (optional with --example or --example-image)"
+    )
     s.add_argument("--example", action="append", help="INPUT=>OUTPUT: rank by running candidates on it (repeatable)")
+    s.add_argument("--example-image", action="append", metavar="PATH",
+                   help="a picture in the look wanted: an image family's candidates are rendered on its base and "
+                   "ranked by how much they look like it (repeatable)")  # fmt: skip
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--mode", choices=["hybrid", "weights", "text"], default="hybrid")
     for f in ("family", "format", "origin"):

@@ -7,7 +7,9 @@ own base pipelines and adapter folders plug in (the product never names ``benchm
 * ``loradex.adapter_texts``: each zoo's training-task paraphrases (``training_texts``: canonical
   description and training-split paraphrases; held-out tasks and paraphrases left out), which a
   fresh data dir fits its text map on;
-* ``loradex.previews``: the ``zoo-image`` preview pipeline (content prompts per adapter).
+* ``loradex.previews``: the ``zoo-image`` preview pipeline (content prompts per adapter);
+* ``loradex.image_judges``: the ``zoo-image`` judge (its classifier's palette, texture and shape
+  heads), which search by example picture compares pictures with.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loradex.bases import Base
+from loradex.judges import ImageJudge
 from loradex.previews import PreviewPipeline
 
 ZOO = Path(__file__).resolve().parent
@@ -95,3 +98,36 @@ def zoo_image_pipeline(folder: Path) -> PreviewPipeline:
 def zoo_image_preview() -> PreviewPipeline | None:
     """The committed image zoo's preview pipeline, or None while its base is not built."""
     return zoo_image_pipeline(IMAGE_BASE) if (IMAGE_BASE / "model_index.json").is_file() else None
+
+
+JUDGE_HEADS = ("palette", "texture", "shape")  # the looks adapters give; not the content's colour
+
+
+class _ZooJudgeFeatures:
+    """Pictures (n, 32, 32, 3) in [0, 1] → the classifier's √softmax of each of ``JUDGE_HEADS``, side
+    by side (n, Σ classes), unit rows; the classifier loads on first use."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.model = folder, None
+
+    def __call__(self, images: Any) -> Any:
+        import numpy as np
+        import torch
+
+        from benchmarks.zoo.image.classifiers import load_classifier
+
+        if self.model is None:
+            self.model = load_classifier(self.folder)
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).permute(0, 3, 1, 2)  # (n, 3, 32, 32)
+        with torch.no_grad():
+            heads = self.model(x)
+        parts = [heads[h].softmax(dim=1).sqrt() for h in JUDGE_HEADS]  # each a unit row
+        return (torch.cat(parts, dim=1) / len(parts) ** 0.5).numpy()
+
+
+def zoo_image_judge() -> ImageJudge | None:
+    """The image zoo's judge, or None while its classifier is not built."""
+    folder = ZOO / "image" / "classifiers"
+    if not (folder / "classifier.safetensors").is_file():
+        return None
+    return ImageJudge("the image zoo's classifier (palette, texture, shape)", _ZooJudgeFeatures(folder))

@@ -23,6 +23,12 @@ class SearchRequest(BaseModel):
         max_length=16,
         description="input → output pairs: candidates are run and ranked by how many they reproduce",
     )
+    images: list[str] | None = Field(
+        None,
+        max_length=8,
+        description="example pictures (PNG, JPEG … as base64): an image family's candidates are rendered on "
+        "its base and ranked by how much they look like them",
+    )
 
 
 class TryRequest(BaseModel):

@@ -166,18 +166,21 @@ class WebUI:
         return [ANY, *st.families], [ANY, *st.formats], [ANY, *st.origins]
 
     # -- search --------------------------------------------------------------------------------
-    def search(self, prompt: str, family: str, fmt: str, origin: str, tags: str, mode: str,
-               k: float, examples: str = "") -> tuple[str, Any, Any]:  # fmt: skip
+    def search(self, prompt: str, family: str, fmt: str, origin: str, tags: str, mode: str, k: float,
+               examples: str = "", picture: str | None = None,
+               progress: gr.Progress = gr.Progress()) -> tuple[str, Any, Any]:  # noqa: B008  # fmt: skip
         """Prompt → (result cards HTML, registry map figure, the "generate one" button: shown when nothing fits).
         ``examples``: one ``INPUT=>OUTPUT`` per line (``loradex.examples``): candidates are run on their
-        family's base model and ranked by how many examples they reproduce; the prompt may then be empty."""
+        family's base model and ranked by how many examples they reproduce; ``picture`` (a file path):
+        an example of the look wanted, an image family's candidates rendered and ranked by how much
+        they look like it (``loradex.verify_images``). The prompt may then be empty."""
         from loradex.examples import parse_examples
 
         try:
             pairs = parse_examples(examples)
         except RegistryError as e:
             raise gr.Error(str(e), title="Examples") from None
-        if not (prompt or "").strip() and not pairs:
+        if not (prompt or "").strip() and not pairs and not picture:
             note = '<div class="ldx-note">Type what the adapter should do or look like.</div>'
             return note, self.map_plot(), gr.Button(visible=False)
         filters = Filters(family=None if family in (None, "", ANY) else family,
@@ -185,8 +188,13 @@ class WebUI:
                           origin=None if origin in (None, "", ANY) else origin,
                           tags=tuple(t for t in (tags or "").split(",") if t.strip()))  # fmt: skip
         try:
-            hits = self.service.search(prompt or "", max(1, int(k)), mode=mode or "hybrid", filters=filters,
-                                       examples=pairs or None)  # fmt: skip
+            if picture:
+                hits = self.service.search(prompt or "", max(1, int(k)), filters=filters, images=[picture],
+                                           progress=lambda done, total: progress(done / max(total, 1),
+                                                                                 desc="rendering candidates"))  # fmt: skip
+            else:
+                hits = self.service.search(prompt or "", max(1, int(k)), mode=mode or "hybrid", filters=filters,
+                                           examples=pairs or None)  # fmt: skip
         except RegistryError as e:
             raise gr.Error(str(e), title="Search") from None
         if not hits:
@@ -562,6 +570,9 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
                     examples = gr.Textbox(label="examples, one INPUT=>OUTPUT per line (e.g. hello=>olleh); candidates "
                                           "are run on their base model and ranked by how many they reproduce",
                                           lines=3, value="", elem_id="ldx-examples")  # fmt: skip
+                    picture = gr.Image(type="filepath", label="or an example picture of the look wanted: an image "
+                                       "family's adapters are rendered and ranked by how much they look like it",
+                                       height=160, elem_id="ldx-example-picture")  # fmt: skip
                 gr.Examples(EXAMPLES, inputs=[prompt], label="try")
                 with gr.Row():
                     with gr.Column(scale=3):
@@ -628,7 +639,7 @@ def build_ui(service: LocalService, admin_token: str | None, *, api_root: str | 
 
             made = build_make_tabs(service, ui.choices(), ui.check_token)
 
-        search_in = [prompt, family, fmt, origin, tags, mode, k, examples]
+        search_in = [prompt, family, fmt, origin, tags, mode, k, examples, picture]
         go.click(ui.search, search_in, [cards, regmap, to_generate], api_name="search", js=SEARCH_URL_JS)
         prompt.submit(ui.search, search_in, [cards, regmap, to_generate], api_visibility="private", js=SEARCH_URL_JS)
         to_generate.click(lambda p: (gr.Tabs(selected="generate"), p), [prompt], [tabs, made["description"]],
