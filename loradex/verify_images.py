@@ -64,12 +64,17 @@ def read_images(images: Sequence[ImageInput]) -> list[Any]:
     for n, item in enumerate(images, start=1):
         label = _label(item, n)
         data = read_bytes(item, n)
+        if not data:
+            raise SearchError(f"{label}: empty (0 bytes)")
         try:
             im = Image.open(io.BytesIO(data))
             if im.size[0] * im.size[1] > MAX_PIXELS:
-                raise SearchError(f"{label}: {im.size[0]}×{im.size[1]} pixels; at most {MAX_PIXELS} are accepted")
+                raise SearchError(f"{label}: {im.size[0]}×{im.size[1]} pixels; at most {MAX_PIXELS:,} (4096×4096) "
+                                  "are accepted")  # fmt: skip
             im.load()
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        except UnidentifiedImageError:
+            raise SearchError(f"{label}: not a picture (PNG, JPEG, WebP …) that can be read") from None
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise SearchError(f"{label}: not a picture (PNG, JPEG, WebP …) that can be read: {e}") from None
         out.append(im.convert("RGB"))
     return out

@@ -103,6 +103,12 @@ def test_bad_example_pictures_are_refused_by_name(svc: LocalService, tmp_path: P
     missing = tmp_path / "nope.png"
     with pytest.raises(SearchError, match=rf"example picture 1 \({missing}\): cannot be read"):
         svc.search("", 3, images=[missing], family="zoo-image")
+    with pytest.raises(SearchError, match=r"example picture 1: empty \(0 bytes\)"):
+        svc.search("", 3, images=[b""], family="zoo-image")
+    with pytest.raises(
+        SearchError, match=r"example picture 1: not a picture .* that can be read: image file is truncated"
+    ):
+        svc.search("", 3, images=[picture[:60]], family="zoo-image")
     with pytest.raises(SearchError, match="give 1 … 8 example pictures, got 9"):
         svc.search("", 3, images=[picture] * 9, family="zoo-image")
     with pytest.raises(SearchError, match="family 'zoo-text' has no registered image pipeline"):
