@@ -31,6 +31,7 @@ from typing import Any
 from loradex.errors import PreviewUnavailableError
 
 ENTRY_POINT_GROUP = "loradex.previews"
+BATCH = 8  # adapters rendered per pipeline call by ``Previewer.render_many``
 
 
 @dataclass(frozen=True)
@@ -152,24 +153,92 @@ class Previewer:
             have = self._keys[spec.family] = (spec, spec.key())
         return have[1]
 
+    def _path(self, info: dict[str, Any], key: str) -> Path | None:
+        return self.cache_dir / f"{info['sha256']}-{key}.png" if self.cache_dir else None
+
+    def cached(self, info: dict[str, Any]) -> bool:
+        """Whether adapter ``info``'s preview is in the cache."""
+        path = self._path(info, self._key(preview_pipeline(info["family"])))
+        return path is not None and path.is_file()
+
     def png(self, registry: Any, info: dict[str, Any]) -> bytes:
         """The preview PNG of registered adapter ``info`` (rendered once, then from the cache)."""
         spec = preview_pipeline(info["family"])
         key = self._key(spec)
-        path = self.cache_dir / f"{info['sha256']}-{key}.png" if self.cache_dir else None
+        path = self._path(info, key)
         if path is not None and path.is_file():
             return path.read_bytes()
         with self._lock:
             if path is not None and path.is_file():
                 return path.read_bytes()
             data = self._render(registry, info, spec, key)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+        self._keep(path, data)
         return data
+
+    @staticmethod
+    def _keep(path: Path | None, data: bytes) -> None:
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def render_many(self, registry: Any, infos: list[dict[str, Any]], batch: int = BATCH,
+                    progress: Callable[[int, int], None] | None = None) -> None:  # fmt: skip
+        """Render the previews of ``infos`` (one family) that are not cached yet, ``batch`` adapters
+        per pipeline call: the adapters installed side by side (``fusion.runtime``), each batch row
+        routed to its own, every row with its column's seed, so a picture is the one ``png`` renders
+        alone (to float rounding) at a fraction of the time of one call per adapter."""
+        if not infos:
+            return
+        spec = preview_pipeline(infos[0]["family"])
+        key = self._key(spec)
+        todo = [i for i in infos if (p := self._path(i, key)) is None or not p.is_file()]
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # the adapters rendered with the same prompts
+        for info in todo:
+            own = list(spec.prompts)
+            if spec.prompt_fn:
+                own = list(_resolve(spec.prompt_fn)(info, own)) or own
+            groups.setdefault(tuple(own), []).append(info)
+        done = len(infos) - len(todo)
+        if progress:
+            progress(done, len(infos))
+        for asked, mine in groups.items():
+            for start in range(0, len(mine), batch):
+                chunk = mine[start : start + batch]
+                with self._lock:
+                    pngs = self._render_chunk(registry, chunk, spec, key, list(asked))
+                for info, data in zip(chunk, pngs, strict=True):
+                    self._keep(self._path(info, key), data)
+                done += len(chunk)
+                if progress:
+                    progress(done, len(infos))
+
+    def _render_chunk(self, registry: Any, infos: list[dict[str, Any]], spec: PreviewPipeline, key: str,
+                      prompts: list[str]) -> list[bytes]:  # fmt: skip
+        import torch
+
+        from fusion.runtime import install
+
+        pipe = self._pipe(spec, key)
+        row_key = (key, tuple(prompts))
+        if row_key not in self._base_rows:
+            self._base_rows[row_key] = self._run(pipe, spec, prompts)
+        base = self._base_rows[row_key]
+        n, k = len(prompts), len(infos)
+        adapters = [registry.load(info["id"]) for info in infos]
+        with install(pipe, adapters, [f"p{i}" for i in range(k)]) as handle:
+            route = [a for a in range(k) for _ in range(n)]  # image a·n + i: adapter a, prompt i
+            handle.set_row_adapters(route * 2 if spec.guidance > 1 else route)  # guidance: [unconditional; text]
+            gens = [torch.Generator().manual_seed(spec.seed + i) for _ in range(k) for i in range(n)]
+            with torch.no_grad():
+                out = pipe(prompts * k, num_inference_steps=spec.steps, guidance_scale=spec.guidance,
+                           generator=gens, output_type="pt", **spec.extra)  # fmt: skip
+            handle.set_row_adapters(None)
+        styled = out.images.float().clamp(0, 1).cpu()  # (k·n, 3, H, W)
+        return [grid_png(base, styled[a * n : (a + 1) * n], spec.cell) for a in range(k)]
 
     def _pipe(self, spec: PreviewPipeline, key: str) -> Any:
         have = self._pipes.get(spec.family)
@@ -234,6 +303,7 @@ class Previewer:
                 styled = self._run(pipe, spec, prompts)
             finally:
                 pipe.delete_adapters(name)
+                pipe.unload_lora_weights()  # PEFT's wrappers out too: the plain modules fusion.runtime installs into
         return base, styled
 
 

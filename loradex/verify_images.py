@@ -4,8 +4,9 @@ ranked by how much what they render looks like the user's example pictures.
 Candidates: every adapter of the family when it has at most ``EXHAUSTIVE`` of them (in the order of
 the ordinary search for the prompt, when one is given), else the top ``POOL`` of that search. Each
 candidate's renders are its preview's bottom row (``loradex.previews``: the family's content
-prompts through the base with the adapter loaded; rendered once per adapter, then read from the
-preview cache), the bare base's are its top row. A picture's features come from the family's
+prompts through the base with the adapter loaded; those not cached yet are rendered several
+adapters per pipeline call, ``Previewer.render_many``, then read from the preview cache), the bare
+base's are its top row. A picture's features come from the family's
 judge (``loradex.judges.image_judge``: a registered one, else a descriptor of colours and texture);
 a candidate's score is, averaged over the examples, the cosine of the example with the closest of
 its renders. Nothing fits when no candidate's renders are closer to the examples than the bare
@@ -119,17 +120,16 @@ def search_by_image(svc: LocalService, prompt: str, images: Sequence[ImageInput]
     judge, cell = image_judge(family), preview_pipeline(family).cell
     wanted = judge.features(pictures(examples))  # (m, d)
     t0 = time.perf_counter()
+    svc.previews.render_many(svc.registry, rows, progress=progress)  # those not cached, several per call
     score: dict[int, float] = {}
     gain: dict[int, float] = {}  # how much closer the adapter's renders are than the base's, same prompts
-    for n, row in enumerate(rows):
+    for row in rows:
         base, styled = grid_cells(svc.previews.png(svc.registry, row), cell)
         feats = judge.features(pictures(base + styled))  # (2c, d): the base row, then the adapter's
         sims = wanted @ feats.T  # (m, 2c)
         c = len(base)
         score[row["id"]] = float(sims[:, c:].max(axis=1).mean())
         gain[row["id"]] = score[row["id"]] - float(sims[:, :c].max(axis=1).mean())
-        if progress:
-            progress(n + 1, len(rows))
     seconds = time.perf_counter() - t0
     place = {r["id"]: n for n, r in enumerate(rows)}
     top = sorted(score, key=lambda i: (-score[i], place[i]))[:k]

@@ -157,3 +157,28 @@ def test_web_cards_show_previews_where_a_pipeline_exists(zoo: SimpleNamespace) -
     sd_card = ui.card(SearchHit(zoo.svc.get(zoo.by["watercolor_sd15"]["id"]), 1.0, {"text": 0.5}), 1)
     assert "ldx-preview" not in sd_card and 'class="ldx-svg"' in sd_card  # the fingerprint instead
     assert "preview.png" in ui.detail_html(zoo.svc.get(zoo.by["heart"]["id"]))
+
+
+def test_render_many_draws_what_each_preview_draws(zoo: SimpleNamespace, tmp_path: Path) -> None:
+    """Several adapters per pipeline call (rows routed, each with its column's seed) give the pictures
+    one call per adapter gives, skip what is cached, say how far they are, and leave the base as it was."""
+    import numpy as np
+    from PIL import Image
+
+    infos = [zoo.svc.get(zoo.by[n]["id"]) for n in ("hstripes", "grayscale", "sepia_dots", "heart")]
+    many = previews.Previewer(tmp_path / "many")
+    pipe = zoo.svc.previews._pipe(zoo.spec, zoo.spec.key())
+    many._pipes["zoo-image"] = (zoo.spec.key(), pipe)  # the same loaded pipeline
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    seen: list[tuple[int, int]] = []
+    many.render_many(zoo.svc.registry, infos, batch=3, progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, 4) and seen[-1] == (4, 4) and all(many.cached(i) for i in infos)
+    after = pipe.unet.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    for info in infos:
+        a = np.asarray(Image.open(io.BytesIO(many.png(zoo.svc.registry, info))), dtype=np.int16)
+        b = np.asarray(Image.open(io.BytesIO(zoo.svc.preview(info["id"]))), dtype=np.int16)
+        assert np.abs(a - b).max() <= 1, info["name"]  # to float rounding
+    seen.clear()
+    many.render_many(zoo.svc.registry, infos, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 4)]  # all cached: nothing rendered
