@@ -138,6 +138,10 @@ def test_by_picture_through_the_cli_the_api_and_the_client(svc: LocalService, tm
         assert r.status_code == 200 and r.json()["hits"][0]["adapter"]["name"] == "night"
         bad = http.post("/search", json={"prompt": "", "images": ["@@not base64@@"]})
         assert bad.status_code == 400 and "base64" in bad.json()["error"]["message"]
+        from ui.api.schemas import PICTURE_B64_CHARS
+
+        big = http.post("/search", json={"prompt": "", "images": ["A" * (PICTURE_B64_CHARS + 4)]})
+        assert big.status_code == 400 and "images.0" in big.json()["error"]["message"]  # refused before decoding
     with BackgroundServer(create_app(svc)) as server, Client(server.url) as client:
         assert client.search("", 2, images=[path])[0].adapter["name"] == "night"
         with pytest.raises(SearchError, match="example picture 1: not a picture"):

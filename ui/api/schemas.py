@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from loradex.types import SearchHit
+
+PICTURE_B64_CHARS = 4 * (20 * 2**20) // 3 + 4  # one example picture of at most 20 MiB (loradex.verify_images)
 
 
 class SearchRequest(BaseModel):
@@ -23,7 +25,7 @@ class SearchRequest(BaseModel):
         max_length=16,
         description="input → output pairs: candidates are run and ranked by how many they reproduce",
     )
-    images: list[str] | None = Field(
+    images: list[Annotated[str, Field(max_length=PICTURE_B64_CHARS)]] | None = Field(
         None,
         max_length=8,
         description="example pictures (PNG, JPEG … as base64): an image family's candidates are rendered on "
