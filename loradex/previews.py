@@ -32,6 +32,7 @@ from loradex.errors import PreviewUnavailableError
 
 ENTRY_POINT_GROUP = "loradex.previews"
 BATCH = 8  # adapters rendered per pipeline call by ``Previewer.render_many``
+GAP = 2  # pixels between a preview grid's cells
 
 
 @dataclass(frozen=True)
@@ -198,10 +199,7 @@ class Previewer:
         todo = [i for i in infos if (p := self._path(i, key)) is None or not p.is_file()]
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # the adapters rendered with the same prompts
         for info in todo:
-            own = list(spec.prompts)
-            if spec.prompt_fn:
-                own = list(_resolve(spec.prompt_fn)(info, own)) or own
-            groups.setdefault(tuple(own), []).append(info)
+            groups.setdefault(tuple(_prompts(spec, info)), []).append(info)
         done = len(infos) - len(todo)
         if progress:
             progress(done, len(infos))
@@ -218,26 +216,17 @@ class Previewer:
 
     def _render_chunk(self, registry: Any, infos: list[dict[str, Any]], spec: PreviewPipeline, key: str,
                       prompts: list[str]) -> list[bytes]:  # fmt: skip
-        import torch
-
         from fusion.runtime import install
 
         pipe = self._pipe(spec, key)
-        row_key = (key, tuple(prompts))
-        if row_key not in self._base_rows:
-            self._base_rows[row_key] = self._run(pipe, spec, prompts)
-        base = self._base_rows[row_key]
+        base = self._base_row(pipe, spec, key, prompts)
         n, k = len(prompts), len(infos)
         adapters = [registry.load(info["id"]) for info in infos]
         with install(pipe, adapters, [f"p{i}" for i in range(k)]) as handle:
             route = [a for a in range(k) for _ in range(n)]  # image a·n + i: adapter a, prompt i
             handle.set_row_adapters(route * 2 if spec.guidance > 1 else route)  # guidance: [unconditional; text]
-            gens = [torch.Generator().manual_seed(spec.seed + i) for _ in range(k) for i in range(n)]
-            with torch.no_grad():
-                out = pipe(prompts * k, num_inference_steps=spec.steps, guidance_scale=spec.guidance,
-                           generator=gens, output_type="pt", **spec.extra)  # fmt: skip
+            styled = self._run(pipe, spec, prompts, times=k)  # (k·n, 3, H, W)
             handle.set_row_adapters(None)
-        styled = out.images.float().clamp(0, 1).cpu()  # (k·n, 3, H, W)
         return [grid_png(base, styled[a * n : (a + 1) * n], spec.cell) for a in range(k)]
 
     def _pipe(self, spec: PreviewPipeline, key: str) -> Any:
@@ -249,14 +238,23 @@ class Previewer:
             self._pipes[spec.family] = (key, _resolve(spec.loader)(spec.folder, device))
         return self._pipes[spec.family][1]
 
-    def _run(self, pipe: Any, spec: PreviewPipeline, prompts: list[str]) -> Any:
+    def _run(self, pipe: Any, spec: PreviewPipeline, prompts: list[str], times: int = 1) -> Any:
+        """``prompts`` run ``times`` over in one call, prompt i with seed ``spec.seed + i`` each time:
+        (times·n, 3, H, W) in [0, 1]."""
         import torch
 
-        gens = [torch.Generator().manual_seed(spec.seed + i) for i in range(len(prompts))]
+        gens = [torch.Generator().manual_seed(spec.seed + i) for _ in range(times) for i in range(len(prompts))]
         with torch.no_grad():
-            out = pipe(prompts, num_inference_steps=spec.steps, guidance_scale=spec.guidance, generator=gens,
+            out = pipe(prompts * times, num_inference_steps=spec.steps, guidance_scale=spec.guidance, generator=gens,
                        output_type="pt", **spec.extra)  # fmt: skip
-        return out.images.float().clamp(0, 1).cpu()  # (n, 3, H, W) in [0, 1]
+        return out.images.float().clamp(0, 1).cpu()
+
+    def _base_row(self, pipe: Any, spec: PreviewPipeline, key: str, prompts: list[str]) -> Any:
+        """The bare base's row of a preview's ``prompts``, rendered once per pipeline key and prompts."""
+        row_key = (key, tuple(prompts))
+        if row_key not in self._base_rows:
+            self._base_rows[row_key] = self._run(pipe, spec, prompts)
+        return self._base_rows[row_key]
 
     def images(self, registry: Any, info: dict[str, Any], prompts: list[str] | None = None) -> tuple[Any, Any]:
         """``(base, with_adapter)``, each ``(n, 3, H, W)`` in [0, 1]: the preview's two rows (or the
@@ -276,16 +274,9 @@ class Previewer:
     def _images(self, registry: Any, info: dict[str, Any], spec: PreviewPipeline, key: str,
                 own: list[str] | None = None) -> tuple[Any, Any]:  # fmt: skip
         pipe = self._pipe(spec, key)
-        prompts = list(own or spec.prompts)
-        if spec.prompt_fn and not own:
-            prompts = list(_resolve(spec.prompt_fn)(info, prompts)) or prompts
-        row_key = (key, tuple(prompts))
-        if own:  # a user's prompts: not kept (the cache holds the fixed preview rows only)
-            base = self._run(pipe, spec, prompts)
-        elif row_key not in self._base_rows:
-            self._base_rows[row_key] = base = self._run(pipe, spec, prompts)
-        else:
-            base = self._base_rows[row_key]
+        prompts = list(own) if own else _prompts(spec, info)
+        # a user's prompts: not kept (the cache holds the fixed preview rows only)
+        base = self._run(pipe, spec, prompts) if own else self._base_row(pipe, spec, key, prompts)
         name = f"preview_{info['id']}"
         with tempfile.TemporaryDirectory(prefix="loradex-preview-") as d:
             files = registry.export(info["id"], "diffusers", d)
@@ -307,12 +298,20 @@ class Previewer:
         return base, styled
 
 
+def _prompts(spec: PreviewPipeline, info: dict[str, Any]) -> list[str]:
+    """The content prompts of adapter ``info``'s preview: the spec's, or its ``prompt_fn``'s for it."""
+    prompts = list(spec.prompts)
+    if spec.prompt_fn:
+        prompts = list(_resolve(spec.prompt_fn)(info, prompts)) or prompts
+    return prompts
+
+
 def grid_png(top: Any, bottom: Any, cell: int) -> bytes:
-    """Two rows of images ``(n, 3, H, W)`` in [0, 1] as one PNG, each resized to ``cell`` px, 2 px apart."""
+    """Two rows of images ``(n, 3, H, W)`` in [0, 1] as one PNG, each resized to ``cell`` px, ``GAP`` px apart."""
     import numpy as np
     from PIL import Image
 
-    n, gap = top.shape[0], 2
+    n, gap = top.shape[0], GAP
     canvas = Image.new("RGB", (n * cell + (n - 1) * gap, 2 * cell + gap), (255, 255, 255))
     for r, row in enumerate((top, bottom)):
         for i in range(n):
@@ -328,7 +327,7 @@ def grid_cells(png: bytes, cell: int) -> tuple[list[Any], list[Any]]:
     """The two rows of a ``grid_png`` picture as PIL images (base row, adapter row), ``cell`` px each."""
     from PIL import Image
 
-    gap = 2
+    gap = GAP
     grid = Image.open(io.BytesIO(png)).convert("RGB")
     n = (grid.size[0] + gap) // (cell + gap)
     rows: tuple[list[Any], list[Any]] = ([], [])

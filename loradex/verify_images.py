@@ -93,14 +93,15 @@ def image_family(svc: LocalService, filters: Filters) -> str:
 
 def _candidates(svc: LocalService, prompt: str, scoped: Filters) -> list[dict[str, Any]]:
     rows = svc.registry.list(scoped)
-    if len(rows) <= EXHAUSTIVE and not prompt.strip():
-        return rows
-    if len(rows) > EXHAUSTIVE and not prompt.strip():
+    every = len(rows) <= EXHAUSTIVE
+    if not prompt.strip():
+        if every:
+            return rows
         raise SearchError(f"{len(rows)} adapters of family {scoped.family!r} to render: add words to the search "
                           f"(its top {POOL} are rendered), or narrow it with tags")  # fmt: skip
-    found = svc.searcher.search(prompt, POOL if len(rows) > EXHAUSTIVE else len(rows), "hybrid", scoped)
+    found = svc.searcher.search(prompt, len(rows) if every else POOL, "hybrid", scoped)
     place = {h.adapter["id"]: n for n, h in enumerate(found)}
-    kept = rows if len(rows) <= EXHAUSTIVE else [r for r in rows if r["id"] in place]
+    kept = rows if every else [r for r in rows if r["id"] in place]
     return sorted(kept, key=lambda r: (place.get(r["id"], len(place)), r["id"]))
 
 
@@ -123,13 +124,14 @@ def search_by_image(svc: LocalService, prompt: str, images: Sequence[ImageInput]
     svc.previews.render_many(svc.registry, rows, progress=progress)  # those not cached, several per call
     score: dict[int, float] = {}
     gain: dict[int, float] = {}  # how much closer the adapter's renders are than the base's, same prompts
+    plain: dict[bytes, float] = {}  # the bare base's rows are shared (the same prompts): judged once each
     for row in rows:
         base, styled = grid_cells(svc.previews.png(svc.registry, row), cell)
-        feats = judge.features(pictures(base + styled))  # (2c, d): the base row, then the adapter's
-        sims = wanted @ feats.T  # (m, 2c)
-        c = len(base)
-        score[row["id"]] = float(sims[:, c:].max(axis=1).mean())
-        gain[row["id"]] = score[row["id"]] - float(sims[:, :c].max(axis=1).mean())
+        seen = b"".join(im.tobytes() for im in base)
+        if seen not in plain:
+            plain[seen] = float((wanted @ judge.features(pictures(base)).T).max(axis=1).mean())
+        score[row["id"]] = float((wanted @ judge.features(pictures(styled)).T).max(axis=1).mean())  # (m, c) → 1
+        gain[row["id"]] = score[row["id"]] - plain[seen]
     seconds = time.perf_counter() - t0
     place = {r["id"]: n for n, r in enumerate(rows)}
     top = sorted(score, key=lambda i: (-score[i], place[i]))[:k]

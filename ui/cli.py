@@ -171,16 +171,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     examples = [parse_example(e) for e in args.example or []] or None
     pictures = list(args.example_image or []) or None
     if pictures:  # candidates are rendered once each (then their previews are cached): show it
-        from tqdm import tqdm
+        from ui.cli_make import _bar, _progress
 
-        with tqdm(total=0, unit="adapter", desc="render candidates", file=sys.stderr,
-                  disable=args.quiet or args.json) as bar:  # fmt: skip
-
-            def rendered(done: int, total: int) -> None:
-                bar.total, bar.n = total, done
-                bar.refresh()
-
-            hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, images=pictures, progress=rendered)
+        with _bar(args, "render candidates") as bar:
+            hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, images=pictures,
+                              progress=_progress(bar))  # fmt: skip
     else:
         hits = svc.search(args.prompt, args.k, mode=args.mode, filters=filters, examples=examples)
     nothing_fits, threshold = getattr(hits, "nothing_fits", None), getattr(hits, "threshold", None)
