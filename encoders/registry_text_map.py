@@ -38,11 +38,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from encoders.kind_prior import fit_kind_prior, prior_problem
 from encoders.registry_text_tune import TUNE_FILES, Progress, TuneConfig, tune_and_fit, tune_problem
 from encoders.text import metadata_text
 from encoders.text_map import TextMapConfig
@@ -142,12 +144,21 @@ def _search_problem(found: Any) -> str | None:
     cal = found.get("calibration", {})
     if not isinstance(cal, dict) or not isinstance(cal.get("families", {}), dict):
         return "calibration must be an object with a families object"
+    if "kind_prior" in found:
+        problem = prior_problem(found["kind_prior"])
+        if problem:
+            return f"kind_prior {problem}"
     return None
 
 
 def registry_texts(registry: Any, texts: dict[str, dict[str, Any]] | None = None) -> list[list[str]]:
     """Per adapter with any text: its metadata text (what the text index embeds) first, then the
     texts file's texts for it (keyed by name or sha256), without repeats."""
+    return [group for _, group in registry_text_groups(registry, texts)]
+
+
+def registry_text_groups(registry: Any, texts: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, list[str]]]:
+    """``registry_texts`` with each group's adapter family: (family, texts)."""
     texts = texts or {}
     out = []
     for row in registry.list():
@@ -156,7 +167,7 @@ def registry_texts(registry: Any, texts: dict[str, dict[str, Any]] | None = None
         mine = [t.strip() for t in [metadata_text(info), *(extra.get("texts") or [])]]
         mine = list(dict.fromkeys(t for t in mine if t))
         if mine:
-            out.append(mine)
+            out.append((str(info["family"]), mine))
     return out
 
 
@@ -180,7 +191,8 @@ def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, 
         raise EncoderTrainingError(f"tune must be a TuneConfig, got {type(tune).__name__}")
     if tune is not None and getattr(getattr(text_encoder, "config", None), "quantize", False):
         raise EncoderTrainingError("--tune fine-tunes the float text encoder; this service encodes text in int8")
-    groups = registry_texts(registry, texts)
+    families = registry_text_groups(registry, texts)
+    groups = [group for _, group in families]
     if sum(len(g) > 1 for g in groups) < 2:
         raise EncoderTrainingError(
             f"{registry.home}: a text map needs adapters with more than one text each (found "
@@ -207,7 +219,16 @@ def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, 
             metrics["tune"] = tune_and_fit(tmp, text_encoder, groups, tune, fit_tuned, progress)
             found.update(tune=tune.to_dict(), index_dim=2 * int(w.shape[0]))
         search = json.loads((TUNED_SEARCH if tune is not None else MAPPED_SEARCH).read_text())
+        of_family = registry.family_kinds()
+        prior = fit_kind_prior(emb.numpy(), [of_family.get(f, "") for f, g in families for _ in g])
+        if prior is not None:  # what kind of adapter a prompt is about, when its words do not say
+            search["kind_prior"] = prior
+            metrics["kind_prior"] = prior["texts"]
         (tmp / "config.json").write_text(json.dumps({**found, "metrics": metrics, "search": search}, indent=1))
         version = text_map_version(tmp)
+        written = (tmp / "config.json").read_text()
         dest = move_into_place(tmp, root / version.split(":")[1])  # the same map again: kept once
+        if (dest / "config.json").read_text() != written:  # same vectors, newer settings (e.g. a kind prior)
+            (dest / "config.json.tmp").write_text(written)
+            os.replace(dest / "config.json.tmp", dest / "config.json")
     return {"version": version, "path": str(dest), "metrics": metrics}

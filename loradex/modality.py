@@ -8,7 +8,9 @@ request speaks only of pictures (image, photo, colour, palette, texture, pixel, 
 Diffusion …), ``"llm"`` when it speaks only of text (letters, words, strings, characters, vowels, cipher,
 prefix, GPT …; "text encoder" and "text-to-image" name image models' parts, not text),
 and None when it names both or neither; search lowers adapters of the other kind
-(``Searcher._ranked``, ``MODALITY_PENALTY``). Importing this module imports nothing heavy.
+(``Searcher._ranked``, ``MODALITY_PENALTY``). Where the words say nothing, a registry's text map may
+(``encoders.kind_prior``, learned from the registry's own texts; ``Searcher.wanted_kind``).
+Importing this module imports nothing heavy.
 """
 
 from __future__ import annotations

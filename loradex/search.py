@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from encoders.kind_prior import prior_kind
 from generators.steps import description_steps, split_steps
 from loradex.contrasts import without_contrasts
 from loradex.directions import agreed, directions, opposed, plain_orders
@@ -349,7 +350,7 @@ class Searcher:
                 candidates.update(i for i, _ in found)
                 reference.update(i for i, _ in found[:REFERENCE_POOL])
         signals = self._signals(queries, sorted(candidates))
-        ranked, unmet, singled = self._ranked(read, signals, reference, mode)
+        ranked, unmet, singled = self._ranked(read, signals, reference, mode, q)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         best_text = max(signals["text"].values(), default=None) if "text" in signals else None
@@ -378,7 +379,7 @@ class Searcher:
         q = self.text_encoder.encode([read])[0]  # (dim,)
         mine = set(ids)
         signals = self._signals(self._queries(read, q, kinds, mine), sorted(mine))
-        return {i: (score, parts) for score, i, parts in self._ranked(read, signals, mine, "hybrid")[0]}
+        return {i: (score, parts) for score, i, parts in self._ranked(read, signals, mine, "hybrid", q)[0]}
 
     def _queries(self, read: str, q: Any, kinds: list[str], allowed: set[int] | None) -> dict[str, list[Query]]:
         """Each signal's queries for the prompt as read (``readable_for``) and its vector ``q`` (dim,)."""
@@ -410,14 +411,25 @@ class Searcher:
                 signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
         return signals
 
-    def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int],
-                mode: str) -> tuple[list[tuple[float, int, dict[str, float | None]]], set[int], bool]:  # fmt: skip
+    def wanted_kind(self, read: str, q: Any = None) -> str | None:
+        """The kind of adapter (``loradex.modality.KINDS``) the prompt as read is about: from its words
+        (``asked_kind``), else from the registry's kind prior on its plain vector ``q`` (d,) when the
+        text map has one and is sure (``encoders.kind_prior``: "black and white" is about pictures)."""
+        said = asked_kind(read)
+        prior = (self.text_settings() or {}).get("kind_prior")
+        if said is not None or q is None or not prior:
+            return said
+        return prior_kind(prior, q)
+
+    def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int], mode: str,
+                q: Any = None) -> tuple[list[tuple[float, int, dict[str, float | None]]], set[int], bool]:  # fmt: skip
         """((score, id, cosines) best first, unmet, singled): the signals fused (``fuse`` over
         ``reference``) when more than one has scores, then, in hybrid mode, re-ranked by description
         precision (with a text map), the steps asked, the way asked (``loradex.directions``) and the
         settings asked (``loradex.params``); ``unmet``: the best adapter before those priors, when its
         family has no member with the setting asked; ``singled``: the best after them names a setting
-        the request names (``loradex.params.named``) or goes the way it asks (``agreed``)."""
+        the request names (``loradex.params.named``) or goes the way it asks (``agreed``). ``q``: the
+        prompt's plain vector (d,), for the kind prior (``wanted_kind``)."""
         kinds = list(signals)
         live = [kind for kind in kinds if signals[kind]]
         if len(live) > 1:
@@ -447,7 +459,7 @@ class Searcher:
         off, unmet = mismatched(read, described, self.setting_families(), samples, split_steps)
         for i in off - unmet:
             drops[i] = drops.get(i, 0.0) + SETTING_PENALTY
-        wanted = asked_kind(read)  # "dots between letters": not the polka-dot image style
+        wanted = self.wanted_kind(read, q)  # "dots between letters": not the polka-dot image style
         if wanted is not None:
             of_family = self.family_kinds()
             for i, info in found.items():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from encoders.kind_prior import prior_kind
 from loradex.modality import asked_kind
 from loradex.service import LocalService
 from tests.conftest import names_without_prior
@@ -50,3 +51,82 @@ def test_adapters_of_the_other_kind_are_lowered(svc: LocalService, monkeypatch: 
     before, after = names_without_prior(svc, "dots between the letters", 4, monkeypatch, "MODALITY_PENALTY")
     assert after.index("interleave_dot") < after.index("dots")
     assert before.index("interleave_dot") > before.index("dots"), before  # the words alone pick the image style
+
+
+@pytest.fixture(scope="module")
+def eight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
+    """Four text and four image zoo adapters, the registry's text map fitted on their bundled texts."""
+    from loradex.settings import Settings
+
+    folders = [ZOO / "text" / "adapters" / n for n in ("interleave_dot", "reverse", "delete_b", "prepend_ab")]
+    folders += [ZOO / "image" / "adapters" / n for n in ("dots", "grayscale", "sepia", "thermal")]
+    if not all(f.is_dir() for f in folders):
+        pytest.skip("the zoos are not built")
+    s = LocalService.open(tmp_path_factory.mktemp("kind_prior") / "home")
+    assert s.ingest(folders).count("ingested") == len(folders)
+    s.train_text_map(texts=Settings().bundled_texts())
+    yield s
+    s.close()
+
+
+def test_the_text_map_carries_a_kind_prior_fitted_on_the_registry_texts(eight: LocalService) -> None:
+    from encoders.registry_text_map import registry_text_groups
+    from loradex.settings import Settings
+
+    prior = (eight.searcher.text_settings() or {}).get("kind_prior")
+    assert prior is not None and prior["kinds"] == ["diffusion", "llm"]
+    groups = registry_text_groups(eight.registry, Settings().bundled_texts())
+    kinds = eight.registry.family_kinds()
+    counted = {k: sum(len(g) for f, g in groups if kinds[f] == k) for k in prior["kinds"]}
+    assert prior["texts"] == counted and min(counted.values()) >= 8
+    # each adapter's own description is read as its kind, when the prior is sure of anything
+    for family, group in groups:
+        said = prior_kind(prior, eight.text_encoder.encode([group[0]])[0])
+        assert said in (None, kinds[family]), (group[0], said)
+
+
+def test_a_sure_prior_lowers_the_other_kind_where_the_words_say_nothing(
+    eight: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from encoders.kind_prior import fit_kind_prior
+    from encoders.registry_text_map import registry_text_groups
+    from loradex.settings import Settings
+
+    prompt = "black and white"
+    assert asked_kind(prompt) is None
+    plain = {**(eight.searcher.text_settings() or {})}
+    plain.pop("kind_prior", None)
+    monkeypatch.setattr(type(eight.searcher), "text_settings", lambda self: plain)
+    before = [h.adapter["name"] for h in eight.search(prompt, 8)]
+    assert eight.searcher.wanted_kind(prompt, eight.text_encoder.encode([prompt])[0]) is None
+    # a prior fitted on these eight adapters' texts, sure at 0.8 (a registry this small is never at 0.95)
+    groups = registry_text_groups(eight.registry, Settings().bundled_texts())
+    kinds = eight.registry.family_kinds()
+    flat = [(kinds[f], t) for f, g in groups for t in g]
+    prior = fit_kind_prior(eight.text_encoder.encode([t for _, t in flat]), [k for k, _ in flat], sure=0.8)
+    assert prior is not None
+    monkeypatch.setattr(type(eight.searcher), "text_settings", lambda self: {**plain, "kind_prior": prior})
+    assert eight.searcher.wanted_kind(prompt, eight.text_encoder.encode([prompt])[0]) == "diffusion"
+    after = [h.adapter["name"] for h in eight.search(prompt, 8)]
+    images = {"dots", "grayscale", "sepia", "thermal"}
+    assert set(after[:4]) == images, after  # every picture adapter first
+    assert set(before[:4]) != images, before  # the words alone put a text adapter among them
+    # words that say the kind win over the prior
+    assert eight.searcher.wanted_kind("reverse the letters", eight.text_encoder.encode(["x"])[0]) == "llm"
+
+
+def test_fitting_the_same_map_again_brings_its_settings_up_to_date(eight: LocalService) -> None:
+    import json
+
+    from loradex.settings import Settings
+
+    texts = Settings().bundled_texts()
+    first = eight.train_text_map(texts=texts)
+    cfg_file = Path(first["path"]) / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    old = {**cfg, "search": {k: v for k, v in cfg["search"].items() if k != "kind_prior"}}
+    cfg_file.write_text(json.dumps(old))  # as a map written before the prior existed
+    again = eight.train_text_map(texts=texts)
+    assert again["version"] == first["version"] and again["path"] == first["path"]  # same vectors: kept once
+    assert json.loads(cfg_file.read_text()) == cfg  # its settings written again, the prior with them
+    assert not list(Path(first["path"]).glob("*.tmp"))

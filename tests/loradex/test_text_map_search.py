@@ -116,5 +116,8 @@ def test_malformed_settings_are_refused_naming_the_file(svc: LocalService) -> No
     cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "precision_weight": -1}}))
     with pytest.raises(EncoderTrainingError, match=r"config\.json.*precision_weight must be a number >= 0"):
         svc.add_text_map(folder)
+    cfg_file.write_text(json.dumps({**cfg, "search": {**cfg["search"], "kind_prior": {"kinds": ["llm"]}}}))
+    with pytest.raises(EncoderTrainingError, match=r"config\.json.*kind_prior kinds must name two kinds"):
+        svc.add_text_map(folder)
     assert svc.encoders() == before and svc.searcher.signal_weights == cfg["search"]["signal_weights"]
     assert len(svc.search(PROMPT, 3)) == 3
