@@ -21,13 +21,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-import re
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loradex.composites import request_parts
 from loradex.errors import SearchError
 from loradex.types import ComposeResult, MergeOutcome
 
@@ -185,18 +185,7 @@ def _png(img: Any) -> bytes:
     return buf.getvalue()
 
 
-# Where a request for several things divides into its parts ("a star, in sepia, with polka dots"):
-# punctuation and joining words, not inside a hyphenated word ("black-and-white")
-_PART_BREAK = re.compile(r"[,;:.!?]+|(?<![-\w])(?:and|with|plus|then|while|but|also|over|on top of|as well as|in)"
-                         r"(?![-\w])", re.IGNORECASE)  # fmt: skip
 SAME_PART = 0.8  # text cosine above which two parts' adapters count as one thing asked twice
-
-
-def request_parts(prompt: str) -> list[str]:
-    """The parts of a request for several things (``_PART_BREAK``), each with a word of three or
-    more letters; one part when it does not divide."""
-    parts = [" ".join(p.split()) for p in _PART_BREAK.split(prompt)]
-    return [p for p in parts if re.search(r"[^\W\d_]{3,}", p)]
 
 
 def sequence_parts(prompt: str) -> list[str]:

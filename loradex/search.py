@@ -9,12 +9,23 @@ from __future__ import annotations
 import functools
 import json
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
+
+import numpy as np
 
 from encoders.kind_prior import prior_kind
 from generators.steps import description_steps, split_steps
+from loradex.composites import (
+    PART_MATCH,
+    description_parts,
+    made_of,
+    missing_combination,
+    request_parts,
+    roles,
+    with_parts,
+)
 from loradex.contrasts import without_contrasts
 from loradex.directions import agreed, directions, opposed, plain_orders
 from loradex.errors import SearchError
@@ -71,6 +82,7 @@ _T = TypeVar("_T")
 
 # one query of a signal: (query vector, ids it may score (None: all allowed), ids it must not score)
 Query = tuple[Any, set[int] | None, set[int] | None]
+Ranked = tuple[float, int, dict[str, float | None]]  # (score, adapter id, cosines per signal)
 
 
 def readable_prompt(prompt: str, knows: Callable[[str], bool] | None = None) -> str:
@@ -220,6 +232,12 @@ class _Snapshot:
     speller: Speller | None  # None for an encoder that cannot list its words
     families: dict[str, list[str]]  # parametric families (``loradex.params.families``)
     kinds: dict[str, str]  # family → kind (``Registry.family_kinds``)
+    composites: dict[int, list[str]]  # adapter id → the parts its description names (``loradex.composites``)
+    descriptions: dict[int, str]  # adapter id → its description
+    single: frozenset[int]  # adapters whose description names no parts
+    # composite id → its parts' adapters (None: a part no adapter matches), filled as search meets them
+    parts: dict[int, list[int] | None] = field(default_factory=dict)
+    vectors: dict[int, Any] = field(default_factory=dict)  # id → its text index vector (dim,), as read
 
 
 class Searcher:
@@ -266,7 +284,12 @@ class Searcher:
                 texts.append(NAME_WORDS)  # symbol names search reads ("a hyphen" → '-'), misspelt like any word
                 speller = Speller(listed(), words_of(texts))
             setting_families = families((r.get("description") or "" for r in rows), split_steps)
-            self._view = (key, _Snapshot(speller, setting_families, self.registry.family_kinds()))
+            named = {int(r["id"]): description_parts(r.get("description") or "") for r in rows}
+            composites = {i: parts for i, parts in named.items() if len(parts) > 1}
+            single = frozenset(i for i in named if i not in composites)
+            described = {int(r["id"]): str(r.get("description") or "") for r in rows}
+            snapshot = _Snapshot(speller, setting_families, self.registry.family_kinds(), composites, described, single)
+            self._view = (key, snapshot)
         return self._view[1]
 
     def text_settings(self) -> dict[str, Any] | None:
@@ -409,7 +432,87 @@ class Searcher:
             for vec, ids, excluded in found:
                 mine = [i for i in pooled if (ids is None or i in ids) and not (excluded and i in excluded)]
                 signals[kind].update(self.registry.indexes[kind].score_ids(vec, mine))
+        if signals.get("text"):  # a composite is read with its parts (``loradex.composites``)
+            signals["text"] = self._with_parts(signals["text"], queries["text"][0][0])
         return signals
+
+    def parts_of(self, ids: Iterable[int]) -> dict[int, list[int]]:
+        """Each composite among ``ids`` → its parts' adapters (``loradex.composites``), matched on first
+        need and kept until the text index changes; composites with a part no adapter matches are left out."""
+        view = self._snapshot()
+        index = self.registry.indexes["text"]
+        out = {}
+        for i in ids:
+            if i not in view.composites:
+                continue
+            if i not in view.parts:
+                view.parts[i] = self._match_parts(view.composites[i], view.single & index.ids - {i})
+            found = view.parts[i]
+            if found:
+                out[i] = found
+        return out
+
+    def _by_concepts(self, read: str, ranked: list[Ranked]) -> tuple[list[Ranked], bool]:
+        """(``ranked``, missing) with the composite made of exactly the parts the request names
+        (``loradex.composites.request_parts``, each part's best-matching single adapter) moved first;
+        ``missing``: no candidate composite is made of them and they are two the candidate composites
+        give distinct roles (``missing_combination``), of one family."""
+        view = self._snapshot()
+        parts = request_parts(read) if view.composites and ranked else []
+        if len(parts) < 2:
+            return ranked, False
+        index = self.registry.indexes["text"]
+        single = view.single & index.ids
+        matched: dict[str, int] = {}  # concept (the single's description) → the single, in the request's order
+        for part in parts:
+            found = self._match_parts([part], single)
+            if found:
+                matched.setdefault(view.descriptions[found[0]], found[0])
+        if len(matched) < 2:
+            return ranked, False
+        of = self.parts_of(i for _, i, _ in ranked)  # the candidates' composites: bounded whatever the registry's size
+        made = made_of(list(matched), of, view.descriptions)
+        at = {i: n for n, (_, i, _) in enumerate(ranked)}
+        present = sorted((i for i in made if i in at), key=at.__getitem__)
+        if present:
+            best = ranked[at[present[0]]]
+            return [(max(best[0], ranked[0][0]), best[1], best[2])] + [r for r in ranked if r[1] != best[1]], False
+        families = {(self.registry.identity_of(i) or ("", ""))[0] for i in matched.values()}
+        taken = roles(of, view.descriptions)
+        return ranked, len(families) == 1 and missing_combination(list(matched), taken, made)
+
+    def _match_parts(self, parts: list[str], single: set[int] | frozenset[int]) -> list[int] | None:
+        """Each part's best-matching single adapter in the text index, None when one matches none."""
+        matched = []
+        for part in parts:
+            read = readable_for(self.text_encoder, part)
+            vec = self.text_query(read, self.text_encoder.encode([read])[0])
+            found = self.registry.indexes["text"].search(vec, 1, set(single), None) if single else []
+            if not found or found[0][1] < PART_MATCH:
+                return None
+            matched.append(int(found[0][0]))
+        return matched
+
+    def _with_parts(self, text: dict[int, float], query: Any) -> dict[int, float]:
+        """Text cosines with each composite's read as the cosine with the sum of its and its parts'
+        vectors (``loradex.composites.with_parts``); ``query``: the prompt in the text index's space."""
+        of = self.parts_of(text)
+        if not of:
+            return text
+        view = self._snapshot()
+        needed = sorted({j for i, js in of.items() for j in (i, *js)} - set(view.vectors))
+        for j in needed:
+            vec = self.registry.embeddings_of(j).get("text")
+            view.vectors[j] = None if vec is None else np.asarray(vec, dtype=np.float64)
+        parts_cos = self.registry.indexes["text"].score_ids(query, sorted({j for js in of.values() for j in js}))
+        out = dict(text)
+        for i, js in of.items():
+            vecs = [v for v in (view.vectors.get(j) for j in (i, *js)) if v is not None]
+            if len(vecs) < len(js) + 1 or any(j not in parts_cos for j in js):
+                continue  # removed meanwhile: read alone
+            total = np.sum(vecs, axis=0)  # (dim,)
+            out[i] = with_parts(text[i], [parts_cos[j] for j in js], float(np.linalg.norm(total)))
+        return out
 
     def wanted_kind(self, read: str, q: Any = None) -> str | None:
         """The kind of adapter (``loradex.modality.KINDS``) the prompt as read is about: from its words
@@ -468,6 +571,9 @@ class Searcher:
                     drops[i] = drops.get(i, 0.0) + MODALITY_PENALTY
         top = {ranked[0][1]} if ranked else set()
         ranked = lowered(ranked, drops)
+        ranked, missing = self._by_concepts(read, ranked)
+        if missing:  # two parts the registry combines, asked in a combination it does not hold
+            return ranked, {ranked[0][1]}, False
         if not (ranked and ranked[0][1] in described) or top & unmet:
             return ranked, top & unmet, False
         # the best names the setting asked, or goes the way asked on an axis: the request singles it out
@@ -491,6 +597,7 @@ class Searcher:
     def _hits(self, top: list[tuple[float, int, dict[str, float | None]]], kinds: list[str]) -> list[SearchHit]:
         encoded = self.weight_embedder.families
         found = self.registry.hits([i for _, i, _ in top])  # one query for all hits
+        composed = self.parts_of(i for _, i, parts in top if parts.get("text") is not None) if "text" in kinds else {}
         hits = []
         for score, i, parts in top:
             info = found.get(i)
@@ -502,6 +609,8 @@ class Searcher:
                 why += f"; no weight encoder for family {info['family']}: matched by metadata text only"
             elif parts.get("text") is None and "text" in kinds:
                 why += "; no description: matched by its weights"
+            if i in composed:
+                why += f"; text similarity read with its parts ({', '.join(f'#{j}' for j in composed[i])})"
             rel = self.calibration.relevance(info["family"], parts)
             hits.append(SearchHit(summary, score, parts, why, None if rel is None else round(rel, 4)))
         return hits
