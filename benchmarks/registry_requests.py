@@ -19,7 +19,8 @@ for the bundled real adapters) and ``retrieval_none.json`` (60 requests no adapt
 ``retrieval_none2.json`` (a second round the same way); ``retrieval_round8a.json`` and ``retrieval_round8b.json``
 (a third round, written blind by two helpers and split alternately per group into halves a and b, each with
 110 requests for a task of the text zoo, the image zoo or the real adapters, 12 voices for text and 10 for
-images, and 40 no adapter does). Each is searched as a user searches (``LocalService.search``, hybrid,
+images, and 40 no adapter does); ``retrieval_round10.json`` (a fourth round the same way, by one helper, in 18
+new voices: 125 requests with a task, 45 without). Each is searched as a user searches (``LocalService.search``, hybrid,
 no family filter, k = 5); a hit is any adapter of the asked task (any seed). Prints R@1 / R@5 per set and
 voice, and how often search said "nothing fits": on requests some adapter does (a false alarm) and on the
 ones no adapter does (right); ``--out`` writes them with every request's rank and top three.
@@ -39,7 +40,7 @@ SAMPLES = {"ink_sketch_sd2": "ink_sketch_sd2", "neon_glow_flux": "neon_glow_flux
            "shakespeare_gpt2": "Shakespeare GPT-2", "sql_helper_llama": "sql_helper_llama",
            "watercolor_sd15": "watercolor_sd15"}  # fmt: skip
 SETS = ("voices", "fresh", "direction", "direction2", "caesar", "broad", "voices2", "looks", "none", "voices3",
-        "looks2", "none2", "round8a", "round8b")  # fmt: skip
+        "looks2", "none2", "round8a", "round8b", "round10")  # fmt: skip
 
 
 def requests() -> list[tuple[str, str | None, str]]:
