@@ -418,7 +418,11 @@ class MetadataTextEmbedder:
         vector ``vec``: ``query(vec)``, or with a tuned map the (2 dim,) concatenation of both sides."""
         import numpy as np
 
-        return self._index_vectors([text], np.asarray(vec, dtype=np.float32)[None, :])[0]
+        return self.query_texts([text], np.asarray(vec, dtype=np.float32)[None, :])[0]
+
+    def query_texts(self, texts: Sequence[str], vecs: np.ndarray) -> np.ndarray:
+        """``query_text`` of several prompts at once, given their (n, dim) encoder vectors: (n, index dim)."""
+        return self._index_vectors(texts, vecs)
 
     def _index_vectors(self, texts: Sequence[str], vecs: np.ndarray) -> np.ndarray:
         """Index vectors of ``texts`` given their plain encoder vectors ``vecs`` (n, dim): (n, dim)

@@ -458,16 +458,16 @@ class Searcher:
         ``missing``: no candidate composite is made of them and they are two the candidate composites
         give distinct roles (``missing_combination``), of one family."""
         view = self._snapshot()
-        parts = request_parts(read) if view.composites and ranked else []
+        near = any(i in view.composites for _, i, _ in ranked[:RERANK_POOL])  # else nothing to move or judge by
+        parts = request_parts(read) if near else []
         if len(parts) < 2:
             return ranked, False
         index = self.registry.indexes["text"]
         single = view.single & index.ids
         matched: dict[str, int] = {}  # concept (the single's description) → the single, in the request's order
-        for part in parts:
-            found = self._match_parts([part], single)
-            if found:
-                matched.setdefault(view.descriptions[found[0]], found[0])
+        for found in self._best_singles(parts, single):
+            if found is not None:
+                matched.setdefault(view.descriptions[found], found)
         if len(matched) < 2:
             return ranked, False
         of = self.parts_of(i for _, i, _ in ranked)  # the candidates' composites: bounded whatever the registry's size
@@ -483,15 +483,28 @@ class Searcher:
 
     def _match_parts(self, parts: list[str], single: set[int] | frozenset[int]) -> list[int] | None:
         """Each part's best-matching single adapter in the text index, None when one matches none."""
-        matched = []
-        for part in parts:
-            read = readable_for(self.text_encoder, part)
-            vec = self.text_query(read, self.text_encoder.encode([read])[0])
-            found = self.registry.indexes["text"].search(vec, 1, set(single), None) if single else []
-            if not found or found[0][1] < PART_MATCH:
-                return None
-            matched.append(int(found[0][0]))
-        return matched
+        found = self._best_singles(parts, single)
+        return None if any(i is None for i in found) else [i for i in found if i is not None]
+
+    def _best_singles(self, parts: list[str], single: set[int] | frozenset[int]) -> list[int | None]:
+        """Per part, the single adapter (among ``single``) its text matches best at ``PART_MATCH`` or
+        more, else None; the parts are encoded in one batch."""
+        if not parts or not single:
+            return [None] * len(parts)
+        reads = [readable_for(self.text_encoder, part) for part in parts]
+        plain = self.text_encoder.encode(reads)  # (n, dim)
+        embedder = self.registry.embedders.get("text")
+        batch = getattr(embedder, "query_texts", None)
+        vecs = (
+            batch(reads, plain)
+            if callable(batch)
+            else [self.text_query(r, v) for r, v in zip(reads, plain, strict=True)]
+        )
+        allowed, out = set(single), []
+        for vec in vecs:  # (index dim,) each
+            found = self.registry.indexes["text"].search(vec, 1, allowed, None)
+            out.append(int(found[0][0]) if found and found[0][1] >= PART_MATCH else None)
+        return out
 
     def _with_parts(self, text: dict[int, float], query: Any) -> dict[int, float]:
         """Text cosines with each composite's read as the cosine with the sum of its and its parts'
