@@ -229,6 +229,7 @@ def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, 
         written = (tmp / "config.json").read_text()
         dest = move_into_place(tmp, root / version.split(":")[1])  # the same map again: kept once
         if (dest / "config.json").read_text() != written:  # same vectors, newer settings (e.g. a kind prior)
-            (dest / "config.json.tmp").write_text(written)
-            os.replace(dest / "config.json.tmp", dest / "config.json")
+            staged = dest / f"config.json.{os.getpid()}.tmp"  # one per writer: readers see one whole file or the other
+            staged.write_text(written)
+            os.replace(staged, dest / "config.json")
     return {"version": version, "path": str(dest), "metrics": metrics}
