@@ -224,9 +224,9 @@ def fit_registry_text_map(registry: Any, text_encoder: Any, *, texts: dict[str, 
         if prior is not None:  # what kind of adapter a prompt is about, when its words do not say
             search["kind_prior"] = prior
             metrics["kind_prior"] = prior["texts"]
-        (tmp / "config.json").write_text(json.dumps({**found, "metrics": metrics, "search": search}, indent=1))
+        written = json.dumps({**found, "metrics": metrics, "search": search}, indent=1)
+        (tmp / "config.json").write_text(written)
         version = text_map_version(tmp)
-        written = (tmp / "config.json").read_text()
         dest = move_into_place(tmp, root / version.split(":")[1])  # the same map again: kept once
         if (dest / "config.json").read_text() != written:  # same vectors, newer settings (e.g. a kind prior)
             staged = dest / f"config.json.{os.getpid()}.tmp"  # one per writer: readers see one whole file or the other

@@ -284,10 +284,10 @@ class Searcher:
                 texts.append(NAME_WORDS)  # symbol names search reads ("a hyphen" → '-'), misspelt like any word
                 speller = Speller(listed(), words_of(texts))
             setting_families = families((r.get("description") or "" for r in rows), split_steps)
-            named = {int(r["id"]): description_parts(r.get("description") or "") for r in rows}
+            described = {int(r["id"]): str(r.get("description") or "") for r in rows}
+            named = {i: description_parts(text) for i, text in described.items()}
             composites = {i: parts for i, parts in named.items() if len(parts) > 1}
             single = frozenset(i for i in named if i not in composites)
-            described = {int(r["id"]): str(r.get("description") or "") for r in rows}
             snapshot = _Snapshot(speller, setting_families, self.registry.family_kinds(), composites, described, single)
             self._view = (key, snapshot)
         return self._view[1]
@@ -440,13 +440,12 @@ class Searcher:
         """Each composite among ``ids`` → its parts' adapters (``loradex.composites``), matched on first
         need and kept until the text index changes; composites with a part no adapter matches are left out."""
         view = self._snapshot()
-        index = self.registry.indexes["text"]
         out = {}
         for i in ids:
             if i not in view.composites:
                 continue
-            if i not in view.parts:
-                view.parts[i] = self._match_parts(view.composites[i], view.single & index.ids - {i})
+            if i not in view.parts:  # a composite is never a single: no need to exclude itself
+                view.parts[i] = self._match_parts(view.composites[i], view.single)
             found = view.parts[i]
             if found:
                 out[i] = found
@@ -462,10 +461,8 @@ class Searcher:
         parts = request_parts(read) if near else []
         if len(parts) < 2:
             return ranked, False
-        index = self.registry.indexes["text"]
-        single = view.single & index.ids
         matched: dict[str, int] = {}  # concept (the single's description) → the single, in the request's order
-        for found in self._best_singles(parts, single):
+        for found in self._best_singles(parts, view.single):
             if found is not None:
                 matched.setdefault(view.descriptions[found], found)
         if len(matched) < 2:
@@ -481,14 +478,14 @@ class Searcher:
         taken = roles(of, view.descriptions)
         return ranked, len(families) == 1 and missing_combination(list(matched), taken, made)
 
-    def _match_parts(self, parts: list[str], single: set[int] | frozenset[int]) -> list[int] | None:
+    def _match_parts(self, parts: list[str], single: frozenset[int]) -> list[int] | None:
         """Each part's best-matching single adapter in the text index, None when one matches none."""
         found = self._best_singles(parts, single)
         return None if any(i is None for i in found) else [i for i in found if i is not None]
 
-    def _best_singles(self, parts: list[str], single: set[int] | frozenset[int]) -> list[int | None]:
-        """Per part, the single adapter (among ``single``) its text matches best at ``PART_MATCH`` or
-        more, else None; the parts are encoded in one batch."""
+    def _best_singles(self, parts: list[str], single: frozenset[int]) -> list[int | None]:
+        """Per part, the single adapter (among ``single``; the index keeps those it holds) its text
+        matches best at ``PART_MATCH`` or more, else None; the parts are encoded in one batch."""
         if not parts or not single:
             return [None] * len(parts)
         reads = [readable_for(self.text_encoder, part) for part in parts]
@@ -532,13 +529,13 @@ class Searcher:
         (``asked_kind``), else from the registry's kind prior on its plain vector ``q`` (d,) when the
         text map has one and is sure (``encoders.kind_prior``: "black and white" is about pictures)."""
         said = asked_kind(read)
-        prior = (self.text_settings() or {}).get("kind_prior")
-        if said is not None or q is None or not prior:
+        if said is not None or q is None:
             return said
-        return prior_kind(prior, q)
+        prior = (self.text_settings() or {}).get("kind_prior")
+        return prior_kind(prior, q) if prior else None
 
     def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int], mode: str,
-                q: Any = None) -> tuple[list[tuple[float, int, dict[str, float | None]]], set[int], bool]:  # fmt: skip
+                q: Any = None) -> tuple[list[Ranked], set[int], bool]:  # fmt: skip
         """((score, id, cosines) best first, unmet, singled): the signals fused (``fuse`` over
         ``reference``) when more than one has scores, then, in hybrid mode, re-ranked by description
         precision (with a text map), the steps asked, the way asked (``loradex.directions``) and the
