@@ -40,7 +40,7 @@ SAMPLES = {"ink_sketch_sd2": "ink_sketch_sd2", "neon_glow_flux": "neon_glow_flux
            "shakespeare_gpt2": "Shakespeare GPT-2", "sql_helper_llama": "sql_helper_llama",
            "watercolor_sd15": "watercolor_sd15"}  # fmt: skip
 SETS = ("voices", "fresh", "direction", "direction2", "caesar", "broad", "voices2", "looks", "none", "voices3",
-        "looks2", "none2", "round8a", "round8b", "round10")  # fmt: skip
+        "looks2", "none2", "round8a", "round8b", "round10", "round11")  # fmt: skip
 
 
 def requests() -> list[tuple[str, str | None, str]]:

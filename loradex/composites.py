@@ -18,7 +18,7 @@ the sum leans only partly towards that part.
 
 Measured on the default registry's 1097 requests with a task (``benchmarks/results/registry_requests.md``,
 "Composites read with their parts"): R@1 0.881 → 0.896; nothing was tuned (``PART_MATCH`` is a plain
-"clearly the same thing" bar). Importing this module imports nothing heavy.
+"clearly the same thing" bar). Importing this module imports numpy, not torch.
 """
 
 from __future__ import annotations
@@ -26,14 +26,21 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import numpy as np
 
 from generators.steps import split_steps
 
 PART_MATCH = 0.5  # text cosine at which a single adapter counts as a part a description names
+# or, for a description's part, a match this many times closer than any other concept's (and over
+# PART_FLOOR): "Terminal greens" is clearly the green-terminal palette (0.42, the next 0.19)
+PART_CLEAR, PART_FLOOR = 2.0, 0.3
+ROLE_SHARE = 0.5  # how clearly a single must lean to one role's parts to take that role (``inferred_roles``)
 _COMBINED = re.compile(r"\b(?:combined with|together with|along with|plus|as well as)\b", re.IGNORECASE)
 # Where a request for several things divides into its parts ("a star, in sepia, with polka dots"):
 # punctuation and joining words, not inside a hyphenated word ("black-and-white")
-_PART_BREAK = re.compile(r"[,;:.!?]+|(?<![-\w])(?:and|with|plus|then|while|but|also|over|on top of|as well as|in)"
+_PART_BREAK = re.compile(r"[,;:.!?]+|(?<=\s)[+&](?=\s)|(?<![-\w])(?:combined with|together with|along with|and|with|plus|then|while|but|also|over|on top of|as well as|in)"
                          r"(?![-\w])", re.IGNORECASE)  # fmt: skip
 
 
@@ -57,12 +64,32 @@ def description_parts(description: str) -> list[str]:
     return steps if len(steps) > 1 else [text]
 
 
+def is_combination(description: str) -> bool:
+    """True when a description names its parts by a combining phrase ("A sepia tint combined with
+    vertical stripes"): the order it names them in is a convention (palette first, texture second)
+    that gives each part a role, unlike steps in sequence, whose order is the order they run in."""
+    return bool(_COMBINED.search(description)) and len(description_parts(description)) > 1
+
+
 def with_parts(own: float, part_cosines: Sequence[float], norm: float) -> float:
     """The cosine of a prompt with the sum of a composite's vector and its parts': ``own`` and
     ``part_cosines`` are the prompt's cosines with each (unit vectors), ``norm`` the sum's length."""
     if not part_cosines or not norm > 0 or not math.isfinite(norm):
         return own
     return (own + sum(part_cosines)) / norm
+
+
+def clear_match(found: Sequence[tuple[int, float]], concept: Mapping[int, str]) -> int | None:
+    """The adapter a description's part names, from its best text matches ``found`` ((id, cosine),
+    best first): the best at ``PART_MATCH`` or more, or over ``PART_FLOOR`` and ``PART_CLEAR`` times
+    closer than the best adapter of another concept (``concept``: id → what it does); else None."""
+    if not found:
+        return None
+    first, cos = found[0]
+    if cos >= PART_MATCH:
+        return first
+    other = next((c for j, c in found[1:] if concept.get(j) != concept.get(first)), 0.0)
+    return first if cos >= PART_FLOOR and cos >= PART_CLEAR * max(other, 0.0) else None
 
 
 def roles(parts_of: Mapping[int, Sequence[int]], concept: Mapping[int, str]) -> dict[str, set[int]]:
@@ -72,6 +99,44 @@ def roles(parts_of: Mapping[int, Sequence[int]], concept: Mapping[int, str]) -> 
     for parts in parts_of.values():
         for k, j in enumerate(parts):
             out.setdefault(concept[j], set()).add(k)
+    return out
+
+
+def inferred_roles(
+    taken: Mapping[str, set[int]], unplaced: Collection[str], vectors: Mapping[str, Any]
+) -> dict[str, set[int]]:
+    """Roles for concepts no composite uses yet (``unplaced``: a palette the registry holds only alone),
+    from where their text vectors lie (``vectors``: concept → unit vector (dim,)). With the concepts
+    ``taken`` only ever in one position as two groups (two or more each), a concept's lean is its
+    mean cosine with one group minus its mean cosine with the other; it takes the group's role when
+    its lean is at least ``ROLE_SHARE`` of the groups' own members' typical lean (each member's
+    without itself), so the rule reads the same in any text space. Nothing is inferred where most of
+    the composites' parts take either role (steps of chains), where they give no two fixed roles, or
+    for a concept without a vector."""
+    fixed = [c for c, where in taken.items() if len(where) == 1 and vectors.get(c) is not None]
+    if 2 * len(fixed) < len(taken):  # most parts take either role: no roles to infer
+        return {}
+    groups: dict[int, list[str]] = {}
+    for c in fixed:
+        groups.setdefault(next(iter(taken[c])), []).append(c)
+    if len(groups) != 2 or any(len(g) < 2 for g in groups.values()):
+        return {}
+    first, second = sorted(groups)
+
+    def lean(c: str) -> float:  # > 0: nearer the first group
+        near = {r: float(np.mean([vectors[c] @ vectors[m] for m in g if m != c])) for r, g in groups.items()}
+        return near[first] - near[second]
+
+    typical = float(np.mean([lean(c) if r == first else -lean(c) for r, g in groups.items() for c in g]))
+    if not typical > 0:  # the groups do not stand apart in this space
+        return {}
+    out: dict[str, set[int]] = {}
+    for c in unplaced:
+        if vectors.get(c) is None:
+            continue
+        x = lean(c)
+        if abs(x) >= ROLE_SHARE * typical:
+            out[c] = {first if x > 0 else second}
     return out
 
 

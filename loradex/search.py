@@ -18,8 +18,10 @@ import numpy as np
 from encoders.kind_prior import prior_kind
 from generators.steps import description_steps, split_steps
 from loradex.composites import (
-    PART_MATCH,
+    clear_match,
     description_parts,
+    inferred_roles,
+    is_combination,
     made_of,
     missing_combination,
     request_parts,
@@ -50,6 +52,7 @@ SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
 # the same adapter for the same prompt gets the same score at k = 1 and at k = 50.
 REFERENCE_POOL = 64
 VERDICT_POOL = 10  # "nothing fits" when none of the top VERDICT_POOL candidates is likely relevant
+PART_RIVALS = 6  # matches read per description part: the best of another concept is among them past seed copies
 RERANK_POOL = 10  # hybrid hits re-ranked by description precision (``rerank_by_precision``), whatever k is
 # hybrid hits of that pool lose this much score per step their description names more or fewer than the
 # request does (``rerank_by_steps``): 0.5 of a standardised unit, the best of 0.1 / 0.25 / 0.5 / 1.0 by MRR on
@@ -235,6 +238,7 @@ class _Snapshot:
     composites: dict[int, list[str]]  # adapter id → the parts its description names (``loradex.composites``)
     descriptions: dict[int, str]  # adapter id → its description
     single: frozenset[int]  # adapters whose description names no parts
+    combined: frozenset[int]  # composites naming their parts by a combining phrase (``is_combination``)
     # composite id → its parts' adapters (None: a part no adapter matches), filled as search meets them
     parts: dict[int, list[int] | None] = field(default_factory=dict)
     vectors: dict[int, Any] = field(default_factory=dict)  # id → its text index vector (dim,), as read
@@ -288,7 +292,10 @@ class Searcher:
             named = {i: description_parts(text) for i, text in described.items()}
             composites = {i: parts for i, parts in named.items() if len(parts) > 1}
             single = frozenset(i for i in named if i not in composites)
-            snapshot = _Snapshot(speller, setting_families, self.registry.family_kinds(), composites, described, single)
+            combined = frozenset(i for i in composites if is_combination(described[i]))
+            snapshot = _Snapshot(
+                speller, setting_families, self.registry.family_kinds(), composites, described, single, combined
+            )
             self._view = (key, snapshot)
         return self._view[1]
 
@@ -475,19 +482,52 @@ class Searcher:
             best = ranked[at[present[0]]]
             return [(max(best[0], ranked[0][0]), best[1], best[2])] + [r for r in ranked if r[1] != best[1]], False
         families = {(self.registry.identity_of(i) or ("", ""))[0] for i in matched.values()}
-        taken = roles(of, view.descriptions)
-        return ranked, len(families) == 1 and missing_combination(list(matched), taken, made)
+        if len(families) != 1:
+            return ranked, False
+        family = next(iter(families))
+        # roles come from combinations (palette + texture), not from chains' steps, of the parts' family
+        mine = {
+            i: js
+            for i, js in of.items()
+            if i in view.combined and (self.registry.identity_of(i) or ("", ""))[0] == family
+        }
+        taken = roles(mine, view.descriptions)
+        unplaced = [c for c in matched if c not in taken]
+        if unplaced:  # a palette the registry holds only alone: placed by where its text lies
+            where = {view.descriptions[j]: j for js in mine.values() for j in js}  # concept → one adapter doing it
+            where.update({c: matched[c] for c in unplaced})
+            taken = {**taken, **inferred_roles(taken, unplaced, self._unit_vectors(where))}
+        return ranked, missing_combination(list(matched), taken, made)
+
+    def _unit_vectors(self, of: dict[str, int]) -> dict[str, Any]:
+        """Key → the unit text index vector (dim,) of its adapter (``of``: key → id); None when it has none."""
+        view = self._snapshot()
+        out: dict[str, Any] = {}
+        for key, j in of.items():
+            if j not in view.vectors:
+                vec = self.registry.embeddings_of(j).get("text")
+                view.vectors[j] = None if vec is None else np.asarray(vec, dtype=np.float64)
+            v = view.vectors[j]
+            norm = float(np.linalg.norm(v)) if v is not None else 0.0
+            out[key] = v / norm if norm > 0 else None
+        return out
 
     def _match_parts(self, parts: list[str], single: frozenset[int]) -> list[int] | None:
-        """Each part's best-matching single adapter in the text index, None when one matches none."""
+        """Each part's single adapter (``_best_singles``), None when one matches none."""
         found = self._best_singles(parts, single)
         return None if any(i is None for i in found) else [i for i in found if i is not None]
 
     def _best_singles(self, parts: list[str], single: frozenset[int]) -> list[int | None]:
         """Per part, the single adapter (among ``single``; the index keeps those it holds) its text
-        matches best at ``PART_MATCH`` or more, else None; the parts are encoded in one batch."""
+        names (``loradex.composites.clear_match``), else None."""
+        concept = self._snapshot().descriptions
+        return [clear_match(f, concept) for f in self._singles_found(parts, single, PART_RIVALS)]
+
+    def _singles_found(self, parts: list[str], single: frozenset[int], n: int) -> list[list[tuple[int, float]]]:
+        """Per part, its ``n`` best-matching single adapters (id, text cosine), best first; the parts
+        are encoded in one batch."""
         if not parts or not single:
-            return [None] * len(parts)
+            return [[] for _ in parts]
         reads = [readable_for(self.text_encoder, part) for part in parts]
         plain = self.text_encoder.encode(reads)  # (n, dim)
         embedder = self.registry.embedders.get("text")
@@ -497,11 +537,11 @@ class Searcher:
             if callable(batch)
             else [self.text_query(r, v) for r, v in zip(reads, plain, strict=True)]
         )
-        allowed, out = set(single), []
-        for vec in vecs:  # (index dim,) each
-            found = self.registry.indexes["text"].search(vec, 1, allowed, None)
-            out.append(int(found[0][0]) if found and found[0][1] >= PART_MATCH else None)
-        return out
+        allowed = set(single)
+        # (index dim,) each
+        return [
+            [(int(i), float(c)) for i, c in self.registry.indexes["text"].search(vec, n, allowed, None)] for vec in vecs
+        ]
 
     def _with_parts(self, text: dict[int, float], query: Any) -> dict[int, float]:
         """Text cosines with each composite's read as the cosine with the sum of its and its parts'

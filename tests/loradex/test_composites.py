@@ -145,3 +145,74 @@ def test_a_palette_and_texture_the_registry_does_not_combine_fit_nothing(svc: Lo
     ids = _ids(svc)
     two_textures = [(1.0, ids["vstripes"], {}), (0.5, ids["dots"], {})]
     assert svc.searcher._by_concepts("vertical stripes and polka dots", two_textures) == (two_textures, False)
+
+
+def test_a_part_is_named_when_it_matches_closely_or_clearly_best() -> None:
+    from loradex.composites import PART_FLOOR, clear_match
+
+    concept = {1: "green terminal", 2: "green terminal", 3: "red", 4: "dots"}  # 2: a seed copy of 1
+    assert clear_match([(4, 0.8), (3, 0.7)], concept) == 4  # close: named, whatever the rest
+    assert clear_match([(1, 0.42), (2, 0.41), (3, 0.19)], concept) == 1  # twice as close as another concept
+    assert clear_match([(1, 0.42), (3, 0.3)], concept) is None  # a rival about as close: not clear
+    assert clear_match([(1, PART_FLOOR - 0.01)], concept) is None  # too far whatever the rest
+    assert clear_match([(1, 0.4), (2, 0.39)], concept) == 1  # only copies of itself near
+    assert clear_match([], concept) is None
+
+
+@pytest.mark.parametrize(
+    ("request_", "parts"),
+    [
+        ("cyanotype + checkerboard", ["cyanotype", "checkerboard"]),  # a spaced plus or & divides
+        ("black&white & grid lines", ["black&white", "grid lines"]),  # an & inside a word does not
+        ("shift letters +1", ["shift letters +1"]),
+        ("Cyanotype toning combined with a checkerboard", ["Cyanotype toning", "a checkerboard"]),
+    ],
+)  # fmt: skip
+def test_the_parts_a_request_names(request_: str, parts: list[str]) -> None:
+    from loradex.composites import request_parts
+
+    assert request_parts(request_) == parts
+
+
+def test_a_concept_held_only_alone_takes_the_role_of_the_concepts_it_lies_near() -> None:
+    from loradex.composites import inferred_roles, missing_combination
+
+    axes = np.eye(4)
+    palette, texture = axes[0], axes[1]
+    vec = {"sepia": palette, "gray": 0.9 * palette + 0.1 * axes[2], "stripes": texture, "dots": 0.8 * texture + 0.2 * axes[3],
+           "pastel": 0.8 * palette + 0.6 * axes[2], "shape": axes[3]}  # fmt: skip
+    vec = {c: v / np.linalg.norm(v) for c, v in vec.items()}
+    taken = {"sepia": {0}, "gray": {0}, "stripes": {1}, "dots": {1}}
+    placed = inferred_roles(taken, ["pastel", "shape", "unknown"], vec)
+    assert placed == {"pastel": {0}}  # near the palettes; the shape lies as near (or far) to both
+    flipped = {c: {1 - next(iter(w))} for c, w in taken.items()}
+    assert inferred_roles(flipped, ["pastel"], vec) == {"pastel": {1}}
+    assert missing_combination(["pastel", "dots"], {**taken, **placed}, []) is True
+    assert inferred_roles({"sepia": {0}, "stripes": {1}, "dots": {1}}, ["pastel"], vec) == {}  # one palette: no group
+    either = {"sepia": {0, 1}, "gray": {0, 1}, "stripes": {1}, "dots": {1}, "x": {0}, "y": {0}}
+    assert inferred_roles(either, ["pastel"], vec) == {}  # most parts take either role (chain steps)
+
+
+def test_a_palette_held_only_alone_with_a_texture_fits_nothing(svc: LocalService) -> None:
+    folder = ZOO / "image" / "adapters" / "pastel"
+    if not folder.is_dir():
+        pytest.skip("the zoos are not built")
+    ids = _ids(svc)
+    ranked = [(1.0, ids["dots"], {}), (0.9, ids["grayscale_dots"], {}), (0.8, ids["sepia_vstripes"], {})]
+    assert svc.searcher._by_concepts("soft pastel colours with polka dots", ranked)[1] is False  # no pastel yet
+    assert svc.ingest([folder]).count("ingested") == 1
+    try:
+        ranked.append((0.7, _ids(svc)["pastel"], {}))
+        assert svc.searcher._by_concepts("soft pastel colours with polka dots", ranked)[1] is True
+        assert svc.search("soft pastel colours with polka dots", 5).nothing_fits is True
+        assert svc.search("soft pastel colours", 5)[0].adapter["name"] == "pastel"
+    finally:
+        svc.remove(_ids(svc)["pastel"])
+
+
+def test_only_combinations_give_their_parts_roles() -> None:
+    from loradex.composites import is_combination
+
+    assert is_combination("Terminal greens combined with polka dots.")
+    assert not is_combination("Replace every vowel with 'x', then shift each letter forward by 2.")  # steps run in order
+    assert not is_combination("A polka-dot pattern over the whole image.")
