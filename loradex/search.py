@@ -244,6 +244,19 @@ class _Snapshot:
     vectors: dict[int, Any] = field(default_factory=dict)  # id → its text index vector (dim,), as read
 
 
+def kind_verdict(calibration: Calibration, pool: list[tuple[int, float | None]], text: dict[int, float] | None,
+                 fits: Callable[[int], bool]) -> bool | None:  # fmt: skip
+    """``Calibration.nothing_fits`` over the adapters that can do the request (``fits``: of the kind it
+    is about): the relevances of the verdict's ``pool`` ((id, relevance), best first) and the best
+    text cosine (``text``: id → cosine, None without a text signal) among those. A picture request
+    that only a text adapter's words resemble fits nothing; so does a pool with none of the kind."""
+    mine = [r for i, r in pool if fits(i)]
+    if pool and not mine:
+        return True
+    best = max((c for i, c in text.items() if fits(i)), default=None) if text is not None else None
+    return calibration.nothing_fits(mine, best)
+
+
 class Searcher:
     """Prompt → top-k adapters with a per-signal score breakdown.
 
@@ -383,8 +396,10 @@ class Searcher:
         ranked, unmet, singled = self._ranked(read, signals, reference, mode, q)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
-        best_text = max(signals["text"].values(), default=None) if "text" in signals else None
-        verdict = calibration.nothing_fits([h.relevance for h in shown[:VERDICT_POOL]], best_text)
+        # of the kind the request is about, when it says: a text adapter cannot do a picture's request
+        fits = self._of_kind(read, q, signals.get("text", {}))
+        pool = [(int(h.adapter["id"]), h.relevance) for h in shown[:VERDICT_POOL]]
+        verdict = kind_verdict(calibration, pool, signals.get("text"), fits)
         if unmet:  # the best is one of a family none of which has the setting asked
             verdict = True
         elif singled and verdict:  # the best names the setting asked, or goes the way asked
@@ -563,6 +578,25 @@ class Searcher:
             total = np.sum(vecs, axis=0)  # (dim,)
             out[i] = with_parts(text[i], [parts_cos[j] for j in js], float(np.linalg.norm(total)))
         return out
+
+    def _of_kind(self, read: str, q: Any, text: dict[int, float]) -> Callable[[int], bool]:
+        """Whether an adapter is of the kind the prompt as read is about (``wanted_kind``): True for
+        all when it does not say, or for adapters of a family whose kind is not known."""
+        wanted = self.wanted_kind(read, q)
+        if wanted is None:
+            return lambda i: True
+        kinds = self.family_kinds()
+        families = {i: (self.registry.identity_of(i) or ("", ""))[0] for i in text}
+
+        def fits(i: int) -> bool:
+            family = families.get(i)
+            if family is None:
+                found = self.registry.identity_of(i)
+                family = found[0] if found else ""
+            kind = kinds.get(family)
+            return kind not in MODALITY_KINDS or kind == wanted
+
+        return fits
 
     def wanted_kind(self, read: str, q: Any = None) -> str | None:
         """The kind of adapter (``loradex.modality.KINDS``) the prompt as read is about: from its words

@@ -53,6 +53,31 @@ def test_adapters_of_the_other_kind_are_lowered(svc: LocalService, monkeypatch: 
     assert before.index("interleave_dot") > before.index("dots"), before  # the words alone pick the image style
 
 
+def test_only_adapters_of_the_kind_asked_can_fit(svc: LocalService) -> None:
+    ids = {r["name"]: int(r["id"]) for r in svc.list()}
+    prompt = "invert the colours of the image, like a photo negative"  # about pictures; no picture adapter inverts
+    fits = svc.searcher._of_kind(prompt, svc.text_encoder.encode([prompt])[0], {})
+    assert [n for n in sorted(ids) if fits(ids[n])] == ["dots", "grayscale"]
+    hits = svc.search(prompt, 4)
+    assert hits.nothing_fits is True, [(h.adapter["name"], h.relevance, h.scores) for h in hits]
+    either = svc.searcher._of_kind("something fun", svc.text_encoder.encode(["something fun"])[0], {})
+    assert all(either(i) for i in ids.values())  # the words say no kind: every adapter may fit
+    assert svc.search("dots between the letters of a word", 4).nothing_fits is not True
+
+
+def test_the_verdict_reads_only_adapters_of_the_kind_asked() -> None:
+    from loradex.relevance import Calibration
+    from loradex.search import kind_verdict
+
+    cal = Calibration(nothing_fits_below=0.3, nothing_fits_text_below=0.5)
+    pool, text = [(1, 0.9), (2, 0.05)], {1: 0.7, 2: 0.3}  # 1: a text adapter whose words match a picture request
+    assert kind_verdict(cal, pool, text, lambda i: True) is False
+    assert kind_verdict(cal, pool, text, lambda i: i == 2) is True  # the picture adapter alone fits nothing
+    assert kind_verdict(cal, pool, {1: 0.7, 2: 0.6}, lambda i: i == 2) is False  # its words read like the request
+    assert kind_verdict(cal, pool, text, lambda i: False) is True  # none of the kind asked in the pool
+    assert kind_verdict(cal, [], None, lambda i: True) is None  # no hits: cannot tell
+
+
 @pytest.fixture(scope="module")
 def eight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
     """Four text and four image zoo adapters, the registry's text map fitted on their bundled texts."""
