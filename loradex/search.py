@@ -29,6 +29,7 @@ from loradex.composites import (
     with_parts,
 )
 from loradex.contrasts import without_contrasts
+from loradex.conversions import conversion, reversed_by
 from loradex.directions import agreed, directions, opposed, plain_orders
 from loradex.errors import SearchError
 from loradex.examples import examples_in
@@ -244,10 +245,10 @@ class _Snapshot:
     vectors: dict[int, Any] = field(default_factory=dict)  # id → its text index vector (dim,), as read
 
 
-def kind_verdict(calibration: Calibration, pool: list[tuple[int, float | None]], text: dict[int, float] | None,
+def verdict_among(calibration: Calibration, pool: list[tuple[int, float | None]], text: dict[int, float] | None,
                  fits: Callable[[int], bool]) -> bool | None:  # fmt: skip
     """``Calibration.nothing_fits`` over the adapters that can do the request (``fits``: of the kind it
-    is about): the relevances of the verdict's ``pool`` ((id, relevance), best first) and the best
+    is about, not converting the other way round): the relevances of the verdict's ``pool`` ((id, relevance), best first) and the best
     text cosine (``text``: id → cosine, None without a text signal) among those. A picture request
     that only a text adapter's words resemble fits nothing; so does a pool with none of the kind."""
     mine = [r for i, r in pool if fits(i)]
@@ -393,13 +394,13 @@ class Searcher:
                 candidates.update(i for i, _ in found)
                 reference.update(i for i, _ in found[:REFERENCE_POOL])
         signals = self._signals(queries, sorted(candidates))
-        ranked, unmet, singled = self._ranked(read, signals, reference, mode, q)
+        ranked, unmet, singled, turned = self._ranked(read, signals, reference, mode, q)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         # of the kind the request is about, when it says: a text adapter cannot do a picture's request
-        fits = self._of_kind(read, q, signals.get("text", {}))
-        pool = [(int(h.adapter["id"]), h.relevance) for h in shown[:VERDICT_POOL]]
-        verdict = kind_verdict(calibration, pool, signals.get("text"), fits)
+        of_kind = self._of_kind(read, q, signals.get("text", {}))
+        judged = [(int(h.adapter["id"]), h.relevance) for h in shown[:VERDICT_POOL]]
+        verdict = verdict_among(calibration, judged, signals.get("text"), lambda i: i not in turned and of_kind(i))
         if unmet:  # the best is one of a family none of which has the setting asked
             verdict = True
         elif singled and verdict:  # the best names the setting asked, or goes the way asked
@@ -609,14 +610,15 @@ class Searcher:
         return prior_kind(prior, q) if prior else None
 
     def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int], mode: str,
-                q: Any = None) -> tuple[list[Ranked], set[int], bool]:  # fmt: skip
-        """((score, id, cosines) best first, unmet, singled): the signals fused (``fuse`` over
+                q: Any = None) -> tuple[list[Ranked], set[int], bool, set[int]]:  # fmt: skip
+        """((score, id, cosines) best first, unmet, singled, turned): the signals fused (``fuse`` over
         ``reference``) when more than one has scores, then, in hybrid mode, re-ranked by description
         precision (with a text map), the steps asked, the way asked (``loradex.directions``) and the
         settings asked (``loradex.params``); ``unmet``: the best adapter before those priors, when its
         family has no member with the setting asked; ``singled``: the best after them names a setting
-        the request names (``loradex.params.named``) or goes the way it asks (``agreed``). ``q``: the
-        prompt's plain vector (d,), for the kind prior (``wanted_kind``)."""
+        the request names (``loradex.params.named``) or goes the way it asks (``agreed``); ``turned``:
+        adapters converting the other way round from the request (``loradex.conversions``), lowered
+        and unfit. ``q``: the prompt's plain vector (d,), for the kind prior (``wanted_kind``)."""
         kinds = list(signals)
         live = [kind for kind in kinds if signals[kind]]
         if len(live) > 1:
@@ -629,7 +631,7 @@ class Searcher:
             ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
         if mode != "hybrid":
-            return ranked, set(), False
+            return ranked, set(), False, set()
         found = self.registry.hits([i for _, i, _ in ranked[:RERANK_POOL]])  # the pool's descriptions
         weight = float((self.text_settings() or {}).get("precision_weight", 0.0))
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
@@ -646,6 +648,9 @@ class Searcher:
         off, unmet = mismatched(read, described, self.setting_families(), samples, split_steps)
         for i in off - unmet:
             drops[i] = drops.get(i, 0.0) + SETTING_PENALTY
+        turned = self._turned(read, described)  # "Shakespeare into modern English": not the other way
+        for i in turned:
+            drops[i] = drops.get(i, 0.0) + DIRECTION_PENALTY
         wanted = self.wanted_kind(read, q)  # "dots between letters": not the polka-dot image style
         if wanted is not None:
             of_family = self.family_kinds()
@@ -657,13 +662,22 @@ class Searcher:
         ranked = lowered(ranked, drops)
         ranked, missing = self._by_concepts(read, ranked)
         if missing:  # two parts the registry combines, asked in a combination it does not hold
-            return ranked, {ranked[0][1]}, False
+            return ranked, {ranked[0][1]}, False, turned
         if not (ranked and ranked[0][1] in described) or top & unmet:
-            return ranked, top & unmet, False
+            return ranked, top & unmet, False, turned
         # the best names the setting asked, or goes the way asked on an axis: the request singles it out
         first = ranked[0][1]
         singled = first in named(read, {first: described[first]}, self.setting_families(), samples, split_steps)
-        return ranked, set(), singled or agreed(asked, ways.get(first, {}))
+        return ranked, set(), singled or agreed(asked, ways.get(first, {})), turned
+
+    def _turned(self, read: str, described: dict[int, str]) -> set[int]:
+        """The ``described`` adapters (id → description) converting the other way round from the prompt
+        as read (``loradex.conversions.reversed_by``, phrases compared by the plain text encoder)."""
+        asked = conversion(read)
+        if asked is None:
+            return set()
+        pairs = [(i, pair) for i, text in sorted(described.items()) if (pair := conversion(text)) is not None]
+        return reversed_by(asked, pairs, lambda texts: self.text_encoder.encode(texts)) if pairs else set()
 
     def _precision(self, read: str, pool: list[tuple[float, int, Any]],
                    found: dict[int, dict[str, Any]]) -> dict[int, float]:  # fmt: skip

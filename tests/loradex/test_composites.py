@@ -214,5 +214,7 @@ def test_only_combinations_give_their_parts_roles() -> None:
     from loradex.composites import is_combination
 
     assert is_combination("Terminal greens combined with polka dots.")
-    assert not is_combination("Replace every vowel with 'x', then shift each letter forward by 2.")  # steps run in order
+    assert not is_combination(
+        "Replace every vowel with 'x', then shift each letter forward by 2."
+    )  # steps run in order
     assert not is_combination("A polka-dot pattern over the whole image.")

@@ -67,15 +67,15 @@ def test_only_adapters_of_the_kind_asked_can_fit(svc: LocalService) -> None:
 
 def test_the_verdict_reads_only_adapters_of_the_kind_asked() -> None:
     from loradex.relevance import Calibration
-    from loradex.search import kind_verdict
+    from loradex.search import verdict_among
 
     cal = Calibration(nothing_fits_below=0.3, nothing_fits_text_below=0.5)
     pool, text = [(1, 0.9), (2, 0.05)], {1: 0.7, 2: 0.3}  # 1: a text adapter whose words match a picture request
-    assert kind_verdict(cal, pool, text, lambda i: True) is False
-    assert kind_verdict(cal, pool, text, lambda i: i == 2) is True  # the picture adapter alone fits nothing
-    assert kind_verdict(cal, pool, {1: 0.7, 2: 0.6}, lambda i: i == 2) is False  # its words read like the request
-    assert kind_verdict(cal, pool, text, lambda i: False) is True  # none of the kind asked in the pool
-    assert kind_verdict(cal, [], None, lambda i: True) is None  # no hits: cannot tell
+    assert verdict_among(cal, pool, text, lambda i: True) is False
+    assert verdict_among(cal, pool, text, lambda i: i == 2) is True  # the picture adapter alone fits nothing
+    assert verdict_among(cal, pool, {1: 0.7, 2: 0.6}, lambda i: i == 2) is False  # its words read like the request
+    assert verdict_among(cal, pool, text, lambda i: False) is True  # none of the kind asked in the pool
+    assert verdict_among(cal, [], None, lambda i: True) is None  # no hits: cannot tell
 
 
 @pytest.fixture(scope="module")
