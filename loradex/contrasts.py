@@ -33,3 +33,18 @@ def without_contrasts(text: str) -> str:
     kept = re.sub(r"(?:[,;:]\s*){2,}", ", ", kept).strip(" ,;:-–—")
     kept = re.sub(r"^(?:and|but|or)\s+|\s+(?:and|but|or)$", "", kept, flags=re.IGNORECASE).strip(" ,;:-–—")
     return kept if _CONTENT.search(kept) else text
+
+
+_LEAD = re.compile(r"^\s*(?:not|rather\s+than|instead\s+of|as\s+opposed\s+to)\s+(?:just\s+|the\s+one\s+that\s+)?",
+                   re.IGNORECASE)  # fmt: skip
+
+
+def turned_down(text: str) -> list[str]:
+    """The alternatives ``text`` turns down ("a full round moon, not a crescent": ["a crescent"]), each
+    without its leading "not" / "rather than"; only those with a word of three letters or more, and
+    none when ``without_contrasts`` keeps the text whole."""
+    if without_contrasts(text) == text:
+        return []
+    spans = [m.group(0) for pattern in (_CLAUSE_NOT, _ANYWHERE) for m in pattern.finditer(text)]
+    out = [" ".join(_LEAD.sub("", s).split()).strip(" ,;:.!?-–—") for s in spans]
+    return [s for s in out if _CONTENT.search(s)]

@@ -18,6 +18,7 @@ import numpy as np
 from encoders.kind_prior import prior_kind
 from generators.steps import description_steps, split_steps
 from loradex.composites import (
+    PART_MATCH,
     clear_match,
     description_parts,
     inferred_roles,
@@ -28,7 +29,7 @@ from loradex.composites import (
     roles,
     with_parts,
 )
-from loradex.contrasts import without_contrasts
+from loradex.contrasts import turned_down, without_contrasts
 from loradex.conversions import conversion, reversed_by
 from loradex.directions import agreed, directions, opposed, plain_orders
 from loradex.errors import SearchError
@@ -400,7 +401,8 @@ class Searcher:
         # of the kind the request is about, when it says: a text adapter cannot do a picture's request
         of_kind = self._of_kind(read, q, signals.get("text", {}))
         judged = [(int(h.adapter["id"]), h.relevance) for h in shown[:VERDICT_POOL]]
-        verdict = verdict_among(calibration, judged, signals.get("text"), lambda i: i not in turned and of_kind(i))
+        unfit = turned | self._refused(prompt, [i for i, _ in judged])  # the other way round; turned down by name
+        verdict = verdict_among(calibration, judged, signals.get("text"), lambda i: i not in unfit and of_kind(i))
         if unmet:  # the best is one of a family none of which has the setting asked
             verdict = True
         elif singled and verdict:  # the best names the setting asked, or goes the way asked
@@ -537,11 +539,11 @@ class Searcher:
         """Per part, the single adapter (among ``single``; the index keeps those it holds) its text
         names (``loradex.composites.clear_match``), else None."""
         concept = self._snapshot().descriptions
-        return [clear_match(f, concept) for f in self._singles_found(parts, single, PART_RIVALS)]
+        return [clear_match(f, concept) for f in self._texts_found(parts, single, PART_RIVALS)]
 
-    def _singles_found(self, parts: list[str], single: frozenset[int], n: int) -> list[list[tuple[int, float]]]:
-        """Per part, its ``n`` best-matching single adapters (id, text cosine), best first; the parts
-        are encoded in one batch."""
+    def _texts_found(self, parts: list[str], single: frozenset[int], n: int) -> list[list[tuple[int, float]]]:
+        """Per text of ``parts``, its ``n`` best-matching adapters among ``single`` (id, text cosine),
+        best first; the texts are encoded in one batch."""
         if not parts or not single:
             return [[] for _ in parts]
         reads = [readable_for(self.text_encoder, part) for part in parts]
@@ -669,6 +671,18 @@ class Searcher:
         first = ranked[0][1]
         singled = first in named(read, {first: described[first]}, self.setting_families(), samples, split_steps)
         return ranked, set(), singled or agreed(asked, ways.get(first, {})), turned
+
+    def _refused(self, prompt: str, pool: list[int]) -> set[int]:
+        """The ``pool``'s adapters the prompt turns down by name ("a full round moon, not a crescent":
+        the crescent adapter, ``loradex.contrasts.turned_down``): each alternative's best text match
+        among them at ``PART_MATCH`` or more, with every adapter of the same description."""
+        spans = turned_down(prompt)
+        if not spans or not pool:
+            return set()
+        view = self._snapshot()
+        found = self._texts_found(spans, frozenset(pool), 1)
+        named = {view.descriptions.get(f[0][0]) for f in found if f and f[0][1] >= PART_MATCH}
+        return {i for i in pool if view.descriptions.get(i) in named}
 
     def _turned(self, read: str, described: dict[int, str]) -> set[int]:
         """The ``described`` adapters (id → description) converting the other way round from the prompt

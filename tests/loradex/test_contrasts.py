@@ -65,3 +65,38 @@ def test_search_reads_what_is_wanted(svc: LocalService) -> None:
     assert [h.adapter["id"] for h in hits] == [h.adapter["id"] for h in plain]
     assert [h.score for h in hits] == pytest.approx([h.score for h in plain])
     assert svc.search("everything in small letters", k=4).read is None  # nothing turned down: nothing to say
+
+
+@pytest.mark.parametrize(
+    ("text", "spans"),
+    [
+        ("can it draw a full round moon, not a crescent?", ["a crescent"]),
+        ("a complete circle rather than a sliver", ["a sliver"]),
+        ("not the capitalising one - I want everything in small letters", ["the capitalising one"]),
+        ("keep the letters that are not vowels", []),  # what is asked, not an alternative
+        ("no colour at all", []),
+    ],
+)
+def test_the_alternatives_a_request_turns_down(text: str, spans: list[str]) -> None:
+    from loradex.contrasts import turned_down
+
+    assert turned_down(text) == spans
+
+
+def test_the_alternative_turned_down_by_name_cannot_fit(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from pathlib import Path
+
+    zoo = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "image" / "adapters"
+    folders = [zoo / n for n in ("crescent", "star", "heart")]
+    if not all(f.is_dir() for f in folders):
+        pytest.skip("the zoos are not built")
+    s = LocalService.open(tmp_path_factory.mktemp("turned_down") / "home")
+    try:
+        assert s.ingest(folders).count("ingested") == 3
+        ids = {r["name"]: int(r["id"]) for r in s.list()}
+        assert s.searcher._refused("a full round moon, not a crescent", list(ids.values())) == {ids["crescent"]}
+        assert s.searcher._refused("a full round moon", list(ids.values())) == set()
+        wanted = s.search("a crescent moon, not a star", 3)
+        assert wanted[0].adapter["name"] == "crescent" and wanted.nothing_fits is not True
+    finally:
+        s.close()
