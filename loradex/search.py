@@ -8,58 +8,44 @@ from __future__ import annotations
 
 import functools
 import json
-import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import Any, TypeVar
-
-import numpy as np
 
 from encoders.kind_prior import prior_kind
 from generators.steps import description_steps, split_steps
-from loradex.composites import (
-    PART_MATCH,
-    clear_match,
-    description_parts,
-    inferred_roles,
-    is_combination,
-    made_of,
-    missing_combination,
-    request_parts,
-    roles,
-    with_parts,
-)
-from loradex.contrasts import turned_down, without_contrasts
+from loradex.composites import description_parts, is_combination
+from loradex.contrasts import without_contrasts
 from loradex.conversions import conversion, reversed_by
-from loradex.directions import agreed, directions, opposed, plain_orders
+from loradex.directions import agreed, directions, opposed
 from loradex.errors import SearchError
 from loradex.examples import examples_in
 from loradex.modality import KINDS as MODALITY_KINDS
 from loradex.modality import asked_kind
-from loradex.number_words import digits_for_number_words
-from loradex.params import families, mismatched, named, quote_affixes
+from loradex.params import families, mismatched, named
+from loradex.ranking import (  # noqa: F401  (MIN_SPREAD, description_precision: read from here too)
+    MIN_SPREAD,
+    RERANK_POOL,
+    SIGNAL_WEIGHTS,
+    STEP_PENALTY,
+    after_originals,
+    description_precision,
+    fuse,
+    lowered,
+    rerank_by_precision,
+    rerank_by_steps,
+    verdict_among,
+)
+from loradex.reading import readable_for, readable_prompt  # noqa: F401  (readable_prompt: read from here too)
 from loradex.relevance import Calibration
-from loradex.shift_words import forward_shifts
+from loradex.search_parts import PartsReading, Ranked, Snapshot
 from loradex.spelling import Speller, words_of
-from loradex.symbol_words import NAME_WORDS, symbols_for_names
+from loradex.symbol_words import NAME_WORDS
 from loradex.types import SEARCH_MODES, Filters, SearchHit, SearchResults
 
-MIN_SPREAD = 0.1  # cosine spread below which a signal counts as uninformative for a query
-# How much each signal counts in hybrid search. The weight encoder is trained for its family's
-# adapters and separates sibling tasks the generic text encoder puts close together, so it leads;
-# metadata text still breaks ties and finds adapters of tasks the encoder never saw. Chosen for plain
-# text-encoder cosines; a registry text map carries its own (``encoders.registry_text_map``).
-SIGNAL_WEIGHTS = {"weights": 0.7, "text": 0.3}
 # Hybrid scores are standardised over each query's top REFERENCE_POOL candidates, whatever k is:
 # the same adapter for the same prompt gets the same score at k = 1 and at k = 50.
 REFERENCE_POOL = 64
 VERDICT_POOL = 10  # "nothing fits" when none of the top VERDICT_POOL candidates is likely relevant
-PART_RIVALS = 6  # matches read per description part: the best of another concept is among them past seed copies
-RERANK_POOL = 10  # hybrid hits re-ranked by description precision (``rerank_by_precision``), whatever k is
-# hybrid hits of that pool lose this much score per step their description names more or fewer than the
-# request does (``rerank_by_steps``): 0.5 of a standardised unit, the best of 0.1 / 0.25 / 0.5 / 1.0 by MRR on
-# training-task requests of keywords/everyday/jargon (benchmarks/results/retrieval_steps.md)
-STEP_PENALTY = 0.5
 # hybrid hits of that pool lose this much score per axis (rotation, sort order, case, lines) their description goes the
 # other way on than the request (``loradex.directions``): a full standardised unit, as the opposite way is
 # another task, not a lesser fit
@@ -74,125 +60,13 @@ SETTING_PENALTY = 1.0
 # off an image adapter for a request only about text, or a text adapter for one only about pictures
 # (``loradex.modality``): another kind of adapter altogether
 MODALITY_PENALTY = 1.0
-MIN_PRECISION_SPREAD = 0.05  # precision spread below which it cannot reorder the pool
 HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description", "trigger_words", "tags",
               "module_count", "sha256")  # fmt: skip
-
-# characters the text encoder's tokenizer reads as unknown: pictographs and other symbols (emoji),
-# their variation selectors and joiners, private-use and unassigned code points
-DROPPED_CATEGORIES = frozenset({"So", "Co", "Cn", "Cs"})
-DROPPED_CHARS = frozenset({"\u200d", *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0x1F3FB, 0x1F400))})
 
 _T = TypeVar("_T")
 
 # one query of a signal: (query vector, ids it may score (None: all allowed), ids it must not score)
 Query = tuple[Any, set[int] | None, set[int] | None]
-Ranked = tuple[float, int, dict[str, float | None]]  # (score, adapter id, cosines per signal)
-
-
-def readable_prompt(prompt: str, knows: Callable[[str], bool] | None = None) -> str:
-    """The prompt as the text encoder should read it: symbols (emoji, pictographs) its tokenizer does
-    not know are dropped (``knows(char)``, the encoder's ``TextEncoder.knows``; None: drop them all),
-    as are joiners, variation selectors and skin tones; spaces collapsed. An unknown symbol would be
-    an unknown token, and one glued to a word (``glowing✨``) makes the whole word unknown, which
-    pulls the query away from every description. A prompt of nothing but such characters is kept."""
-    kept = []
-    for c in prompt:
-        if c in DROPPED_CHARS:
-            continue
-        unknown = unicodedata.category(c) in DROPPED_CATEGORIES and not (knows is not None and knows(c))
-        kept.append(" " if unknown else c)
-    text = " ".join("".join(kept).split())
-    return text or prompt
-
-
-def readable_for(encoder: Any, prompt: str, speller: Speller | None = None) -> str:
-    """What search, the map's query point and generation embed: ``readable_prompt`` with ``encoder``'s
-    own tokenizer deciding which symbols it knows (when it can tell: ``TextEncoder.knows``), spelling
-    slips put right (``speller``, ``Searcher.speller``: the encoder's and the registry's words), number
-    words as digits (``digits_for_number_words``: descriptions say "by 8", people "by eight", and the
-    encoder embeds the two apart), symbol names with their symbol (``symbols_for_names``: descriptions
-    say "'-'", people "a hyphen"), a letter shift asked backwards as the forward one (``forward_shifts``:
-    "back by 2" is "forward by 24"), affixes named without quotes quoted (``quote_affixes``: "the
-    prefix anti-" is "the prefix 'anti'"), "abc order" as "alphabetical order" (``plain_orders``), and
-    without the alternatives it turns down (``without_contrasts``: "horizontal stripes, not vertical").
-    Only for embedding: what is stored and shown keeps the words."""
-    read = readable_prompt(without_contrasts(prompt), getattr(encoder, "knows", None))
-    digits = digits_for_number_words(speller.correct(read) if speller is not None else read)
-    return symbols_for_names(quote_affixes(plain_orders(forward_shifts(digits))))
-
-
-def fuse(signals: dict[str, dict[int, float]], weights: dict[str, float] | None = None,
-         reference: set[int] | None = None) -> dict[int, float]:  # fmt: skip
-    """Hybrid score: per signal, cosines standardised over the reference pool (``reference``: the
-    same candidates whatever k asks for, so an adapter's score does not depend on k; default: all
-    scored), then a weighted mean (``weights``, default ``SIGNAL_WEIGHTS``; a registry with a text
-    map uses its map's, ``Searcher.signal_weights``) over the signals an adapter has.
-    Standardising puts the weight encoder's wide cosines and the text encoder's narrow ones on one
-    scale, so a signal that singles out one adapter is not drowned by one that finds everything
-    roughly alike; the spread is floored at ``MIN_SPREAD`` so a signal that is flat for this query
-    cannot reorder the other."""
-    weights = SIGNAL_WEIGHTS if weights is None else weights
-    num: dict[int, float] = {}
-    den: dict[int, float] = {}
-    for kind, scores in signals.items():
-        if not scores:
-            continue
-        w = weights.get(kind, 1.0)
-        vals = [v for i, v in scores.items() if reference is None or i in reference] or list(scores.values())
-        mean = sum(vals) / len(vals)
-        std = max((sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, MIN_SPREAD)
-        for i, v in scores.items():
-            num[i] = num.get(i, 0.0) + w * (v - mean) / std
-            den[i] = den.get(i, 0.0) + w
-    return {i: num[i] / den[i] for i in num}
-
-
-def description_precision(prompt_tokens: Any, description_tokens: Any) -> float:
-    """How much of a description the prompt asks for: the mean, over the description's word pieces,
-    of each one's best cosine with a word piece of the prompt (BERTScore precision). An adapter that
-    does more than was asked ("swap the case, then reverse" for "swap the case") scores lower than
-    one that does just that, where the sentence cosines of both are close."""
-    if len(prompt_tokens) == 0 or len(description_tokens) == 0:
-        return 0.0
-    return float((description_tokens @ prompt_tokens.T).max(axis=1).mean())  # (desc tokens, prompt tokens)
-
-
-def rerank_by_precision(ranked: list[tuple[float, int, Any]], precision: dict[int, float],
-                        weight: float) -> list[tuple[float, int, Any]]:  # fmt: skip
-    """``ranked`` (best first) with the top ``RERANK_POOL``'s scores raised by ``weight`` × their
-    description precision standardised over that pool (spread floored at ``MIN_PRECISION_SPREAD``);
-    the rest keep their order below the pool's weakest adjustment. Re-sorted."""
-    pool = [t for t in ranked[:RERANK_POOL] if t[1] in precision]
-    if weight <= 0 or len(pool) < 2:
-        return ranked
-    vals = [precision[i] for _, i, _ in pool]
-    mean = sum(vals) / len(vals)
-    std = max((sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, MIN_PRECISION_SPREAD)
-    lift = {i: weight * (precision[i] - mean) / std for _, i, _ in pool}
-    floor = min(lift.values())
-    out = [(score + lift.get(i, floor), i, parts) for score, i, parts in ranked]
-    out.sort(key=lambda t: (-t[0], t[1]))
-    return out
-
-
-def rerank_by_steps(ranked: list[tuple[float, int, Any]], steps: dict[int, int], asked: int,
-                    penalty: float | None = None) -> list[tuple[float, int, Any]]:  # fmt: skip
-    """``ranked`` (best first) with each of ``steps``' adapters (id → the steps its description names,
-    ``generators.steps.split_steps``) lowered by ``penalty`` per step more or fewer than ``asked``:
-    "shift letters +1" asks one step, and an adapter that shifts and also rotates does more than
-    that. Re-sorted; adapters not in ``steps`` keep their scores. ``penalty``: ``STEP_PENALTY``."""
-    penalty = STEP_PENALTY if penalty is None else penalty
-    return lowered(ranked, {i: penalty * abs(n - asked) for i, n in steps.items()})
-
-
-def lowered(ranked: list[tuple[float, int, Any]], drops: dict[int, float]) -> list[tuple[float, int, Any]]:
-    """``ranked`` (best first) with each of ``drops``' adapters' score lowered by its drop, re-sorted."""
-    if not any(drops.values()):
-        return ranked
-    out = [(score - drops.get(i, 0.0), i, parts) for score, i, parts in ranked]
-    out.sort(key=lambda t: (-t[0], t[1]))
-    return out
 
 
 def _reads_indexes(method: Callable[..., _T]) -> Callable[..., _T]:
@@ -207,59 +81,7 @@ def _reads_indexes(method: Callable[..., _T]) -> Callable[..., _T]:
     return read
 
 
-def after_originals(hits: list[SearchHit], copies: dict[int, int]) -> list[SearchHit]:
-    """``hits`` with each copy (``copies``: id → its original; a generated adapter that is a
-    registered one's weights as is) that ranks above its original moved to right after it, scored
-    as it is. A copy's description is the request it was made for, so its text signal can outrank
-    the original it copied for the next similar request; the original is what was checked."""
-    at = {int(h.adapter["id"]): n for n, h in enumerate(hits)}
-    moved = {c for c, o in copies.items() if c in at and o in at and at[c] < at[o]}
-    if not moved:
-        return hits
-    out: list[SearchHit] = []
-    for h in hits:
-        i = int(h.adapter["id"])
-        if i in moved:
-            continue
-        out.append(h)
-        for c in sorted((c for c in moved if copies[c] == i), key=at.__getitem__):
-            hit = hits[at[c]]
-            rel = hit.relevance if hit.relevance is None or h.relevance is None else min(hit.relevance, h.relevance)
-            out.append(replace(hit, score=min(hit.score, h.score), relevance=rel,
-                               why=f"{hit.why}; a copy of #{i} ({h.adapter['name']}): listed after it"))  # fmt: skip
-    return out
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """What search reads of the whole registry (``Searcher._snapshot``)."""
-
-    speller: Speller | None  # None for an encoder that cannot list its words
-    families: dict[str, list[str]]  # parametric families (``loradex.params.families``)
-    kinds: dict[str, str]  # family → kind (``Registry.family_kinds``)
-    composites: dict[int, list[str]]  # adapter id → the parts its description names (``loradex.composites``)
-    descriptions: dict[int, str]  # adapter id → its description
-    single: frozenset[int]  # adapters whose description names no parts
-    combined: frozenset[int]  # composites naming their parts by a combining phrase (``is_combination``)
-    # composite id → its parts' adapters (None: a part no adapter matches), filled as search meets them
-    parts: dict[int, list[int] | None] = field(default_factory=dict)
-    vectors: dict[int, Any] = field(default_factory=dict)  # id → its text index vector (dim,), as read
-
-
-def verdict_among(calibration: Calibration, pool: list[tuple[int, float | None]], text: dict[int, float] | None,
-                 fits: Callable[[int], bool]) -> bool | None:  # fmt: skip
-    """``Calibration.nothing_fits`` over the adapters that can do the request (``fits``: of the kind it
-    is about, not converting the other way round): the relevances of the verdict's ``pool`` ((id, relevance), best first) and the best
-    text cosine (``text``: id → cosine, None without a text signal) among those. A picture request
-    that only a text adapter's words resemble fits nothing; so does a pool with none of the kind."""
-    mine = [r for i, r in pool if fits(i)]
-    if pool and not mine:
-        return True
-    best = max((c for i, c in text.items() if fits(i)), default=None) if text is not None else None
-    return calibration.nothing_fits(mine, best)
-
-
-class Searcher:
+class Searcher(PartsReading):
     """Prompt → top-k adapters with a per-signal score breakdown.
 
     ``text``: cosine of the prompt with the adapter's metadata text; ``weights``: cosine with its
@@ -270,7 +92,7 @@ class Searcher:
     def __init__(self, registry: Any, text_encoder: Any, weight_embedder: Any) -> None:
         self.registry, self.text_encoder, self.weight_embedder = registry, text_encoder, weight_embedder
         self._calibration: tuple[str, Calibration] | None = None
-        self._view: tuple[tuple[Any, ...], _Snapshot] | None = None  # (text index state, snapshot)
+        self._view: tuple[tuple[Any, ...], Snapshot] | None = None  # (text index state, snapshot)
 
     def speller(self) -> Speller | None:
         """Spelling for prompts (``loradex.spelling``): the text encoder's words and the words of the
@@ -289,7 +111,7 @@ class Searcher:
         when the text index changes."""
         return self._snapshot().families
 
-    def _snapshot(self) -> _Snapshot:
+    def _snapshot(self) -> Snapshot:
         """What search reads of the whole registry, built from one listing of it whenever the text index
         has changed (an ingest or a removal changes it)."""
         index = self.registry.indexes["text"]
@@ -308,7 +130,7 @@ class Searcher:
             composites = {i: parts for i, parts in named.items() if len(parts) > 1}
             single = frozenset(i for i in named if i not in composites)
             combined = frozenset(i for i in composites if is_combination(described[i]))
-            snapshot = _Snapshot(
+            snapshot = Snapshot(
                 speller, setting_families, self.registry.family_kinds(), composites, described, single, combined
             )
             self._view = (key, snapshot)
@@ -461,127 +283,6 @@ class Searcher:
             signals["text"] = self._with_parts(signals["text"], queries["text"][0][0])
         return signals
 
-    def parts_of(self, ids: Iterable[int]) -> dict[int, list[int]]:
-        """Each composite among ``ids`` → its parts' adapters (``loradex.composites``), matched on first
-        need and kept until the text index changes; composites with a part no adapter matches are left out."""
-        view = self._snapshot()
-        out = {}
-        for i in ids:
-            if i not in view.composites:
-                continue
-            if i not in view.parts:  # a composite is never a single: no need to exclude itself
-                view.parts[i] = self._match_parts(view.composites[i], view.single)
-            found = view.parts[i]
-            if found:
-                out[i] = found
-        return out
-
-    def _by_concepts(self, read: str, ranked: list[Ranked]) -> tuple[list[Ranked], bool]:
-        """(``ranked``, missing) with the composite made of exactly the parts the request names
-        (``loradex.composites.request_parts``, each part's best-matching single adapter) moved first;
-        ``missing``: no candidate composite is made of them and they are two the candidate composites
-        give distinct roles (``missing_combination``), of one family."""
-        view = self._snapshot()
-        near = any(i in view.composites for _, i, _ in ranked[:RERANK_POOL])  # else nothing to move or judge by
-        parts = request_parts(read) if near else []
-        if len(parts) < 2:
-            return ranked, False
-        matched: dict[str, int] = {}  # concept (the single's description) → the single, in the request's order
-        for found in self._best_singles(parts, view.single):
-            if found is not None:
-                matched.setdefault(view.descriptions[found], found)
-        if len(matched) < 2:
-            return ranked, False
-        of = self.parts_of(i for _, i, _ in ranked)  # the candidates' composites: bounded whatever the registry's size
-        made = made_of(list(matched), of, view.descriptions)
-        at = {i: n for n, (_, i, _) in enumerate(ranked)}
-        present = sorted((i for i in made if i in at), key=at.__getitem__)
-        if present:
-            best = ranked[at[present[0]]]
-            return [(max(best[0], ranked[0][0]), best[1], best[2])] + [r for r in ranked if r[1] != best[1]], False
-        families = {(self.registry.identity_of(i) or ("", ""))[0] for i in matched.values()}
-        if len(families) != 1:
-            return ranked, False
-        family = next(iter(families))
-        # roles come from combinations (palette + texture), not from chains' steps, of the parts' family
-        mine = {
-            i: js
-            for i, js in of.items()
-            if i in view.combined and (self.registry.identity_of(i) or ("", ""))[0] == family
-        }
-        taken = roles(mine, view.descriptions)
-        unplaced = [c for c in matched if c not in taken]
-        if unplaced:  # a palette the registry holds only alone: placed by where its text lies
-            where = {view.descriptions[j]: j for js in mine.values() for j in js}  # concept → one adapter doing it
-            where.update({c: matched[c] for c in unplaced})
-            taken = {**taken, **inferred_roles(taken, unplaced, self._unit_vectors(where))}
-        return ranked, missing_combination(list(matched), taken, made)
-
-    def _unit_vectors(self, of: dict[str, int]) -> dict[str, Any]:
-        """Key → the unit text index vector (dim,) of its adapter (``of``: key → id); None when it has none."""
-        view = self._snapshot()
-        out: dict[str, Any] = {}
-        for key, j in of.items():
-            if j not in view.vectors:
-                vec = self.registry.embeddings_of(j).get("text")
-                view.vectors[j] = None if vec is None else np.asarray(vec, dtype=np.float64)
-            v = view.vectors[j]
-            norm = float(np.linalg.norm(v)) if v is not None else 0.0
-            out[key] = v / norm if norm > 0 else None
-        return out
-
-    def _match_parts(self, parts: list[str], single: frozenset[int]) -> list[int] | None:
-        """Each part's single adapter (``_best_singles``), None when one matches none."""
-        found = self._best_singles(parts, single)
-        return None if any(i is None for i in found) else [i for i in found if i is not None]
-
-    def _best_singles(self, parts: list[str], single: frozenset[int]) -> list[int | None]:
-        """Per part, the single adapter (among ``single``; the index keeps those it holds) its text
-        names (``loradex.composites.clear_match``), else None."""
-        concept = self._snapshot().descriptions
-        return [clear_match(f, concept) for f in self._texts_found(parts, single, PART_RIVALS)]
-
-    def _texts_found(self, parts: list[str], single: frozenset[int], n: int) -> list[list[tuple[int, float]]]:
-        """Per text of ``parts``, its ``n`` best-matching adapters among ``single`` (id, text cosine),
-        best first; the texts are encoded in one batch."""
-        if not parts or not single:
-            return [[] for _ in parts]
-        reads = [readable_for(self.text_encoder, part) for part in parts]
-        plain = self.text_encoder.encode(reads)  # (n, dim)
-        embedder = self.registry.embedders.get("text")
-        batch = getattr(embedder, "query_texts", None)
-        vecs = (
-            batch(reads, plain)
-            if callable(batch)
-            else [self.text_query(r, v) for r, v in zip(reads, plain, strict=True)]
-        )
-        allowed = set(single)
-        # (index dim,) each
-        return [
-            [(int(i), float(c)) for i, c in self.registry.indexes["text"].search(vec, n, allowed, None)] for vec in vecs
-        ]
-
-    def _with_parts(self, text: dict[int, float], query: Any) -> dict[int, float]:
-        """Text cosines with each composite's read as the cosine with the sum of its and its parts'
-        vectors (``loradex.composites.with_parts``); ``query``: the prompt in the text index's space."""
-        of = self.parts_of(text)
-        if not of:
-            return text
-        view = self._snapshot()
-        needed = sorted({j for i, js in of.items() for j in (i, *js)} - set(view.vectors))
-        for j in needed:
-            vec = self.registry.embeddings_of(j).get("text")
-            view.vectors[j] = None if vec is None else np.asarray(vec, dtype=np.float64)
-        parts_cos = self.registry.indexes["text"].score_ids(query, sorted({j for js in of.values() for j in js}))
-        out = dict(text)
-        for i, js in of.items():
-            vecs = [v for v in (view.vectors.get(j) for j in (i, *js)) if v is not None]
-            if len(vecs) < len(js) + 1 or any(j not in parts_cos for j in js):
-                continue  # removed meanwhile: read alone
-            total = np.sum(vecs, axis=0)  # (dim,)
-            out[i] = with_parts(text[i], [parts_cos[j] for j in js], float(np.linalg.norm(total)))
-        return out
-
     def _of_kind(self, read: str, q: Any, text: dict[int, float]) -> Callable[[int], bool]:
         """Whether an adapter is of the kind the prompt as read is about (``wanted_kind``): True for
         all when it does not say, or for adapters of a family whose kind is not known."""
@@ -640,7 +341,7 @@ class Searcher:
             ranked = rerank_by_precision(ranked, self._precision(read, ranked[:RERANK_POOL], found), weight)
         described = {i: str(info["description"]) for i, info in found.items() if info.get("description")}
         steps = {i: description_steps([text]) for i, text in described.items()}
-        ranked = rerank_by_steps(ranked, steps, len(split_steps(read)))
+        ranked = rerank_by_steps(ranked, steps, len(split_steps(read)), STEP_PENALTY)  # read here: tests turn it off
         asked = directions(read)  # "the last two letters to the front": not the adapter that rotates left
         ways = {i: directions(text) for i, text in described.items()} if asked else {}
         drops = {i: DIRECTION_PENALTY * opposed(asked, way) - (DIRECTION_BONUS if agreed(asked, way) else 0.0)
@@ -671,18 +372,6 @@ class Searcher:
         first = ranked[0][1]
         singled = first in named(read, {first: described[first]}, self.setting_families(), samples, split_steps)
         return ranked, set(), singled or agreed(asked, ways.get(first, {})), turned
-
-    def _refused(self, prompt: str, pool: list[int]) -> set[int]:
-        """The ``pool``'s adapters the prompt turns down by name ("a full round moon, not a crescent":
-        the crescent adapter, ``loradex.contrasts.turned_down``): each alternative's best text match
-        among them at ``PART_MATCH`` or more, with every adapter of the same description."""
-        spans = turned_down(prompt)
-        if not spans or not pool:
-            return set()
-        view = self._snapshot()
-        found = self._texts_found(spans, frozenset(pool), 1)
-        named = {view.descriptions.get(f[0][0]) for f in found if f and f[0][1] >= PART_MATCH}
-        return {i for i in pool if view.descriptions.get(i) in named}
 
     def _turned(self, read: str, described: dict[int, str]) -> set[int]:
         """The ``described`` adapters (id → description) converting the other way round from the prompt
