@@ -20,7 +20,8 @@ for the bundled real adapters) and ``retrieval_none.json`` (60 requests no adapt
 (a third round, written blind by two helpers and split alternately per group into halves a and b, each with
 110 requests for a task of the text zoo, the image zoo or the real adapters, 12 voices for text and 10 for
 images, and 40 no adapter does); ``retrieval_round10.json`` (a fourth round the same way, by one helper, in 18
-new voices: 125 requests with a task, 45 without). Each is searched as a user searches (``LocalService.search``, hybrid,
+new voices: 125 requests with a task, 45 without) and ``retrieval_round11.json`` (a fifth, by one helper from the
+task list only, 17 voices: 110 with a task, 90 without, most of those near misses). Each is searched as a user searches (``LocalService.search``, hybrid,
 no family filter, k = 5); a hit is any adapter of the asked task (any seed). Prints R@1 / R@5 per set and
 voice, and how often search said "nothing fits": on requests some adapter does (a false alarm) and on the
 ones no adapter does (right); ``--out`` writes them with every request's rank and top three.
