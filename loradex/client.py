@@ -220,7 +220,7 @@ class Client:
         r = self._request("POST", "/search", json=body, errors={"bad_request": SearchError}, timeout=wait)
         data = r.json()
         return SearchResults([hit_from_dict(h) for h in data["hits"]], data.get("nothing_fits"),
-                             data.get("relevance_threshold"), data.get("read"))  # fmt: skip
+                             data.get("relevance_threshold"), data.get("read"), data.get("reason"))  # fmt: skip
 
     # -- ingestion -------------------------------------------------------------------------
     def ingest(

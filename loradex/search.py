@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from encoders.kind_prior import prior_kind
 from generators.steps import description_steps, split_steps
@@ -64,6 +64,17 @@ HIT_FIELDS = ("id", "name", "family", "format", "origin", "ranks", "description"
               "module_count", "sha256")  # fmt: skip
 
 _T = TypeVar("_T")
+
+
+class Ranking(NamedTuple):
+    """What ``Searcher._ranked`` makes of a search's candidates (see there)."""
+
+    ranked: list[Ranked]
+    unmet: set[int]
+    singled: bool
+    turned: set[int]
+    apart: list[int]
+
 
 # one query of a signal: (query vector, ids it may score (None: all allowed), ids it must not score)
 Query = tuple[Any, set[int] | None, set[int] | None]
@@ -217,24 +228,27 @@ class Searcher(PartsReading):
                 candidates.update(i for i, _ in found)
                 reference.update(i for i, _ in found[:REFERENCE_POOL])
         signals = self._signals(queries, sorted(candidates))
-        ranked, unmet, singled, turned = self._ranked(read, signals, reference, mode, q)
+        ranked, unmet, singled, turned, apart = self._ranked(read, signals, reference, mode, q)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         # of the kind the request is about, when it says: a text adapter cannot do a picture's request
         of_kind = self._of_kind(read, q, signals.get("text", {}))
         judged = [(int(h.adapter["id"]), h.relevance) for h in shown[:VERDICT_POOL]]
-        unfit = turned | self._refused(prompt, [i for i, _ in judged])  # the other way round; turned down by name
+        refused = self._refused(prompt, [i for i, _ in judged])  # turned down by name
+        unfit = turned | refused
         verdict = verdict_among(calibration, judged, signals.get("text"), lambda i: i not in unfit and of_kind(i))
         if unmet:  # the best is one of a family none of which has the setting asked
             verdict = True
         elif singled and verdict:  # the best names the setting asked, or goes the way asked
             verdict = False
+        reason = self._why_nothing(read, q, shown, unmet, turned, refused, apart) if verdict else None
         made = [int(h.adapter["id"]) for h in shown if h.adapter.get("origin", "ingested") != "ingested"]
         copies_of = getattr(self.registry, "copies_of", None)
         shown = after_originals(shown, copies_of(made) if made and copies_of else {})
         asked = without_contrasts(prompt)  # shown as read: the slips put right, turned-down alternatives left out
         fixed = speller.correct(asked) if speller is not None else asked
-        return SearchResults(shown[:k], verdict, calibration.nothing_fits_below, fixed if fixed != prompt else None)
+        return SearchResults(shown[:k], verdict, calibration.nothing_fits_below, fixed if fixed != prompt else None,
+                             reason)  # fmt: skip
 
     @_reads_indexes
     def scores_among(self, prompt: str, ids: list[int]) -> dict[int, tuple[float, dict[str, float | None]]]:
@@ -313,15 +327,17 @@ class Searcher(PartsReading):
         return prior_kind(prior, q) if prior else None
 
     def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int], mode: str,
-                q: Any = None) -> tuple[list[Ranked], set[int], bool, set[int]]:  # fmt: skip
-        """((score, id, cosines) best first, unmet, singled, turned): the signals fused (``fuse`` over
+                q: Any = None) -> Ranking:  # fmt: skip
+        """``Ranking``: (score, id, cosines) best first, unmet, singled, turned, apart: the signals fused (``fuse`` over
         ``reference``) when more than one has scores, then, in hybrid mode, re-ranked by description
         precision (with a text map), the steps asked, the way asked (``loradex.directions``) and the
         settings asked (``loradex.params``); ``unmet``: the best adapter before those priors, when its
         family has no member with the setting asked; ``singled``: the best after them names a setting
         the request names (``loradex.params.named``) or goes the way it asks (``agreed``); ``turned``:
         adapters converting the other way round from the request (``loradex.conversions``), lowered
-        and unfit. ``q``: the prompt's plain vector (d,), for the kind prior (``wanted_kind``)."""
+        and unfit; ``apart``: two single adapters the request names together that no adapter combines
+        (``PartsReading._by_concepts``). ``q``: the prompt's plain vector (d,), for the kind prior
+        (``wanted_kind``)."""
         kinds = list(signals)
         live = [kind for kind in kinds if signals[kind]]
         if len(live) > 1:
@@ -334,7 +350,7 @@ class Searcher(PartsReading):
             ranked.append((fused[i], i, parts))
         ranked.sort(key=lambda t: (-t[0], t[1]))
         if mode != "hybrid":
-            return ranked, set(), False, set()
+            return Ranking(ranked, set(), False, set(), [])
         found = self.registry.hits([i for _, i, _ in ranked[:RERANK_POOL]])  # the pool's descriptions
         weight = float((self.text_settings() or {}).get("precision_weight", 0.0))
         if weight > 0 and callable(getattr(self.text_encoder, "token_vectors", None)):
@@ -365,13 +381,40 @@ class Searcher(PartsReading):
         ranked = lowered(ranked, drops)
         ranked, missing = self._by_concepts(read, ranked)
         if missing:  # two parts the registry combines, asked in a combination it does not hold
-            return ranked, {ranked[0][1]}, False, turned
+            return Ranking(ranked, {ranked[0][1]}, False, turned, missing)
         if not (ranked and ranked[0][1] in described) or top & unmet:
-            return ranked, top & unmet, False, turned
+            return Ranking(ranked, top & unmet, False, turned, [])
         # the best names the setting asked, or goes the way asked on an axis: the request singles it out
         first = ranked[0][1]
         singled = first in named(read, {first: described[first]}, self.setting_families(), samples, split_steps)
-        return ranked, set(), singled or agreed(asked, ways.get(first, {})), turned
+        return Ranking(ranked, set(), singled or agreed(asked, ways.get(first, {})), turned, [])
+
+    def _why_nothing(self, read: str, q: Any, shown: list[SearchHit], unmet: set[int], turned: set[int],
+                     refused: set[int], apart: list[int]) -> str | None:  # fmt: skip
+        """Why nothing fits, in words, when search knows more than "every relevance is low": two parts the
+        registry holds apart (and how to compose them), the best hit's family lacking the setting asked,
+        an adapter converting the other way round or being the alternative turned down, no adapter of
+        the kind asked among the candidates; None otherwise."""
+        if len(apart) == 2:
+            a, b = (self.registry.get(i) for i in apart)
+            return (f"the registry holds {a['name']} (#{a['id']}) and {b['name']} (#{b['id']}) but no adapter "
+                    f"combining them; compose them: loradex compose --adapters {a['id']} {b['id']} --prompt …")  # fmt: skip
+        if unmet:
+            top = self.registry.get(next(iter(unmet)))
+            return f"{top['name']} and the adapters like it differ in a setting, and none has the one asked"
+        for unfit, why in (
+            (turned, "converts the other way round"),
+            (refused, "is the alternative the request turns down"),
+        ):
+            if unfit:  # the one search ranked best of them (lowered or not)
+                best = next((h.adapter["name"] for h in shown if int(h.adapter["id"]) in unfit), None)
+                return f"{best or self.registry.get(min(unfit))['name']} {why}"
+        wanted = self.wanted_kind(read, q)
+        if shown and wanted is not None:
+            fits = self._of_kind(read, q, {})
+            if not any(fits(int(h.adapter["id"])) for h in shown[:VERDICT_POOL]):
+                return f"no {'image' if wanted == 'diffusion' else 'text'} adapter is close"
+        return None
 
     def _turned(self, read: str, described: dict[int, str]) -> set[int]:
         """The ``described`` adapters (id → description) converting the other way round from the prompt

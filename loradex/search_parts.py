@@ -75,32 +75,33 @@ class PartsReading:
                 out[i] = found
         return out
 
-    def _by_concepts(self, read: str, ranked: list[Ranked]) -> tuple[list[Ranked], bool]:
+    def _by_concepts(self, read: str, ranked: list[Ranked]) -> tuple[list[Ranked], list[int]]:
         """(``ranked``, missing) with the composite made of exactly the parts the request names
         (``loradex.composites.request_parts``, each part's best-matching single adapter) moved first;
-        ``missing``: no candidate composite is made of them and they are two the candidate composites
-        give distinct roles (``missing_combination``), of one family."""
+        ``missing``: the two single adapters the request names when no candidate composite is made of
+        them and the candidate composites give them distinct roles (``missing_combination``), of one
+        family; else []."""
         view = self._snapshot()
         near = any(i in view.composites for _, i, _ in ranked[:RERANK_POOL])  # else nothing to move or judge by
         parts = request_parts(read) if near else []
         if len(parts) < 2:
-            return ranked, False
+            return ranked, []
         matched: dict[str, int] = {}  # concept (the single's description) → the single, in the request's order
         for found in self._best_singles(parts, view.single):
             if found is not None:
                 matched.setdefault(view.descriptions[found], found)
         if len(matched) < 2:
-            return ranked, False
+            return ranked, []
         of = self.parts_of(i for _, i, _ in ranked)  # the candidates' composites: bounded whatever the registry's size
         made = made_of(list(matched), of, view.descriptions)
         at = {i: n for n, (_, i, _) in enumerate(ranked)}
         present = sorted((i for i in made if i in at), key=at.__getitem__)
         if present:
             best = ranked[at[present[0]]]
-            return [(max(best[0], ranked[0][0]), best[1], best[2])] + [r for r in ranked if r[1] != best[1]], False
+            return [(max(best[0], ranked[0][0]), best[1], best[2])] + [r for r in ranked if r[1] != best[1]], []
         families = {(self.registry.identity_of(i) or ("", ""))[0] for i in matched.values()}
         if len(families) != 1:
-            return ranked, False
+            return ranked, []
         family = next(iter(families))
         # roles come from combinations (palette + texture), not from chains' steps, of the parts' family
         mine = {
@@ -114,7 +115,7 @@ class PartsReading:
             where = {view.descriptions[j]: j for js in mine.values() for j in js}  # concept → one adapter doing it
             where.update({c: matched[c] for c in unplaced})
             taken = {**taken, **inferred_roles(taken, unplaced, self._unit_vectors(where))}
-        return ranked, missing_combination(list(matched), taken, made)
+        return ranked, list(matched.values()) if missing_combination(list(matched), taken, made) else []
 
     def _unit_vectors(self, of: dict[str, int]) -> dict[str, Any]:
         """Key → the unit text index vector (dim,) of its adapter (``of``: key → id); None when it has none."""

@@ -60,17 +60,20 @@ class SearchResults(list[SearchHit]):
     no member with the setting asked), False when one is, None when that cannot be told
     (``loradex.relevance``, ``loradex.search.Searcher.search``).
     ``read``: the prompt as search read it when it put spelling slips right (``loradex.spelling``),
-    else None."""
+    else None. ``reason``: why nothing fits when search can say more than "every relevance is low"
+    (two parts the registry holds apart, a conversion the other way round …), else None."""
 
     def __init__(self, hits: Any = (), nothing_fits: bool | None = None, threshold: float | None = None,
-                 read: str | None = None) -> None:  # fmt: skip
+                 read: str | None = None, reason: str | None = None) -> None:  # fmt: skip
         super().__init__(hits)
-        self.nothing_fits, self.threshold, self.read = nothing_fits, threshold, read
+        self.nothing_fits, self.threshold, self.read, self.reason = nothing_fits, threshold, read, reason
 
     def verdict(self) -> str:
         """One line for people: empty unless nothing fits."""
         if not self.nothing_fits:
             return ""
+        if self.reason:
+            return f"Nothing in the registry does this: {self.reason}. The closest are below."
         known = [h.relevance for h in self if h.relevance is not None]
         why = f" (best relevance {max(known):.1%}, under {self.threshold:.1%})" if known and self.threshold else ""
         return (f"Nothing in the registry is likely to do this{why}; the closest are below. A generator can make "

@@ -182,7 +182,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json({"prompt": args.prompt, "mode": args.mode, "hits": [h.to_dict() for h in hits],
                     "nothing_fits": nothing_fits, "relevance_threshold": threshold,
-                    "read": getattr(hits, "read", None)})  # fmt: skip
+                    "read": getattr(hits, "read", None), "reason": getattr(hits, "reason", None)})  # fmt: skip
         return EXIT_OK
     from rich.markup import escape
     from rich.table import Table

@@ -186,6 +186,11 @@ def test_search_finds_the_adapter(face: Face, prompt: str, expected: str) -> Non
     assert hits[0].scores["text"] == pytest.approx(hits[0].score) and "text similarity" in hits[0].why
 
 
+def test_search_says_why_nothing_fits(face: Face) -> None:
+    hits = face.api.search("Translate Shakespeare's lines into plain modern English", k=3)
+    assert hits.nothing_fits is True and hits.reason == "Shakespeare GPT-2 converts the other way round"
+
+
 def test_search_filters_and_errors(face: Face) -> None:
     assert [h.adapter["family"] for h in face.api.search("painting style", k=10, family="sd1")] == ["sd1"]
     assert {h.adapter["name"] for h in face.api.search("anything", k=10, tags=["style"])} == {

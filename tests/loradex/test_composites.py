@@ -134,17 +134,18 @@ def test_the_composite_made_of_the_parts_asked_comes_first(svc: LocalService) ->
     assert moved[0][0] == 2.0  # it takes the lead's score
     assert svc.search(prompt, 3)[0].adapter["name"] == "sepia_vstripes"
     # one thing asked: nothing moves
-    assert searcher._by_concepts("an old sepia photograph", ranked) == (ranked, False)
+    assert searcher._by_concepts("an old sepia photograph", ranked) == (ranked, [])
 
 
 def test_a_palette_and_texture_the_registry_does_not_combine_fit_nothing(svc: LocalService) -> None:
     hits = svc.search("sepia tone with polka dots over it", 5)
     assert hits.nothing_fits is True  # sepia is a first part, dots a second, no sepia_dots
+    assert hits.reason and "sepia (#" in hits.reason and "dots (#" in hits.reason and "compose" in hits.reason
     held = svc.search("grayscale tones with polka dots over it", 5)
     assert held[0].adapter["name"] == "grayscale_dots" and held.nothing_fits is not True
     ids = _ids(svc)
     two_textures = [(1.0, ids["vstripes"], {}), (0.5, ids["dots"], {})]
-    assert svc.searcher._by_concepts("vertical stripes and polka dots", two_textures) == (two_textures, False)
+    assert svc.searcher._by_concepts("vertical stripes and polka dots", two_textures) == (two_textures, [])
 
 
 def test_a_part_is_named_when_it_matches_closely_or_clearly_best() -> None:
@@ -199,12 +200,15 @@ def test_a_palette_held_only_alone_with_a_texture_fits_nothing(svc: LocalService
         pytest.skip("the zoos are not built")
     ids = _ids(svc)
     ranked = [(1.0, ids["dots"], {}), (0.9, ids["grayscale_dots"], {}), (0.8, ids["sepia_vstripes"], {})]
-    assert svc.searcher._by_concepts("soft pastel colours with polka dots", ranked)[1] is False  # no pastel yet
+    assert svc.searcher._by_concepts("soft pastel colours with polka dots", ranked)[1] == []  # no pastel yet
     assert svc.ingest([folder]).count("ingested") == 1
     try:
         ranked.append((0.7, _ids(svc)["pastel"], {}))
-        assert svc.searcher._by_concepts("soft pastel colours with polka dots", ranked)[1] is True
-        assert svc.search("soft pastel colours with polka dots", 5).nothing_fits is True
+        pastel = _ids(svc)["pastel"]
+        assert svc.searcher._by_concepts("soft pastel colours with polka dots", ranked)[1] == [pastel, ids["dots"]]
+        apart = svc.search("soft pastel colours with polka dots", 5)
+        assert apart.nothing_fits is True
+        assert f"loradex compose --adapters {pastel} {ids['dots']}" in apart.verdict(), apart.verdict()
         assert svc.search("soft pastel colours", 5)[0].adapter["name"] == "pastel"
     finally:
         svc.remove(_ids(svc)["pastel"])

@@ -64,6 +64,9 @@ def test_search_says_nothing_fits_a_conversion_asked_the_other_way(svc: LocalSer
     prompt = "Translate Shakespeare's lines into plain modern English so I can follow Hamlet"
     described = {i: str(svc.registry.get(i)["description"]) for i in ids.values()}
     assert svc.searcher._turned(prompt, described) == {ids["Shakespeare GPT-2"]}
-    assert svc.search(prompt, 3).nothing_fits is True
+    hits = svc.search(prompt, 3)
+    assert hits.nothing_fits is True and hits.reason == "Shakespeare GPT-2 converts the other way round"
+    assert hits.verdict().startswith("Nothing in the registry does this: Shakespeare GPT-2 converts")
     same_way = svc.search("rewrite my modern English essay into Shakespearean verse", 3)
     assert same_way[0].adapter["name"] == "Shakespeare GPT-2" and same_way.nothing_fits is not True
+    assert same_way.reason is None and same_way.verdict() == ""

@@ -190,6 +190,10 @@ def test_search(env: SimpleNamespace) -> None:
     assert {h["adapter"]["family"] for h in hits} == {"sd1"}
     bad = env.http.post("/search", json={"prompt": "x", "family": "no-such-family"})
     assert "unknown family 'no-such-family'" in assert_error(bad, 400, "bad_request")
+    other_way = env.http.post("/search", json={"prompt": "Translate Shakespeare's lines into plain modern English"})
+    said = other_way.json()
+    assert said["nothing_fits"] is True and said["reason"] == "Shakespeare GPT-2 converts the other way round"
+    assert said["reason"] in said["message"]
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ class SearchResponse(BaseModel):
     relevance_threshold: float | None = None
     message: str = ""  # one line for people when nothing fits
     read: str | None = None  # the prompt as search read it, when it put spelling slips right
+    reason: str | None = None  # why nothing fits, when search can say more than "every relevance is low"
 
 
 class AdapterSummary(BaseModel):

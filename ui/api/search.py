@@ -27,4 +27,4 @@ def search(req: SearchRequest, service: ServiceDep) -> SearchResponse:
     hits = service.search(req.prompt, req.k, mode=req.mode, filters=filters, examples=req.examples, images=images)
     return SearchResponse(prompt=req.prompt, mode=req.mode, hits=hits, nothing_fits=hits.nothing_fits,
                           relevance_threshold=hits.threshold, message=hits.verdict(),
-                          read=hits.read)  # fmt: skip
+                          read=hits.read, reason=hits.reason)  # fmt: skip
