@@ -398,10 +398,10 @@ class Searcher(PartsReading):
         if len(apart) == 2:
             a, b = (self.registry.get(i) for i in apart)
             return (f"the registry holds {a['name']} (#{a['id']}) and {b['name']} (#{b['id']}) but no adapter "
-                    f"combining them; compose them: loradex compose --adapters {a['id']} {b['id']} --prompt …")  # fmt: skip
+                    f"combining them; compose them (loradex compose --adapters {a['id']} {b['id']} --prompt TEXT)")  # fmt: skip
         if unmet:
             top = self.registry.get(next(iter(unmet)))
-            return f"{top['name']} and the adapters like it differ in a setting, and none has the one asked"
+            return f"adapters like {top['name']} differ only in a setting, and none has the one asked"
         for unfit, why in (
             (turned, "converts the other way round"),
             (refused, "is the alternative the request turns down"),
@@ -412,8 +412,14 @@ class Searcher(PartsReading):
         wanted = self.wanted_kind(read, q)
         if shown and wanted is not None:
             fits = self._of_kind(read, q, {})
-            if not any(fits(int(h.adapter["id"])) for h in shown[:VERDICT_POOL]):
-                return f"no {'image' if wanted == 'diffusion' else 'text'} adapter is close"
+            kind, a = ("image", "an") if wanted == "diffusion" else ("text", "a")
+            pool = shown[:VERDICT_POOL]
+            if not any(fits(int(h.adapter["id"])) for h in pool):
+                return f"no {kind} adapter is close"
+            below = self.calibration.nothing_fits_below
+            other = [h for h in pool if not fits(int(h.adapter["id"])) and (h.relevance or 0.0) >= below]
+            if other:  # what seemed to fit is of the other kind
+                return f"the closest {kind} adapters are unlikely to do it ({other[0].adapter['name']} is not {a} {kind} adapter)"
         return None
 
     def _turned(self, read: str, described: dict[int, str]) -> set[int]:

@@ -65,6 +65,21 @@ def test_only_adapters_of_the_kind_asked_can_fit(svc: LocalService) -> None:
     assert svc.search("dots between the letters of a word", 4).nothing_fits is not True
 
 
+def test_the_reason_names_a_close_adapter_of_the_other_kind(svc: LocalService) -> None:
+    from dataclasses import replace
+
+    prompt = "invert the colours of the image, like a photo negative"
+    q = svc.text_encoder.encode([prompt])[0]
+    hits = svc.search(prompt, 4)
+    shown = [replace(h, relevance=0.9 if h.adapter["name"] == "reverse" else 0.0) for h in hits]
+    why = svc.searcher._why_nothing(prompt, q, shown, set(), set(), set(), [])
+    assert why == "the closest image adapters are unlikely to do it (reverse is not an image adapter)"
+    text_only = [h for h in shown if h.adapter["family"] == "zoo-text"]
+    assert svc.searcher._why_nothing(prompt, q, text_only, set(), set(), set(), []) == "no image adapter is close"
+    quiet = [replace(h, relevance=0.0) for h in hits]
+    assert svc.searcher._why_nothing(prompt, q, quiet, set(), set(), set(), []) is None  # all just unlikely
+
+
 def test_the_verdict_reads_only_adapters_of_the_kind_asked() -> None:
     from loradex.relevance import Calibration
     from loradex.search import verdict_among

@@ -184,5 +184,8 @@ def test_a_request_that_singles_an_adapter_out_is_not_told_nothing_fits(
     for prompt, name in (("say every letter three times", "repeat_3"), ("vowels to the letter z", "vowels_z")):
         hits = svc.search(prompt, k=3)
         assert hits[0].adapter["name"] == name and hits.nothing_fits is False, prompt
-    assert svc.search("repeat each char 5x", k=3).nothing_fits is True  # no sibling repeats 5 times
-    assert svc.search("make it look expensive", k=3).nothing_fits is True  # nothing singled out
+    five = svc.search("repeat each char 5x", k=3)
+    assert five.nothing_fits is True  # no sibling repeats 5 times
+    assert five.reason and "differ only in a setting" in five.reason and five.reason in five.verdict()
+    vague = svc.search("make it look expensive", k=3)
+    assert vague.nothing_fits is True and vague.reason is None  # nothing singled out: no more to say
