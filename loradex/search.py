@@ -141,9 +141,11 @@ class Searcher(PartsReading):
             composites = {i: parts for i, parts in named.items() if len(parts) > 1}
             single = frozenset(i for i in named if i not in composites)
             combined = frozenset(i for i in composites if is_combination(described[i]))
+            family_of = {int(r["id"]): str(r.get("family") or "") for r in rows}
             snapshot = Snapshot(
-                speller, setting_families, self.registry.family_kinds(), composites, described, single, combined
-            )
+                speller, setting_families, self.registry.family_kinds(), composites, described, single, combined,
+                family_of,
+            )  # fmt: skip
             self._view = (key, snapshot)
         return self._view[1]
 
@@ -232,7 +234,7 @@ class Searcher(PartsReading):
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         # of the kind the request is about, when it says: a text adapter cannot do a picture's request
-        of_kind = self._of_kind(read, q, signals.get("text", {}))
+        of_kind = self._of_kind(read, q)
         judged = [(int(h.adapter["id"]), h.relevance) for h in shown[:VERDICT_POOL]]
         refused = self._refused(prompt, [i for i, _ in judged])  # turned down by name
         unfit = turned | refused
@@ -297,21 +299,20 @@ class Searcher(PartsReading):
             signals["text"] = self._with_parts(signals["text"], queries["text"][0][0])
         return signals
 
-    def _of_kind(self, read: str, q: Any, text: dict[int, float]) -> Callable[[int], bool]:
+    def _of_kind(self, read: str, q: Any) -> Callable[[int], bool]:
         """Whether an adapter is of the kind the prompt as read is about (``wanted_kind``): True for
         all when it does not say, or for adapters of a family whose kind is not known."""
         wanted = self.wanted_kind(read, q)
         if wanted is None:
             return lambda i: True
-        kinds = self.family_kinds()
-        families = {i: (self.registry.identity_of(i) or ("", ""))[0] for i in text}
+        view = self._snapshot()  # families from the listing search already holds: no query per candidate
 
         def fits(i: int) -> bool:
-            family = families.get(i)
-            if family is None:
+            family = view.family_of.get(i)
+            if family is None:  # added since the snapshot was taken
                 found = self.registry.identity_of(i)
                 family = found[0] if found else ""
-            kind = kinds.get(family)
+            kind = view.kinds.get(family)
             return kind not in MODALITY_KINDS or kind == wanted
 
         return fits
@@ -411,7 +412,7 @@ class Searcher(PartsReading):
                 return f"{best or self.registry.get(min(unfit))['name']} {why}"
         wanted = self.wanted_kind(read, q)
         if shown and wanted is not None:
-            fits = self._of_kind(read, q, {})
+            fits = self._of_kind(read, q)
             kind, a = ("image", "an") if wanted == "diffusion" else ("text", "a")
             pool = shown[:VERDICT_POOL]
             if not any(fits(int(h.adapter["id"])) for h in pool):

@@ -42,6 +42,7 @@ class Snapshot:
     descriptions: dict[int, str]  # adapter id → its description
     single: frozenset[int]  # adapters whose description names no parts
     combined: frozenset[int]  # composites naming their parts by a combining phrase (``is_combination``)
+    family_of: dict[int, str]  # adapter id → its family
     # composite id → its parts' adapters (None: a part no adapter matches), filled as search meets them
     parts: dict[int, list[int] | None] = field(default_factory=dict)
     vectors: dict[int, Any] = field(default_factory=dict)  # id → its text index vector (dim,), as read
@@ -99,16 +100,12 @@ class PartsReading:
         if present:
             best = ranked[at[present[0]]]
             return [(max(best[0], ranked[0][0]), best[1], best[2])] + [r for r in ranked if r[1] != best[1]], []
-        families = {(self.registry.identity_of(i) or ("", ""))[0] for i in matched.values()}
-        if len(families) != 1:
+        families = {view.family_of.get(i) for i in matched.values()}  # the singles are in the snapshot
+        if len(families) != 1 or None in families:
             return ranked, []
         family = next(iter(families))
         # roles come from combinations (palette + texture), not from chains' steps, of the parts' family
-        mine = {
-            i: js
-            for i, js in of.items()
-            if i in view.combined and (self.registry.identity_of(i) or ("", ""))[0] == family
-        }
+        mine = {i: js for i, js in of.items() if i in view.combined and view.family_of.get(i) == family}
         taken = roles(mine, view.descriptions)
         unplaced = [c for c in matched if c not in taken]
         if unplaced:  # a palette the registry holds only alone: placed by where its text lies

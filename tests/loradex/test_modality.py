@@ -56,11 +56,11 @@ def test_adapters_of_the_other_kind_are_lowered(svc: LocalService, monkeypatch: 
 def test_only_adapters_of_the_kind_asked_can_fit(svc: LocalService) -> None:
     ids = {r["name"]: int(r["id"]) for r in svc.list()}
     prompt = "invert the colours of the image, like a photo negative"  # about pictures; no picture adapter inverts
-    fits = svc.searcher._of_kind(prompt, svc.text_encoder.encode([prompt])[0], {})
+    fits = svc.searcher._of_kind(prompt, svc.text_encoder.encode([prompt])[0])
     assert [n for n in sorted(ids) if fits(ids[n])] == ["dots", "grayscale"]
     hits = svc.search(prompt, 4)
     assert hits.nothing_fits is True, [(h.adapter["name"], h.relevance, h.scores) for h in hits]
-    either = svc.searcher._of_kind("something fun", svc.text_encoder.encode(["something fun"])[0], {})
+    either = svc.searcher._of_kind("something fun", svc.text_encoder.encode(["something fun"])[0])
     assert all(either(i) for i in ids.values())  # the words say no kind: every adapter may fit
     assert svc.search("dots between the letters of a word", 4).nothing_fits is not True
 
