@@ -20,19 +20,27 @@ os.environ.setdefault("LORADEX_TEXT_TUNE", "0")
 
 
 @contextmanager
-def text_zoo_service(home: Path, tasks: Sequence[str]) -> Iterator[Any]:
-    """A ``LocalService`` at ``home`` holding the text zoo's adapters of ``tasks`` (skips when the zoo
-    is not built); closed on exit."""
+def service_with(home: Path, folders: Sequence[Path]) -> Iterator[Any]:
+    """A ``LocalService`` at ``home`` holding the adapters in ``folders``, each ingested (skips when one
+    is not built, e.g. a zoo's); closed on exit."""
     from loradex.service import LocalService
 
-    if not all((TEXT_ZOO / "adapters" / t).is_dir() for t in tasks):
-        pytest.skip("the text zoo is not built")
+    missing = [f for f in folders if not f.is_dir()]
+    if missing:
+        pytest.skip(f"not built: {missing[0]}")
     s = LocalService.open(home)
     try:
-        assert s.ingest([TEXT_ZOO / "adapters" / t for t in tasks]).count("ingested") == len(tasks)
+        assert s.ingest(list(folders)).count("ingested") == len(folders)
         yield s
     finally:
         s.close()
+
+
+@contextmanager
+def text_zoo_service(home: Path, tasks: Sequence[str]) -> Iterator[Any]:
+    """A ``LocalService`` at ``home`` holding the text zoo's adapters of ``tasks`` (``service_with``)."""
+    with service_with(home, [TEXT_ZOO / "adapters" / t for t in tasks]) as s:
+        yield s
 
 
 def names_without_prior(svc: Any, prompt: str, k: int, monkeypatch: pytest.MonkeyPatch,

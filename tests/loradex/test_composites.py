@@ -10,6 +10,7 @@ import pytest
 
 from loradex.composites import description_parts, with_parts
 from loradex.service import LocalService
+from tests.conftest import service_with
 
 ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo"
 
@@ -48,13 +49,10 @@ NAMES = ("sepia", "vstripes", "sepia_vstripes", "dots", "grayscale", "grayscale_
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
-    folders = [ZOO / "image" / "adapters" / n for n in NAMES]
-    if not all(f.is_dir() for f in folders):
-        pytest.skip("the zoos are not built")
-    s = LocalService.open(tmp_path_factory.mktemp("composites") / "home")
-    assert s.ingest(folders).count("ingested") == len(folders)
-    yield s
-    s.close()
+    with service_with(
+        tmp_path_factory.mktemp("composites") / "home", [ZOO / "image" / "adapters" / n for n in NAMES]
+    ) as s:
+        yield s
 
 
 def _ids(svc: LocalService) -> dict[str, int]:

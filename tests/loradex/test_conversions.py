@@ -9,6 +9,7 @@ import pytest
 
 from loradex.conversions import conversion, reversed_by
 from loradex.service import LocalService
+from tests.conftest import service_with
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "adapters"
 ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo"
@@ -51,12 +52,8 @@ def test_a_pair_swapped_is_read_as_the_other_way_round(encode: object) -> None:
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
     folders = [SAMPLES / "shakespeare_gpt2", ZOO / "text" / "adapters" / "reverse", ZOO / "text" / "adapters" / "upper"]
-    if not all(f.is_dir() for f in folders):
-        pytest.skip("the samples or the zoos are not built")
-    s = LocalService.open(tmp_path_factory.mktemp("conversions") / "home")
-    assert s.ingest(folders).count("ingested") == len(folders)
-    yield s
-    s.close()
+    with service_with(tmp_path_factory.mktemp("conversions") / "home", folders) as s:
+        yield s
 
 
 def test_search_says_nothing_fits_a_conversion_asked_the_other_way(svc: LocalService) -> None:

@@ -11,7 +11,7 @@ import pytest
 from encoders.kind_prior import prior_kind
 from loradex.modality import asked_kind
 from loradex.service import LocalService
-from tests.conftest import names_without_prior
+from tests.conftest import names_without_prior, service_with
 
 ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo"
 
@@ -38,13 +38,9 @@ def test_the_kind_asked_is_read_from_the_words(text: str, kind: str | None) -> N
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
     folders = [ZOO / "text" / "adapters" / "interleave_dot", ZOO / "text" / "adapters" / "reverse",
                ZOO / "image" / "adapters" / "dots", ZOO / "image" / "adapters" / "grayscale"]  # fmt: skip
-    if not all(f.is_dir() for f in folders):
-        pytest.skip("the zoos are not built")
-    s = LocalService.open(tmp_path_factory.mktemp("modality") / "home")
-    assert s.ingest(folders).count("ingested") == len(folders)
-    assert {s.registry.family_kinds()[f] for f in ("zoo-text", "zoo-image")} == {"llm", "diffusion"}
-    yield s
-    s.close()
+    with service_with(tmp_path_factory.mktemp("modality") / "home", folders) as s:
+        assert {s.registry.family_kinds()[f] for f in ("zoo-text", "zoo-image")} == {"llm", "diffusion"}
+        yield s
 
 
 def test_adapters_of_the_other_kind_are_lowered(svc: LocalService, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,13 +96,9 @@ def eight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
 
     folders = [ZOO / "text" / "adapters" / n for n in ("interleave_dot", "reverse", "delete_b", "prepend_ab")]
     folders += [ZOO / "image" / "adapters" / n for n in ("dots", "grayscale", "sepia", "thermal")]
-    if not all(f.is_dir() for f in folders):
-        pytest.skip("the zoos are not built")
-    s = LocalService.open(tmp_path_factory.mktemp("kind_prior") / "home")
-    assert s.ingest(folders).count("ingested") == len(folders)
-    s.train_text_map(texts=Settings().bundled_texts())
-    yield s
-    s.close()
+    with service_with(tmp_path_factory.mktemp("kind_prior") / "home", folders) as s:
+        s.train_text_map(texts=Settings().bundled_texts())
+        yield s
 
 
 def test_the_text_map_carries_a_kind_prior_fitted_on_the_registry_texts(eight: LocalService) -> None:
