@@ -230,11 +230,12 @@ class Searcher(PartsReading):
                 candidates.update(i for i, _ in found)
                 reference.update(i for i, _ in found[:REFERENCE_POOL])
         signals = self._signals(queries, sorted(candidates))
-        ranked, unmet, singled, turned, apart = self._ranked(read, signals, reference, mode, q)
+        wanted = self.wanted_kind(read, q)  # the kind of adapter asked for, if the request says
+        ranked, unmet, singled, turned, apart = self._ranked(read, signals, reference, mode, wanted)
         shown = self._hits(ranked[: max(k, VERDICT_POOL)], kinds)
         calibration = self.calibration  # the verdict reads the same candidates whatever k is
         # of the kind the request is about, when it says: a text adapter cannot do a picture's request
-        of_kind = self._of_kind(read, q)
+        of_kind = self._of_kind(wanted)
         judged = [(int(h.adapter["id"]), h.relevance) for h in shown[:VERDICT_POOL]]
         refused = self._refused(prompt, [i for i, _ in judged])  # turned down by name
         unfit = turned | refused
@@ -243,7 +244,7 @@ class Searcher(PartsReading):
             verdict = True
         elif singled and verdict:  # the best names the setting asked, or goes the way asked
             verdict = False
-        reason = self._why_nothing(read, q, shown, unmet, turned, refused, apart) if verdict else None
+        reason = self._why_nothing(wanted, shown, unmet, turned, refused, apart) if verdict else None
         made = [int(h.adapter["id"]) for h in shown if h.adapter.get("origin", "ingested") != "ingested"]
         copies_of = getattr(self.registry, "copies_of", None)
         shown = after_originals(shown, copies_of(made) if made and copies_of else {})
@@ -265,7 +266,8 @@ class Searcher(PartsReading):
         q = self.text_encoder.encode([read])[0]  # (dim,)
         mine = set(ids)
         signals = self._signals(self._queries(read, q, kinds, mine), sorted(mine))
-        return {i: (score, parts) for score, i, parts in self._ranked(read, signals, mine, "hybrid", q)[0]}
+        ranking = self._ranked(read, signals, mine, "hybrid", self.wanted_kind(read, q))
+        return {i: (score, parts) for score, i, parts in ranking.ranked}
 
     def _queries(self, read: str, q: Any, kinds: list[str], allowed: set[int] | None) -> dict[str, list[Query]]:
         """Each signal's queries for the prompt as read (``readable_for``) and its vector ``q`` (dim,)."""
@@ -299,10 +301,9 @@ class Searcher(PartsReading):
             signals["text"] = self._with_parts(signals["text"], queries["text"][0][0])
         return signals
 
-    def _of_kind(self, read: str, q: Any) -> Callable[[int], bool]:
-        """Whether an adapter is of the kind the prompt as read is about (``wanted_kind``): True for
-        all when it does not say, or for adapters of a family whose kind is not known."""
-        wanted = self.wanted_kind(read, q)
+    def _of_kind(self, wanted: str | None) -> Callable[[int], bool]:
+        """Whether an adapter is of the kind ``wanted`` (``wanted_kind``: what the prompt is about): True
+        for all when the prompt does not say, or for adapters of a family whose kind is not known."""
         if wanted is None:
             return lambda i: True
         view = self._snapshot()  # families from the listing search already holds: no query per candidate
@@ -328,7 +329,7 @@ class Searcher(PartsReading):
         return prior_kind(prior, q) if prior else None
 
     def _ranked(self, read: str, signals: dict[str, dict[int, float]], reference: set[int], mode: str,
-                q: Any = None) -> Ranking:  # fmt: skip
+                wanted: str | None = None) -> Ranking:  # fmt: skip
         """``Ranking``: (score, id, cosines) best first, unmet, singled, turned, apart: the signals fused (``fuse`` over
         ``reference``) when more than one has scores, then, in hybrid mode, re-ranked by description
         precision (with a text map), the steps asked, the way asked (``loradex.directions``) and the
@@ -337,8 +338,8 @@ class Searcher(PartsReading):
         the request names (``loradex.params.named``) or goes the way it asks (``agreed``); ``turned``:
         adapters converting the other way round from the request (``loradex.conversions``), lowered
         and unfit; ``apart``: two single adapters the request names together that no adapter combines
-        (``PartsReading._by_concepts``). ``q``: the prompt's plain vector (d,), for the kind prior
-        (``wanted_kind``)."""
+        (``PartsReading._by_concepts``). ``wanted``: the kind of adapter the prompt is about
+        (``wanted_kind``), None when it does not say."""
         kinds = list(signals)
         live = [kind for kind in kinds if signals[kind]]
         if len(live) > 1:
@@ -371,12 +372,10 @@ class Searcher(PartsReading):
         turned = self._turned(read, described)  # "Shakespeare into modern English": not the other way
         for i in turned:
             drops[i] = drops.get(i, 0.0) + DIRECTION_PENALTY
-        wanted = self.wanted_kind(read, q)  # "dots between letters": not the polka-dot image style
-        if wanted is not None:
-            of_family = self.family_kinds()
-            for i, info in found.items():
-                kind = of_family.get(str(info.get("family")))
-                if kind in MODALITY_KINDS and kind != wanted:
+        if wanted is not None:  # "dots between letters": not the polka-dot image style
+            of_kind = self._of_kind(wanted)
+            for i in found:
+                if not of_kind(i):
                     drops[i] = drops.get(i, 0.0) + MODALITY_PENALTY
         top = {ranked[0][1]} if ranked else set()
         ranked = lowered(ranked, drops)
@@ -390,7 +389,7 @@ class Searcher(PartsReading):
         singled = first in named(read, {first: described[first]}, self.setting_families(), samples, split_steps)
         return Ranking(ranked, set(), singled or agreed(asked, ways.get(first, {})), turned, [])
 
-    def _why_nothing(self, read: str, q: Any, shown: list[SearchHit], unmet: set[int], turned: set[int],
+    def _why_nothing(self, wanted: str | None, shown: list[SearchHit], unmet: set[int], turned: set[int],
                      refused: set[int], apart: list[int]) -> str | None:  # fmt: skip
         """Why nothing fits, in words, when search knows more than "every relevance is low": two parts the
         registry holds apart (and how to compose them), the best hit's family lacking the setting asked,
@@ -410,9 +409,8 @@ class Searcher(PartsReading):
             if unfit:  # the one search ranked best of them (lowered or not)
                 best = next((h.adapter["name"] for h in shown if int(h.adapter["id"]) in unfit), None)
                 return f"{best or self.registry.get(min(unfit))['name']} {why}"
-        wanted = self.wanted_kind(read, q)
         if shown and wanted is not None:
-            fits = self._of_kind(read, q)
+            fits = self._of_kind(wanted)
             kind, a = ("image", "an") if wanted == "diffusion" else ("text", "a")
             pool = shown[:VERDICT_POOL]
             if not any(fits(int(h.adapter["id"])) for h in pool):

@@ -114,15 +114,21 @@ class PartsReading:
             taken = {**taken, **inferred_roles(taken, unplaced, self._unit_vectors(where))}
         return ranked, list(matched.values()) if missing_combination(list(matched), taken, made) else []
 
+    def _vectors(self, ids: Iterable[int]) -> dict[int, Any]:
+        """The snapshot's text index vectors (dim,), as read (None for an adapter without one), with
+        those of ``ids`` not read yet read now."""
+        view = self._snapshot()
+        for j in sorted(set(ids) - set(view.vectors)):
+            vec = self.registry.embeddings_of(j).get("text")
+            view.vectors[j] = None if vec is None else np.asarray(vec, dtype=np.float64)
+        return view.vectors
+
     def _unit_vectors(self, of: dict[str, int]) -> dict[str, Any]:
         """Key → the unit text index vector (dim,) of its adapter (``of``: key → id); None when it has none."""
-        view = self._snapshot()
+        vectors = self._vectors(of.values())
         out: dict[str, Any] = {}
         for key, j in of.items():
-            if j not in view.vectors:
-                vec = self.registry.embeddings_of(j).get("text")
-                view.vectors[j] = None if vec is None else np.asarray(vec, dtype=np.float64)
-            v = view.vectors[j]
+            v = vectors[j]
             norm = float(np.linalg.norm(v)) if v is not None else 0.0
             out[key] = v / norm if norm > 0 else None
         return out
@@ -164,15 +170,11 @@ class PartsReading:
         of = self.parts_of(text)
         if not of:
             return text
-        view = self._snapshot()
-        needed = sorted({j for i, js in of.items() for j in (i, *js)} - set(view.vectors))
-        for j in needed:
-            vec = self.registry.embeddings_of(j).get("text")
-            view.vectors[j] = None if vec is None else np.asarray(vec, dtype=np.float64)
+        vectors = self._vectors(j for i, js in of.items() for j in (i, *js))
         parts_cos = self.registry.indexes["text"].score_ids(query, sorted({j for js in of.values() for j in js}))
         out = dict(text)
         for i, js in of.items():
-            vecs = [v for v in (view.vectors.get(j) for j in (i, *js)) if v is not None]
+            vecs = [v for v in (vectors.get(j) for j in (i, *js)) if v is not None]
             if len(vecs) < len(js) + 1 or any(j not in parts_cos for j in js):
                 continue  # removed meanwhile: read alone
             total = np.sum(vecs, axis=0)  # (dim,)

@@ -52,11 +52,13 @@ def test_adapters_of_the_other_kind_are_lowered(svc: LocalService, monkeypatch: 
 def test_only_adapters_of_the_kind_asked_can_fit(svc: LocalService) -> None:
     ids = {r["name"]: int(r["id"]) for r in svc.list()}
     prompt = "invert the colours of the image, like a photo negative"  # about pictures; no picture adapter inverts
-    fits = svc.searcher._of_kind(prompt, svc.text_encoder.encode([prompt])[0])
+    fits = svc.searcher._of_kind(svc.searcher.wanted_kind(prompt, svc.text_encoder.encode([prompt])[0]))
     assert [n for n in sorted(ids) if fits(ids[n])] == ["dots", "grayscale"]
     hits = svc.search(prompt, 4)
     assert hits.nothing_fits is True, [(h.adapter["name"], h.relevance, h.scores) for h in hits]
-    either = svc.searcher._of_kind("something fun", svc.text_encoder.encode(["something fun"])[0])
+    either = svc.searcher._of_kind(
+        svc.searcher.wanted_kind("something fun", svc.text_encoder.encode(["something fun"])[0])
+    )
     assert all(either(i) for i in ids.values())  # the words say no kind: every adapter may fit
     assert svc.search("dots between the letters of a word", 4).nothing_fits is not True
 
@@ -65,15 +67,16 @@ def test_the_reason_names_a_close_adapter_of_the_other_kind(svc: LocalService) -
     from dataclasses import replace
 
     prompt = "invert the colours of the image, like a photo negative"
-    q = svc.text_encoder.encode([prompt])[0]
+    wanted = svc.searcher.wanted_kind(prompt, svc.text_encoder.encode([prompt])[0])
+    assert wanted == "diffusion"
     hits = svc.search(prompt, 4)
     shown = [replace(h, relevance=0.9 if h.adapter["name"] == "reverse" else 0.0) for h in hits]
-    why = svc.searcher._why_nothing(prompt, q, shown, set(), set(), set(), [])
+    why = svc.searcher._why_nothing(wanted, shown, set(), set(), set(), [])
     assert why == "the closest image adapters are unlikely to do it (reverse is not an image adapter)"
     text_only = [h for h in shown if h.adapter["family"] == "zoo-text"]
-    assert svc.searcher._why_nothing(prompt, q, text_only, set(), set(), set(), []) == "no image adapter is close"
+    assert svc.searcher._why_nothing(wanted, text_only, set(), set(), set(), []) == "no image adapter is close"
     quiet = [replace(h, relevance=0.0) for h in hits]
-    assert svc.searcher._why_nothing(prompt, q, quiet, set(), set(), set(), []) is None  # all just unlikely
+    assert svc.searcher._why_nothing(wanted, quiet, set(), set(), set(), []) is None  # all just unlikely
 
 
 def test_the_verdict_reads_only_adapters_of_the_kind_asked() -> None:
