@@ -86,7 +86,7 @@ def _scores(svc: Any, text: str, mode: str, family: str) -> dict[int, float]:
 
 
 def _z(scores: Scores, ref: set[int]) -> Scores:
-    from loradex.search import MIN_SPREAD
+    from loradex.ranking import MIN_SPREAD
 
     vals = [scores[i] for i in ref if i in scores]
     mean = sum(vals) / len(vals)

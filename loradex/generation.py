@@ -242,7 +242,7 @@ def make(svc: LocalService, description: str, *, family: str, method: str | None
     (``search_pick``). Without ``examples``, examples written in the description ("… like hello ->
     olleh", ``loradex.examples.examples_in``) are used for a family whose base runs them."""
     from generators.errors import check_description
-    from loradex.search import readable_for, readable_prompt
+    from loradex.reading import readable_for, readable_prompt
 
     method, entry = pick(svc, family, method)
     check_description(description)  # before search reads it: its refusal speaks of a prompt, not a description

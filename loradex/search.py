@@ -22,8 +22,7 @@ from loradex.examples import examples_in
 from loradex.modality import KINDS as MODALITY_KINDS
 from loradex.modality import asked_kind
 from loradex.params import families, mismatched, named
-from loradex.ranking import (  # noqa: F401  (MIN_SPREAD, description_precision: read from here too)
-    MIN_SPREAD,
+from loradex.ranking import (
     RERANK_POOL,
     SIGNAL_WEIGHTS,
     STEP_PENALTY,
@@ -35,7 +34,7 @@ from loradex.ranking import (  # noqa: F401  (MIN_SPREAD, description_precision:
     rerank_by_steps,
     verdict_among,
 )
-from loradex.reading import readable_for, readable_prompt  # noqa: F401  (readable_prompt: read from here too)
+from loradex.reading import readable_for
 from loradex.relevance import Calibration
 from loradex.search_parts import PartsReading, Ranked, Snapshot
 from loradex.spelling import Speller, words_of

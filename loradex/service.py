@@ -378,7 +378,7 @@ class LocalService:
 
     def embed_prompt(self, prompt: str) -> Any:
         """The prompt as search embeds it (``readable_for``): a normalized (dim,) vector (LRU-cached)."""
-        from loradex.search import readable_for
+        from loradex.reading import readable_for
 
         return self.text_encoder.encode([readable_for(self.text_encoder, prompt, self.searcher.speller())])[0]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from loradex.number_words import digits_for_number_words
-from loradex.search import readable_for, readable_prompt
+from loradex.reading import readable_for, readable_prompt
 from loradex.service import LocalService
 
 ZOO = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo" / "text" / "adapters"

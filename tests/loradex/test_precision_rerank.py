@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loradex.search import RERANK_POOL, description_precision, rerank_by_precision
+from loradex.ranking import RERANK_POOL, description_precision, rerank_by_precision
 
 
 def test_precision_is_the_share_of_the_description_the_prompt_covers() -> None:

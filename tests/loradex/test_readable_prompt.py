@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loradex.search import readable_prompt
+from loradex.reading import readable_prompt
 from loradex.service import LocalService
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "adapters"
