@@ -2,6 +2,7 @@
 
     python -m benchmarks.run fusion [--quick]          # results → benchmarks/results/fusion.{json,md,png}
     python -m benchmarks.fusion train image|text       # gate → fusion/checkpoints/zoo-image|zoo-text
+                                                       # (image: --method calibrated (default) | autolora)
 
 Image zoo (judge = the zoo's classifier; prompts = the zoo's content captions, seeds = its
 evaluation seeds; the gate routes by the combo's own paraphrases, which the zoo wrote before
@@ -454,13 +455,20 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("kind", choices=("image", "text"))
     tr.add_argument("--steps", type=int, default=None)
     tr.add_argument("--out", type=Path, default=None)
+    tr.add_argument("--method", choices=("calibrated", "autolora"), default="calibrated", help="image gates only")
+    tr.add_argument("--hold-val", action="store_true", help="image: leave out the validation combos as well")
     sub.add_parser("run", help="the suite (same as python -m benchmarks.run fusion)")
     args = ap.parse_args(argv)
     if args.cmd == "train":
-        from benchmarks.fusion_train import train_image_gate, train_text_gate
+        from benchmarks.fusion_train import train_calibrated_gate, train_image_gate, train_text_gate
 
-        fn = train_image_gate if args.kind == "image" else train_text_gate
-        print(json.dumps(fn(out=args.out, steps=args.steps), indent=1))
+        if args.kind == "text":
+            res = train_text_gate(out=args.out, steps=args.steps)
+        elif args.method == "autolora":
+            res = train_image_gate(out=args.out, steps=args.steps)
+        else:
+            res = train_calibrated_gate(out=args.out, steps=args.steps, hold_val=args.hold_val)
+        print(json.dumps({k: v for k, v in res.items() if k != "combos"}, indent=1))
         return 0
     from benchmarks.run import main as run_main
 

@@ -1,7 +1,14 @@
 """Training of the committed zoo gates: ``python -m benchmarks.fusion train image|text``.
 
-Image (``fusion/checkpoints/zoo-image``): the AutoLoRA gate, distilled on the zoo's *training*
-tasks only: each training combo's palette + texture adapters plus one random distractor, taught
+Image (``fusion/checkpoints/zoo-image``): the calibrated gate (``fusion.gate.calibrated``), learned
+on the zoo's *training* combos only: every training combo's palette + texture adapters composed
+and distilled towards the combo's own adapter on the combo's procedural images; the library is
+the palettes and textures those combos use. Held-out combos (and their adapters) are never seen.
+``--hold-val`` leaves out the validation combos as well (every third training combo in manifest
+order, ``VAL_STRIDE``), for choosing the recipe (``benchmarks.fusion_calibrated val``).
+
+``--method autolora`` trains the earlier AutoLoRA gate instead (its distillation loss did not fall;
+see ``benchmarks/results/fusion_notes.md``), on the zoo's *training* tasks only: each training combo's palette + texture adapters plus one random distractor, taught
 to behave like the combo's own adapter on the combo's procedural images, with a hinge keeping
 the distractor quiet; and each palette / texture adapter with one distractor, taught to behave
 like the adapter alone. Requests are the tasks' training paraphrases. Held-out combos, their
@@ -25,6 +32,84 @@ REPO = Path(__file__).resolve().parents[1]
 IMAGE_ZOO = REPO / "benchmarks" / "zoo" / "image"
 TEXT_ZOO = REPO / "benchmarks" / "zoo" / "text"
 CHECKPOINTS = REPO / "fusion" / "checkpoints"
+
+
+VAL_STRIDE = 3  # validation combos: every third training combo in manifest order (10 of 36)
+CALIBRATION = {"steps": 800, "per_step": 4, "batch": 4, "pool": 48, "lr": 0.02}  # chosen on validation combos
+
+
+def validation_combos(zoo: Any) -> list[str]:
+    from benchmarks.fusion import heldout_combos
+
+    return heldout_combos(zoo, "train")[::VAL_STRIDE][:10]
+
+
+ROUTE = {"steps": 300, "lr": 0.01, "reg": 0.03}  # the route's recipe (chosen on validation combos)
+
+
+def fit_calibrated_route(zoo: Any, gate: Any, combos: list[str], **recipe: Any) -> dict[str, Any]:
+    """Train the gate's route on the training paraphrases (never a held-out one) of ``combos`` (asking for
+    their palette and texture) and of every single adapter (asking for itself), against the canonical
+    descriptions of all single adapters (palettes, textures, shapes)."""
+    from encoders.text import get_text_encoder
+    from fusion.compose import clauses
+    from fusion.gate.train import fit_route
+
+    tasks = zoo.tasks
+    singles = [
+        t for t in tasks if tasks[t]["family"] in ("palette", "texture", "shape") and tasks[t]["split"] == "train"
+    ]
+    row = {t: i for i, t in enumerate(singles)}
+    texts: list[str] = []
+    asked: list[list[int]] = []
+    for tid in [*combos, *singles]:
+        t = tasks[tid]
+        want = [row[t["params"]["palette"]], row[t["params"]["texture"]]] if tid in combos else [row[tid]]
+        for text in [p["text"] for p in t["paraphrases"] if p["split"] == "train"]:
+            texts.append(text)
+            asked.append(want)
+    enc = get_text_encoder()
+    keys = torch.as_tensor(enc.encode([tasks[t]["canonical"] for t in singles]), dtype=torch.float32)  # (m, d)
+    requests = [torch.as_tensor(enc.encode(clauses(q)), dtype=torch.float32) for q in texts]  # each (c, d)
+    metrics = fit_route(gate, requests, keys, asked, **{**ROUTE, **recipe})
+    metrics["route_requests"] = len(texts)
+    return metrics
+
+
+def train_calibrated_gate(out: Path | None = None, steps: int | None = None, hold_val: bool = False) -> dict[str, Any]:
+    from benchmarks.fusion import ImageZoo, heldout_combos
+    from benchmarks.fusion_zip import zoo_sampler
+    from fusion.gate import save_gate
+    from fusion.gate.config import GateConfig
+    from fusion.gate.train import CalibrationExample
+    from fusion.gate.train import train_calibrated_gate as train
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    zoo = ImageZoo()
+    combos = heldout_combos(zoo, "train")
+    if hold_val:
+        val = set(validation_combos(zoo))
+        combos = [c for c in combos if c not in val]
+    parts = {c: (zoo.tasks[c]["params"]["palette"], zoo.tasks[c]["params"]["texture"]) for c in combos}
+    library = sorted({a for pair in parts.values() for a in pair})
+    examples = [CalibrationExample(parts=[zoo.adapter(p), zoo.adapter(x)], teacher=zoo.adapter(c),
+                                   sample=zoo_sampler(zoo, p, x), name=c) for c, (p, x) in parts.items()]  # fmt: skip
+    cfg = GateConfig(kind="image", family="zoo-image", method="calibrated", steps=20, guidance=4.0)
+    recipe = {**CALIBRATION, **({"steps": steps} if steps is not None else {})}
+    gate, metrics = train(zoo.pipe, [zoo.adapter(a) for a in library], library, examples, cfg, log=print, **recipe)
+    metrics.update(fit_calibrated_route(zoo, gate, combos))
+    metrics["examples_from"] = "training combos" + (" except the validation combos" if hold_val else "")
+    metrics["combos"] = combos
+    metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
+    folder = out or CHECKPOINTS / "zoo-image"
+    for stale in ("model.safetensors", "metrics.json"):
+        (folder / stale).unlink(missing_ok=True)
+    save_gate(gate, folder, metrics)
+    metrics["size_bytes"] = (folder / "model.safetensors").stat().st_size
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
 
 
 def train_image_gate(out: Path | None = None, steps: int | None = None) -> dict[str, Any]:

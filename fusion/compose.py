@@ -61,7 +61,7 @@ def adapter_description(adapter: LoraAdapter) -> str:
     return (f"{title} {words}").strip() or "an adapter"
 
 
-_CLAUSE = r"[,;:+]|\b(?:and|with|plus|then|also)\b"
+_CLAUSE = r"[,;:+]|(?<![\w-])(?:and|with|plus|then|also)(?![\w-])"  # not inside "black-and-white"
 
 
 def clauses(request: str) -> list[str]:
@@ -84,6 +84,21 @@ def similarity(request: str, descriptions: list[str], text_encoder: Any = None) 
     emb = torch.as_tensor(text_encoder.encode([*qs, *descriptions]), dtype=torch.float32)  # (q+k, d)
     emb = torch.nn.functional.normalize(emb, dim=-1)
     return (emb[len(qs) :] @ emb[: len(qs)].T).max(dim=1).values  # (k,)
+
+
+@torch.no_grad()
+def route_scores(gate: Any, request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
+    """An image gate's relevances (k,): through its own map of the request's clauses when it has one
+    (the calibrated gate), else the plain cosine with the best clause (``similarity``)."""
+    if not hasattr(gate, "scores"):
+        return similarity(request, descriptions, text_encoder)
+    if text_encoder is None:
+        from encoders.text import get_text_encoder
+
+        text_encoder = get_text_encoder()
+    qs = clauses(request)
+    emb = torch.as_tensor(text_encoder.encode([*qs, *descriptions]), dtype=torch.float32)  # (q+k, d)
+    return gate.scores(emb[: len(qs)], emb[len(qs) :])
 
 
 def _gate_for(adapters: list[LoraAdapter], gate_dir: str | Path | None, kind: str) -> Any:
@@ -289,6 +304,7 @@ def compose_images(
         "adapters": names,
     }
     installed = adapters
+    ratios: dict[str, list[float]] = {}
     fitted = 0  # units a merge:zip fit reported before rendering
     if kind == "merge":
 
@@ -301,6 +317,12 @@ def compose_images(
         merged, minfo = _merged(adapters, w, strategy, merge_options or {}, pipe=pipe, own_prompts=descriptions,
                                 seed=seed, progress=fit_progress)  # fmt: skip
         installed, info["merge"] = [merged], minfo
+    if kind == "gate" and hasattr(gate, "calibrate"):  # the calibrated gate rescales the adapters it knows
+        from fusion.gate.calibrated import scale_ratios
+
+        installed, which = gate.calibrate(adapters)
+        info["calibrated"] = [n for n, on in zip(names, which, strict=True) if on]
+        ratios = scale_ratios(adapters, installed)  # layer → each adapter's ‖ΔW'‖ / ‖ΔW‖
     handle = install(pipe, installed, names if kind != "merge" else ["merged"])
     routed = w
     try:
@@ -308,14 +330,16 @@ def compose_images(
         if kind == "gate":
             if scores is None:
                 descs = descriptions or [adapter_description(a) for a in adapters]
-                scores = similarity(request or prompts[0], descs, text_encoder)
+                scores = route_scores(gate, request or prompts[0], descs, text_encoder)
             routed_t = gate.route(scores) * torch.tensor(w)
             routed = [float(x) for x in routed_t]
             gate_fn = gate.gate_fn(scores)
             if hasattr(gate, "check_layers"):
                 gate.check_layers(list(handle.layers))
             info["scores"] = [float(x) for x in scores]
-            info["gate"] = "trained" if gate.trained else "description"
+            info["gate"] = (
+                ("calibrated" if hasattr(gate, "calibrate") else "trained") if gate.trained else "description"
+            )
             handle.set_weights(routed)
             handle.set_gate(gate_fn)
         elif kind in ("linear", "composite"):
@@ -340,6 +364,9 @@ def compose_images(
         )  # fmt: skip
         handle.stop_trace()
         trace = _trace(handle, timesteps)
+        if ratios:  # the picture shows each layer's weight × what the calibration made of the adapter there
+            trace["values"] = [[[v * r for v, r in zip(step, ratios.get(layer, []) or [1.0] * len(step), strict=True)]
+                                for step in values] for layer, values in zip(trace["layers"], trace["values"], strict=True)]  # fmt: skip
     finally:
         handle.remove()
     if progress is not None:

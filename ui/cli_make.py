@@ -170,6 +170,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
     if gate:
         print(f"gate values per layer over timesteps: {gate}")
     print(f"{res.strategy} over {len(res.adapters)} adapters of {res.family}, {res.seconds:.1f} s")
+    if res.info.get("calibrated"):  # the family's calibrated gate rescaled these adapters
+        print("calibrated for composing (per layer and channel): " + ", ".join(res.info["calibrated"]))
     auto = res.info.get("auto")
     if isinstance(auto, dict):  # auto ran the request's steps as a chain
         print("chained in the order the steps run: " + " → ".join(f"{s['step']!r} ({s['adapter']})" for s in auto["steps"])

@@ -1,7 +1,9 @@
 """Gates for runtime fusion, registered by name; ``load_gate(folder)`` reads a trained one.
 
 ``register_gate("description", …)`` is the training-free default (description similarity ×
-timestep schedule); ``register_gate("autolora", …)`` the trained per-layer/channel gate.
+timestep schedule); ``register_gate("autolora", …)`` the trained per-layer/channel gate;
+``register_gate("calibrated", …)`` the per-adapter, layer and channel coefficients learned on
+known compositions (``fusion.gate.calibrated``).
 A checkpoint folder holds ``config.json`` (``GateConfig``), ``model.safetensors`` (trained
 gates only) and ``metrics.json``.
 """
@@ -43,6 +45,7 @@ def bundled_gate_dir(family: str) -> Path | None:
 
 def load_gate(folder: str | Path | None, *, kind: str = "image", family: str = "unknown") -> Any:
     """The gate in ``folder`` (trained when it holds ``model.safetensors``), else the default."""
+    from fusion.gate.calibrated import CalibratedGate
     from fusion.gate.model import AutoLoRAGate, DescriptionGate, TextRouterGate
 
     if folder is None:
@@ -56,7 +59,11 @@ def load_gate(folder: str | Path | None, *, kind: str = "image", family: str = "
         raise GateError(f"gate config at {folder} lists layers but there is no {weights.name}")
     from safetensors.torch import load_file
 
-    gate = AutoLoRAGate(cfg) if cfg.kind == "image" else TextRouterGate(cfg)
+    gate: Any
+    if cfg.kind == "text":
+        gate = TextRouterGate(cfg)
+    else:
+        gate = CalibratedGate(cfg) if cfg.method == "calibrated" else AutoLoRAGate(cfg)
     state = load_file(str(weights))
     try:
         gate.load_state_dict(state)
@@ -94,5 +101,12 @@ def _autolora(cfg: GateConfig) -> Any:
     return AutoLoRAGate(cfg)
 
 
+def _calibrated(cfg: GateConfig) -> Any:
+    from fusion.gate.calibrated import CalibratedGate
+
+    return CalibratedGate(cfg)
+
+
 register_gate("description", _description)
 register_gate("autolora", _autolora)
+register_gate("calibrated", _calibrated)

@@ -11,6 +11,7 @@ from fusion.errors import GateError
 
 KINDS = ("image", "text")
 SCHEDULES = ("flat", "early", "late")
+METHODS = ("autolora", "calibrated")  # what a trained image gate is (fusion.gate.model, fusion.gate.calibrated)
 
 
 @dataclass
@@ -28,6 +29,10 @@ class GateConfig:
     guidance: float | None = None
     text_dim: int = 384  # width of the text embeddings (a trained text gate's map is text_dim × text_dim)
     text_encoder: str = "all-MiniLM-L6-v2"  # what embedded requests and descriptions in training
+    method: str = "autolora"  # a trained image gate: autolora (learned from outputs) | calibrated (per adapter)
+    in_channels: list[int] = field(default_factory=list)  # calibrated: input channels per layer (same order)
+    adapters: list[str] = field(default_factory=list)  # calibrated: weight keys of the adapters it knows
+    adapter_names: list[str] = field(default_factory=list)  # calibrated: their names (same order; for people)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -40,6 +45,13 @@ class GateConfig:
             raise GateError(f"g_max must be positive, got {self.g_max}")
         if len(self.layers) != len(self.channels):
             raise GateError(f"{len(self.layers)} layers but {len(self.channels)} channel counts")
+        if self.method not in METHODS:
+            raise GateError(f"gate method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.method == "calibrated":
+            if len(self.in_channels) != len(self.layers):
+                raise GateError(f"{len(self.layers)} layers but {len(self.in_channels)} input channel counts")
+            if len(self.adapter_names) != len(self.adapters):
+                raise GateError(f"{len(self.adapters)} adapter keys but {len(self.adapter_names)} names")
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / "config.json"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -424,7 +425,7 @@ def test_zip_merge_learns_on_the_family_base_and_registers_the_exact_combination
         assert float(resid) < 1e-2  # each row of the merge is a combination of the two adapters' rows
 
 
-def test_compose_renders_images_with_a_gate_plot(tmp_path: Path) -> None:
+def test_compose_renders_images_with_a_gate_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
     if not (IMAGE / "grayscale").is_dir():
@@ -439,8 +440,18 @@ def test_compose_renders_images_with_a_gate_plot(tmp_path: Path) -> None:
     img = Image.open(io.BytesIO(res.images[0]))
     assert img.size[0] >= 32 and img.mode in ("RGB", "RGBA")
     assert res.gate_png is not None and Image.open(io.BytesIO(res.gate_png)).size[0] > 0
+    # the family's calibrated gate recognises both adapters as read back from the registry
+    assert res.info["gate"] == "calibrated" and sorted(res.info["calibrated"]) == sorted(r["name"] for r in svc.list())
     lin = svc.compose("a circle in grayscale with polka dots", adapters=ids, strategy="linear", steps=3)
     assert len(lin.images) == 1 and lin.strategy == "linear" and lin.weights == [1.0, 1.0]
+    assert "calibrated" not in lin.info  # only the gate calibrates
+    svc.close()
+    from ui.cli import main
+
+    argv = ["--home", str(tmp_path / "home"), "compose", "--prompt", "a circle in grayscale with polka dots",
+            "--adapters", *map(str, ids), "--steps", "2", "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    assert "calibrated for composing (per layer and channel): " in capsys.readouterr().out
 
 
 def test_api_and_client_generate_merge_compose(svc: LocalService) -> None:
@@ -596,12 +607,24 @@ def test_web_generate_and_compose_tabs(svc: LocalService) -> None:
     assert images == [] and "| `abc` | `ABC` |" in text
 
 
-def test_only_a_converged_gate_is_used() -> None:
-    from loradex.composition import trained_gate
+def test_only_a_converged_gate_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import loradex.composition as composition
+    from fusion.gate import load_gate
+    from fusion.gate.calibrated import CalibratedGate
 
-    assert trained_gate("zoo-text") is not None  # its routing loss fell 1.96 → 0.05
-    assert trained_gate("zoo-image") is None  # its distillation loss rose: the training-free gate routes
-    assert trained_gate("no-such-family") is None
+    assert composition.trained_gate("zoo-text") is not None  # its routing loss fell 1.96 → 0.05
+    image = composition.trained_gate("zoo-image")  # the calibrated gate: its distillation loss fell
+    assert image is not None and isinstance(load_gate(image), CalibratedGate)
+    assert composition.trained_gate("no-such-family") is None
+    rose = tmp_path / "gates" / "rose"
+    rose.mkdir(parents=True)
+    (rose / "config.json").write_text((image / "config.json").read_text())
+    (rose / "metrics.json").write_text(json.dumps({"loss_first": 0.1, "loss_last": 0.2}))
+    monkeypatch.setattr(composition, "GATES", tmp_path / "gates")
+    assert composition.trained_gate("rose") is None  # its loss rose: the training-free gate routes
+    svc = SimpleNamespace(home=tmp_path / "home")
+    free = load_gate(composition.gate_folder(svc, "rose", "image"))  # type: ignore[arg-type]
+    assert not free.trained and free.config.threshold == composition.FREE_GATE["threshold"]
 
 
 def test_web_compose_side_by_side_and_generate_discard(svc: LocalService) -> None:

@@ -390,6 +390,7 @@ def test_compose_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     summary = page.locator("#ldx-comp-summary")
     expect(summary).to_contain_text("gate over 2 adapters of zoo-image")
     expect(summary).to_contain_text("5 run(s)")
+    expect(summary).to_contain_text("calibrated for composing (per layer and channel): ")
     page.wait_for_timeout(300)
     shot(page, "compose.png")
 

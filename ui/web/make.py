@@ -197,6 +197,8 @@ class MakeUI:
             part = why.get(a["id"])  # the part of the prompt an auto pick was searched for
             text.append(f"- {a['id']} {a['name']}" + (f" · {main.strategy} weight {w:.3f}" if w is not None else "")
                         + (f" · for “{part}”" if part else ""))  # fmt: skip
+        if main.info.get("calibrated"):  # the family's calibrated gate rescaled these adapters
+            text.append("- calibrated for composing (per layer and channel): " + ", ".join(main.info["calibrated"]))
         how = decided.get("auto")
         if isinstance(how, dict):  # auto ran a chain: which adapter each step of the request went to
             text.append("- chained, in the order the steps run: "
