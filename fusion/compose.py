@@ -331,7 +331,12 @@ def compose_images(
             if scores is None:
                 descs = descriptions or [adapter_description(a) for a in adapters]
                 scores = route_scores(gate, request or prompts[0], descs, text_encoder)
-            routed_t = gate.route(scores) * torch.tensor(w)
+            if hasattr(gate, "calibrate"):  # an adapter the request names is asked for, whatever its cosine
+                from fusion.gate.calibrated import names_in
+
+                routed_t = gate.route(scores, names_in(request or prompts[0], names)) * torch.tensor(w)
+            else:
+                routed_t = gate.route(scores) * torch.tensor(w)
             routed = [float(x) for x in routed_t]
             gate_fn = gate.gate_fn(scores)
             if hasattr(gate, "check_layers"):

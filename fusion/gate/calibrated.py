@@ -19,7 +19,8 @@ at least two of them are composed: one adapter alone is left as it is), adapters
 know are installed as they are, and the request routes: each adapter's relevance is the cosine of
 its description with the request's best-matching clause, half through the gate's embedding map W
 and half plain (``scores``; W trained by ``fusion.gate.train.fit_route`` so that a request's clauses land on the
-descriptions of the adapters it asks for); an adapter asked for (sᵢ ≥ b) is on at weight 1, one
+descriptions of the adapters it asks for); an adapter asked for (sᵢ ≥ b) or named by the request
+(``names_in``: "… in sepia with polka dots" names the adapter called sepia) is on at weight 1, one
 below at σ((sᵢ − b) / T).
 A request that asks for none of the adapters (a content-only prompt: the user chose them) keeps
 them all at 1.
@@ -88,12 +89,15 @@ class CalibratedGate(nn.Module):
         d0 = nn.functional.normalize(descriptions.float(), dim=-1)  # (k, d)
         return 0.5 * ((d @ q.T) + (d0 @ q0.T)).max(dim=1).values  # (k,): mapped and plain cosine, halves
 
-    def route(self, scores: torch.Tensor) -> torch.Tensor:
+    def route(self, scores: torch.Tensor, named: list[bool] | None = None) -> torch.Tensor:
         """Weights (k,) from relevances (k,): 1 for an adapter asked for (sᵢ ≥ b: the coefficients were
-        learned at full weight), σ((sᵢ − b) / T) below; all 1 when the request asks for none."""
+        learned at full weight) or ``named`` by the request, σ((sᵢ − b) / T) below; all 1 when no
+        relevance reaches b (the request's wording asks for none of them)."""
         w = torch.sigmoid((scores.detach() - self.bias.detach()) / self.config.temperature)
-        if float(w.max()) < 0.5:
+        if float(w.max()) < 0.5:  # the wording matches none of them: the user chose them all
             return torch.ones_like(w)
+        if named is not None:
+            w = torch.where(torch.tensor(named, dtype=torch.bool), torch.ones_like(w), w)
         return torch.where(w >= 0.5, torch.ones_like(w), w)
 
     def gate_fn(self, scores: torch.Tensor) -> None:
@@ -157,6 +161,22 @@ def scale_ratios(before: list[LoraAdapter], after: list[LoraAdapter]) -> dict[st
     return out
 
 
+def names_in(request: str, names: list[str]) -> list[bool]:
+    """Whether the request names each adapter: every word of its name (split at _ - . and spaces) is a
+    word of the request ("sepia" in "… in sepia with polka dots"; "grayscale_dots" needs both words;
+    parts of one or two letters or only digits never match).
+    A single word cosine of a one-word clause against a sentence description is too weak to say so."""
+    import re
+
+    words = set(re.findall(r"[a-z0-9]+", request.lower()))
+    out = []
+    for n in names:
+        parts = [p for p in re.split(r"[\s_.\-]+", n.lower()) if p]
+        # a part of one or two letters ("a", "v2") or only digits says nothing about what is asked for
+        out.append(bool(parts) and all(len(p) > 2 and not p.isdigit() and p in words for p in parts))
+    return out
+
+
 def new_gate(config: GateConfig, adapters: list[LoraAdapter], names: list[str], layers: dict[str, tuple[int, int]]
              ) -> CalibratedGate:  # fmt: skip
     """An untrained calibrated gate (every coefficient 1) for ``adapters`` over ``layers``:
@@ -170,4 +190,4 @@ def new_gate(config: GateConfig, adapters: list[LoraAdapter], names: list[str], 
     return CalibratedGate(cfg)
 
 
-__all__ = ["CalibratedGate", "adapter_key", "new_gate", "scale_ratios"]
+__all__ = ["CalibratedGate", "adapter_key", "names_in", "new_gate", "scale_ratios"]

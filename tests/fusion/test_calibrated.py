@@ -10,7 +10,7 @@ import torch
 from fusion.compose import compose_images
 from fusion.errors import GateError
 from fusion.gate import load_gate, save_gate
-from fusion.gate.calibrated import CalibratedGate, adapter_key, new_gate
+from fusion.gate.calibrated import CalibratedGate, adapter_key, names_in, new_gate
 from fusion.gate.config import GateConfig
 from fusion.gate.train import CalibrationExample, fit_route, train_calibrated_gate
 from registry.formats import read_adapter, write_adapter
@@ -118,6 +118,11 @@ def test_calibrate_folds_the_coefficients_exactly_and_only_into_compositions(pip
     w = gate.route(torch.tensor([0.50, 0.42, 0.10]))  # threshold 0.3, T 0.05
     assert float(w[0]) > 0.95 and float(w[1]) > 0.9 and float(w[2]) < 0.02
     assert gate.route(torch.tensor([0.1, 0.05])).tolist() == [1.0, 1.0]  # asks for neither: the user's choice stands
+    named = gate.route(torch.tensor([0.28, 0.6, 0.1]), [True, False, False])  # "… sepia …" names the first
+    assert named[:2].tolist() == [1.0, 1.0] and float(named[2]) < 0.02
+    assert gate.route(torch.tensor([0.1, 0.05]), [True, False]).tolist() == [1.0, 1.0]  # no wording matched: all
+    assert names_in("a red circle, in Sepia with polka dots", ["sepia", "dots", "grayscale_dots", "hstripes", "a_"]) == [
+        True, True, False, False, False]  # fmt: skip
 
 
 def test_clauses_split_at_joining_words_but_not_inside_hyphenated_ones():
