@@ -38,9 +38,7 @@ def _images(zoo: Any, ids: list[str], method: str, prompts: list[str], seeds: li
 
     ads = [zoo.adapter(i) for i in ids]
     kw: dict[str, Any] = {"steps": STEPS, "guidance": GUIDANCE, "seeds": seeds, "names": ids}
-    if method == "linear":
-        return compose_images(zoo.pipe, ads, prompts, strategy="linear", **kw).tensor  # type: ignore[return-value]
-    if method == "oracle":
+    if method in ("linear", "oracle"):  # the oracle: ids is the combo's own adapter alone
         return compose_images(zoo.pipe, ads, prompts, strategy="linear", **kw).tensor  # type: ignore[return-value]
     scores = torch.zeros(len(ids)) if method == "calibrated_chosen" else None
     res = compose_images(zoo.pipe, ads, prompts, strategy="gate", request=request, gate_dir=gate_dir, scores=scores,

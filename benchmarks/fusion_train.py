@@ -34,8 +34,13 @@ TEXT_ZOO = REPO / "benchmarks" / "zoo" / "text"
 CHECKPOINTS = REPO / "fusion" / "checkpoints"
 
 
-VAL_STRIDE = 3  # validation combos: every third training combo in manifest order (10 of 36)
+VAL_STRIDE = 3  # validation combos: every third training combo in manifest order (10 of 32)
 CALIBRATION = {"steps": 800, "per_step": 4, "batch": 4, "pool": 48, "lr": 0.02}  # chosen on validation combos
+
+
+def training_singles(tasks: dict[str, Any]) -> list[str]:
+    """The zoo's single adapters (palettes, textures, shapes) of the training split, in manifest order."""
+    return [t for t in tasks if tasks[t]["family"] in ("palette", "texture", "shape") and tasks[t]["split"] == "train"]
 
 
 def validation_combos(zoo: Any) -> list[str]:
@@ -56,9 +61,7 @@ def fit_calibrated_route(zoo: Any, gate: Any, combos: list[str], **recipe: Any) 
     from fusion.gate.train import fit_route
 
     tasks = zoo.tasks
-    singles = [
-        t for t in tasks if tasks[t]["family"] in ("palette", "texture", "shape") and tasks[t]["split"] == "train"
-    ]
+    singles = training_singles(tasks)
     row = {t: i for i, t in enumerate(singles)}
     texts: list[str] = []
     asked: list[list[int]] = []
@@ -104,8 +107,6 @@ def train_calibrated_gate(out: Path | None = None, steps: int | None = None, hol
     metrics["combos"] = combos
     metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
     folder = out or CHECKPOINTS / "zoo-image"
-    for stale in ("model.safetensors", "metrics.json"):
-        (folder / stale).unlink(missing_ok=True)
     save_gate(gate, folder, metrics)
     metrics["size_bytes"] = (folder / "model.safetensors").stat().st_size
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
@@ -113,11 +114,8 @@ def train_calibrated_gate(out: Path | None = None, steps: int | None = None, hol
 
 
 def train_image_gate(out: Path | None = None, steps: int | None = None) -> dict[str, Any]:
-    import numpy as np
-
     from benchmarks.fusion import ImageZoo
-    from benchmarks.zoo.image.captions import TEMPLATES, caption
-    from benchmarks.zoo.image.shapes import random_scenes, render, to_tensor_range
+    from benchmarks.fusion_zip import zoo_sampler
     from fusion.compose import similarity
     from fusion.gate import save_gate
     from fusion.gate.config import GateConfig
@@ -130,22 +128,8 @@ def train_image_gate(out: Path | None = None, steps: int | None = None) -> dict[
     zoo = ImageZoo()
     tasks = zoo.tasks
     train_paraphrase = {tid: [p["text"] for p in t["paraphrases"] if p["split"] == "train"] for tid, t in tasks.items()}
-    singles = [
-        t for t in tasks if tasks[t]["family"] in ("palette", "texture", "shape") and tasks[t]["split"] == "train"
-    ]
+    singles = training_singles(tasks)
     rng = random.Random(0)
-
-    def sampler(palette: str | None, texture: str | None) -> Any:
-        def sample(n: int, gen: torch.Generator) -> tuple[torch.Tensor, list[str]]:
-            r = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-            scenes = random_scenes(r, n, texture=texture, palette=palette)
-            x = torch.from_numpy(to_tensor_range(render(scenes, r)))  # (n, 3, 32, 32) in [-1, 1]
-            with torch.no_grad():
-                lat = zoo.pipe.vae.encode(x).latents * zoo.pipe.vae.config.scaling_factor  # (n, 12, 16, 16)
-            caps = [caption(s, int(r.integers(0, len(TEMPLATES)))) for s in scenes]
-            return lat, caps
-
-        return sample
 
     examples = []
     for tid, t in tasks.items():
@@ -159,7 +143,7 @@ def train_image_gate(out: Path | None = None, steps: int | None = None) -> dict[
         scores = similarity(req, [tasks[i]["canonical"] for i in ids])
         examples.append(ImageGateExample(
             adapters=[zoo.adapter(i) for i in ids], scores=scores, teacher=[zoo.adapter(tid)],
-            sample=sampler(params.get("palette"), params.get("texture")), quiet=[len(ids) - 1],
+            sample=zoo_sampler(zoo, params.get("palette"), params.get("texture")), quiet=[len(ids) - 1],
         ))  # fmt: skip
     cfg = GateConfig(kind="image", family="zoo-image", steps=20, guidance=4.0)
     gate, metrics = train(zoo.pipe, examples, cfg, steps=steps or 150, batch=8, lr=0.005, log=print)

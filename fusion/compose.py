@@ -74,15 +74,19 @@ def clauses(request: str) -> list[str]:
     return [request, *dict.fromkeys(parts)]
 
 
-def similarity(request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
-    """Cosine of each description with the request or its best-matching clause (k,)."""
+def _embed(texts: list[str], text_encoder: Any = None) -> torch.Tensor:
+    """Text embeddings (n, d) by ``text_encoder``, else the bundled one."""
     if text_encoder is None:
         from encoders.text import get_text_encoder
 
         text_encoder = get_text_encoder()
+    return torch.as_tensor(text_encoder.encode(texts), dtype=torch.float32)
+
+
+def similarity(request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
+    """Cosine of each description with the request or its best-matching clause (k,)."""
     qs = clauses(request)
-    emb = torch.as_tensor(text_encoder.encode([*qs, *descriptions]), dtype=torch.float32)  # (q+k, d)
-    emb = torch.nn.functional.normalize(emb, dim=-1)
+    emb = torch.nn.functional.normalize(_embed([*qs, *descriptions], text_encoder), dim=-1)  # (q+k, d)
     return (emb[len(qs) :] @ emb[: len(qs)].T).max(dim=1).values  # (k,)
 
 
@@ -92,12 +96,8 @@ def route_scores(gate: Any, request: str, descriptions: list[str], text_encoder:
     (the calibrated gate), else the plain cosine with the best clause (``similarity``)."""
     if not hasattr(gate, "scores"):
         return similarity(request, descriptions, text_encoder)
-    if text_encoder is None:
-        from encoders.text import get_text_encoder
-
-        text_encoder = get_text_encoder()
     qs = clauses(request)
-    emb = torch.as_tensor(text_encoder.encode([*qs, *descriptions]), dtype=torch.float32)  # (q+k, d)
+    emb = _embed([*qs, *descriptions], text_encoder)  # (q+k, d)
     return gate.scores(emb[: len(qs)], emb[len(qs) :])
 
 
@@ -317,7 +317,8 @@ def compose_images(
         merged, minfo = _merged(adapters, w, strategy, merge_options or {}, pipe=pipe, own_prompts=descriptions,
                                 seed=seed, progress=fit_progress)  # fmt: skip
         installed, info["merge"] = [merged], minfo
-    if kind == "gate" and hasattr(gate, "calibrate"):  # the calibrated gate rescales the adapters it knows
+    calibrated = kind == "gate" and hasattr(gate, "calibrate")  # a calibrated gate: rescales the adapters it knows
+    if calibrated:
         from fusion.gate.calibrated import scale_ratios
 
         installed, which = gate.calibrate(adapters)
@@ -331,7 +332,7 @@ def compose_images(
             if scores is None:
                 descs = descriptions or [adapter_description(a) for a in adapters]
                 scores = route_scores(gate, request or prompts[0], descs, text_encoder)
-            if hasattr(gate, "calibrate"):  # an adapter the request names is asked for, whatever its cosine
+            if calibrated:  # an adapter the request names is asked for, whatever its cosine
                 from fusion.gate.calibrated import names_in
 
                 routed_t = gate.route(scores, names_in(request or prompts[0], names)) * torch.tensor(w)
@@ -342,9 +343,7 @@ def compose_images(
             if hasattr(gate, "check_layers"):
                 gate.check_layers(list(handle.layers))
             info["scores"] = [float(x) for x in scores]
-            info["gate"] = (
-                ("calibrated" if hasattr(gate, "calibrate") else "trained") if gate.trained else "description"
-            )
+            info["gate"] = ("calibrated" if calibrated else "trained") if gate.trained else "description"
             handle.set_weights(routed)
             handle.set_gate(gate_fn)
         elif kind in ("linear", "composite"):
@@ -488,10 +487,6 @@ def compose_text(
 def gate_scores(gate: Any, request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
     """Description similarities (k,), through the gate's own embedding map when it has one."""
     if hasattr(gate, "scores"):
-        if text_encoder is None:
-            from encoders.text import get_text_encoder
-
-            text_encoder = get_text_encoder()
-        emb = torch.as_tensor(text_encoder.encode([request, *descriptions]), dtype=torch.float32)
+        emb = _embed([request, *descriptions], text_encoder)  # (1+k, d)
         return gate.scores(emb[0], emb[1:])
     return similarity(request, descriptions, text_encoder)

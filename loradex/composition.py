@@ -77,7 +77,7 @@ def gate_folder(svc: LocalService, family: str, kind: str) -> Path:
     base = GATES / family
     cfg = GateConfig.load(base) if (base / "config.json").is_file() else GateConfig(kind=kind, family=family)
     folder = svc.home / "cache" / "gates" / family
-    free = replace(cfg, layers=[], channels=[], method="autolora", in_channels=[], adapters=[], adapter_names=[])
+    free = cfg.training_free()
     if kind == "image":  # chosen on training combos (benchmarks/results/fusion_notes.md)
         free = replace(free, threshold=FREE_GATE["threshold"], g_max=FREE_GATE["g_max"])
     free.save(folder)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,10 @@ class GateConfig:
                 raise GateError(f"{len(self.layers)} layers but {len(self.in_channels)} input channel counts")
             if len(self.adapter_names) != len(self.adapters):
                 raise GateError(f"{len(self.adapters)} adapter keys but {len(self.adapter_names)} names")
+
+    def training_free(self) -> GateConfig:
+        """This config without what a trained gate learned (layers, channels, calibrated adapters)."""
+        return replace(self, layers=[], channels=[], method="autolora", in_channels=[], adapters=[], adapter_names=[])
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / "config.json"

@@ -54,6 +54,24 @@ def _encode(pipe: Any, prompts: list[str]) -> torch.Tensor:
     return encode_prompts(pipe, prompts)
 
 
+def _teacher_batch(
+    pipe: Any, sample: Callable[[int, torch.Generator], tuple[torch.Tensor, list[str]]], teacher: list[LoraAdapter],
+    n: int, gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """n drawn rows noised at random timesteps and the teacher's prediction on them: (noisy (n, C, H, W),
+    t (n,), text states (n, tokens, width), target (n, C, H, W))."""
+    sched = pipe.scheduler
+    with torch.no_grad():
+        x0, caps = sample(n, gen)  # (n, C, H, W)
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, sched.config.num_train_timesteps, (n,), generator=gen)
+        noisy = sched.add_noise(x0, noise, t)
+        states = _encode(pipe, caps)
+        with install(pipe, teacher):
+            target = pipe.unet(noisy, t, encoder_hidden_states=states).sample
+    return noisy, t, states, target
+
+
 def train_image_gate(
     pipe: Any, examples: list[ImageGateExample], config: GateConfig, *, steps: int = 150, batch: int = 8,
     lr: float = 0.02, hinge_margin: float = 0.1, hinge_weight: float = 1.0, seed: int = 0,
@@ -80,13 +98,7 @@ def train_image_gate(
     t0 = time.perf_counter()
     for step in range(steps):
         ex = examples[rng.randrange(len(examples))]
-        x0, caps = ex.sample(batch, gen)  # (b, C, H, W)
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, sched.config.num_train_timesteps, (batch,), generator=gen)
-        noisy = sched.add_noise(x0, noise, t)
-        states = _encode(pipe, caps)
-        with torch.no_grad(), install(pipe, ex.teacher):
-            target = pipe.unet(noisy, t, encoder_hidden_states=states).sample
+        noisy, t, states, target = _teacher_batch(pipe, ex.sample, ex.teacher, batch, gen)
         handle = install(pipe, ex.adapters)
         fn = gate.gate_fn(ex.scores)
         quiet_vals: list[torch.Tensor] = []
@@ -133,20 +145,6 @@ class CalibrationExample:
     name: str = ""  # for errors and logs
 
 
-def _teacher_pool(pipe: Any, ex: CalibrationExample, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """(noisy (n, C, H, W), t (n,), text states (n, tokens, width), teacher prediction (n, C, H, W))."""
-    sched = pipe.scheduler
-    with torch.no_grad():
-        x0, caps = ex.sample(n, gen)  # (n, C, H, W)
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, sched.config.num_train_timesteps, (n,), generator=gen)
-        noisy = sched.add_noise(x0, noise, t)
-        states = _encode(pipe, caps)
-        with install(pipe, [ex.teacher]):
-            target = pipe.unet(noisy, t, encoder_hidden_states=states).sample
-    return noisy, t, states, target
-
-
 def train_calibrated_gate(
     pipe: Any, library: list[LoraAdapter], names: list[str], examples: list[CalibrationExample],
     config: GateConfig, *, steps: int = 800, per_step: int = 4, batch: int = 4, pool: int = 48, lr: float = 0.02,
@@ -176,7 +174,7 @@ def train_calibrated_gate(
     t0 = time.perf_counter()
     pools = []
     for i, ex in enumerate(examples):
-        pools.append(_teacher_pool(pipe, ex, pool, gen))
+        pools.append(_teacher_batch(pipe, ex.sample, [ex.teacher], pool, gen))
         if progress is not None:
             progress(i + 1, total)
     handle = install(pipe, library)
