@@ -36,6 +36,9 @@ CHECKPOINTS = REPO / "fusion" / "checkpoints"
 
 VAL_STRIDE = 3  # validation combos: every third training combo in manifest order (10 of 32)
 CALIBRATION = {"steps": 800, "per_step": 4, "batch": 4, "pool": 48, "lr": 0.02}  # chosen on validation combos
+# the route's weights signal (fusion.compose.head_scores): relevance + 0.5 × (c − 0.1174), i.e. on from a
+# combined 0.40 at the committed route's bias; chosen on validation requests (benchmarks/fusion_image_route.py)
+HEAD_ROUTE = {"head_scale": 0.5, "head_offset": 0.1174}
 
 
 def training_singles(tasks: dict[str, Any]) -> list[str]:
@@ -99,7 +102,7 @@ def train_calibrated_gate(out: Path | None = None, steps: int | None = None, hol
     library = sorted({a for pair in parts.values() for a in pair})
     examples = [CalibrationExample(parts=[zoo.adapter(p), zoo.adapter(x)], teacher=zoo.adapter(c),
                                    sample=zoo_sampler(zoo, p, x), name=c) for c, (p, x) in parts.items()]  # fmt: skip
-    cfg = GateConfig(kind="image", family="zoo-image", method="calibrated", steps=20, guidance=4.0)
+    cfg = GateConfig(kind="image", family="zoo-image", method="calibrated", steps=20, guidance=4.0, **HEAD_ROUTE)
     recipe = {**CALIBRATION, **({"steps": steps} if steps is not None else {})}
     gate, metrics = train(zoo.pipe, [zoo.adapter(a) for a in library], library, examples, cfg, log=print, **recipe)
     metrics.update(fit_calibrated_route(zoo, gate, combos))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from fusion.errors import FusionError, UnknownStrategyError
@@ -91,14 +92,45 @@ def similarity(request: str, descriptions: list[str], text_encoder: Any = None) 
 
 
 @torch.no_grad()
-def route_scores(gate: Any, request: str, descriptions: list[str], text_encoder: Any = None) -> torch.Tensor:
+def head_scores(request: str, adapters: list[LoraAdapter], text_encoder: Any = None,
+                weight_embedder: Any = None) -> torch.Tensor | None:  # fmt: skip
+    """The weights signal of a request (k,): each adapter's best cosine, over the request's clauses,
+    between its weight embedding and the clause through its family's weight encoder query head (the
+    search's weights signal, ``Searcher._weight_queries``). The head learned from many wordings of
+    what each training adapter does, so it reads some a description lacks ("sepia" ≈ "old-timey
+    brown photo"). None when the family has no encoder with a query head or an adapter has no
+    embedding. ``weight_embedder``: the service's (its registry's encoders too), else the bundled."""
+    if weight_embedder is None:
+        from encoders.weight.embedder import WeightEmbedder
+
+        weight_embedder = WeightEmbedder()
+    family = adapters[0].family
+    if family not in weight_embedder.query_families():
+        return None
+    vecs = [weight_embedder.embed_adapter(a) for a in adapters]
+    if any(v is None for v in vecs):
+        return None
+    qs = _embed(clauses(request), text_encoder).float()  # (q, d)
+    heads = torch.stack([torch.as_tensor(weight_embedder.query(family, q.numpy())) for q in qs])  # (q, e)
+    keys = torch.nn.functional.normalize(torch.as_tensor(np.stack(vecs)).float(), dim=-1)  # (k, e)
+    return (keys @ torch.nn.functional.normalize(heads, dim=-1).T).max(dim=1).values  # (k,)
+
+
+@torch.no_grad()
+def route_scores(gate: Any, request: str, descriptions: list[str], text_encoder: Any = None,
+                 head: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """An image gate's relevances (k,): through its own map of the request's clauses when it has one
-    (the calibrated gate), else the plain cosine with the best clause (``similarity``)."""
+    (the calibrated gate), else the plain cosine with the best clause (``similarity``). ``head`` (k,):
+    the weights signal (``head_scores``), added as the calibrated gate's config says
+    (``head_scale`` × (head − ``head_offset``)) when it says so."""
     if not hasattr(gate, "scores"):
         return similarity(request, descriptions, text_encoder)
     qs = clauses(request)
     emb = _embed([*qs, *descriptions], text_encoder)  # (q+k, d)
-    return gate.scores(emb[: len(qs)], emb[len(qs) :])
+    scores = gate.scores(emb[: len(qs)], emb[len(qs) :])  # (k,)
+    if head is not None and gate.config.head_scale > 0:
+        scores = scores + gate.config.head_scale * (head.float() - gate.config.head_offset)
+    return scores
 
 
 def _gate_for(adapters: list[LoraAdapter], gate_dir: str | Path | None, kind: str) -> Any:
@@ -269,12 +301,15 @@ def compose_images(
     switch_every: int = 1,
     merge_options: dict[str, Any] | None = None,
     scores: torch.Tensor | None = None,
+    weight_embedder: Any = None,
 ) -> ComposeResult:
     """Render ``n_images`` per prompt with ``adapters`` composed by ``strategy``.
 
     ``request``: the text the gate routes by (default: the prompt; give it when the pipeline's
     prompt holds only the content, e.g. a zoo caption, and the styles are asked for in words).
     ``scores`` (k,): precomputed description similarities (skips the text encoder).
+    ``weight_embedder``: whose query heads give a calibrated gate's weights signal (``head_scores``;
+    default: the bundled weight encoders).
     ``merge_options``: the ``merge:S`` strategy's options (``merge:zip``: ``ziplora.zip_options``).
     Steps and guidance default to the family gate's sampling defaults, else 20 and 7.5.
     ``progress(done, total)``: the denoising steps; with ``merge:zip`` the fit's units come first
@@ -331,7 +366,11 @@ def compose_images(
         if kind == "gate":
             if scores is None:
                 descs = descriptions or [adapter_description(a) for a in adapters]
-                scores = route_scores(gate, request or prompts[0], descs, text_encoder)
+                head = None
+                if calibrated and gate.config.head_scale > 0:
+                    head = head_scores(request or prompts[0], adapters, text_encoder, weight_embedder)
+                    info["head_scores"] = None if head is None else [round(float(x), 4) for x in head]
+                scores = route_scores(gate, request or prompts[0], descs, text_encoder, head)
             if calibrated:  # an adapter the request names is asked for, whatever its cosine
                 from fusion.gate.calibrated import names_in
 

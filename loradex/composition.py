@@ -414,7 +414,8 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
         pipe = load_base(fam)
         res = compose_images(pipe, adapters, prompt, strategy=strategy, weights=weights, gate_dir=gate_dir, seed=seed,
                              n_images=n_images, steps=steps, text_encoder=svc.text_encoder, progress=progress,
-                             names=names, descriptions=descriptions, merge_options=options)  # fmt: skip
+                             names=names, descriptions=descriptions, merge_options=options,
+                             weight_embedder=svc.weight_embedder)  # fmt: skip
         images = [_png(im) for im in res.images]
     seconds = time.perf_counter() - t0
     gate_png = None

@@ -19,7 +19,9 @@ at least two of them are composed: one adapter alone is left as it is), adapters
 know are installed as they are, and the request routes: each adapter's relevance is the cosine of
 its description with the request's best-matching clause, half through the gate's embedding map W
 and half plain (``scores``; W trained by ``fusion.gate.train.fit_route`` so that a request's clauses land on the
-descriptions of the adapters it asks for); an adapter asked for (sᵢ ≥ b) or named by the request
+descriptions of the adapters it asks for), plus, when the config says so (``head_scale``), the
+weights signal of the family's weight encoder query head (``fusion.compose.head_scores``), which
+reads wordings the descriptions lack; an adapter asked for (sᵢ ≥ b) or named by the request
 (``names_in``: "… in sepia with polka dots" names the adapter called sepia) is on at weight 1, one
 below at σ((sᵢ − b) / T).
 A request that asks for none of the adapters (a content-only prompt: the user chose them) keeps
@@ -94,8 +96,8 @@ class CalibratedGate(nn.Module):
         learned at full weight) or ``named`` by the request, σ((sᵢ − b) / T) below; all 1 when no
         relevance reaches b (the request's wording asks for none of them)."""
         w = torch.sigmoid((scores.detach() - self.bias.detach()) / self.config.temperature)
-        if float(w.max()) < 0.5:  # the wording matches none of them: the user chose them all
-            return torch.ones_like(w)
+        if float(w.max()) < 0.5:  # the wording matches none of them: the user chose them all (a name alone
+            return torch.ones_like(w)  # does not switch the others off: "a star on navy" with star, sepia, dots)
         if named is not None:
             w = torch.where(torch.tensor(named, dtype=torch.bool), torch.ones_like(w), w)
         return torch.where(w >= 0.5, torch.ones_like(w), w)

@@ -33,6 +33,10 @@ class GateConfig:
     in_channels: list[int] = field(default_factory=list)  # calibrated: input channels per layer (same order)
     adapters: list[str] = field(default_factory=list)  # calibrated: weight keys of the adapters it knows
     adapter_names: list[str] = field(default_factory=list)  # calibrated: their names (same order; for people)
+    # calibrated: the route's relevance adds head_scale × (c − head_offset), c an adapter's best-clause cosine
+    # through the family's weight encoder query head (``fusion.compose.head_scores``); 0: descriptions only
+    head_scale: float = 0.0
+    head_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -41,6 +45,8 @@ class GateConfig:
             raise GateError(f"gate schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.temperature <= 0:
             raise GateError(f"temperature must be positive, got {self.temperature}")
+        if self.head_scale < 0:
+            raise GateError(f"head_scale must be ≥ 0, got {self.head_scale}")
         if self.g_max <= 0:
             raise GateError(f"g_max must be positive, got {self.g_max}")
         if len(self.layers) != len(self.channels):
@@ -55,7 +61,8 @@ class GateConfig:
 
     def training_free(self) -> GateConfig:
         """This config without what a trained gate learned (layers, channels, calibrated adapters)."""
-        return replace(self, layers=[], channels=[], method="autolora", in_channels=[], adapters=[], adapter_names=[])
+        return replace(self, layers=[], channels=[], method="autolora", in_channels=[], adapters=[], adapter_names=[],
+                       head_scale=0.0, head_offset=0.0)  # fmt: skip
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / "config.json"

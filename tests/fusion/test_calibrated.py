@@ -176,3 +176,43 @@ def test_compose_with_a_calibrated_gate_renders_the_folded_adapters(pipe, tmp_pa
     assert (got.tensor - plain.tensor).abs().max() > 1e-4  # the calibration changed the picture
     after = snapshot(pipe.unet)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_name_alone_does_not_switch_the_chosen_adapters_off():
+    cfg = GateConfig(method="calibrated", layers=["x"], channels=[2], in_channels=[2], adapters=["k", "l", "m"],
+                     adapter_names=["a", "b", "c"], text_dim=8, threshold=0.4)  # fmt: skip
+    gate = CalibratedGate(cfg)
+    low = torch.tensor([0.1, 0.2, 0.39])  # all under b = 0.4: a content prompt ("a star on navy")
+    assert gate.route(low, [True, False, False]).tolist() == [1.0, 1.0, 1.0]  # names the star: all stay on
+    w = gate.route(torch.tensor([0.1, 0.2, 0.5]), [True, False, False])  # c asked for, a named
+    assert w[0] == 1.0 and float(w[1]) < 0.5 and w[2] == 1.0
+
+
+def _zoo_singles(*names: str) -> list:
+    from benchmarks.fusion import IMAGE_ZOO
+
+    return [read_adapter(IMAGE_ZOO / "adapters" / n / "pytorch_lora_weights.safetensors") for n in names]
+
+
+def test_the_weights_signal_reads_wordings_the_descriptions_lack():
+    """The committed image gate routes by descriptions plus its family's query head: a request in
+    words no description uses turns on the adapters it asks for and leaves the others off."""
+    from benchmarks.fusion import IMAGE_ZOO
+    from fusion.compose import head_scores, route_scores
+    from fusion.gate import bundled_gate_dir
+
+    names = ["thermal", "dots", "sepia", "grid", "waves", "star"]
+    adapters = _zoo_singles(*names)
+    manifest = __import__("json").loads((IMAGE_ZOO / "manifest.json").read_text())
+    descs = [next(t["canonical"] for t in manifest["tasks"] if t["id"] == n) for n in names]
+    gate = load_gate(bundled_gate_dir("zoo-image"), kind="image", family="zoo-image")
+    assert gate.config.head_scale > 0
+    request = "heat-map camera colours, spotted with little circles"
+    head = head_scores(request, adapters)
+    assert head is not None and head.shape == (6,)
+    both = gate.route(route_scores(gate, request, descs, head=head))
+    assert (both >= 0.5).tolist() == [True, True, False, False, False, False], both
+    blind = gate.route(route_scores(gate, request, descs))  # descriptions alone miss one of the two
+    assert (blind >= 0.5).tolist() != [True, True, False, False, False, False], blind
+    tiny = random_adapter(tiny_sd_pipeline().unet, "unet", UNET_TARGETS, 2, 0, "tiny")
+    assert head_scores(request, [tiny]) is None  # no weight encoder for the family: no signal
