@@ -442,6 +442,8 @@ def test_compose_renders_images_with_a_gate_plot(tmp_path: Path, capsys: pytest.
     assert res.gate_png is not None and Image.open(io.BytesIO(res.gate_png)).size[0] > 0
     # the family's calibrated gate recognises both adapters as read back from the registry
     assert res.info["gate"] == "calibrated" and sorted(res.info["calibrated"]) == sorted(r["name"] for r in svc.list())
+    # and routes with the weights signal of the family's query head as well as the descriptions
+    assert len(res.info["head_scores"]) == 2 and res.weights == [1.0, 1.0]
     lin = svc.compose("a circle in grayscale with polka dots", adapters=ids, strategy="linear", steps=3)
     assert len(lin.images) == 1 and lin.strategy == "linear" and lin.weights == [1.0, 1.0]
     assert "calibrated" not in lin.info  # only the gate calibrates
