@@ -378,6 +378,7 @@ def compose_images(
             else:
                 routed_t = gate.route(scores) * torch.tensor(w)
             routed = [float(x) for x in routed_t]
+            info["turned_down"] = [n for n, x in zip(names, routed, strict=True) if x < 0.5]  # not asked for
             gate_fn = gate.gate_fn(scores)
             if hasattr(gate, "check_layers"):
                 gate.check_layers(list(handle.layers))

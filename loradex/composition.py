@@ -430,5 +430,15 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
                          images=images, outputs=outputs, gate_png=gate_png, info=info, seconds=seconds)  # fmt: skip
 
 
+def turned_down_note(info: dict[str, Any]) -> str | None:
+    """What a summary says of the adapters the gate turned down (weight < 0.5: the prompt does not ask for
+    them), and, with a calibrated gate, how to keep one on (a request that names an adapter asks for it)."""
+    down = info.get("turned_down")
+    if not down:
+        return None
+    hint = "; name one in the prompt to keep it on" if info.get("gate") == "calibrated" else ""
+    return f"turned down, the prompt does not ask for them: {', '.join(down)}{hint}"
+
+
 def b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None

@@ -62,3 +62,17 @@ def test_compose_routes_a_paraphrase_by_the_registry_search_once_it_has_a_map(sv
     assert new.info["scores"] == pytest.approx([found[i][0] for i in ids])
     # a strategy other than the gate is not routed
     assert svc.compose(REQUEST, adapters=ids, inputs=INPUTS, strategy="linear").info.get("gate") is None
+
+
+def test_the_turned_down_note_names_them_and_says_how_to_keep_one() -> None:
+    from loradex.composition import turned_down_note
+
+    assert turned_down_note({"gate": "calibrated", "turned_down": []}) is None
+    assert turned_down_note({"strategy": "linear"}) is None
+    assert turned_down_note({"gate": "calibrated", "turned_down": ["dots", "grid"]}) == (
+        "turned down, the prompt does not ask for them: dots, grid; name one in the prompt to keep it on"
+    )
+    # only a calibrated gate reads names: the other gates' note has no hint
+    assert turned_down_note({"gate": "description", "turned_down": ["dots"]}) == (
+        "turned down, the prompt does not ask for them: dots"
+    )

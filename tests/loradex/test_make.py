@@ -454,6 +454,12 @@ def test_compose_renders_images_with_a_gate_plot(tmp_path: Path, capsys: pytest.
             "--adapters", *map(str, ids), "--steps", "2", "--out", str(tmp_path / "out"), "-q"]  # fmt: skip
     assert main(argv) == 0
     assert "calibrated for composing (per layer and channel): " in capsys.readouterr().out
+    # a prompt that asks for one of the two: the other is turned down, and the summary says how to keep it
+    assert main([*argv[:4], "a circle in shades of grey", *argv[5:]]) == 0
+    out = capsys.readouterr().out
+    assert "turned down, the prompt does not ask for them: dots; name one in the prompt to keep it on" in out
+    assert main([*argv[:4], "a circle in shades of grey with dots", *argv[5:]]) == 0
+    assert "turned down" not in capsys.readouterr().out
 
 
 def test_api_and_client_generate_merge_compose(svc: LocalService) -> None:

@@ -391,6 +391,7 @@ def test_compose_in_the_browser(site: SimpleNamespace, page: Any) -> None:
     expect(summary).to_contain_text("gate over 2 adapters of zoo-image")
     expect(summary).to_contain_text("5 run(s)")
     expect(summary).to_contain_text("calibrated for composing (per layer and channel): ")
+    expect(summary).not_to_contain_text("turned down")  # the prompt asks for both
     page.wait_for_timeout(300)
     shot(page, "compose.png")
 
