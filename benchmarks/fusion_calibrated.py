@@ -2,6 +2,7 @@
 
     python -m benchmarks.fusion_calibrated val      [--images N]   # trains with --hold-val, validation combos
     python -m benchmarks.fusion_calibrated heldout  [--images N]   # the committed gate, held-out combos, once
+    python -m benchmarks.fusion_calibrated voices   [--images N]   # held-out pairs asked in blind voices
 
 Protocol of ``benchmarks.fusion`` (the zoo's evaluation prompts and seeds, DDIM 10 steps, guidance 4,
 judged by the zoo's classifier). Per combo, the palette adapter and the texture adapter composed by:
@@ -11,6 +12,10 @@ adapters on: what ``compose --adapters P T`` with a content-only prompt does) an
 the combo's own adapter (``oracle``). ``heldout`` also runs shape + palette + texture triples (the
 shape adapters are not in the gate's library: they are installed as they are) and k = 2, 4, 8
 adapters loaded (seeded random distractors), as ``benchmarks.fusion`` does.
+``voices``: every request of ``benchmarks/compose_voices.json`` that asks for a held-out combo's palette
+and texture (written blind, in other words than the zoo's), the committed gate routed by it as shipped
+(``calibrated``: descriptions and the query head's weights signal) and by its descriptions alone
+(``calibrated_descriptions``), with ``calibrated_chosen`` (both on) and linear once per combo.
 Results → ``benchmarks/results/fusion_calibrated_<split>.json``.
 """
 
@@ -40,10 +45,45 @@ def _images(zoo: Any, ids: list[str], method: str, prompts: list[str], seeds: li
     kw: dict[str, Any] = {"steps": STEPS, "guidance": GUIDANCE, "seeds": seeds, "names": ids}
     if method in ("linear", "oracle"):  # the oracle: ids is the combo's own adapter alone
         return compose_images(zoo.pipe, ads, prompts, strategy="linear", **kw).tensor  # type: ignore[return-value]
-    scores = torch.zeros(len(ids)) if method == "calibrated_chosen" else None
+    if method == "calibrated_descriptions":  # the route without the weights signal
+        from fusion.compose import route_scores
+        from fusion.gate import load_gate
+
+        gate = load_gate(gate_dir, kind="image", family="zoo-image")
+        scores = route_scores(gate, request, [a.description or "" for a in ads])
+    else:
+        scores = torch.zeros(len(ids)) if method == "calibrated_chosen" else None
     res = compose_images(zoo.pipe, ads, prompts, strategy="gate", request=request, gate_dir=gate_dir, scores=scores,
                          **kw)  # fmt: skip
     return res.tensor  # type: ignore[return-value]
+
+
+def run_voices(n_images: int, gate_dir: Path, log: Any) -> dict[str, Any]:
+    from benchmarks.fusion import ImageZoo, _avg, heldout_combos
+    from benchmarks.fusion_image_route import VOICES
+
+    zoo = ImageZoo()
+    pairs = {(zoo.tasks[c]["params"]["palette"], zoo.tasks[c]["params"]["texture"]): c
+             for c in heldout_combos(zoo, "heldout")}  # fmt: skip
+    asked = [e for e in json.loads(VOICES.read_text())["pairs"] if (e["palette"], e["texture"]) in pairs]
+    prompts, seeds, scenes = zoo.scenes(n_images)
+    per: dict[str, list[dict[str, float]]] = {m: [] for m in ("calibrated", "calibrated_descriptions")}
+    once: dict[str, list[dict[str, float]]] = {m: [] for m in ("linear", "calibrated_chosen")}
+    rows = []
+    for e in asked:
+        p, x = e["palette"], e["texture"]
+        want = {"palette": p, "texture": x}
+        if (p, x) not in {(r["palette"], r["texture"]) for r in rows}:
+            for m in once:
+                once[m].append(
+                    zoo.judge_rows(_images(zoo, [p, x], m, prompts, seeds, e["text"], gate_dir), scenes, want)
+                )
+        for m in per:
+            per[m].append(zoo.judge_rows(_images(zoo, [p, x], m, prompts, seeds, e["text"], gate_dir), scenes, want))
+        rows.append({"palette": p, "texture": x, "text": e["text"], **{m: per[m][-1]["all"] for m in per}})
+        log(f"{p}+{x}: " + ", ".join(f"{m} {per[m][-1]['all']:.2f}" for m in per) + f" | {e['text'][:70]}")
+    return {"split": "voices", "requests": len(asked), "combos": len(once["linear"]), "n_images": n_images,
+            "methods": {m: _avg(v) for m, v in {**per, **once}.items()}, "per_request": rows}  # fmt: skip
 
 
 def run(split: str, n_images: int, gate_dir: Path, log: Any) -> dict[str, Any]:
@@ -97,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="benchmarks.fusion_calibrated", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("split", choices=("val", "heldout"))
+    ap.add_argument("split", choices=("val", "heldout", "voices"))
     ap.add_argument("--images", type=int, default=8, help="images per combo (the zoo's evaluation prompts, seeds)")
     ap.add_argument("--gate", type=Path, default=None, help="gate folder (val: trained here; heldout: committed)")
     ap.add_argument("--out", type=Path, default=None)
@@ -110,7 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         gate_dir = Path(tempfile.mkdtemp(prefix="calibrated-val-"))
         training = train_calibrated_gate(out=gate_dir, hold_val=True)
     gate_dir = gate_dir or CHECKPOINTS / "zoo-image"
-    out = run(args.split, args.images, gate_dir, lambda s: print(s, flush=True))
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    out = (
+        run_voices(args.images, gate_dir, log)
+        if args.split == "voices"
+        else run(args.split, args.images, gate_dir, log)
+    )
     out["gate"] = str(gate_dir.relative_to(REPO)) if gate_dir.is_relative_to(REPO) else "trained here (--hold-val)"
     out["training"] = training or json.loads((gate_dir / "metrics.json").read_text())
     out["seconds"] = round(time.perf_counter() - t0, 1)
