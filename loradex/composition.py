@@ -350,6 +350,34 @@ def search_scores(svc: LocalService, prompt: str, rows: list[dict[str, Any]]) ->
     return [float(found[int(r["id"])][0]) for r in rows]
 
 
+EXAMPLE_LIFT = 10.0  # added to search scores (z units) × the share of the prompt's examples an adapter reproduces
+
+
+def example_shares(svc: LocalService, prompt: str, rows: list[dict[str, Any]]) -> tuple[list[float], list[Any]] | None:
+    """What a language-model composition routes by first when its prompt shows what it wants ("so monkey
+    becomes tvurlf", ``loradex.examples.examples_in``): the share of those examples each loaded adapter
+    reproduces on the family's base (``loradex.verify.shares_among``), and the examples. None when the
+    prompt holds none, they cannot be run, or no adapter reproduces at least ``FITS_SHARE`` of them (they
+    may be words misread as examples): the search scores route alone. Blind requests for text-zoo tasks
+    with 7 other adapters loaded: examples written in the request fixed most of what search misrouted
+    (benchmarks/results/fusion_notes.md, 2026-12-05)."""
+    from loradex.bases import runs_text
+    from loradex.examples import examples_in
+    from loradex.verify import FITS_SHARE, MAX_EXAMPLES, shares_among
+    from registry.errors import RegistryError
+
+    found = examples_in(prompt)[:MAX_EXAMPLES]
+    if not found or not runs_text(str(rows[0]["family"])):
+        return None
+    try:
+        shares = shares_among(svc, rows, found)
+    except RegistryError:
+        return None
+    if max(shares.values()) < FITS_SHARE:
+        return None
+    return [shares[int(r["id"])] for r in rows], found
+
+
 def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = None, auto: int | None = None,
             strategy: str = AUTO, weights: list[float] | None = None, inputs: list[str] | None = None,
             family: str | None = None, seed: int = 0, n_images: int = 1, steps: int | None = None,
@@ -401,11 +429,18 @@ def compose(svc: LocalService, prompt: str, *, refs: list[str | int] | None = No
         model, tok = load_base(fam)
         check_inputs(fam, tok, inputs)
         scores = search_scores(svc, prompt, rows) if strategy == "gate" else None
+        shown = example_shares(svc, prompt, rows) if strategy == "gate" and len(rows) > 1 else None
+        if shown is not None:  # the adapters that reproduce the prompt's examples lead, search orders the rest
+            scores = [s + EXAMPLE_LIFT * share for s, share in zip(scores or [0.0] * len(rows), shown[0], strict=True)]
         res = compose_text(model, tok, adapters, prompt, list(inputs), strategy=strategy, weights=weights,
                            gate_dir=gate_dir, text_encoder=svc.text_encoder, names=names,
                            descriptions=descriptions, merge_options=options,
                            scores=None if scores is None else torch.tensor(scores))  # fmt: skip
-        if scores is not None:
+        if shown is not None:
+            res.info["gate"] = "examples"
+            res.info["examples"] = {"read": [f"{i} → {o}" for i, o in shown[1]],
+                                    "reproduced": dict(zip(names, shown[0], strict=True))}  # fmt: skip
+        elif scores is not None:
             res.info["gate"] = "search"
         outputs = list(res.outputs)
     else:

@@ -122,6 +122,30 @@ def decoded(model: Any, tok: Any, handle: FusionHandle, route: Sequence[int],
     return ok
 
 
+def shares_among(svc: LocalService, rows: list[dict[str, Any]], examples: list[tuple[str, str]]) -> dict[int, float]:
+    """Share of ``examples`` each of ``rows`` (adapters of one language-model family, e.g. the ones a
+    composition loads) reproduces when run on the family's base: id → share. Installed side by side
+    for this call only (the search's kept stacks are left alone); a one-letter example is checked on a
+    run of its letter (``as_checked``). Raises a ``RegistryError`` when they cannot be run."""
+    from fusion.runtime import install
+    from loradex.bases import check_inputs, load_base
+    from loradex.examples import as_checked
+
+    family = str(rows[0]["family"])
+    model, tok = load_base(family)
+    check_inputs(family, tok, [x for x, _ in examples])
+    check = teacher_forced if all(hasattr(tok, a) for a in ("prompt", "encode", "eos_id")) else decoded
+    runs = as_checked(examples)
+    small = sum(p.numel() for p in model.parameters()) < SMALL_BASE
+    with _LOCK, one_torch_thread() if small else contextlib.nullcontext():
+        with install(model, [svc.load(r["id"]) for r in rows], [f"c{i}" for i in range(len(rows))]) as handle:
+            try:
+                ok = check(model, tok, handle, list(range(len(rows))), runs)
+            finally:
+                handle.set_row_adapters(None)
+    return {int(r["id"]): sum(hit) / len(runs) for r, hit in zip(rows, ok, strict=True)}
+
+
 def _stack_bytes(rows: list[dict[str, Any]]) -> float:
     """About what the candidates' factors take stacked (ranks padded to the largest, float32)."""
     rank = max((max(r["ranks"] or [1]) for r in rows), default=1)

@@ -76,3 +76,18 @@ def test_the_turned_down_note_names_them_and_says_how_to_keep_one() -> None:
     assert turned_down_note({"gate": "description", "turned_down": ["dots"]}) == (
         "turned down, the prompt does not ask for them: dots"
     )
+
+
+def test_compose_routes_by_the_examples_a_prompt_shows(svc: LocalService) -> None:
+    """Examples written in the prompt are run on the loaded adapters: the one that reproduces them is
+    routed to, even where the words alone send the request elsewhere (no map: the router misroutes)."""
+    ids = _ids(svc)
+    (task,) = [t for t in all_tasks() if t.id == TASKS[0]]
+    wanted = [task.apply(s) for s in INPUTS]
+    shown = f"{REQUEST} For example {INPUTS[1]} -> {task.apply(INPUTS[1])}, planet -> {task.apply('planet')}"
+    res = svc.compose(shown, adapters=ids, inputs=INPUTS)
+    assert res.info["gate"] == "examples" and res.outputs == wanted and res.weights[0] > 0.99
+    assert res.info["examples"]["reproduced"] == {"keepfrom_2": 1.0, "delete_n": 0.0, "upper": 0.0, "caesar_1": 0.0}
+    # examples no loaded adapter reproduces (words misread as examples, or nothing loaded does them) are set aside
+    res = svc.compose(f"{REQUEST} like abc -> zzz", adapters=ids, inputs=INPUTS)
+    assert res.info["gate"] == "trained" and "examples" not in res.info
