@@ -475,5 +475,14 @@ def turned_down_note(info: dict[str, Any]) -> str | None:
     return f"turned down, the prompt does not ask for them: {', '.join(down)}{hint}"
 
 
+def examples_note(info: dict[str, Any]) -> str | None:
+    """What a summary says when a language composition was routed by the examples its prompt shows."""
+    shown = info.get("examples")
+    if info.get("gate") != "examples" or not isinstance(shown, dict):
+        return None
+    made = ", ".join(f"{name} {share:.0%}" for name, share in shown["reproduced"].items() if share > 0)
+    return f"routed by the prompt's examples ({'; '.join(shown['read'])}): reproduced by {made}"
+
+
 def b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None

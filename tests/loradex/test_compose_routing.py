@@ -78,7 +78,7 @@ def test_the_turned_down_note_names_them_and_says_how_to_keep_one() -> None:
     )
 
 
-def test_compose_routes_by_the_examples_a_prompt_shows(svc: LocalService) -> None:
+def test_compose_routes_by_the_examples_a_prompt_shows(svc: LocalService, capsys: pytest.CaptureFixture[str]) -> None:
     """Examples written in the prompt are run on the loaded adapters: the one that reproduces them is
     routed to, even where the words alone send the request elsewhere (no map: the router misroutes)."""
     ids = _ids(svc)
@@ -88,6 +88,18 @@ def test_compose_routes_by_the_examples_a_prompt_shows(svc: LocalService) -> Non
     res = svc.compose(shown, adapters=ids, inputs=INPUTS)
     assert res.info["gate"] == "examples" and res.outputs == wanted and res.weights[0] > 0.99
     assert res.info["examples"]["reproduced"] == {"keepfrom_2": 1.0, "delete_n": 0.0, "upper": 0.0, "caesar_1": 0.0}
+    from loradex.composition import examples_note
+
+    assert examples_note(res.info) == (
+        f"routed by the prompt's examples ({INPUTS[1]} → {task.apply(INPUTS[1])}; planet → {task.apply('planet')}):"
+        " reproduced by keepfrom_2 100%"
+    )
+    from ui.cli import main
+
+    argv = ["--home", str(svc.home), "compose", "--prompt", shown, "--adapters", *map(str, ids), "--input", INPUTS[0]]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"{INPUTS[0]} → {wanted[0]}" in out and "routed by the prompt's examples (" in out
     # examples no loaded adapter reproduces (words misread as examples, or nothing loaded does them) are set aside
     res = svc.compose(f"{REQUEST} like abc -> zzz", adapters=ids, inputs=INPUTS)
-    assert res.info["gate"] == "trained" and "examples" not in res.info
+    assert res.info["gate"] == "trained" and "examples" not in res.info and examples_note(res.info) is None

@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from loradex.bases import get_base
-from loradex.composition import auto_strategy, pick_adapters, strategies, turned_down_note
+from loradex.composition import auto_strategy, examples_note, pick_adapters, strategies, turned_down_note
 from loradex.errors import RegistryError
 from loradex.usage import export_formats
 from ui.cli_make import parse_options
@@ -199,8 +199,9 @@ class MakeUI:
                         + (f" · for “{part}”" if part else ""))  # fmt: skip
         if main.info.get("calibrated"):  # the family's calibrated gate rescaled these adapters
             text.append("- calibrated for composing (per layer and channel): " + ", ".join(main.info["calibrated"]))
-        if note := turned_down_note(main.info):
-            text.append(f"- {note}")
+        for note in (turned_down_note(main.info), examples_note(main.info)):
+            if note:
+                text.append(f"- {note}")
         how = decided.get("auto")
         if isinstance(how, dict):  # auto ran a chain: which adapter each step of the request went to
             text.append("- chained, in the order the steps run: "
