@@ -3,6 +3,7 @@
     python -m benchmarks.fusion_calibrated val      [--images N]   # trains with --hold-val, validation combos
     python -m benchmarks.fusion_calibrated heldout  [--images N]   # the committed gate, held-out combos, once
     python -m benchmarks.fusion_calibrated voices   [--images N]   # held-out pairs asked in blind voices
+    python -m benchmarks.fusion_calibrated sweep    [--images N]   # k = 2, 4, 8 loaded, every held-out combo
 
 Protocol of ``benchmarks.fusion`` (the zoo's evaluation prompts and seeds, DDIM 10 steps, guidance 4,
 judged by the zoo's classifier). Per combo, the palette adapter and the texture adapter composed by:
@@ -117,19 +118,27 @@ def run(split: str, n_images: int, gate_dir: Path, log: Any) -> dict[str, Any]:
             triples[m].append(zoo.judge_rows(img, tsc, {"shape": s, "palette": p, "texture": x}))
         log(f"triple {s}+{cid}: " + ", ".join(f"{m} {v[-1]['all']:.2f}" for m, v in triples.items()))
     out["triples"] = {m: _avg(v) for m, v in triples.items()}
+    out["sweep"] = sweep(zoo, combos[:4], n_images, gate_dir, log)
+    return out
+
+
+def sweep(zoo: Any, combos: list[str], n_images: int, gate_dir: Path, log: Any) -> dict[str, Any]:
+    """k = 2, 4, 8 adapters loaded: each combo's palette and texture plus seeded random distractors."""
+    from benchmarks.fusion import _avg
+
+    prompts, seeds, scenes = zoo.scenes(n_images)
     singles = [t["id"] for t in zoo.manifest["tasks"] if t["family"] in ("palette", "texture", "shape")]
-    sweep: dict[str, list[dict[str, float]]] = {f"{m}@{k}": [] for k in (2, 4, 8) for m in ("linear", "calibrated")}
-    for cid in combos[:4]:
+    rows: dict[str, list[dict[str, float]]] = {f"{m}@{k}": [] for k in (2, 4, 8) for m in ("linear", "calibrated")}
+    for cid in combos:
         p, x = zoo.tasks[cid]["params"]["palette"], zoo.tasks[cid]["params"]["texture"]
         distract = random.Random(cid).sample([s for s in singles if s not in (p, x)], 6)
         req = zoo.requests(cid, 1)[0]
         for k in (2, 4, 8):
             for m in ("linear", "calibrated"):
                 img = _images(zoo, [p, x, *distract[: k - 2]], m, prompts, seeds, req, gate_dir)
-                sweep[f"{m}@{k}"].append(zoo.judge_rows(img, scenes, {"palette": p, "texture": x}))
-        log(f"sweep {cid}: " + ", ".join(f"{key} {v[-1]['requested_rate']:.2f}" for key, v in sweep.items()))
-    out["sweep"] = {key: _avg(v) for key, v in sweep.items()}
-    return out
+                rows[f"{m}@{k}"].append(zoo.judge_rows(img, scenes, {"palette": p, "texture": x}))
+        log(f"sweep {cid}: " + ", ".join(f"{key} {v[-1]['requested_rate']:.2f}" for key, v in rows.items()))
+    return {key: _avg(v) for key, v in rows.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="benchmarks.fusion_calibrated", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("split", choices=("val", "heldout", "voices"))
+    ap.add_argument("split", choices=("val", "heldout", "voices", "sweep"))
     ap.add_argument("--images", type=int, default=8, help="images per combo (the zoo's evaluation prompts, seeds)")
     ap.add_argument("--gate", type=Path, default=None, help="gate folder (val: trained here; heldout: committed)")
     ap.add_argument("--out", type=Path, default=None)
@@ -151,11 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         training = train_calibrated_gate(out=gate_dir, hold_val=True)
     gate_dir = gate_dir or CHECKPOINTS / "zoo-image"
     log = lambda s: print(s, flush=True)  # noqa: E731
-    out = (
-        run_voices(args.images, gate_dir, log)
-        if args.split == "voices"
-        else run(args.split, args.images, gate_dir, log)
-    )
+    if args.split == "sweep":  # every held-out combo, not only the first four (all grayscale)
+        from benchmarks.fusion import ImageZoo, heldout_combos
+
+        zoo = ImageZoo()
+        combos = heldout_combos(zoo, "heldout")
+        out = {"split": "sweep", "combos": combos, "n_images": args.images,
+               "sweep": sweep(zoo, combos, args.images, gate_dir, log)}  # fmt: skip
+    elif args.split == "voices":
+        out = run_voices(args.images, gate_dir, log)
+    else:
+        out = run(args.split, args.images, gate_dir, log)
     out["gate"] = str(gate_dir.relative_to(REPO)) if gate_dir.is_relative_to(REPO) else "trained here (--hold-val)"
     out["training"] = training or json.loads((gate_dir / "metrics.json").read_text())
     out["seconds"] = round(time.perf_counter() - t0, 1)
