@@ -23,7 +23,7 @@ descriptions of the adapters it asks for), plus, when the config says so (``head
 weights signal of the family's weight encoder query head (``fusion.compose.head_scores``), which
 reads wordings the descriptions lack; an adapter asked for (sᵢ ≥ b) or named by the request
 (``names_in``: "… in sepia with polka dots" names the adapter called sepia) is on at weight 1, one
-below at σ((sᵢ − b) / T).
+below is off (weight 0).
 A request that asks for none of the adapters (a content-only prompt: the user chose them) keeps
 them all at 1.
 
@@ -93,14 +93,15 @@ class CalibratedGate(nn.Module):
 
     def route(self, scores: torch.Tensor, named: list[bool] | None = None) -> torch.Tensor:
         """Weights (k,) from relevances (k,): 1 for an adapter asked for (sᵢ ≥ b: the coefficients were
-        learned at full weight) or ``named`` by the request, σ((sᵢ − b) / T) below; all 1 when no
-        relevance reaches b (the request's wording asks for none of them)."""
+        learned at full weight) or ``named`` by the request, 0 below (a partial weight σ((sᵢ − b) / T) let
+        adapters nobody asked for leak in: with 8 loaded, validation combos kept 0.34 of the content against
+        0.49 switched off); all 1 when no relevance reaches b (the request's wording asks for none of them)."""
         w = torch.sigmoid((scores.detach() - self.bias.detach()) / self.config.temperature)
         if float(w.max()) < 0.5:  # the wording matches none of them: the user chose them all (a name alone
             return torch.ones_like(w)  # does not switch the others off: "a star on navy" with star, sepia, dots)
         if named is not None:
             w = torch.where(torch.tensor(named, dtype=torch.bool), torch.ones_like(w), w)
-        return torch.where(w >= 0.5, torch.ones_like(w), w)
+        return torch.where(w >= 0.5, torch.ones_like(w), torch.zeros_like(w))
 
     def gate_fn(self, scores: torch.Tensor) -> None:
         return None  # static: the coefficients are folded into the factors (``calibrate``)
