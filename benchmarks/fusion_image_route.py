@@ -39,6 +39,7 @@ VOICES = REPO / "benchmarks" / "compose_voices.json"
 SCALES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 THRESHOLDS = tuple(round(0.2 + 0.02 * i, 2) for i in range(41))  # where relevance b + scale × (c − offset) is half on
 PALETTES = ("grayscale", "sepia", "redscale", "neon", "pastel", "night", "thermal", "cyanotype", "matrix", "duotone")
+TEXTURES = ("hstripes", "vstripes", "diagonal", "dots", "grid", "checker", "noise", "waves")
 
 
 def request_sets(tasks: dict[str, Any]) -> dict[str, list[tuple[str, list[str]]]]:
@@ -64,10 +65,7 @@ def loaded(request: str, asked: list[str], singles: list[str]) -> list[str]:
     if asked:
         return asked + rng.sample([s for s in singles if s not in asked], 6)
     palettes = [s for s in singles if s in PALETTES]
-    return [rng.choice(palettes), rng.choice([s for s in singles if s not in PALETTES and s in TEXTURES])]
-
-
-TEXTURES = ("hstripes", "vstripes", "diagonal", "dots", "grid", "checker", "noise", "waves")
+    return [rng.choice(palettes), rng.choice([s for s in singles if s in TEXTURES])]
 
 
 def signals(gate: Any, zoo_tasks: dict[str, Any], adapters: dict[str, Any],

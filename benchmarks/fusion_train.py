@@ -41,6 +41,16 @@ CALIBRATION = {"steps": 800, "per_step": 4, "batch": 4, "pool": 48, "lr": 0.02} 
 HEAD_ROUTE = {"head_scale": 0.5, "head_offset": 0.1174}
 
 
+def _save(gate: Any, folder: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The gate's config and weights in ``folder``, then its metrics with the checkpoint's size."""
+    from fusion.gate import save_gate
+
+    save_gate(gate, folder)
+    metrics["size_bytes"] = (folder / "model.safetensors").stat().st_size
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
 def training_singles(tasks: dict[str, Any]) -> list[str]:
     """The zoo's single adapters (palettes, textures, shapes) of the training split, in manifest order."""
     return [t for t in tasks if tasks[t]["family"] in ("palette", "texture", "shape") and tasks[t]["split"] == "train"]
@@ -85,7 +95,6 @@ def fit_calibrated_route(zoo: Any, gate: Any, combos: list[str], **recipe: Any) 
 def train_calibrated_gate(out: Path | None = None, steps: int | None = None, hold_val: bool = False) -> dict[str, Any]:
     from benchmarks.fusion import ImageZoo, heldout_combos
     from benchmarks.fusion_zip import zoo_sampler
-    from fusion.gate import save_gate
     from fusion.gate.config import GateConfig
     from fusion.gate.train import CalibrationExample
     from fusion.gate.train import train_calibrated_gate as train
@@ -109,18 +118,13 @@ def train_calibrated_gate(out: Path | None = None, steps: int | None = None, hol
     metrics["examples_from"] = "training combos" + (" except the validation combos" if hold_val else "")
     metrics["combos"] = combos
     metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
-    folder = out or CHECKPOINTS / "zoo-image"
-    save_gate(gate, folder, metrics)
-    metrics["size_bytes"] = (folder / "model.safetensors").stat().st_size
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    return metrics
+    return _save(gate, out or CHECKPOINTS / "zoo-image", metrics)
 
 
 def train_image_gate(out: Path | None = None, steps: int | None = None) -> dict[str, Any]:
     from benchmarks.fusion import ImageZoo
     from benchmarks.fusion_zip import zoo_sampler
     from fusion.compose import similarity
-    from fusion.gate import save_gate
     from fusion.gate.config import GateConfig
     from fusion.gate.train import ImageGateExample
     from fusion.gate.train import train_image_gate as train
@@ -152,16 +156,11 @@ def train_image_gate(out: Path | None = None, steps: int | None = None) -> dict[
     gate, metrics = train(zoo.pipe, examples, cfg, steps=steps or 150, batch=8, lr=0.005, log=print)
     metrics["examples_from"] = "training combos, palettes and textures (one random distractor each)"
     metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
-    folder = out or CHECKPOINTS / "zoo-image"
-    save_gate(gate, folder, metrics)
-    metrics["size_bytes"] = (folder / "model.safetensors").stat().st_size
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    return metrics
+    return _save(gate, out or CHECKPOINTS / "zoo-image", metrics)
 
 
 def train_text_gate(out: Path | None = None, steps: int | None = None) -> dict[str, Any]:
     from encoders.text import get_text_encoder
-    from fusion.gate import save_gate
     from fusion.gate.config import GateConfig
     from fusion.gate.train import train_text_router
 
@@ -203,8 +202,4 @@ def train_text_gate(out: Path | None = None, steps: int | None = None) -> dict[s
     metrics["n_train_queries"] = len(q_text)
     metrics["n_heldout_queries"] = len(hq)
     metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
-    folder = out or CHECKPOINTS / "zoo-text"
-    save_gate(gate, folder, metrics)
-    metrics["size_bytes"] = (folder / "model.safetensors").stat().st_size
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    return metrics
+    return _save(gate, out or CHECKPOINTS / "zoo-text", metrics)

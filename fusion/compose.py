@@ -110,7 +110,7 @@ def head_scores(request: str, adapters: list[LoraAdapter], text_encoder: Any = N
     vecs = [weight_embedder.embed_adapter(a) for a in adapters]
     if any(v is None for v in vecs):
         return None
-    qs = _embed(clauses(request), text_encoder).float()  # (q, d)
+    qs = _embed(clauses(request), text_encoder)  # (q, d)
     heads = torch.stack([torch.as_tensor(weight_embedder.query(family, q.numpy())) for q in qs])  # (q, e)
     keys = torch.nn.functional.normalize(torch.as_tensor(np.stack(vecs)).float(), dim=-1)  # (k, e)
     return (keys @ torch.nn.functional.normalize(heads, dim=-1).T).max(dim=1).values  # (k,)
@@ -364,17 +364,18 @@ def compose_images(
     try:
         gate_fn = None
         if kind == "gate":
+            asked = request or prompts[0]
             if scores is None:
                 descs = descriptions or [adapter_description(a) for a in adapters]
                 head = None
                 if calibrated and gate.config.head_scale > 0:
-                    head = head_scores(request or prompts[0], adapters, text_encoder, weight_embedder)
+                    head = head_scores(asked, adapters, text_encoder, weight_embedder)
                     info["head_scores"] = None if head is None else [round(float(x), 4) for x in head]
-                scores = route_scores(gate, request or prompts[0], descs, text_encoder, head)
+                scores = route_scores(gate, asked, descs, text_encoder, head)
             if calibrated:  # an adapter the request names is asked for, whatever its cosine
                 from fusion.gate.calibrated import names_in
 
-                routed_t = gate.route(scores, names_in(request or prompts[0], names)) * torch.tensor(w)
+                routed_t = gate.route(scores, names_in(asked, names)) * torch.tensor(w)
             else:
                 routed_t = gate.route(scores) * torch.tensor(w)
             routed = [float(x) for x in routed_t]

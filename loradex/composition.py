@@ -484,5 +484,14 @@ def examples_note(info: dict[str, Any]) -> str | None:
     return f"routed by the prompt's examples ({'; '.join(shown['read'])}): reproduced by {made}"
 
 
+def compose_notes(info: dict[str, Any]) -> list[str]:
+    """The lines a composition's summary adds after its adapters (CLI and web UI alike): which adapters
+    the calibrated gate rescaled, which the gate turned down, and whether the prompt's examples routed it."""
+    notes = []
+    if info.get("calibrated"):  # the family's calibrated gate rescaled these adapters
+        notes.append("calibrated for composing (per layer and channel): " + ", ".join(info["calibrated"]))
+    return notes + [n for n in (turned_down_note(info), examples_note(info)) if n]
+
+
 def b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None

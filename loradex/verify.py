@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loradex.errors import SearchError
@@ -46,7 +46,7 @@ CHUNK = 64  # candidates screened per forward pass
 MAX_EXAMPLES = 16
 FITS_SHARE = 0.5  # nothing fits when no candidate reproduces at least this share of the examples
 STACK_BYTES = 512 * 2**20  # stacked factors kept installed-ready between searches, per family
-SMALL_BASE = 20_000_000  # parameters: a base this small runs on one torch thread (see search_by_example)
+SMALL_BASE = 20_000_000  # parameters: a base this small runs on one torch thread (see _running)
 
 _LOCK = threading.Lock()  # one search installs into the shared base model at a time
 _STACKS: dict[str, tuple[tuple[Any, ...], FusionHandle]] = {}  # family → (key, removed handle)
@@ -122,6 +122,22 @@ def decoded(model: Any, tok: Any, handle: FusionHandle, route: Sequence[int],
     return ok
 
 
+def _checker(tok: Any) -> Any:
+    """How a candidate's outputs are checked: one teacher-forced pass with a tokenizer that builds its own
+    prompts (``prompt``, ``encode``, ``eos_id``), else greedy decoding."""
+    return teacher_forced if all(hasattr(tok, a) for a in ("prompt", "encode", "eos_id")) else decoded
+
+
+@contextlib.contextmanager
+def _running(model: Any) -> Iterator[None]:
+    """Hold the base for one run: the install lock, and one torch thread for a small base (its products are too
+    small to split across cores: on a busy 2-core machine two threads made a search of the text zoo 8 times
+    slower than one, benchmarks/by_example.py)."""
+    small = sum(p.numel() for p in model.parameters()) < SMALL_BASE
+    with _LOCK, one_torch_thread() if small else contextlib.nullcontext():
+        yield
+
+
 def shares_among(svc: LocalService, rows: list[dict[str, Any]], examples: list[tuple[str, str]]) -> dict[int, float]:
     """Share of ``examples`` each of ``rows`` (adapters of one language-model family, e.g. the ones a
     composition loads) reproduces when run on the family's base: id → share. Installed side by side
@@ -134,10 +150,9 @@ def shares_among(svc: LocalService, rows: list[dict[str, Any]], examples: list[t
     family = str(rows[0]["family"])
     model, tok = load_base(family)
     check_inputs(family, tok, [x for x, _ in examples])
-    check = teacher_forced if all(hasattr(tok, a) for a in ("prompt", "encode", "eos_id")) else decoded
+    check = _checker(tok)
     runs = as_checked(examples)
-    small = sum(p.numel() for p in model.parameters()) < SMALL_BASE
-    with _LOCK, one_torch_thread() if small else contextlib.nullcontext():
+    with _running(model):
         with install(model, [svc.load(r["id"]) for r in rows], [f"c{i}" for i in range(len(rows))]) as handle:
             try:
                 ok = check(model, tok, handle, list(range(len(rows))), runs)
@@ -231,8 +246,7 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
     t0 = time.perf_counter()
     model, tok = load_base(family)
     check_inputs(family, tok, [x for x, _ in examples])
-    forced = all(hasattr(tok, a) for a in ("prompt", "encode", "eos_id"))
-    check = teacher_forced if forced else decoded
+    check = _checker(tok)
     runs = as_checked(examples)  # a one-letter example is checked on a run of its letter
     # the shortest example screens each chunk; the others run only on the candidates that pass it
     by_len = sorted(range(len(runs)), key=lambda j: (len(runs[j][0]) + len(runs[j][1]), j))
@@ -241,10 +255,7 @@ def search_by_example(svc: LocalService, prompt: str, examples: list[tuple[str, 
     perfect = 0
     # small enough: every candidate stacked once and kept; else each chunk installed on its own
     whole = _stack_bytes(rows) <= STACK_BYTES
-    # A small base's products are too small to split across cores: on a busy 2-core machine two
-    # threads made a search of the text zoo 8 times slower than one (benchmarks/by_example.py).
-    small = sum(p.numel() for p in model.parameters()) < SMALL_BASE
-    with _LOCK, one_torch_thread() if small else contextlib.nullcontext():
+    with _running(model):
         if not whole:
             _STACKS.pop(family, None)
         for start in range(0, len(rows), CHUNK):

@@ -139,7 +139,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    from loradex.composition import examples_note, turned_down_note
+    from loradex.composition import compose_notes
 
     svc = _service(args)
     with _bar(args, "compose") as bar:
@@ -172,11 +172,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
     if gate:
         print(f"gate values per layer over timesteps: {gate}")
     print(f"{res.strategy} over {len(res.adapters)} adapters of {res.family}, {res.seconds:.1f} s")
-    if res.info.get("calibrated"):  # the family's calibrated gate rescaled these adapters
-        print("calibrated for composing (per layer and channel): " + ", ".join(res.info["calibrated"]))
-    for note in (turned_down_note(res.info), examples_note(res.info)):
-        if note:
-            print(note)
+    for note in compose_notes(res.info):
+        print(note)
     auto = res.info.get("auto")
     if isinstance(auto, dict):  # auto ran the request's steps as a chain
         print("chained in the order the steps run: " + " → ".join(f"{s['step']!r} ({s['adapter']})" for s in auto["steps"])

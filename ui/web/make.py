@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from loradex.bases import get_base
-from loradex.composition import auto_strategy, examples_note, pick_adapters, strategies, turned_down_note
+from loradex.composition import auto_strategy, compose_notes, pick_adapters, strategies
 from loradex.errors import RegistryError
 from loradex.usage import export_formats
 from ui.cli_make import parse_options
@@ -197,11 +197,7 @@ class MakeUI:
             part = why.get(a["id"])  # the part of the prompt an auto pick was searched for
             text.append(f"- {a['id']} {a['name']}" + (f" · {main.strategy} weight {w:.3f}" if w is not None else "")
                         + (f" · for “{part}”" if part else ""))  # fmt: skip
-        if main.info.get("calibrated"):  # the family's calibrated gate rescaled these adapters
-            text.append("- calibrated for composing (per layer and channel): " + ", ".join(main.info["calibrated"]))
-        for note in (turned_down_note(main.info), examples_note(main.info)):
-            if note:
-                text.append(f"- {note}")
+        text += [f"- {note}" for note in compose_notes(main.info)]
         how = decided.get("auto")
         if isinstance(how, dict):  # auto ran a chain: which adapter each step of the request went to
             text.append("- chained, in the order the steps run: "
